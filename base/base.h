@@ -1,0 +1,526 @@
+/*
+ * base.h - the shared base of mxwarden: memory, buffers, logging, the clock,
+ * durations, IP addresses and prefixes, the event and decision structs, and
+ * the configuration.
+ *
+ * Where it sits: below everything. collector/, parsers/, aggregator/,
+ * emitters/, db/ and web/ include this header; base/ includes none of them.
+ * It must never know how a mail log looks: nothing here parses Postfix, Exim
+ * or Sendmail text.
+ *
+ * Conventions (see ../shared/STYLE.md):
+ *   - x*alloc() never return NULL: they print a message and exit(1).
+ *   - Other functions return 0 (or a length) on success and -1 on failure;
+ *     bad input never aborts.
+ *   - Text from logs is bytes: (pointer, length) spans that may hold NUL,
+ *     invalid UTF-8 or control characters. Escape at the sink.
+ */
+#ifndef MXWARDEN_BASE_H
+#define MXWARDEN_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MXW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MXW_MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define MXW_MAX(a, b)	 ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------------ memory */
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* ----------------------------------------------------------------- buffers */
+
+/*
+ * A growable byte buffer. Invariants: when data != NULL, data[len] == '\0'
+ * and len < cap; a zero-initialised struct buf (BUF_INIT) is a valid empty
+ * buffer. The buffer may hold NUL bytes before len. Growth dies on OOM.
+ */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+#define BUF_INIT           \
+	{                  \
+		NULL, 0, 0 \
+	}
+
+void buf_free(struct buf *b);		    /* releases the memory; b becomes empty */
+void buf_reset(struct buf *b);		    /* len = 0, keeps the memory */
+void buf_grow(struct buf *b, size_t extra); /* room for extra more bytes */
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_appends(struct buf *b, const char *s);
+void buf_appendc(struct buf *b, char c);
+/* printf-style append; never truncates (grows as needed) */
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Returns the C string (never NULL: "" for an empty buffer). */
+const char *buf_str(const struct buf *b);
+
+/*
+ * Append s[0..n) masked for a human-readable, single-line sink (our own
+ * log, a terminal): bytes outside printable ASCII become "\xHH", and
+ * backslash is doubled. The result can never break a line.
+ */
+void buf_append_printable(struct buf *b, const char *s, size_t n);
+
+/* A bounded copy with truncation report: copies s[0..n) into dst (size
+ * dstsz, always NUL-terminated). Returns 0 when all of it fit, -1 if cut. */
+int str_copy(char *dst, size_t dstsz, const char *s, size_t n);
+
+/* -------------------------------------------------------------------- log */
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+void log_set_level(enum log_level lvl);
+void log_set_syslog(bool on, const char *ident);
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A bad configuration or an unrecoverable environment problem: exit(1). */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* An internal bug: abort(). */
+#define BUG(...) bug_at(__FILE__, __LINE__, __VA_ARGS__)
+void bug_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+
+/* ------------------------------------------------------------------ clock */
+
+/*
+ * The wall clock, settable for tests. When MXWARDEN_NOW is set in the
+ * environment (RFC 3339 such as "2026-11-27T20:00:00Z", or "@<epoch
+ * seconds>"), the clock starts there at the first call and then advances
+ * with the monotonic clock; with MXWARDEN_NOW_FROZEN=1 it does not advance.
+ * An unparsable MXWARDEN_NOW is fatal (a test must not silently use today).
+ */
+int64_t clock_now_us(void);
+static inline int64_t clock_now(void)
+{
+	return clock_now_us() / 1000000;
+}
+/* Monotonic microseconds, for intervals (not settable). */
+int64_t clock_mono_us(void);
+/* Forget the cached start (tests that change MXWARDEN_NOW between cases). */
+void clock_reset(void);
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (no time zone). */
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+/*
+ * Parse RFC 3339 / ISO 8601 "YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM|-HH:MM]"
+ * into microseconds since the epoch. With no zone, the time is taken as UTC.
+ * Returns the number of bytes consumed, or -1.
+ */
+int time_parse_rfc3339(const char *s, size_t n, int64_t *us);
+/* Format as "YYYY-MM-DDTHH:MM:SSZ" (or with ".uuuuuu" when frac is true).
+ * Returns the length written (out must hold TIME_STRLEN bytes). */
+#define TIME_STRLEN 32
+size_t time_format_rfc3339(int64_t us, bool frac, char *out);
+
+/*
+ * Durations: "90s", "10m", "2h", "7d", "1w" or a plain number of seconds;
+ * several parts may follow each other ("1h30m"). Returns 0 and the value in
+ * seconds, or -1 on a bad or overflowing value.
+ */
+int duration_parse(const char *s, int64_t *secs);
+/* Shortest exact rendering ("2d", "1h30m", "0s"); out needs 32 bytes. */
+void duration_format(int64_t secs, char *out, size_t outsz);
+
+/* --------------------------------------------------- addresses, prefixes */
+
+enum { IPADDR_V4 = 4, IPADDR_V6 = 6 };
+#define IPADDR_STRLEN 46 /* INET6_ADDRSTRLEN */
+#define PREFIX_STRLEN 50
+
+/* An IPv4 or IPv6 address. IPv4 occupies a[0..3], the rest is zero, so that
+ * two equal addresses are equal byte for byte (usable as a hash key). */
+struct ipaddr {
+	uint8_t family; /* IPADDR_V4 or IPADDR_V6; 0 = none */
+	uint8_t a[16];
+};
+
+/*
+ * Strict parse of s[0..n): dotted quad with exactly four decimal parts, no
+ * leading zeros, each <= 255; or IPv6 text (RFC 4291), with an optional zone
+ * index ("%eth0") that is dropped. IPv4-mapped IPv6 (::ffff:a.b.c.d) folds to
+ * IPv4. Anything else (trailing bytes, brackets, spaces) is refused.
+ * Returns 0 or -1.
+ */
+int ipaddr_parse(struct ipaddr *out, const char *s, size_t n);
+/* Canonical text (RFC 5952 for IPv6). Returns the length; out needs
+ * IPADDR_STRLEN bytes. */
+size_t ipaddr_format(const struct ipaddr *ip, char *out);
+int ipaddr_cmp(const struct ipaddr *x, const struct ipaddr *y);
+static inline unsigned ipaddr_bits(const struct ipaddr *ip)
+{
+	return ip->family == IPADDR_V4 ? 32 : 128;
+}
+uint64_t ipaddr_hash(const struct ipaddr *ip);
+
+/* A network: address with host bits zero, and a length in bits. */
+struct prefix {
+	struct ipaddr addr;
+	uint8_t len;
+};
+
+/*
+ * Parse "addr/len" or a bare address (full length). With strict, host bits
+ * set below the length are an error; otherwise they are cleared.
+ * Returns 0, or -1 on bad text or length.
+ */
+int prefix_parse(struct prefix *out, const char *s, size_t n, bool strict);
+/* The prefix of length len containing ip (len is clamped to the family). */
+void prefix_from_addr(struct prefix *out, const struct ipaddr *ip, unsigned len);
+bool prefix_contains(const struct prefix *p, const struct ipaddr *ip);
+bool prefix_contains_prefix(const struct prefix *outer, const struct prefix *inner);
+bool prefix_overlaps(const struct prefix *x, const struct prefix *y);
+bool prefix_is_host(const struct prefix *p);
+int prefix_cmp(const struct prefix *x, const struct prefix *y);
+/* "203.0.113.0/24", "2001:db8::/64". Returns the length; out needs
+ * PREFIX_STRLEN bytes. */
+size_t prefix_format(const struct prefix *p, char *out);
+
+/* A list of prefixes with a linear containment test (lists are short:
+ * protected networks and allow lists). */
+struct prefix_list {
+	struct prefix *v;
+	size_t n, cap;
+};
+void prefix_list_add(struct prefix_list *l, const struct prefix *p);
+void prefix_list_free(struct prefix_list *l);
+bool prefix_list_contains(const struct prefix_list *l, const struct ipaddr *ip);
+/* True when any element overlaps p in either direction. */
+bool prefix_list_overlaps(const struct prefix_list *l, const struct prefix *p);
+
+/* The IP class of an address: its /v4_len or /v6_len network. */
+struct class_conf {
+	unsigned v4_len;       /* default 24 */
+	unsigned v6_len;       /* default 64 */
+	unsigned v4_widen_len; /* adaptive widening stops here, default 16 */
+	unsigned v6_widen_len; /* default 48 */
+};
+void ipaddr_class(const struct ipaddr *ip, const struct class_conf *cc, struct prefix *out);
+
+/* ------------------------------------------------------------------ event */
+
+/* A byte range inside the log line (or another buffer the caller owns). */
+struct span {
+	const char *p;
+	uint32_t n;
+};
+#define SPAN_NULL ((struct span){NULL, 0})
+static inline bool span_empty(struct span s)
+{
+	return s.n == 0;
+}
+
+enum mta { MTA_UNKNOWN, MTA_POSTFIX, MTA_EXIM, MTA_SENDMAIL, MTA_CUSTOM, MTA__COUNT };
+
+enum ev_kind {
+	EV_NONE,
+	EV_CONNECT,
+	EV_DISCONNECT,
+	EV_ACCEPT,
+	EV_REJECT,
+	EV_AUTH_FAILURE,
+	EV_PROTOCOL,
+	EV_LOST,
+	EV__COUNT
+};
+
+enum ev_stage {
+	ST_CONNECT,
+	ST_HELO,
+	ST_MAIL,
+	ST_RCPT,
+	ST_DATA,
+	ST_END_OF_DATA,
+	ST_AUTH,
+	ST_OTHER,
+	ST__COUNT
+};
+
+enum ev_category {
+	CAT_NONE, /* connect/disconnect/accept carry no category */
+	CAT_UNKNOWN_RECIPIENT,
+	CAT_RELAY_DENIED,
+	CAT_NO_RDNS,
+	CAT_UNKNOWN_SENDER_DOMAIN,
+	CAT_GREYLISTED,
+	CAT_RATE_LIMITED,
+	CAT_DNSBL,
+	CAT_HELO,
+	CAT_SENDER_POLICY,
+	CAT_RECIPIENT_POLICY,
+	CAT_CLIENT_POLICY,
+	CAT_SIZE,
+	CAT_PIPELINING,
+	CAT_PREGREET,
+	CAT_NON_SMTP,
+	CAT_TOO_MANY_ERRORS,
+	CAT_AUTH,
+	CAT_OTHER,
+	CAT__COUNT
+};
+
+/* The per-command statistics of a Postfix disconnect line
+ * ("ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/4"): ok/total per command. */
+struct cmd_stats {
+	uint16_t ehlo_ok, ehlo_total;
+	uint16_t mail_ok, mail_total;
+	uint16_t rcpt_ok, rcpt_total;
+	uint16_t data_ok, data_total;
+	uint16_t auth_ok, auth_total;
+	uint16_t cmds_ok, cmds_total;
+	bool present;
+};
+
+/*
+ * One normalized event: what one log line tells about one SMTP client.
+ * Text fields are spans into the raw line (or into parser-owned storage
+ * valid until the next parse call); an empty span means "not logged".
+ * An event is plain data: it owns nothing and is copied by value.
+ */
+struct event {
+	int64_t ts_us; /* UTC microseconds since the epoch */
+	enum mta mta;
+	enum ev_kind kind;
+	enum ev_stage stage;
+	enum ev_category cat;
+	bool has_ip;	     /* false for events that concern no client */
+	struct ipaddr ip;    /* the client, from the MTA's own client field only */
+	struct prefix cls;   /* the IP class of ip */
+	uint16_t port;	     /* client port, 0 when not logged */
+	int16_t code;	     /* SMTP reply code, -1 when none */
+	bool auth_ok;	     /* accept: the client authenticated successfully */
+	int32_t pid;	     /* -1 when none */
+	struct span host;    /* the syslog host (the MTA host or the forwarder) */
+	struct span program; /* "postfix/smtpd", "exim", "sm-mta" */
+	struct span queue_id;
+	struct span rdns; /* empty when the MTA logged "unknown" */
+	struct span helo;
+	struct span from;
+	struct span to;
+	struct span user;	/* SASL / AUTH user name */
+	struct span dsn;	/* "5.1.1" */
+	struct span text;	/* the reply or reason text */
+	struct span line;	/* the raw line */
+	struct cmd_stats stats; /* disconnect only */
+};
+
+const char *mta_name(enum mta m);
+const char *ev_kind_name(enum ev_kind k);
+const char *ev_stage_name(enum ev_stage s);
+const char *ev_category_name(enum ev_category c);
+/* Reverse lookups: return the enum value, or -1 for an unknown name. */
+int mta_from_name(const char *s);
+int ev_kind_from_name(const char *s);
+int ev_stage_from_name(const char *s);
+int ev_category_from_name(const char *s);
+
+/* --------------------------------------------------------------- decision */
+
+enum response { RESP_OBSERVE, RESP_DEFER, RESP_REJECT, RESP_DROP, RESP__COUNT };
+enum scope { SCOPE_IP, SCOPE_CLASS };
+
+const char *response_name(enum response r);
+int response_from_name(const char *s);
+const char *scope_name(enum scope s);
+
+/*
+ * A block decision: the only thing that crosses from the aggregator to the
+ * emitters. reason is one sentence that may quote log-derived text (HELO,
+ * addresses): every sink escapes or sanitizes it.
+ */
+struct decision {
+	int64_t id; /* database id, 0 when not stored yet */
+	struct prefix prefix;
+	enum scope scope;
+	enum response response;
+	char rule[32];
+	char reason[256];
+	double score;
+	int64_t since; /* UTC seconds */
+	int64_t until; /* UTC seconds; the block expires then */
+	bool manual;
+};
+
+/* ----------------------------------------------------------- configuration */
+
+/* A NULL-terminated word list, e.g. a reload command. */
+struct strv {
+	char **v;
+	size_t n;
+};
+void strv_add(struct strv *sv, const char *s);
+void strv_free(struct strv *sv);
+/*
+ * Split a command line into words: words separated by blanks, double quotes
+ * around a word that holds blanks, backslash escapes '"' and '\' inside
+ * quotes. Returns 0, or -1 with a message in err (unbalanced quote).
+ */
+int strv_split_command(struct strv *out, const char *s, char *err, size_t errsz);
+
+enum { FAMILY_V4 = 1, FAMILY_V6 = 2 };
+
+struct output_conf {
+	char *name;
+	char *
+	    format; /* ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json */
+	char *path;
+	unsigned families; /* FAMILY_V4 | FAMILY_V6 */
+	bool class_only;   /* scope = class */
+	enum response min_response;
+	struct strv reload;	/* empty: none */
+	int64_t reload_timeout; /* seconds */
+	char *set_name;		/* ipset/nft set or chain base name */
+	int defined_line;
+};
+
+struct parser_rule_conf {
+	char *name;
+	char *pattern;	/* PCRE2 with named groups */
+	char *program;	/* program-name filter, NULL = any */
+	char *literal;	/* must appear in the line, NULL = none */
+	char *category; /* ev_category name */
+	char *kind;	/* ev_kind name, default "reject" */
+	char *file;	/* config file and line, for messages */
+	int line;
+};
+
+/*
+ * Detection thresholds ([rules]). "count within window" pairs; a count of 0
+ * disables a rule. See aggregator/aggregator.h for what each one means.
+ */
+struct rules_conf {
+	bool retry_enabled;
+	int64_t retry_count;
+	int64_t retry_window;
+	bool harvest_enabled;
+	int64_t harvest_distinct;
+	int64_t harvest_window;
+	double harvest_ratio;
+	int64_t harvest_min_attempts;
+	bool backoff_enabled;
+	int64_t backoff_min_interval;
+	int64_t backoff_count;
+	int64_t backoff_window;
+	bool relay_enabled;
+	int64_t relay_count;
+	int64_t relay_window;
+	bool auth_enabled;
+	int64_t auth_count;
+	int64_t auth_users;
+	int64_t auth_window;
+	bool protocol_enabled;
+	int64_t protocol_count;
+	int64_t protocol_window;
+	double no_rdns_weight;
+	double no_mx_weight;
+	bool policy_enabled;
+	int64_t policy_count;
+	int64_t policy_window;
+	bool flood_enabled;
+	int64_t flood_ip_count;
+	int64_t flood_class_count;
+	int64_t flood_window;
+	bool class_enabled;
+	int64_t class_flagged_ips;
+	int64_t class_widen_classes;
+	double success_factor;
+	int64_t success_window;
+	int64_t block_base;
+	int64_t block_max;
+	double block_factor;
+	double block_jitter;
+	double score_defer;
+	double score_reject;
+	double score_drop;
+	int64_t max_tracked_ips;
+	int64_t idle_evict;
+	int64_t evidence_lines;
+	bool dry_run;
+};
+
+struct config {
+	char *source; /* the file read, NULL when none */
+	/* [storage] */
+	char *db_path;
+	int64_t retention_events;
+	int64_t retention_rollups;
+	int64_t retention_decisions;
+	/* [collector] */
+	struct strv follow;
+	char *format;		  /* auto, postfix, exim, sendmail */
+	char *timezone;		  /* NULL = the system's */
+	char *syslog_listen;	  /* NULL = off */
+	struct strv syslog_allow; /* peers allowed to send (CIDRs as text) */
+	int64_t syslog_max_conn;
+	int64_t syslog_max_msg;
+	int64_t batch_lines;
+	int64_t batch_ms;
+	int64_t poll_interval;
+	bool log_syslog;
+	/* [parser NAME] */
+	struct parser_rule_conf *parsers;
+	size_t n_parsers;
+	/* [classes] */
+	struct class_conf classes;
+	/* [rules] */
+	struct rules_conf rules;
+	/* [safety] */
+	struct prefix_list protected_networks;
+	bool protected_default; /* protected_networks not set: use the default list */
+	struct prefix_list allow;
+	struct strv allow_files;
+	unsigned v4_floor;
+	unsigned v6_floor;
+	int64_t max_entries;
+	/* [output NAME] */
+	struct output_conf *outputs;
+	size_t n_outputs;
+	/* [web] */
+	char *listen;
+	char *token_file;
+	char *assets_dir; /* NULL = the embedded assets */
+	char *lookup_url; /* NULL = http://<listen>/lookup/$ip */
+	int64_t web_max_conn;
+	int64_t web_per_ip_conn;
+	int64_t web_timeout;
+	int64_t web_threads;
+};
+
+/* A list of "FILE:LINE: message" strings. */
+struct errlist {
+	struct strv msgs;
+};
+void errlist_add(struct errlist *e, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void errlist_free(struct errlist *e);
+
+/* Fill c with every default (mxwarden runs with no file at all). */
+void config_defaults(struct config *c);
+/*
+ * Read the INI file at path over the defaults already in c. Every problem
+ * (syntax, unknown section or key, bad value, over-long line) is added to
+ * errs as "path:line: message" and reading continues, so that all mistakes
+ * are reported at once. Returns 0 when errs gained nothing, -1 otherwise.
+ */
+int config_load(struct config *c, const char *path, struct errlist *errs);
+/* Checks that need the whole file (e.g. an output without a path). */
+int config_validate(struct config *c, struct errlist *errs);
+void config_free(struct config *c);
+/* The default protected networks (loopback, RFC 1918, ...), without the
+ * host's own addresses, which config_protected_add_local() adds. */
+void config_protected_default(struct prefix_list *l);
+void config_protected_add_local(struct prefix_list *l);
+/* Render the effective configuration as INI text (mxwarden check-config -v). */
+void config_dump(const struct config *c, struct buf *out);
+
+#endif

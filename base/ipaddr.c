@@ -1,0 +1,357 @@
+/*
+ * ipaddr.c - strict IPv4/IPv6 address and prefix parsing, canonical
+ * formatting, containment, and the IP class of an address.
+ *
+ * Strictness matters: an address that a log line or a user typed is either
+ * exactly one canonical address or nothing. "01.2.3.4", "1.2.3",
+ * "999.1.1.1" and trailing bytes are refused; IPv4-mapped IPv6 folds to
+ * IPv4 so that one sender has one key.
+ */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+
+static int parse_v4(const char *s, size_t n, uint8_t out[4])
+{
+	size_t i = 0;
+	for (int part = 0; part < 4; part++) {
+		if (part > 0) {
+			if (i >= n || s[i] != '.')
+				return -1;
+			i++;
+		}
+		size_t start = i;
+		unsigned v = 0;
+		while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 4)
+			v = v * 10 + (unsigned)(s[i++] - '0');
+		size_t len = i - start;
+		if (len == 0 || len > 3 || v > 255 || (len > 1 && s[start] == '0'))
+			return -1;
+		out[part] = (uint8_t)v;
+	}
+	return i == n ? 0 : -1;
+}
+
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int ipaddr_parse(struct ipaddr *out, const char *s, size_t n)
+{
+	memset(out, 0, sizeof *out);
+	if (n == 0 || n > 64)
+		return -1;
+	if (memchr(s, ':', n) == NULL) {
+		if (parse_v4(s, n, out->a) < 0)
+			return -1;
+		out->family = IPADDR_V4;
+		return 0;
+	}
+	char tmp[65];
+	size_t k = n;
+	const char *pct = memchr(s, '%', n);
+	if (pct) {
+		k = (size_t)(pct - s);
+		/* a zone index is one or more name characters */
+		if (k + 1 == n)
+			return -1;
+		for (size_t j = k + 1; j < n; j++) {
+			unsigned char c = (unsigned char)s[j];
+			if (c <= 0x20 || c >= 0x7f || c == '%' || c == '[' || c == ']' || c == '/')
+				return -1;
+		}
+	}
+	for (size_t j = 0; j < k; j++) {
+		char c = s[j];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+		      c == ':' || c == '.'))
+			return -1;
+	}
+	/* glibc's inet_pton accepts leading zeros in an embedded IPv4 part's
+	 * siblings; check the dotted tail with our strict parser. */
+	const char *lastcolon = NULL;
+	for (size_t j = 0; j < k; j++)
+		if (s[j] == ':')
+			lastcolon = s + j;
+	if (lastcolon && memchr(lastcolon, '.', k - (size_t)(lastcolon - s))) {
+		uint8_t q[4];
+		if (parse_v4(lastcolon + 1, k - (size_t)(lastcolon + 1 - s), q) < 0)
+			return -1;
+	}
+	memcpy(tmp, s, k);
+	tmp[k] = '\0';
+	struct in6_addr a6;
+	if (inet_pton(AF_INET6, tmp, &a6) != 1)
+		return -1;
+	if (memcmp(a6.s6_addr, v4mapped, 12) == 0) {
+		out->family = IPADDR_V4;
+		memcpy(out->a, a6.s6_addr + 12, 4);
+	} else {
+		out->family = IPADDR_V6;
+		memcpy(out->a, a6.s6_addr, 16);
+	}
+	return 0;
+}
+
+/* RFC 5952 text for IPv6: lowercase, no leading zeros, the longest run of
+ * two or more zero groups (the first on a tie) as "::", and never the mixed
+ * dotted form (glibc prints ::a.b.c.d for the deprecated compatible range). */
+static size_t format_v6(const uint8_t a[16], char *out)
+{
+	unsigned g[8];
+	for (int i = 0; i < 8; i++)
+		g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+	int best = -1, bestlen = 0;
+	for (int i = 0; i < 8;) {
+		if (g[i]) {
+			i++;
+			continue;
+		}
+		int j = i;
+		while (j < 8 && !g[j])
+			j++;
+		if (j - i > bestlen && j - i >= 2) {
+			best = i;
+			bestlen = j - i;
+		}
+		i = j;
+	}
+	size_t n = 0;
+	for (int i = 0; i < 8; i++) {
+		if (i == best) {
+			out[n++] = ':';
+			if (i == 0)
+				out[n++] = ':';
+			i += bestlen - 1;
+			continue;
+		}
+		n += (size_t)snprintf(out + n, IPADDR_STRLEN - n, "%x%s", g[i], i < 7 ? ":" : "");
+	}
+	out[n] = '\0';
+	return n;
+}
+
+size_t ipaddr_format(const struct ipaddr *ip, char *out)
+{
+	if (ip->family == IPADDR_V4)
+		return (size_t)snprintf(out, IPADDR_STRLEN, "%u.%u.%u.%u", ip->a[0], ip->a[1], ip->a[2],
+					ip->a[3]);
+	if (ip->family == IPADDR_V6)
+		return format_v6(ip->a, out);
+	out[0] = '-';
+	out[1] = '\0';
+	return 1;
+}
+
+int ipaddr_cmp(const struct ipaddr *x, const struct ipaddr *y)
+{
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return memcmp(x->a, y->a, 16);
+}
+
+uint64_t ipaddr_hash(const struct ipaddr *ip)
+{
+	/* FNV-1a over family and bytes, then a final avalanche (splitmix64). */
+	uint64_t h = 1469598103934665603ULL ^ ip->family;
+	for (int i = 0; i < 16; i++) {
+		h ^= ip->a[i];
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static void mask_bits(uint8_t a[16], unsigned len, unsigned bits)
+{
+	for (unsigned i = 0; i < bits / 8; i++) {
+		unsigned lo = i * 8;
+		if (lo >= len)
+			a[i] = 0;
+		else if (lo + 8 > len)
+			a[i] &= (uint8_t)(0xff << (8 - (len - lo)));
+	}
+}
+
+void prefix_from_addr(struct prefix *out, const struct ipaddr *ip, unsigned len)
+{
+	unsigned bits = ipaddr_bits(ip);
+	if (len > bits)
+		len = bits;
+	out->addr = *ip;
+	out->len = (uint8_t)len;
+	mask_bits(out->addr.a, len, bits);
+}
+
+int prefix_parse(struct prefix *out, const char *s, size_t n, bool strict)
+{
+	memset(out, 0, sizeof *out);
+	const char *slash = memchr(s, '/', n);
+	struct ipaddr ip;
+	if (ipaddr_parse(&ip, s, slash ? (size_t)(slash - s) : n) < 0)
+		return -1;
+	unsigned bits = ipaddr_bits(&ip);
+	unsigned len = bits;
+	if (slash) {
+		const char *p = slash + 1, *end = s + n;
+		if (p == end || end - p > 3 || (*p == '0' && end - p > 1))
+			return -1;
+		len = 0;
+		for (; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			len = len * 10 + (unsigned)(*p - '0');
+		}
+		/* "::ffff:1.2.3.0/120" is the mapped form of 1.2.3.0/24 */
+		const char *colon = memchr(s, ':', (size_t)(slash - s));
+		if (ip.family == IPADDR_V4 && colon) {
+			if (len < 96)
+				return -1;
+			len -= 96;
+		}
+		if (len > bits)
+			return -1;
+	}
+	prefix_from_addr(out, &ip, len);
+	if (strict && memcmp(out->addr.a, ip.a, 16) != 0)
+		return -1;
+	return 0;
+}
+
+bool prefix_contains(const struct prefix *p, const struct ipaddr *ip)
+{
+	if (p->addr.family != ip->family)
+		return false;
+	struct prefix q;
+	prefix_from_addr(&q, ip, p->len);
+	return memcmp(q.addr.a, p->addr.a, 16) == 0;
+}
+
+bool prefix_contains_prefix(const struct prefix *outer, const struct prefix *inner)
+{
+	return inner->len >= outer->len && prefix_contains(outer, &inner->addr);
+}
+
+bool prefix_overlaps(const struct prefix *x, const struct prefix *y)
+{
+	return prefix_contains_prefix(x, y) || prefix_contains_prefix(y, x);
+}
+
+bool prefix_is_host(const struct prefix *p)
+{
+	return p->len == ipaddr_bits(&p->addr);
+}
+
+int prefix_cmp(const struct prefix *x, const struct prefix *y)
+{
+	int c = ipaddr_cmp(&x->addr, &y->addr);
+	if (c)
+		return c;
+	return x->len == y->len ? 0 : (x->len < y->len ? -1 : 1);
+}
+
+size_t prefix_format(const struct prefix *p, char *out)
+{
+	size_t n = ipaddr_format(&p->addr, out);
+	n += (size_t)snprintf(out + n, PREFIX_STRLEN - n, "/%u", p->len);
+	return n;
+}
+
+void prefix_list_add(struct prefix_list *l, const struct prefix *p)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n++] = *p;
+}
+
+void prefix_list_free(struct prefix_list *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+bool prefix_list_contains(const struct prefix_list *l, const struct ipaddr *ip)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (prefix_contains(&l->v[i], ip))
+			return true;
+	return false;
+}
+
+bool prefix_list_overlaps(const struct prefix_list *l, const struct prefix *p)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (prefix_overlaps(&l->v[i], p))
+			return true;
+	return false;
+}
+
+void ipaddr_class(const struct ipaddr *ip, const struct class_conf *cc, struct prefix *out)
+{
+	prefix_from_addr(out, ip, ip->family == IPADDR_V4 ? cc->v4_len : cc->v6_len);
+}
+
+void config_protected_default(struct prefix_list *l)
+{
+	static const char *const nets[] = {
+	    "0.0.0.0/8",      /* "this" network, unspecified */
+	    "10.0.0.0/8",     /* RFC 1918 */
+	    "100.64.0.0/10",  /* shared address space (CGNAT) */
+	    "127.0.0.0/8",    /* loopback */
+	    "169.254.0.0/16", /* link-local */
+	    "172.16.0.0/12",  /* RFC 1918 */
+	    "192.168.0.0/16", /* RFC 1918 */
+	    "224.0.0.0/4",    /* multicast */
+	    "240.0.0.0/4",    /* reserved, includes broadcast */
+	    "::/128",	      /* unspecified */
+	    "::1/128",	      /* loopback */
+	    "fc00::/7",	      /* unique local */
+	    "fe80::/10",      /* link-local */
+	    "ff00::/8",	      /* multicast */
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(nets); i++) {
+		struct prefix p;
+		if (prefix_parse(&p, nets[i], strlen(nets[i]), true) < 0)
+			BUG("bad built-in network %s", nets[i]);
+		prefix_list_add(l, &p);
+	}
+}
+
+void config_protected_add_local(struct prefix_list *l)
+{
+	struct ifaddrs *ifa, *i;
+	if (getifaddrs(&ifa) < 0) {
+		log_warn("cannot list the host's own addresses; they are not protected: %m");
+		return;
+	}
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr)
+			continue;
+		struct prefix p;
+		memset(&p, 0, sizeof p);
+		if (i->ifa_addr->sa_family == AF_INET) {
+			p.addr.family = IPADDR_V4;
+			memcpy(p.addr.a, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
+			p.len = 32;
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			p.addr.family = IPADDR_V6;
+			memcpy(p.addr.a, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
+			p.len = 128;
+		} else {
+			continue;
+		}
+		if (!prefix_list_contains(l, &p.addr))
+			prefix_list_add(l, &p);
+	}
+	freeifaddrs(ifa);
+}

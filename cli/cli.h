@@ -1,0 +1,34 @@
+/*
+ * cli.h - the mxwarden command line: one function per subcommand, each in
+ * its own cmd_*.c file, dispatched from main.c's table.
+ *
+ * Contract: a subcommand receives argv starting at its own name, parses its
+ * flags with getopt_long, and returns the process exit status: 0 success,
+ * 1 a runtime or configuration failure (reported on stderr), 2 a usage
+ * error (usage printed to stderr). It never calls exit() on the success path.
+ */
+#ifndef MXWARDEN_CLI_H
+#define MXWARDEN_CLI_H
+
+#include "base/base.h"
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *args;    /* usage synopsis after the name */
+	const char *summary; /* one line */
+};
+
+/* Print "usage: mxwarden NAME ARGS" for the subcommand to stderr; returns 2. */
+int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Load the configuration: defaults, then path when not NULL, then
+ * validation. Prints every error as FILE:LINE: message to stderr and
+ * returns -1 when there was any.
+ */
+int cli_load_config(struct config *c, const char *path);
+
+int cmd_check_config(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * cmd_check_config.c - `mxwarden check-config [-c FILE] [-v]`: read the
+ * file, report every mistake as FILE:LINE: message, exit 1 when there is
+ * any; with -v print the effective configuration.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_check_config(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	bool verbose = false;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'v': verbose = true; break;
+		case 'h': printf("usage: mxwarden check-config [-c FILE] [-v]\n"); return 0;
+		default: return cli_usage_error("check-config", NULL);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
+	struct config c;
+	int rc = cli_load_config(&c, path);
+	if (rc == 0) {
+		if (verbose) {
+			struct buf b = BUF_INIT;
+			config_dump(&c, &b);
+			fputs(buf_str(&b), stdout);
+			buf_free(&b);
+		}
+		fprintf(stderr, "%s: OK\n", path ? path : "(built-in defaults)");
+	}
+	config_free(&c);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,82 @@
+/*
+ * main.c - the entry point: global flags (--help, --version) and the
+ * subcommand table. Each subcommand lives in its own cmd_*.c file and is
+ * listed here by the issue that builds it.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct cli_cmd commands[] = {
+    {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
+};
+
+static void usage(FILE *fp)
+{
+	fprintf(fp, "usage: mxwarden [--help] [--version] COMMAND [ARGS]\n\n"
+		    "mxwarden follows MTA logs, finds senders that misbehave (per IP and per IP\n"
+		    "class) and writes blocklists for firewalls, MTAs and DNSBLs.\n\ncommands:\n");
+	for (size_t i = 0; i < MXW_ARRAY_LEN(commands); i++)
+		fprintf(fp, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	fprintf(fp, "\nEvery command takes -c FILE (an INI configuration); "
+		    "'mxwarden COMMAND --help' shows its flags.\n");
+}
+
+int cli_usage_error(const char *name, const char *fmt, ...)
+{
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		fprintf(stderr, "mxwarden %s: ", name);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	}
+	for (size_t i = 0; i < MXW_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			fprintf(stderr, "usage: mxwarden %s %s\n", name, commands[i].args);
+	return 2;
+}
+
+int cli_load_config(struct config *c, const char *path)
+{
+	struct errlist errs = {0};
+	config_defaults(c);
+	if (path)
+		config_load(c, path, &errs);
+	config_validate(c, &errs);
+	for (size_t i = 0; i < errs.msgs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs.v[i]);
+	int rc = errs.msgs.n ? -1 : 0;
+	errlist_free(&errs);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("mxwarden %s\n", MXWARDEN_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < MXW_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, argv[1]) == 0) {
+			optind = 1; /* getopt starts after the subcommand name */
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	if (argv[1][0] == '-')
+		fprintf(stderr, "mxwarden: unknown option '%s'\n", argv[1]);
+	else
+		fprintf(stderr, "mxwarden: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,198 @@
+/* test_config.c - the INI reader: values land in the struct, every mistake
+ * is reported with its line, nothing is silently cut or ignored. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+
+static char *write_tmp(const char *text)
+{
+	char *path = xstrdup("/tmp/mxw-config-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+static void test_defaults_valid(void **state)
+{
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	assert_int_equal(config_validate(&c, &e), 0);
+	assert_string_equal(c.listen, "127.0.0.1:8025");
+	assert_int_equal(c.classes.v4_len, 24);
+	assert_int_equal(c.classes.v6_len, 64);
+	assert_true(c.protected_networks.n > 10);
+	config_free(&c);
+	errlist_free(&e);
+}
+
+static void test_values(void **state)
+{
+	char *p = write_tmp("# comment\n"
+			    "; another\n"
+			    "[storage]\n"
+			    "db = /tmp/x.db\n"
+			    "retention_events = 2d\n"
+			    "[collector]\n"
+			    "follow = /var/log/mail.log, /var/log/exim4/mainlog\n"
+			    "follow = /var/log/other.log\n"
+			    "[classes]\n"
+			    "ipv4 = /22\n"
+			    "ipv6 = 56\n"
+			    "[rules]\n"
+			    "harvest_ratio = 0.5\n"
+			    "dry_run = yes\n"
+			    "[safety]\n"
+			    "protected_networks = none\n"
+			    "allow = 198.51.100.0/24, 2001:db8::1\n"
+			    "[output fw]\n"
+			    "format = ipset\n"
+			    "path = /tmp/out.ipset\n"
+			    "families = ipv4\n"
+			    "scope = class\n"
+			    "min_response = reject\n"
+			    "reload = /usr/sbin/ipset restore \"-file name\"\n"
+			    "[parser custom1]\n"
+			    "pattern = ^x (?<ip>\\S+) # not a comment ; nor this\n"
+			    "category = dnsbl\n"
+			    "[web]\n"
+			    "listen = [::1]:9000\n");
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	int rc = config_load(&c, p, &e);
+	for (size_t i = 0; i < e.msgs.n; i++)
+		print_message("%s\n", e.msgs.v[i]);
+	assert_int_equal(rc, 0);
+	assert_int_equal(config_validate(&c, &e), 0);
+	assert_string_equal(c.db_path, "/tmp/x.db");
+	assert_int_equal(c.retention_events, 2 * 86400);
+	assert_int_equal(c.follow.n, 3);
+	assert_string_equal(c.follow.v[1], "/var/log/exim4/mainlog");
+	assert_int_equal(c.classes.v4_len, 22);
+	assert_int_equal(c.classes.v6_len, 56);
+	assert_true(c.rules.harvest_ratio == 0.5);
+	assert_true(c.rules.dry_run);
+	assert_int_equal(c.protected_networks.n, 0);
+	assert_false(c.protected_default);
+	assert_int_equal(c.allow.n, 2);
+	assert_int_equal(c.n_outputs, 1);
+	assert_string_equal(c.outputs[0].format, "ipset");
+	assert_int_equal(c.outputs[0].families, FAMILY_V4);
+	assert_true(c.outputs[0].class_only);
+	assert_int_equal(c.outputs[0].min_response, RESP_REJECT);
+	assert_int_equal(c.outputs[0].reload.n, 3);
+	assert_string_equal(c.outputs[0].reload.v[2], "-file name");
+	assert_int_equal(c.n_parsers, 1);
+	assert_string_equal(c.parsers[0].pattern, "^x (?<ip>\\S+) # not a comment ; nor this");
+	assert_string_equal(c.listen, "[::1]:9000");
+	config_free(&c);
+	errlist_free(&e);
+	unlink(p);
+	free(p);
+}
+
+/* Each case: a file and the exact list of messages it must produce. */
+static void test_errors_table(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *want[4];
+	} cases[] = {
+	    {"[storage]\nretention_events = 3 days\n[rules]\nbogus = 1\n[nosuch]\nx = 1\n",
+	     {":2: retention_events: '3 days' is not a duration", ":4: unknown key 'bogus' in [rules]",
+	      ":5: unknown section [nosuch]", NULL}},
+	    {"key = 1\n[web\n[web]\nlisten = 1.2.3.4\n",
+	     {":1: key 'key' outside of any section", ":2: malformed section header",
+	      ":4: listen: '1.2.3.4' is not ADDR:PORT", NULL}},
+	    {"[rules]\nretry_count = 3\nretry_count = 4\nharvest_ratio = abc\n",
+	     {":3: 'retry_count' already set at line 2",
+	      ":4: harvest_ratio: 'abc' is not a non-negative number", NULL}},
+	    {"[output]\nformat = ipset\n[output a]\nformat = nosuch\n[output a]\n",
+	     {":1: [output] needs a name", ":5: [output a] already defined at line 3",
+	      ":3: [output a] unknown format 'nosuch'", ":3: [output a] has no path"}},
+	    {"[safety]\nprotected_networks = 10.0.0.0/8, 1.2.3.4/33\n[output x]\nformat=plain\npath=/tmp/p\n"
+	     "reload = bin/x\n",
+	     {":2: '1.2.3.4/33' is not an address or a CIDR prefix",
+	      ":6: reload: the command must be an absolute", NULL}},
+	    {"[parser p]\npattern = x\ncategory = nope\n",
+	     {":3: category: unknown category 'nope'", ":1: [parser p] has no category", NULL}},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		char *p = write_tmp(cases[i].text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		config_load(&c, p, &e);
+		config_validate(&c, &e);
+		size_t nwant = 0;
+		while (nwant < 4 && cases[i].want[nwant])
+			nwant++;
+		for (size_t j = 0; j < e.msgs.n; j++)
+			print_message("case %zu: %s\n", i, e.msgs.v[j]);
+		if (e.msgs.n != nwant)
+			fail_msg("case %zu: got %zu errors, want %zu", i, e.msgs.n, nwant);
+		for (size_t j = 0; j < nwant; j++) {
+			if (strncmp(e.msgs.v[j], p, strlen(p)) != 0 || !strstr(e.msgs.v[j], cases[i].want[j]))
+				fail_msg("case %zu error %zu: got '%s', want '%s%s...'", i, j, e.msgs.v[j], p,
+					 cases[i].want[j]);
+		}
+		config_free(&c);
+		errlist_free(&e);
+		unlink(p);
+		free(p);
+	}
+}
+
+static void test_long_line_refused(void **state)
+{
+	struct buf b = BUF_INIT;
+	buf_appends(&b, "[parser long]\npattern = ");
+	for (int i = 0; i < 9000; i++)
+		buf_appendc(&b, 'a');
+	buf_appends(&b, "\ncategory = dnsbl\n");
+	char *p = write_tmp(buf_str(&b));
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, p, &e), -1);
+	assert_int_equal(e.msgs.n, 1);
+	assert_non_null(strstr(e.msgs.v[0], ":2: line longer than"));
+	config_free(&c);
+	errlist_free(&e);
+	buf_free(&b);
+	unlink(p);
+	free(p);
+}
+
+static void test_missing_file(void **state)
+{
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, "/nonexistent/mxw.conf", &e), -1);
+	assert_non_null(strstr(e.msgs.v[0], "cannot open"));
+	config_free(&c);
+	errlist_free(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_errors_table),   cmocka_unit_test(test_long_line_refused),
+	    cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

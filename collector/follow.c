@@ -325,8 +325,9 @@ static void start_source(struct fsrc *s)
 			rotated_name(name, sizeof name, s->key, k, gz);
 			if (collector_identify(name, stored.fp_len, &id) < 0 || !pos_matches(&stored, &id))
 				continue;
-			log_info("%s: resuming in %s at offset %lld, then %d newer file(s)", s->key, name,
-				 (long long)stored.offset, k);
+			log_info("%s: resuming in %s at offset %lld, then %d newer rotated file(s) and the "
+				 "live file",
+				 s->key, name, (long long)stored.offset, k - 1);
 			strv_free(&s->queue);
 			s->qi = 0;
 			for (int j = k - 1; j >= 1; j--) {

@@ -33,7 +33,7 @@ enum parse_reason {
 	PARSE_R_NONE,		 /* parsed (or understood and irrelevant) */
 	PARSE_R_TOO_LONG,	 /* longer than PARSER_LINE_MAX */
 	PARSE_R_NUL_BYTE,	 /* holds a NUL byte */
-	PARSE_R_CR,		 /* holds a carriage return */
+	PARSE_R_CR,		 /* reserved: a CR inside a line is kept as a byte, a trailing CR dropped */
 	PARSE_R_BAD_UTF8,	 /* holds bytes that are not valid UTF-8 */
 	PARSE_R_BAD_ENVELOPE,	 /* no timestamp/host/program envelope recognised */
 	PARSE_R_BAD_ADDRESS,	 /* the client field holds no valid IP (999.1.1.1) */

@@ -11,6 +11,7 @@
 
 static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
+    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]", "what the database holds"},
 };
 
 static void usage(FILE *fp)

@@ -220,8 +220,8 @@ int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, cons
 /* Callback for decision listings: non-zero stops the listing. */
 typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct db_decision_info *info);
 /*
- * Every decision in force at now (since <= now < until, not ended), oldest
- * first. Returns 0, the callback's value, or -1.
+ * Every decision in force at now (now < until, not ended early), oldest
+ * first (by since, then id). Returns 0, the callback's value, or -1.
  */
 int db_decisions_active(struct db *db, int64_t now, db_decision_cb cb, void *arg);
 /*

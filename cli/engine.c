@@ -388,6 +388,30 @@ static void esrc_switch(struct engine *e, struct esrc *s, size_t index, const st
 	s->offset = ds.offset;
 }
 
+/* A followed file was opened (or switched to) and no line of it has come
+ * yet: register it now, so that a restart finds it even when it is rotated
+ * away before its first line is committed. */
+static void sync_sources(struct engine *e)
+{
+	size_t n = collector_source_count(e->coll);
+	for (size_t i = 0; i < n; i++) {
+		struct coll_pos pos;
+		collector_source_pos(e->coll, i, &pos);
+		if (!pos.dev && !pos.fp_len)
+			continue; /* nothing open yet */
+		struct esrc *s = esrc_get(e, (int)i);
+		if (s->db_id && same_file(&pos, &s->id))
+			continue;
+		if (batch_begin(e) < 0)
+			return;
+		esrc_switch(e, s, i, &pos);
+		if (s->db_id && pos.offset > s->offset) {
+			s->offset = pos.offset;
+			s->dirty = true;
+		}
+	}
+}
+
 /* The collector's sink. */
 static void on_line(void *ctx, const struct coll_line *ln)
 {
@@ -616,6 +640,7 @@ static void periodic(struct engine *e)
 	if (e->replay.path)
 		replay_tick(e);
 	collector_tick(e->coll);
+	sync_sources(e);
 	maybe_commit(e, false);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
@@ -717,6 +742,9 @@ int engine_run(const struct engine_opts *o)
 	ev.data.fd = collector_fd(e->coll);
 	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 
+	/* files that exist now are registered at once, before any line */
+	sync_sources(e);
+	batch_commit(e);
 	if (hook_web_start(e, o->listen) < 0)
 		goto out_allow;
 	log_info("running: database %s, %zu file(s) followed%s", e->db_path, collector_source_count(e->coll),

@@ -557,6 +557,8 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 	e->replay.fd = -1;
 	if (cli_load_config(&e->conf, o->config_path) < 0)
 		return -1;
+	if (e->conf.log_syslog)
+		log_set_syslog(true, "mxwarden");
 	e->db_path = xstrdup(o->db_path ? o->db_path : e->conf.db_path);
 	const char *fmt = o->format ? o->format : e->conf.format;
 	int m = fmt && strcmp(fmt, "auto") != 0 ? mta_from_name(fmt) : MTA_UNKNOWN;

@@ -8,6 +8,7 @@
  * It must never allocate per line, and never take a client address from
  * anything but the MTA-specific scanners (which read fixed positions).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +145,11 @@ static uint64_t hash_bytes(const char *s, size_t n)
 		h ^= (uint8_t)s[i];
 		h *= 1099511628211ULL;
 	}
+	/* FNV's low bits depend only on low bits: mix the high ones down,
+	 * since the tables are indexed by the low bits */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -169,21 +175,39 @@ const struct qmap_entry *qmap_get(struct parser *p, struct span qid)
 }
 
 /* Exim: a rejection seen in the mainlog and again in the rejectlog (two
- * sources) is reported once. Returns true when it is a repeat. */
+ * sources, one named *rejectlog*) is reported once. Returns true when it is
+ * the second copy. */
 bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char *msg, const char *end,
 		     int64_t ts_us);
 bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char *msg, const char *end,
 		     int64_t ts_us)
 {
-	uint64_t h = hash_bytes(msg, (size_t)(end - msg)) ^ (uint64_t)ts_us;
-	struct dedup_entry *e = &p->dedup[h & (DEDUP_SIZE - 1)];
-	if (e->hash == h && e->src != s && e->src != NULL && e->ts_us == ts_us) {
-		e->src = NULL; /* a third copy is a new rejection */
-		return true;
+	uint64_t h = hash_bytes(msg, (size_t)(end - msg)) ^ (uint64_t)ts_us * 0x9e3779b97f4a7c15ULL;
+	/* 4-way set associative; the oldest entry of the set is replaced */
+	struct dedup_entry *set = &p->dedup[(h & (DEDUP_SIZE / 4 - 1)) * 4], *victim = set;
+	p->dedup_seq++;
+	for (int i = 0; i < 4; i++) {
+		struct dedup_entry *e = &set[i];
+		if (e->hash == h && e->ts_us == ts_us && e->pending > 0) {
+			e->seq = p->dedup_seq;
+			if (e->src == s->id) {
+				e->pending++; /* the same line twice in one file: two rejections */
+				return false;
+			}
+			if (e->rejectlog != s->rejectlog) {
+				e->pending--; /* the other file's copy */
+				return true;
+			}
+		}
+		if (e->seq < victim->seq)
+			victim = e;
 	}
-	e->hash = h;
-	e->src = s;
-	e->ts_us = ts_us;
+	victim->hash = h;
+	victim->src = s->id;
+	victim->rejectlog = s->rejectlog;
+	victim->ts_us = ts_us;
+	victim->pending = 1;
+	victim->seq = p->dedup_seq;
 	return false;
 }
 
@@ -683,6 +707,8 @@ struct parser_source *parser_source_new(struct parser *p, const char *name, enum
 	s->p = p;
 	s->name = xstrdup(name ? name : "-");
 	s->hint = hint;
+	s->rejectlog = strstr(s->name, "rejectlog") != NULL;
+	s->id = ++p->next_source_id;
 	return s;
 }
 
@@ -730,7 +756,7 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	const char *end = line + len;
 	struct envelope e;
 	if (parse_envelope(p, s, line, end, &e) < 0) {
-		if (strstr(s->name, "rejectlog"))
+		if (s->rejectlog)
 			return 0; /* the header lines Exim writes after a rejection */
 		*reason = PARSE_R_BAD_ENVELOPE;
 		return -1;

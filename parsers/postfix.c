@@ -503,6 +503,8 @@ static int pf_cleanup(struct parser *p, const char *q, const char *end, struct e
 				w++;
 			ev->stage = stage_of_command(r, (size_t)(w - r));
 			pf_reject_tail(c + 2, end, ev);
+		} else {
+			ev->text = mkspan(r, end);
 		}
 	} else {
 		/* the text after the last "helo=<...>: " is the configured reply */

@@ -361,7 +361,7 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		q++;
 		int32_t pid = 0;
 		int nd = 0;
-		while (q < end && *q >= '0' && *q <= '9' && nd < 10) {
+		while (q < end && *q >= '0' && *q <= '9' && nd < 9) {
 			pid = pid * 10 + (*q - '0');
 			q++;
 			nd++;
@@ -537,7 +537,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 				const char *r = q + 1;
 				int32_t pid = 0;
 				int nd = 0;
-				while (r < end && *r >= '0' && *r <= '9' && nd < 10) {
+				while (r < end && *r >= '0' && *r <= '9' && nd < 9) {
 					pid = pid * 10 + (*r - '0');
 					r++;
 					nd++;

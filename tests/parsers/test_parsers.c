@@ -485,6 +485,11 @@ static const struct {
     {"Foo 10 10:00:13 mx1 postfix/smtpd[1]: connect from unknown[203.0.113.1]", -1, PARSE_R_BAD_ENVELOPE},
     {"Jan 32 10:00:13 mx1 postfix/smtpd[1]: connect from unknown[203.0.113.1]", -1, PARSE_R_BAD_ENVELOPE},
     {"", -1, PARSE_R_BAD_ENVELOPE},
+    /* fuzz findings: pids that overflow an int */
+    {"Jan 10 10:00:13 mx1 postfix/smtpd[45555555555]: connect from unknown[203.0.113.1]", -1,
+     PARSE_R_BAD_ENVELOPE},
+    {"2026-11-27 20:26:38 [4555555555] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)", 0,
+     PARSE_R_NONE},
     {"Jan 10 10:00:56 mx1 alice: postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.66]: 554 5.7.1 "
      "<x@example.org>: Relay access denied; from=<a@b> to=<c@d> proto=ESMTP helo=<x>",
      -1, PARSE_R_UNKNOWN_PROGRAM},

@@ -213,7 +213,9 @@ int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n)
 {
 	if (!p || n == 0)
 		return sqlite3_bind_null(st, i);
-	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_TRANSIENT);
+	/* STATIC: every caller steps the statement before p goes away, and
+	 * db_stmt() clears the bindings before the next use. */
+	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
 }
 
 /* mkdir -p of the directory part of path. */
@@ -335,7 +337,7 @@ struct db *db_open(const char *path, int flags, char *err, size_t errsz)
 							   : "PRAGMA synchronous = NORMAL");
 		if (rc == 0)
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-					 " PRAGMA cache_size = -32768");
+					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384");
 		if (rc == 0)
 			rc = migrate(db);
 	} else {

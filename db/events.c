@@ -242,16 +242,16 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		if (ev->pid >= 0)
 			sqlite3_bind_int(st, 5, ev->pid);
 		bind_sp(st, 6, ev->queue_id);
+		char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
+		uint8_t key[17];
 		if (ev->has_ip) {
-			char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
-			uint8_t key[17];
 			size_t n = ipaddr_format(&ev->ip, ip);
-			sqlite3_bind_text(st, 7, ip, (int)n, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 7, ip, (int)n, SQLITE_STATIC);
 			db_ip_key(&ev->ip, key);
-			sqlite3_bind_blob(st, 8, key, sizeof(key), SQLITE_TRANSIENT);
+			sqlite3_bind_blob(st, 8, key, sizeof(key), SQLITE_STATIC);
 			if (ev->cls.addr.family) {
 				n = prefix_format(&ev->cls, cls);
-				sqlite3_bind_text(st, 9, cls, (int)n, SQLITE_TRANSIENT);
+				sqlite3_bind_text(st, 9, cls, (int)n, SQLITE_STATIC);
 			}
 		}
 		if (ev->port)
@@ -269,7 +269,7 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		sqlite3_bind_text(st, 20, ev_category_name(ev->cat), -1, SQLITE_STATIC);
 		bind_sp(st, 21, ev->text);
 		/* The raw line as a BLOB: bytes exactly, an empty line is "" not NULL. */
-		sqlite3_bind_blob(st, 22, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 22, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
 		if (source_id > 0)
 			sqlite3_bind_int64(st, 23, source_id);
 		if (db_step_done(db, st, "insert event") < 0)

@@ -368,6 +368,8 @@ void db_close(struct db *db)
 		sqlite3_finalize(db->st[i]);
 	for (size_t i = 0; i < db->nq; i++)
 		sqlite3_finalize(db->qst[i]);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(db->multi); i++)
+		sqlite3_finalize(db->multi[i]);
 	if (db->h)
 		sqlite3_close_v2(db->h);
 	agg_free(&db->agg);

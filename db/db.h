@@ -104,12 +104,13 @@ const char *code_class_name(enum code_class c);
 
 /*
  * Record one event in the open batch (RW, inside db_begin()). Every event
- * counts in the rollups (minute and hour, by kind x category x code class),
- * in the per-IP and per-class hourly counts when it has an IP, and in the
- * lifetime counters by kind and category. Events that can become evidence
- * (EV_REJECT, EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of
- * their own with every field and the raw line as a BLOB; connects,
- * disconnects and accepts do not (they are counted only).
+ * counts in the rollups (minute and hour, by kind x category x code class)
+ * and in the lifetime counters by kind and category; connects and evidence
+ * kinds with an IP also count in the per-IP and per-class hourly counts
+ * (db_top_json). Events that can become evidence (EV_REJECT,
+ * EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of their own with
+ * every field and the raw line as a BLOB; connects, disconnects and accepts
+ * do not (they are counted only).
  * source_id is the db_source the line came from, 0 when none.
  * Returns the new row id (> 0), 0 for a counted-only event, -1 on error.
  * The spans in ev are read during the call only.
@@ -283,7 +284,9 @@ json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int6
 /*
  * The top senders over [from, to) by scope (SCOPE_IP or SCOPE_CLASS),
  * counting events of kind `kind` (-1: reject, auth_failure, protocol and
- * lost together) and category `category` (-1: any), hourly granularity.
+ * lost together; EV_CONNECT for connection counts; other kinds are not
+ * counted per IP and give no items) and category `category` (-1: any),
+ * hourly granularity (from is rounded down to the hour).
  * {"by": "ip"|"class", "from", "to", "items": [{"prefix", "count",
  * "categories": {name: N}}]} ordered by count, then prefix.
  */

@@ -76,6 +76,9 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
 void agg_clear(struct agg *a);
 void agg_free(struct agg *a);
 
+/* Rows per multi-row upsert when a batch's counts are flushed. */
+#define FLUSH_ROWS 64
+
 struct db {
 	sqlite3 *h;
 	bool rw;
@@ -89,6 +92,10 @@ struct db {
 	sqlite3_stmt *qst[48];
 	size_t nq;
 	struct agg agg;
+	/* Multi-row upserts of the flush (events.c), one per destination table,
+	 * and room for the prefix texts of one statement's rows. */
+	sqlite3_stmt *multi[4];
+	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
 };
 
 /* The cached statement for a static SQL string, reset and unbound; NULL

@@ -105,59 +105,139 @@ void agg_free(struct agg *a)
 	a->cap = a->used = 0;
 }
 
-static int flush_slot(struct db *db, const struct agg_slot *s)
+/*
+ * Flushing: rows go out FLUSH_ROWS at a time through one multi-row upsert
+ * per destination table (a statement per row costs more than the row), the
+ * remainder one by one.
+ */
+enum flush_dest { FD_MINUTE, FD_HOUR, FD_TOP, FD_COUNTER, FD__COUNT };
+
+static const struct {
+	const char *head;
+	int ncols;
+	enum stmt_id single;
+} dests[FD__COUNT] = {
+    [FD_MINUTE] = {"INSERT INTO rollup_minute(t, kind, category, code_class, n) VALUES", 5,
+		   Q_ROLLUP_MINUTE_ADD},
+    [FD_HOUR] = {"INSERT INTO rollup_hour(t, kind, category, code_class, n) VALUES", 5, Q_ROLLUP_HOUR_ADD},
+    [FD_TOP] = {"INSERT INTO top_hour(t, scope, prefix, kind, category, n) VALUES", 6, Q_TOP_HOUR_ADD},
+    [FD_COUNTER] = {"INSERT INTO counters(name, key, n) VALUES", 3, Q_COUNTER_ADD},
+};
+
+static enum flush_dest dest_of(uint8_t table)
+{
+	switch ((enum agg_table)table) {
+	case AGG_MINUTE: return FD_MINUTE;
+	case AGG_HOUR: return FD_HOUR;
+	case AGG_TOP: return FD_TOP;
+	case AGG_KIND:
+	case AGG_CAT: return FD_COUNTER;
+	}
+	return FD__COUNT;
+}
+
+static sqlite3_stmt *multi_stmt(struct db *db, enum flush_dest d)
+{
+	if (db->multi[d]) {
+		sqlite3_reset(db->multi[d]);
+		sqlite3_clear_bindings(db->multi[d]);
+		return db->multi[d];
+	}
+	struct buf b = BUF_INIT;
+	buf_appends(&b, dests[d].head);
+	for (int r = 0; r < FLUSH_ROWS; r++) {
+		buf_appends(&b, r ? ",(" : "(");
+		for (int c = 0; c < dests[d].ncols; c++)
+			buf_appends(&b, c ? ",?" : "?");
+		buf_appendc(&b, ')');
+	}
+	buf_appends(&b, " ON CONFLICT DO UPDATE SET n = n + excluded.n");
+	int rc = sqlite3_prepare_v3(db->h, buf_str(&b), (int)b.len, SQLITE_PREPARE_PERSISTENT, &db->multi[d],
+				    NULL);
+	buf_free(&b);
+	if (rc != SQLITE_OK) {
+		db_fail_sql(db, "prepare flush");
+		return NULL;
+	}
+	return db->multi[d];
+}
+
+/* Bind slot s as row r (0-based) of st, whose rows have ncols columns.
+ * text is room for the row's prefix text (bound STATIC: it must live until
+ * the statement has run). */
+static void bind_row(sqlite3_stmt *st, int r, const struct agg_slot *s, char text[PREFIX_STRLEN])
 {
 	const struct agg_key *k = &s->key;
 	const char *kind = ev_kind_name((enum ev_kind)k->kind);
 	const char *cat = ev_category_name((enum ev_category)k->cat);
-	sqlite3_stmt *st;
-	switch ((enum agg_table)k->table) {
-	case AGG_MINUTE:
-	case AGG_HOUR:
-		st = db_stmt(db, k->table == AGG_MINUTE ? Q_ROLLUP_MINUTE_ADD : Q_ROLLUP_HOUR_ADD);
-		if (!st)
-			return -1;
-		sqlite3_bind_int64(st, 1, k->t);
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, cat, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, code_class_name((enum code_class)k->cc), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, s->n);
-		return db_step_done(db, st, "rollup");
-	case AGG_TOP: {
-		st = db_stmt(db, Q_TOP_HOUR_ADD);
-		if (!st)
-			return -1;
+	enum flush_dest d = dest_of(k->table);
+	int i = r * dests[d].ncols + 1;
+	switch (d) {
+	case FD_MINUTE:
+	case FD_HOUR:
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, code_class_name((enum code_class)k->cc), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 4, s->n);
+		break;
+	case FD_TOP: {
 		struct prefix p = {.len = k->plen};
 		p.addr.family = k->fam;
 		memcpy(p.addr.a, k->addr, 16);
-		char text[PREFIX_STRLEN];
 		size_t n = k->scope == SCOPE_IP ? ipaddr_format(&p.addr, text) : prefix_format(&p, text);
-		sqlite3_bind_int64(st, 1, k->t);
-		sqlite3_bind_text(st, 2, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, text, (int)n, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, cat, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, s->n);
-		return db_step_done(db, st, "top");
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, text, (int)n, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 4, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 5, s->n);
+		break;
 	}
-	case AGG_KIND:
-	case AGG_CAT:
-		st = db_stmt(db, Q_COUNTER_ADD);
-		if (!st)
-			return -1;
-		sqlite3_bind_text(st, 1, k->table == AGG_KIND ? "kind" : "category", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, k->table == AGG_KIND ? kind : cat, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, s->n);
-		return db_step_done(db, st, "counter");
+	case FD_COUNTER:
+		sqlite3_bind_text(st, i, k->table == AGG_KIND ? "kind" : "category", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 1, k->table == AGG_KIND ? kind : cat, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 2, s->n);
+		break;
+	case FD__COUNT: break;
 	}
-	return db_fail(db, "bad accumulator key");
 }
 
 int db_agg_flush(struct db *db)
 {
-	for (size_t i = 0; i < db->agg.cap; i++)
-		if (db->agg.slots[i].used && flush_slot(db, &db->agg.slots[i]) < 0)
-			return -1;
+	char(*txt)[PREFIX_STRLEN] = db->flush_text;
+	for (int d = 0; d < FD__COUNT; d++) {
+		size_t pending = 0;
+		const struct agg_slot *rows[FLUSH_ROWS];
+		for (size_t i = 0; i <= db->agg.cap; i++) {
+			bool end = i == db->agg.cap;
+			if (!end) {
+				const struct agg_slot *s = &db->agg.slots[i];
+				if (!s->used || dest_of(s->key.table) != (enum flush_dest)d)
+					continue;
+				rows[pending++] = s;
+			}
+			if (pending == FLUSH_ROWS) {
+				sqlite3_stmt *st = multi_stmt(db, (enum flush_dest)d);
+				if (!st)
+					return -1;
+				for (size_t r = 0; r < pending; r++)
+					bind_row(st, (int)r, rows[r], txt[r]);
+				if (db_step_done(db, st, "flush") < 0)
+					return -1;
+				pending = 0;
+			} else if (end) {
+				for (size_t r = 0; r < pending; r++) {
+					sqlite3_stmt *st = db_stmt(db, dests[d].single);
+					if (!st)
+						return -1;
+					bind_row(st, 0, rows[r], txt[0]);
+					if (db_step_done(db, st, "flush") < 0)
+						return -1;
+				}
+			}
+		}
+	}
 	return 0;
 }
 
@@ -188,7 +268,7 @@ static void count_event(struct db *db, const struct event *ev)
 	k.table = AGG_HOUR;
 	k.t = floor_div(secs, 3600) * 3600;
 	agg_add(&db->agg, &k, 1);
-	if (ev->has_ip) {
+	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
 		k.table = AGG_TOP;
 		k.cc = 0;
 		k.scope = SCOPE_IP;

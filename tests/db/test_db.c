@@ -733,6 +733,11 @@ static void test_rollup_queries(void **state)
 	}
 	struct event old = mk(NOW - 86400 + 30, EV_REJECT, CAT_RATE_LIMITED, "2001:db8::5", 421, "o", 1);
 	assert_true(db_event_insert(f->db, &old, 0) > 0);
+	for (int i = 0; i < 3; i++) {
+		struct event c =
+		    mk(NOW - 2 * 86400 - 100 * i, EV_CONNECT, CAT_NONE, "2001:db8::77", -1, "c", 1);
+		assert_int_equal(db_event_insert(f->db, &c, 0), 0);
+	}
 	struct db_source s = {.kind = DB_SRC_FOLLOW, .dev = 1, .ino = 2, .fp_hash = 3, .fp_len = 4};
 	snprintf(s.path, sizeof(s.path), "/var/log/mail.log");
 	assert_int_equal(db_source_get_or_create(f->db, &s, NOW - 120), 1);
@@ -802,11 +807,16 @@ static void test_rollup_queries(void **state)
 			    "192.0.2.0/24");
 	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), want_rejects + 120);
 	json_decref(o);
+	/* accepts are not counted per IP; connects are */
 	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW, EV_ACCEPT, -1, 10);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3 * 86400, NOW, EV_CONNECT, -1, 10);
 	items = json_object_get(o, "items");
 	assert_int_equal(json_array_size(items), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
-			    "198.51.100.9");
+			    "2001:db8::77");
+	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), 3);
 	json_decref(o);
 	o = db_top_json(f->db, SCOPE_CLASS, NOW - 2 * 86400, NOW, -1, CAT_RATE_LIMITED, 10);
 	items = json_object_get(o, "items");
@@ -845,6 +855,63 @@ static void test_rollup_queries(void **state)
 	unsetenv("MXWARDEN_NOW");
 	unsetenv("MXWARDEN_NOW_FROZEN");
 	clock_reset();
+}
+
+/* Enough distinct keys that the flush goes through its multi-row upserts
+ * (and their remainders), over two batches that add to the same rows. */
+static void test_flush_many_keys(void **state)
+{
+	struct fixture *f = *state;
+	for (int batch = 0; batch < 2; batch++) {
+		assert_int_equal(db_begin(f->db), 0);
+		for (int ip = 0; ip < 300; ip++) {
+			char text[32];
+			snprintf(text, sizeof(text), "10.%d.%d.%d", ip % 3, ip / 100, ip % 100);
+			for (int k = 0; k <= ip % 7; k++) {
+				/* minutes spread over 5 hours: 300 minute keys */
+				struct event r = mk(NOW - 18000 + ip * 60 + k, EV_REJECT,
+						    (enum ev_category)(1 + k % 5), text, 550, "r", 1);
+				assert_true(db_event_insert(f->db, &r, 0) > 0);
+			}
+		}
+		assert_int_equal(db_commit(f->db), 0);
+	}
+	json_t *o = db_top_json(f->db, SCOPE_IP, NOW - 86400, NOW, -1, -1, 1000);
+	json_t *items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 300);
+	size_t i;
+	json_t *it;
+	int64_t sum = 0;
+	json_array_foreach(items, i, it)
+	{
+		const char *p = json_string_value(json_object_get(it, "prefix"));
+		int a, b, c;
+		assert_int_equal(sscanf(p, "10.%d.%d.%d", &a, &b, &c), 3);
+		int ip = b * 100 + c;
+		int64_t want = 2 * (ip % 7 + 1);
+		if (jint(it, "count", NULL) != want)
+			fail_msg("%s: got %lld, want %lld", p, (long long)jint(it, "count", NULL),
+				 (long long)want);
+		int64_t cats = 0;
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(it, "categories"), k, v) cats += json_integer_value(v);
+		assert_int_equal(cats, want);
+		sum += want;
+	}
+	json_decref(o);
+	o = db_timeseries_json(f->db, "kinds", NOW - 18000, NOW, 60);
+	json_t *rej = json_object_get(json_object_get(o, "series"), "reject");
+	assert_int_equal(json_array_size(rej), 300);
+	for (size_t m = 0; m < 300; m++)
+		if (json_integer_value(json_array_get(rej, m)) != (int64_t)(2 * (m % 7 + 1)))
+			fail_msg("minute %zu: got %lld, want %d", m,
+				 (long long)json_integer_value(json_array_get(rej, m)),
+				 (int)(2 * (m % 7 + 1)));
+	json_decref(o);
+	o = db_stats_json(f->db, NOW);
+	assert_int_equal(jint(o, "events", "reject"), sum);
+	json_decref(o);
 }
 
 static void test_retention(void **state)
@@ -963,6 +1030,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollup_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_many_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
 	};

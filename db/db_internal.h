@@ -70,6 +70,7 @@ struct agg {
 	struct agg_slot *slots;
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
+	uint32_t *order; /* indexes of the used slots, in insertion order */
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);

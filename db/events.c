@@ -53,16 +53,19 @@ static void agg_grow(struct agg *a)
 {
 	size_t ncap = a->cap ? a->cap * 2 : 1024;
 	struct agg_slot *ns = xcalloc(ncap, sizeof(*ns));
-	for (size_t i = 0; i < a->cap; i++) {
-		if (!a->slots[i].used)
-			continue;
-		size_t j = key_hash(&a->slots[i].key) & (ncap - 1);
+	uint32_t *norder = xmalloc(ncap * sizeof(*norder));
+	for (size_t i = 0; i < a->used; i++) {
+		const struct agg_slot *s = &a->slots[a->order[i]];
+		size_t j = key_hash(&s->key) & (ncap - 1);
 		while (ns[j].used)
 			j = (j + 1) & (ncap - 1);
-		ns[j] = a->slots[i];
+		ns[j] = *s;
+		norder[i] = (uint32_t)j;
 	}
 	free(a->slots);
+	free(a->order);
 	a->slots = ns;
+	a->order = norder;
 	a->cap = ncap;
 }
 
@@ -82,26 +85,29 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 	a->slots[j].used = true;
 	a->slots[j].key = *k;
 	a->slots[j].n = n;
-	a->used++;
+	a->order[a->used++] = (uint32_t)j;
 }
 
 void agg_clear(struct agg *a)
 {
 	if (a->used == 0)
 		return;
-	/* A huge batch leaves a huge table: shrink back instead of clearing it. */
+	/* A huge batch leaves a huge table: shrink back instead of keeping it. */
 	if (a->cap > 65536) {
 		agg_free(a);
 		return;
 	}
-	memset(a->slots, 0, a->cap * sizeof(*a->slots));
+	for (size_t i = 0; i < a->used; i++)
+		a->slots[a->order[i]].used = false;
 	a->used = 0;
 }
 
 void agg_free(struct agg *a)
 {
 	free(a->slots);
+	free(a->order);
 	a->slots = NULL;
+	a->order = NULL;
 	a->cap = a->used = 0;
 }
 
@@ -203,41 +209,73 @@ static void bind_row(sqlite3_stmt *st, int r, const struct agg_slot *s, char tex
 	}
 }
 
-int db_agg_flush(struct db *db)
+/* Send rows[0..n) of destination d: n == FLUSH_ROWS through the multi-row
+ * statement, fewer one by one. */
+static int flush_rows(struct db *db, enum flush_dest d, const struct agg_slot *const *rows, size_t n)
 {
 	char(*txt)[PREFIX_STRLEN] = db->flush_text;
-	for (int d = 0; d < FD__COUNT; d++) {
-		size_t pending = 0;
-		const struct agg_slot *rows[FLUSH_ROWS];
-		for (size_t i = 0; i <= db->agg.cap; i++) {
-			bool end = i == db->agg.cap;
-			if (!end) {
-				const struct agg_slot *s = &db->agg.slots[i];
-				if (!s->used || dest_of(s->key.table) != (enum flush_dest)d)
-					continue;
-				rows[pending++] = s;
-			}
-			if (pending == FLUSH_ROWS) {
-				sqlite3_stmt *st = multi_stmt(db, (enum flush_dest)d);
-				if (!st)
-					return -1;
-				for (size_t r = 0; r < pending; r++)
-					bind_row(st, (int)r, rows[r], txt[r]);
-				if (db_step_done(db, st, "flush") < 0)
-					return -1;
-				pending = 0;
-			} else if (end) {
-				for (size_t r = 0; r < pending; r++) {
-					sqlite3_stmt *st = db_stmt(db, dests[d].single);
-					if (!st)
-						return -1;
-					bind_row(st, 0, rows[r], txt[0]);
-					if (db_step_done(db, st, "flush") < 0)
-						return -1;
-				}
-			}
+	if (n == FLUSH_ROWS) {
+		sqlite3_stmt *st = multi_stmt(db, d);
+		if (!st)
+			return -1;
+		for (size_t r = 0; r < n; r++)
+			bind_row(st, (int)r, rows[r], txt[r]);
+		return db_step_done(db, st, "flush");
+	}
+	for (size_t r = 0; r < n; r++) {
+		sqlite3_stmt *st = db_stmt(db, dests[d].single);
+		if (!st)
+			return -1;
+		bind_row(st, 0, rows[r], txt[0]);
+		if (db_step_done(db, st, "flush") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int db_agg_flush(struct db *db)
+{
+	struct agg *a = &db->agg;
+	/* The hourly rollups and the lifetime counters are sums of the minute
+	 * rollups: derive them here, once per key, not once per event. */
+	size_t n0 = a->used;
+	for (size_t i = 0; i < n0; i++) {
+		struct agg_key k = a->slots[a->order[i]].key;
+		int64_t n = a->slots[a->order[i]].n;
+		if (k.table != AGG_MINUTE)
+			continue;
+		k.table = AGG_HOUR;
+		k.t -= ((k.t % 3600) + 3600) % 3600;
+		agg_add(a, &k, n);
+		struct agg_key c;
+		memset(&c, 0, sizeof(c));
+		c.table = AGG_KIND;
+		c.kind = k.kind;
+		agg_add(a, &c, n);
+		if (k.cat != CAT_NONE) {
+			memset(&c, 0, sizeof(c));
+			c.table = AGG_CAT;
+			c.cat = k.cat;
+			agg_add(a, &c, n);
 		}
 	}
+	const struct agg_slot *rows[FD__COUNT][FLUSH_ROWS];
+	size_t pending[FD__COUNT] = {0};
+	for (size_t i = 0; i < a->used; i++) {
+		const struct agg_slot *s = &a->slots[a->order[i]];
+		enum flush_dest d = dest_of(s->key.table);
+		if (d == FD__COUNT)
+			return db_fail(db, "bad accumulator key");
+		rows[d][pending[d]++] = s;
+		if (pending[d] == FLUSH_ROWS) {
+			if (flush_rows(db, d, rows[d], FLUSH_ROWS) < 0)
+				return -1;
+			pending[d] = 0;
+		}
+	}
+	for (int d = 0; d < FD__COUNT; d++)
+		if (flush_rows(db, (enum flush_dest)d, rows[d], pending[d]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -264,12 +302,10 @@ static void count_event(struct db *db, const struct event *ev)
 	k.cc = (uint8_t)code_class_of(ev->code);
 	k.table = AGG_MINUTE;
 	k.t = floor_div(secs, 60) * 60;
-	agg_add(&db->agg, &k, 1);
-	k.table = AGG_HOUR;
-	k.t = floor_div(secs, 3600) * 3600;
-	agg_add(&db->agg, &k, 1);
+	agg_add(&db->agg, &k, 1); /* hours and counters are derived at flush */
 	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
 		k.table = AGG_TOP;
+		k.t = floor_div(secs, 3600) * 3600;
 		k.cc = 0;
 		k.scope = SCOPE_IP;
 		k.fam = ev->ip.family;
@@ -283,16 +319,6 @@ static void count_event(struct db *db, const struct event *ev)
 			memcpy(k.addr, ev->cls.addr.a, 16);
 			agg_add(&db->agg, &k, 1);
 		}
-	}
-	memset(&k, 0, sizeof(k));
-	k.table = AGG_KIND;
-	k.kind = (uint8_t)ev->kind;
-	agg_add(&db->agg, &k, 1);
-	if (ev->cat != CAT_NONE) {
-		memset(&k, 0, sizeof(k));
-		k.table = AGG_CAT;
-		k.cat = (uint8_t)ev->cat;
-		agg_add(&db->agg, &k, 1);
 	}
 }
 

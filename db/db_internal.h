@@ -16,6 +16,7 @@ enum stmt_id {
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
+	Q_EVENT_MAX_ID,
 	Q_EVENT_INSERT,
 	Q_ROLLUP_MINUTE_ADD,
 	Q_ROLLUP_HOUR_ADD,
@@ -77,6 +78,9 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
 void agg_clear(struct agg *a);
 void agg_free(struct agg *a);
 
+/* Event ids: (second of log time) << EVENT_ID_BITS | number in that second. */
+#define EVENT_ID_BITS 20
+
 /* Rows per multi-row upsert when a batch's counts are flushed. */
 #define FLUSH_ROWS 64
 
@@ -93,6 +97,8 @@ struct db {
 	sqlite3_stmt *qst[48];
 	size_t nq;
 	struct agg agg;
+	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
+	int64_t last_event_id;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
 	sqlite3_stmt *multi[4];
@@ -102,6 +108,10 @@ struct db {
 /* The cached statement for a static SQL string, reset and unbound; NULL
  * (error set) when it does not prepare. */
 sqlite3_stmt *db_stmt_sql(struct db *db, const char *sql);
+
+/* db_open() that migrates a RW database only up to version target (for the
+ * migration tests). */
+struct db *db_open_version(const char *path, int flags, int target, char *err, size_t errsz);
 
 /* The statement id, reset and with its bindings cleared; NULL (and the
  * error set) when it does not prepare. */

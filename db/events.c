@@ -327,6 +327,41 @@ static void bind_sp(sqlite3_stmt *st, int i, struct span s)
 	db_bind_span(st, i, s.p, s.n);
 }
 
+/*
+ * The id for an event at ts_us (DB_EVENT_ID in db.h): the next free number
+ * of its second. Within a batch, consecutive events of the same second take
+ * the next number without a lookup; otherwise the highest id of that second
+ * is looked up (an index seek). A full second (2^20 events) spills into the
+ * next one: the order stays right, the id's second is then one too late.
+ */
+static int64_t next_event_id(struct db *db, int64_t ts_us)
+{
+	int64_t base = (ts_us / 1000000) << EVENT_ID_BITS;
+	const int64_t span = (int64_t)1 << EVENT_ID_BITS;
+	int64_t last = db->last_event_id;
+	if (last >= 0 && last >= base && last + 1 < base + span)
+		return last + 1;
+	for (;; base += span) {
+		sqlite3_stmt *st = db_stmt(db, Q_EVENT_MAX_ID);
+		if (!st)
+			return -1;
+		sqlite3_bind_int64(st, 1, base);
+		sqlite3_bind_int64(st, 2, base + span - 1);
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return db_fail_sql(db, "event id");
+		}
+		bool none = sqlite3_column_type(st, 0) == SQLITE_NULL;
+		int64_t max = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (none)
+			return base;
+		if (max + 1 < base + span)
+			return max + 1;
+	}
+}
+
 int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id)
 {
 	if (!db->in_batch)
@@ -336,51 +371,57 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		return db_fail(db, "db_event_insert: event with an invalid kind, category, stage or mta");
 	if (ev->has_ip && ev->ip.family != IPADDR_V4 && ev->ip.family != IPADDR_V6)
 		return db_fail(db, "db_event_insert: event with an invalid address");
+	if (ev->ts_us < 0)
+		return db_fail(db, "db_event_insert: event time before 1970");
 	int64_t id = 0;
 	if (is_evidence(ev->kind)) {
+		id = next_event_id(db, ev->ts_us);
+		if (id < 0)
+			return -1;
 		sqlite3_stmt *st = db_stmt(db, Q_EVENT_INSERT);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, ev->ts_us);
-		sqlite3_bind_text(st, 2, mta_name(ev->mta), -1, SQLITE_STATIC);
-		bind_sp(st, 3, ev->host);
-		bind_sp(st, 4, ev->program);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, ev->ts_us);
+		sqlite3_bind_text(st, 3, mta_name(ev->mta), -1, SQLITE_STATIC);
+		bind_sp(st, 4, ev->host);
+		bind_sp(st, 5, ev->program);
 		if (ev->pid >= 0)
-			sqlite3_bind_int(st, 5, ev->pid);
-		bind_sp(st, 6, ev->queue_id);
+			sqlite3_bind_int(st, 6, ev->pid);
+		bind_sp(st, 7, ev->queue_id);
 		char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
 		uint8_t key[17];
 		if (ev->has_ip) {
 			size_t n = ipaddr_format(&ev->ip, ip);
-			sqlite3_bind_text(st, 7, ip, (int)n, SQLITE_STATIC);
+			sqlite3_bind_text(st, 8, ip, (int)n, SQLITE_STATIC);
 			db_ip_key(&ev->ip, key);
-			sqlite3_bind_blob(st, 8, key, sizeof(key), SQLITE_STATIC);
+			sqlite3_bind_blob(st, 9, key, sizeof(key), SQLITE_STATIC);
 			if (ev->cls.addr.family) {
 				n = prefix_format(&ev->cls, cls);
-				sqlite3_bind_text(st, 9, cls, (int)n, SQLITE_STATIC);
+				sqlite3_bind_text(st, 10, cls, (int)n, SQLITE_STATIC);
 			}
 		}
 		if (ev->port)
-			sqlite3_bind_int(st, 10, ev->port);
-		bind_sp(st, 11, ev->rdns);
-		bind_sp(st, 12, ev->helo);
-		bind_sp(st, 13, ev->from);
-		bind_sp(st, 14, ev->to);
-		bind_sp(st, 15, ev->user);
-		sqlite3_bind_text(st, 16, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 17, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 11, ev->port);
+		bind_sp(st, 12, ev->rdns);
+		bind_sp(st, 13, ev->helo);
+		bind_sp(st, 14, ev->from);
+		bind_sp(st, 15, ev->to);
+		bind_sp(st, 16, ev->user);
+		sqlite3_bind_text(st, 17, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 18, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
 		if (ev->code >= 0)
-			sqlite3_bind_int(st, 18, ev->code);
-		bind_sp(st, 19, ev->dsn);
-		sqlite3_bind_text(st, 20, ev_category_name(ev->cat), -1, SQLITE_STATIC);
-		bind_sp(st, 21, ev->text);
+			sqlite3_bind_int(st, 19, ev->code);
+		bind_sp(st, 20, ev->dsn);
+		sqlite3_bind_text(st, 21, ev_category_name(ev->cat), -1, SQLITE_STATIC);
+		bind_sp(st, 22, ev->text);
 		/* The raw line as a BLOB: bytes exactly, an empty line is "" not NULL. */
-		sqlite3_bind_blob(st, 22, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 23, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
 		if (source_id > 0)
-			sqlite3_bind_int64(st, 23, source_id);
+			sqlite3_bind_int64(st, 24, source_id);
 		if (db_step_done(db, st, "insert event") < 0)
 			return -1;
-		id = sqlite3_last_insert_rowid(db->h);
+		db->last_event_id = id;
 	}
 	count_event(db, ev);
 	return id;
@@ -470,7 +511,7 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	sqlite3_stmt *st = db_stmt(db, Q_EVENTS_SCAN);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, from_us);
+	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct event ev;

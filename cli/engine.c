@@ -210,6 +210,8 @@ static int batch_commit(struct engine *e)
 		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
 			goto fail;
 	}
+	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
+		goto fail;
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
@@ -449,16 +451,16 @@ static int replay_init(struct engine *e)
 	}
 	if (r->sample.data[r->sample.len - 1] != '\n')
 		buf_appendc(&r->sample, '\n');
-	char dir[PATH_MAX];
+	/* var/replay.log beside the database, as an absolute path (the source key) */
+	char dir[PATH_MAX], real[PATH_MAX];
 	str_copy(dir, sizeof dir, e->db_path, strlen(e->db_path));
 	char *slash = strrchr(dir, '/');
-	struct buf p = BUF_INIT;
-	if (slash) {
+	if (slash)
 		*slash = 0;
-		buf_printf(&p, "%s/replay.log", dir);
-	} else {
-		buf_appends(&p, "replay.log");
-	}
+	else
+		str_copy(dir, sizeof dir, ".", 1);
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/replay.log", realpath(dir, real) ? real : dir);
 	r->path = xstrdup(buf_str(&p));
 	buf_free(&p);
 	r->rate = e->o->replay_rate > 0 ? e->o->replay_rate : 50;

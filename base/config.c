@@ -145,10 +145,12 @@ void config_defaults(struct config *c)
 	r->policy_enabled = true;
 	r->policy_count = 5;
 	r->policy_window = 3600;
+	r->policy_client_weight = 5;
 	r->flood_enabled = true;
 	r->flood_ip_count = 60;
 	r->flood_class_count = 150;
 	r->flood_window = 600;
+	r->flood_limit_weight = 20;
 	r->class_enabled = true;
 	r->class_flagged_ips = 3;
 	r->class_widen_classes = 4;
@@ -279,10 +281,12 @@ static const struct key rules_keys[] = {
     RK("policy", K_BOOL, policy_enabled, "rule 8: persists after policy rejections"),
     RK("policy_count", K_INT, policy_count, ""),
     RK("policy_window", K_DUR, policy_window, ""),
+    RK("policy_client_weight", K_INT, policy_client_weight, "a DNSBL or deny-list hit counts this many"),
     RK("flood", K_BOOL, flood_enabled, "rule 9: connection floods"),
     RK("flood_ip_count", K_INT, flood_ip_count, ""),
     RK("flood_class_count", K_INT, flood_class_count, ""),
     RK("flood_window", K_DUR, flood_window, ""),
+    RK("flood_limit_weight", K_INT, flood_limit_weight, "a rate-limit warning counts this many"),
     RK("class", K_BOOL, class_enabled, "rule 10: class escalation"),
     RK("class_flagged_ips", K_INT, class_flagged_ips, ""),
     RK("class_widen_classes", K_INT, class_widen_classes, ""),

@@ -30,5 +30,6 @@ int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((forma
 int cli_load_config(struct config *c, const char *path);
 
 int cmd_check_config(int argc, char **argv);
+int cmd_parse(int argc, char **argv);
 
 #endif

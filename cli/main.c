@@ -11,6 +11,8 @@
 
 static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
+    {"parse", cmd_parse, "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [FILE|-]...",
+     "print the events of mail log lines as JSON Lines"},
 };
 
 static void usage(FILE *fp)

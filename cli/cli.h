@@ -31,5 +31,6 @@ int cli_load_config(struct config *c, const char *path);
 
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

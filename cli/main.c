@@ -13,6 +13,7 @@ static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
     {"parse", cmd_parse, "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [FILE|-]...",
      "print the events of mail log lines as JSON Lines"},
+    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]", "what the database holds"},
 };
 
 static void usage(FILE *fp)

@@ -91,6 +91,35 @@ static unsigned win32_sum(const struct win32 *w, uint32_t t, uint32_t blen)
 	return s;
 }
 
+/* Take back one count from the newest non-empty bucket inside the window. */
+static void win8_sub(struct win8 *w, uint32_t t, uint32_t blen)
+{
+	uint16_t d = (uint16_t)((uint16_t)(t / blen) - w->idx);
+	if (d >= 0x8000)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint8_t *b = &w->b[(uint16_t)(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
+}
+
+static void win32_sub(struct win32 *w, uint32_t t, uint32_t blen)
+{
+	uint32_t d = t / blen - w->idx;
+	if (d >= 0x80000000u)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
+}
+
 /* ------------------------------------------------------- distinct counts */
 
 static uint64_t span_hash(struct span s, uint64_t seed)
@@ -338,7 +367,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->gated = v->accepted && v->accepted >= v->rejected;
 	v->thr[R_RETRY] = v->gated ? 0 : thr_of(r->retry_enabled, r->retry_count, m);
 	v->thr[R_HARVEST] = v->gated ? 0 : thr_of(r->harvest_enabled, r->harvest_distinct, m);
-	v->thr[R_BACKOFF] = thr_of(r->backoff_enabled, r->backoff_count, m);
+	/* back-off is a property of one client's retry queue: not summed */
+	v->thr[R_BACKOFF] = cls ? 0 : thr_of(r->backoff_enabled, r->backoff_count, m);
 	v->thr[R_RELAY] = thr_of(r->relay_enabled, r->relay_count, m);
 	v->thr[R_AUTH] = thr_of(r->auth_enabled, r->auth_count, m);
 	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
@@ -724,13 +754,27 @@ static bool span_ends(struct span s, const char *suffix)
 	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
 }
 
+/* The reply code, or the class of the enhanced status code when the MTA
+ * logged only that (Postfix cleanup: "5.7.1 Message content rejected"). */
+static int ev_code(const struct event *ev)
+{
+	if (ev->code > 0)
+		return ev->code;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '5')
+		return 550;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '4')
+		return 450;
+	return -1;
+}
 static bool is_5xx(const struct event *ev)
 {
-	return ev->code >= 500 && ev->code < 600;
+	int c = ev_code(ev);
+	return c >= 500 && c < 600;
 }
 static bool is_4xx(const struct event *ev)
 {
-	return ev->code >= 400 && ev->code < 500;
+	int c = ev_code(ev);
+	return c >= 400 && c < 500;
 }
 
 /* Window increments one event makes, per window. */
@@ -751,6 +795,8 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	memset(d, 0, sizeof *d);
 	switch (ev->kind) {
 	case EV_CONNECT:
+		if (ev->stage != ST_CONNECT)
+			return; /* postscreen PASS NEW/OLD and the like: same connection */
 		d->conn = true;
 		if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns))
 			d->flags |= F_NO_RDNS;
@@ -765,7 +811,9 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		d->bad = true;
 		break;
 	case EV_LOST:
-		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH) {
+		/* a scanner hangs up before MAIL; a legit client may lose DATA */
+		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
+		    ev->stage == ST_OTHER) {
 			d->w[W_PROTO] = 1;
 			d->bad = true;
 		}
@@ -794,13 +842,17 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		break;
 	case CAT_NO_RDNS:
 		d->flags |= F_NO_RDNS;
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_UNKNOWN_SENDER_DOMAIN:
 		d->flags |= F_NO_MX;
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		if (ev->kind == EV_REJECT) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_GREYLISTED: break;
 	case CAT_RATE_LIMITED:
@@ -809,15 +861,21 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		break;
 	case CAT_DNSBL:
 	case CAT_CLIENT_POLICY:
-		d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
-		d->bad = true;
+		/* a verdict on the client itself; a 4xx one ("try later") is not */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
+			d->bad = true;
+		}
 		break;
 	case CAT_HELO:
 	case CAT_SENDER_POLICY:
 	case CAT_RECIPIENT_POLICY:
 	case CAT_SIZE:
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		/* a 4xx here (mailbox full, try later) invites a retry */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_PIPELINING:
 	case CAT_PREGREET:
@@ -837,14 +895,15 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		if (ev->kind == EV_PROTOCOL) {
 			d->w[W_PROTO] = 1;
 			d->bad = true;
-		} else if (is_5xx(ev)) {
+		} else if (!is_4xx(ev)) {
 			d->w[W_POLICY] = 1;
 			d->bad = true;
 		}
 		break;
 	}
-	if (is_5xx(ev) && (ev->stage == ST_RCPT || ev->stage == ST_MAIL || ev->stage == ST_DATA ||
-			   ev->stage == ST_END_OF_DATA)) {
+	if (is_5xx(ev) && ev->kind == EV_REJECT &&
+	    (ev->stage == ST_RCPT || ev->stage == ST_MAIL || ev->stage == ST_DATA ||
+	     ev->stage == ST_END_OF_DATA)) {
 		d->retry = true;
 		d->bad = true;
 	}
@@ -1025,6 +1084,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (d.temp)
 		p->last_temp = t;
 
+	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
+	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
+		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
+		 * the content: that message was not accepted after all */
+		win8_sub(&p->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+		win32_sub(&c->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+	}
 	for (int w = 0; w < W__COUNT; w++)
 		if (d.w[w]) {
 			win8_add(&p->w[w], t, a->blen[w], d.w[w]);
@@ -1047,8 +1113,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
 		if (now > before)
 			win8_add(&p->w[W_RETRY], t, a->blen[W_RETRY], 1);
-		p->last_code = ev->code;
-		c->last_code = ev->code;
+		p->last_code = (int16_t)ev_code(ev);
+		c->last_code = (int16_t)ev_code(ev);
 	}
 	if (d.conn && !d.bad) {
 		/* keep connect lines as evidence once a flood is plausible */

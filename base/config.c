@@ -148,7 +148,7 @@ void config_defaults(struct config *c)
 	r->policy_client_weight = 5;
 	r->flood_enabled = true;
 	r->flood_ip_count = 60;
-	r->flood_class_count = 150;
+	r->flood_class_count = 80;
 	r->flood_window = 600;
 	r->flood_limit_weight = 20;
 	r->class_enabled = true;

@@ -374,6 +374,10 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
 	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
+	/* a sender whose connections mostly deliver mail is busy, not
+	 * flooding, unless the MTA itself rate-limited it */
+	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
+		v->thr[R_FLOOD] = 0;
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -408,6 +412,7 @@ static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t 
 	v->rejected = win8_sum(&p->w[W_REJ], t, bl[W_REJ]);
 	v->unknown = win8_sum(&p->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
 	v->rcpts = win8_sum(&p->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
 	view_rules(a, v, p->flags, false);
 	v->v[R_RETRY] = retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]);
@@ -419,7 +424,6 @@ static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t 
 	v->v[R_AUTH] = v->auth;
 	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], t, bl[W_PROTO]);
 	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], t, bl[W_POLICY]);
-	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
 	v->v[R_FLOOD] = v->conns;
 	v->code = p->last_code;
 	v->ips = 1;
@@ -433,6 +437,7 @@ static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_
 	v->rejected = win32_sum(&c->w[W_REJ], t, bl[W_REJ]);
 	v->unknown = win32_sum(&c->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
 	v->rcpts = win32_sum(&c->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
 	view_rules(a, v, c->flags, true);
 	v->v[R_RETRY] = retry_get(&c->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
@@ -444,7 +449,6 @@ static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_
 	v->v[R_AUTH] = v->auth;
 	v->v[R_PROTOCOL] = win32_sum(&c->w[W_PROTO], t, bl[W_PROTO]);
 	v->v[R_POLICY] = win32_sum(&c->w[W_POLICY], t, bl[W_POLICY]);
-	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
 	v->v[R_FLOOD] = v->conns;
 	v->flagged = c->nflagged;
 	v->v[R_CLASS] = c->nflagged;
@@ -785,6 +789,7 @@ struct delta {
 	bool rcpt_bit;	/* an unknown recipient to count distinct */
 	bool user_bit;	/* an AUTH user to count distinct */
 	bool temp;	/* a 4xx: starts a back-off period */
+	bool backoff;	/* the only signal is an early return (not a class member's fault) */
 	bool conn;	/* a new connection */
 	unsigned flags; /* F_NO_RDNS, F_NO_MX */
 };
@@ -856,6 +861,7 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		break;
 	case CAT_GREYLISTED: break;
 	case CAT_RATE_LIMITED:
+		d->flags |= F_LIMITED;
 		d->w[W_CONN] = (unsigned)MXW_MAX(r->flood_limit_weight, 0);
 		d->bad = true;
 		break;
@@ -880,6 +886,10 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_PIPELINING:
 	case CAT_PREGREET:
 	case CAT_NON_SMTP:
+		/* what bots and HTTP probes do, never a real MTA */
+		d->w[W_PROTO] = (unsigned)MXW_MAX(r->protocol_bot_weight, 1);
+		d->bad = true;
+		break;
 	case CAT_TOO_MANY_ERRORS:
 		d->w[W_PROTO] = 1;
 		d->bad = true;
@@ -1052,7 +1062,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	p->last_seen = t;
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;
-	c->flags |= (uint8_t)(d.flags & (F_NO_MX));
+	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
 	if (ev->kind == EV_DISCONNECT) {
 		struct sessrec *s = session(a, ev, false);
@@ -1076,6 +1086,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			if (p->last_temp && t >= p->last_temp &&
 			    t - p->last_temp < a->r->backoff_min_interval) {
 				d.w[W_BACKOFF] = 1;
+				d.backoff = !d.bad;
 				d.bad = true;
 			}
 			bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
@@ -1139,7 +1150,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p->first_bad = t;
 	if (!c->first_bad)
 		c->first_bad = t;
-	bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600), ipaddr_hash(&ip));
+	if (!d.backoff)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
+			 ipaddr_hash(&ip));
 	struct prefix px;
 	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);

@@ -39,8 +39,9 @@ struct win32 { /* per class */
 enum {
 	F_NO_RDNS = 1,
 	F_NO_MX = 2,
-	F_DECIDED = 4, /* an automatic decision is active on this prefix */
-	F_FLAGGED = 8, /* counted in its class's flagged IPs */
+	F_DECIDED = 4,	/* an automatic decision is active on this prefix */
+	F_FLAGGED = 8,	/* counted in its class's flagged IPs */
+	F_LIMITED = 16, /* the MTA rate-limited it (a flood verdict of its own) */
 };
 
 #define RETRY_SLOTS 3

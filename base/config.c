@@ -119,7 +119,7 @@ void config_defaults(struct config *c)
 
 	struct rules_conf *r = &c->rules;
 	r->retry_enabled = true;
-	r->retry_count = 2;
+	r->retry_count = 1;
 	r->retry_window = 3600;
 	r->harvest_enabled = true;
 	r->harvest_distinct = 10;
@@ -134,7 +134,7 @@ void config_defaults(struct config *c)
 	r->relay_count = 2;
 	r->relay_window = 3600;
 	r->auth_enabled = true;
-	r->auth_count = 5;
+	r->auth_count = 3;
 	r->auth_users = 3;
 	r->auth_window = 3600;
 	r->protocol_enabled = true;

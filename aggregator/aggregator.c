@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "aggregator/internal.h"
+#include "db/db.h"
 
 /* --------------------------------------------------------------- windows */
 
@@ -507,8 +508,9 @@ static void reason_of(const struct aggregator *a, int rule, const struct view *v
 	int w = 0;
 	switch (rule) {
 	case R_RETRY:
-		w = snprintf(out, n, "%sretried %u times after %d to %u recipient%s in %s", pre, v->v[rule],
-			     v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u), v->pairs > 1 ? "s" : "", d);
+		w = snprintf(out, n, "%sretried %u time%s after %d to %u recipient%s in %s", pre, v->v[rule],
+			     v->v[rule] == 1 ? "" : "s", v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u),
+			     v->pairs > 1 ? "s" : "", d);
 		break;
 	case R_HARVEST:
 		w = snprintf(out, n, "%stried %u unknown recipients (%u of %u RCPTs rejected) in %s", pre,
@@ -659,6 +661,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	d.response = response_of(a->r, d.score);
 	struct countrec *off = agg_offense(a, p, true);
 	unsigned n = off->n;
+	if (a->db) { /* decisions stored before a restart or by hand count too */
+		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
+		if (past > (int64_t)n)
+			n = (unsigned)past;
+	}
 	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < 16; i++)
 		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
@@ -1258,25 +1265,32 @@ void aggregator_free(struct aggregator *a)
 	free(a);
 }
 
-static void clear_decided(struct aggregator *a, const struct prefix *p)
+/* The decision on p ended: its record may be judged again. After a manual
+ * unblock the record is forgotten, or the next event would block again on
+ * the evidence that was just forgiven. */
+static void clear_decided(struct aggregator *a, const struct prefix *p, bool forgive)
 {
 	if (prefix_is_host(p)) {
 		struct iprec *r = table_find(&a->ips, &p->addr);
-		if (r)
+		if (r && forgive)
+			table_remove(&a->ips, r);
+		else if (r)
 			r->flags &= (uint8_t)~F_DECIDED;
 	} else {
 		struct clsrec *c = table_find(&a->classes, p);
-		if (c)
+		if (c && forgive)
+			table_remove(&a->classes, c);
+		else if (c)
 			c->flags &= (uint8_t)~F_DECIDED;
 	}
 }
 
-static void active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
+void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
 {
 	struct decision d = a->act[i].d;
 	a->act[i] = a->act[--a->nact];
 	if (!d.manual)
-		clear_decided(a, &d.prefix);
+		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
 	if (announce)
 		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED, .d = d, .end_reason = why});
 }
@@ -1285,7 +1299,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nact;) {
 		if (a->act[i].d.until <= now)
-			active_remove(a, i, "expired", !a->act[i].d.manual);
+			agg_active_remove(a, i, "expired", !a->act[i].d.manual);
 		else
 			i++;
 	}

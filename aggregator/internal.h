@@ -144,12 +144,14 @@ struct aggregator {
 	struct pending *pend;
 	size_t npend, cappend;
 	bool replaying;
+	struct db *db; /* set by aggregator_restore: escalation counts */
 	int64_t newest;
 	size_t evict_cursor;
 	uint64_t events, evicted, suppressed;
 };
 
 /* aggregator.c */
+void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
 

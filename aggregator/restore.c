@@ -50,15 +50,21 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		return -1;
 	}
 	size_t nact = a->nact;
+	int64_t from_us = (now - longest_window(a)) * 1000000;
+	bool loaded = agg_state_load(a) == 0;
+	if (loaded)
+		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	uint64_t ev0 = a->events;
 	a->replaying = true;
-	int rc = db_events_scan(db, (now - longest_window(a)) * 1000000, replay_event, a);
+	int rc = db_events_scan(db, from_us, replay_event, a);
 	a->replaying = false;
 	if (rc < 0) {
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));
 		return -1;
 	}
-	log_info("aggregator: restored %zu active decisions, replayed %llu events", nact,
-		 (unsigned long long)a->events);
+	log_info("aggregator: %zu active decisions, %s, replayed %llu events", nact,
+		 loaded ? "state of the last clean stop loaded" : "no saved state",
+		 (unsigned long long)(a->events - ev0));
 	return 0;
 }
 

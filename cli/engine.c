@@ -160,8 +160,13 @@ static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
 	aggregator_tick(e->agg, now);
 	aggregator_take_changes(e->agg, store_change, e);
-	if (aggregator_sync(e->agg, e->db, now) > 0)
+	if (aggregator_sync(e->agg, e->db, now) > 0) {
+		const struct decision *v;
+		size_t n;
+		aggregator_active(e->agg, &v, &n);
+		log_info("decisions changed in the database (block/unblock): %zu in force", n);
 		e->decisions_changed = true;
+	}
 	bool changed = e->decisions_changed;
 	e->decisions_changed = false;
 	return changed;
@@ -585,6 +590,10 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 		return -1;
 	}
 	e->agg = aggregator_new(&e->conf);
+	struct buf sp = BUF_INIT;
+	buf_printf(&sp, "%s.aggstate", e->db_path);
+	aggregator_set_state_path(e->agg, buf_str(&sp));
+	buf_free(&sp);
 	aggregator_restore(e->agg, e->db, clock_now());
 	return 0;
 }
@@ -600,6 +609,8 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
+	if (e->agg && e->db && !e->commit_errors)
+		aggregator_save(e->agg); /* after the last commit: the next start continues here */
 	aggregator_free(e->agg);
 	db_close(e->db);
 	free(e->known);

@@ -108,6 +108,10 @@ static void json_render(const struct emit_ctx *ctx, const struct decision *const
 
 static int json_validate(const char *text, size_t len, struct buf *err)
 {
+	if (len == 0 || text[len - 1] != '\n') {
+		buf_appends(err, "the text does not end with a newline");
+		return -1;
+	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
 		if (c != '\n' && (c < 0x20 || c >= 0x7f)) {

@@ -23,10 +23,10 @@ static const char *a_record(enum response r)
 	}
 }
 
-static void rbldnsd_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
-			   struct buf *out)
+static void render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n, struct buf *out,
+		   const char *name)
 {
-	emit_header(out, "#", "rbldnsd", ctx, n);
+	emit_header(out, "#", name, ctx, n);
 	buf_appends(out, ":127.0.0.2:Listed by mxwarden");
 	if (ctx->lookup_url && ctx->lookup_url[0]) {
 		buf_appends(out, " see ");
@@ -41,6 +41,18 @@ static void rbldnsd_render(const struct emit_ctx *ctx, const struct decision *co
 		emit_text(out, ctx, v[i], 200, true);
 		buf_appendc(out, '\n');
 	}
+}
+
+static void rbldnsd_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
+			   struct buf *out)
+{
+	render(ctx, v, n, out, "rbldnsd");
+}
+
+static void rbldnsd6_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
+			    struct buf *out)
+{
+	render(ctx, v, n, out, "rbldnsd6");
 }
 
 static int rbldnsd_validate(const char *text, size_t len, struct buf *err)
@@ -60,6 +72,6 @@ const struct emit_format emit_format_rbldnsd = {
 const struct emit_format emit_format_rbldnsd6 = {
     .name = "rbldnsd6",
     .families = FAMILY_V6,
-    .render = rbldnsd_render,
+    .render = rbldnsd6_render,
     .validate = rbldnsd_validate,
 };

@@ -26,8 +26,9 @@ void emit_header(struct buf *out, const char *lead, const char *format, const st
 /* Seconds until d expires at ctx->now, clamped to [1, EMIT_MAX_TIMEOUT]. */
 int64_t emit_timeout(const struct emit_ctx *ctx, const struct decision *d);
 
-/* "rule: reason" sanitized, at most max bytes, then " see URL" when the
- * whole fits (the URL is dropped rather than cut). */
+/* "rule: reason see URL", at most max bytes: rule and reason sanitized
+ * and cut to leave room for the URL (dropped only when it would not leave
+ * 24 bytes of text). */
 void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decision *d, size_t max,
 	       bool dollar);
 

@@ -119,20 +119,26 @@ void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decisio
 	char reason[sizeof d->reason + 1];
 	memcpy(reason, d->reason, sizeof d->reason);
 	reason[sizeof d->reason] = '\0';
-	emit_sanitize(out, rule[0] ? rule : "blocked", max > 40 ? 32 : max);
-	if (reason[0] && out->len - start + 3 < max) {
-		buf_appends(out, ": ");
-		emit_sanitize(out, reason, max - (out->len - start));
-	}
-	if (ctx->lookup_url && ctx->lookup_url[0]) {
-		struct buf u = BUF_INIT;
+	/* the lookup URL is what a blocked postmaster needs most: room for it
+	 * first, the reason is cut instead (unless the room is tiny) */
+	struct buf u = BUF_INIT;
+	if (ctx->lookup_url && ctx->lookup_url[0])
 		emit_url(&u, ctx->lookup_url, &d->prefix, dollar);
-		if (out->len - start + 5 + u.len <= max) {
-			buf_appends(out, " see ");
-			buf_append(out, u.data, u.len);
-		}
-		buf_free(&u);
+	size_t avail = max;
+	if (u.len && u.len + 5 + 24 <= max)
+		avail = max - u.len - 5;
+	else
+		buf_reset(&u);
+	emit_sanitize(out, rule[0] ? rule : "blocked", MXW_MIN(avail, (size_t)32));
+	if (reason[0] && out->len - start + 3 < avail) {
+		buf_appends(out, ": ");
+		emit_sanitize(out, reason, avail - (out->len - start));
 	}
+	if (u.len) {
+		buf_appends(out, " see ");
+		buf_append(out, u.data, u.len);
+	}
+	buf_free(&u);
 }
 
 bool emit_is_canonical_prefix(const char *t, size_t n)

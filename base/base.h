@@ -60,7 +60,7 @@ void buf_appends(struct buf *b, const char *s);
 void buf_appendc(struct buf *b, char c);
 /* printf-style append; never truncates (grows as needed) */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Returns the C string (never NULL: "" for an empty buffer). */
 const char *buf_str(const struct buf *b);
 

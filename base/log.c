@@ -28,7 +28,7 @@ void log_set_syslog(bool on, const char *ident)
 	use_syslog = on;
 }
 
-static void vlog(enum log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlog(enum log_level lvl, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"debug", "info", "warning", "error"};
 	static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};

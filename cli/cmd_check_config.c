@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "parsers/parsers.h"
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -31,6 +32,17 @@ int cmd_check_config(int argc, char **argv)
 		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
 	struct config c;
 	int rc = cli_load_config(&c, path);
+	if (rc == 0) {
+		/* compile the [parser NAME] patterns: a bad one is reported with its offset */
+		struct errlist errs = {0};
+		struct parser *p = parser_new(&c, &errs);
+		for (size_t i = 0; i < errs.msgs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs.v[i]);
+		if (!p)
+			rc = -1;
+		parser_free(p);
+		errlist_free(&errs);
+	}
 	if (rc == 0) {
 		if (verbose) {
 			struct buf b = BUF_INIT;

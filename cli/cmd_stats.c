@@ -1,0 +1,125 @@
+/*
+ * cmd_stats.c - `mxwarden stats [-c FILE] [--db PATH] [--json]`: what the
+ * database holds (files with offsets and lines read, events by kind and
+ * category, unparsed lines by reason, decisions, size), as text or as the
+ * JSON object db_stats_json() builds. It opens the database read-only and
+ * must never create or change it.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "db/db.h"
+
+static void print_map(const char *title, json_t *m)
+{
+	const char *k;
+	json_t *v;
+	printf("%s:", title);
+	if (json_object_size(m) == 0) {
+		printf(" none\n");
+		return;
+	}
+	printf("\n");
+	json_object_foreach(m, k, v)
+	{
+		struct buf b = BUF_INIT;
+		buf_append_printable(&b, k, strlen(k));
+		printf("  %-24s %lld\n", buf_str(&b), (long long)json_integer_value(v));
+		buf_free(&b);
+	}
+}
+
+static void print_text(json_t *o)
+{
+	printf("lines read:        %lld\n", (long long)json_integer_value(json_object_get(o, "lines_read")));
+	printf("evidence rows:     %lld\n",
+	       (long long)json_integer_value(json_object_get(o, "evidence_rows")));
+	printf("decisions active:  %lld (of %lld stored)\n",
+	       (long long)json_integer_value(json_object_get(o, "decisions_active")),
+	       (long long)json_integer_value(json_object_get(o, "decisions_total")));
+	printf("database size:     %lld bytes\n",
+	       (long long)json_integer_value(json_object_get(o, "db_bytes")));
+	print_map("events by kind", json_object_get(o, "events"));
+	print_map("events by category", json_object_get(o, "categories"));
+	print_map("unparsed lines by reason", json_object_get(o, "unparsed"));
+	json_t *files = json_object_get(o, "files");
+	printf("files:");
+	if (json_array_size(files) == 0)
+		printf(" none\n");
+	else
+		printf("\n");
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f)
+	{
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *last = json_string_value(json_object_get(f, "last_read"));
+		struct buf b = BUF_INIT;
+		buf_append_printable(&b, path ? path : "", path ? strlen(path) : 0);
+		printf("  %s (%s) offset %lld, %lld lines, last read %s\n", buf_str(&b),
+		       json_string_value(json_object_get(f, "kind")),
+		       (long long)json_integer_value(json_object_get(f, "offset")),
+		       (long long)json_integer_value(json_object_get(f, "lines")), last ? last : "never");
+		buf_free(&b);
+	}
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf_path = NULL, *db_path = NULL;
+	bool as_json = false;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:d:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': conf_path = optarg; break;
+		case 'd': db_path = optarg; break;
+		case 'j': as_json = true; break;
+		case 'h': printf("usage: mxwarden stats [-c FILE] [--db PATH] [--json]\n"); return 0;
+		default: return cli_usage_error("stats", NULL);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+	struct config c;
+	if (cli_load_config(&c, conf_path) < 0) {
+		config_free(&c);
+		return 1;
+	}
+	const char *path = db_path ? db_path : c.db_path;
+	char err[512];
+	struct db *db = db_open(path, DB_RO, err, sizeof(err));
+	if (!db) {
+		fprintf(stderr, "mxwarden stats: %s\n", err);
+		config_free(&c);
+		return 1;
+	}
+	json_t *o = db_stats_json(db, clock_now());
+	int rc = 0;
+	if (!o) {
+		fprintf(stderr, "mxwarden stats: %s: %s\n", path, db_errmsg(db));
+		rc = 1;
+	} else if (as_json) {
+		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+		if (!s || puts(s) < 0)
+			rc = 1;
+		free(s);
+	} else {
+		printf("database:          %s\n", path);
+		print_text(o);
+	}
+	json_decref(o);
+	db_close(db);
+	config_free(&c);
+	if (fflush(stdout) != 0)
+		rc = 1;
+	return rc;
+}

@@ -1,0 +1,515 @@
+/*
+ * db.c - connections, the schema and its migrations, the statement cache,
+ * batches (transactions) and the helpers the other files of db/ share.
+ *
+ * The schema is versioned with PRAGMA user_version: migrations[i] takes a
+ * database from version i to i + 1, each in its own transaction, so that an
+ * interrupted upgrade leaves a consistent older version. It must never
+ * rewrite or drop user data in a migration without saying so here.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db/db_internal.h"
+
+/*
+ * Version 1. Enumerations are stored by name (base/event.c spells them), so
+ * the file stays readable with `sqlite3` and survives reordered enums.
+ * Only evidence events get a row; everything is counted in the rollups.
+ * ip_bin is the 17-byte key (family, 16 address bytes) so that "inside a
+ * prefix" is one index range.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE sources("
+    " id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,"
+    " dev INTEGER NOT NULL DEFAULT 0, ino INTEGER NOT NULL DEFAULT 0,"
+    " fp_hash INTEGER NOT NULL DEFAULT 0, fp_len INTEGER NOT NULL DEFAULT 0,"
+    " offset INTEGER NOT NULL DEFAULT 0, lines_read INTEGER NOT NULL DEFAULT 0,"
+    " first_seen INTEGER NOT NULL, last_read INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX sources_fp ON sources(fp_hash, fp_len);"
+    "CREATE INDEX sources_ino ON sources(dev, ino);"
+    "CREATE TABLE events("
+    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
+    " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
+    " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
+    " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
+    "CREATE INDEX events_ip ON events(ip_bin, ts);"
+    "CREATE INDEX events_ts ON events(ts);"
+    "CREATE TABLE rollup_minute(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
+    " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_hour(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
+    " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
+    "CREATE TABLE top_hour(t INTEGER NOT NULL, scope TEXT NOT NULL, prefix TEXT NOT NULL,"
+    " kind TEXT NOT NULL, category TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(t, scope, prefix, kind, category)) WITHOUT ROWID;"
+    "CREATE TABLE counters(name TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(name, key)) WITHOUT ROWID;"
+    "CREATE TABLE ingest_minute(t INTEGER PRIMARY KEY, lines INTEGER NOT NULL DEFAULT 0,"
+    " unparsed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE decisions("
+    " id INTEGER PRIMARY KEY, prefix TEXT NOT NULL, family INTEGER NOT NULL, prefix_len INTEGER NOT NULL,"
+    " addr BLOB NOT NULL, scope TEXT NOT NULL, response TEXT NOT NULL, rule TEXT, reason TEXT,"
+    " score REAL, since INTEGER NOT NULL, until INTEGER NOT NULL, manual INTEGER NOT NULL DEFAULT 0,"
+    " created_by TEXT, created_at INTEGER, ended_at INTEGER, ended_by TEXT, end_reason TEXT,"
+    " evidence TEXT);"
+    "CREATE INDEX decisions_open ON decisions(until) WHERE ended_at IS NULL;"
+    "CREATE INDEX decisions_prefix ON decisions(prefix, since);"
+    "CREATE INDEX decisions_family ON decisions(family, since);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, who TEXT, action TEXT NOT NULL,"
+    " prefix TEXT, reason TEXT);",
+};
+
+static const char *const stmt_sql[Q__COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_EVENT_INSERT] =
+	"INSERT INTO events(ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns,"
+	" helo, mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id)"
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_ROLLUP_MINUTE_ADD] = "INSERT INTO rollup_minute(t, kind, category, code_class, n) VALUES(?,?,?,?,?)"
+			    " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_ROLLUP_HOUR_ADD] = "INSERT INTO rollup_hour(t, kind, category, code_class, n) VALUES(?,?,?,?,?)"
+			  " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_TOP_HOUR_ADD] = "INSERT INTO top_hour(t, scope, prefix, kind, category, n) VALUES(?,?,?,?,?,?)"
+		       " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_COUNTER_ADD] = "INSERT INTO counters(name, key, n) VALUES(?,?,?)"
+		      " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_INGEST_ADD] = "INSERT INTO ingest_minute(t, lines, unparsed) VALUES(?,?,?)"
+		     " ON CONFLICT DO UPDATE SET lines = lines + excluded.lines,"
+		     " unparsed = unparsed + excluded.unparsed",
+    [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
+		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
+		      " FROM events WHERE ts >= ? ORDER BY ts, id",
+#define SOURCE_COLS "id, kind, path, dev, ino, fp_hash, fp_len, offset, lines_read, first_seen, last_read"
+    [Q_SOURCE_FIND_ID] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND dev = ? AND ino = ?"
+			 " AND fp_hash = ? AND fp_len = ? ORDER BY last_read DESC, id DESC LIMIT 1",
+    [Q_SOURCE_FIND_NAME] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND path = ?"
+			   " ORDER BY id DESC LIMIT 1",
+    [Q_SOURCE_FIND_FP] = "SELECT " SOURCE_COLS " FROM sources WHERE fp_hash = ? AND fp_len = ?"
+			 " ORDER BY last_read DESC, id DESC LIMIT 1",
+    [Q_SOURCE_INSERT] = "INSERT INTO sources(kind, path, dev, ino, fp_hash, fp_len, first_seen)"
+			" VALUES(?,?,?,?,?,?,?)",
+    [Q_SOURCE_SET_PATH] = "UPDATE sources SET path = ? WHERE id = ?",
+    [Q_SOURCE_GET] = "SELECT lines_read FROM sources WHERE id = ?",
+    [Q_SOURCE_LIST] = "SELECT " SOURCE_COLS " FROM sources ORDER BY id",
+    [Q_SOURCE_SET_OFFSET] = "UPDATE sources SET offset = ?, lines_read = ?, last_read = ? WHERE id = ?",
+    [Q_SOURCE_SET_IDENTITY] = "UPDATE sources SET path = ?, dev = ?, ino = ?, fp_hash = ?, fp_len = ?"
+			      " WHERE id = ?",
+    [Q_DECISION_INSERT] = "INSERT INTO decisions(prefix, family, prefix_len, addr, scope, response, rule,"
+			  " reason, score, since, until, manual, created_by, created_at, evidence)"
+			  " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_DECISION_END] = "UPDATE decisions SET ended_at = ?, ended_by = ?, end_reason = ?"
+		       " WHERE id = ? AND ended_at IS NULL",
+#define DECISION_COLS                                                                                   \
+	"id, prefix, scope, response, rule, reason, score, since, until, manual, evidence, created_by," \
+	" created_at, ended_at, ended_by, end_reason"
+    [Q_DECISIONS_ACTIVE] = "SELECT " DECISION_COLS " FROM decisions WHERE ended_at IS NULL AND until > ?"
+			   " ORDER BY since, id",
+    [Q_DECISIONS_FAMILY] = "SELECT " DECISION_COLS " FROM decisions WHERE family = ?"
+			   " ORDER BY since DESC, id DESC",
+    [Q_DECISIONS_COUNT] = "SELECT count(*) FROM decisions WHERE prefix = ? AND since >= ?",
+    [Q_DECISION_GET] = "SELECT " DECISION_COLS " FROM decisions WHERE id = ?",
+    [Q_AUDIT_INSERT] = "INSERT INTO audit(at, who, action, prefix, reason) VALUES(?,?,?,?,?)",
+};
+
+int db_fail(struct db *db, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(db->err, sizeof(db->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int db_fail_sql(struct db *db, const char *what)
+{
+	return db_fail(db, "%s: %s", what, db->h ? sqlite3_errmsg(db->h) : "no connection");
+}
+
+const char *db_errmsg(const struct db *db)
+{
+	return db ? db->err : "no database";
+}
+
+int db_exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		db_fail(db, "%s", msg ? msg : sqlite3_errmsg(db->h));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+sqlite3_stmt *db_prepare(struct db *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_fail_sql(db, "prepare");
+		return NULL;
+	}
+	return st;
+}
+
+sqlite3_stmt *db_stmt(struct db *db, enum stmt_id id)
+{
+	sqlite3_stmt *st = db->st[id];
+	if (!st) {
+		if (sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+		    SQLITE_OK) {
+			db_fail_sql(db, "prepare");
+			return NULL;
+		}
+		db->st[id] = st;
+		return st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+sqlite3_stmt *db_stmt_sql(struct db *db, const char *sql)
+{
+	for (size_t i = 0; i < db->nq; i++)
+		if (db->qsql[i] == sql) {
+			sqlite3_reset(db->qst[i]);
+			sqlite3_clear_bindings(db->qst[i]);
+			return db->qst[i];
+		}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		db_fail_sql(db, "prepare");
+		return NULL;
+	}
+	if (db->nq == MXW_ARRAY_LEN(db->qst))
+		BUG("db: more cached query statements than slots");
+	db->qsql[db->nq] = sql;
+	db->qst[db->nq++] = st;
+	return st;
+}
+
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail_sql(db, what);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n)
+{
+	if (!p || n == 0)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_TRANSIENT);
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parent(const char *path, char *err, size_t errsz)
+{
+	char dir[PATH_MAX];
+	if (str_copy(dir, sizeof(dir), path, strlen(path)) < 0) {
+		snprintf(err, errsz, "%s: path too long", path);
+		return -1;
+	}
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+			snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t pragma_int(struct db *db, const char *sql)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	if (!st)
+		return -1;
+	int64_t v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		db_fail_sql(db, sql);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(struct db *db)
+{
+	int64_t v = pragma_int(db, "PRAGMA user_version");
+	if (v < 0)
+		return -1;
+	if (v > DB_SCHEMA_VERSION)
+		return db_fail(db, "schema version %lld is newer than this program's %d", (long long)v,
+			       DB_SCHEMA_VERSION);
+	for (; v < DB_SCHEMA_VERSION; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %lld", (long long)v + 1);
+		if (db_exec(db, "BEGIN IMMEDIATE") < 0)
+			return -1;
+		/* Another writer may have migrated while we waited for the lock. */
+		int64_t now_v = pragma_int(db, "PRAGMA user_version");
+		if (now_v != v) {
+			db_exec(db, "ROLLBACK");
+			if (now_v < 0)
+				return -1;
+			v = now_v - 1;
+			continue;
+		}
+		if (db_exec(db, migrations[v]) < 0 || db_exec(db, pragma) < 0) {
+			char keep[sizeof(db->err)];
+			memcpy(keep, db->err, sizeof(keep));
+			db_exec(db, "ROLLBACK");
+			memcpy(db->err, keep, sizeof(keep));
+			return -1;
+		}
+		if (db_exec(db, "COMMIT") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct db *db_open(const char *path, int flags, char *err, size_t errsz)
+{
+	_Static_assert(MXW_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per version");
+	bool rw = flags & DB_RW;
+	if (!path || !*path) {
+		snprintf(err, errsz, "no database path");
+		return NULL;
+	}
+	if (rw && make_parent(path, err, errsz) < 0)
+		return NULL;
+	struct stat sb;
+	if (!rw && stat(path, &sb) < 0) {
+		snprintf(err, errsz, "%s: %s", path,
+			 errno == ENOENT ? "no database yet (nothing followed or imported)"
+					 : strerror(errno));
+		return NULL;
+	}
+	struct db *db = xcalloc(1, sizeof(*db));
+	db->rw = rw;
+	if (str_copy(db->path, sizeof(db->path), path, strlen(path)) < 0) {
+		snprintf(err, errsz, "%s: path too long", path);
+		free(db);
+		return NULL;
+	}
+	int oflags =
+	    SQLITE_OPEN_NOMUTEX | (rw ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+	if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+		db_close(db);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, 5000);
+	int rc = 0;
+	if (rw) {
+		rc = db_exec(db, "PRAGMA journal_mode = WAL");
+		if (rc == 0)
+			rc = db_exec(db, (flags & DB_FAST) ? "PRAGMA synchronous = OFF"
+							   : "PRAGMA synchronous = NORMAL");
+		if (rc == 0)
+			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
+					 " PRAGMA cache_size = -32768");
+		if (rc == 0)
+			rc = migrate(db);
+	} else {
+		int64_t v = pragma_int(db, "PRAGMA user_version");
+		if (v < 0)
+			rc = -1;
+		else if (v == 0)
+			rc = db_fail(db, "no mxwarden schema (not created yet, or not an mxwarden database)");
+		else if (v > DB_SCHEMA_VERSION)
+			rc = db_fail(db, "schema version %lld is newer than this program's %d", (long long)v,
+				     DB_SCHEMA_VERSION);
+	}
+	if (rc < 0) {
+		snprintf(err, errsz, "%s: %s", path, db->err);
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	if (db->in_batch)
+		db_rollback(db);
+	for (size_t i = 0; i < Q__COUNT; i++)
+		sqlite3_finalize(db->st[i]);
+	for (size_t i = 0; i < db->nq; i++)
+		sqlite3_finalize(db->qst[i]);
+	if (db->h)
+		sqlite3_close_v2(db->h);
+	agg_free(&db->agg);
+	free(db);
+}
+
+int64_t db_size_bytes(const struct db *db)
+{
+	struct stat sb;
+	if (stat(db->path, &sb) < 0)
+		return -1;
+	int64_t n = (int64_t)sb.st_size;
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	if (stat(wal, &sb) == 0)
+		n += (int64_t)sb.st_size;
+	return n;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+int db_begin(struct db *db)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	if (db->in_batch)
+		return db_fail(db, "a batch is already open");
+	sqlite3_stmt *st = db_stmt(db, Q_BEGIN);
+	if (!st || db_step_done(db, st, "begin") < 0)
+		return -1;
+	db->in_batch = true;
+	agg_clear(&db->agg);
+	return 0;
+}
+
+int db_commit(struct db *db)
+{
+	if (!db->in_batch)
+		return db_fail(db, "no batch open");
+	sqlite3_stmt *st;
+	if (db_agg_flush(db) < 0 || !(st = db_stmt(db, Q_COMMIT)) || db_step_done(db, st, "commit") < 0) {
+		char keep[sizeof(db->err)];
+		memcpy(keep, db->err, sizeof(keep));
+		db_rollback(db);
+		memcpy(db->err, keep, sizeof(keep));
+		return -1;
+	}
+	db->in_batch = false;
+	agg_clear(&db->agg);
+	return 0;
+}
+
+int db_rollback(struct db *db)
+{
+	if (!db->in_batch)
+		return db_fail(db, "no batch open");
+	db->in_batch = false;
+	agg_clear(&db->agg);
+	sqlite3_stmt *st = db_stmt(db, Q_ROLLBACK);
+	if (!st)
+		return -1;
+	int rc = db_step_done(db, st, "rollback");
+	/* A failed statement may already have ended the transaction. */
+	if (rc < 0 && sqlite3_get_autocommit(db->h))
+		return 0;
+	return rc;
+}
+
+bool db_in_batch(const struct db *db)
+{
+	return db->in_batch;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+void db_ip_key(const struct ipaddr *ip, uint8_t out[17])
+{
+	out[0] = ip->family;
+	memcpy(out + 1, ip->a, 16);
+}
+
+void db_prefix_range(const struct prefix *p, uint8_t lo[17], uint8_t hi[17])
+{
+	db_ip_key(&p->addr, lo);
+	memcpy(hi, lo, 17);
+	unsigned bits = ipaddr_bits(&p->addr);
+	for (unsigned b = p->len; b < bits; b++)
+		hi[1 + b / 8] |= (uint8_t)(0x80u >> (b % 8));
+}
+
+void db_cursor_format(char *out, size_t outsz, char tag, int64_t a, int64_t b, bool two)
+{
+	if (two)
+		snprintf(out, outsz, "%c.%lld.%lld", tag, (long long)a, (long long)b);
+	else
+		snprintf(out, outsz, "%c.%lld", tag, (long long)a);
+}
+
+static int parse_num(const char **s, int64_t *v)
+{
+	const char *p = *s;
+	bool neg = false;
+	if (*p == '-') {
+		neg = true;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	int64_t x = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (x > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		x = x * 10 + (*p - '0');
+	}
+	*v = neg ? -x : x;
+	*s = p;
+	return 0;
+}
+
+int db_cursor_parse(const char *s, char tag, int64_t *a, int64_t *b, bool two)
+{
+	if (!s || s[0] != tag || s[1] != '.')
+		return -1;
+	s += 2;
+	if (parse_num(&s, a) < 0)
+		return -1;
+	if (two) {
+		if (*s != '.')
+			return -1;
+		s++;
+		if (parse_num(&s, b) < 0)
+			return -1;
+	}
+	return *s == '\0' ? 0 : -1;
+}
+
+uint64_t db_fingerprint(const void *p, size_t n)
+{
+	/* FNV-1a, 64 bits: stable across builds and machines. */
+	const uint8_t *s = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

@@ -1,0 +1,342 @@
+/*
+ * db.h - mxwarden's storage: one SQLite database (WAL) holding evidence
+ * events with their raw lines, per-minute and per-hour rollups, per-IP and
+ * per-class hourly counts, the log sources and their offsets, decisions with
+ * their evidence, an audit trail, and lifetime counters.
+ *
+ * Where it sits: beside the pipeline. It includes base/ only. It is the only
+ * module that speaks SQL: other modules call the functions below, named for
+ * what they need, and never build SQL text. It must never decide anything
+ * (no rules, no thresholds): it stores and answers.
+ *
+ * Connections. A struct db is one SQLite connection with its own cache of
+ * prepared statements; use it from one thread at a time. One process opens
+ * ONE read-write connection (the engine thread: the collector, the
+ * aggregator) and any number of read-only ones (web threads, the CLI). WAL
+ * mode lets readers run beside the writer: a reader never blocks ingest, and
+ * a writer waits (busy_timeout, 5 s) only for another writer, e.g. a
+ * `mxwarden block` run while the daemon runs.
+ *
+ * Batches. The writer groups work in transactions: db_begin(), then any
+ * number of db_event_insert(), db_unparsed_add(), db_source_update_offset(),
+ * db_decision_insert()..., then db_commit(). Everything of the batch,
+ * including the file offsets, becomes durable together or not at all; a
+ * crash or db_rollback() leaves every table as it was before db_begin().
+ * Counts (rollups, top, counters) are accumulated in memory during the batch
+ * and written by db_commit() inside the same transaction. Write functions
+ * called with no batch open run in a transaction of their own (autocommit).
+ *
+ * Errors. Functions return 0 (or a count, an id) on success and -1 on
+ * failure; the message is then available from db_errmsg() until the next
+ * call on that connection. Functions returning json_t * return a NEW
+ * reference (the caller json_decref()s it), or NULL on failure. Bad
+ * parameters (an unknown metric, a bad cursor) are failures with a message
+ * saying so, never a crash. A failed write inside a batch leaves the batch
+ * open; the caller should db_rollback() it.
+ *
+ * Bytes. Text taken from log lines (host, HELO, addresses, reply text, the
+ * raw line) is stored byte for byte: NUL, invalid UTF-8 and control bytes
+ * survive a round trip. JSON output converts them: invalid UTF-8 becomes
+ * U+FFFD, NUL becomes \u0000 (jansson escapes controls).
+ *
+ * Time. Events carry the log's own time (ts_us). Rollups are keyed by that
+ * time. Whether a decision is in force is judged against the caller's `now`
+ * (seconds), so importing last month's log stores its history without
+ * blocking anybody today.
+ */
+#ifndef MXWARDEN_DB_H
+#define MXWARDEN_DB_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/base.h"
+
+struct db;
+
+enum db_flags {
+	DB_RO = 0,	 /* read-only; the file must exist with a known schema */
+	DB_RW = 1 << 0,	 /* read-write; creates the parent directory, the file, the schema */
+	DB_FAST = 1 << 1 /* RW only: synchronous=OFF (bench/tests); default is NORMAL */
+};
+
+/*
+ * Open the database at path. DB_RW creates the parent directory (mode 0750)
+ * and the file when missing and migrates the schema forward (PRAGMA
+ * user_version); a file whose schema is newer than this program is refused.
+ * DB_RO opens an existing database read-only (WAL readers never block the
+ * writer). Returns a new handle, or NULL with a message in err (size errsz).
+ */
+struct db *db_open(const char *path, int flags, char *err, size_t errsz);
+/* Close the connection; an open batch is rolled back. db_close(NULL) is a no-op. */
+void db_close(struct db *db);
+/* The last error message of this connection ("" when none). Borrowed. */
+const char *db_errmsg(const struct db *db);
+/* The schema version this program writes (PRAGMA user_version). */
+#define DB_SCHEMA_VERSION 1
+/* Size in bytes of the database file plus its WAL, or -1. */
+int64_t db_size_bytes(const struct db *db);
+
+/* -------------------------------------------------------------- batches */
+
+/* Start a write transaction (BEGIN IMMEDIATE). A second db_begin() while
+ * one is open is an error (-1). */
+int db_begin(struct db *db);
+/* Flush the batch's accumulated counts and commit. On failure the batch is
+ * rolled back (nothing of it is stored) and -1 returned. */
+int db_commit(struct db *db);
+/* Drop the batch: every table is as before db_begin(). */
+int db_rollback(struct db *db);
+/* True between db_begin() and db_commit()/db_rollback(). */
+bool db_in_batch(const struct db *db);
+
+/* --------------------------------------------------------------- events */
+
+/*
+ * Reply-code classes used by rollups and timeseries: "421", "451", "4xx"
+ * (any other 4xx), "5xx", "none" (no code, or a 2xx/3xx).
+ */
+enum code_class { CC_421, CC_451, CC_4XX, CC_5XX, CC_NONE, CC__COUNT };
+enum code_class code_class_of(int code);
+const char *code_class_name(enum code_class c);
+
+/*
+ * Record one event in the open batch (RW, inside db_begin()). Every event
+ * counts in the rollups (minute and hour, by kind x category x code class),
+ * in the per-IP and per-class hourly counts when it has an IP, and in the
+ * lifetime counters by kind and category. Events that can become evidence
+ * (EV_REJECT, EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of
+ * their own with every field and the raw line as a BLOB; connects,
+ * disconnects and accepts do not (they are counted only).
+ * source_id is the db_source the line came from, 0 when none.
+ * Returns the new row id (> 0), 0 for a counted-only event, -1 on error.
+ * The spans in ev are read during the call only.
+ */
+int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id);
+
+/* Count n lines that gave no event or were refused, by reason (a short
+ * ASCII word: "unparsed", "too_long", "bad_ip", ...). RW; in the batch when
+ * one is open. */
+int db_unparsed_add(struct db *db, const char *reason, int64_t n);
+
+/*
+ * Call cb for every stored evidence event with ts_us >= from_us, oldest
+ * first (e.g. to rebuild the aggregator's windows after a restart). The
+ * event's spans point into SQLite's memory and are valid during the call
+ * only; ev->line is the raw line. cb returns 0 to go on, non-zero to stop
+ * (that value is returned). Returns 0, the callback's value, or -1.
+ */
+typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
+int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);
+
+/* -------------------------------------------------------------- sources */
+
+enum db_source_kind { DB_SRC_FOLLOW, DB_SRC_IMPORT, DB_SRC_SYSLOG, DB_SRC_STDIN };
+const char *db_source_kind_name(enum db_source_kind k);
+
+/* The collector decides how many bytes the fingerprint covers (fp_len is
+ * min(file size, its chosen N)); db_fingerprint() is the hash to use. */
+uint64_t db_fingerprint(const void *p, size_t n);
+
+/*
+ * A log source: a followed or imported file, stdin, or a syslog listener.
+ * A file is identified by (dev, ino) AND its fingerprint (fp_hash of its
+ * first fp_len bytes), so that a recycled inode or a truncated-and-rewritten
+ * file is a new source. offset is the byte offset after the last line
+ * committed; lines_read the lines consumed from it so far.
+ */
+struct db_source {
+	int64_t id;
+	enum db_source_kind kind;
+	char path[PATH_MAX];
+	uint64_t dev, ino;
+	uint64_t fp_hash;
+	int64_t fp_len;
+	int64_t offset;
+	int64_t lines_read;
+	int64_t first_seen; /* UTC seconds */
+	int64_t last_read;  /* UTC seconds of the last db_source_update_offset(), 0 = never */
+};
+
+/*
+ * Find the source with the same kind, dev, ino, fp_hash and fp_len as s
+ * (for DB_SRC_SYSLOG and DB_SRC_STDIN: the same kind and path); when found,
+ * fill s with the stored row (id, offset, lines_read, ...; path is updated
+ * in the database when it changed, e.g. after a rename) and return 0. When
+ * not found, insert s as a new source with offset 0, lines_read 0,
+ * first_seen = now, set s->id and return 1. -1 on error. RW.
+ */
+int db_source_get_or_create(struct db *db, struct db_source *s, int64_t now);
+/*
+ * Find a source by fingerprint alone (fp_hash and fp_len; any kind, dev,
+ * ino), the most recently read first: a rotated, compressed or copied file
+ * whose first bytes match. Returns 1 and fills out, 0 when none, -1.
+ */
+int db_source_find_fp(struct db *db, uint64_t fp_hash, int64_t fp_len, struct db_source *out);
+/* Call cb for every source, by id. cb returns non-zero to stop. Returns 0,
+ * the callback's value, or -1. */
+typedef int (*db_source_cb)(void *arg, const struct db_source *s);
+int db_sources_list(struct db *db, db_source_cb cb, void *arg);
+/*
+ * Set the committed position of a source: offset (bytes) and lines_read
+ * (the absolute total, not a delta), last_read = now. Call it in the batch
+ * that holds the events of those lines, so both commit together. The
+ * increase of lines_read also feeds the per-minute ingest counts (lines/s in
+ * db_summary_json). Returns 0, or -1 (also for an unknown id). RW.
+ */
+int db_source_update_offset(struct db *db, int64_t id, int64_t offset, int64_t lines_read, int64_t now);
+/* Record a new identity of a source: its path, dev, ino and fingerprint
+ * (a small file's fingerprint grows until it reaches the collector's N).
+ * Returns 0, or -1. RW. */
+int db_source_update_identity(struct db *db, const struct db_source *s);
+
+/* ------------------------------------------------------------ decisions */
+
+/* What is stored with a decision besides struct decision. Strings are
+ * borrowed, valid during a callback only; NULL when not set. */
+struct db_decision_info {
+	const char *evidence_json; /* the aggregator's evidence object, as text */
+	const char *created_by;	   /* "engine", "cli:root", "web:admin" */
+	int64_t created_at;	   /* wall-clock seconds when stored */
+	int64_t ended_at;	   /* 0 when not ended early */
+	const char *ended_by;
+	const char *end_reason;
+};
+
+/*
+ * Store d (id must be 0) with its evidence (a JSON text, may be NULL) and
+ * who made it; set d->id. created_at is the wall clock (clock_now()).
+ * Returns 0, or -1. RW, in the batch when one is open.
+ */
+int db_decision_insert(struct db *db, struct decision *d, const char *evidence_json, const char *who);
+/*
+ * End decision id before its until: ended_at = at, ended_by = who,
+ * end_reason = why. Returns 0 when it was ended now, 1 when there is no
+ * such decision or it was already ended, -1 on error. RW.
+ */
+int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, const char *why);
+/* Callback for decision listings: non-zero stops the listing. */
+typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct db_decision_info *info);
+/*
+ * Every decision in force at now (now < until, not ended early), oldest
+ * first (by since, then id). Returns 0, the callback's value, or -1.
+ */
+int db_decisions_active(struct db *db, int64_t now, db_decision_cb cb, void *arg);
+/*
+ * Every decision whose prefix contains q or lies inside q (same family),
+ * active or not, newest first (by since, then id). Returns 0, the
+ * callback's value, or -1.
+ */
+int db_decisions_history(struct db *db, const struct prefix *q, db_decision_cb cb, void *arg);
+/* How many decisions (any state, manual or not) were made on exactly p with
+ * since >= since: the escalation count. Returns the count, or -1. */
+int64_t db_decisions_count(struct db *db, const struct prefix *p, int64_t since);
+/* Fetch one decision by id. Returns 1 and calls cb once, 0 when unknown, -1. */
+int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
+
+/* Append to the audit trail (manual blocks, unblocks, config reloads).
+ * prefix may be NULL. Strings are stored as given. Returns 0, or -1. RW. */
+int db_audit_add(struct db *db, int64_t when, const char *who, const char *action,
+		 const struct prefix *prefix, const char *reason);
+
+/* -------------------------------------------- queries (CLI and web share) */
+
+/*
+ * Cursors are opaque ASCII strings returned as "next" in paginated output
+ * (null on the last page); pass NULL for the first page. A cursor that does
+ * not parse is an error ("bad cursor"). limit is clamped to 1..1000.
+ */
+
+/*
+ * `mxwarden stats --json`: {"lines_read": N, "events": {kind: N, ...},
+ * "categories": {category: N, ...}, "unparsed": {reason: N, ...},
+ * "files": [{"id", "path", "kind", "offset", "lines", "first_seen",
+ * "last_read"}], "decisions_active": N, "decisions_total": N,
+ * "evidence_rows": N, "db_bytes": N}. Counts are lifetime totals (retention
+ * does not lower them); decisions_active is judged at now.
+ */
+json_t *db_stats_json(struct db *db, int64_t now);
+
+/*
+ * The dashboard's summary at now: {"now", "events": {"last_hour": N,
+ * "last_day": N}, "rejects": {...}, "rates": {"events_per_min_hour": x,
+ * ...}, "categories_last_day": {...}, "blocks_active": N, "blocks_active_ip":
+ * N, "blocks_active_class": N, "ingest": {"files": N, "lag_seconds": N
+ * (now - newest last_read, null if never), "lines_per_sec": x (last full
+ * minute), "lines_last_hour": N, "parse_errors_last_hour": N, "lines_read":
+ * N, "unparsed": N}}. Time windows use event (log) time for events and the
+ * wall clock for ingest.
+ */
+json_t *db_summary_json(struct db *db, int64_t now);
+
+/*
+ * Counts over [from, to) (UTC seconds) in buckets of step seconds (a
+ * multiple of 60, at most 2000 buckets; steps of an hour or more read the
+ * hourly rollups). metric: "codes" (series per code class), "categories"
+ * (per category seen), "kinds" (per event kind).
+ * {"metric", "from", "to", "step", "t": [bucket starts], "series": {name: [N...]}}.
+ */
+json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step);
+
+/*
+ * The top senders over [from, to) by scope (SCOPE_IP or SCOPE_CLASS),
+ * counting events of kind `kind` (-1: reject, auth_failure, protocol and
+ * lost together) and category `category` (-1: any), hourly granularity.
+ * {"by": "ip"|"class", "from", "to", "items": [{"prefix", "count",
+ * "categories": {name: N}}]} ordered by count, then prefix.
+ */
+json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category,
+		    int limit);
+
+/*
+ * Decisions, newest first: {"items": [decision objects], "next": cursor|null}.
+ * active_only keeps those in force at now. A decision object is {"id",
+ * "prefix", "family", "len", "scope", "response", "rule", "reason",
+ * "score", "since", "until", "manual", "active", "created_by", "created_at",
+ * "ended_at", "ended_by", "end_reason", "evidence" (parsed JSON, or the text
+ * when it does not parse)}; since/until/... are RFC 3339 strings.
+ */
+json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor);
+/* The same decision objects for db_decisions_history()'s set (lookup). */
+json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now);
+
+/*
+ * Stored evidence events, newest first (log time, then id), whose IP lies
+ * in q (NULL: any; a host prefix is one IP, a /24 a class) and whose
+ * category is `category` (-1: any). {"items": [{"id", "ts", "mta", "host",
+ * "program", "pid", "queue_id", "ip", "class", "port", "rdns", "helo",
+ * "from", "to", "user", "stage", "kind", "code", "dsn", "category", "text",
+ * "line", "source_id"}], "next": cursor|null}.
+ */
+json_t *db_events_json(struct db *db, const struct prefix *q, int category, int limit, const char *cursor);
+
+/*
+ * Counts of stored evidence events whose IP lies in q with ts >= since
+ * (seconds): {"since", "total": N, "kinds": {...}, "categories": {...},
+ * "first": ts|null, "last": ts|null}. For lookup's "recent".
+ */
+json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t since);
+
+/* The audit trail, newest first: {"items": [{"id", "when", "who",
+ * "action", "prefix", "reason"}], "next": cursor|null}. */
+json_t *db_audit_json(struct db *db, int limit, const char *cursor);
+
+/* ------------------------------------------------------------ retention */
+
+/* Rows deleted per table per db_retention_run() call: short transactions. */
+#define DB_RETENTION_CHUNK 5000
+/*
+ * Delete, at most DB_RETENTION_CHUNK rows per table per call, each table in
+ * its own short transaction: evidence events older than
+ * conf->retention_events (log time), minute rollups older than
+ * conf->retention_rollups, hourly rollups and per-IP hourly counts older
+ * than max(365 days, retention_rollups), decisions that ended (until or
+ * ended_at) more than conf->retention_decisions ago, ingest counts older
+ * than retention_rollups. Must be called with no batch open. Returns the
+ * number of rows deleted (call again while it is > 0, between batches), or -1.
+ */
+int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * db_internal.h - what the files of db/ share: the connection struct, the
+ * prepared-statement cache, the batch accumulator and small helpers. Not
+ * for use outside db/.
+ */
+#ifndef MXWARDEN_DB_INTERNAL_H
+#define MXWARDEN_DB_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+/* Every statement the module runs, prepared once per connection (lazily)
+ * and reused. The SQL text lives in db.c's table, indexed by these ids. */
+enum stmt_id {
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q_EVENT_INSERT,
+	Q_ROLLUP_MINUTE_ADD,
+	Q_ROLLUP_HOUR_ADD,
+	Q_TOP_HOUR_ADD,
+	Q_COUNTER_ADD,
+	Q_INGEST_ADD,
+	Q_EVENTS_SCAN,
+	Q_SOURCE_FIND_ID,
+	Q_SOURCE_FIND_NAME,
+	Q_SOURCE_FIND_FP,
+	Q_SOURCE_INSERT,
+	Q_SOURCE_SET_PATH,
+	Q_SOURCE_GET,
+	Q_SOURCE_LIST,
+	Q_SOURCE_SET_OFFSET,
+	Q_SOURCE_SET_IDENTITY,
+	Q_DECISION_INSERT,
+	Q_DECISION_END,
+	Q_DECISIONS_ACTIVE,
+	Q_DECISIONS_FAMILY,
+	Q_DECISIONS_COUNT,
+	Q_DECISION_GET,
+	Q_AUDIT_INSERT,
+	Q__COUNT
+};
+
+/* The batch accumulator: counts keyed by a fixed-size, zero-padded key so
+ * that keys compare with memcmp. One open-addressing table for everything
+ * a batch counts; flushed into SQLite by db_commit(). */
+enum agg_table { AGG_MINUTE = 1, AGG_HOUR, AGG_TOP, AGG_KIND, AGG_CAT };
+
+struct agg_key {
+	int64_t t;
+	uint8_t table; /* enum agg_table */
+	uint8_t kind;
+	uint8_t cat;
+	uint8_t cc;
+	uint8_t scope;
+	uint8_t plen;
+	uint8_t fam;
+	uint8_t pad;
+	uint8_t addr[16];
+};
+
+struct agg_slot {
+	struct agg_key key;
+	int64_t n;
+	bool used;
+};
+
+struct agg {
+	struct agg_slot *slots;
+	size_t cap; /* a power of two, or 0 */
+	size_t used;
+};
+
+void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
+void agg_clear(struct agg *a);
+void agg_free(struct agg *a);
+
+struct db {
+	sqlite3 *h;
+	bool rw;
+	bool in_batch;
+	char path[PATH_MAX];
+	char err[512];
+	sqlite3_stmt *st[Q__COUNT];
+	/* Statements of the queries (queries.c), cached by their SQL text's
+	 * address: each is a static string. */
+	const char *qsql[48];
+	sqlite3_stmt *qst[48];
+	size_t nq;
+	struct agg agg;
+};
+
+/* The cached statement for a static SQL string, reset and unbound; NULL
+ * (error set) when it does not prepare. */
+sqlite3_stmt *db_stmt_sql(struct db *db, const char *sql);
+
+/* The statement id, reset and with its bindings cleared; NULL (and the
+ * error set) when it does not prepare. */
+sqlite3_stmt *db_stmt(struct db *db, enum stmt_id id);
+/* Set the error from a format, or from SQLite's last message (what: the
+ * operation that failed). Both return -1. */
+int db_fail(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int db_fail_sql(struct db *db, const char *what);
+/* Run SQL text (no results) once; for schema work and one-off statements. */
+int db_exec(struct db *db, const char *sql);
+/* Step a statement that returns no rows, then reset it. 0 or -1. */
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what);
+/* Prepare a one-off statement (freed by the caller with sqlite3_finalize). */
+sqlite3_stmt *db_prepare(struct db *db, const char *sql);
+
+/* Decode an events row selected with the column order of Q_EVENTS_SCAN
+ * (id, ts, mta, ..., raw, source_id); spans point into the statement. */
+void db_event_from_row(sqlite3_stmt *st, struct event *ev, int64_t *id, int64_t *source_id);
+#define DB_EVENT_COLS                                                                                       \
+	"id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo, mail_from, rcpt_to," \
+	" user, stage, kind, code, dsn, category, text, raw, source_id"
+
+/* Decode a decisions row (DECISION_COLS order, see db.c). */
+void db_decision_from_row(sqlite3_stmt *st, struct decision *d, struct db_decision_info *info);
+
+/* Flush the accumulator into the tables (inside the open transaction). */
+int db_agg_flush(struct db *db);
+
+/* The 17-byte key of an address in the events table (family, 16 bytes),
+ * and the [lo, hi] keys of every address inside a prefix. */
+void db_ip_key(const struct ipaddr *ip, uint8_t out[17]);
+void db_prefix_range(const struct prefix *p, uint8_t lo[17], uint8_t hi[17]);
+
+/* JSON helpers: a string from log bytes (invalid UTF-8 -> U+FFFD, NUL kept
+ * as \u0000), never NULL; a time as RFC 3339 text; a column as a string or
+ * null. All return new references. */
+json_t *db_json_bytes(const char *p, size_t n);
+json_t *db_json_time(int64_t secs);
+json_t *db_json_column(sqlite3_stmt *st, int col);
+
+/* Cursors: "<tag>.<a>[.<b>]" with decimal numbers. Parse returns 0 or -1. */
+void db_cursor_format(char *out, size_t outsz, char tag, int64_t a, int64_t b, bool two);
+int db_cursor_parse(const char *s, char tag, int64_t *a, int64_t *b, bool two);
+
+/* Clamp a page size to 1..1000. */
+static inline int db_clamp_limit(int limit)
+{
+	return limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
+}
+
+/* Bind a possibly-empty byte string as TEXT (NULL when empty). */
+int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n);
+
+#endif

@@ -1,0 +1,772 @@
+/*
+ * queries.c - the read side shared by the CLI and the web API: stats,
+ * summary, timeseries, top senders, decisions, events, recent counts and
+ * the audit trail, each returned as a new jansson object.
+ *
+ * Every query runs inside one read transaction so that its numbers agree
+ * with each other (WAL: a snapshot, never blocking the writer). It must
+ * never write, and never put a stored byte string into JSON except through
+ * db_json_bytes().
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_internal.h"
+
+/* A read snapshot when no batch is open (the writer's own batch already is
+ * one). Returns whether a transaction was started here. */
+static bool read_begin(struct db *db)
+{
+	if (db->in_batch || !sqlite3_get_autocommit(db->h))
+		return false;
+	return db_exec(db, "BEGIN") == 0;
+}
+
+static void read_end(struct db *db, bool started)
+{
+	if (started)
+		db_exec(db, "COMMIT");
+}
+
+static void set_new(json_t *obj, const char *key, json_t *v)
+{
+	if (!v || json_object_set_new(obj, key, v) < 0)
+		fatal("out of memory (json)");
+}
+
+static void append_new(json_t *arr, json_t *v)
+{
+	if (!v || json_array_append_new(arr, v) < 0)
+		fatal("out of memory (json)");
+}
+
+static json_t *fail_json(struct db *db, json_t *partial, bool started)
+{
+	json_decref(partial);
+	read_end(db, started);
+	return NULL;
+}
+
+/* One integer from a query with up to two int64 parameters; -1 on error. */
+static int64_t query_int(struct db *db, const char *sql, int nparams, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, sql);
+	if (!st)
+		return -1;
+	if (nparams > 0)
+		sqlite3_bind_int64(st, 1, a);
+	if (nparams > 1)
+		sqlite3_bind_int64(st, 2, b);
+	int64_t v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		db_fail_sql(db, "query");
+	sqlite3_reset(st);
+	return v;
+}
+
+/* {key: n} from a (text, integer) query with one optional text parameter
+ * and up to two integer parameters after it. NULL on error. */
+static json_t *query_map(struct db *db, const char *sql, const char *text, int nints, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, sql);
+	if (!st)
+		return NULL;
+	int i = 1;
+	if (text)
+		sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
+	if (nints > 0)
+		sqlite3_bind_int64(st, i++, a);
+	if (nints > 1)
+		sqlite3_bind_int64(st, i++, b);
+	json_t *m = json_object();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		json_t *key = db_json_bytes(k ? k : "", k ? (size_t)sqlite3_column_bytes(st, 0) : 0);
+		set_new(m, json_string_value(key), json_integer(sqlite3_column_int64(st, 1)));
+		json_decref(key);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_fail_sql(db, "query");
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ------------------------------------------------------------------ stats */
+
+static const char SQL_COUNTERS[] = "SELECT key, n FROM counters WHERE name = ? ORDER BY key";
+static const char SQL_LINES_READ[] = "SELECT coalesce(sum(lines_read), 0) FROM sources";
+static const char SQL_ACTIVE[] = "SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?";
+static const char SQL_DECISIONS_TOTAL[] = "SELECT count(*) FROM decisions";
+static const char SQL_EVIDENCE_ROWS[] = "SELECT count(*) FROM events";
+
+static int add_file(void *arg, const struct db_source *s)
+{
+	json_t *f = json_object();
+	set_new(f, "id", json_integer(s->id));
+	set_new(f, "path", db_json_bytes(s->path, strlen(s->path)));
+	set_new(f, "kind", json_string(db_source_kind_name(s->kind)));
+	set_new(f, "offset", json_integer(s->offset));
+	set_new(f, "lines", json_integer(s->lines_read));
+	set_new(f, "first_seen", db_json_time(s->first_seen));
+	set_new(f, "last_read", s->last_read ? db_json_time(s->last_read) : json_null());
+	append_new(arg, f);
+	return 0;
+}
+
+json_t *db_stats_json(struct db *db, int64_t now)
+{
+	bool started = read_begin(db);
+	json_t *o = json_object();
+	int64_t lines = query_int(db, SQL_LINES_READ, 0, 0, 0);
+	if (lines < 0)
+		return fail_json(db, o, started);
+	set_new(o, "lines_read", json_integer(lines));
+	static const char *const maps[][2] = {
+	    {"events", "kind"}, {"categories", "category"}, {"unparsed", "unparsed"}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(maps); i++) {
+		json_t *m = query_map(db, SQL_COUNTERS, maps[i][1], 0, 0, 0);
+		if (!m)
+			return fail_json(db, o, started);
+		set_new(o, maps[i][0], m);
+	}
+	json_t *files = json_array();
+	set_new(o, "files", files);
+	if (db_sources_list(db, add_file, files) < 0)
+		return fail_json(db, o, started);
+	int64_t active = query_int(db, SQL_ACTIVE, 1, now, 0);
+	int64_t total = query_int(db, SQL_DECISIONS_TOTAL, 0, 0, 0);
+	int64_t rows = query_int(db, SQL_EVIDENCE_ROWS, 0, 0, 0);
+	if (active < 0 || total < 0 || rows < 0)
+		return fail_json(db, o, started);
+	set_new(o, "decisions_active", json_integer(active));
+	set_new(o, "decisions_total", json_integer(total));
+	set_new(o, "evidence_rows", json_integer(rows));
+	set_new(o, "db_bytes", json_integer(db_size_bytes(db)));
+	read_end(db, started);
+	return o;
+}
+
+/* ---------------------------------------------------------------- summary */
+
+static const char SQL_SUMMARY[] =
+    "SELECT"
+    " (SELECT coalesce(sum(n), 0) FROM rollup_minute WHERE t >= ?1 - 3600 AND t <= ?1),"
+    " (SELECT coalesce(sum(n), 0) FROM rollup_minute WHERE t >= ?1 - 86400 AND t <= ?1),"
+    " (SELECT coalesce(sum(n), 0) FROM rollup_minute WHERE t >= ?1 - 3600 AND t <= ?1 AND kind = 'reject'),"
+    " (SELECT coalesce(sum(n), 0) FROM rollup_minute WHERE t >= ?1 - 86400 AND t <= ?1 AND kind = 'reject'),"
+    " (SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?1),"
+    " (SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?1 AND scope = 'ip'),"
+    " (SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?1 AND scope = 'class'),"
+    " (SELECT count(*) FROM sources WHERE kind = 'follow'),"
+    " (SELECT max(last_read) FROM sources WHERE kind IN ('follow', 'syslog') AND last_read > 0),"
+    " (SELECT coalesce(sum(lines), 0) FROM ingest_minute WHERE t = ?2),"
+    " (SELECT coalesce(sum(lines), 0) FROM ingest_minute WHERE t >= ?1 - 3600 AND t <= ?1),"
+    " (SELECT coalesce(sum(unparsed), 0) FROM ingest_minute WHERE t >= ?1 - 3600 AND t <= ?1),"
+    " (SELECT coalesce(sum(lines_read), 0) FROM sources),"
+    " (SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'unparsed')";
+static const char SQL_CATS_DAY[] = "SELECT category, sum(n) FROM rollup_minute"
+				   " WHERE t >= ?1 - 86400 AND t <= ?1 AND category != 'none'"
+				   " GROUP BY category ORDER BY category";
+
+json_t *db_summary_json(struct db *db, int64_t now)
+{
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_SUMMARY);
+	if (!st)
+		return fail_json(db, NULL, started);
+	int64_t last_full_minute = now - ((now % 60) + 60) % 60 - 60;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, last_full_minute);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_fail_sql(db, "summary");
+		sqlite3_reset(st);
+		return fail_json(db, NULL, started);
+	}
+	int64_t v[14];
+	for (int i = 0; i < 14; i++)
+		v[i] = sqlite3_column_int64(st, i);
+	bool lag_null = sqlite3_column_type(st, 8) == SQLITE_NULL;
+	sqlite3_reset(st);
+
+	json_t *o = json_object();
+	set_new(o, "now", db_json_time(now));
+	json_t *ev = json_object();
+	set_new(ev, "last_hour", json_integer(v[0]));
+	set_new(ev, "last_day", json_integer(v[1]));
+	set_new(o, "events", ev);
+	json_t *rj = json_object();
+	set_new(rj, "last_hour", json_integer(v[2]));
+	set_new(rj, "last_day", json_integer(v[3]));
+	set_new(o, "rejects", rj);
+	json_t *rates = json_object();
+	set_new(rates, "events_per_min_hour", json_real((double)v[0] / 60.0));
+	set_new(rates, "events_per_min_day", json_real((double)v[1] / 1440.0));
+	set_new(rates, "rejects_per_min_hour", json_real((double)v[2] / 60.0));
+	set_new(o, "rates", rates);
+	json_t *cats = query_map(db, SQL_CATS_DAY, NULL, 1, now, 0);
+	if (!cats)
+		return fail_json(db, o, started);
+	set_new(o, "categories_last_day", cats);
+	set_new(o, "blocks_active", json_integer(v[4]));
+	set_new(o, "blocks_active_ip", json_integer(v[5]));
+	set_new(o, "blocks_active_class", json_integer(v[6]));
+	json_t *in = json_object();
+	set_new(in, "files", json_integer(v[7]));
+	set_new(in, "lag_seconds", lag_null ? json_null() : json_integer(MXW_MAX(0, now - v[8])));
+	set_new(in, "lines_per_sec", json_real((double)v[9] / 60.0));
+	set_new(in, "lines_last_hour", json_integer(v[10]));
+	set_new(in, "parse_errors_last_hour", json_integer(v[11]));
+	set_new(in, "lines_read", json_integer(v[12]));
+	set_new(in, "unparsed", json_integer(v[13]));
+	set_new(o, "ingest", in);
+	read_end(db, started);
+	return o;
+}
+
+/* ------------------------------------------------------------- timeseries */
+
+#define TS_SQL(table, col) \
+	"SELECT (t - ?1) / ?3, " col ", sum(n) FROM " table " WHERE t >= ?1 AND t < ?2 GROUP BY 1, 2"
+static const char SQL_TS_MIN_CODES[] = TS_SQL("rollup_minute", "code_class");
+static const char SQL_TS_MIN_CATS[] = TS_SQL("rollup_minute", "category");
+static const char SQL_TS_MIN_KINDS[] = TS_SQL("rollup_minute", "kind");
+static const char SQL_TS_HOUR_CODES[] = TS_SQL("rollup_hour", "code_class");
+static const char SQL_TS_HOUR_CATS[] = TS_SQL("rollup_hour", "category");
+static const char SQL_TS_HOUR_KINDS[] = TS_SQL("rollup_hour", "kind");
+
+#define TS_MAX_BUCKETS 2000
+
+json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step)
+{
+	int m = !metric				? -1
+		: !strcmp(metric, "codes")	? 0
+		: !strcmp(metric, "categories") ? 1
+		: !strcmp(metric, "kinds")	? 2
+						: -1;
+	if (m < 0) {
+		db_fail(db, "unknown metric '%s' (codes, categories, kinds)", metric ? metric : "");
+		return NULL;
+	}
+	if (step < 60 || step % 60 != 0) {
+		db_fail(db, "step must be a positive multiple of 60 seconds");
+		return NULL;
+	}
+	bool hourly = step % 3600 == 0;
+	int64_t gran = hourly ? 3600 : 60;
+	from -= ((from % gran) + gran) % gran;
+	if (to <= from) {
+		db_fail(db, "empty time range");
+		return NULL;
+	}
+	int64_t nb = (to - from + step - 1) / step;
+	if (nb > TS_MAX_BUCKETS) {
+		db_fail(db, "too many buckets (%lld, at most %d): use a larger step", (long long)nb,
+			TS_MAX_BUCKETS);
+		return NULL;
+	}
+	static const char *const sqls[2][3] = {{SQL_TS_MIN_CODES, SQL_TS_MIN_CATS, SQL_TS_MIN_KINDS},
+					       {SQL_TS_HOUR_CODES, SQL_TS_HOUR_CATS, SQL_TS_HOUR_KINDS}};
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, sqls[hourly][m]);
+	if (!st)
+		return fail_json(db, NULL, started);
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	sqlite3_bind_int64(st, 3, step);
+
+	json_t *o = json_object();
+	set_new(o, "metric", json_string(metric));
+	set_new(o, "from", json_integer(from));
+	set_new(o, "to", json_integer(to));
+	set_new(o, "step", json_integer(step));
+	json_t *t = json_array();
+	for (int64_t i = 0; i < nb; i++)
+		append_new(t, json_integer(from + i * step));
+	set_new(o, "t", t);
+	json_t *series = json_object();
+	set_new(o, "series", series);
+	if (m == 0)
+		for (int c = 0; c < CC__COUNT; c++) {
+			json_t *a = json_array();
+			for (int64_t i = 0; i < nb; i++)
+				append_new(a, json_integer(0));
+			set_new(series, code_class_name((enum code_class)c), a);
+		}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t b = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		if (!name || b < 0 || b >= nb)
+			continue;
+		json_t *key = db_json_bytes(name, (size_t)sqlite3_column_bytes(st, 1));
+		json_t *a = json_object_get(series, json_string_value(key));
+		if (!a) {
+			a = json_array();
+			for (int64_t i = 0; i < nb; i++)
+				append_new(a, json_integer(0));
+			set_new(series, json_string_value(key), a);
+		}
+		json_decref(key);
+		json_t *cell = json_array_get(a, (size_t)b);
+		json_integer_set(cell, json_integer_value(cell) + sqlite3_column_int64(st, 2));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_fail_sql(db, "timeseries");
+		return fail_json(db, o, started);
+	}
+	read_end(db, started);
+	return o;
+}
+
+/* -------------------------------------------------------------------- top */
+
+#define TOP_WHERE                                                                                     \
+	" WHERE t >= ?1 AND t < ?2 AND scope = ?3"                                                    \
+	" AND ((?4 IS NULL AND kind IN ('reject', 'auth_failure', 'protocol', 'lost')) OR kind = ?4)" \
+	" AND (?5 IS NULL OR category = ?5)"
+static const char SQL_TOP[] =
+    "SELECT prefix, sum(n) AS c FROM top_hour" TOP_WHERE " GROUP BY prefix ORDER BY c DESC, prefix LIMIT ?6";
+static const char SQL_TOP_CATS[] =
+    "SELECT prefix, category, sum(n) FROM top_hour" TOP_WHERE
+    " AND prefix IN (SELECT value FROM json_each(?6)) GROUP BY prefix, category";
+
+static void top_bind(sqlite3_stmt *st, enum scope by, int64_t from, int64_t to, int kind, int category)
+{
+	sqlite3_bind_int64(st, 1, from - ((from % 3600) + 3600) % 3600);
+	sqlite3_bind_int64(st, 2, to);
+	sqlite3_bind_text(st, 3, scope_name(by), -1, SQLITE_STATIC);
+	if (kind >= 0)
+		sqlite3_bind_text(st, 4, ev_kind_name((enum ev_kind)kind), -1, SQLITE_STATIC);
+	if (category >= 0)
+		sqlite3_bind_text(st, 5, ev_category_name((enum ev_category)category), -1, SQLITE_STATIC);
+}
+
+json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category, int limit)
+{
+	if (kind >= EV__COUNT || category >= CAT__COUNT) {
+		db_fail(db, "bad kind or category");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_TOP);
+	if (!st)
+		return fail_json(db, NULL, started);
+	top_bind(st, by, from, to, kind, category);
+	sqlite3_bind_int(st, 6, limit);
+	json_t *o = json_object();
+	set_new(o, "by", json_string(scope_name(by)));
+	set_new(o, "from", json_integer(from));
+	set_new(o, "to", json_integer(to));
+	json_t *items = json_array();
+	set_new(o, "items", items);
+	json_t *index = json_object(); /* prefix -> its categories object (borrowed) */
+	json_t *keys = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 0);
+		if (!p)
+			continue;
+		json_t *it = json_object();
+		set_new(it, "prefix", json_string(p));
+		set_new(it, "count", json_integer(sqlite3_column_int64(st, 1)));
+		json_t *cats = json_object();
+		set_new(it, "categories", cats);
+		json_object_set(index, p, cats);
+		append_new(keys, json_string(p));
+		append_new(items, it);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_fail_sql(db, "top");
+		json_decref(index);
+		json_decref(keys);
+		return fail_json(db, o, started);
+	}
+	char *keytext = json_dumps(keys, JSON_COMPACT);
+	json_decref(keys);
+	if (!keytext)
+		fatal("out of memory (json)");
+	st = db_stmt_sql(db, SQL_TOP_CATS);
+	if (st) {
+		top_bind(st, by, from, to, kind, category);
+		sqlite3_bind_text(st, 6, keytext, -1, SQLITE_TRANSIENT);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			const char *c = (const char *)sqlite3_column_text(st, 1);
+			json_t *cats = p ? json_object_get(index, p) : NULL;
+			if (cats && c)
+				set_new(cats, c, json_integer(sqlite3_column_int64(st, 2)));
+		}
+		sqlite3_reset(st);
+	}
+	free(keytext);
+	json_decref(index);
+	if (!st || rc != SQLITE_DONE) {
+		if (st)
+			db_fail_sql(db, "top categories");
+		return fail_json(db, o, started);
+	}
+	read_end(db, started);
+	return o;
+}
+
+/* -------------------------------------------------------------- decisions */
+
+static json_t *decision_json(const struct decision *d, const struct db_decision_info *info, int64_t now)
+{
+	json_t *o = json_object();
+	char text[PREFIX_STRLEN];
+	prefix_format(&d->prefix, text);
+	set_new(o, "id", json_integer(d->id));
+	set_new(o, "prefix", json_string(text));
+	set_new(o, "family", json_integer(d->prefix.addr.family));
+	set_new(o, "len", json_integer(d->prefix.len));
+	set_new(o, "scope", json_string(scope_name(d->scope)));
+	set_new(o, "response", json_string(response_name(d->response)));
+	set_new(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
+	set_new(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
+	set_new(o, "score", json_real(d->score));
+	set_new(o, "since", db_json_time(d->since));
+	set_new(o, "until", db_json_time(d->until));
+	set_new(o, "manual", json_boolean(d->manual));
+	set_new(o, "active", json_boolean(!info->ended_at && d->until > now));
+	set_new(o, "created_by",
+		info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by)) : json_null());
+	set_new(o, "created_at", info->created_at ? db_json_time(info->created_at) : json_null());
+	set_new(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
+	set_new(o, "ended_by",
+		info->ended_by ? db_json_bytes(info->ended_by, strlen(info->ended_by)) : json_null());
+	set_new(o, "end_reason",
+		info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason)) : json_null());
+	json_t *ev = NULL;
+	if (info->evidence_json) {
+		ev = json_loads(info->evidence_json, JSON_DECODE_ANY, NULL);
+		if (!ev)
+			ev = db_json_bytes(info->evidence_json, strlen(info->evidence_json));
+	}
+	set_new(o, "evidence", ev ? ev : json_null());
+	return o;
+}
+
+#define DECISION_SELECT                                                                             \
+	"SELECT id, prefix, scope, response, rule, reason, score, since, until, manual, evidence, " \
+	"created_by,"                                                                               \
+	" created_at, ended_at, ended_by, end_reason FROM decisions"
+static const char SQL_BLOCKS[] =
+    DECISION_SELECT " WHERE id < ?1 AND (?2 = 0 OR (ended_at IS NULL AND until > ?3))"
+		    " ORDER BY id DESC LIMIT ?4";
+
+json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor)
+{
+	int64_t after = INT64_MAX, unused;
+	if (cursor && db_cursor_parse(cursor, 'b', &after, &unused, false) < 0) {
+		db_fail(db, "bad cursor");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_BLOCKS);
+	if (!st)
+		return fail_json(db, NULL, started);
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, active_only ? 1 : 0);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int(st, 4, limit + 1);
+	json_t *o = json_object();
+	json_t *items = json_array();
+	set_new(o, "items", items);
+	int rc, n = 0;
+	int64_t last = 0;
+	bool more = false;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			more = true;
+			break;
+		}
+		struct decision d;
+		struct db_decision_info info;
+		db_decision_from_row(st, &d, &info);
+		append_new(items, decision_json(&d, &info, now));
+		last = d.id;
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail_sql(db, "blocks");
+		return fail_json(db, o, started);
+	}
+	if (more) {
+		char c[64];
+		db_cursor_format(c, sizeof(c), 'b', last, 0, false);
+		set_new(o, "next", json_string(c));
+	} else {
+		set_new(o, "next", json_null());
+	}
+	read_end(db, started);
+	return o;
+}
+
+struct history_arg {
+	json_t *items;
+	int64_t now;
+};
+
+static int add_history(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct history_arg *h = arg;
+	append_new(h->items, decision_json(d, info, h->now));
+	return 0;
+}
+
+json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now)
+{
+	bool started = read_begin(db);
+	json_t *o = json_object();
+	char text[PREFIX_STRLEN];
+	prefix_format(q, text);
+	set_new(o, "prefix", json_string(text));
+	struct history_arg h = {json_array(), now};
+	set_new(o, "items", h.items);
+	if (db_decisions_history(db, q, add_history, &h) < 0)
+		return fail_json(db, o, started);
+	read_end(db, started);
+	return o;
+}
+
+/* ----------------------------------------------------------------- events */
+
+#define EVENTS_CURSOR " AND (ts < ?2 OR (ts = ?2 AND id < ?3)) AND (?1 IS NULL OR category = ?1)"
+static const char SQL_EVENTS_ALL[] =
+    "SELECT " DB_EVENT_COLS " FROM events WHERE 1" EVENTS_CURSOR " ORDER BY ts DESC, id DESC LIMIT ?4";
+static const char SQL_EVENTS_IN[] =
+    "SELECT " DB_EVENT_COLS " FROM events WHERE ip_bin BETWEEN ?5 AND ?6" EVENTS_CURSOR
+    " ORDER BY ts DESC, id DESC LIMIT ?4";
+
+static json_t *span_json(struct span s)
+{
+	return s.p ? db_json_bytes(s.p, s.n) : json_null();
+}
+
+static json_t *event_json(int64_t id, const struct event *ev, int64_t source_id)
+{
+	json_t *o = json_object();
+	char ts[TIME_STRLEN];
+	time_format_rfc3339(ev->ts_us, ev->ts_us % 1000000 != 0, ts);
+	set_new(o, "id", json_integer(id));
+	set_new(o, "ts", json_string(ts));
+	set_new(o, "ts_us", json_integer(ev->ts_us));
+	set_new(o, "mta", json_string(mta_name(ev->mta)));
+	set_new(o, "host", span_json(ev->host));
+	set_new(o, "program", span_json(ev->program));
+	set_new(o, "pid", ev->pid >= 0 ? json_integer(ev->pid) : json_null());
+	set_new(o, "queue_id", span_json(ev->queue_id));
+	if (ev->has_ip) {
+		char ip[IPADDR_STRLEN];
+		ipaddr_format(&ev->ip, ip);
+		set_new(o, "ip", json_string(ip));
+	} else {
+		set_new(o, "ip", json_null());
+	}
+	if (ev->cls.addr.family) {
+		char cls[PREFIX_STRLEN];
+		prefix_format(&ev->cls, cls);
+		set_new(o, "class", json_string(cls));
+	} else {
+		set_new(o, "class", json_null());
+	}
+	set_new(o, "port", ev->port ? json_integer(ev->port) : json_null());
+	set_new(o, "rdns", span_json(ev->rdns));
+	set_new(o, "helo", span_json(ev->helo));
+	set_new(o, "from", span_json(ev->from));
+	set_new(o, "to", span_json(ev->to));
+	set_new(o, "user", span_json(ev->user));
+	set_new(o, "stage", json_string(ev_stage_name(ev->stage)));
+	set_new(o, "kind", json_string(ev_kind_name(ev->kind)));
+	set_new(o, "code", ev->code >= 0 ? json_integer(ev->code) : json_null());
+	set_new(o, "dsn", span_json(ev->dsn));
+	set_new(o, "category", json_string(ev_category_name(ev->cat)));
+	set_new(o, "text", span_json(ev->text));
+	set_new(o, "line", db_json_bytes(ev->line.p, ev->line.n));
+	set_new(o, "source_id", source_id > 0 ? json_integer(source_id) : json_null());
+	return o;
+}
+
+json_t *db_events_json(struct db *db, const struct prefix *q, int category, int limit, const char *cursor)
+{
+	int64_t cts = INT64_MAX, cid = INT64_MAX;
+	if (cursor && db_cursor_parse(cursor, 'e', &cts, &cid, true) < 0) {
+		db_fail(db, "bad cursor");
+		return NULL;
+	}
+	if (category >= CAT__COUNT) {
+		db_fail(db, "bad category");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, q ? SQL_EVENTS_IN : SQL_EVENTS_ALL);
+	if (!st)
+		return fail_json(db, NULL, started);
+	if (category >= 0)
+		sqlite3_bind_text(st, 1, ev_category_name((enum ev_category)category), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, cts);
+	sqlite3_bind_int64(st, 3, cid);
+	sqlite3_bind_int(st, 4, limit + 1);
+	if (q) {
+		uint8_t lo[17], hi[17];
+		db_prefix_range(q, lo, hi);
+		sqlite3_bind_blob(st, 5, lo, 17, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 6, hi, 17, SQLITE_TRANSIENT);
+	}
+	json_t *o = json_object();
+	json_t *items = json_array();
+	set_new(o, "items", items);
+	int rc, n = 0;
+	bool more = false;
+	int64_t last_ts = 0, last_id = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			more = true;
+			break;
+		}
+		struct event ev;
+		int64_t id, src;
+		db_event_from_row(st, &ev, &id, &src);
+		append_new(items, event_json(id, &ev, src));
+		last_ts = ev.ts_us;
+		last_id = id;
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail_sql(db, "events");
+		return fail_json(db, o, started);
+	}
+	if (more) {
+		char c[64];
+		db_cursor_format(c, sizeof(c), 'e', last_ts, last_id, true);
+		set_new(o, "next", json_string(c));
+	} else {
+		set_new(o, "next", json_null());
+	}
+	read_end(db, started);
+	return o;
+}
+
+static const char SQL_RECENT[] = "SELECT kind, category, count(*), min(ts), max(ts) FROM events"
+				 " WHERE ip_bin BETWEEN ?1 AND ?2 AND ts >= ?3 GROUP BY kind, category";
+
+json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t since)
+{
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_RECENT);
+	if (!st)
+		return fail_json(db, NULL, started);
+	uint8_t lo[17], hi[17];
+	db_prefix_range(q, lo, hi);
+	sqlite3_bind_blob(st, 1, lo, 17, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 2, hi, 17, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, since * 1000000);
+	json_t *o = json_object();
+	json_t *kinds = json_object(), *cats = json_object();
+	int64_t total = 0, first = INT64_MAX, last = INT64_MIN;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *c = (const char *)sqlite3_column_text(st, 1);
+		int64_t n = sqlite3_column_int64(st, 2);
+		total += n;
+		first = MXW_MIN(first, sqlite3_column_int64(st, 3));
+		last = MXW_MAX(last, sqlite3_column_int64(st, 4));
+		if (k)
+			set_new(kinds, k, json_integer(json_integer_value(json_object_get(kinds, k)) + n));
+		if (c)
+			set_new(cats, c, json_integer(json_integer_value(json_object_get(cats, c)) + n));
+	}
+	sqlite3_reset(st);
+	set_new(o, "since", db_json_time(since));
+	set_new(o, "total", json_integer(total));
+	set_new(o, "kinds", kinds);
+	set_new(o, "categories", cats);
+	char t[TIME_STRLEN];
+	if (total) {
+		time_format_rfc3339(first, false, t);
+		set_new(o, "first", json_string(t));
+		time_format_rfc3339(last, false, t);
+		set_new(o, "last", json_string(t));
+	} else {
+		set_new(o, "first", json_null());
+		set_new(o, "last", json_null());
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail_sql(db, "recent counts");
+		return fail_json(db, o, started);
+	}
+	read_end(db, started);
+	return o;
+}
+
+/* ------------------------------------------------------------------ audit */
+
+static const char SQL_AUDIT[] = "SELECT id, at, who, action, prefix, reason FROM audit WHERE id < ?1"
+				" ORDER BY id DESC LIMIT ?2";
+
+json_t *db_audit_json(struct db *db, int limit, const char *cursor)
+{
+	int64_t after = INT64_MAX, unused;
+	if (cursor && db_cursor_parse(cursor, 'a', &after, &unused, false) < 0) {
+		db_fail(db, "bad cursor");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_AUDIT);
+	if (!st)
+		return fail_json(db, NULL, started);
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, limit + 1);
+	json_t *o = json_object();
+	json_t *items = json_array();
+	set_new(o, "items", items);
+	int rc, n = 0;
+	int64_t last = 0;
+	bool more = false;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			more = true;
+			break;
+		}
+		json_t *a = json_object();
+		last = sqlite3_column_int64(st, 0);
+		set_new(a, "id", json_integer(last));
+		set_new(a, "when", db_json_time(sqlite3_column_int64(st, 1)));
+		set_new(a, "who", db_json_column(st, 2));
+		set_new(a, "action", db_json_column(st, 3));
+		set_new(a, "prefix", db_json_column(st, 4));
+		set_new(a, "reason", db_json_column(st, 5));
+		append_new(items, a);
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail_sql(db, "audit");
+		return fail_json(db, o, started);
+	}
+	if (more) {
+		char c[64];
+		db_cursor_format(c, sizeof(c), 'a', last, 0, false);
+		set_new(o, "next", json_string(c));
+	} else {
+		set_new(o, "next", json_null());
+	}
+	read_end(db, started);
+	return o;
+}

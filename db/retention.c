@@ -1,0 +1,78 @@
+/*
+ * retention.c - pruning old rows in bounded chunks, each table in its own
+ * short transaction, so that the writer (and the engine's batches between
+ * two calls) never waits long. It must never delete a decision still in
+ * force or one that ended within retention_decisions.
+ */
+#include <string.h>
+
+#include "db/db_internal.h"
+
+#define HOUR_KEEP_MIN (365 * 86400LL)
+
+static const char SQL_PRUNE_EVENTS[] = "DELETE FROM events WHERE id IN"
+				       " (SELECT id FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)";
+static const char SQL_PRUNE_MINUTE[] =
+    "DELETE FROM rollup_minute WHERE (t, kind, category, code_class) IN"
+    " (SELECT t, kind, category, code_class FROM rollup_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_HOUR[] =
+    "DELETE FROM rollup_hour WHERE (t, kind, category, code_class) IN"
+    " (SELECT t, kind, category, code_class FROM rollup_hour WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_TOP[] =
+    "DELETE FROM top_hour WHERE (t, scope, prefix, kind, category) IN"
+    " (SELECT t, scope, prefix, kind, category FROM top_hour WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_INGEST[] = "DELETE FROM ingest_minute WHERE t IN"
+				       " (SELECT t FROM ingest_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_DECISIONS[] =
+    "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE"
+    " (ended_at IS NOT NULL AND ended_at < ?1) OR (ended_at IS NULL AND until < ?1) LIMIT ?2)";
+
+/* One chunk of one table in its own transaction; rows deleted or -1. */
+static int64_t prune(struct db *db, const char *sql, int64_t cutoff)
+{
+	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	sqlite3_stmt *st = db_stmt_sql(db, sql);
+	if (!st || (sqlite3_bind_int64(st, 1, cutoff), sqlite3_bind_int(st, 2, DB_RETENTION_CHUNK),
+		    db_step_done(db, st, "retention")) < 0) {
+		char keep[sizeof(db->err)];
+		memcpy(keep, db->err, sizeof(keep));
+		db_exec(db, "ROLLBACK");
+		memcpy(db->err, keep, sizeof(keep));
+		return -1;
+	}
+	int64_t n = sqlite3_changes(db->h);
+	if (db_exec(db, "COMMIT") < 0) {
+		db_exec(db, "ROLLBACK");
+		return -1;
+	}
+	return n;
+}
+
+int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	if (db->in_batch)
+		return db_fail(db, "db_retention_run: a batch is open");
+	int64_t keep_hour = MXW_MAX(HOUR_KEEP_MIN, conf->retention_rollups);
+	const struct {
+		const char *sql;
+		int64_t cutoff;
+	} jobs[] = {
+	    {SQL_PRUNE_EVENTS, (now - conf->retention_events) * 1000000},
+	    {SQL_PRUNE_MINUTE, now - conf->retention_rollups},
+	    {SQL_PRUNE_HOUR, now - keep_hour},
+	    {SQL_PRUNE_TOP, now - keep_hour},
+	    {SQL_PRUNE_INGEST, now - conf->retention_rollups},
+	    {SQL_PRUNE_DECISIONS, now - conf->retention_decisions},
+	};
+	int64_t total = 0;
+	for (size_t i = 0; i < MXW_ARRAY_LEN(jobs); i++) {
+		int64_t n = prune(db, jobs[i].sql, jobs[i].cutoff);
+		if (n < 0)
+			return -1;
+		total += n;
+	}
+	return total;
+}

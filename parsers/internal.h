@@ -1,0 +1,116 @@
+/*
+ * internal.h - what the files of parsers/ share: the parser and source
+ * structs, a cursor over a message, and the per-MTA entry points. Not part
+ * of the module's contract (see parsers.h).
+ */
+#ifndef MXWARDEN_PARSERS_INTERNAL_H
+#define MXWARDEN_PARSERS_INTERNAL_H
+
+#include <string.h>
+
+#include "parsers/parsers.h"
+
+#define QMAP_SIZE  16384 /* queue-id -> client entries (direct mapped, bounded) */
+#define DEDUP_SIZE 4096	 /* recent Exim rejections, for mainlog+rejectlog */
+#define QID_MAX	   24
+
+struct qmap_entry {
+	char qid[QID_MAX];
+	uint8_t qlen;
+	uint16_t port;
+	struct ipaddr ip;
+};
+
+struct dedup_entry {
+	uint64_t hash;
+	const struct parser_source *src;
+	int64_t ts_us;
+};
+
+struct custom_rule;
+
+struct parser {
+	const struct config *conf;
+	struct class_conf classes;
+	char *tz;		   /* NULL = the system's zone */
+	int64_t tz_hour_key;	   /* local hour (seconds / 3600) cached */
+	int64_t tz_off;		   /* its UTC offset in seconds */
+	struct qmap_entry *qmap;   /* QMAP_SIZE */
+	struct dedup_entry *dedup; /* DEDUP_SIZE */
+	struct custom_rule *rules;
+	size_t n_rules;
+};
+
+struct parser_source {
+	struct parser *p;
+	char *name;
+	enum mta hint;
+	bool year_set;
+	int year;	/* the year of RFC 3164 stamps */
+	int last_month; /* 1..12 of the previous RFC 3164 stamp */
+};
+
+/* The envelope of one line: where the MTA's message starts. */
+struct envelope {
+	int64_t ts_us;
+	struct span host, program;
+	int32_t pid;
+	const char *msg;  /* the message, after "prog[pid]: " */
+	const char *end;  /* end of line */
+	bool exim_native; /* Exim's own mainlog/rejectlog stamp, no program tag */
+};
+
+/* ---- helpers shared by the MTA files (parser.c) ---- */
+
+static inline bool has_prefix(const char *p, const char *end, const char *lit, size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+#define HAS(p, end, lit) has_prefix((p), (end), (lit), sizeof(lit) - 1)
+
+static inline struct span mkspan(const char *a, const char *b)
+{
+	return (struct span){a, (uint32_t)(b - a)};
+}
+
+/* memmem over [p, end) */
+const char *find(const char *p, const char *end, const char *lit, size_t n);
+#define FIND(p, end, lit) find((p), (end), (lit), sizeof(lit) - 1)
+/* Last occurrence of lit in [p, end). */
+const char *rfind(const char *p, const char *end, const char *lit, size_t n);
+#define RFIND(p, end, lit) rfind((p), (end), (lit), sizeof(lit) - 1)
+
+/*
+ * Parse a client address s[0..n) strictly (no zone index, not the
+ * unspecified address) into ev->ip, ev->cls, ev->has_ip. Returns 0 or -1.
+ */
+int ev_set_ip(struct parser *p, struct event *ev, const char *s, size_t n);
+/* Parse a decimal port at *pp (advancing it); returns 0 or -1. */
+int parse_port(const char **pp, const char *end, uint16_t *port);
+/* "NNN " reply code at *pp: sets ev->code and advances past the space. */
+bool parse_code(const char **pp, const char *end, struct event *ev);
+/* "X.Y.Z " enhanced status code at *pp: sets ev->dsn, advances. */
+bool parse_dsn(const char **pp, const char *end, struct event *ev);
+/* SMTP command word -> stage */
+enum ev_stage stage_of_command(const char *p, size_t n);
+
+/* The queue-id map: remember and look up the client of a queue id. */
+void qmap_put(struct parser *p, struct span qid, const struct ipaddr *ip, uint16_t port);
+const struct qmap_entry *qmap_get(struct parser *p, struct span qid);
+
+/* ---- per MTA: return 1 (event), 0 (nothing about a client), -1 (*reason) ---- */
+int postfix_parse(struct parser *p, const struct envelope *e, struct event *ev, int *reason);
+int exim_parse(struct parser *p, struct parser_source *s, const struct envelope *e, struct event *ev,
+	       int *reason);
+int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev, int *reason);
+
+/* custom.c */
+int custom_compile(struct parser *p, const struct config *conf, struct errlist *errs);
+void custom_free(struct parser *p);
+int custom_parse(struct parser *p, const struct envelope *e, struct event *ev);
+
+/* categories from reply text */
+enum ev_category category_of_postfix(const char *text, const char *end, struct span dsn);
+enum ev_category category_of_exim(const char *text, const char *end, enum ev_stage st);
+
+#endif

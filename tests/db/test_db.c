@@ -1,0 +1,970 @@
+/* test_db.c - the db module through its header: schema creation and
+ * migration idempotence, event round trips with exact bytes, JSON output of
+ * hostile bytes, offsets committed atomically with events, pagination,
+ * decisions (active, history, escalation counts), sources, rollup queries
+ * and retention. Each test works in its own temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+/* 2026-11-27T20:00:00Z */
+#define NOW 1795809600LL
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct db *db;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mxw-test-db-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	/* A parent directory that does not exist yet: db_open must create it. */
+	snprintf(f->path, sizeof(f->path), "%s/sub/dir/test.db", f->dir);
+	char err[256];
+	f->db = db_open(f->path, DB_RW, err, sizeof(err));
+	if (!f->db) {
+		fprintf(stderr, "db_open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	db_close(f->db);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* An event with the given fields; text spans point into line. */
+static struct event mk(int64_t ts, enum ev_kind kind, enum ev_category cat, const char *ip, int code,
+		       const char *line, size_t line_len)
+{
+	struct event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.ts_us = ts * 1000000;
+	ev.mta = MTA_POSTFIX;
+	ev.kind = kind;
+	ev.cat = cat;
+	ev.stage = ST_RCPT;
+	ev.code = (int16_t)code;
+	ev.pid = -1;
+	if (ip) {
+		ev.has_ip = true;
+		assert_int_equal(ipaddr_parse(&ev.ip, ip, strlen(ip)), 0);
+		struct class_conf cc = {24, 64, 16, 48};
+		ipaddr_class(&ev.ip, &cc, &ev.cls);
+	}
+	ev.line = (struct span){line, (uint32_t)line_len};
+	return ev;
+}
+
+static int64_t jint(json_t *o, const char *path1, const char *path2)
+{
+	json_t *v = json_object_get(o, path1);
+	if (path2)
+		v = json_object_get(v, path2);
+	return json_integer_value(v);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_code_class_table(void **state)
+{
+	static const struct {
+		int code;
+		const char *want;
+	} cases[] = {{421, "421"}, {451, "451"},  {450, "4xx"}, {454, "4xx"}, {499, "4xx"}, {550, "5xx"},
+		     {554, "5xx"}, {250, "none"}, {-1, "none"}, {0, "none"},  {600, "none"}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		const char *got = code_class_name(code_class_of(cases[i].code));
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("code %d: got %s, want %s", cases[i].code, got, cases[i].want);
+	}
+}
+
+static void test_schema_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	assert_int_equal(access(f->path, F_OK), 0);
+	/* Re-opening read-write migrates nothing and keeps data. */
+	struct decision d = {.scope = SCOPE_IP, .response = RESP_REJECT, .since = NOW, .until = NOW + 600};
+	prefix_parse(&d.prefix, "192.0.2.7", 9, true);
+	assert_int_equal(db_decision_insert(f->db, &d, NULL, "test"), 0);
+	for (int i = 0; i < 3; i++) {
+		struct db *again = db_open(f->path, DB_RW, err, sizeof(err));
+		assert_non_null(again);
+		assert_int_equal(db_decisions_count(again, &d.prefix, 0), 1);
+		db_close(again);
+	}
+	struct db *ro = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(ro);
+	assert_int_equal(db_begin(ro), -1); /* read-only refuses writes */
+	db_close(ro);
+
+	/* A schema newer than ours is refused, with a message. */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	struct db *newer = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_null(newer);
+	assert_non_null(strstr(err, "newer"));
+	newer = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_null(newer);
+
+	/* A file that is not a database, and a missing file read-only. */
+	char junk[160];
+	snprintf(junk, sizeof(junk), "%s/junk.db", f->dir);
+	FILE *fp = fopen(junk, "w");
+	fputs("this is not sqlite, it is long enough to have a header of sorts....................\n", fp);
+	fclose(fp);
+	assert_null(db_open(junk, DB_RW, err, sizeof(err)));
+	snprintf(junk, sizeof(junk), "%s/missing.db", f->dir);
+	assert_null(db_open(junk, DB_RO, err, sizeof(err)));
+	assert_non_null(strstr(err, "no database"));
+}
+
+struct scan_got {
+	int n;
+	struct buf line, helo;
+	struct event ev;
+};
+
+static int scan_cb(void *arg, int64_t rid, const struct event *e)
+{
+	struct scan_got *g = arg;
+	g->n++;
+	buf_append(&g->line, e->line.p, e->line.n);
+	buf_append(&g->helo, e->helo.p, e->helo.n);
+	g->ev = *e; /* scalars only are used after the callback */
+	return 0;
+}
+
+static void test_event_bytes_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	/* NUL, invalid UTF-8 (lone continuation, overlong, truncated), ESC. */
+	static const char line[] =
+	    "Nov 27 20:00:00 mx postfix/smtpd[1]: NOQUEUE: reject: \x00 \xff\xfe \xc0\xaf "
+	    "\x1b[31m \xe2\x82";
+	static const char helo[] = "evil\x00helo\xff";
+	struct event ev =
+	    mk(NOW, EV_REJECT, CAT_UNKNOWN_RECIPIENT, "203.0.113.9", 550, line, sizeof(line) - 1);
+	ev.helo = (struct span){helo, sizeof(helo) - 1};
+	ev.host = (struct span){"mx1", 3};
+	ev.program = (struct span){"postfix/smtpd", 13};
+	ev.queue_id = (struct span){"ABC123", 6};
+	ev.from = (struct span){"<a@b>", 5};
+	ev.to = (struct span){"x@example.org", 13};
+	ev.dsn = (struct span){"5.1.1", 5};
+	ev.text = (struct span){"User unknown", 12};
+	ev.port = 2525;
+	ev.pid = 4242;
+	assert_int_equal(db_begin(f->db), 0);
+	int64_t id = db_event_insert(f->db, &ev, 0);
+	assert_true(id > 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	struct scan_got got = {0, BUF_INIT, BUF_INIT, {0}};
+	assert_int_equal(db_events_scan(f->db, 0, scan_cb, &got), 0);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.line.len, sizeof(line) - 1);
+	assert_memory_equal(got.line.data, line, sizeof(line) - 1);
+	assert_int_equal(got.helo.len, sizeof(helo) - 1);
+	assert_memory_equal(got.helo.data, helo, sizeof(helo) - 1);
+	assert_int_equal(got.ev.kind, EV_REJECT);
+	assert_int_equal(got.ev.cat, CAT_UNKNOWN_RECIPIENT);
+	assert_int_equal(got.ev.code, 550);
+	assert_int_equal(got.ev.port, 2525);
+	assert_int_equal(got.ev.pid, 4242);
+	assert_int_equal(got.ev.ts_us, NOW * 1000000);
+	assert_int_equal(ipaddr_cmp(&got.ev.ip, &ev.ip), 0);
+	assert_int_equal(prefix_cmp(&got.ev.cls, &ev.cls), 0);
+	buf_free(&got.line);
+	buf_free(&got.helo);
+
+	/* JSON: valid, NUL kept as \u0000, bad bytes as U+FFFD. */
+	json_t *o = db_events_json(f->db, NULL, -1, 10, NULL);
+	assert_non_null(o);
+	json_t *it = json_array_get(json_object_get(o, "items"), 0);
+	assert_non_null(it);
+	json_t *jl = json_object_get(it, "line");
+	const char *s = json_string_value(jl);
+	size_t n = json_string_length(jl);
+	assert_non_null(memchr(s, '\0', n));
+	assert_non_null(memmem(s, n, "\xef\xbf\xbd", 3));
+	char *dump = json_dumps(o, JSON_COMPACT);
+	assert_non_null(dump);
+	assert_non_null(strstr(dump, "\\u0000"));
+	assert_non_null(strstr(dump, "\"ip\":\"203.0.113.9\""));
+	assert_non_null(strstr(dump, "\"class\":\"203.0.113.0/24\""));
+	/* Re-parsing the dump gives the same object: the output is valid JSON. */
+	json_t *back = json_loads(dump, JSON_ALLOW_NUL, NULL);
+	assert_non_null(back);
+	assert_true(json_equal(back, o));
+	json_decref(back);
+	free(dump);
+	json_decref(o);
+}
+
+static void test_json_bytes_table(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *in;
+		size_t n;
+		const char *want_dump; /* json_dumps of the string, ENSURE_ASCII */
+	} cases[] = {
+	    {"plain", 5, "\"plain\""},
+	    {"a\x00z", 3, "\"a\\u0000z\""},
+	    {"\xff", 1, "\"\\uFFFD\""},
+	    {"\xc3\xa9", 2, "\"\\u00E9\""},				 /* valid é */
+	    {"\xc0\xaf", 2, "\"\\uFFFD\\uFFFD\""},			 /* overlong '/' */
+	    {"\xed\xa0\x80", 3, "\"\\uFFFD\\uFFFD\\uFFFD\""},		 /* surrogate */
+	    {"\xf4\x90\x80\x80", 4, "\"\\uFFFD\\uFFFD\\uFFFD\\uFFFD\""}, /* > U+10FFFF */
+	    {"\xe2\x82", 2, "\"\\uFFFD\\uFFFD\""},			 /* truncated */
+	    {"\xf0\x9f\x98\x80", 4, "\"\\uD83D\\uDE00\""},		 /* valid emoji */
+	    {"\x1b[0m", 4, "\"\\u001B[0m\""},
+	};
+	/* Stored as the raw line of a reject, then read back as JSON. */
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		assert_int_equal(db_begin(f->db), 0);
+		struct event ev =
+		    mk(NOW + (int64_t)i, EV_REJECT, CAT_OTHER, "198.51.100.1", 554, cases[i].in, cases[i].n);
+		assert_true(db_event_insert(f->db, &ev, 0) > 0);
+		assert_int_equal(db_commit(f->db), 0);
+		json_t *o = db_events_json(f->db, NULL, -1, 1, NULL);
+		assert_non_null(o);
+		json_t *line = json_object_get(json_array_get(json_object_get(o, "items"), 0), "line");
+		char *got = json_dumps(line, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+		assert_non_null(got);
+		if (strcmp(got, cases[i].want_dump) != 0)
+			fail_msg("case %zu: got %s, want %s", i, got, cases[i].want_dump);
+		free(got);
+		json_decref(o);
+	}
+}
+
+static void test_counted_only_and_stats(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(db_begin(f->db), 0);
+	struct event c = mk(NOW, EV_CONNECT, CAT_NONE, "192.0.2.1", -1, "connect", 7);
+	struct event a = mk(NOW, EV_ACCEPT, CAT_NONE, "192.0.2.1", 250, "accept", 6);
+	struct event r = mk(NOW, EV_REJECT, CAT_RELAY_DENIED, "192.0.2.1", 554, "reject", 6);
+	struct event p = mk(NOW, EV_AUTH_FAILURE, CAT_AUTH, "192.0.2.2", 535, "authfail", 8);
+	assert_int_equal(db_event_insert(f->db, &c, 0), 0);
+	assert_int_equal(db_event_insert(f->db, &c, 0), 0);
+	assert_int_equal(db_event_insert(f->db, &a, 0), 0);
+	assert_true(db_event_insert(f->db, &r, 0) > 0);
+	assert_true(db_event_insert(f->db, &p, 0) > 0);
+	assert_int_equal(db_unparsed_add(f->db, "unparsed", 3), 0);
+	assert_int_equal(db_unparsed_add(f->db, "too_long", 1), 0);
+	assert_int_equal(db_unparsed_add(f->db, "unparsed", 2), 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	json_t *o = db_stats_json(f->db, NOW);
+	assert_non_null(o);
+	static const struct {
+		const char *a, *b;
+		int64_t want;
+	} cases[] = {
+	    {"events", "connect", 2},	   {"events", "accept", 1},	      {"events", "reject", 1},
+	    {"events", "auth_failure", 1}, {"categories", "relay_denied", 1}, {"categories", "auth", 1},
+	    {"unparsed", "unparsed", 5},   {"unparsed", "too_long", 1},	      {"evidence_rows", NULL, 2},
+	    {"decisions_active", NULL, 0}, {"lines_read", NULL, 0},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		int64_t got = jint(o, cases[i].a, cases[i].b);
+		if (got != cases[i].want)
+			fail_msg("%s.%s: got %lld, want %lld", cases[i].a, cases[i].b ? cases[i].b : "",
+				 (long long)got, (long long)cases[i].want);
+	}
+	assert_null(json_object_get(json_object_get(o, "categories"), "none"));
+	assert_true(jint(o, "db_bytes", NULL) > 0);
+	json_decref(o);
+	/* An event outside a batch is refused, not half-stored. */
+	assert_int_equal(db_event_insert(f->db, &r, 0), -1);
+	assert_non_null(strstr(db_errmsg(f->db), "no batch"));
+}
+
+static void test_offsets_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct db_source s = {.kind = DB_SRC_FOLLOW, .dev = 8, .ino = 1234, .fp_hash = 77, .fp_len = 1024};
+	snprintf(s.path, sizeof(s.path), "/var/log/mail.log");
+	assert_int_equal(db_source_get_or_create(f->db, &s, NOW), 1);
+	int64_t sid = s.id;
+
+	/* A committed batch: 3 lines, offset 300. */
+	assert_int_equal(db_begin(f->db), 0);
+	struct event r = mk(NOW, EV_REJECT, CAT_UNKNOWN_RECIPIENT, "192.0.2.9", 550, "r", 1);
+	for (int i = 0; i < 3; i++)
+		assert_true(db_event_insert(f->db, &r, sid) > 0);
+	assert_int_equal(db_source_update_offset(f->db, sid, 300, 3, NOW), 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	/* A rolled-back batch leaves events, counters and offset unchanged. */
+	assert_int_equal(db_begin(f->db), 0);
+	for (int i = 0; i < 5; i++)
+		assert_true(db_event_insert(f->db, &r, sid) > 0);
+	assert_int_equal(db_unparsed_add(f->db, "unparsed", 9), 0);
+	assert_int_equal(db_source_update_offset(f->db, sid, 800, 8, NOW), 0);
+	assert_int_equal(db_rollback(f->db), 0);
+
+	/* What a restart sees: a fresh connection. */
+	char err[256];
+	struct db *ro = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(ro);
+	json_t *o = db_stats_json(ro, NOW);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 3);
+	assert_int_equal(jint(o, "events", "reject"), 3);
+	assert_int_equal(jint(o, "lines_read", NULL), 3);
+	assert_null(json_object_get(json_object_get(o, "unparsed"), "unparsed"));
+	json_t *file = json_array_get(json_object_get(o, "files"), 0);
+	assert_int_equal(jint(file, "offset", NULL), 300);
+	assert_int_equal(jint(file, "lines", NULL), 3);
+	assert_string_equal(json_string_value(json_object_get(file, "path")), "/var/log/mail.log");
+	json_decref(o);
+	db_close(ro);
+
+	struct db_source again = {
+	    .kind = DB_SRC_FOLLOW, .dev = 8, .ino = 1234, .fp_hash = 77, .fp_len = 1024};
+	snprintf(again.path, sizeof(again.path), "/var/log/mail.log");
+	assert_int_equal(db_source_get_or_create(f->db, &again, NOW + 5), 0);
+	assert_int_equal(again.id, sid);
+	assert_int_equal(again.offset, 300);
+	assert_int_equal(again.lines_read, 3);
+
+	/* A batch whose commit fails (here: the writer closes mid-batch) is
+	 * not half-applied either: db_close rolls back. */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_true(db_event_insert(f->db, &r, sid) > 0);
+	assert_int_equal(db_source_update_offset(f->db, sid, 400, 4, NOW), 0);
+	db_close(f->db);
+	f->db = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(f->db);
+	assert_int_equal(db_source_get_or_create(f->db, &again, NOW + 5), 0);
+	assert_int_equal(again.offset, 300);
+	o = db_stats_json(f->db, NOW);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 3);
+	json_decref(o);
+}
+
+struct src_list {
+	int n;
+	int64_t ids[8];
+};
+static int list_cb(void *arg, const struct db_source *s)
+{
+	struct src_list *l = arg;
+	if (l->n < 8)
+		l->ids[l->n] = s->id;
+	l->n++;
+	return 0;
+}
+
+static void test_sources(void **state)
+{
+	struct fixture *f = *state;
+	struct db_source a = {
+	    .kind = DB_SRC_FOLLOW, .dev = 1, .ino = 10, .fp_hash = 0xfeedface12345678ULL, .fp_len = 1024};
+	snprintf(a.path, sizeof(a.path), "/var/log/mail.log");
+	assert_int_equal(db_source_get_or_create(f->db, &a, NOW), 1);
+	assert_true(a.id > 0);
+	assert_int_equal(db_source_update_offset(f->db, a.id, 5000, 50, NOW + 10), 0);
+
+	/* After rotation: same dev/ino/fingerprint under a new name -> same source, path follows. */
+	struct db_source rot = a;
+	rot.id = 0;
+	snprintf(rot.path, sizeof(rot.path), "/var/log/mail.log.1");
+	assert_int_equal(db_source_get_or_create(f->db, &rot, NOW + 20), 0);
+	assert_int_equal(rot.id, a.id);
+	assert_int_equal(rot.offset, 5000);
+	assert_string_equal(rot.path, "/var/log/mail.log.1");
+
+	/* A recycled inode with other first bytes is a new source. */
+	struct db_source recycled = a;
+	recycled.id = 0;
+	recycled.fp_hash = 1;
+	snprintf(recycled.path, sizeof(recycled.path), "/var/log/mail.log");
+	assert_int_equal(db_source_get_or_create(f->db, &recycled, NOW + 30), 1);
+	assert_true(recycled.id != a.id);
+	assert_int_equal(recycled.offset, 0);
+
+	/* Lookup by fingerprint alone (a .gz copy of the rotated file). */
+	struct db_source byfp;
+	assert_int_equal(db_source_find_fp(f->db, 0xfeedface12345678ULL, 1024, &byfp), 1);
+	assert_int_equal(byfp.id, a.id);
+	assert_int_equal(byfp.lines_read, 50);
+	assert_int_equal(byfp.fp_hash, 0xfeedface12345678ULL);
+	assert_int_equal(db_source_find_fp(f->db, 0xfeedface12345678ULL, 512, &byfp), 0);
+
+	/* A small file's fingerprint grows. */
+	recycled.fp_hash = 2;
+	recycled.fp_len = 200;
+	assert_int_equal(db_source_update_identity(f->db, &recycled), 0);
+	assert_int_equal(db_source_find_fp(f->db, 2, 200, &byfp), 1);
+	assert_int_equal(byfp.id, recycled.id);
+
+	/* syslog sources are found by name. */
+	struct db_source sl = {.kind = DB_SRC_SYSLOG};
+	snprintf(sl.path, sizeof(sl.path), "syslog:127.0.0.1:5514");
+	assert_int_equal(db_source_get_or_create(f->db, &sl, NOW), 1);
+	struct db_source sl2 = {.kind = DB_SRC_SYSLOG};
+	snprintf(sl2.path, sizeof(sl2.path), "syslog:127.0.0.1:5514");
+	assert_int_equal(db_source_get_or_create(f->db, &sl2, NOW), 0);
+	assert_int_equal(sl2.id, sl.id);
+
+	struct src_list l = {0};
+	assert_int_equal(db_sources_list(f->db, list_cb, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_true(l.ids[0] < l.ids[1] && l.ids[1] < l.ids[2]);
+
+	/* Errors: unknown id, negative offset. */
+	assert_int_equal(db_source_update_offset(f->db, 9999, 1, 1, NOW), -1);
+	assert_non_null(strstr(db_errmsg(f->db), "9999"));
+	assert_int_equal(db_source_update_offset(f->db, a.id, -1, 1, NOW), -1);
+	struct db_source ghost = {.id = 9999};
+	assert_int_equal(db_source_update_identity(f->db, &ghost), -1);
+}
+
+static void test_pagination(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(db_begin(f->db), 0);
+	char lines[25][16];
+	for (int i = 0; i < 25; i++) {
+		int n = snprintf(lines[i], sizeof(lines[i]), "line %d", i);
+		/* Pairs of equal timestamps: the cursor must break ties by id. */
+		struct event ev = mk(NOW + i / 2, EV_REJECT, i % 3 ? CAT_UNKNOWN_RECIPIENT : CAT_DNSBL,
+				     i % 2 ? "192.0.2.10" : "192.0.2.20", 550, lines[i], (size_t)n);
+		assert_true(db_event_insert(f->db, &ev, 0) > 0);
+	}
+	struct event other = mk(NOW, EV_REJECT, CAT_DNSBL, "198.51.100.5", 554, "other", 5);
+	assert_true(db_event_insert(f->db, &other, 0) > 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	static const struct {
+		const char *q;
+		int cat;
+		int limit;
+		int want_total;
+		int want_pages;
+	} cases[] = {
+	    {NULL, -1, 10, 26, 3},
+	    {NULL, -1, 26, 26, 1},
+	    {NULL, -1, 25, 26, 2},
+	    {"192.0.2.10", -1, 4, 12, 3},
+	    {"192.0.2.0/24", -1, 7, 25, 4},
+	    {"192.0.2.0/24", CAT_DNSBL, 3, 9, 3},
+	    {"198.51.100.0/24", -1, 10, 1, 1},
+	    {"2001:db8::/32", -1, 10, 0, 1},
+	};
+	for (size_t c = 0; c < MXW_ARRAY_LEN(cases); c++) {
+		struct prefix q, *qp = NULL;
+		if (cases[c].q) {
+			assert_int_equal(prefix_parse(&q, cases[c].q, strlen(cases[c].q), true), 0);
+			qp = &q;
+		}
+		char cursor[64] = "";
+		int total = 0, pages = 0;
+		int64_t prev_ts = INT64_MAX, prev_id = INT64_MAX;
+		for (;;) {
+			json_t *o =
+			    db_events_json(f->db, qp, cases[c].cat, cases[c].limit, pages ? cursor : NULL);
+			assert_non_null(o);
+			pages++;
+			size_t i;
+			json_t *it;
+			json_array_foreach(json_object_get(o, "items"), i, it)
+			{
+				int64_t ts = jint(it, "ts_us", NULL), id = jint(it, "id", NULL);
+				/* strictly descending (ts, id): no duplicates across pages */
+				assert_true(ts < prev_ts || (ts == prev_ts && id < prev_id));
+				prev_ts = ts;
+				prev_id = id;
+				total++;
+			}
+			json_t *next = json_object_get(o, "next");
+			if (json_is_null(next)) {
+				json_decref(o);
+				break;
+			}
+			snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+			json_decref(o);
+			assert_true(pages < 100);
+		}
+		if (total != cases[c].want_total || pages != cases[c].want_pages)
+			fail_msg("case %zu: got %d items in %d pages, want %d in %d", c, total, pages,
+				 cases[c].want_total, cases[c].want_pages);
+	}
+	static const char *const bad[] = {
+	    "", "x", "e.1", "b.5", "e.1.x", "e.1.2.3", "e.99999999999999999999.1"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(bad); i++) {
+		json_t *o = db_events_json(f->db, NULL, -1, 10, bad[i]);
+		if (o)
+			fail_msg("cursor '%s': got a page, want an error", bad[i]);
+		assert_non_null(strstr(db_errmsg(f->db), "cursor"));
+	}
+}
+
+struct dlist {
+	int n;
+	int64_t ids[16];
+	char prefixes[16][PREFIX_STRLEN];
+	char evidence[16][64];
+};
+static int dcb(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct dlist *l = arg;
+	if (l->n < 16) {
+		l->ids[l->n] = d->id;
+		prefix_format(&d->prefix, l->prefixes[l->n]);
+		snprintf(l->evidence[l->n], sizeof(l->evidence[0]), "%s",
+			 info->evidence_json ? info->evidence_json : "");
+	}
+	l->n++;
+	return 0;
+}
+
+static int64_t add_decision(struct db *db, const char *prefix, enum scope scope, int64_t since, int64_t until,
+			    const char *evidence)
+{
+	struct decision d = {
+	    .scope = scope, .response = RESP_REJECT, .since = since, .until = until, .score = 2.5};
+	assert_int_equal(prefix_parse(&d.prefix, prefix, strlen(prefix), true), 0);
+	snprintf(d.rule, sizeof(d.rule), "retry");
+	snprintf(d.reason, sizeof(d.reason), "retried after 5xx, HELO \"<script>\"");
+	assert_int_equal(db_decision_insert(db, &d, evidence, "engine"), 0);
+	assert_true(d.id > 0);
+	return d.id;
+}
+
+static void test_decisions(void **state)
+{
+	struct fixture *f = *state;
+	int64_t d1 = add_decision(f->db, "203.0.113.5", SCOPE_IP, NOW - 100, NOW + 3600,
+				  "{\"rule\":\"retry\",\"n\":7}");
+	int64_t d2 = add_decision(f->db, "203.0.113.0/24", SCOPE_CLASS, NOW - 50, NOW + 7200, NULL);
+	int64_t d3 =
+	    add_decision(f->db, "203.0.113.5", SCOPE_IP, NOW - 86400 * 30, NOW - 86400 * 29, "not json");
+	int64_t d4 = add_decision(f->db, "2001:db8:1:2::/64", SCOPE_CLASS, NOW - 10, NOW + 60, NULL);
+	int64_t d5 = add_decision(f->db, "198.51.100.7", SCOPE_IP, NOW - 10, NOW + 60, NULL);
+	assert_int_equal(db_begin(f->db), 0); /* also inside a batch */
+	int64_t d6 = add_decision(f->db, "203.0.113.77", SCOPE_IP, NOW - 5, NOW + 60, NULL);
+	assert_int_equal(db_commit(f->db), 0);
+
+	/* Stored once: inserting a stored decision again is refused. */
+	struct decision again = {.id = d1};
+	assert_int_equal(db_decision_insert(f->db, &again, NULL, "x"), -1);
+
+	assert_int_equal(db_decision_end(f->db, d5, NOW, "cli:root", "false positive"), 0);
+	assert_int_equal(db_decision_end(f->db, d5, NOW, "cli:root", "again"), 1);
+	assert_int_equal(db_decision_end(f->db, 12345, NOW, "cli:root", "none"), 1);
+
+	struct dlist act = {0};
+	assert_int_equal(db_decisions_active(f->db, NOW, dcb, &act), 0);
+	/* d3 expired (an import of old logs blocks nobody today), d5 ended. */
+	assert_int_equal(act.n, 4);
+	int64_t want_act[] = {d1, d2, d4, d6}; /* oldest first */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(act.ids[i], want_act[i]);
+	assert_string_equal(act.evidence[0], "{\"rule\":\"retry\",\"n\":7}");
+	/* Later, all but d2 have expired. */
+	struct dlist later = {0};
+	assert_int_equal(db_decisions_active(f->db, NOW + 3600, dcb, &later), 0);
+	assert_int_equal(later.n, 1);
+	assert_int_equal(later.ids[0], d2);
+
+	const struct {
+		const char *q;
+		int want_n;
+		int64_t want_first;
+	} hist[] = {
+	    {"203.0.113.5", 3, d2},	/* its /24 contains it, and two on the IP itself */
+	    {"203.0.113.0/24", 4, d6},	/* the class and every IP inside */
+	    {"203.0.0.0/16", 4, d6},	/* wider: everything inside */
+	    {"203.0.113.6", 1, d2},	/* only the class */
+	    {"198.51.100.7", 1, d5},	/* ended ones too */
+	    {"2001:db8:1:2::1", 1, d4}, /* v6 host inside the /64 */
+	    {"2001:db8:1:3::1", 0, 0},	/* another /64 */
+	    {"192.0.2.1", 0, 0},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(hist); i++) {
+		struct prefix q;
+		assert_int_equal(prefix_parse(&q, hist[i].q, strlen(hist[i].q), true), 0);
+		struct dlist l = {0};
+		assert_int_equal(db_decisions_history(f->db, &q, dcb, &l), 0);
+		if (l.n != hist[i].want_n || (l.n && l.ids[0] != hist[i].want_first))
+			fail_msg("history %s: got %d (first %lld), want %d (first %lld)", hist[i].q, l.n,
+				 (long long)(l.n ? l.ids[0] : 0), hist[i].want_n,
+				 (long long)hist[i].want_first);
+	}
+
+	static const struct {
+		const char *p;
+		int64_t since;
+		int64_t want;
+	} counts[] = {
+	    {"203.0.113.5", 0, 2},
+	    {"203.0.113.5", NOW - 86400, 1},
+	    {"203.0.113.0/24", 0, 1},
+	    {"203.0.113.9", 0, 0},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(counts); i++) {
+		struct prefix p;
+		assert_int_equal(prefix_parse(&p, counts[i].p, strlen(counts[i].p), true), 0);
+		int64_t got = db_decisions_count(f->db, &p, counts[i].since);
+		if (got != counts[i].want)
+			fail_msg("count %s since %lld: got %lld, want %lld", counts[i].p,
+				 (long long)counts[i].since, (long long)got, (long long)counts[i].want);
+	}
+
+	/* blocks_json: active only, paginated by 2, newest first. */
+	json_t *o = db_blocks_json(f->db, NOW, true, 2, NULL);
+	assert_non_null(o);
+	json_t *items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 2);
+	assert_int_equal(jint(json_array_get(items, 0), "id", NULL), d6);
+	assert_int_equal(jint(json_array_get(items, 1), "id", NULL), d4);
+	char cursor[64];
+	snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(o, "next")));
+	json_decref(o);
+	o = db_blocks_json(f->db, NOW, true, 2, cursor);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 2);
+	assert_int_equal(jint(json_array_get(items, 0), "id", NULL), d2);
+	assert_int_equal(jint(json_array_get(items, 1), "id", NULL), d1);
+	json_t *first = json_array_get(items, 1);
+	assert_int_equal(jint(json_object_get(first, "evidence"), "n", NULL), 7);
+	assert_string_equal(json_string_value(json_object_get(first, "since")), "2026-11-27T19:58:20Z");
+	assert_true(json_is_true(json_object_get(first, "active")));
+	assert_true(json_is_null(json_object_get(o, "next")));
+	json_decref(o);
+	/* All of them, including the ended and expired ones. */
+	o = db_blocks_json(f->db, NOW, false, 100, NULL);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 6);
+	json_t *ended = json_array_get(items, 1);
+	assert_int_equal(jint(ended, "id", NULL), d5);
+	assert_true(json_is_false(json_object_get(ended, "active")));
+	assert_string_equal(json_string_value(json_object_get(ended, "end_reason")), "false positive");
+	json_t *old = json_array_get(items, 5);
+	assert_int_equal(jint(old, "id", NULL), d1);
+	json_t *notjson = json_array_get(items, 3);
+	assert_int_equal(jint(notjson, "id", NULL), d3);
+	assert_string_equal(json_string_value(json_object_get(notjson, "evidence")), "not json");
+	json_decref(o);
+
+	struct prefix q;
+	prefix_parse(&q, "203.0.113.5", 11, true);
+	o = db_history_json(f->db, &q, NOW);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 3);
+	json_decref(o);
+
+	/* Audit trail. */
+	assert_int_equal(db_audit_add(f->db, NOW, "cli:root", "unblock", &q, "false positive"), 0);
+	assert_int_equal(db_audit_add(f->db, NOW + 1, "web:admin", "reload", NULL, NULL), 0);
+	assert_int_equal(db_audit_add(f->db, NOW + 1, "web:admin", "", NULL, NULL), -1);
+	o = db_audit_json(f->db, 1, NULL);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(json_object_get(o, "items"), 0), "action")),
+	    "reload");
+	snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(o, "next")));
+	json_decref(o);
+	o = db_audit_json(f->db, 1, cursor);
+	json_t *a = json_array_get(json_object_get(o, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "prefix")), "203.0.113.5/32");
+	assert_true(json_is_null(json_object_get(o, "next")));
+	json_decref(o);
+
+	o = db_stats_json(f->db, NOW);
+	assert_int_equal(jint(o, "decisions_active", NULL), 4);
+	assert_int_equal(jint(o, "decisions_total", NULL), 6);
+	json_decref(o);
+}
+
+static void test_rollup_queries(void **state)
+{
+	struct fixture *f = *state;
+	setenv("MXWARDEN_NOW", "@1795809600", 1);
+	setenv("MXWARDEN_NOW_FROZEN", "1", 1);
+	clock_reset();
+	/* Over the last hour: minute m gets m%3+1 rejects from 192.0.2.1 (550),
+	 * 2 greylistings from 192.0.2.2 (451) and 1 accept; one old 421 a day ago. */
+	int64_t want_rejects = 0;
+	assert_int_equal(db_begin(f->db), 0);
+	for (int m = 0; m < 60; m++) {
+		int64_t t = NOW - 3600 + m * 60 + 7;
+		for (int k = 0; k < m % 3 + 1; k++) {
+			struct event r = mk(t, EV_REJECT, CAT_UNKNOWN_RECIPIENT, "192.0.2.1", 550, "r", 1);
+			assert_true(db_event_insert(f->db, &r, 0) > 0);
+			want_rejects++;
+		}
+		for (int k = 0; k < 2; k++) {
+			struct event g = mk(t, EV_REJECT, CAT_GREYLISTED, "192.0.2.2", 451, "g", 1);
+			assert_true(db_event_insert(f->db, &g, 0) > 0);
+		}
+		struct event a = mk(t, EV_ACCEPT, CAT_NONE, "198.51.100.9", 250, "a", 1);
+		assert_int_equal(db_event_insert(f->db, &a, 0), 0);
+	}
+	struct event old = mk(NOW - 86400 + 30, EV_REJECT, CAT_RATE_LIMITED, "2001:db8::5", 421, "o", 1);
+	assert_true(db_event_insert(f->db, &old, 0) > 0);
+	struct db_source s = {.kind = DB_SRC_FOLLOW, .dev = 1, .ino = 2, .fp_hash = 3, .fp_len = 4};
+	snprintf(s.path, sizeof(s.path), "/var/log/mail.log");
+	assert_int_equal(db_source_get_or_create(f->db, &s, NOW - 120), 1);
+	assert_int_equal(db_source_update_offset(f->db, s.id, 1000, 600, NOW - 90), 0);
+	assert_int_equal(db_source_update_offset(f->db, s.id, 2000, 1200, NOW - 30), 0);
+	assert_int_equal(db_unparsed_add(f->db, "unparsed", 4), 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	/* timeseries of code classes, 10-minute buckets over the last hour */
+	json_t *o = db_timeseries_json(f->db, "codes", NOW - 3600, NOW, 600);
+	assert_non_null(o);
+	json_t *series = json_object_get(o, "series");
+	assert_int_equal(json_array_size(json_object_get(o, "t")), 6);
+	for (size_t b = 0; b < 6; b++) {
+		int64_t want5 = 0;
+		for (int m = (int)b * 10; m < (int)b * 10 + 10; m++)
+			want5 += m % 3 + 1;
+		int64_t got5 = json_integer_value(json_array_get(json_object_get(series, "5xx"), b));
+		int64_t got451 = json_integer_value(json_array_get(json_object_get(series, "451"), b));
+		int64_t gotnone = json_integer_value(json_array_get(json_object_get(series, "none"), b));
+		int64_t got421 = json_integer_value(json_array_get(json_object_get(series, "421"), b));
+		if (got5 != want5 || got451 != 20 || gotnone != 10 || got421 != 0)
+			fail_msg("bucket %zu: got 5xx=%lld 451=%lld none=%lld 421=%lld, want %lld 20 10 0", b,
+				 (long long)got5, (long long)got451, (long long)gotnone, (long long)got421,
+				 (long long)want5);
+	}
+	json_decref(o);
+	/* hourly over two days: the old 421 is in its hour */
+	o = db_timeseries_json(f->db, "categories", NOW - 2 * 86400, NOW, 3600);
+	assert_non_null(o);
+	json_t *rl = json_object_get(json_object_get(o, "series"), "rate_limited");
+	assert_int_equal(json_array_size(rl), 48);
+	assert_int_equal(json_integer_value(json_array_get(rl, 24)), 1);
+	json_t *ur = json_object_get(json_object_get(o, "series"), "unknown_recipient");
+	assert_int_equal(json_integer_value(json_array_get(ur, 47)), want_rejects);
+	json_decref(o);
+	/* bad parameters */
+	static const struct {
+		const char *metric;
+		int64_t from, to, step;
+	} bad[] = {{"nope", NOW - 60, NOW, 60},
+		   {NULL, NOW - 60, NOW, 60},
+		   {"codes", NOW - 60, NOW, 30},
+		   {"codes", NOW, NOW - 60, 60},
+		   {"codes", NOW - 86400 * 30, NOW, 60}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(bad); i++) {
+		o = db_timeseries_json(f->db, bad[i].metric, bad[i].from, bad[i].to, bad[i].step);
+		if (o)
+			fail_msg("bad timeseries case %zu: got a result, want an error", i);
+		assert_true(strlen(db_errmsg(f->db)) > 0);
+	}
+
+	/* top by ip and by class */
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW, -1, -1, 10);
+	json_t *items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
+			    "192.0.2.1");
+	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), want_rejects);
+	assert_int_equal(jint(json_object_get(json_array_get(items, 1), "categories"), "greylisted", NULL),
+			 120);
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_CLASS, NOW - 3600, NOW, -1, -1, 10);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
+			    "192.0.2.0/24");
+	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), want_rejects + 120);
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW, EV_ACCEPT, -1, 10);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
+			    "198.51.100.9");
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_CLASS, NOW - 2 * 86400, NOW, -1, CAT_RATE_LIMITED, 10);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
+			    "2001:db8::/64");
+	json_decref(o);
+
+	/* summary */
+	o = db_summary_json(f->db, NOW);
+	assert_non_null(o);
+	assert_int_equal(jint(o, "events", "last_hour"), want_rejects + 120 + 60);
+	assert_int_equal(jint(o, "events", "last_day"), want_rejects + 120 + 60 + 1);
+	assert_int_equal(jint(o, "rejects", "last_hour"), want_rejects + 120);
+	json_t *in = json_object_get(o, "ingest");
+	assert_int_equal(jint(in, "files", NULL), 1);
+	assert_int_equal(jint(in, "lag_seconds", NULL), 30);
+	assert_int_equal(jint(in, "lines_last_hour", NULL), 1200);
+	assert_int_equal(jint(in, "parse_errors_last_hour", NULL), 4);
+	assert_int_equal(jint(in, "lines_read", NULL), 1200);
+	/* the last full minute [NOW-60, NOW) read 600 lines: 10/s */
+	assert_true(json_real_value(json_object_get(in, "lines_per_sec")) == 10.0);
+	json_decref(o);
+
+	/* recent counts for lookup */
+	struct prefix q;
+	prefix_parse(&q, "192.0.2.0/24", 12, true);
+	o = db_recent_counts_json(f->db, &q, NOW - 600);
+	assert_int_equal(jint(o, "categories", "greylisted"), 20);
+	int64_t want_recent = 0;
+	for (int m = 50; m < 60; m++)
+		want_recent += m % 3 + 1;
+	assert_int_equal(jint(o, "categories", "unknown_recipient"), want_recent);
+	assert_int_equal(jint(o, "total", NULL), want_recent + 20);
+	json_decref(o);
+	unsetenv("MXWARDEN_NOW");
+	unsetenv("MXWARDEN_NOW_FROZEN");
+	clock_reset();
+}
+
+static void test_retention(void **state)
+{
+	struct fixture *f = *state;
+	struct config conf;
+	config_defaults(&conf);
+	conf.retention_events = 14 * 86400;
+	conf.retention_rollups = 35 * 86400;
+	conf.retention_decisions = 30 * 86400;
+	/* 12,000 old rejects (more than two chunks) and 10 recent ones. */
+	assert_int_equal(db_begin(f->db), 0);
+	for (int i = 0; i < 12000; i++) {
+		struct event r = mk(NOW - 20 * 86400 + i, EV_REJECT, CAT_DNSBL, "192.0.2.3", 554, "old", 3);
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	for (int i = 0; i < 10; i++) {
+		struct event r = mk(NOW - 60 + i, EV_REJECT, CAT_DNSBL, "192.0.2.3", 554, "new", 3);
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	struct event ancient = mk(NOW - 40 * 86400, EV_REJECT, CAT_DNSBL, "192.0.2.4", 554, "x", 1);
+	assert_true(db_event_insert(f->db, &ancient, 0) > 0);
+	assert_int_equal(db_commit(f->db), 0);
+	int64_t keep_active =
+	    add_decision(f->db, "192.0.2.3", SCOPE_IP, NOW - 100 * 86400, NOW + 86400, NULL);
+	int64_t expired_old =
+	    add_decision(f->db, "192.0.2.4", SCOPE_IP, NOW - 100 * 86400, NOW - 40 * 86400, NULL);
+	int64_t expired_new =
+	    add_decision(f->db, "192.0.2.5", SCOPE_IP, NOW - 20 * 86400, NOW - 10 * 86400, NULL);
+	int64_t ended_old = add_decision(f->db, "192.0.2.6", SCOPE_IP, NOW - 100 * 86400, NOW + 86400, NULL);
+	assert_int_equal(db_decision_end(f->db, ended_old, NOW - 31 * 86400, "t", "t"), 0);
+
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_retention_run(f->db, NOW, &conf), -1); /* not inside a batch */
+	assert_int_equal(db_rollback(f->db), 0);
+
+	int64_t total = 0, n, calls = 0;
+	while ((n = db_retention_run(f->db, NOW, &conf)) > 0) {
+		assert_true(n <= 6 * DB_RETENTION_CHUNK);
+		total += n;
+		calls++;
+	}
+	assert_true(total >= 12001); /* every old event went, in chunks */
+	assert_int_equal(n, 0);
+	assert_true(calls >= 3); /* 12,001 events need three chunks */
+	json_t *o = db_stats_json(f->db, NOW);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 10);
+	/* lifetime counters are not lowered by retention */
+	assert_int_equal(jint(o, "events", "reject"), 12011);
+	assert_int_equal(jint(o, "decisions_total", NULL), 2);
+	json_decref(o);
+	struct dlist l = {0};
+	assert_int_equal(db_decision_get(f->db, keep_active, dcb, &l), 1);
+	assert_int_equal(db_decision_get(f->db, expired_new, dcb, &l), 1);
+	assert_int_equal(db_decision_get(f->db, expired_old, dcb, &l), 0);
+	assert_int_equal(db_decision_get(f->db, ended_old, dcb, &l), 0);
+	/* minute rollups of the 40-day-old event are gone, its hourly one stays */
+	o = db_timeseries_json(f->db, "kinds", NOW - 41 * 86400, NOW - 39 * 86400, 3600);
+	json_t *rej = json_object_get(json_object_get(o, "series"), "reject");
+	int64_t sum = 0;
+	for (size_t i = 0; i < json_array_size(rej); i++)
+		sum += json_integer_value(json_array_get(rej, i));
+	assert_int_equal(sum, 1);
+	json_decref(o);
+	o = db_timeseries_json(f->db, "kinds", NOW - 40 * 86400 - 600, NOW - 40 * 86400 + 600, 60);
+	assert_null(json_object_get(json_object_get(o, "series"), "reject"));
+	json_decref(o);
+	config_free(&conf);
+}
+
+static void test_reader_beside_writer(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct db *ro = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(ro);
+	assert_int_equal(db_begin(f->db), 0);
+	struct event r = mk(NOW, EV_REJECT, CAT_DNSBL, "192.0.2.3", 554, "r", 1);
+	assert_true(db_event_insert(f->db, &r, 0) > 0);
+	/* The writer holds an open write transaction: the reader answers at once, from the last commit. */
+	int64_t t0 = clock_mono_us();
+	json_t *o = db_stats_json(ro, NOW);
+	assert_non_null(o);
+	assert_true(clock_mono_us() - t0 < 1000000);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 0);
+	json_decref(o);
+	/* A reader holding a snapshot does not stop the writer's commit. */
+	o = db_events_json(ro, NULL, -1, 5, NULL);
+	assert_non_null(o);
+	json_decref(o);
+	assert_int_equal(db_commit(f->db), 0);
+	o = db_stats_json(ro, NOW);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 1);
+	json_decref(o);
+	/* Nested begin refused; read-only connection refuses writes. */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_begin(f->db), -1);
+	assert_int_equal(db_rollback(f->db), 0);
+	assert_int_equal(db_unparsed_add(ro, "x", 1), -1);
+	struct decision d = {.response = RESP_REJECT};
+	prefix_parse(&d.prefix, "192.0.2.1", 9, true);
+	assert_int_equal(db_decision_insert(ro, &d, NULL, "x"), -1);
+	db_close(ro);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_code_class_table),
+	    cmocka_unit_test_setup_teardown(test_schema_idempotent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_bytes_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_json_bytes_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counted_only_and_stats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_offsets_atomic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollup_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -20,6 +20,8 @@ static const struct cli_cmd commands[] = {
      "follow the logs in the foreground: parse, store, judge"},
     {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] FILE...|-",
      "read old logs (plain, .gz, stdin) into the database"},
+    {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
+     "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
 };
 
 static void usage(FILE *fp)

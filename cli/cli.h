@@ -32,5 +32,27 @@ int cli_load_config(struct config *c, const char *path);
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/* engine.c: the ingest engine behind `run` and `import` (see its header comment). */
+struct engine_opts {
+	const char *config_path;   /* -c, NULL = defaults */
+	const char *db_path;	   /* --db, NULL = [storage] db_path */
+	struct strv follow;	   /* --follow, on top of [collector] follow */
+	const char *listen;	   /* --listen (web), NULL = [web] listen */
+	const char *syslog_listen; /* --syslog-listen, NULL = [collector] syslog_listen */
+	const char *replay;	   /* --replay FILE: replay a sample log live */
+	double replay_rate;	   /* --replay-rate lines/s (0 = 50) */
+	const char *format;	   /* --format, NULL = [collector] format */
+	bool no_inotify;	   /* --poll: the polling fallback */
+	int64_t poll_ms;	   /* 0 = [collector] poll_interval */
+	bool db_fast;		   /* synchronous=OFF (tests, benchmarks) */
+	bool quiet;		   /* no progress line */
+};
+/* Follow until SIGTERM/SIGINT; returns the exit status. */
+int engine_run(const struct engine_opts *o);
+/* Import files ("-" = stdin) to their end; returns the exit status. */
+int engine_import(const struct engine_opts *o, char **files, int nfiles);
 
 #endif

@@ -14,6 +14,12 @@ static const struct cli_cmd commands[] = {
     {"parse", cmd_parse, "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [FILE|-]...",
      "print the events of mail log lines as JSON Lines"},
     {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]", "what the database holds"},
+    {"run", cmd_run,
+     "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT] [--replay "
+     "FILE [--replay-rate N]]",
+     "follow the logs in the foreground: parse, store, judge"},
+    {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] FILE...|-",
+     "read old logs (plain, .gz, stdin) into the database"},
 };
 
 static void usage(FILE *fp)

@@ -1,0 +1,43 @@
+/*
+ * cmd_import.c - `mxwarden import [-c FILE] [--format F] [--db PATH] FILE...|-`:
+ * read old logs (plain or .gz, or standard input) into the database, with a
+ * progress line on a terminal. A file already imported (or followed), found
+ * by its fingerprint, is read only past the stored offset, so importing the
+ * same file twice adds nothing.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_import(int argc, char **argv)
+{
+	enum { OPT_FAST = 256 };
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"format", required_argument, NULL, 'F'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"db-fast", no_argument, NULL, OPT_FAST},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct engine_opts o = {0};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:d:F:qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o.config_path = optarg; break;
+		case 'd': o.db_path = optarg; break;
+		case 'F': o.format = optarg; break;
+		case 'q': o.quiet = true; break;
+		case OPT_FAST: o.db_fast = true; break;
+		case 'h':
+			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] FILE...|-\n");
+			return 0;
+		default: return cli_usage_error("import", NULL);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("import", "no file to import (give FILE... or - for standard input)");
+	return engine_import(&o, argv + optind, argc - optind);
+}

@@ -1,0 +1,922 @@
+/*
+ * engine.c - the one thread that owns all mutable state: it reads lines from
+ * the collector, parses them, hands events to the aggregator, stages them in
+ * the open database batch and commits each batch (events, rollups, counts
+ * AND the file offsets) in one SQLite transaction. `mxwarden run` and
+ * `mxwarden import` both feed lines through engine_line().
+ *
+ * The loop (engine_run): epoll over
+ *   - the collector's fd (inotify on the followed files' directories, the
+ *     syslog sockets),
+ *   - a signalfd: SIGTERM/SIGINT flush the open batch and stop, SIGHUP
+ *     reloads the configuration, SIGCHLD reaps children (emitters' reload
+ *     commands),
+ *   - a timerfd every TICK_MS: batch flush after batch_ms, collector polling
+ *     and rotation switches, aggregator expiry ticks, retention, the replay
+ *     writer.
+ *
+ * Hook points for the other modules are the functions named hook_*() below;
+ * each says when it is called. The web server runs its own threads and reads
+ * SQLite through read-only connections: the engine only starts and stops it.
+ *
+ * It must never commit an offset without the events of the lines before it,
+ * nor the other way round; never block on anything but epoll_wait and
+ * SQLite's busy timeout; never let a log line decide which IP is blamed
+ * (that is the parser's job, from the MTA's own client field).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "collector/collector.h"
+#include "db/db.h"
+#include "parsers/parsers.h"
+#include "web/web.h"
+
+#define TICK_MS		    50
+#define RETENTION_EVERY_US  (60LL * 1000000)
+#define AGG_TICK_EVERY_US   (1000LL * 1000)
+#define REPLAY_ROTATE_BYTES (8 << 20)
+
+/* What the engine keeps per collector source (a followed path). */
+struct esrc {
+	int64_t db_id;		  /* the db_source row of the file being read; 0 = none yet */
+	struct coll_pos id;	  /* its identity */
+	int64_t offset;		  /* offset after the last line of this file in the batch */
+	int64_t lines;		  /* lines_read of the db row, this batch included */
+	bool dirty;		  /* offset/lines changed since the last commit */
+	struct parser_source *ps; /* parser state of this stream */
+};
+
+struct replay {
+	char *path; /* var/replay.log */
+	struct buf sample;
+	size_t at;	 /* next line in sample */
+	double rate;	 /* lines per second */
+	double owed;	 /* lines due, not written yet */
+	int64_t last_us; /* monotonic */
+	int fd;
+	int64_t written; /* bytes in the current file */
+	uint64_t rounds;
+};
+
+struct engine {
+	const struct engine_opts *o;
+	struct config conf;
+	char *db_path;
+	struct db *db;
+	struct parser *parser;
+	enum mta hint;
+	struct collector *coll;
+	struct esrc *src;
+	size_t n_src;
+	struct parser_source *syslog_ps;
+	int64_t syslog_src_id; /* the db_source row of the syslog receiver */
+	int64_t syslog_lines;
+	bool syslog_dirty;
+	/* the known sources at start, for coll_lookup */
+	struct db_source *known;
+	size_t n_known, cap_known;
+	/* the open batch */
+	int64_t batch_lines;
+	int64_t batch_start_us; /* monotonic, when the first line came */
+	int64_t unparsed[64];	/* by parse reason (+ overlong at the end) */
+	/* lifetime counters of this run */
+	uint64_t lines, events, unparsed_total, commits, commit_errors;
+	int64_t last_retention_us, last_agg_tick_us;
+	bool retention_more;
+	volatile bool stop;
+	struct replay replay;
+	/* import */
+	int64_t import_src_id;
+	int64_t import_offset;
+	int64_t import_lines;
+	struct parser_source *import_ps;
+	int64_t progress_t0_us, progress_last_us;
+	const char *progress_name;
+	struct web *web; /* the dashboard and API (run only) */
+};
+
+#define UNPARSED_OVERLONG 63
+
+/* ---------------------------------------------------------------- hooks */
+
+/*
+ * hook_aggregator_event: called for every parsed event, in log order, inside
+ * the open batch (after db_event_insert, so evidence rows exist). The
+ * aggregator updates its windows here and may store decisions in the same
+ * batch (db_decision_insert), so decisions commit with the lines that caused
+ * them. evidence_id is the stored row (0 when the event is only counted).
+ */
+static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
+{
+	(void)e;
+	(void)ev;
+	(void)evidence_id;
+}
+
+/*
+ * hook_aggregator_tick: called about once a second with the wall clock
+ * (clock_now()), outside of any line: expire windows and decisions, evict
+ * idle state. Return true when decisions changed (the emitters then run).
+ */
+static bool hook_aggregator_tick(struct engine *e, int64_t now)
+{
+	(void)e;
+	(void)now;
+	return false;
+}
+
+/*
+ * hook_emitters: called after a batch committed whose events changed
+ * decisions, and after a tick that expired some. Render the blocklists
+ * (temp file, fsync, rename) and start reload commands (posix_spawn, no
+ * shell); their exit is seen in hook_child_exited().
+ */
+static void hook_emitters(struct engine *e, bool decisions_changed)
+{
+	(void)e;
+	(void)decisions_changed;
+}
+
+/* hook_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
+ * module that spawned the children (emitters). */
+static void hook_child_exited(struct engine *e)
+{
+	(void)e;
+}
+
+/*
+ * hook_web_start / hook_web_stop: the dashboard and API on listen ("ADDR:PORT",
+ * NULL = the configuration's [web] listen). The web module runs its own
+ * threads and opens its own read-only connections to db_path; it never
+ * touches engine state. Returns 0, or -1 when it could not start (logged).
+ */
+static int hook_web_start(struct engine *e, const char *listen)
+{
+	if (listen) {
+		free(e->conf.listen);
+		e->conf.listen = xstrdup(listen);
+	}
+	struct buf err = BUF_INIT;
+	e->web = web_start(&e->conf, e->db_path, &err);
+	if (!e->web)
+		log_error("%s", buf_str(&err));
+	buf_free(&err);
+	return e->web ? 0 : -1;
+}
+
+static void hook_web_stop(struct engine *e)
+{
+	web_stop(e->web);
+	e->web = NULL;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+static int batch_begin(struct engine *e)
+{
+	if (db_in_batch(e->db))
+		return 0;
+	if (db_begin(e->db) < 0) {
+		log_error("database: begin: %s", db_errmsg(e->db));
+		return -1;
+	}
+	e->batch_lines = 0;
+	e->batch_start_us = clock_mono_us();
+	return 0;
+}
+
+/* Stage the positions of every source that moved, then commit. Returns 0,
+ * or -1 (the batch was rolled back: nothing of it is stored, and the
+ * positions of the sources are not either, so the lines are read again). */
+static int batch_commit(struct engine *e)
+{
+	if (!db_in_batch(e->db))
+		return 0;
+	int64_t now = clock_now();
+	for (int r = 0; r < (int)MXW_ARRAY_LEN(e->unparsed); r++) {
+		if (!e->unparsed[r])
+			continue;
+		const char *name = r == UNPARSED_OVERLONG ? "overlong" : parser_reason_name(r);
+		if (db_unparsed_add(e->db, name, e->unparsed[r]) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < e->n_src; i++) {
+		struct esrc *s = &e->src[i];
+		if (s->dirty && s->db_id &&
+		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
+			goto fail;
+	}
+	if (e->import_src_id &&
+	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
+		goto fail;
+	if (db_commit(e->db) < 0) {
+		log_error("database: commit: %s", db_errmsg(e->db));
+		e->commit_errors++;
+		return -1;
+	}
+	for (size_t i = 0; i < e->n_src; i++)
+		e->src[i].dirty = false;
+	e->syslog_dirty = false;
+	memset(e->unparsed, 0, sizeof e->unparsed);
+	e->commits++;
+	e->batch_lines = 0;
+	hook_emitters(e, false);
+	return 0;
+fail:
+	log_error("database: %s", db_errmsg(e->db));
+	db_rollback(e->db);
+	e->commit_errors++;
+	return -1;
+}
+
+/*
+ * One line from any source: parse it, store the event, let the aggregator
+ * see it, count what did not parse. ps is the stream's parser state,
+ * source_id its db row (0 for syslog).
+ */
+static void engine_line(struct engine *e, struct parser_source *ps, int64_t source_id,
+			const struct coll_line *ln)
+{
+	if (batch_begin(e) < 0)
+		return;
+	e->lines++;
+	e->batch_lines++;
+	if (ln->overlong) {
+		e->unparsed[UNPARSED_OVERLONG]++;
+		e->unparsed_total++;
+		return;
+	}
+	struct event ev;
+	int reason = 0;
+	int r = parser_parse(e->parser, ps, ln->p, ln->n, &ev, &reason);
+	if (r < 0) {
+		if (reason < 0 || reason >= UNPARSED_OVERLONG)
+			reason = 0;
+		e->unparsed[reason]++;
+		e->unparsed_total++;
+		return;
+	}
+	if (r == 0)
+		return;
+	int64_t id = db_event_insert(e->db, &ev, source_id);
+	if (id < 0) {
+		log_error("database: event: %s", db_errmsg(e->db));
+		return;
+	}
+	e->events++;
+	hook_aggregator_event(e, &ev, id);
+}
+
+static void maybe_commit(struct engine *e, bool force)
+{
+	if (!db_in_batch(e->db))
+		return;
+	if (force || e->batch_lines >= e->conf.batch_lines ||
+	    clock_mono_us() - e->batch_start_us >= e->conf.batch_ms * 1000)
+		batch_commit(e);
+}
+
+/* ---------------------------------------------------------------- sources */
+
+static int cmp_known(const struct db_source *a, const struct db_source *b)
+{
+	if (a->last_read != b->last_read)
+		return a->last_read < b->last_read ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int collect_known(void *arg, const struct db_source *s)
+{
+	struct engine *e = arg;
+	if (s->kind != DB_SRC_FOLLOW)
+		return 0;
+	/* keep only the newest row per path */
+	for (size_t i = 0; i < e->n_known; i++)
+		if (strcmp(e->known[i].path, s->path) == 0) {
+			if (cmp_known(&e->known[i], s) < 0)
+				e->known[i] = *s;
+			return 0;
+		}
+	if (e->n_known == e->cap_known) {
+		e->cap_known = e->cap_known ? 2 * e->cap_known : 8;
+		e->known = xrealloc(e->known, e->cap_known * sizeof *e->known);
+	}
+	e->known[e->n_known++] = *s;
+	return 0;
+}
+
+/* The collector asks where a followed path was left. */
+static int coll_lookup(void *ctx, const char *key, struct coll_pos *pos)
+{
+	struct engine *e = ctx;
+	for (size_t i = 0; i < e->n_known; i++) {
+		const struct db_source *s = &e->known[i];
+		if (strcmp(s->path, key) != 0)
+			continue;
+		memset(pos, 0, sizeof *pos);
+		pos->dev = s->dev;
+		pos->ino = s->ino;
+		pos->fp = s->fp_hash;
+		pos->fp_len = (uint32_t)s->fp_len;
+		pos->offset = s->offset;
+		pos->lines = s->lines_read;
+		return 0;
+	}
+	return -1;
+}
+
+static struct esrc *esrc_get(struct engine *e, int index)
+{
+	if ((size_t)index >= e->n_src) {
+		size_t n = (size_t)index + 1;
+		e->src = xrealloc(e->src, n * sizeof *e->src);
+		memset(e->src + e->n_src, 0, (n - e->n_src) * sizeof *e->src);
+		e->n_src = n;
+	}
+	struct esrc *s = &e->src[index];
+	if (!s->ps)
+		s->ps = parser_source_new(e->parser, collector_source_key(e->coll, (size_t)index), e->hint);
+	return s;
+}
+
+static bool same_file(const struct coll_pos *a, const struct coll_pos *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->fp == b->fp && a->fp_len == b->fp_len;
+}
+
+/* The line came from another file than the one this source was reading
+ * (rotation, a catch-up file, a fingerprint that grew): find its db row. */
+static void esrc_switch(struct engine *e, struct esrc *s, size_t index, const struct coll_pos *pos)
+{
+	const char *key = collector_source_key(e->coll, index);
+	bool grew = s->db_id && pos->dev && pos->dev == s->id.dev && pos->ino == s->id.ino &&
+		    pos->fp_len > s->id.fp_len;
+	struct db_source ds;
+	memset(&ds, 0, sizeof ds);
+	ds.kind = DB_SRC_FOLLOW;
+	str_copy(ds.path, sizeof ds.path, key, strlen(key));
+	ds.dev = pos->dev;
+	ds.ino = pos->ino;
+	ds.fp_hash = pos->fp;
+	ds.fp_len = pos->fp_len;
+	if (grew) {
+		ds.id = s->db_id;
+		if (db_source_update_identity(e->db, &ds) < 0)
+			log_error("database: source identity: %s", db_errmsg(e->db));
+		s->id = *pos;
+		return;
+	}
+	/* the old file's final position goes into this batch before we leave it */
+	if (s->db_id && s->dirty &&
+	    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, clock_now()) < 0)
+		log_error("database: source offset: %s", db_errmsg(e->db));
+	int rc = db_source_get_or_create(e->db, &ds, clock_now());
+	if (rc < 0) {
+		log_error("database: source: %s", db_errmsg(e->db));
+		s->db_id = 0;
+		return;
+	}
+	s->db_id = ds.id;
+	s->id = *pos;
+	s->lines = ds.lines_read;
+	s->offset = ds.offset;
+}
+
+/* The collector's sink. */
+static void on_line(void *ctx, const struct coll_line *ln)
+{
+	struct engine *e = ctx;
+	if (ln->source < 0) { /* syslog */
+		engine_line(e, e->syslog_ps, e->syslog_src_id, ln);
+		e->syslog_lines++;
+		e->syslog_dirty = e->syslog_src_id != 0;
+		if (e->batch_lines >= e->conf.batch_lines)
+			batch_commit(e);
+		return;
+	}
+	if (batch_begin(e) < 0)
+		return;
+	struct esrc *s = esrc_get(e, ln->source);
+	struct coll_pos pos;
+	collector_source_pos(e->coll, (size_t)ln->source, &pos);
+	if (!s->db_id || !same_file(&pos, &s->id))
+		esrc_switch(e, s, (size_t)ln->source, &pos);
+	engine_line(e, s->ps, s->db_id, ln);
+	s->offset = ln->off_after;
+	s->lines++;
+	s->dirty = true;
+	if (e->batch_lines >= e->conf.batch_lines)
+		batch_commit(e);
+}
+
+/* ---------------------------------------------------------------- replay */
+
+/* The sample log is replayed into var/replay.log at a steady rate with each
+ * line's syslog time stamp ("Mmm dd hh:mm:ss") replaced by now, looping. */
+static int replay_open(struct engine *e)
+{
+	struct replay *r = &e->replay;
+	r->fd = open(r->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (r->fd < 0) {
+		log_error("replay: %s: %s", r->path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	r->written = fstat(r->fd, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	return 0;
+}
+
+static int replay_init(struct engine *e)
+{
+	struct replay *r = &e->replay;
+	FILE *f = fopen(e->o->replay, "rb");
+	if (!f) {
+		log_error("replay: %s: %s", e->o->replay, strerror(errno));
+		return -1;
+	}
+	char tmp[65536];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+		buf_append(&r->sample, tmp, n);
+	fclose(f);
+	if (r->sample.len == 0) {
+		log_error("replay: %s is empty", e->o->replay);
+		return -1;
+	}
+	if (r->sample.data[r->sample.len - 1] != '\n')
+		buf_appendc(&r->sample, '\n');
+	char dir[PATH_MAX];
+	str_copy(dir, sizeof dir, e->db_path, strlen(e->db_path));
+	char *slash = strrchr(dir, '/');
+	struct buf p = BUF_INIT;
+	if (slash) {
+		*slash = 0;
+		buf_printf(&p, "%s/replay.log", dir);
+	} else {
+		buf_appends(&p, "replay.log");
+	}
+	r->path = xstrdup(buf_str(&p));
+	buf_free(&p);
+	r->rate = e->o->replay_rate > 0 ? e->o->replay_rate : 50;
+	r->last_us = clock_mono_us();
+	if (replay_open(e) < 0)
+		return -1;
+	log_info("replaying %s into %s at %.0f lines/s, time stamps set to now", e->o->replay, r->path,
+		 r->rate);
+	return 0;
+}
+
+static void replay_tick(struct engine *e)
+{
+	struct replay *r = &e->replay;
+	int64_t now_us = clock_mono_us();
+	r->owed += r->rate * (double)(now_us - r->last_us) / 1e6;
+	r->last_us = now_us;
+	if (r->owed < 1)
+		return;
+	time_t t = (time_t)clock_now();
+	struct tm tm;
+	localtime_r(&t, &tm);
+	char stamp[32];
+	strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+	struct buf out = BUF_INIT;
+	int n = (int)r->owed;
+	r->owed -= n;
+	for (int i = 0; i < n; i++) {
+		const char *p = r->sample.data + r->at;
+		const char *nl = memchr(p, '\n', r->sample.len - r->at);
+		size_t len = (size_t)(nl - p);
+		/* a classic syslog stamp is 15 bytes; other lines are copied as they are */
+		if (len > 16 && p[3] == ' ' && p[6] == ' ' && p[9] == ':' && p[12] == ':' && p[15] == ' ') {
+			buf_appends(&out, stamp);
+			buf_append(&out, p + 15, len - 15 + 1);
+		} else {
+			buf_append(&out, p, len + 1);
+		}
+		r->at += len + 1;
+		if (r->at >= r->sample.len) {
+			r->at = 0;
+			r->rounds++;
+		}
+	}
+	if (r->written + (int64_t)out.len > REPLAY_ROTATE_BYTES) {
+		/* rename rotation, exactly like logrotate's create mode */
+		struct buf old = BUF_INIT;
+		buf_printf(&old, "%s.1", r->path);
+		close(r->fd);
+		if (rename(r->path, buf_str(&old)) < 0)
+			log_warn("replay: rotate: %s", strerror(errno));
+		buf_free(&old);
+		if (replay_open(e) < 0) {
+			buf_free(&out);
+			return;
+		}
+	}
+	ssize_t w = write(r->fd, out.data, out.len);
+	if (w > 0)
+		r->written += w;
+	buf_free(&out);
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int engine_open(struct engine *e, const struct engine_opts *o)
+{
+	memset(e, 0, sizeof *e);
+	e->o = o;
+	e->replay.fd = -1;
+	if (cli_load_config(&e->conf, o->config_path) < 0)
+		return -1;
+	e->db_path = xstrdup(o->db_path ? o->db_path : e->conf.db_path);
+	const char *fmt = o->format ? o->format : e->conf.format;
+	int m = fmt && strcmp(fmt, "auto") != 0 ? mta_from_name(fmt) : MTA_UNKNOWN;
+	if (m < 0) {
+		log_error("unknown log format '%s' (auto, postfix, exim, sendmail)", fmt);
+		return -1;
+	}
+	e->hint = (enum mta)m;
+	struct errlist errs = {0};
+	e->parser = parser_new(&e->conf, &errs);
+	for (size_t i = 0; i < errs.msgs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs.v[i]);
+	errlist_free(&errs);
+	if (!e->parser)
+		return -1;
+	char err[512];
+	e->db = db_open(e->db_path, DB_RW | (o->db_fast ? DB_FAST : 0), err, sizeof err);
+	if (!e->db) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void engine_close(struct engine *e)
+{
+	if (e->db && db_in_batch(e->db))
+		batch_commit(e);
+	collector_free(e->coll);
+	for (size_t i = 0; i < e->n_src; i++)
+		parser_source_free(e->src[i].ps);
+	free(e->src);
+	parser_source_free(e->syslog_ps);
+	parser_source_free(e->import_ps);
+	parser_free(e->parser);
+	db_close(e->db);
+	free(e->known);
+	free(e->db_path);
+	buf_free(&e->replay.sample);
+	free(e->replay.path);
+	if (e->replay.fd >= 0)
+		close(e->replay.fd);
+	config_free(&e->conf);
+}
+
+/* SIGHUP: read the configuration again. What can change while running:
+ * batch sizes and new files to follow; the rest needs a restart (logged). */
+static void engine_reload(struct engine *e)
+{
+	if (!e->o->config_path) {
+		log_info("SIGHUP: no configuration file to reload (running on the defaults)");
+		return;
+	}
+	struct config nc;
+	if (cli_load_config(&nc, e->o->config_path) < 0) {
+		log_error("SIGHUP: %s has errors (above); keeping the running configuration",
+			  e->o->config_path);
+		config_free(&nc);
+		return;
+	}
+	e->conf.batch_lines = nc.batch_lines;
+	e->conf.batch_ms = nc.batch_ms;
+	for (size_t i = 0; i < nc.follow.n; i++) {
+		bool known = false;
+		for (size_t j = 0; j < e->conf.follow.n; j++)
+			known = known || strcmp(nc.follow.v[i], e->conf.follow.v[j]) == 0;
+		if (!known) {
+			strv_add(&e->conf.follow, nc.follow.v[i]);
+			collector_follow(e->coll, nc.follow.v[i]);
+			log_info("SIGHUP: now following %s", nc.follow.v[i]);
+		}
+	}
+	config_free(&nc);
+	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list; other changes need a restart)",
+		 e->o->config_path);
+}
+
+static void periodic(struct engine *e)
+{
+	int64_t now_us = clock_mono_us();
+	if (e->replay.path)
+		replay_tick(e);
+	collector_tick(e->coll);
+	maybe_commit(e, false);
+	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
+		e->last_agg_tick_us = now_us;
+		if (hook_aggregator_tick(e, clock_now()))
+			hook_emitters(e, true);
+	}
+	if (!db_in_batch(e->db) &&
+	    (e->retention_more || now_us - e->last_retention_us >= RETENTION_EVERY_US)) {
+		e->last_retention_us = now_us;
+		int64_t n = db_retention_run(e->db, clock_now(), &e->conf);
+		if (n < 0)
+			log_warn("retention: %s", db_errmsg(e->db));
+		e->retention_more = n > 0;
+	}
+}
+
+int engine_run(const struct engine_opts *o)
+{
+	struct engine *e = xcalloc(1, sizeof *e);
+	int rc = 1;
+	int sfd = -1, tfd = -1, epfd = -1;
+	if (engine_open(e, o) < 0)
+		goto out;
+	if (db_sources_list(e->db, collect_known, e) < 0) {
+		log_error("database: sources: %s", db_errmsg(e->db));
+		goto out;
+	}
+	if (o->replay && replay_init(e) < 0)
+		goto out;
+	struct prefix_list allow = {0};
+	for (size_t i = 0; i < e->conf.syslog_allow.n; i++) {
+		struct prefix p;
+		const char *s = e->conf.syslog_allow.v[i];
+		if (prefix_parse(&p, s, strlen(s), false) == 0)
+			prefix_list_add(&allow, &p);
+	}
+	struct coll_opts co = {
+	    .poll_ms = e->conf.poll_interval * 1000,
+	    .no_inotify = o->no_inotify,
+	    .syslog_listen = o->syslog_listen ? o->syslog_listen : e->conf.syslog_listen,
+	    .syslog_max_msg = (size_t)e->conf.syslog_max_msg,
+	    .syslog_max_conn = (int)e->conf.syslog_max_conn,
+	    .syslog_allow = &allow,
+	    .lookup = coll_lookup,
+	    .lookup_ctx = e,
+	};
+	if (o->poll_ms > 0)
+		co.poll_ms = o->poll_ms;
+	e->coll = collector_new(&co, on_line, e);
+	if (!e->coll)
+		goto out_allow;
+	e->syslog_ps = parser_source_new(e->parser, "syslog", e->hint);
+	if (co.syslog_listen) {
+		struct db_source ds;
+		memset(&ds, 0, sizeof ds);
+		ds.kind = DB_SRC_SYSLOG;
+		snprintf(ds.path, sizeof ds.path, "syslog:%s", co.syslog_listen);
+		if (db_source_get_or_create(e->db, &ds, clock_now()) < 0) {
+			log_error("database: source: %s", db_errmsg(e->db));
+			goto out_allow;
+		}
+		e->syslog_src_id = ds.id;
+		e->syslog_lines = ds.lines_read;
+	}
+	size_t nfollow = 0;
+	for (size_t i = 0; i < e->conf.follow.n; i++, nfollow++)
+		collector_follow(e->coll, e->conf.follow.v[i]);
+	for (size_t i = 0; i < o->follow.n; i++, nfollow++)
+		collector_follow(e->coll, o->follow.v[i]);
+	if (e->replay.path) {
+		collector_follow(e->coll, e->replay.path);
+		nfollow++;
+	}
+	if (nfollow == 0 && !co.syslog_listen)
+		log_warn("nothing to follow: give --follow FILE, [collector] follow or a syslog listener");
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || tfd < 0 || epfd < 0) {
+		log_error("engine: %s", strerror(errno));
+		goto out_allow;
+	}
+	struct itimerspec its = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
+	timerfd_settime(tfd, 0, &its, NULL);
+	struct epoll_event ev = {.events = EPOLLIN};
+	ev.data.fd = sfd;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+	ev.data.fd = tfd;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev);
+	ev.data.fd = collector_fd(e->coll);
+	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+
+	if (hook_web_start(e, o->listen) < 0)
+		goto out_allow;
+	log_info("running: database %s, %zu file(s) followed%s", e->db_path, collector_source_count(e->coll),
+		 co.syslog_listen ? ", syslog receiver on" : "");
+	int more = 1;
+	while (!e->stop) {
+		struct epoll_event evs[8];
+		int n = epoll_wait(epfd, evs, MXW_ARRAY_LEN(evs), more ? 0 : -1);
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == sfd) {
+				struct signalfd_siginfo si;
+				while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+					if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+						log_info("signal %u: flushing the open batch and stopping",
+							 si.ssi_signo);
+						e->stop = true;
+					} else if (si.ssi_signo == SIGHUP) {
+						engine_reload(e);
+					} else if (si.ssi_signo == SIGCHLD) {
+						hook_child_exited(e);
+					}
+				}
+			} else if (evs[i].data.fd == tfd) {
+				uint64_t ticks;
+				while (read(tfd, &ticks, sizeof ticks) > 0)
+					;
+				periodic(e);
+			}
+		}
+		if (e->stop)
+			break;
+		more = collector_run(e->coll);
+		/* lines wait at most batch_ms; a busy loop must not starve the timer's flush */
+		maybe_commit(e, false);
+	}
+	hook_web_stop(e);
+	if (db_in_batch(e->db))
+		batch_commit(e);
+	struct coll_stats cs;
+	collector_stats(e->coll, &cs);
+	log_info("stopped: %llu lines, %llu events, %llu unparsed, %llu overlong, %llu rotations, %llu "
+		 "truncations, "
+		 "%llu commits",
+		 (unsigned long long)e->lines, (unsigned long long)e->events,
+		 (unsigned long long)e->unparsed_total, (unsigned long long)cs.overlong,
+		 (unsigned long long)cs.rotations, (unsigned long long)cs.truncations,
+		 (unsigned long long)e->commits);
+	rc = e->commit_errors ? 1 : 0;
+out_allow:
+	prefix_list_free(&allow);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (epfd >= 0)
+		close(epfd);
+	engine_close(e);
+	free(e);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- import */
+
+static void import_line(void *ctx, const struct coll_line *ln)
+{
+	struct engine *e = ctx;
+	engine_line(e, e->import_ps, e->import_src_id, ln);
+	e->import_offset = ln->off_after;
+	e->import_lines++;
+	if (e->batch_lines >= e->conf.batch_lines)
+		batch_commit(e);
+}
+
+static void import_progress(void *ctx, int64_t disk_read, int64_t disk_size, int64_t lines)
+{
+	struct engine *e = ctx;
+	int64_t now = clock_mono_us();
+	bool last = disk_size > 0 && disk_read >= disk_size;
+	if (!last && now - e->progress_last_us < 250000)
+		return;
+	e->progress_last_us = now;
+	double secs = (double)(now - e->progress_t0_us) / 1e6;
+	double rate = secs > 0 ? (double)lines / secs : 0;
+	char eta[32] = "?";
+	if (disk_size > 0 && disk_read > 0 && secs > 0) {
+		double left = secs * (double)(disk_size - disk_read) / (double)disk_read;
+		snprintf(eta, sizeof eta, "%.0fs", left);
+	}
+	fprintf(stderr, "\r%s: %lld lines, %.0f lines/s, %3.0f%%, ETA %s   %s", e->progress_name,
+		(long long)lines, rate, disk_size > 0 ? 100.0 * (double)disk_read / (double)disk_size : 0.0,
+		eta, last ? "\n" : "");
+}
+
+static int import_one(struct engine *e, const char *path, bool tty)
+{
+	bool is_stdin = strcmp(path, "-") == 0;
+	char real[PATH_MAX];
+	if (!is_stdin && !realpath(path, real)) {
+		log_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct db_source ds;
+	memset(&ds, 0, sizeof ds);
+	struct coll_pos stored, *sp = NULL;
+	if (is_stdin) {
+		ds.kind = DB_SRC_STDIN;
+		str_copy(ds.path, sizeof ds.path, "-", 1);
+	} else {
+		struct coll_pos id;
+		if (collector_identify(real, 0, &id) < 0) {
+			log_error("%s: %s", path, strerror(errno));
+			return -1;
+		}
+		/* read before, as this file or under another name (rotated, compressed)? */
+		struct db_source prev;
+		if (id.fp_len && db_source_find_fp(e->db, id.fp, id.fp_len, &prev) == 1) {
+			memset(&stored, 0, sizeof stored);
+			stored.fp = prev.fp_hash;
+			stored.fp_len = (uint32_t)prev.fp_len;
+			stored.offset = prev.offset;
+			sp = &stored;
+		}
+		ds.kind = DB_SRC_IMPORT;
+		str_copy(ds.path, sizeof ds.path, real, strlen(real));
+		ds.dev = id.dev;
+		ds.ino = id.ino;
+		ds.fp_hash = id.fp;
+		ds.fp_len = id.fp_len;
+	}
+	if (batch_begin(e) < 0)
+		return -1;
+	if (db_source_get_or_create(e->db, &ds, clock_now()) < 0) {
+		log_error("database: source: %s", db_errmsg(e->db));
+		return -1;
+	}
+	e->import_src_id = ds.id;
+	e->import_lines = ds.lines_read;
+	e->import_offset = ds.offset;
+	if (sp && sp->offset > e->import_offset)
+		e->import_offset = sp->offset;
+	parser_source_free(e->import_ps);
+	e->import_ps = parser_source_new(e->parser, path, e->hint);
+	e->progress_t0_us = e->progress_last_us = clock_mono_us();
+	e->progress_name = path;
+	struct coll_pos pos;
+	char err[512] = "";
+	int64_t n = collector_import(path, sp, &pos, 0, import_line, tty ? import_progress : NULL, e, err,
+				     sizeof err);
+	int rc = 0;
+	if (n < 0) {
+		if (tty)
+			fputc('\n', stderr);
+		log_error("%s", err);
+		rc = -1;
+	}
+	if (batch_commit(e) < 0)
+		rc = -1;
+	e->import_src_id = 0;
+	double secs = (double)(clock_mono_us() - e->progress_t0_us) / 1e6;
+	if (n >= 0)
+		log_info("%s: %lld new lines in %.2fs (%.0f lines/s)%s", path, (long long)n, secs,
+			 secs > 0 ? (double)n / secs : 0.0, n == 0 && sp ? ", already imported" : "");
+	return rc;
+}
+
+int engine_import(const struct engine_opts *o, char **files, int nfiles)
+{
+	struct engine *e = xcalloc(1, sizeof *e);
+	int rc = 1;
+	if (engine_open(e, o) < 0)
+		goto out;
+	/* bigger batches for bulk work: fewer commits, same exactly-once */
+	if (e->conf.batch_lines < 50000)
+		e->conf.batch_lines = 50000;
+	bool tty = isatty(2) && !o->quiet;
+	rc = 0;
+	int64_t t0 = clock_mono_us();
+	uint64_t l0 = e->lines;
+	for (int i = 0; i < nfiles; i++)
+		if (import_one(e, files[i], tty) < 0)
+			rc = 1;
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	log_info("import: %llu lines, %llu events, %llu unparsed in %.2fs (%.0f lines/s)",
+		 (unsigned long long)(e->lines - l0), (unsigned long long)e->events,
+		 (unsigned long long)e->unparsed_total, secs,
+		 secs > 0 ? (double)(e->lines - l0) / secs : 0.0);
+out:
+	engine_close(e);
+	free(e);
+	return rc;
+}

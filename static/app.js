@@ -4,7 +4,7 @@
 'use strict';
 
 (function () {
-  const state = { range: 3600, charts: {}, blocksNext: null, refreshing: false, lastRefresh: 0, pending: false };
+  const state = { range: 3600, charts: {}, blocksNext: null, refreshing: false, lastRefresh: 0, pending: false, dirty: false };
 
   function seriesToDatasets(ts, keepNone, colors) {
     const perMin = (ts.step || 60) / 60;
@@ -205,8 +205,9 @@
       if (typeof t.decisions_active === 'number') setText('c-blocks', MXW.fmtInt(t.decisions_active));
       live.textContent = 'live · ' + (typeof t.lines === 'number' ? t.lines : 0) + ' lines/s';
       document.body.dataset.ticks = String(Number(document.body.dataset.ticks || 0) + 1);
-      /* new events: redraw, at most every 5 s */
-      if ((t.events > 0 || t.lines > 0) && Date.now() - state.lastRefresh > 5000) refresh();
+      /* new lines: redraw, at most every 5 s */
+      if (t.events > 0 || t.lines > 0) state.dirty = true;
+      if (state.dirty && Date.now() - state.lastRefresh > 5000) { state.dirty = false; refresh(); }
     });
     es.addEventListener('decision', function (ev) {
       let d;

@@ -94,4 +94,4 @@ MXW.wireSearch = function () {
 MXW.palette = ['#d1495b', '#edae49', '#00798c', '#30638e', '#003d5b', '#8e6c8a', '#6a994e', '#bc4749',
   '#f4a259', '#5b8e7d', '#8cb369', '#7d5ba6', '#e07a5f', '#3d405b', '#81b29a', '#f2cc8f', '#118ab2', '#073b4c'];
 
-MXW.codeColors = { '421': '#edae49', '451': '#f4a259', '4xx': '#d1495b', '5xx': '#30638e', 'none': '#9aa5b1' };
+MXW.codeColors = { '421': '#8e6c8a', '451': '#edae49', '4xx': '#d1495b', '5xx': '#30638e', 'none': '#9aa5b1' };

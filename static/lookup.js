@@ -62,7 +62,11 @@
     const tb = document.querySelector('#thresholds tbody');
     MXW.clear(tb);
     panel.hidden = rows.length === 0;
+    const seen = new Set();
     for (const r of rows) {
+      const key = r[0] + '=' + r[1];
+      if (seen.has(key)) continue;
+      seen.add(key);
       const tr = MXW.el('tr');
       MXW.td(tr, r[0]);
       MXW.td(tr, r[1]);
@@ -123,15 +127,21 @@
   }
 
   function renderTimeline(events, hist) {
+    if (!events.length && !hist.length) {
+      const old = Chart.getChart(document.getElementById('chart-timeline'));
+      if (old) old.destroy();
+      return;
+    }
     const times = events.map(function (e) { return MXW.toDate(e.ts); }).filter(Boolean);
     for (const d of hist) { const t = MXW.toDate(d.since); if (t) times.push(t); }
     if (!times.length) return;
     let lo = Math.min.apply(null, times.map(function (t) { return t.getTime(); }));
-    let hi = Math.max.apply(null, times.map(function (t) { return t.getTime(); }));
+    const hi = Math.max(Date.now(), Math.max.apply(null, times.map(function (t) { return t.getTime(); })));
     const span = Math.max(hi - lo, 3600000);
-    const step = span <= 6 * 3600000 ? 600000 : (span <= 4 * 86400000 ? 3600000 : 86400000);
+    const step = span <= 2 * 3600000 ? 300000 : (span <= 12 * 3600000 ? 900000 :
+      (span <= 4 * 86400000 ? 3600000 : 86400000));
     lo = Math.floor(lo / step) * step;
-    const n = Math.min(Math.floor((hi - lo) / step) + 1, 500);
+    const n = Math.min(Math.floor(span / step) + 1, 500);
     const labels = [], evCounts = new Array(n).fill(0), decCounts = new Array(n).fill(0);
     for (let i = 0; i < n; i++) {
       const iso = new Date(lo + i * step).toISOString();
@@ -145,7 +155,10 @@
       const t = MXW.toDate(d.since); if (!t) continue;
       const i = Math.floor((t.getTime() - lo) / step); if (i >= 0 && i < n) decCounts[i]++;
     }
-    new Chart(document.getElementById('chart-timeline'), {
+    const canvas = document.getElementById('chart-timeline');
+    const old = Chart.getChart(canvas);
+    if (old) old.destroy();
+    new Chart(canvas, {
       type: 'bar',
       data: {
         labels: labels,

@@ -650,6 +650,7 @@ static enum MHD_Result api_block_add(struct web_req *r)
 	    db_audit_add(db, now, who, "block", &d.prefix, d.reason) < 0 || db_commit(db) < 0)
 		return write_failed(r, db);
 	db_close(db);
+	web_cache_clear(r->w->cache);
 	char pfx[PREFIX_STRLEN], since[TIME_STRLEN], until[TIME_STRLEN];
 	prefix_format(&d.prefix, pfx);
 	time_format_rfc3339(d.since * 1000000, false, since);
@@ -719,6 +720,7 @@ static enum MHD_Result api_block_delete(struct web_req *r, const char *ps)
 		return write_failed(r, db);
 	}
 	db_close(db);
+	web_cache_clear(r->w->cache);
 	json_t *o = json_object();
 	json_object_set_new(o, "prefix", json_string(pfx));
 	json_object_set_new(o, "ended", ended);
@@ -737,8 +739,26 @@ static bool is_get(const struct web_req *r)
 	return strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
 }
 
+/* GET answers that depend only on the URL and the database: served from
+ * the micro-cache (at most a second old). */
+static bool cacheable(const char *path)
+{
+	static const char *const names[] = {"summary", "timeseries", "top", "events", "blocks", "audit"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++)
+		if (strcmp(path, names[i]) == 0)
+			return true;
+	return strncmp(path, "lookup/", 7) == 0;
+}
+
 enum MHD_Result web_api(struct web_req *r, const char *path)
 {
+	if (is_get(r) && cacheable(path)) {
+		struct buf hit = BUF_INIT;
+		if (web_cache_begin(r->w->cache, r, &hit) && hit.len)
+			return web_send(r, 200, "application/json", hit.data, hit.len, MHD_RESPMEM_MUST_FREE,
+					NULL, NULL);
+		buf_free(&hit);
+	}
 	static const struct {
 		const char *name;
 		enum MHD_Result (*fn)(struct web_req *);

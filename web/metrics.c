@@ -150,6 +150,12 @@ enum MHD_Result web_metrics(struct web_req *r)
 		   (unsigned long)atomic_load(&w->responses_4xx));
 	buf_printf(&b, "mxwarden_web_errors_total{class=\"5xx\"} %lu\n",
 		   (unsigned long)atomic_load(&w->responses_5xx));
+	unsigned long hits, misses;
+	web_cache_stats(w->cache, &hits, &misses);
+	head(&b, "mxwarden_web_cache_total", "counter",
+	     "API answers served from the one-second cache, or computed.");
+	buf_printf(&b, "mxwarden_web_cache_total{result=\"hit\"} %lu\n", hits);
+	buf_printf(&b, "mxwarden_web_cache_total{result=\"miss\"} %lu\n", misses);
 	head(&b, "mxwarden_web_streams", "gauge", "Open live (SSE) streams.");
 	buf_printf(&b, "mxwarden_web_streams %u\n", web_hub_streams(w->hub));
 	json_decref(st);

@@ -94,6 +94,7 @@ enum MHD_Result web_send_json(struct web_req *r, unsigned status, json_t *v)
 				NULL);
 	}
 	json_decref(v);
+	web_cache_end(r->w->cache, r, status, b.data, b.len);
 	return web_send(r, status, "application/json", b.data, b.len, MHD_RESPMEM_MUST_FREE, NULL, NULL);
 }
 
@@ -392,6 +393,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct web_req *r = *con_cls;
 	if (!r)
 		return;
+	web_cache_end(r->w->cache, r, 0, NULL, 0); /* a request that ended without an answer */
 	buf_free(&r->body);
 	free(r);
 	*con_cls = NULL;
@@ -525,6 +527,7 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	w->pool = xcalloc(w->cappool, sizeof *w->pool);
 	if (conf->token_file && token_load(w, conf->token_file, err) < 0)
 		goto fail;
+	w->cache = web_cache_new();
 	w->agg = aggregator_new(conf);
 	w->hub = web_hub_new(w, err);
 	if (!w->hub)
@@ -572,6 +575,7 @@ void web_stop(struct web *w)
 		MHD_stop_daemon(w->mhd);
 	web_hub_free(w->hub);
 	aggregator_free(w->agg);
+	web_cache_free(w->cache);
 	for (size_t i = 0; i < w->npool; i++)
 		db_close(w->pool[i]);
 	free(w->pool);

@@ -18,6 +18,8 @@
 struct db;
 struct aggregator;
 struct web_hub;
+struct web_cache;
+struct cache_slot;
 
 #define WEB_BODY_MAX  (64 * 1024) /* a POST body larger than this gets 413 */
 #define WEB_PAGE_MAX  1000	  /* the largest limit= a paginated endpoint accepts */
@@ -37,6 +39,7 @@ struct web {
 	struct db **pool; /* idle read-only connections */
 	size_t npool, cappool;
 	struct web_hub *hub;
+	struct web_cache *cache;
 	struct aggregator *agg; /* for aggregator_blockable() only: read-only after start */
 	atomic_ulong requests;
 	atomic_ulong responses_4xx;
@@ -52,6 +55,7 @@ struct web_req {
 	struct buf body;
 	bool body_too_big;
 	bool is_head;
+	struct cache_slot *cache_slot; /* the cache entry this request fills, or NULL */
 };
 
 /*
@@ -88,6 +92,19 @@ int web_args_check(struct web_req *r, const char *const *allowed, char *bad, siz
 /* True when the Authorization header carries the configured token
  * (constant time). */
 bool web_token_ok(struct web *w, struct web_req *r);
+
+/* cache.c: the micro-cache of GET answers (see its header comment). */
+struct web_cache *web_cache_new(void);
+void web_cache_free(struct web_cache *c);
+/* 1 when a cached answer was appended to out (send it); 0 when the caller
+ * must compute it (r->cache_slot is then set when the answer should be
+ * stored: web_send_json() does that through web_cache_end()). */
+int web_cache_begin(struct web_cache *c, struct web_req *r, struct buf *out);
+/* Store (status 200) or drop the answer of r's slot; no-op without one. */
+void web_cache_end(struct web_cache *c, struct web_req *r, unsigned status, const char *body, size_t len);
+/* Forget every answer (after a manual block or unblock). */
+void web_cache_clear(struct web_cache *c);
+void web_cache_stats(struct web_cache *c, unsigned long *hits, unsigned long *misses);
 
 /* api.c: the JSON API; path is what follows "/api/v1/". */
 enum MHD_Result web_api(struct web_req *r, const char *path);

@@ -6,6 +6,7 @@ the security headers. The database is seeded by web-seed at a fixed clock
 (MXWARDEN_NOW), so nothing depends on today's date."""
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -81,6 +82,15 @@ try:
     check("summary: 3 active blocks (one expired)", j and j.get("blocks_active") == 3, j)
     check("summary: ingest health", j and j.get("ingest", {}).get("files") == 1
           and j["ingest"].get("lines_read") == 642, j and j.get("ingest"))
+    for _ in range(3):  # two requests may straddle the one-second boundary: retry
+        st1, _, b1 = request(P, "GET", "/api/v1/summary")
+        st2, _, b2 = request(P, "GET", "/api/v1/summary")
+        if b1 == b2:
+            break
+    st, h, body = request(P, "GET", "/metrics")
+    m = re.search(r'mxwarden_web_cache_total\{result="hit"\} (\d+)', body.decode())
+    check("summary: a repeated request within a second is served from the cache",
+          st1 == st2 == 200 and b1 == b2 and m and int(m.group(1)) >= 1, m and m.group(0))
     st, h, j = get_json(P, "/api/v1/summary?x=1")
     check("summary: an unknown parameter is 400 naming it", st == 400 and "'x'" in j.get("error", ""), j)
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "aggregator/internal.h"
+#include "db/db.h"
 
 /* --------------------------------------------------------------- windows */
 
@@ -89,6 +90,35 @@ static unsigned win32_sum(const struct win32 *w, uint32_t t, uint32_t blen)
 	for (unsigned m = 0; m + d < WIN_SUB; m++)
 		s += w->b[(w->idx - m) % WIN_SUB];
 	return s;
+}
+
+/* Take back one count from the newest non-empty bucket inside the window. */
+static void win8_sub(struct win8 *w, uint32_t t, uint32_t blen)
+{
+	uint16_t d = (uint16_t)((uint16_t)(t / blen) - w->idx);
+	if (d >= 0x8000)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint8_t *b = &w->b[(uint16_t)(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
+}
+
+static void win32_sub(struct win32 *w, uint32_t t, uint32_t blen)
+{
+	uint32_t d = t / blen - w->idx;
+	if (d >= 0x80000000u)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
 }
 
 /* ------------------------------------------------------- distinct counts */
@@ -338,12 +368,17 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->gated = v->accepted && v->accepted >= v->rejected;
 	v->thr[R_RETRY] = v->gated ? 0 : thr_of(r->retry_enabled, r->retry_count, m);
 	v->thr[R_HARVEST] = v->gated ? 0 : thr_of(r->harvest_enabled, r->harvest_distinct, m);
-	v->thr[R_BACKOFF] = thr_of(r->backoff_enabled, r->backoff_count, m);
+	/* back-off is a property of one client's retry queue: not summed */
+	v->thr[R_BACKOFF] = cls ? 0 : thr_of(r->backoff_enabled, r->backoff_count, m);
 	v->thr[R_RELAY] = thr_of(r->relay_enabled, r->relay_count, m);
 	v->thr[R_AUTH] = thr_of(r->auth_enabled, r->auth_count, m);
 	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
 	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
+	/* a sender whose connections mostly deliver mail is busy, not
+	 * flooding, unless the MTA itself rate-limited it */
+	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
+		v->thr[R_FLOOD] = 0;
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -378,6 +413,7 @@ static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t 
 	v->rejected = win8_sum(&p->w[W_REJ], t, bl[W_REJ]);
 	v->unknown = win8_sum(&p->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
 	v->rcpts = win8_sum(&p->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
 	view_rules(a, v, p->flags, false);
 	v->v[R_RETRY] = retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]);
@@ -389,7 +425,6 @@ static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t 
 	v->v[R_AUTH] = v->auth;
 	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], t, bl[W_PROTO]);
 	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], t, bl[W_POLICY]);
-	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
 	v->v[R_FLOOD] = v->conns;
 	v->code = p->last_code;
 	v->ips = 1;
@@ -403,6 +438,7 @@ static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_
 	v->rejected = win32_sum(&c->w[W_REJ], t, bl[W_REJ]);
 	v->unknown = win32_sum(&c->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
 	v->rcpts = win32_sum(&c->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
 	view_rules(a, v, c->flags, true);
 	v->v[R_RETRY] = retry_get(&c->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
@@ -414,7 +450,6 @@ static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_
 	v->v[R_AUTH] = v->auth;
 	v->v[R_PROTOCOL] = win32_sum(&c->w[W_PROTO], t, bl[W_PROTO]);
 	v->v[R_POLICY] = win32_sum(&c->w[W_POLICY], t, bl[W_POLICY]);
-	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
 	v->v[R_FLOOD] = v->conns;
 	v->flagged = c->nflagged;
 	v->v[R_CLASS] = c->nflagged;
@@ -473,8 +508,9 @@ static void reason_of(const struct aggregator *a, int rule, const struct view *v
 	int w = 0;
 	switch (rule) {
 	case R_RETRY:
-		w = snprintf(out, n, "%sretried %u times after %d to %u recipient%s in %s", pre, v->v[rule],
-			     v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u), v->pairs > 1 ? "s" : "", d);
+		w = snprintf(out, n, "%sretried %u time%s after %d to %u recipient%s in %s", pre, v->v[rule],
+			     v->v[rule] == 1 ? "" : "s", v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u),
+			     v->pairs > 1 ? "s" : "", d);
 		break;
 	case R_HARVEST:
 		w = snprintf(out, n, "%stried %u unknown recipients (%u of %u RCPTs rejected) in %s", pre,
@@ -625,6 +661,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	d.response = response_of(a->r, d.score);
 	struct countrec *off = agg_offense(a, p, true);
 	unsigned n = off->n;
+	if (a->db) { /* decisions stored before a restart or by hand count too */
+		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
+		if (past > (int64_t)n)
+			n = (unsigned)past;
+	}
 	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < 16; i++)
 		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
@@ -724,13 +765,27 @@ static bool span_ends(struct span s, const char *suffix)
 	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
 }
 
+/* The reply code, or the class of the enhanced status code when the MTA
+ * logged only that (Postfix cleanup: "5.7.1 Message content rejected"). */
+static int ev_code(const struct event *ev)
+{
+	if (ev->code > 0)
+		return ev->code;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '5')
+		return 550;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '4')
+		return 450;
+	return -1;
+}
 static bool is_5xx(const struct event *ev)
 {
-	return ev->code >= 500 && ev->code < 600;
+	int c = ev_code(ev);
+	return c >= 500 && c < 600;
 }
 static bool is_4xx(const struct event *ev)
 {
-	return ev->code >= 400 && ev->code < 500;
+	int c = ev_code(ev);
+	return c >= 400 && c < 500;
 }
 
 /* Window increments one event makes, per window. */
@@ -741,6 +796,7 @@ struct delta {
 	bool rcpt_bit;	/* an unknown recipient to count distinct */
 	bool user_bit;	/* an AUTH user to count distinct */
 	bool temp;	/* a 4xx: starts a back-off period */
+	bool backoff;	/* the only signal is an early return (not a class member's fault) */
 	bool conn;	/* a new connection */
 	unsigned flags; /* F_NO_RDNS, F_NO_MX */
 };
@@ -751,6 +807,8 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	memset(d, 0, sizeof *d);
 	switch (ev->kind) {
 	case EV_CONNECT:
+		if (ev->stage != ST_CONNECT)
+			return; /* postscreen PASS NEW/OLD and the like: same connection */
 		d->conn = true;
 		if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns))
 			d->flags |= F_NO_RDNS;
@@ -765,7 +823,9 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		d->bad = true;
 		break;
 	case EV_LOST:
-		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH) {
+		/* a scanner hangs up before MAIL; a legit client may lose DATA */
+		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
+		    ev->stage == ST_OTHER) {
 			d->w[W_PROTO] = 1;
 			d->bad = true;
 		}
@@ -794,34 +854,49 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		break;
 	case CAT_NO_RDNS:
 		d->flags |= F_NO_RDNS;
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_UNKNOWN_SENDER_DOMAIN:
 		d->flags |= F_NO_MX;
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		if (ev->kind == EV_REJECT) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_GREYLISTED: break;
 	case CAT_RATE_LIMITED:
+		d->flags |= F_LIMITED;
 		d->w[W_CONN] = (unsigned)MXW_MAX(r->flood_limit_weight, 0);
 		d->bad = true;
 		break;
 	case CAT_DNSBL:
 	case CAT_CLIENT_POLICY:
-		d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
-		d->bad = true;
+		/* a verdict on the client itself; a 4xx one ("try later") is not */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
+			d->bad = true;
+		}
 		break;
 	case CAT_HELO:
 	case CAT_SENDER_POLICY:
 	case CAT_RECIPIENT_POLICY:
 	case CAT_SIZE:
-		d->w[W_POLICY] = 1;
-		d->bad = true;
+		/* a 4xx here (mailbox full, try later) invites a retry */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
 		break;
 	case CAT_PIPELINING:
 	case CAT_PREGREET:
 	case CAT_NON_SMTP:
+		/* what bots and HTTP probes do, never a real MTA */
+		d->w[W_PROTO] = (unsigned)MXW_MAX(r->protocol_bot_weight, 1);
+		d->bad = true;
+		break;
 	case CAT_TOO_MANY_ERRORS:
 		d->w[W_PROTO] = 1;
 		d->bad = true;
@@ -837,14 +912,15 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		if (ev->kind == EV_PROTOCOL) {
 			d->w[W_PROTO] = 1;
 			d->bad = true;
-		} else if (is_5xx(ev)) {
+		} else if (!is_4xx(ev)) {
 			d->w[W_POLICY] = 1;
 			d->bad = true;
 		}
 		break;
 	}
-	if (is_5xx(ev) && (ev->stage == ST_RCPT || ev->stage == ST_MAIL || ev->stage == ST_DATA ||
-			   ev->stage == ST_END_OF_DATA)) {
+	if (is_5xx(ev) && ev->kind == EV_REJECT &&
+	    (ev->stage == ST_RCPT || ev->stage == ST_MAIL || ev->stage == ST_DATA ||
+	     ev->stage == ST_END_OF_DATA)) {
 		d->retry = true;
 		d->bad = true;
 	}
@@ -993,7 +1069,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	p->last_seen = t;
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;
-	c->flags |= (uint8_t)(d.flags & (F_NO_MX));
+	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
 	if (ev->kind == EV_DISCONNECT) {
 		struct sessrec *s = session(a, ev, false);
@@ -1017,6 +1093,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			if (p->last_temp && t >= p->last_temp &&
 			    t - p->last_temp < a->r->backoff_min_interval) {
 				d.w[W_BACKOFF] = 1;
+				d.backoff = !d.bad;
 				d.bad = true;
 			}
 			bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
@@ -1025,6 +1102,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (d.temp)
 		p->last_temp = t;
 
+	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
+	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
+		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
+		 * the content: that message was not accepted after all */
+		win8_sub(&p->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+		win32_sub(&c->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+	}
 	for (int w = 0; w < W__COUNT; w++)
 		if (d.w[w]) {
 			win8_add(&p->w[w], t, a->blen[w], d.w[w]);
@@ -1047,8 +1131,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
 		if (now > before)
 			win8_add(&p->w[W_RETRY], t, a->blen[W_RETRY], 1);
-		p->last_code = ev->code;
-		c->last_code = ev->code;
+		p->last_code = (int16_t)ev_code(ev);
+		c->last_code = (int16_t)ev_code(ev);
 	}
 	if (d.conn && !d.bad) {
 		/* keep connect lines as evidence once a flood is plausible */
@@ -1073,7 +1157,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p->first_bad = t;
 	if (!c->first_bad)
 		c->first_bad = t;
-	bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600), ipaddr_hash(&ip));
+	if (!d.backoff)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
+			 ipaddr_hash(&ip));
 	struct prefix px;
 	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
@@ -1179,25 +1265,32 @@ void aggregator_free(struct aggregator *a)
 	free(a);
 }
 
-static void clear_decided(struct aggregator *a, const struct prefix *p)
+/* The decision on p ended: its record may be judged again. After a manual
+ * unblock the record is forgotten, or the next event would block again on
+ * the evidence that was just forgiven. */
+static void clear_decided(struct aggregator *a, const struct prefix *p, bool forgive)
 {
 	if (prefix_is_host(p)) {
 		struct iprec *r = table_find(&a->ips, &p->addr);
-		if (r)
+		if (r && forgive)
+			table_remove(&a->ips, r);
+		else if (r)
 			r->flags &= (uint8_t)~F_DECIDED;
 	} else {
 		struct clsrec *c = table_find(&a->classes, p);
-		if (c)
+		if (c && forgive)
+			table_remove(&a->classes, c);
+		else if (c)
 			c->flags &= (uint8_t)~F_DECIDED;
 	}
 }
 
-static void active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
+void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
 {
 	struct decision d = a->act[i].d;
 	a->act[i] = a->act[--a->nact];
 	if (!d.manual)
-		clear_decided(a, &d.prefix);
+		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
 	if (announce)
 		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED, .d = d, .end_reason = why});
 }
@@ -1206,7 +1299,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nact;) {
 		if (a->act[i].d.until <= now)
-			active_remove(a, i, "expired", !a->act[i].d.manual);
+			agg_active_remove(a, i, "expired", !a->act[i].d.manual);
 		else
 			i++;
 	}

@@ -39,8 +39,9 @@ struct win32 { /* per class */
 enum {
 	F_NO_RDNS = 1,
 	F_NO_MX = 2,
-	F_DECIDED = 4, /* an automatic decision is active on this prefix */
-	F_FLAGGED = 8, /* counted in its class's flagged IPs */
+	F_DECIDED = 4,	/* an automatic decision is active on this prefix */
+	F_FLAGGED = 8,	/* counted in its class's flagged IPs */
+	F_LIMITED = 16, /* the MTA rate-limited it (a flood verdict of its own) */
 };
 
 #define RETRY_SLOTS 3
@@ -143,12 +144,14 @@ struct aggregator {
 	struct pending *pend;
 	size_t npend, cappend;
 	bool replaying;
+	struct db *db; /* set by aggregator_restore: escalation counts */
 	int64_t newest;
 	size_t evict_cursor;
 	uint64_t events, evicted, suppressed;
 };
 
 /* aggregator.c */
+void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
 

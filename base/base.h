@@ -421,6 +421,7 @@ struct rules_conf {
 	bool protocol_enabled;
 	int64_t protocol_count;
 	int64_t protocol_window;
+	int64_t protocol_bot_weight; /* pregreet, non-SMTP command, pipelining count this many */
 	double no_rdns_weight;
 	double no_mx_weight;
 	bool policy_enabled;

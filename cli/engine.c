@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregator/aggregator.h"
 #include "cli/cli.h"
 #include "collector/collector.h"
 #include "db/db.h"
@@ -77,6 +78,8 @@ struct engine {
 	char *db_path;
 	struct db *db;
 	struct parser *parser;
+	struct aggregator *agg;
+	bool decisions_changed; /* since the emitters last ran */
 	enum mta hint;
 	struct collector *coll;
 	struct esrc *src;
@@ -119,23 +122,51 @@ struct engine {
  * batch (db_decision_insert), so decisions commit with the lines that caused
  * them. evidence_id is the stored row (0 when the event is only counted).
  */
+/* Store one change the aggregator queued, in the open batch. */
+static int64_t store_change(void *arg, const struct agg_change *ch)
+{
+	struct engine *e = arg;
+	e->decisions_changed = true;
+	char px[PREFIX_STRLEN];
+	prefix_format(&ch->d->prefix, px);
+	if (ch->kind == AGG_CHANGE_ENDED) {
+		/* an expiry needs no write: the database judges until against now */
+		log_info("decision on %s ended (%s)", px, ch->end_reason ? ch->end_reason : "?");
+		return 0;
+	}
+	struct decision d = *ch->d;
+	if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
+		log_error("database: decision: %s", db_errmsg(e->db));
+		return 0;
+	}
+	log_info("%s%s %s (%s, %s, score %.2f): %s", e->conf.rules.dry_run ? "dry-run: " : "",
+		 d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule, response_name(d.response), d.score,
+		 d.reason);
+	return d.id;
+}
+
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
-	(void)e;
-	(void)ev;
 	(void)evidence_id;
+	aggregator_event(e->agg, ev);
+	aggregator_take_changes(e->agg, store_change, e);
 }
 
 /*
  * hook_aggregator_tick: called about once a second with the wall clock
  * (clock_now()), outside of any line: expire windows and decisions, evict
- * idle state. Return true when decisions changed (the emitters then run).
+ * idle state, pick up `mxwarden block/unblock` from the database. Return
+ * true when decisions changed (the emitters then run).
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
-	(void)e;
-	(void)now;
-	return false;
+	aggregator_tick(e->agg, now);
+	aggregator_take_changes(e->agg, store_change, e);
+	if (aggregator_sync(e->agg, e->db, now) > 0)
+		e->decisions_changed = true;
+	bool changed = e->decisions_changed;
+	e->decisions_changed = false;
+	return changed;
 }
 
 /*
@@ -233,7 +264,8 @@ static int batch_commit(struct engine *e)
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	e->commits++;
 	e->batch_lines = 0;
-	hook_emitters(e, false);
+	hook_emitters(e, e->decisions_changed);
+	e->decisions_changed = false;
 	return 0;
 fail:
 	log_error("database: %s", db_errmsg(e->db));
@@ -561,6 +593,8 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 		log_error("%s", err);
 		return -1;
 	}
+	e->agg = aggregator_new(&e->conf);
+	aggregator_restore(e->agg, e->db, clock_now());
 	return 0;
 }
 
@@ -575,6 +609,7 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
+	aggregator_free(e->agg);
 	db_close(e->db);
 	free(e->known);
 	free(e->db_path);

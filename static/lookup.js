@@ -33,45 +33,56 @@
   }
 
   function isLineList(v) {
-    return Array.isArray(v) && v.length > 0 && v.every(function (x) {
+    return Array.isArray(v) && v.every(function (x) {
       return typeof x === 'string' || (x && typeof x === 'object' && typeof x.line === 'string');
     });
   }
 
-  /* Flatten the evidence object: scalar members become threshold rows,
-   * lists of log lines become evidence lines. */
-  function splitEvidence(ev, prefix, rows, lines) {
-    if (!ev || typeof ev !== 'object') return;
-    for (const k of Object.keys(ev)) {
-      const v = ev[k];
-      const name = prefix ? prefix + '.' + k : k;
-      if (isLineList(v)) {
-        for (const x of v) lines.push(typeof x === 'string' ? x : x.line);
-      } else if (Array.isArray(v)) {
-        rows.push([name, v.map(function (x) { return typeof x === 'object' ? JSON.stringify(x) : String(x); }).join(', ')]);
-      } else if (v && typeof v === 'object') {
-        splitEvidence(v, name, rows, lines);
-      } else if (v !== null && v !== undefined) {
-        rows.push([name, String(v)]);
-      }
-    }
+  function fmtNum(v) {
+    if (typeof v !== 'number') return v === undefined || v === null ? '' : String(v);
+    return Number.isInteger(v) ? String(v) : String(Math.round(v * 100) / 100);
   }
 
-  function renderThresholds(rows) {
+  /* The decision's explanation (aggregator: explain = {window, value,
+   * threshold, multiplier, numbers, thresholds}): one row per measure,
+   * the crossed thresholds first. */
+  function renderThresholds(d) {
     const panel = document.getElementById('thresholds-panel');
     const tb = document.querySelector('#thresholds tbody');
     MXW.clear(tb);
-    panel.hidden = rows.length === 0;
-    const seen = new Set();
+    const ex = (d && d.explain) || {};
+    const nums = ex.numbers || {}, thr = ex.thresholds || {};
+    const rows = [];
+    for (const k of new Set(Object.keys(nums).concat(Object.keys(thr)))) {
+      const v = nums[k], t = thr[k];
+      const crossed = typeof v === 'number' && typeof t === 'number' && t > 0 && v >= t;
+      rows.push({ k: k, v: v, t: t, crossed: crossed });
+    }
+    rows.sort(function (a, b) { return (b.crossed - a.crossed) || (b.t !== undefined) - (a.t !== undefined) || a.k.localeCompare(b.k); });
     for (const r of rows) {
-      const key = r[0] + '=' + r[1];
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const tr = MXW.el('tr');
-      MXW.td(tr, r[0]);
-      MXW.td(tr, r[1]);
+      const tr = MXW.el('tr', r.crossed ? { cls: 'crossed' } : null);
+      MXW.td(tr, r.k);
+      MXW.td(tr, fmtNum(r.v), 'num');
+      MXW.td(tr, fmtNum(r.t), 'num');
+      MXW.td(tr, r.crossed ? 'yes' : '');
       tb.appendChild(tr);
     }
+    let head = '';
+    if (d && d.rule) {
+      head = 'Rule ' + d.rule;
+      if (ex.value !== undefined) head += ': ' + fmtNum(ex.value);
+      if (ex.threshold !== undefined) head += ' against a threshold of ' + fmtNum(ex.threshold);
+      if (ex.window) head += ' within ' + MXW.fmtDuration(ex.window);
+      if (ex.multiplier !== undefined && ex.multiplier !== 1) head += ' (threshold multiplier ' + fmtNum(ex.multiplier) + ')';
+      if (d.score !== undefined && d.score !== null) head += '; score ' + fmtNum(d.score) + ' → ' + d.response;
+      if (ex.past_decisions) head += '; ' + ex.past_decisions + ' earlier decision(s)';
+      head += '.';
+    }
+    document.getElementById('explain').textContent = head;
+    const counts = (d && d.counts) || {};
+    document.getElementById('counts').textContent = Object.keys(counts).length ? 'Events behind it: ' +
+      Object.keys(counts).map(function (k) { return k + ' ' + counts[k]; }).join(', ') : '';
+    panel.hidden = !d;
   }
 
   function renderEvidence(lines, note) {
@@ -237,17 +248,11 @@
     const s = sentenceOf(data, d);
     document.getElementById('sentence').textContent = s || (blocked ? '' : 'No decision is in force on this address or its class.');
 
-    const rows = [], lines = [];
-    if (d) {
-      if (d.rule) rows.push(['rule', d.rule]);
-      if (d.score !== undefined && d.score !== null) rows.push(['score', String(d.score)]);
-      splitEvidence(d.evidence, '', rows, lines);
-    }
-    if (data.thresholds) splitEvidence({ thresholds: data.thresholds }, '', rows, lines);
-    if (isLineList(data.evidence)) for (const x of data.evidence) lines.push(typeof x === 'string' ? x : x.line);
-    renderThresholds(rows);
+    renderThresholds(d);
+    const lines = [];
+    if (d && isLineList(d.evidence)) for (const x of d.evidence) lines.push(typeof x === 'string' ? x : x.line);
 
-    const hist = historyOf(data);
+    const hist = (d ? [d] : []).concat(historyOf(data));
     renderHistory(hist);
 
     let events = [];

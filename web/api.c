@@ -327,68 +327,6 @@ static enum MHD_Result api_audit(struct web_req *r)
 	return send_db(r, db, db_audit_json(db, (int)limit, cursor));
 }
 
-/*
- * TEMPORARY, until aggregator_lookup_json() lands on the aggregator branch
- * (it is declared weak below so this file links either way): the same
- * answer's skeleton from db/ queries alone. Remove with the weak
- * declaration once the aggregator provides it.
- */
-#pragma weak aggregator_lookup_json
-
-struct lookup_active {
-	const struct prefix *q;
-	struct decision best;
-	bool found;
-};
-
-static int lookup_active_cb(void *arg, const struct decision *d, const struct db_decision_info *info)
-{
-	struct lookup_active *la = arg;
-	if (prefix_contains_prefix(&d->prefix, la->q) &&
-	    (!la->found || d->prefix.len > la->best.prefix.len)) {
-		la->best = *d;
-		la->found = true;
-	}
-	return 0;
-}
-
-static json_t *lookup_from_db(struct db *db, const struct prefix *q, int64_t now, struct buf *err)
-{
-	if (!q) {
-		buf_appends(err, "not an IP address or a prefix");
-		return NULL;
-	}
-	struct lookup_active la = {.q = q};
-	json_t *hist = db_history_json(db, q, now);
-	json_t *recent = hist ? db_recent_counts_json(db, q, now - 86400) : NULL;
-	if (!hist || !recent || db_decisions_active(db, now, lookup_active_cb, &la) < 0) {
-		buf_appends(err, db_errmsg(db));
-		json_decref(hist);
-		json_decref(recent);
-		return NULL;
-	}
-	char pfx[PREFIX_STRLEN];
-	prefix_format(q, pfx);
-	json_t *o = json_object();
-	json_object_set_new(o, "query", json_string(pfx));
-	json_object_set_new(o, "blocked", json_boolean(la.found));
-	json_t *dec = json_null();
-	size_t i;
-	json_t *it;
-	json_array_foreach(json_object_get(hist, "items"), i, it)
-	{
-		if (la.found && json_integer_value(json_object_get(it, "id")) == la.best.id) {
-			json_decref(dec);
-			dec = json_incref(it);
-		}
-	}
-	json_object_set_new(o, "decision", dec);
-	json_object_set_new(o, "history", json_incref(json_object_get(hist, "items")));
-	json_object_set_new(o, "recent", recent);
-	json_decref(hist);
-	return o;
-}
-
 static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 {
 	static const char *const allowed[] = {NULL};
@@ -403,8 +341,7 @@ static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 	if (!db)
 		return MHD_YES;
 	struct buf err = BUF_INIT;
-	json_t *v = aggregator_lookup_json ? aggregator_lookup_json(db, r->w->conf, q, clock_now(), &err)
-					   : lookup_from_db(db, is_prefix ? &p : NULL, clock_now(), &err);
+	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), &err);
 	web_db_put(r->w, db);
 	enum MHD_Result ret;
 	if (v)

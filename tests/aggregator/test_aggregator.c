@@ -62,6 +62,7 @@ static void cfg_setup(void)
 	r->auth_count = 5;
 	r->auth_users = 3;
 	r->protocol_count = 3;
+	r->protocol_bot_weight = 1;
 	r->policy_count = 5;
 	r->policy_client_weight = 5;
 	r->flood_ip_count = 60;

@@ -127,7 +127,7 @@ async function waitFor(fn, ms) {
     const linesBefore = Number((await page.textContent('#c-lines')).replace(/,/g, ''));
     const totalBefore = await chartTotal(page, 'chart-codes');
     const refreshBefore = Number(await page.getAttribute('body', 'data-refreshes'));
-    appendLines(40, '198.51.100.99');
+    appendLines(40, '198.18.0.99');
     const linesAfter = await waitFor(async () => {
       const n = Number((await page.textContent('#c-lines')).replace(/,/g, ''));
       return n >= linesBefore + 40 ? n : null;
@@ -139,7 +139,7 @@ async function waitFor(fn, ms) {
       (await chartTotal(page, 'chart-codes')) >= totalBefore + 40, 20000);
     check('live: the charts redraw with the new rejections without a reload', !!refreshed,
       { totalBefore, now: await chartTotal(page, 'chart-codes') });
-    const liveTop = await waitFor(async () => (await page.textContent('#top-ip')).includes('198.51.100.99'), 10000);
+    const liveTop = await waitFor(async () => (await page.textContent('#top-ip')).includes('198.18.0.99'), 10000);
     check('live: the new sender reaches the top IPs', !!liveTop);
     await page.screenshot({ path: path.join(SHOTS, 'overview-live.png'), fullPage: true });
 
@@ -153,8 +153,12 @@ async function waitFor(fn, ms) {
     check('lookup: the sentence explains the decision', sentence.includes('30 unknown recipients'), sentence);
     const ev = await page.$$eval('#evidence li', (lis) => lis.map((l) => l.textContent));
     check('lookup: evidence log lines are shown', ev.length >= 1 && ev.some((l) => l.includes('unknown[198.51.100.23]')), ev);
-    const thr = await page.textContent('#thresholds');
-    check('lookup: the thresholds crossed are shown', thr.includes('harvest_distinct') && thr.includes('20'), thr);
+    const crossed = await page.$$eval('#thresholds tr.crossed', (trs) => trs.map((t) => t.textContent));
+    check('lookup: the thresholds crossed are shown', crossed.some((t) => t.includes('harvest') && t.includes('30') &&
+      t.includes('20')), crossed);
+    const explain = await page.textContent('#explain');
+    check('lookup: the rule, value, threshold and window are explained', explain.includes('harvest') &&
+      explain.includes('30') && explain.includes('20') && explain.includes('10m'), explain);
     const hist = await page.$$eval('#history tbody tr', (trs) => trs.map((t) => t.textContent));
     check('lookup: the decision history has the harvest decision', hist.some((t) => t.includes('harvest')), hist);
     check('lookup: the timeline chart has data', (await chartTotal(page, 'chart-timeline')) > 0);
@@ -183,7 +187,7 @@ async function waitFor(fn, ms) {
     check('unblock: the page then says not blocked', !!nb, await page.textContent('#status'));
 
     // ------------------------------------------------------------ hostile HELO from the live log
-    await page.goto(BASE + '/lookup/198.51.100.99');
+    await page.goto(BASE + '/lookup/198.18.0.99');
     await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
     // Postfix logs helo=<<script>alert(1)</script>>; whatever the parser keeps
     // of it must show as text (the parser keeps what precedes the first '>').

@@ -140,30 +140,40 @@ int main(int argc, char **argv)
 		add_event(now - 1200 + i * 60, "203.0.113.66", "<script>alert(1)</script>", 504, CAT_HELO,
 			  EV_REJECT, "postmaster@example.com",
 			  "Helo command rejected: need fully-qualified hostname");
+	/* evidence in the aggregator's format (aggregator.c decide(): rule,
+	 * window, value, threshold, numbers, thresholds, first/last lines, counts) */
 	char ev1[2048];
 	snprintf(
 	    ev1, sizeof ev1,
-	    "{\"rule\": \"harvest\", \"window\": \"10m\", \"thresholds\": {\"harvest_distinct\": 20}, "
-	    "\"counts\": {\"distinct_unknown_recipients\": 30}, \"lines\": ["
+	    "{\"rule\": \"harvest\", \"scope\": \"ip\", \"window\": 600, \"value\": 30, \"threshold\": 20.0, "
+	    "\"multiplier\": 1.0, \"score\": 3.5, \"response\": \"reject\", \"past_decisions\": 0, "
+	    "\"numbers\": {\"harvest\": 30, \"retry\": 0, \"policy\": 0, \"unknown_recipients\": 30, "
+	    "\"accepted\": 0}, \"thresholds\": {\"harvest\": 20.0, \"retry\": 1.0, \"policy\": 10.0}, "
+	    "\"first\": ["
 	    "\"mx1 postfix/smtpd[4242]: NOQUEUE: reject: RCPT from unknown[198.51.100.23]: 550 5.1.1 "
 	    "<nobody00@example.com>: Recipient address rejected: User unknown in local recipient table\", "
 	    "\"mx1 postfix/smtpd[4242]: NOQUEUE: reject: RCPT from unknown[198.51.100.23]: 550 5.1.1 "
-	    "<nobody01@example.com>: Recipient address rejected: User unknown in local recipient table\", "
-	    "\"mx1 postfix/smtpd[4242]: NOQUEUE: reject: RCPT from unknown[198.51.100.23]: 550 5.1.1 "
-	    "<nobody02@example.com>: Recipient address rejected: User unknown in local recipient table\"]}");
+	    "<nobody01@example.com>: Recipient address rejected: User unknown in local recipient table\"], "
+	    "\"last\": [\"mx1 postfix/smtpd[4242]: NOQUEUE: reject: RCPT from unknown[198.51.100.23]: 550 "
+	    "5.1.1 "
+	    "<nobody29@example.com>: Recipient address rejected: User unknown in local recipient table\"], "
+	    "\"counts\": {\"unknown_recipient\": 30, \"reject\": 30}, \"lines_seen\": 30}");
 	int64_t d1 = add_decision("198.51.100.23", SCOPE_IP, RESP_REJECT, "harvest",
 				  "198.51.100.23 tried 30 unknown recipients within 10m (threshold 20)",
 				  now - 600, now + 86400, ev1);
-	int64_t d2 =
-	    add_decision("203.0.113.66", SCOPE_IP, RESP_REJECT, "policy",
-			 "203.0.113.66 was rejected 12 times for its HELO <script>alert(1)</script> within "
-			 "1h (threshold 10)",
-			 now - 300, now + 7200,
-			 "{\"rule\": \"policy\", \"thresholds\": {\"policy_count\": 10}, \"lines\": [\"mx1 "
-			 "postfix/smtpd[4242]: "
-			 "NOQUEUE: reject: RCPT from unknown[203.0.113.66]: 504 5.5.2 "
-			 "<<script>alert(1)</script>>: Helo command "
-			 "rejected: need fully-qualified hostname; helo=<<script>alert(1)</script>>\"]}");
+	int64_t d2 = add_decision(
+	    "203.0.113.66", SCOPE_IP, RESP_REJECT, "policy",
+	    "203.0.113.66 was rejected 12 times for its HELO <script>alert(1)</script> within "
+	    "1h (threshold 10)",
+	    now - 300, now + 7200,
+	    "{\"rule\": \"policy\", \"window\": 3600, \"value\": 12, \"threshold\": 10.0, \"numbers\": "
+	    "{\"policy\": "
+	    "12}, \"thresholds\": {\"policy\": 10.0}, \"first\": [\"mx1 postfix/smtpd[4242]: NOQUEUE: "
+	    "reject: RCPT "
+	    "from unknown[203.0.113.66]: 504 5.5.2 <<script>alert(1)</script>>: Helo command rejected: need "
+	    "fully-qualified hostname; helo=<<script>alert(1)</script>>\"], \"last\": [], \"counts\": "
+	    "{\"helo\": "
+	    "12}}");
 	int64_t d3 =
 	    add_decision("45.67.89.0/24", SCOPE_CLASS, RESP_DEFER, "class",
 			 "45.67.89.0/24 holds 4 flagged IPs (threshold 3)", now - 1000, now + 3600, NULL);

@@ -44,6 +44,7 @@
 #include "db/db.h"
 #include "emitters/emitters.h"
 #include "parsers/parsers.h"
+#include "web/web.h"
 
 #define TICK_MS		    50
 #define RETENTION_EVERY_US  (60LL * 1000000)
@@ -113,6 +114,7 @@ struct engine {
 	bool em_synced; /* the outputs were written once */
 	struct decision *em_active;
 	size_t em_n, em_cap;
+	struct web *web; /* the dashboard and API (run only) */
 };
 
 #define UNPARSED_OVERLONG 63
@@ -230,15 +232,22 @@ static void hook_child_exited(struct engine *e)
  */
 static int hook_web_start(struct engine *e, const char *listen)
 {
-	(void)e;
-	if (listen)
-		log_info("web dashboard (%s): not built into this version yet", listen);
-	return 0;
+	if (listen) {
+		free(e->conf.listen);
+		e->conf.listen = xstrdup(listen);
+	}
+	struct buf err = BUF_INIT;
+	e->web = web_start(&e->conf, e->db_path, &err);
+	if (!e->web)
+		log_error("%s", buf_str(&err));
+	buf_free(&err);
+	return e->web ? 0 : -1;
 }
 
 static void hook_web_stop(struct engine *e)
 {
-	(void)e;
+	web_stop(e->web);
+	e->web = NULL;
 }
 
 /* ---------------------------------------------------------------- batches */

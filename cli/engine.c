@@ -108,6 +108,9 @@ struct engine {
 	int64_t import_lines;
 	struct parser_source *import_ps;
 	int64_t progress_t0_us, progress_last_us;
+	bool progress_done; /* the 100% line was printed */
+	bool importing;
+	uint64_t decisions_made;
 	const char *progress_name;
 	/* the blocklists ([output NAME]), `run` only */
 	struct emitters *em;
@@ -145,9 +148,12 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;
 	}
-	log_info("%s%s %s (%s, %s, score %.2f): %s", e->conf.rules.dry_run ? "dry-run: " : "",
-		 d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule, response_name(d.response), d.score,
-		 d.reason);
+	e->decisions_made++;
+	/* an import of old logs may make thousands: one line each only when following */
+	(e->importing ? log_debug : log_info)("%s%s %s (%s, %s, score %.2f): %s",
+					      e->conf.rules.dry_run ? "dry-run: " : "",
+					      d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule,
+					      response_name(d.response), d.score, d.reason);
 	return d.id;
 }
 
@@ -938,8 +944,9 @@ static void import_progress(void *ctx, int64_t disk_read, int64_t disk_size, int
 	struct engine *e = ctx;
 	int64_t now = clock_mono_us();
 	bool last = disk_size > 0 && disk_read >= disk_size;
-	if (!last && now - e->progress_last_us < 250000)
+	if ((!last && now - e->progress_last_us < 250000) || (last && e->progress_done))
 		return;
+	e->progress_done = last;
 	e->progress_last_us = now;
 	double secs = (double)(now - e->progress_t0_us) / 1e6;
 	double rate = secs > 0 ? (double)lines / secs : 0;
@@ -1003,6 +1010,7 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	parser_source_free(e->import_ps);
 	e->import_ps = parser_source_new(e->parser, path, e->hint);
 	e->progress_t0_us = e->progress_last_us = clock_mono_us();
+	e->progress_done = false;
 	e->progress_name = path;
 	struct coll_pos pos;
 	char err[512] = "";
@@ -1035,6 +1043,7 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	if (e->conf.batch_lines < 50000)
 		e->conf.batch_lines = 50000;
 	bool tty = isatty(2) && !o->quiet;
+	e->importing = true;
 	rc = 0;
 	int64_t t0 = clock_mono_us();
 	uint64_t l0 = e->lines;
@@ -1042,9 +1051,9 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 		if (import_one(e, files[i], tty) < 0)
 			rc = 1;
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
-	log_info("import: %llu lines, %llu events, %llu unparsed in %.2fs (%.0f lines/s)",
+	log_info("import: %llu lines, %llu events, %llu unparsed, %llu decisions in %.2fs (%.0f lines/s)",
 		 (unsigned long long)(e->lines - l0), (unsigned long long)e->events,
-		 (unsigned long long)e->unparsed_total, secs,
+		 (unsigned long long)e->unparsed_total, (unsigned long long)e->decisions_made, secs,
 		 secs > 0 ? (double)(e->lines - l0) / secs : 0.0);
 out:
 	engine_close(e);

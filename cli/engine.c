@@ -89,6 +89,7 @@ struct engine {
 	int64_t syslog_src_id; /* the db_source row of the syslog receiver */
 	int64_t syslog_lines;
 	bool syslog_dirty;
+	uint64_t syslog_dropped_stored; /* collector's syslog_dropped already counted in the db */
 	/* the known sources at start, for coll_lookup */
 	struct db_source *known;
 	size_t n_known, cap_known;
@@ -292,6 +293,15 @@ static int batch_commit(struct engine *e)
 		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
 			goto fail;
 	}
+	if (e->coll) {
+		/* syslog messages refused before they were lines (too big, bad framing, peer) */
+		struct coll_stats cs;
+		collector_stats(e->coll, &cs);
+		if (cs.syslog_dropped > e->syslog_dropped_stored &&
+		    db_unparsed_add(e->db, "syslog_dropped",
+				    (int64_t)(cs.syslog_dropped - e->syslog_dropped_stored)) < 0)
+			goto fail;
+	}
 	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
 		goto fail;
 	if (e->import_src_id &&
@@ -305,6 +315,11 @@ static int batch_commit(struct engine *e)
 	for (size_t i = 0; i < e->n_src; i++)
 		e->src[i].dirty = false;
 	e->syslog_dirty = false;
+	if (e->coll) {
+		struct coll_stats cs;
+		collector_stats(e->coll, &cs);
+		e->syslog_dropped_stored = cs.syslog_dropped;
+	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	e->commits++;
 	e->batch_lines = 0;

@@ -286,6 +286,26 @@ static void test_rename_rotation_polling(void **state)
 	rename_rotation(true);
 }
 
+/* Two rotations before we look again: the file in between is read too. */
+static void test_two_rotations_while_behind(void **state)
+{
+	(void)state;
+	struct seen *s = new_seen();
+	append_seq("r2.log", 0, 100);
+	struct collector *c = mk(s, "r2.log", false);
+	pump(c, s, 100, 3000);
+	append_seq("r2.log", 100, 150);
+	mv("r2.log", "r2.log.1");
+	append_seq("r2.log", 150, 250);
+	mv("r2.log.1", "r2.log.2");
+	mv("r2.log", "r2.log.1");
+	append_seq("r2.log", 250, 300);
+	pump(c, s, 300, 5000);
+	expect_seq(s, 0, 300);
+	collector_free(c);
+	free_seen(s);
+}
+
 static void test_copytruncate(void **state)
 {
 	(void)state;
@@ -494,6 +514,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_appears_later, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_rotation_polling, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_rotations_while_behind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copytruncate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copytruncate_gz_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_down_during_rotation, setup, teardown),

@@ -50,5 +50,7 @@ check("the sending host is kept on each event", hosts == {"mxudp": 100, "mxoct":
 st = stats_json(db)
 check("the syslog source is listed with its line count",
       any(f["kind"] == "syslog" and f["lines"] == 310 for f in st.get("files", [])), st.get("files"))
+check("the over-long message is counted as syslog_dropped", st.get("unparsed", {}).get("syslog_dropped") == 1,
+      st.get("unparsed"))
 shutil.rmtree(d)
 done()

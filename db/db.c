@@ -353,7 +353,8 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 							   : "PRAGMA synchronous = NORMAL");
 		if (rc == 0)
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384");
+					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384; "
+					 "PRAGMA journal_size_limit = 67108864");
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {

@@ -32,8 +32,12 @@ int cli_load_config(struct config *c, const char *path);
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_lookup(int argc, char **argv);
+int cmd_block(int argc, char **argv);
+int cmd_unblock(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* engine.c: the ingest engine behind `run` and `import` (see its header comment). */
 struct engine_opts {

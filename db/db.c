@@ -103,7 +103,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 		     " unparsed = unparsed + excluded.unparsed",
     [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
 		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
-		      " FROM events WHERE id >= ? ORDER BY id",
+		      " FROM events WHERE id >= ?1 AND ts >= ?2 ORDER BY id",
 #define SOURCE_COLS "id, kind, path, dev, ino, fp_hash, fp_len, offset, lines_read, first_seen, last_read"
     [Q_SOURCE_FIND_ID] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND dev = ? AND ino = ?"
 			 " AND fp_hash = ? AND fp_len = ? ORDER BY last_read DESC, id DESC LIMIT 1",

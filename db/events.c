@@ -511,7 +511,9 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	sqlite3_stmt *st = db_stmt(db, Q_EVENTS_SCAN);
 	if (!st)
 		return -1;
+	/* The id bounds the index range; ts makes the start exact. */
 	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
+	sqlite3_bind_int64(st, 2, from_us);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct event ev;

@@ -1205,6 +1205,31 @@ static void test_edges(void **state)
 	buf_free(&got.line);
 	buf_free(&got.helo);
 
+	/* The start is exact to the microsecond, not rounded to the second
+	 * (a restart replays only what came after the last event it saw). */
+	assert_int_equal(db_begin(f->db), 0);
+	static const int64_t frac[] = {200000, 700000, 500000, 500001};
+	for (int i = 0; i < 4; i++) {
+		struct event r = mk(NOW + 100, EV_REJECT, CAT_OTHER, "192.0.2.50", 550, "sub", 3);
+		r.ts_us += frac[i];
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	assert_int_equal(db_commit(f->db), 0);
+	static const struct {
+		int64_t from_frac;
+		int want;
+	} starts[] = {{0, 4}, {200000, 4}, {200001, 3}, {500000, 3}, {500001, 2}, {700000, 1}, {700001, 0}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(starts); i++) {
+		struct scan_got g = {0, BUF_INIT, BUF_INIT, {0}};
+		assert_int_equal(
+		    db_events_scan(f->db, (NOW + 100) * 1000000 + starts[i].from_frac, scan_cb, &g), 0);
+		if (g.n != starts[i].want)
+			fail_msg("scan from +%lld us: got %d events, want %d", (long long)starts[i].from_frac,
+				 g.n, starts[i].want);
+		buf_free(&g.line);
+		buf_free(&g.helo);
+	}
+
 	/* Two sources with the same first bytes: the one read last wins. */
 	struct db_source a = {.kind = DB_SRC_IMPORT, .dev = 1, .ino = 1, .fp_hash = 99, .fp_len = 1024};
 	struct db_source b = {.kind = DB_SRC_IMPORT, .dev = 1, .ino = 2, .fp_hash = 99, .fp_len = 1024};

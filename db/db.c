@@ -79,6 +79,10 @@ static const char *const migrations[] = {
     "DROP TABLE events;"
     "ALTER TABLE events_v2 RENAME TO events;"
     "CREATE INDEX events_ip ON events(ip_bin, id);",
+    /* 2 -> 3: the number of event rows kept as a counter (count(*) reads
+     * the whole index), maintained by db_commit() and retention. */
+    "INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
+    " ON CONFLICT DO UPDATE SET n = excluded.n;",
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -424,6 +428,7 @@ int db_begin(struct db *db)
 		return -1;
 	db->in_batch = true;
 	db->last_event_id = -1;
+	db->batch_rows = 0;
 	agg_clear(&db->agg);
 	return 0;
 }

@@ -75,7 +75,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 

@@ -99,6 +99,8 @@ struct db {
 	struct agg agg;
 	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
 	int64_t last_event_id;
+	/* Event rows inserted in this batch (the 'rows' counter). */
+	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
 	sqlite3_stmt *multi[4];
@@ -136,6 +138,9 @@ void db_event_from_row(sqlite3_stmt *st, struct event *ev, int64_t *id, int64_t 
 
 /* Decode a decisions row (DECISION_COLS order, see db.c). */
 void db_decision_from_row(sqlite3_stmt *st, struct decision *d, struct db_decision_info *info);
+
+/* Add n (may be negative) to the count of event rows, in the open transaction. */
+int db_rows_add(struct db *db, int64_t n);
 
 /* Flush the accumulator into the tables (inside the open transaction). */
 int db_agg_flush(struct db *db);

@@ -276,7 +276,20 @@ int db_agg_flush(struct db *db)
 	for (int d = 0; d < FD__COUNT; d++)
 		if (flush_rows(db, (enum flush_dest)d, rows[d], pending[d]) < 0)
 			return -1;
-	return 0;
+	return db_rows_add(db, db->batch_rows);
+}
+
+int db_rows_add(struct db *db, int64_t n)
+{
+	if (n == 0)
+		return 0;
+	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, "rows", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, "events", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, n);
+	return db_step_done(db, st, "rows counter");
 }
 
 /* ----------------------------------------------------------------- events */
@@ -422,6 +435,7 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		if (db_step_done(db, st, "insert event") < 0)
 			return -1;
 		db->last_event_id = id;
+		db->batch_rows++;
 	}
 	count_event(db, ev);
 	return id;

@@ -103,7 +103,8 @@ static const char SQL_COUNTERS[] = "SELECT key, n FROM counters WHERE name = ? O
 static const char SQL_LINES_READ[] = "SELECT coalesce(sum(lines_read), 0) FROM sources";
 static const char SQL_ACTIVE[] = "SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?";
 static const char SQL_DECISIONS_TOTAL[] = "SELECT count(*) FROM decisions";
-static const char SQL_EVIDENCE_ROWS[] = "SELECT count(*) FROM events";
+static const char SQL_EVIDENCE_ROWS[] =
+    "SELECT coalesce((SELECT n FROM counters WHERE name = 'rows' AND key = 'events'), 0)";
 
 static int add_file(void *arg, const struct db_source *s)
 {

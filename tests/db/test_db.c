@@ -151,6 +151,10 @@ static void test_migration_from_v1(void **state)
 			assert_int_equal(jint(it, "id", NULL) >> 20, jint(it, "ts_us", NULL) / 1000000);
 		}
 		json_decref(o);
+		/* the row counter of version 3 starts from the migrated rows */
+		o = db_stats_json(db, NOW);
+		assert_int_equal(jint(o, "evidence_rows", NULL), 6 + pass);
+		json_decref(o);
 		/* new events take ids after the old ones of their second */
 		assert_int_equal(db_begin(db), 0);
 		struct event ev;

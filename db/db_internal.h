@@ -64,7 +64,7 @@ struct agg_key {
 struct agg_slot {
 	struct agg_key key;
 	int64_t n;
-	bool used;
+	uint64_t hash; /* of key, never 0; 0 = a free slot */
 };
 
 struct agg {
@@ -72,6 +72,7 @@ struct agg {
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
 	uint32_t *order; /* indexes of the used slots, in insertion order */
+	uint32_t last;	 /* the slot agg_add() hit last (valid while used > 0) */
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);

@@ -1256,6 +1256,41 @@ static void test_edges(void **state)
 	assert_int_equal(db_source_get_or_create(f->db, &s2, NOW), 0);
 	assert_int_equal(s1.id, s2.id);
 
+	/* Rows edited by hand with bytes that are not UTF-8: queries still answer. */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+		h,
+		"INSERT INTO top_hour VALUES(1795809600, 'ip', CAST(x'3139ff' AS TEXT), 'reject',"
+		" CAST(x'6361ff74' AS TEXT), 5);"
+		"INSERT INTO rollup_minute VALUES(1795809600, 'reject', CAST(x'6361ff74' AS TEXT),"
+		" '5xx', 2);"
+		"INSERT INTO counters VALUES('unparsed', CAST(x'62616400ff' AS TEXT), 1);"
+		"INSERT INTO events(id, ts, kind, category, ip_bin, raw) VALUES(1, 1795809600000000,"
+		" CAST(x'6bff' AS TEXT), CAST(x'6361ff74' AS TEXT), x'04c000020100000000000000000000'"
+		" || x'0000', x'00')",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW + 3600, -1, -1, 10);
+	assert_non_null(o);
+	json_decref(o);
+	o = db_timeseries_json(f->db, "categories", NOW - 600, NOW + 600, 60);
+	assert_non_null(o);
+	assert_non_null(json_object_get(json_object_get(o, "series"), "ca\xef\xbf\xbdt"));
+	json_decref(o);
+	o = db_stats_json(f->db, NOW);
+	assert_non_null(o);
+	json_decref(o);
+	prefix_parse(&q, "192.0.2.0/24", 12, true);
+	o = db_recent_counts_json(f->db, &q, 0);
+	assert_non_null(o);
+	char *dump = json_dumps(o, 0);
+	assert_non_null(dump);
+	free(dump);
+	json_decref(o);
+
 	/* the fingerprint hash is FNV-1a 64 (stable across builds) */
 	assert_int_equal(db_fingerprint("", 0), 0xcbf29ce484222325ULL);
 	assert_int_equal(db_fingerprint("a", 1), 0xaf63dc4c8601ec8cULL);

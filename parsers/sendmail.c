@@ -142,7 +142,8 @@ static int sm_ruleset(struct parser *p, const char *q, const char *end, struct e
 		ev->cat = CAT_UNKNOWN_SENDER_DOMAIN;
 	else if (FIND(t, te, "rate limit") || FIND(t, te, "Too many"))
 		ev->cat = CAT_RATE_LIMITED;
-	else if (FIND(t, te, "Rejected: ") || FIND(t, te, "blocked") || FIND(t, te, "listed"))
+	else if (FIND(t, te, "Rejected: ") || FIND(t, te, "blocked") || FIND(t, te, "listed") ||
+		 FIND(t, te, "found in "))
 		ev->cat = ev->stage == ST_CONNECT ? CAT_DNSBL : CAT_CLIENT_POLICY;
 	else if (FIND(t, te, "reverse") || FIND(t, te, "resolve"))
 		ev->cat = CAT_NO_RDNS;

@@ -214,6 +214,17 @@ static const struct tcase postfix_cases[] = {
     {"Nov 27 20:23:20 mx postfix/smtpd[1286]: lost connection after RCPT from unknown[127.55.0.3]",
      MTA_UNKNOWN, 1, "127.55.0.3", EV_LOST, ST_RCPT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: lost connection after DATA (0 bytes) from unknown[127.55.0.9]",
+     MTA_UNKNOWN, 1, "127.55.0.9", EV_LOST, ST_DATA, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: NOQUEUE: reject: CONNECT from unknown[203.0.113.77]: 554 5.7.1 "
+     "<unknown[203.0.113.77]>: Client host rejected: Access denied; proto=SMTP",
+     MTA_UNKNOWN, 1, "203.0.113.77", EV_REJECT, ST_CONNECT, CAT_CLIENT_POLICY, 554, 0, "5.7.1", NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: NOQUEUE: reject: VRFY from unknown[203.0.113.78]: 550 5.1.1 "
+     "<root>: Recipient address rejected: User unknown in local recipient table; to=<root> proto=SMTP",
+     MTA_UNKNOWN, 1, "203.0.113.78", EV_REJECT, ST_OTHER, CAT_UNKNOWN_RECIPIENT, 550, 0, "5.1.1", NULL, "-",
+     "-", "root", NULL, NULL, NULL, NULL},
     {"Nov 27 20:23:20 mx postfix/smtpd[1286]: timeout after END-OF-MESSAGE from mail.example.com[192.0.2.9]",
      MTA_UNKNOWN, 1, "192.0.2.9", EV_LOST, ST_END_OF_DATA, CAT_NONE, -1, 0, NULL, "mail.example.com", NULL,
      NULL, NULL, NULL, NULL, NULL, NULL},

@@ -387,6 +387,16 @@ int exim_parse(struct parser *p, struct parser_source *s, const struct envelope 
 	const char *q = e->msg, *end = e->end;
 	if (q >= end)
 		return 0;
+	if (!e->exim_native && end - q > 20 && q[4] == '-' && q[7] == '-' && q[10] == ' ' && q[13] == ':' &&
+	    q[16] == ':' && q[19] == ' ') {
+		/* syslog around Exim's own line: "exim[1]: 2026-11-27 20:26:42 [1] ..." */
+		q += 20;
+		if (q < end && *q == '[') {
+			const char *r = memchr(q, ']', (size_t)MXW_MIN(end - q, 12));
+			if (r && r + 1 < end && r[1] == ' ')
+				q = r + 2;
+		}
+	}
 	size_t ml = ex_msgid(q, end);
 	if (ml) {
 		ev->queue_id = mkspan(q, q + ml);

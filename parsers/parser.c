@@ -348,8 +348,12 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		q++;
 	if (q == h || q >= end)
 		return -1;
-	e->host = mkspan(h, q);
-	q++;
+	if (q[-1] == ':') {
+		q = h; /* no host field: "prog[pid]: msg" right after the stamp */
+	} else {
+		e->host = mkspan(h, q);
+		q++;
+	}
 	const char *t = q;
 	while (q < end && *q != '[' && *q != ':' && *q != ' ')
 		q++;

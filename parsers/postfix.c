@@ -350,8 +350,10 @@ static int pf_smtpd(struct parser *p, const char *q, const char *end, struct eve
 			return 1;
 		}
 	} else {
-		*reason = PARSE_R_UNKNOWN_MESSAGE;
-		return -1;
+		/* TLS notes ("Anonymous TLS connection established from",
+		 * "SSL_accept error from"), proxy and config messages: not
+		 * evidence about a client */
+		return 0;
 	}
 	const char *r = q + ql + 2;
 	bool milter = false;

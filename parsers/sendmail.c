@@ -41,6 +41,17 @@ static int sm_relay(struct parser *p, const char **pp, const char *end, struct e
 	if (ev_set_ip(p, &tmp, ip, n) < 0)
 		return -1;
 	q++;
+	if (!name.p && HAS(q, end, " [")) {
+		/* "relay=[ip] [ip]": the first bracket stands for the missing name */
+		const char *r = q + 1;
+		struct event t2 = *ev;
+		if (sm_relay(p, &r, end, &t2) == 0) {
+			t2.rdns = SPAN_NULL;
+			*ev = t2;
+			*pp = r;
+			return 0;
+		}
+	}
 	if (HAS(q, end, " (may be forged)"))
 		q += 16;
 	tmp.rdns = name;

@@ -306,6 +306,9 @@ static const struct tcase postfix_cases[] = {
     {"Nov  3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
+    {"Nov  3 01:02:03 postfix/smtpd[1]: connect from unknown[192.0.2.7]", MTA_UNKNOWN, 1, "192.0.2.7",
+     EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     "2026-11-03T01:02:03Z"},
     {"Nov 3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
@@ -388,7 +391,11 @@ static const struct tcase exim_cases[] = {
      "F=<a@example.net> rejected after DATA: This message contains a virus (Foo [192.0.2.66])",
      MTA_EXIM, 1, "203.0.113.111", EV_REJECT, ST_DATA, CAT_OTHER, 550, 32706, NULL, "host.example.net", NULL,
      "a@example.net", NULL, NULL, "1UnmeW-0000ea-SE", NULL, "2025-01-10T10:02:15Z"},
-    /* Exim through syslog */
+    /* Exim through syslog, with and without its own stamp */
+    {"Nov 27 20:26:42 mx exim[3600]: 2026-11-27 20:26:42 [3600] H=(a) [203.0.113.106]:25 F=<s@example.net> "
+     "rejected RCPT <x@example.org>: relay not permitted",
+     MTA_UNKNOWN, 1, "203.0.113.106", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 25, NULL, NULL, "a", NULL,
+     NULL, NULL, NULL, NULL, NULL},
     {"Nov 27 20:26:42 mx exim[3600]: H=(a) [203.0.113.105] F=<s@example.net> rejected RCPT <x@example.org>: "
      "relay "
      "not permitted",
@@ -429,6 +436,10 @@ static const struct tcase sendmail_cases[] = {
     {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005007: AUTH failure (LOGIN): authentication failure (-13) "
      "SASL(-13): authentication failure: checkpass failed, user=admin, relay=[203.0.113.126]",
      MTA_UNKNOWN, 1, "203.0.113.126", EV_AUTH_FAILURE, ST_AUTH, CAT_AUTH, 535, 0, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL},
+    {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005010: ruleset=check_rcpt, arg1=<x@example.org>, "
+     "relay=[203.0.113.129] [203.0.113.129], reject=550 5.7.1 <x@example.org>... Relaying denied",
+     MTA_UNKNOWN, 1, "203.0.113.129", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 0, NULL, "-", NULL, NULL,
      NULL, NULL, NULL, NULL, NULL},
     {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005008: ruleset=check_rcpt, arg1=<x@example.org>, "
      "relay=[IPv6:2001:db8:3::7], reject=550 5.7.1 <x@example.org>... Relaying denied",

@@ -52,7 +52,8 @@ static int ex_host(struct parser *p, const char **pp, const char *end, struct ev
 		return -1;
 	q++;
 	tmp.port = 0;
-	if (q < end && *q == ':' && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
+	/* ":port"; Exim before 4.8x wrote IPv6 ports as ".port" */
+	if (q < end && (*q == ':' || *q == '.') && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
 		const char *r = q + 1;
 		if (parse_port(&r, end, &tmp.port) == 0)
 			q = r;

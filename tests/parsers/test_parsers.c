@@ -309,6 +309,9 @@ static const struct tcase postfix_cases[] = {
     {"Nov  3 01:02:03 postfix/smtpd[1]: connect from unknown[192.0.2.7]", MTA_UNKNOWN, 1, "192.0.2.7",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
+    /* --format postfix: a custom syslog_name is Postfix too */
+    {"Nov 27 01:02:03 mx mx-in/smtpd[1]: connect from unknown[192.0.2.8]", MTA_POSTFIX, 1, "192.0.2.8",
+     EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"Nov 3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
@@ -391,6 +394,12 @@ static const struct tcase exim_cases[] = {
      "F=<a@example.net> rejected after DATA: This message contains a virus (Foo [192.0.2.66])",
      MTA_EXIM, 1, "203.0.113.111", EV_REJECT, ST_DATA, CAT_OTHER, 550, 32706, NULL, "host.example.net", NULL,
      "a@example.net", NULL, NULL, "1UnmeW-0000ea-SE", NULL, "2025-01-10T10:02:15Z"},
+    /* an IPv6 client with Exim's old ".port" */
+    {"2026-11-27 20:26:42 [3600] H=(x) [2001:db8::7].4711 F=<a@b.example> rejected RCPT <c@d.example>: relay "
+     "not "
+     "permitted",
+     MTA_UNKNOWN, 1, "2001:db8::7", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 4711, NULL, NULL, "x", NULL,
+     NULL, NULL, NULL, NULL, NULL},
     /* Exim through syslog, with and without its own stamp */
     {"Nov 27 20:26:42 mx exim[3600]: 2026-11-27 20:26:42 [3600] H=(a) [203.0.113.106]:25 F=<s@example.net> "
      "rejected RCPT <x@example.org>: relay not permitted",

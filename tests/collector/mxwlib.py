@@ -60,7 +60,8 @@ class Daemon:
         self.p = None
 
     def start(self):
-        args = [MXW, "run", "--db", self.db, "--db-fast"]
+        # port 0: the kernel picks a free port, so tests can run side by side
+        args = [MXW, "run", "--db", self.db, "--db-fast", "--listen", "127.0.0.1:0"]
         for f in self.follow:
             args += ["--follow", f]
         args += self.extra

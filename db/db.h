@@ -307,7 +307,8 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
  * when it does not parse)}; since/until/... are RFC 3339 strings.
  */
 json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor);
-/* The same decision objects for db_decisions_history()'s set (lookup). */
+/* {"prefix": q, "items": [decision objects]}: db_decisions_history()'s set,
+ * newest first (lookup). */
 json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now);
 
 /*

@@ -129,8 +129,15 @@ struct pending {
 struct aggregator {
 	const struct config *c;
 	const struct rules_conf *r;
-	uint32_t blen[W__COUNT]; /* sub-bucket length of each window, seconds */
-	uint32_t wlen[W__COUNT]; /* window length, seconds */
+	uint32_t blen[W__COUNT];	       /* sub-bucket length of each window, seconds */
+	uint32_t wlen[W__COUNT];	       /* window length, seconds */
+	double flood_ip_min, flood_cls_min;    /* lowest flood thresholds */
+	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
+	/* the records of the last event's address: a session's lines come together */
+	struct ipaddr last_ip;
+	struct iprec *last_p;
+	struct clsrec *last_c;
+	uint64_t last_gen;
 	struct table ips, classes, sessions, offenses, wider;
 	struct prefix_list protected_nets, allow;
 	/* evidence slots */

@@ -1060,6 +1060,28 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 
 	struct delta d;
 	classify(a, ev, &d);
+	if (ev->kind == EV_DISCONNECT) {
+		if (ev->pid >= 0) {
+			struct sessrec *s = session(a, ev, false);
+			if (s)
+				table_remove(&a->sessions, s);
+		}
+		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
+		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
+			d.w[W_PROTO] = 1;
+			d.bad = true;
+		}
+	}
+	/* most lines change nothing (postscreen PASS, disconnects, notes):
+	 * leave before touching the tables */
+	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
+	    !(ev->kind == EV_REJECT && !span_empty(ev->queue_id))) {
+		bool any = false;
+		for (int w = 0; w < W__COUNT; w++)
+			any |= d.w[w] != 0;
+		if (!any)
+			return;
+	}
 
 	/* sessions of smtpd and Exim (postscreen is one process for all) */
 	if (d.conn && ev->pid >= 0 && !span_ends(ev->program, "postscreen")) {
@@ -1083,7 +1105,11 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			cp = ev->cls;
 		else
 			ipaddr_class(&ip, &a->c->classes, &cp);
-		c = cls_get(a, &cp);
+		c = table_deref(&a->classes, p->cls_ref, &cp);
+		if (!c) {
+			c = cls_get(a, &cp);
+			p->cls_ref = table_ref(&a->classes, c);
+		}
 		a->last_ip = ip;
 		a->last_p = p;
 		a->last_c = c;
@@ -1093,17 +1119,6 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;
 	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
-
-	if (ev->kind == EV_DISCONNECT) {
-		struct sessrec *s = session(a, ev, false);
-		if (s)
-			table_remove(&a->sessions, s);
-		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
-		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
-			d.w[W_PROTO] = 1;
-			d.bad = true;
-		}
-	}
 
 	if (d.conn) {
 		bool postscreen = span_ends(ev->program, "postscreen");
@@ -1187,7 +1202,10 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	struct prefix px;
 	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
-	ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+	/* a class keeps lines of its own once a second member misbehaves (a
+	 * lone member's lines are in its own slot): most classes have one */
+	if (c->ev || bits_estimate(c->ip_bits) >= 2)
+		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 	check_ip(a, p, c, t);
 	check_class(a, c, t);
 }

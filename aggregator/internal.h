@@ -57,6 +57,7 @@ struct iprec {
 	int16_t last_code; /* last 5xx reply code */
 	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
 	uint32_t rcpt_t0, user_t0;
+	uint32_t cls_ref;	       /* table_ref() of its class record: saves a lookup */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
 	struct win8 w[W__COUNT];

@@ -21,9 +21,9 @@ static inline uint64_t key_hash(const void *key, size_t n)
 	uint64_t w0, w1, tail = 0;
 	memcpy(&w0, p, 8);
 	memcpy(&w1, p + 8, 8);
-	if (n > 16)
-		memcpy(&tail, p + 16, n - 16);
-	else if (n < 16)
+	for (size_t i = 16; i < n; i++) /* 1 or 2 bytes: no memcpy call */
+		tail |= (uint64_t)p[i] << (8 * (i - 16));
+	if (n < 16)
 		w1 &= (1ULL << (8 * (n - 8))) - 1; /* 12-byte keys: the last 4 bytes */
 	uint64_t h = (w0 ^ 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
 	h ^= (w1 + tail * 0x94d049bb133111ebULL) * 0xd6e8feb86659fd93ULL;
@@ -47,7 +47,10 @@ static inline int key_eq(const void *x, const void *y, size_t n)
 	memcpy(&b1, (const char *)y + 8, 8);
 	if (a1 != b1)
 		return 0;
-	return n == 16 || memcmp((const char *)x + 16, (const char *)y + 16, n - 16) == 0;
+	for (size_t i = 16; i < n; i++)
+		if (((const unsigned char *)x)[i] != ((const unsigned char *)y)[i])
+			return 0;
+	return 1;
 }
 
 #define ENT_REC(e)     ((uint32_t)(e))
@@ -205,6 +208,24 @@ void table_remove(struct table *t, void *rec)
 	t->free_head = r;
 	t->n--;
 	t->removals++;
+}
+
+uint32_t table_ref(const struct table *t, const void *rec)
+{
+	for (size_t c = 0; c < t->nchunks; c++) {
+		const char *base = t->chunks[c];
+		if ((const char *)rec >= base && (const char *)rec < base + TABLE_CHUNK * t->esz)
+			return (uint32_t)(c * TABLE_CHUNK + (size_t)((const char *)rec - base) / t->esz) + 1;
+	}
+	return 0;
+}
+
+void *table_deref(const struct table *t, uint32_t ref, const void *key)
+{
+	if (!ref || ref > t->nrec)
+		return NULL;
+	char *p = rec_ptr(t, ref - 1);
+	return key_eq(p, key, t->keysz) ? p : NULL;
 }
 
 void *table_at(const struct table *t, size_t i)

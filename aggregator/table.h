@@ -39,6 +39,11 @@ void *table_find(const struct table *t, const void *key);
 void *table_get(struct table *t, const void *key, int *created);
 /* Remove the record (a pointer returned by find/get). */
 void table_remove(struct table *t, void *rec);
+/* A short reference to a record (0 = none), and back: table_deref()
+ * returns the record only while it still holds key (it may have been
+ * removed and reused). table_ref() is linear in the number of chunks. */
+uint32_t table_ref(const struct table *t, const void *rec);
+void *table_deref(const struct table *t, uint32_t ref, const void *key);
 /* The record numbered i (0 <= i < t->nrec) or NULL when that slot is free. */
 void *table_at(const struct table *t, size_t i);
 size_t table_bytes(const struct table *t);

@@ -108,11 +108,13 @@ int aggregator_sync(struct aggregator *a, struct db *db, int64_t now)
 		free(s.v);
 		return -1;
 	}
-	qsort(s.v, s.n, sizeof *s.v, cmp_id);
+	if (s.n) /* qsort and bsearch want a non-NULL base even for zero elements */
+		qsort(s.v, s.n, sizeof *s.v, cmp_id);
 	for (size_t i = 0; i < a->nact;) {
 		int64_t id = a->act[i].d.id;
 		/* a stored decision gone from the active set was ended by hand */
-		if (id > 0 && a->act[i].d.until > now && !bsearch(&id, s.v, s.n, sizeof *s.v, cmp_id)) {
+		if (id > 0 && a->act[i].d.until > now &&
+		    (!s.n || !bsearch(&id, s.v, s.n, sizeof *s.v, cmp_id))) {
 			agg_active_remove(a, i, "unblocked", false);
 			s.changed = true;
 			continue;

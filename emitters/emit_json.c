@@ -1,0 +1,160 @@
+/*
+ * emit_json.c - a JSON document: {"generated": RFC 3339, "entries": [...]},
+ * each entry with prefix, family ("ipv4"/"ipv6"), scope ("ip"/"class"),
+ * response, rule, reason, since, until (RFC 3339, UTC) and lookup_url. One
+ * entry per line, so that diffs and line-oriented tools stay usable.
+ *
+ * Escaping is jansson's (with JSON_ENSURE_ASCII); bytes of the reason that
+ * are not valid UTF-8 become U+FFFD first, because jansson refuses them.
+ * It must never produce a document that does not parse.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "emitters/emit_int.h"
+
+/* Copy s[0..n) keeping valid UTF-8 sequences and replacing every other byte
+ * (and NUL) with U+FFFD. */
+static void utf8_clean(struct buf *out, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len = 0;
+		uint32_t cp = 0;
+		if (c >= 0x01 && c < 0x80)
+			len = 1;
+		else if (c >= 0xc2 && c <= 0xdf)
+			len = 2, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			len = 3, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			len = 4, cp = c & 0x07;
+		bool ok = len > 0 && i + len <= n;
+		for (size_t k = 1; ok && k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (ok && len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+			ok = false;
+		if (ok && len == 4 && (cp < 0x10000 || cp > 0x10ffff))
+			ok = false;
+		if (ok) {
+			buf_append(out, s + i, len);
+			i += len;
+		} else {
+			buf_appends(out, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+}
+
+static json_t *text_value(const char *s, size_t max)
+{
+	struct buf b = BUF_INIT;
+	utf8_clean(&b, s, strnlen(s, max));
+	json_t *j = json_stringn(buf_str(&b), b.len);
+	buf_free(&b);
+	return j ? j : json_string("");
+}
+
+static json_t *time_value(int64_t secs)
+{
+	char ts[TIME_STRLEN];
+	time_format_rfc3339(secs * 1000000, false, ts);
+	return json_string(ts);
+}
+
+static void json_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
+			struct buf *out)
+{
+	char ts[TIME_STRLEN];
+	time_format_rfc3339(ctx->now * 1000000, false, ts);
+	buf_printf(out, "{\"generated\":\"%s\",\"count\":%zu,\"entries\":[", ts, n);
+	struct buf url = BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const struct decision *d = v[i];
+		char p[PREFIX_STRLEN];
+		prefix_format(&d->prefix, p);
+		buf_reset(&url);
+		if (ctx->lookup_url)
+			emit_url(&url, ctx->lookup_url, &d->prefix, false);
+		json_t *e = json_object();
+		json_object_set_new(e, "prefix", json_string(p));
+		json_object_set_new(e, "family",
+				    json_string(d->prefix.addr.family == IPADDR_V4 ? "ipv4" : "ipv6"));
+		json_object_set_new(e, "scope", json_string(d->scope == SCOPE_CLASS ? "class" : "ip"));
+		json_object_set_new(e, "response", json_string(response_name(d->response)));
+		json_object_set_new(e, "rule", text_value(d->rule, sizeof d->rule));
+		json_object_set_new(e, "reason", text_value(d->reason, sizeof d->reason));
+		json_object_set_new(e, "since", time_value(d->since));
+		json_object_set_new(e, "until", time_value(d->until));
+		json_object_set_new(e, "manual", json_boolean(d->manual));
+		json_object_set_new(e, "lookup_url", json_string(buf_str(&url)));
+		char *s = json_dumps(e, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+		if (!s)
+			BUG("json_dumps failed");
+		buf_appends(out, i ? ",\n" : "\n");
+		/* jansson leaves DEL (0x7f) raw; it can only be inside a string */
+		for (const char *q = s; *q; q++) {
+			if (*q == 0x7f)
+				buf_appends(out, "\\u007f");
+			else
+				buf_appendc(out, *q);
+		}
+		free(s);
+		json_decref(e);
+	}
+	buf_free(&url);
+	buf_appends(out, "\n]}\n");
+}
+
+static int json_validate(const char *text, size_t len, struct buf *err)
+{
+	if (len == 0 || text[len - 1] != '\n') {
+		buf_appends(err, "the text does not end with a newline");
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c != '\n' && (c < 0x20 || c >= 0x7f)) {
+			buf_printf(err, "byte %zu: 0x%02x is not printable ASCII", i, c);
+			return -1;
+		}
+	}
+	json_error_t je;
+	json_t *root = json_loadb(text, len, 0, &je);
+	if (!root) {
+		buf_printf(err, "line %d: %s", je.line, je.text);
+		return -1;
+	}
+	int rc = 0;
+	json_t *entries = json_object_get(root, "entries");
+	if (!json_is_string(json_object_get(root, "generated")) || !json_is_array(entries)) {
+		buf_appends(err, "missing generated or entries");
+		rc = -1;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(entries, i, e)
+	{
+		const char *p = json_string_value(json_object_get(e, "prefix"));
+		if (rc == 0 && (!p || !emit_is_canonical_prefix(p, strlen(p)) || !strchr(p, '/'))) {
+			buf_printf(err, "entry %zu: prefix is not canonical", i);
+			rc = -1;
+		}
+	}
+	json_decref(root);
+	return rc;
+}
+
+const struct emit_format emit_format_json = {
+    .name = "json",
+    .families = FAMILY_V4 | FAMILY_V6,
+    .relative_time = true,
+    .render = json_render,
+    .validate = json_validate,
+};

@@ -1,0 +1,355 @@
+/*
+ * emitters.c - the format table, rendering on demand (export, the web's
+ * blocklist endpoint) and the stateful outputs of `mxwarden run`: filter,
+ * render, validate, write atomically when the content changed, reload.
+ *
+ * It must never write a file its own validator rejects, and never block the
+ * engine on a reload command.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emitters/emit_int.h"
+
+static const struct emit_format *const formats[] = {
+    &emit_format_ipset,	  &emit_format_nft,	   &emit_format_iptables, &emit_format_ip6tables,
+    &emit_format_postfix, &emit_format_postscreen, &emit_format_rbldnsd,  &emit_format_rbldnsd6,
+    &emit_format_plain,	  &emit_format_json,
+};
+
+const struct emit_format *emit_format_find(const char *name)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(formats); i++)
+		if (strcmp(formats[i]->name, name) == 0)
+			return formats[i];
+	return NULL;
+}
+
+const struct emit_format *const *emit_formats(size_t *n)
+{
+	*n = MXW_ARRAY_LEN(formats);
+	return formats;
+}
+
+/* ipset/nft names and iptables chains: a letter, then letters, digits or
+ * '_', at most 24 (ipset adds "4-new" within its 31). */
+static bool set_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 24 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static void select_for(struct emit_select *sel, const struct emit_format *f, const struct output_conf *o)
+{
+	memset(sel, 0, sizeof *sel);
+	sel->families = f->families & (o ? o->families : (FAMILY_V4 | FAMILY_V6));
+	sel->class_only = o ? o->class_only : false;
+	sel->min_response = o ? o->min_response : RESP_DEFER;
+	sel->no_overlap = f->no_overlap;
+	sel->longest_first = f->longest_first;
+}
+
+int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
+		    int64_t now, struct buf *out, struct buf *err)
+{
+	const struct emit_format *f = emit_format_find(format);
+	if (!f) {
+		buf_printf(
+		    err,
+		    "unknown format '%s' (ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, "
+		    "rbldnsd6, plain, json)",
+		    format);
+		return -1;
+	}
+	const struct output_conf *o = NULL;
+	for (size_t i = 0; i < c->n_outputs && !o; i++)
+		if (c->outputs[i].format && strcmp(c->outputs[i].format, format) == 0)
+			o = &c->outputs[i];
+	const char *set = o && o->set_name ? o->set_name : "mxwarden";
+	if (!set_name_ok(set)) {
+		buf_printf(err,
+			   "[output %s] set '%s' must be a letter then letters, digits or '_' (at most 24)",
+			   o->name, set);
+		return -1;
+	}
+	struct emit_safety s;
+	if (emit_safety_init(&s, c, err) < 0) {
+		emit_safety_free(&s);
+		return -1;
+	}
+	struct emit_select sel;
+	select_for(&sel, f, o);
+	const struct decision **v;
+	struct emit_stats st;
+	size_t m = emit_filter(&s, &sel, d, n, now, &v, &st);
+	struct buf url = BUF_INIT;
+	emit_lookup_template(c, &url);
+	struct emit_ctx ctx = {
+	    .set_name = set, .lookup_url = buf_str(&url), .now = now, .max_entries = s.max_entries};
+	f->render(&ctx, v, m, out);
+	if (st.capped)
+		log_warn("%s: %zu entries over max_entries (%zu) left out; the strongest are kept", format,
+			 st.capped, s.max_entries);
+	free(v);
+	buf_free(&url);
+	emit_safety_free(&s);
+	return 0;
+}
+
+/* ------------------------------------------------------ stateful outputs */
+
+struct out_state {
+	const struct output_conf *oc;
+	const struct emit_format *fmt;
+	const char *set_name;
+	bool written;
+	uint64_t fingerprint;
+	int64_t next_due;   /* earliest until among emitted entries */
+	int64_t refresh_at; /* a capped timeout must be rewritten by then */
+	struct emit_reload rl;
+	struct emit_output_stats st;
+};
+
+struct emitters {
+	const struct config *c;
+	struct emit_safety safety;
+	struct buf url;
+	struct out_state *o;
+	size_t n;
+	struct buf text, err;
+};
+
+struct emitters *emitters_new(const struct config *c, struct buf *err)
+{
+	struct emitters *em = xcalloc(1, sizeof *em);
+	em->c = c;
+	int rc = emit_safety_init(&em->safety, c, err);
+	emit_lookup_template(c, &em->url);
+	em->n = c->n_outputs;
+	em->o = xcalloc(em->n ? em->n : 1, sizeof *em->o);
+	for (size_t i = 0; i < em->n; i++) {
+		struct out_state *o = &em->o[i];
+		o->oc = &c->outputs[i];
+		o->fmt = o->oc->format ? emit_format_find(o->oc->format) : NULL;
+		o->set_name = o->oc->set_name ? o->oc->set_name : "mxwarden";
+		o->rl.errfd = -1;
+		o->next_due = INT64_MAX;
+		o->refresh_at = INT64_MAX;
+		if (!o->fmt) {
+			buf_printf(err, "%s[output %s] unknown format '%s'", rc ? "; " : "", o->oc->name,
+				   o->oc->format ? o->oc->format : "");
+			rc = -1;
+		} else if (!set_name_ok(o->set_name)) {
+			buf_printf(err,
+				   "%s[output %s] set '%s' must be a letter then letters, digits or '_' (at "
+				   "most 24)",
+				   rc ? "; " : "", o->oc->name, o->set_name);
+			rc = -1;
+		} else if (!o->oc->path) {
+			buf_printf(err, "%s[output %s] has no path", rc ? "; " : "", o->oc->name);
+			rc = -1;
+		}
+	}
+	if (rc < 0) {
+		emitters_free(em);
+		return NULL;
+	}
+	return em;
+}
+
+void emitters_free(struct emitters *em)
+{
+	if (!em)
+		return;
+	for (size_t i = 0; i < em->n; i++) {
+		emit_reload_kill(&em->o[i].rl);
+		buf_free(&em->o[i].rl.err);
+	}
+	free(em->o);
+	emit_safety_free(&em->safety);
+	buf_free(&em->url);
+	buf_free(&em->text);
+	buf_free(&em->err);
+	free(em);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* What the file says, minus the clock: two selections with the same
+ * fingerprint render the same file apart from relative timeouts and the
+ * generation time. */
+static uint64_t fingerprint(const struct decision *const *v, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	h = fnv(h, &n, sizeof n);
+	for (size_t i = 0; i < n; i++) {
+		const struct decision *d = v[i];
+		h = fnv(h, &d->prefix.addr, sizeof d->prefix.addr);
+		h = fnv(h, &d->prefix.len, sizeof d->prefix.len);
+		int r = d->response, s = d->scope;
+		h = fnv(h, &r, sizeof r);
+		h = fnv(h, &s, sizeof s);
+		h = fnv(h, &d->since, sizeof d->since);
+		h = fnv(h, &d->until, sizeof d->until);
+		h = fnv(h, &d->manual, sizeof d->manual);
+		h = fnv(h, d->rule, strnlen(d->rule, sizeof d->rule));
+		h = fnv(h, "\0", 1);
+		h = fnv(h, d->reason, strnlen(d->reason, sizeof d->reason));
+		h = fnv(h, "\0", 1);
+	}
+	return h;
+}
+
+static void start_reload(struct out_state *o)
+{
+	if (o->oc->reload.n == 0)
+		return;
+	if (o->rl.pid > 0) {
+		o->st.reloads_coalesced++;
+		o->rl.pending = true;
+		return;
+	}
+	o->rl.pending = false;
+	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+}
+
+static int update_one(struct emitters *em, struct out_state *o, const struct decision *d, size_t n,
+		      int64_t now)
+{
+	struct emit_select sel;
+	select_for(&sel, o->fmt, o->oc);
+	const struct decision **v;
+	struct emit_stats st;
+	size_t m = emit_filter(&em->safety, &sel, d, n, now, &v, &st);
+	uint64_t fp = fingerprint(v, m);
+	int64_t due = INT64_MAX, refresh = INT64_MAX;
+	for (size_t i = 0; i < m; i++) {
+		due = MXW_MIN(due, v[i]->until);
+		if (o->fmt->relative_time && v[i]->until - now > EMIT_MAX_TIMEOUT)
+			refresh = now + EMIT_MAX_TIMEOUT - 3600;
+	}
+	if (o->written && fp == o->fingerprint && now < o->refresh_at) {
+		free(v);
+		return 0;
+	}
+	if (st.capped)
+		log_warn(
+		    "output %s: %zu entries over max_entries (%zu) LEFT OUT; only the strongest are written",
+		    o->oc->name, st.capped, em->safety.max_entries);
+	if (st.floor || st.allowed || st.protect || st.bad)
+		log_warn(
+		    "output %s: refused %zu shorter than the floor, %zu allow-listed, %zu protected, %zu "
+		    "malformed decisions",
+		    o->oc->name, st.floor, st.allowed, st.protect, st.bad);
+	struct emit_ctx ctx = {.set_name = o->set_name,
+			       .lookup_url = buf_str(&em->url),
+			       .now = now,
+			       .max_entries = em->safety.max_entries};
+	buf_reset(&em->text);
+	o->fmt->render(&ctx, v, m, &em->text);
+	free(v);
+	buf_reset(&em->err);
+	if (o->fmt->validate(em->text.data ? em->text.data : "", em->text.len, &em->err) < 0) {
+		log_error("output %s: rendered %s text fails validation, not written: %s", o->oc->name,
+			  o->fmt->name, buf_str(&em->err));
+		o->st.write_errors++;
+		return -1;
+	}
+	bool changed = false;
+	if (emit_write_atomic(o->oc->path, em->text.data ? em->text.data : "", em->text.len, &changed) < 0) {
+		o->st.write_errors++;
+		return -1;
+	}
+	bool first = !o->written;
+	o->written = true;
+	o->fingerprint = fp;
+	o->next_due = due;
+	o->refresh_at = refresh;
+	o->st.entries = m;
+	o->st.last = st;
+	if (changed) {
+		o->st.writes++;
+		log_info("output %s: wrote %zu entries to %s", o->oc->name, m, o->oc->path);
+	}
+	if (changed || first)
+		start_reload(o);
+	return changed ? 1 : 0;
+}
+
+int emitters_update(struct emitters *em, const struct decision *d, size_t n, int64_t now)
+{
+	emitters_poll(em);
+	int written = 0, rc = 0;
+	for (size_t i = 0; i < em->n; i++) {
+		int k = update_one(em, &em->o[i], d, n, now);
+		if (k < 0)
+			rc = -1;
+		else
+			written += k;
+	}
+	return rc < 0 ? -1 : written;
+}
+
+void emitters_poll(struct emitters *em)
+{
+	for (size_t i = 0; i < em->n; i++) {
+		struct out_state *o = &em->o[i];
+		if (emit_reload_poll(&o->rl, o->oc->name, &o->st) && o->rl.pending) {
+			o->rl.pending = false;
+			emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+		}
+	}
+}
+
+int64_t emitters_next_due(const struct emitters *em)
+{
+	int64_t t = INT64_MAX;
+	for (size_t i = 0; i < em->n; i++) {
+		t = MXW_MIN(t, em->o[i].next_due);
+		t = MXW_MIN(t, em->o[i].refresh_at);
+	}
+	return t;
+}
+
+size_t emitters_busy(const struct emitters *em)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < em->n; i++)
+		k += (em->o[i].rl.pid > 0) + em->o[i].rl.pending;
+	return k;
+}
+
+int emitters_drain(struct emitters *em, int64_t timeout_ms)
+{
+	int64_t end = clock_mono_us() + timeout_ms * 1000;
+	for (;;) {
+		emitters_poll(em);
+		if (emitters_busy(em) == 0)
+			return 0;
+		if (clock_mono_us() >= end)
+			return -1;
+		usleep(5000);
+	}
+}
+
+const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i)
+{
+	return i < em->n ? &em->o[i].st : NULL;
+}

@@ -1,0 +1,224 @@
+/*
+ * emitters.h - decisions in, blocklists out: ipset, nft, iptables,
+ * ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain and json.
+ *
+ * Where it sits: after the aggregator, beside db/ and below web/ and cli/.
+ * It sees only arrays of struct decision (base/base.h) and the
+ * configuration; it knows nothing of the aggregator's state, of SQL or of
+ * log lines. It must never emit a prefix that a bug elsewhere could turn
+ * into "block the Internet": every format goes through one filter
+ * (emit_filter) that drops, with a warning,
+ *   - expired decisions (until <= now) and decisions of a family, scope or
+ *     response the output does not want,
+ *   - any prefix shorter than the [safety] floor (and never shorter than
+ *     /8 for IPv4 or /16 for IPv6, whatever the configuration says), so
+ *     0.0.0.0/0 and ::/0 are impossible,
+ *   - any prefix that overlaps, in either direction, an allow-listed
+ *     prefix (allow, allow_files) or a protected network (protected_networks,
+ *     plus the host's own addresses when the default list is in use),
+ * keeps one decision per prefix (the strongest response, then the latest
+ * until) and caps the result at max_entries with a loud warning (the
+ * strongest responses are kept).
+ *
+ * Text: a decision's reason may quote log-derived text (HELO names,
+ * addresses). Each format writes it only through emit_sanitize(), a
+ * whitelist of characters, so nothing can break a line, close a quote or
+ * start a directive. Addresses are written only in canonical form
+ * (prefix_format). The lookup URL template ([web] lookup_url, "$ip" is
+ * replaced by the prefix's network address; for rbldnsd by "$", which
+ * rbldnsd replaces with the queried address) goes through the same kind of
+ * whitelist.
+ *
+ * Files: emitters_update() writes each configured output atomically (a
+ * temp file in the same directory, fsync, rename, fsync of the directory,
+ * mode and owner of the old file kept) and only when its content changed.
+ * Then it runs the output's reload command without a shell (posix_spawn,
+ * its own process group, a timeout after which the group is killed), never
+ * more than one at a time per output: rewrites that come while a reload
+ * runs are coalesced into one more run afterwards. The engine never waits:
+ * emitters_poll() reaps and enforces timeouts from the engine's tick.
+ *
+ * Threads: emitters_render() and the format table are reentrant (the web
+ * threads call them). A struct emitters belongs to one thread (the engine).
+ */
+#ifndef MXWARDEN_EMITTERS_H
+#define MXWARDEN_EMITTERS_H
+
+#include "base/base.h"
+
+/* ipset cannot hold a timeout longer than this (seconds); longer blocks are
+ * written with this timeout and rewritten before it runs out. nft uses the
+ * same ceiling. */
+#define EMIT_MAX_TIMEOUT 2147483
+/* The floors below which no configuration can go. */
+#define EMIT_HARD_FLOOR_V4 8
+#define EMIT_HARD_FLOOR_V6 16
+
+/* ---------------------------------------------------------------- formats */
+
+/* What a format's render function gets besides the entries. */
+struct emit_ctx {
+	const char *set_name;	/* ipset/nft set, iptables chain base name (checked) */
+	const char *lookup_url; /* template (sanitized) with "$ip" */
+	int64_t now;		/* UTC seconds */
+	size_t max_entries;	/* for ipset maxelem */
+};
+
+/*
+ * One blocklist format. render() appends the whole file for the entries
+ * v[0..n) (already filtered: safe, of the format's families, one per
+ * prefix, sorted by family, address, then length) to out; it cannot fail.
+ * validate() checks a rendered text line by line against the format's
+ * grammar (canonical prefixes, whitelisted characters, a final newline);
+ * it returns 0, or -1 with a "line N: ..." message appended to err.
+ * emitters_update refuses to write a file that does not validate.
+ */
+struct emit_format {
+	const char *name;
+	unsigned families;  /* FAMILY_V4 and/or FAMILY_V6 the format can carry */
+	bool relative_time; /* the text depends on now (timeouts, a timestamp) */
+	bool no_overlap;    /* drop prefixes inside another emitted prefix (nft intervals) */
+	bool longest_first; /* first-match tables: more specific prefixes first */
+	void (*render)(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
+		       struct buf *out);
+	int (*validate)(const char *text, size_t len, struct buf *err);
+};
+
+/* The format called name, or NULL. */
+const struct emit_format *emit_format_find(const char *name);
+/* Every format, in a fixed order; *n receives the count. */
+const struct emit_format *const *emit_formats(size_t *n);
+
+/* ----------------------------------------------------------------- filter */
+
+/* The [safety] settings, resolved (allow_files read, local addresses added). */
+struct emit_safety {
+	struct prefix_list protect;
+	struct prefix_list allow;
+	unsigned v4_floor, v6_floor; /* never below EMIT_HARD_FLOOR_* */
+	size_t max_entries;
+};
+/*
+ * Build from c. Reads every allow_files entry (one address or CIDR per line,
+ * '#' comments, blank lines); a missing or malformed file is an error:
+ * returns -1 with a message in err (and s is still valid, so it can be
+ * freed), else 0.
+ */
+int emit_safety_init(struct emit_safety *s, const struct config *c, struct buf *err);
+void emit_safety_free(struct emit_safety *s);
+
+/* Which decisions one output wants. */
+struct emit_select {
+	unsigned families; /* FAMILY_V4 | FAMILY_V6 */
+	bool class_only;
+	enum response min_response;
+	bool no_overlap, longest_first; /* from the format */
+};
+
+/* Why entries were left out (for logs, /metrics and tests). */
+struct emit_stats {
+	size_t in, out;
+	size_t expired, unwanted, bad; /* unwanted: family, scope or response */
+	size_t floor, allowed, protect, duplicate, contained, capped;
+};
+
+/*
+ * Select from d[0..n) the decisions to emit at time now. Returns the count
+ * and sets *out to a new array of pointers into d (free() it; NULL when the
+ * count is 0). Never fails. Drops are counted in st (may be NULL); the cap
+ * is logged with log_warn by the caller that knows the output's name.
+ */
+size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, const struct decision *d,
+		   size_t n, int64_t now, const struct decision ***out, struct emit_stats *st);
+
+/* ------------------------------------------------------------------- text */
+
+/*
+ * Append s (NUL-terminated, at most max bytes of output) keeping only
+ * [A-Za-z0-9 .,:;_@/+=()<>[]%!?*-]: every other byte, control characters,
+ * quotes, backslash, '$', '#', '{}', '|', '&', '`' and all bytes >= 0x80,
+ * become '?' (a run of them one '?'); runs of blanks become one space; the
+ * result is trimmed. Safe inside double quotes in ipset, nft, iptables and
+ * at the end of a postfix or rbldnsd line.
+ */
+void emit_sanitize(struct buf *out, const char *s, size_t max);
+/* Append the lookup URL for the network address of p (template already
+ * sanitized by emit_url_template). With dollar, "$ip" becomes "$". */
+void emit_url(struct buf *out, const char *tmpl, const struct prefix *p, bool dollar);
+/* Sanitize a configured lookup URL template into out (a fixed whitelist of
+ * URL characters; a '$' that does not start "$ip" is dropped). */
+void emit_url_template(struct buf *out, const char *tmpl);
+/* The effective template of c: [web] lookup_url or http://LISTEN/lookup/$ip. */
+void emit_lookup_template(const struct config *c, struct buf *out);
+
+/* ---------------------------------------------------- render on demand */
+
+/*
+ * Render the file of format for the decisions d[0..n) at time now into out
+ * (appended). The selection (families, scope, min_response, set name) is
+ * that of the first [output] of c with this format, else every family of
+ * the format, scope all, min_response defer, set "mxwarden". Safety comes
+ * from c ([safety]). Returns 0, or -1 with a message appended to err
+ * (unknown format, unreadable allow file); out is then unchanged.
+ */
+int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
+		    int64_t now, struct buf *out, struct buf *err);
+
+/* ----------------------------------------------------------------- files */
+
+/*
+ * Write data[0..len) to path atomically: a temp file in the same directory,
+ * fsync, rename over path, fsync of the directory; the mode and owner of an
+ * existing file are kept (0644 for a new one). When the file already holds
+ * exactly these bytes nothing is written and *changed (may be NULL) is
+ * false. Returns 0, or -1 with errno set and a message logged (path is left
+ * untouched and no temp file remains).
+ */
+int emit_write_atomic(const char *path, const char *data, size_t len, bool *changed);
+
+/* -------------------------------------------------------- stateful outputs */
+
+struct emitters;
+
+/*
+ * The outputs of c ([output NAME] sections). c must outlive the result.
+ * Returns NULL with a message in err when the safety settings cannot be
+ * built (an unreadable allow file) or an output's set name is invalid.
+ */
+struct emitters *emitters_new(const struct config *c, struct buf *err);
+/* Kill (SIGKILL to the group) and reap reloads still running, then free.
+ * emitters_free(NULL) is a no-op. */
+void emitters_free(struct emitters *em);
+
+/*
+ * Bring every output up to date with the active decisions d[0..n) at time
+ * now: re-filter, rewrite the file when its content changed (or when an
+ * ipset/nft timeout must be refreshed), then start or queue its reload.
+ * Never blocks on a reload. Returns the number of files rewritten, or -1
+ * when any output failed (logged; the others are still written).
+ */
+int emitters_update(struct emitters *em, const struct decision *d, size_t n, int64_t now);
+/* Reap finished reloads (exit status and stderr logged), kill the groups
+ * of those past their timeout, start coalesced ones. Call from the tick. */
+void emitters_poll(struct emitters *em);
+/* The UTC second at which emitters_update must run again even when no
+ * decision changed (the earliest expiry or timeout refresh), INT64_MAX when
+ * none. */
+int64_t emitters_next_due(const struct emitters *em);
+/* Number of reloads running or queued. */
+size_t emitters_busy(const struct emitters *em);
+/* Poll until no reload runs or is queued, at most timeout_ms. Returns 0 when
+ * idle, -1 on timeout. For shutdown and tests. */
+int emitters_drain(struct emitters *em, int64_t timeout_ms);
+
+/* Counters of one output, for /metrics and tests. */
+struct emit_output_stats {
+	uint64_t writes, write_errors;
+	uint64_t reloads_started, reloads_failed, reloads_killed, reloads_coalesced;
+	size_t entries;
+	struct emit_stats last;
+};
+/* Stats of output i (0 <= i < c->n_outputs), or NULL. */
+const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i);
+
+#endif

@@ -698,6 +698,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	json_object_set_new(o, "multiplier", json_real(v->mult));
 	json_object_set_new(o, "score", json_real(d.score));
 	json_object_set_new(o, "response", json_string(response_name(d.response)));
+	if (a->c->rules.dry_run) {
+		/* decided and explained, flagged only: nothing reaches a blocklist */
+		json_object_set_new(o, "dry_run", json_true());
+		d.response = RESP_OBSERVE;
+	}
 	json_object_set_new(o, "past_decisions", json_integer(n));
 	json_t *nums = json_object(), *thr = json_object();
 	for (int i = 0; i < R__COUNT; i++) {

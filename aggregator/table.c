@@ -18,13 +18,16 @@
 static inline uint64_t key_hash(const void *key, size_t n)
 {
 	const unsigned char *p = key;
-	uint64_t w0, w1, tail = 0;
+	uint64_t w0, w1 = 0, tail = 0;
 	memcpy(&w0, p, 8);
-	memcpy(&w1, p + 8, 8);
-	for (size_t i = 16; i < n; i++) /* 1 or 2 bytes: no memcpy call */
-		tail |= (uint64_t)p[i] << (8 * (i - 16));
-	if (n < 16)
-		w1 &= (1ULL << (8 * (n - 8))) - 1; /* 12-byte keys: the last 4 bytes */
+	if (n >= 16) {
+		memcpy(&w1, p + 8, 8);
+		for (size_t i = 16; i < n; i++) /* 1 or 2 bytes: no memcpy call */
+			tail |= (uint64_t)p[i] << (8 * (i - 16));
+	} else {
+		for (size_t i = 8; i < n; i++) /* never read past the key */
+			w1 |= (uint64_t)p[i] << (8 * (i - 8));
+	}
 	uint64_t h = (w0 ^ 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
 	h ^= (w1 + tail * 0x94d049bb133111ebULL) * 0xd6e8feb86659fd93ULL;
 	h ^= h >> 32;

@@ -196,6 +196,8 @@ static int em_collect(void *arg, const struct decision *d, const struct db_decis
 {
 	struct engine *e = arg;
 	(void)info;
+	if (e->conf.rules.dry_run && !d->manual)
+		return 0; /* [rules] dry_run: decide and explain, emit nothing */
 	if (e->em_n == e->em_cap) {
 		e->em_cap = e->em_cap ? e->em_cap * 2 : 256;
 		e->em_active = xrealloc(e->em_active, e->em_cap * sizeof *e->em_active);

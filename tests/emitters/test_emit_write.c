@@ -33,6 +33,20 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The 1,000-rewrite test checks what readers see (rename is atomic on any
+ * file system); on tmpfs its 16,000 fsyncs cost nothing, on a busy disk
+ * they dominate the run. */
+static int setup_shm(void **state)
+{
+	struct stat st;
+	if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
+		snprintf(dir, sizeof dir, "/dev/shm/mxw-emit-write-XXXXXX");
+		if (mkdtemp(dir))
+			return 0;
+	}
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	DIR *dp = opendir(dir);
@@ -271,6 +285,7 @@ static int reader(size_t *reads)
 			}
 			free(t);
 		}
+		usleep(200); /* leave the writer a core (tests share two) */
 	}
 	buf_free(&err);
 	return bad > 100 ? 100 : bad;
@@ -349,7 +364,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_atomic_basics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_only_on_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_output_config, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reader_during_rewrites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reader_during_rewrites, setup_shm, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,12 +107,15 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 
 /* ------------------------------------------------------ stateful outputs */
 
+#define RETRY_SECS 30
+
 struct out_state {
 	const struct output_conf *oc;
 	const struct emit_format *fmt;
 	const char *set_name;
-	bool written;
+	bool written; /* the file holds the text of fingerprint */
 	uint64_t fingerprint;
+	int64_t retry_at;   /* after a failed write: try again then */
 	int64_t next_due;   /* earliest until among emitted entries */
 	int64_t refresh_at; /* a capped timeout must be rewritten by then */
 	struct emit_reload rl;
@@ -144,6 +147,7 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 		o->rl.errfd = -1;
 		o->next_due = INT64_MAX;
 		o->refresh_at = INT64_MAX;
+		o->retry_at = INT64_MAX;
 		if (!o->fmt) {
 			buf_printf(err, "%s[output %s] unknown format '%s'", rc ? "; " : "", o->oc->name,
 				   o->oc->format ? o->oc->format : "");
@@ -269,19 +273,17 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 	if (o->fmt->validate(em->text.data ? em->text.data : "", em->text.len, &em->err) < 0) {
 		log_error("output %s: rendered %s text fails validation, not written: %s", o->oc->name,
 			  o->fmt->name, buf_str(&em->err));
-		o->st.write_errors++;
-		return -1;
+		goto failed;
 	}
 	bool changed = false;
-	if (emit_write_atomic(o->oc->path, em->text.data ? em->text.data : "", em->text.len, &changed) < 0) {
-		o->st.write_errors++;
-		return -1;
-	}
+	if (emit_write_atomic(o->oc->path, em->text.data ? em->text.data : "", em->text.len, &changed) < 0)
+		goto failed;
 	bool first = !o->written;
 	o->written = true;
 	o->fingerprint = fp;
 	o->next_due = due;
 	o->refresh_at = refresh;
+	o->retry_at = INT64_MAX;
 	o->st.entries = m;
 	o->st.last = st;
 	if (changed) {
@@ -291,6 +293,13 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 	if (changed || first)
 		start_reload(o);
 	return changed ? 1 : 0;
+failed:
+	/* logged once per attempt; the next attempt comes with the next change
+	 * or RETRY_SECS later, not on every tick */
+	o->st.write_errors++;
+	o->written = false;
+	o->retry_at = now + RETRY_SECS;
+	return -1;
 }
 
 int emitters_update(struct emitters *em, const struct decision *d, size_t n, int64_t now)
@@ -324,6 +333,7 @@ int64_t emitters_next_due(const struct emitters *em)
 	for (size_t i = 0; i < em->n; i++) {
 		t = MXW_MIN(t, em->o[i].next_due);
 		t = MXW_MIN(t, em->o[i].refresh_at);
+		t = MXW_MIN(t, em->o[i].retry_at);
 	}
 	return t;
 }

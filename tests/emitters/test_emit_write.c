@@ -233,6 +233,43 @@ static void test_update_only_on_change(void **state)
 	config_free(&c);
 }
 
+static void test_write_failure_retry(void **state)
+{
+	struct config c;
+	config_outputs(&c);
+	/* keep one output, in a directory that does not exist yet */
+	for (size_t i = 1; i < c.n_outputs; i++) {
+		free(c.outputs[i].name);
+		free(c.outputs[i].format);
+		free(c.outputs[i].path);
+	}
+	c.n_outputs = 1;
+	char sub[128];
+	snprintf(sub, sizeof sub, "%s/later", dir);
+	free(c.outputs[0].path);
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/ipset", sub);
+	c.outputs[0].path = xstrdup(buf_str(&p));
+	struct buf err = BUF_INIT;
+	struct emitters *em = emitters_new(&c, &err);
+	assert_non_null(em);
+	struct decision d[FIX_N];
+	fix_make(d);
+	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW), -1);
+	assert_int_equal(emitters_stats(em, 0)->write_errors, 1);
+	/* not every tick: the next attempt is due 30 s later */
+	assert_int_equal(emitters_next_due(em), FIX_NOW + 30);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 30), 1);
+	assert_int_equal(emitters_next_due(em), FIX_NOW + 120);
+	unlink(buf_str(&p));
+	rmdir(sub);
+	buf_free(&p);
+	buf_free(&err);
+	emitters_free(em);
+	config_free(&c);
+}
+
 static void test_bad_output_config(void **state)
 {
 	struct config c;
@@ -364,6 +401,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_atomic_basics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_only_on_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_output_config, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_failure_retry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_during_rewrites, setup_shm, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

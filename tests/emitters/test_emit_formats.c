@@ -174,6 +174,8 @@ static void test_validators(void **state)
 	    {"ipset", "add mxwarden4-new 198.51.100.7/32 timeout 5 comment \"x\"\n", 0},
 	    {"ipset", "add mxwarden4-new 198.51.100.7/32 timeout 5 comment \"x\" y\"\n", -1},
 	    {"ipset", "destroy mxwarden4\n", -1},
+	    {"ipset", "flush mxwarden4\n", -1},
+	    {"ipset", "destroy mxwarden4-new -exist\n", 0},
 	    {"nft", "\t\t\t198.51.100.7/32 timeout 5s comment \"x\",\n", 0},
 	    {"nft", "\t\t\t198.51.100.7/32 timeout 5s comment \"x\"; flush ruleset\",\n", -1},
 	    {"iptables", "-A mxwarden -j RETURN\n", 0},

@@ -135,10 +135,10 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 
 /*
  * Append s (NUL-terminated, at most max bytes of output) keeping only
- * [A-Za-z0-9 .,:;_@/+=()<>[]%!?*-]: every other byte, control characters,
- * quotes, backslash, '$', '#', '{}', '|', '&', '`' and all bytes >= 0x80,
- * become '?' (a run of them one '?'); runs of blanks become one space; the
- * result is trimmed. Safe inside double quotes in ipset, nft, iptables and
+ * [A-Za-z0-9 .,:;_@/+=()<>[]%!?*-]: quotes (' " `) are dropped; every other
+ * byte, control characters, backslash, '$', '#', '{}', '|', '&' and all
+ * bytes >= 0x80, becomes '?' (a run of them one '?'); runs of blanks become
+ * one space; the result is trimmed. Safe inside double quotes in ipset, nft, iptables and
  * at the end of a postfix or rbldnsd line.
  */
 void emit_sanitize(struct buf *out, const char *s, size_t max);

@@ -15,7 +15,9 @@
  *     0.0.0.0/0 and ::/0 are impossible,
  *   - any prefix that overlaps, in either direction, an allow-listed
  *     prefix (allow, allow_files) or a protected network (protected_networks,
- *     plus the host's own addresses when the default list is in use),
+ *     plus the host's own addresses when the default list is in use), or
+ *     one of the networks no configuration can unprotect (0/8, 127/8,
+ *     224/3, ::/8 with ::ffff:0:0/96, fe80::/10, ff00::/8),
  * keeps one decision per prefix (the strongest response, then the latest
  * until) and caps the result at max_entries with a loud warning (the
  * strongest responses are kept).

@@ -108,6 +108,9 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 /* ------------------------------------------------------ stateful outputs */
 
 #define RETRY_SECS 30
+/* Reloads of one output start at most once a second: a burst of rewrites
+ * gives one run now and one for the last state. */
+#define RELOAD_MIN_INTERVAL_US 1000000
 
 struct out_state {
 	const struct output_conf *oc;
@@ -119,6 +122,7 @@ struct out_state {
 	int64_t next_due;   /* earliest until among emitted entries */
 	int64_t refresh_at; /* a capped timeout must be rewritten by then */
 	struct emit_reload rl;
+	int64_t last_reload_mono; /* start of the last reload, 0 = none yet */
 	struct emit_output_stats st;
 };
 
@@ -161,6 +165,16 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 		} else if (!o->oc->path) {
 			buf_printf(err, "%s[output %s] has no path", rc ? "; " : "", o->oc->name);
 			rc = -1;
+		} else {
+			for (size_t j = 0; j < i; j++)
+				if (em->o[j].oc->path && strcmp(em->o[j].oc->path, o->oc->path) == 0) {
+					buf_printf(
+					    err, "%s[output %s] writes the same file as [output %s]: %s",
+					    rc ? "; " : "", o->oc->name, em->o[j].oc->name, o->oc->path);
+					rc = -1;
+				}
+			/* temp files of a write that was killed before its rename */
+			emit_clean_temp(o->oc->path);
 		}
 	}
 	if (rc < 0) {
@@ -221,17 +235,29 @@ static uint64_t fingerprint(const struct decision *const *v, size_t n)
 	return h;
 }
 
+static void run_reload(struct out_state *o)
+{
+	o->rl.pending = false;
+	o->last_reload_mono = clock_mono_us();
+	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+}
+
+static bool reload_may_start(const struct out_state *o)
+{
+	return o->rl.pid <= 0 &&
+	       (o->last_reload_mono == 0 || clock_mono_us() - o->last_reload_mono >= RELOAD_MIN_INTERVAL_US);
+}
+
 static void start_reload(struct out_state *o)
 {
 	if (o->oc->reload.n == 0)
 		return;
-	if (o->rl.pid > 0) {
+	if (!reload_may_start(o)) {
 		o->st.reloads_coalesced++;
 		o->rl.pending = true;
 		return;
 	}
-	o->rl.pending = false;
-	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+	run_reload(o);
 }
 
 static int update_one(struct emitters *em, struct out_state *o, const struct decision *d, size_t n,
@@ -320,10 +346,9 @@ void emitters_poll(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {
 		struct out_state *o = &em->o[i];
-		if (emit_reload_poll(&o->rl, o->oc->name, &o->st) && o->rl.pending) {
-			o->rl.pending = false;
-			emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
-		}
+		emit_reload_poll(&o->rl, o->oc->name, &o->st);
+		if (o->rl.pending && reload_may_start(o))
+			run_reload(o);
 	}
 }
 

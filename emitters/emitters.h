@@ -36,8 +36,8 @@
  * mode and owner of the old file kept) and only when its content changed.
  * Then it runs the output's reload command without a shell (posix_spawn,
  * its own process group, a timeout after which the group is killed), never
- * more than one at a time per output: rewrites that come while a reload
- * runs are coalesced into one more run afterwards. The engine never waits:
+ * more than one at a time per output and at most one start a second:
+ * rewrites that come meanwhile are coalesced into one more run afterwards. The engine never waits:
  * emitters_poll() reaps and enforces timeouts from the engine's tick.
  *
  * Threads: emitters_render() and the format table are reentrant (the web
@@ -177,6 +177,10 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
  * untouched and no temp file remains).
  */
 int emit_write_atomic(const char *path, const char *data, size_t len, bool *changed);
+/* Remove the temp files emit_write_atomic leaves beside path when it is
+ * killed between creating and renaming one (".NAME.XXXXXX"). Returns how
+ * many were removed. */
+int emit_clean_temp(const char *path);
 
 /* -------------------------------------------------------- stateful outputs */
 
@@ -184,8 +188,10 @@ struct emitters;
 
 /*
  * The outputs of c ([output NAME] sections). c must outlive the result.
- * Returns NULL with a message in err when the safety settings cannot be
- * built (an unreadable allow file) or an output's set name is invalid.
+ * Removes temp files left beside the outputs by a killed write. Returns
+ * NULL with a message in err when the safety settings cannot be built (an
+ * unreadable allow file), an output's set name is invalid, or two outputs
+ * write the same path.
  */
 struct emitters *emitters_new(const struct config *c, struct buf *err);
 /* Kill (SIGKILL to the group) and reap reloads still running, then free.

@@ -250,6 +250,7 @@ static void test_write_failure_retry(void **state)
 	struct buf p = BUF_INIT;
 	buf_printf(&p, "%s/ipset", sub);
 	c.outputs[0].path = xstrdup(buf_str(&p));
+	strv_add(&c.outputs[0].reload, "/bin/true");
 	struct buf err = BUF_INIT;
 	struct emitters *em = emitters_new(&c, &err);
 	assert_non_null(em);
@@ -257,16 +258,51 @@ static void test_write_failure_retry(void **state)
 	fix_make(d);
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW), -1);
 	assert_int_equal(emitters_stats(em, 0)->write_errors, 1);
+	/* nothing written, so nothing to reload */
+	assert_int_equal(emitters_stats(em, 0)->reloads_started, 0);
 	/* not every tick: the next attempt is due 30 s later */
 	assert_int_equal(emitters_next_due(em), FIX_NOW + 30);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 30), 1);
 	assert_int_equal(emitters_next_due(em), FIX_NOW + 120);
+	assert_int_equal(emitters_drain(em, 5000), 0);
+	assert_int_equal(emitters_stats(em, 0)->reloads_started, 1);
 	unlink(buf_str(&p));
 	rmdir(sub);
 	buf_free(&p);
 	buf_free(&err);
 	emitters_free(em);
+	config_free(&c);
+}
+
+static void test_stale_temp_and_duplicates(void **state)
+{
+	char p[160];
+	snprintf(p, sizeof p, "%s/.plain.Ab3xY9", dir); /* what a killed write leaves */
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs("198.51.100", fp); /* cut */
+	fclose(fp);
+	char keep[160];
+	snprintf(keep, sizeof keep, "%s/.plain.notours", dir);
+	fp = fopen(keep, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	struct config c;
+	config_outputs(&c);
+	struct buf err = BUF_INIT;
+	struct emitters *em = emitters_new(&c, &err);
+	assert_non_null(em);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(access(keep, F_OK), 0);
+	unlink(keep);
+	emitters_free(em);
+	/* two outputs on one file */
+	free(c.outputs[1].path);
+	c.outputs[1].path = xstrdup(c.outputs[0].path);
+	assert_null(emitters_new(&c, &err));
+	assert_non_null(strstr(buf_str(&err), "[output nft] writes the same file as [output ipset]"));
+	buf_free(&err);
 	config_free(&c);
 }
 
@@ -401,6 +437,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_atomic_basics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_only_on_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_output_config, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_temp_and_duplicates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_failure_retry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_during_rewrites, setup_shm, teardown),
 	};

@@ -431,6 +431,51 @@ static void test_reader_during_rewrites(void **state)
 	config_free(&c);
 }
 
+/* SIGKILL a writer at random moments: the target is always one complete
+ * version, and the temp files a kill leaves are removed at the next start. */
+static void test_kill_during_writes(void **state)
+{
+	struct buf ver[2] = {BUF_INIT, BUF_INIT};
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 50000 + k; i++)
+			buf_printf(&ver[k], "198.%d.%d.%d/32\n", 18 + i / 65536, (i / 256) % 256, i % 256);
+	char path[128];
+	snprintf(path, sizeof path, "%s/list", dir);
+	assert_int_equal(emit_write_atomic(path, ver[0].data, ver[0].len, NULL), 0);
+	uint64_t x = 88172645463325252ULL;
+	int kills = 0, temps = 0;
+	for (int round = 0; round < 30; round++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			for (int i = 0;; i++)
+				emit_write_atomic(path, ver[i % 2].data, ver[i % 2].len, NULL);
+		}
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		usleep((useconds_t)(1000 + x % 20000));
+		kill(pid, SIGKILL);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		kills++;
+		size_t len;
+		char *got = slurp(path, &len);
+		assert_non_null(got);
+		bool ok = (len == ver[0].len && memcmp(got, ver[0].data, len) == 0) ||
+			  (len == ver[1].len && memcmp(got, ver[1].data, len) == 0);
+		if (!ok)
+			fail_msg("after kill %d the file is neither version (%zu bytes)", kills, len);
+		free(got);
+		temps += emit_clean_temp(path);
+		assert_int_equal(count_temp_files(), 0);
+	}
+	print_message("%d kills during writes: the file was always whole; %d temp files removed\n", kills,
+		      temps);
+	buf_free(&ver[0]);
+	buf_free(&ver[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +485,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stale_temp_and_duplicates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_failure_retry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_during_rewrites, setup_shm, teardown),
+	    cmocka_unit_test_setup_teardown(test_kill_during_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

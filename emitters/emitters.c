@@ -162,6 +162,11 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 				   "most 24)",
 				   rc ? "; " : "", o->oc->name, o->set_name);
 			rc = -1;
+		} else if (!(o->fmt->families & o->oc->families)) {
+			buf_printf(err, "%s[output %s] format %s carries %s only, which families leaves out",
+				   rc ? "; " : "", o->oc->name, o->fmt->name,
+				   o->fmt->families == FAMILY_V4 ? "IPv4" : "IPv6");
+			rc = -1;
 		} else if (!o->oc->path) {
 			buf_printf(err, "%s[output %s] has no path", rc ? "; " : "", o->oc->name);
 			rc = -1;

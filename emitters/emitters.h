@@ -37,8 +37,11 @@
  * Then it runs the output's reload command without a shell (posix_spawn,
  * its own process group, a timeout after which the group is killed), never
  * more than one at a time per output and at most one start a second:
- * rewrites that come meanwhile are coalesced into one more run afterwards. The engine never waits:
- * emitters_poll() reaps and enforces timeouts from the engine's tick.
+ * rewrites that come meanwhile are coalesced into one more run afterwards.
+ * A write that fails (or a text that fails its validator) leaves the old
+ * file in place, runs no reload, and is retried with the next change or
+ * 30 s later. The engine never waits: emitters_poll() reaps and enforces
+ * timeouts from the engine's tick.
  *
  * Threads: emitters_render() and the format table are reentrant (the web
  * threads call them). A struct emitters belongs to one thread (the engine).

@@ -315,6 +315,13 @@ static void test_bad_output_config(void **state)
 	struct buf err = BUF_INIT;
 	assert_null(emitters_new(&c, &err));
 	assert_non_null(strstr(buf_str(&err), "[output ipset] set 'evil set; flush'"));
+	/* iptables with IPv6 only would write nothing, ever */
+	free(c.outputs[0].set_name);
+	c.outputs[0].set_name = NULL;
+	c.outputs[2].families = FAMILY_V6;
+	buf_reset(&err);
+	assert_null(emitters_new(&c, &err));
+	assert_non_null(strstr(buf_str(&err), "[output iptables] format iptables carries IPv4 only"));
 	config_free(&c);
 	buf_free(&err);
 }

@@ -421,15 +421,18 @@ struct rules_conf {
 	bool protocol_enabled;
 	int64_t protocol_count;
 	int64_t protocol_window;
+	int64_t protocol_bot_weight; /* pregreet, non-SMTP command, pipelining count this many */
 	double no_rdns_weight;
 	double no_mx_weight;
 	bool policy_enabled;
 	int64_t policy_count;
 	int64_t policy_window;
+	int64_t policy_client_weight; /* a client-level verdict (DNSBL, deny list) counts this many */
 	bool flood_enabled;
 	int64_t flood_ip_count;
 	int64_t flood_class_count;
 	int64_t flood_window;
+	int64_t flood_limit_weight; /* an MTA rate-limit warning counts this many connections */
 	bool class_enabled;
 	int64_t class_flagged_ips;
 	int64_t class_widen_classes;

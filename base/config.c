@@ -119,7 +119,7 @@ void config_defaults(struct config *c)
 
 	struct rules_conf *r = &c->rules;
 	r->retry_enabled = true;
-	r->retry_count = 3;
+	r->retry_count = 1;
 	r->retry_window = 3600;
 	r->harvest_enabled = true;
 	r->harvest_distinct = 10;
@@ -131,24 +131,27 @@ void config_defaults(struct config *c)
 	r->backoff_count = 5;
 	r->backoff_window = 3600;
 	r->relay_enabled = true;
-	r->relay_count = 3;
+	r->relay_count = 2;
 	r->relay_window = 3600;
 	r->auth_enabled = true;
-	r->auth_count = 5;
+	r->auth_count = 3;
 	r->auth_users = 3;
 	r->auth_window = 3600;
 	r->protocol_enabled = true;
-	r->protocol_count = 3;
+	r->protocol_count = 2;
 	r->protocol_window = 3600;
+	r->protocol_bot_weight = 2;
 	r->no_rdns_weight = 1.5;
 	r->no_mx_weight = 1.5;
 	r->policy_enabled = true;
-	r->policy_count = 5;
+	r->policy_count = 3;
 	r->policy_window = 3600;
+	r->policy_client_weight = 5;
 	r->flood_enabled = true;
 	r->flood_ip_count = 60;
-	r->flood_class_count = 150;
+	r->flood_class_count = 80;
 	r->flood_window = 600;
+	r->flood_limit_weight = 20;
 	r->class_enabled = true;
 	r->class_flagged_ips = 3;
 	r->class_widen_classes = 4;
@@ -274,15 +277,19 @@ static const struct key rules_keys[] = {
     RK("protocol", K_BOOL, protocol_enabled, "rule 6: protocol abuse"),
     RK("protocol_count", K_INT, protocol_count, ""),
     RK("protocol_window", K_DUR, protocol_window, ""),
+    RK("protocol_bot_weight", K_INT, protocol_bot_weight,
+       "a pregreet, non-SMTP command or pipelining counts this many"),
     RK("no_rdns_weight", K_DOUBLE, no_rdns_weight, "rule 7: multiplier on evidence"),
     RK("no_mx_weight", K_DOUBLE, no_mx_weight, "rule 7: multiplier on evidence"),
     RK("policy", K_BOOL, policy_enabled, "rule 8: persists after policy rejections"),
     RK("policy_count", K_INT, policy_count, ""),
     RK("policy_window", K_DUR, policy_window, ""),
+    RK("policy_client_weight", K_INT, policy_client_weight, "a DNSBL or deny-list hit counts this many"),
     RK("flood", K_BOOL, flood_enabled, "rule 9: connection floods"),
     RK("flood_ip_count", K_INT, flood_ip_count, ""),
     RK("flood_class_count", K_INT, flood_class_count, ""),
     RK("flood_window", K_DUR, flood_window, ""),
+    RK("flood_limit_weight", K_INT, flood_limit_weight, "a rate-limit warning counts this many"),
     RK("class", K_BOOL, class_enabled, "rule 10: class escalation"),
     RK("class_flagged_ips", K_INT, class_flagged_ips, ""),
     RK("class_widen_classes", K_INT, class_widen_classes, ""),

@@ -38,11 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregator/aggregator.h"
 #include "cli/cli.h"
 #include "collector/collector.h"
 #include "db/db.h"
 #include "emitters/emitters.h"
 #include "parsers/parsers.h"
+#include "web/web.h"
 
 #define TICK_MS		    50
 #define RETENTION_EVERY_US  (60LL * 1000000)
@@ -77,6 +79,8 @@ struct engine {
 	char *db_path;
 	struct db *db;
 	struct parser *parser;
+	struct aggregator *agg;
+	bool decisions_changed; /* since the emitters last ran */
 	enum mta hint;
 	struct collector *coll;
 	struct esrc *src;
@@ -110,6 +114,7 @@ struct engine {
 	bool em_synced; /* the outputs were written once */
 	struct decision *em_active;
 	size_t em_n, em_cap;
+	struct web *web; /* the dashboard and API (run only) */
 };
 
 #define UNPARSED_OVERLONG 63
@@ -123,23 +128,56 @@ struct engine {
  * batch (db_decision_insert), so decisions commit with the lines that caused
  * them. evidence_id is the stored row (0 when the event is only counted).
  */
+/* Store one change the aggregator queued, in the open batch. */
+static int64_t store_change(void *arg, const struct agg_change *ch)
+{
+	struct engine *e = arg;
+	e->decisions_changed = true;
+	char px[PREFIX_STRLEN];
+	prefix_format(&ch->d->prefix, px);
+	if (ch->kind == AGG_CHANGE_ENDED) {
+		/* an expiry needs no write: the database judges until against now */
+		log_info("decision on %s ended (%s)", px, ch->end_reason ? ch->end_reason : "?");
+		return 0;
+	}
+	struct decision d = *ch->d;
+	if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
+		log_error("database: decision: %s", db_errmsg(e->db));
+		return 0;
+	}
+	log_info("%s%s %s (%s, %s, score %.2f): %s", e->conf.rules.dry_run ? "dry-run: " : "",
+		 d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule, response_name(d.response), d.score,
+		 d.reason);
+	return d.id;
+}
+
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
-	(void)e;
-	(void)ev;
 	(void)evidence_id;
+	aggregator_event(e->agg, ev);
+	aggregator_take_changes(e->agg, store_change, e);
 }
 
 /*
  * hook_aggregator_tick: called about once a second with the wall clock
  * (clock_now()), outside of any line: expire windows and decisions, evict
- * idle state. Return true when decisions changed (the emitters then run).
+ * idle state, pick up `mxwarden block/unblock` from the database. Return
+ * true when decisions changed (the emitters then run).
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
-	(void)e;
-	(void)now;
-	return false;
+	aggregator_tick(e->agg, now);
+	aggregator_take_changes(e->agg, store_change, e);
+	if (aggregator_sync(e->agg, e->db, now) > 0) {
+		const struct decision *v;
+		size_t n;
+		aggregator_active(e->agg, &v, &n);
+		log_info("decisions changed in the database (block/unblock): %zu in force", n);
+		e->decisions_changed = true;
+	}
+	bool changed = e->decisions_changed;
+	e->decisions_changed = false;
+	return changed;
 }
 
 /*
@@ -195,15 +233,22 @@ static void hook_child_exited(struct engine *e)
  */
 static int hook_web_start(struct engine *e, const char *listen)
 {
-	(void)e;
-	if (listen)
-		log_info("web dashboard (%s): not built into this version yet", listen);
-	return 0;
+	if (listen) {
+		free(e->conf.listen);
+		e->conf.listen = xstrdup(listen);
+	}
+	struct buf err = BUF_INIT;
+	e->web = web_start(&e->conf, e->db_path, &err);
+	if (!e->web)
+		log_error("%s", buf_str(&err));
+	buf_free(&err);
+	return e->web ? 0 : -1;
 }
 
 static void hook_web_stop(struct engine *e)
 {
-	(void)e;
+	web_stop(e->web);
+	e->web = NULL;
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -242,6 +287,8 @@ static int batch_commit(struct engine *e)
 		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
 			goto fail;
 	}
+	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
+		goto fail;
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
@@ -256,7 +303,8 @@ static int batch_commit(struct engine *e)
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	e->commits++;
 	e->batch_lines = 0;
-	hook_emitters(e, false);
+	hook_emitters(e, e->decisions_changed);
+	e->decisions_changed = false;
 	return 0;
 fail:
 	log_error("database: %s", db_errmsg(e->db));
@@ -481,16 +529,16 @@ static int replay_init(struct engine *e)
 	}
 	if (r->sample.data[r->sample.len - 1] != '\n')
 		buf_appendc(&r->sample, '\n');
-	char dir[PATH_MAX];
+	/* var/replay.log beside the database, as an absolute path (the source key) */
+	char dir[PATH_MAX], real[PATH_MAX];
 	str_copy(dir, sizeof dir, e->db_path, strlen(e->db_path));
 	char *slash = strrchr(dir, '/');
-	struct buf p = BUF_INIT;
-	if (slash) {
+	if (slash)
 		*slash = 0;
-		buf_printf(&p, "%s/replay.log", dir);
-	} else {
-		buf_appends(&p, "replay.log");
-	}
+	else
+		str_copy(dir, sizeof dir, ".", 1);
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/replay.log", realpath(dir, real) ? real : dir);
 	r->path = xstrdup(buf_str(&p));
 	buf_free(&p);
 	r->rate = e->o->replay_rate > 0 ? e->o->replay_rate : 50;
@@ -584,6 +632,12 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 		log_error("%s", err);
 		return -1;
 	}
+	e->agg = aggregator_new(&e->conf);
+	struct buf sp = BUF_INIT;
+	buf_printf(&sp, "%s.aggstate", e->db_path);
+	aggregator_set_state_path(e->agg, buf_str(&sp));
+	buf_free(&sp);
+	aggregator_restore(e->agg, e->db, clock_now());
 	return 0;
 }
 
@@ -598,6 +652,9 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
+	if (e->agg && e->db && !e->commit_errors)
+		aggregator_save(e->agg); /* after the last commit: the next start continues here */
+	aggregator_free(e->agg);
 	db_close(e->db);
 	free(e->known);
 	free(e->db_path);

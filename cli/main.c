@@ -20,6 +20,11 @@ static const struct cli_cmd commands[] = {
      "follow the logs in the foreground: parse, store, judge"},
     {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] FILE...|-",
      "read old logs (plain, .gz, stdin) into the database"},
+    {"lookup", cmd_lookup, "ADDRESS|PREFIX [-c FILE] [--db PATH] [--json]",
+     "is it blocked, since when, and why"},
+    {"block", cmd_block, "PREFIX --for DURATION --reason TEXT [--response R] [-c FILE] [--db PATH]",
+     "block an address or network by hand"},
+    {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix"},
     {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
      "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
 };

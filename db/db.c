@@ -64,16 +64,32 @@ static const char *const migrations[] = {
     "CREATE INDEX decisions_family ON decisions(family, since);"
     "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, who TEXT, action TEXT NOT NULL,"
     " prefix TEXT, reason TEXT);",
+    /* 1 -> 2: event ids ordered by log time (DB_EVENT_ID), so that the
+     * primary key serves time order and retention and the separate time
+     * index goes; existing rows are renumbered in (ts, id) order. */
+    "CREATE TABLE events_v2("
+    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
+    " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
+    " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
+    " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
+    "INSERT INTO events_v2 SELECT"
+    " ((ts / 1000000) << 20) + row_number() OVER (PARTITION BY ts / 1000000 ORDER BY ts, id) - 1,"
+    " ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo, mail_from, rcpt_to,"
+    " user, stage, kind, code, dsn, category, text, raw, source_id FROM events;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v2 RENAME TO events;"
+    "CREATE INDEX events_ip ON events(ip_bin, id);",
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_EVENT_MAX_ID] = "SELECT max(id) FROM events WHERE id BETWEEN ? AND ?",
     [Q_EVENT_INSERT] =
-	"INSERT INTO events(ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns,"
+	"INSERT INTO events(id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns,"
 	" helo, mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id)"
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [Q_ROLLUP_MINUTE_ADD] = "INSERT INTO rollup_minute(t, kind, category, code_class, n) VALUES(?,?,?,?,?)"
 			    " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_ROLLUP_HOUR_ADD] = "INSERT INTO rollup_hour(t, kind, category, code_class, n) VALUES(?,?,?,?,?)"
@@ -87,7 +103,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 		     " unparsed = unparsed + excluded.unparsed",
     [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
 		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
-		      " FROM events WHERE ts >= ? ORDER BY ts, id",
+		      " FROM events WHERE id >= ? ORDER BY id",
 #define SOURCE_COLS "id, kind, path, dev, ino, fp_hash, fp_len, offset, lines_read, first_seen, last_read"
     [Q_SOURCE_FIND_ID] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND dev = ? AND ino = ?"
 			 " AND fp_hash = ? AND fp_len = ? ORDER BY last_read DESC, id DESC LIMIT 1",
@@ -213,7 +229,9 @@ int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n)
 {
 	if (!p || n == 0)
 		return sqlite3_bind_null(st, i);
-	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_TRANSIENT);
+	/* STATIC: every caller steps the statement before p goes away, and
+	 * db_stmt() clears the bindings before the next use. */
+	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
 }
 
 /* mkdir -p of the directory part of path. */
@@ -259,7 +277,7 @@ static int64_t pragma_int(struct db *db, const char *sql)
 	return v;
 }
 
-static int migrate(struct db *db)
+static int migrate(struct db *db, int target)
 {
 	int64_t v = pragma_int(db, "PRAGMA user_version");
 	if (v < 0)
@@ -267,7 +285,7 @@ static int migrate(struct db *db)
 	if (v > DB_SCHEMA_VERSION)
 		return db_fail(db, "schema version %lld is newer than this program's %d", (long long)v,
 			       DB_SCHEMA_VERSION);
-	for (; v < DB_SCHEMA_VERSION; v++) {
+	for (; v < target; v++) {
 		char pragma[64];
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %lld", (long long)v + 1);
 		if (db_exec(db, "BEGIN IMMEDIATE") < 0)
@@ -294,7 +312,7 @@ static int migrate(struct db *db)
 	return 0;
 }
 
-struct db *db_open(const char *path, int flags, char *err, size_t errsz)
+struct db *db_open_version(const char *path, int flags, int target, char *err, size_t errsz)
 {
 	_Static_assert(MXW_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per version");
 	bool rw = flags & DB_RW;
@@ -335,9 +353,9 @@ struct db *db_open(const char *path, int flags, char *err, size_t errsz)
 							   : "PRAGMA synchronous = NORMAL");
 		if (rc == 0)
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-					 " PRAGMA cache_size = -32768");
+					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384");
 		if (rc == 0)
-			rc = migrate(db);
+			rc = migrate(db, target);
 	} else {
 		int64_t v = pragma_int(db, "PRAGMA user_version");
 		if (v < 0)
@@ -356,6 +374,11 @@ struct db *db_open(const char *path, int flags, char *err, size_t errsz)
 	return db;
 }
 
+struct db *db_open(const char *path, int flags, char *err, size_t errsz)
+{
+	return db_open_version(path, flags, DB_SCHEMA_VERSION, err, errsz);
+}
+
 void db_close(struct db *db)
 {
 	if (!db)
@@ -366,6 +389,8 @@ void db_close(struct db *db)
 		sqlite3_finalize(db->st[i]);
 	for (size_t i = 0; i < db->nq; i++)
 		sqlite3_finalize(db->qst[i]);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(db->multi); i++)
+		sqlite3_finalize(db->multi[i]);
 	if (db->h)
 		sqlite3_close_v2(db->h);
 	agg_free(&db->agg);
@@ -397,6 +422,7 @@ int db_begin(struct db *db)
 	if (!st || db_step_done(db, st, "begin") < 0)
 		return -1;
 	db->in_batch = true;
+	db->last_event_id = -1;
 	agg_clear(&db->agg);
 	return 0;
 }

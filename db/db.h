@@ -75,7 +75,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -104,14 +104,21 @@ const char *code_class_name(enum code_class c);
 
 /*
  * Record one event in the open batch (RW, inside db_begin()). Every event
- * counts in the rollups (minute and hour, by kind x category x code class),
- * in the per-IP and per-class hourly counts when it has an IP, and in the
- * lifetime counters by kind and category. Events that can become evidence
- * (EV_REJECT, EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of
- * their own with every field and the raw line as a BLOB; connects,
- * disconnects and accepts do not (they are counted only).
+ * counts in the rollups (minute and hour, by kind x category x code class)
+ * and in the lifetime counters by kind and category; connects and evidence
+ * kinds with an IP also count in the per-IP and per-class hourly counts
+ * (db_top_json). Events that can become evidence (EV_REJECT,
+ * EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of their own with
+ * every field and the raw line as a BLOB; connects, disconnects and accepts
+ * do not (they are counted only).
  * source_id is the db_source the line came from, 0 when none.
- * Returns the new row id (> 0), 0 for a counted-only event, -1 on error.
+ * Returns the new row id (> 0), 0 for a counted-only event, -1 on error
+ * (also for an event time before 1970).
+ *
+ * Event ids follow log time: id = (ts in seconds) * 2^20 + n, n counting
+ * the events of that second in the order they were inserted. So "newest
+ * first" is "highest id first", and ids stay below 2^53 (exact in
+ * JavaScript) until the year 2242.
  * The spans in ev are read during the call only.
  */
 int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id);
@@ -122,8 +129,8 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 int db_unparsed_add(struct db *db, const char *reason, int64_t n);
 
 /*
- * Call cb for every stored evidence event with ts_us >= from_us, oldest
- * first (e.g. to rebuild the aggregator's windows after a restart). The
+ * Call cb for every stored evidence event with ts_us >= from_us (to the
+ * second), oldest first (e.g. to rebuild the aggregator's windows after a restart). The
  * event's spans point into SQLite's memory and are valid during the call
  * only; ev->line is the raw line. cb returns 0 to go on, non-zero to stop
  * (that value is returned). Returns 0, the callback's value, or -1.
@@ -283,7 +290,9 @@ json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int6
 /*
  * The top senders over [from, to) by scope (SCOPE_IP or SCOPE_CLASS),
  * counting events of kind `kind` (-1: reject, auth_failure, protocol and
- * lost together) and category `category` (-1: any), hourly granularity.
+ * lost together; EV_CONNECT for connection counts; other kinds are not
+ * counted per IP and give no items) and category `category` (-1: any),
+ * hourly granularity (from is rounded down to the hour).
  * {"by": "ip"|"class", "from", "to", "items": [{"prefix", "count",
  * "categories": {name: N}}]} ordered by count, then prefix.
  */
@@ -303,7 +312,8 @@ json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, 
 json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now);
 
 /*
- * Stored evidence events, newest first (log time, then id), whose IP lies
+ * Stored evidence events, newest first (by id: log time to the second, then
+ * insertion order), whose IP lies
  * in q (NULL: any; a host prefix is one IP, a /24 a class) and whose
  * category is `category` (-1: any). {"items": [{"id", "ts", "mta", "host",
  * "program", "pid", "queue_id", "ip", "class", "port", "rdns", "helo",

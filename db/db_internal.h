@@ -16,6 +16,7 @@ enum stmt_id {
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
+	Q_EVENT_MAX_ID,
 	Q_EVENT_INSERT,
 	Q_ROLLUP_MINUTE_ADD,
 	Q_ROLLUP_HOUR_ADD,
@@ -70,11 +71,18 @@ struct agg {
 	struct agg_slot *slots;
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
+	uint32_t *order; /* indexes of the used slots, in insertion order */
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
 void agg_clear(struct agg *a);
 void agg_free(struct agg *a);
+
+/* Event ids: (second of log time) << EVENT_ID_BITS | number in that second. */
+#define EVENT_ID_BITS 20
+
+/* Rows per multi-row upsert when a batch's counts are flushed. */
+#define FLUSH_ROWS 64
 
 struct db {
 	sqlite3 *h;
@@ -89,11 +97,21 @@ struct db {
 	sqlite3_stmt *qst[48];
 	size_t nq;
 	struct agg agg;
+	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
+	int64_t last_event_id;
+	/* Multi-row upserts of the flush (events.c), one per destination table,
+	 * and room for the prefix texts of one statement's rows. */
+	sqlite3_stmt *multi[4];
+	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
 };
 
 /* The cached statement for a static SQL string, reset and unbound; NULL
  * (error set) when it does not prepare. */
 sqlite3_stmt *db_stmt_sql(struct db *db, const char *sql);
+
+/* db_open() that migrates a RW database only up to version target (for the
+ * migration tests). */
+struct db *db_open_version(const char *path, int flags, int target, char *err, size_t errsz);
 
 /* The statement id, reset and with its bindings cleared; NULL (and the
  * error set) when it does not prepare. */

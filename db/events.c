@@ -53,16 +53,19 @@ static void agg_grow(struct agg *a)
 {
 	size_t ncap = a->cap ? a->cap * 2 : 1024;
 	struct agg_slot *ns = xcalloc(ncap, sizeof(*ns));
-	for (size_t i = 0; i < a->cap; i++) {
-		if (!a->slots[i].used)
-			continue;
-		size_t j = key_hash(&a->slots[i].key) & (ncap - 1);
+	uint32_t *norder = xmalloc(ncap * sizeof(*norder));
+	for (size_t i = 0; i < a->used; i++) {
+		const struct agg_slot *s = &a->slots[a->order[i]];
+		size_t j = key_hash(&s->key) & (ncap - 1);
 		while (ns[j].used)
 			j = (j + 1) & (ncap - 1);
-		ns[j] = a->slots[i];
+		ns[j] = *s;
+		norder[i] = (uint32_t)j;
 	}
 	free(a->slots);
+	free(a->order);
 	a->slots = ns;
+	a->order = norder;
 	a->cap = ncap;
 }
 
@@ -82,81 +85,196 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 	a->slots[j].used = true;
 	a->slots[j].key = *k;
 	a->slots[j].n = n;
-	a->used++;
+	a->order[a->used++] = (uint32_t)j;
 }
 
 void agg_clear(struct agg *a)
 {
 	if (a->used == 0)
 		return;
-	/* A huge batch leaves a huge table: shrink back instead of clearing it. */
+	/* A huge batch leaves a huge table: shrink back instead of keeping it. */
 	if (a->cap > 65536) {
 		agg_free(a);
 		return;
 	}
-	memset(a->slots, 0, a->cap * sizeof(*a->slots));
+	for (size_t i = 0; i < a->used; i++)
+		a->slots[a->order[i]].used = false;
 	a->used = 0;
 }
 
 void agg_free(struct agg *a)
 {
 	free(a->slots);
+	free(a->order);
 	a->slots = NULL;
+	a->order = NULL;
 	a->cap = a->used = 0;
 }
 
-static int flush_slot(struct db *db, const struct agg_slot *s)
+/*
+ * Flushing: rows go out FLUSH_ROWS at a time through one multi-row upsert
+ * per destination table (a statement per row costs more than the row), the
+ * remainder one by one.
+ */
+enum flush_dest { FD_MINUTE, FD_HOUR, FD_TOP, FD_COUNTER, FD__COUNT };
+
+static const struct {
+	const char *head;
+	int ncols;
+	enum stmt_id single;
+} dests[FD__COUNT] = {
+    [FD_MINUTE] = {"INSERT INTO rollup_minute(t, kind, category, code_class, n) VALUES", 5,
+		   Q_ROLLUP_MINUTE_ADD},
+    [FD_HOUR] = {"INSERT INTO rollup_hour(t, kind, category, code_class, n) VALUES", 5, Q_ROLLUP_HOUR_ADD},
+    [FD_TOP] = {"INSERT INTO top_hour(t, scope, prefix, kind, category, n) VALUES", 6, Q_TOP_HOUR_ADD},
+    [FD_COUNTER] = {"INSERT INTO counters(name, key, n) VALUES", 3, Q_COUNTER_ADD},
+};
+
+static enum flush_dest dest_of(uint8_t table)
+{
+	switch ((enum agg_table)table) {
+	case AGG_MINUTE: return FD_MINUTE;
+	case AGG_HOUR: return FD_HOUR;
+	case AGG_TOP: return FD_TOP;
+	case AGG_KIND:
+	case AGG_CAT: return FD_COUNTER;
+	}
+	return FD__COUNT;
+}
+
+static sqlite3_stmt *multi_stmt(struct db *db, enum flush_dest d)
+{
+	if (db->multi[d]) {
+		sqlite3_reset(db->multi[d]);
+		sqlite3_clear_bindings(db->multi[d]);
+		return db->multi[d];
+	}
+	struct buf b = BUF_INIT;
+	buf_appends(&b, dests[d].head);
+	for (int r = 0; r < FLUSH_ROWS; r++) {
+		buf_appends(&b, r ? ",(" : "(");
+		for (int c = 0; c < dests[d].ncols; c++)
+			buf_appends(&b, c ? ",?" : "?");
+		buf_appendc(&b, ')');
+	}
+	buf_appends(&b, " ON CONFLICT DO UPDATE SET n = n + excluded.n");
+	int rc = sqlite3_prepare_v3(db->h, buf_str(&b), (int)b.len, SQLITE_PREPARE_PERSISTENT, &db->multi[d],
+				    NULL);
+	buf_free(&b);
+	if (rc != SQLITE_OK) {
+		db_fail_sql(db, "prepare flush");
+		return NULL;
+	}
+	return db->multi[d];
+}
+
+/* Bind slot s as row r (0-based) of st, whose rows have ncols columns.
+ * text is room for the row's prefix text (bound STATIC: it must live until
+ * the statement has run). */
+static void bind_row(sqlite3_stmt *st, int r, const struct agg_slot *s, char text[PREFIX_STRLEN])
 {
 	const struct agg_key *k = &s->key;
 	const char *kind = ev_kind_name((enum ev_kind)k->kind);
 	const char *cat = ev_category_name((enum ev_category)k->cat);
-	sqlite3_stmt *st;
-	switch ((enum agg_table)k->table) {
-	case AGG_MINUTE:
-	case AGG_HOUR:
-		st = db_stmt(db, k->table == AGG_MINUTE ? Q_ROLLUP_MINUTE_ADD : Q_ROLLUP_HOUR_ADD);
-		if (!st)
-			return -1;
-		sqlite3_bind_int64(st, 1, k->t);
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, cat, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, code_class_name((enum code_class)k->cc), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, s->n);
-		return db_step_done(db, st, "rollup");
-	case AGG_TOP: {
-		st = db_stmt(db, Q_TOP_HOUR_ADD);
-		if (!st)
-			return -1;
+	enum flush_dest d = dest_of(k->table);
+	int i = r * dests[d].ncols + 1;
+	switch (d) {
+	case FD_MINUTE:
+	case FD_HOUR:
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, code_class_name((enum code_class)k->cc), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 4, s->n);
+		break;
+	case FD_TOP: {
 		struct prefix p = {.len = k->plen};
 		p.addr.family = k->fam;
 		memcpy(p.addr.a, k->addr, 16);
-		char text[PREFIX_STRLEN];
 		size_t n = k->scope == SCOPE_IP ? ipaddr_format(&p.addr, text) : prefix_format(&p, text);
-		sqlite3_bind_int64(st, 1, k->t);
-		sqlite3_bind_text(st, 2, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, text, (int)n, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, cat, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, s->n);
-		return db_step_done(db, st, "top");
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, text, (int)n, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 4, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 5, s->n);
+		break;
 	}
-	case AGG_KIND:
-	case AGG_CAT:
-		st = db_stmt(db, Q_COUNTER_ADD);
+	case FD_COUNTER:
+		sqlite3_bind_text(st, i, k->table == AGG_KIND ? "kind" : "category", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 1, k->table == AGG_KIND ? kind : cat, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 2, s->n);
+		break;
+	case FD__COUNT: break;
+	}
+}
+
+/* Send rows[0..n) of destination d: n == FLUSH_ROWS through the multi-row
+ * statement, fewer one by one. */
+static int flush_rows(struct db *db, enum flush_dest d, const struct agg_slot *const *rows, size_t n)
+{
+	char(*txt)[PREFIX_STRLEN] = db->flush_text;
+	if (n == FLUSH_ROWS) {
+		sqlite3_stmt *st = multi_stmt(db, d);
 		if (!st)
 			return -1;
-		sqlite3_bind_text(st, 1, k->table == AGG_KIND ? "kind" : "category", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, k->table == AGG_KIND ? kind : cat, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, s->n);
-		return db_step_done(db, st, "counter");
+		for (size_t r = 0; r < n; r++)
+			bind_row(st, (int)r, rows[r], txt[r]);
+		return db_step_done(db, st, "flush");
 	}
-	return db_fail(db, "bad accumulator key");
+	for (size_t r = 0; r < n; r++) {
+		sqlite3_stmt *st = db_stmt(db, dests[d].single);
+		if (!st)
+			return -1;
+		bind_row(st, 0, rows[r], txt[0]);
+		if (db_step_done(db, st, "flush") < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int db_agg_flush(struct db *db)
 {
-	for (size_t i = 0; i < db->agg.cap; i++)
-		if (db->agg.slots[i].used && flush_slot(db, &db->agg.slots[i]) < 0)
+	struct agg *a = &db->agg;
+	/* The hourly rollups and the lifetime counters are sums of the minute
+	 * rollups: derive them here, once per key, not once per event. */
+	size_t n0 = a->used;
+	for (size_t i = 0; i < n0; i++) {
+		struct agg_key k = a->slots[a->order[i]].key;
+		int64_t n = a->slots[a->order[i]].n;
+		if (k.table != AGG_MINUTE)
+			continue;
+		k.table = AGG_HOUR;
+		k.t -= ((k.t % 3600) + 3600) % 3600;
+		agg_add(a, &k, n);
+		struct agg_key c;
+		memset(&c, 0, sizeof(c));
+		c.table = AGG_KIND;
+		c.kind = k.kind;
+		agg_add(a, &c, n);
+		if (k.cat != CAT_NONE) {
+			memset(&c, 0, sizeof(c));
+			c.table = AGG_CAT;
+			c.cat = k.cat;
+			agg_add(a, &c, n);
+		}
+	}
+	const struct agg_slot *rows[FD__COUNT][FLUSH_ROWS];
+	size_t pending[FD__COUNT] = {0};
+	for (size_t i = 0; i < a->used; i++) {
+		const struct agg_slot *s = &a->slots[a->order[i]];
+		enum flush_dest d = dest_of(s->key.table);
+		if (d == FD__COUNT)
+			return db_fail(db, "bad accumulator key");
+		rows[d][pending[d]++] = s;
+		if (pending[d] == FLUSH_ROWS) {
+			if (flush_rows(db, d, rows[d], FLUSH_ROWS) < 0)
+				return -1;
+			pending[d] = 0;
+		}
+	}
+	for (int d = 0; d < FD__COUNT; d++)
+		if (flush_rows(db, (enum flush_dest)d, rows[d], pending[d]) < 0)
 			return -1;
 	return 0;
 }
@@ -184,12 +302,10 @@ static void count_event(struct db *db, const struct event *ev)
 	k.cc = (uint8_t)code_class_of(ev->code);
 	k.table = AGG_MINUTE;
 	k.t = floor_div(secs, 60) * 60;
-	agg_add(&db->agg, &k, 1);
-	k.table = AGG_HOUR;
-	k.t = floor_div(secs, 3600) * 3600;
-	agg_add(&db->agg, &k, 1);
-	if (ev->has_ip) {
+	agg_add(&db->agg, &k, 1); /* hours and counters are derived at flush */
+	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
 		k.table = AGG_TOP;
+		k.t = floor_div(secs, 3600) * 3600;
 		k.cc = 0;
 		k.scope = SCOPE_IP;
 		k.fam = ev->ip.family;
@@ -204,21 +320,46 @@ static void count_event(struct db *db, const struct event *ev)
 			agg_add(&db->agg, &k, 1);
 		}
 	}
-	memset(&k, 0, sizeof(k));
-	k.table = AGG_KIND;
-	k.kind = (uint8_t)ev->kind;
-	agg_add(&db->agg, &k, 1);
-	if (ev->cat != CAT_NONE) {
-		memset(&k, 0, sizeof(k));
-		k.table = AGG_CAT;
-		k.cat = (uint8_t)ev->cat;
-		agg_add(&db->agg, &k, 1);
-	}
 }
 
 static void bind_sp(sqlite3_stmt *st, int i, struct span s)
 {
 	db_bind_span(st, i, s.p, s.n);
+}
+
+/*
+ * The id for an event at ts_us (DB_EVENT_ID in db.h): the next free number
+ * of its second. Within a batch, consecutive events of the same second take
+ * the next number without a lookup; otherwise the highest id of that second
+ * is looked up (an index seek). A full second (2^20 events) spills into the
+ * next one: the order stays right, the id's second is then one too late.
+ */
+static int64_t next_event_id(struct db *db, int64_t ts_us)
+{
+	int64_t base = (ts_us / 1000000) << EVENT_ID_BITS;
+	const int64_t span = (int64_t)1 << EVENT_ID_BITS;
+	int64_t last = db->last_event_id;
+	if (last >= 0 && last >= base && last + 1 < base + span)
+		return last + 1;
+	for (;; base += span) {
+		sqlite3_stmt *st = db_stmt(db, Q_EVENT_MAX_ID);
+		if (!st)
+			return -1;
+		sqlite3_bind_int64(st, 1, base);
+		sqlite3_bind_int64(st, 2, base + span - 1);
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return db_fail_sql(db, "event id");
+		}
+		bool none = sqlite3_column_type(st, 0) == SQLITE_NULL;
+		int64_t max = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (none)
+			return base;
+		if (max + 1 < base + span)
+			return max + 1;
+	}
 }
 
 int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id)
@@ -230,51 +371,57 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		return db_fail(db, "db_event_insert: event with an invalid kind, category, stage or mta");
 	if (ev->has_ip && ev->ip.family != IPADDR_V4 && ev->ip.family != IPADDR_V6)
 		return db_fail(db, "db_event_insert: event with an invalid address");
+	if (ev->ts_us < 0)
+		return db_fail(db, "db_event_insert: event time before 1970");
 	int64_t id = 0;
 	if (is_evidence(ev->kind)) {
+		id = next_event_id(db, ev->ts_us);
+		if (id < 0)
+			return -1;
 		sqlite3_stmt *st = db_stmt(db, Q_EVENT_INSERT);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, ev->ts_us);
-		sqlite3_bind_text(st, 2, mta_name(ev->mta), -1, SQLITE_STATIC);
-		bind_sp(st, 3, ev->host);
-		bind_sp(st, 4, ev->program);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, ev->ts_us);
+		sqlite3_bind_text(st, 3, mta_name(ev->mta), -1, SQLITE_STATIC);
+		bind_sp(st, 4, ev->host);
+		bind_sp(st, 5, ev->program);
 		if (ev->pid >= 0)
-			sqlite3_bind_int(st, 5, ev->pid);
-		bind_sp(st, 6, ev->queue_id);
+			sqlite3_bind_int(st, 6, ev->pid);
+		bind_sp(st, 7, ev->queue_id);
+		char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
+		uint8_t key[17];
 		if (ev->has_ip) {
-			char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
-			uint8_t key[17];
 			size_t n = ipaddr_format(&ev->ip, ip);
-			sqlite3_bind_text(st, 7, ip, (int)n, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 8, ip, (int)n, SQLITE_STATIC);
 			db_ip_key(&ev->ip, key);
-			sqlite3_bind_blob(st, 8, key, sizeof(key), SQLITE_TRANSIENT);
+			sqlite3_bind_blob(st, 9, key, sizeof(key), SQLITE_STATIC);
 			if (ev->cls.addr.family) {
 				n = prefix_format(&ev->cls, cls);
-				sqlite3_bind_text(st, 9, cls, (int)n, SQLITE_TRANSIENT);
+				sqlite3_bind_text(st, 10, cls, (int)n, SQLITE_STATIC);
 			}
 		}
 		if (ev->port)
-			sqlite3_bind_int(st, 10, ev->port);
-		bind_sp(st, 11, ev->rdns);
-		bind_sp(st, 12, ev->helo);
-		bind_sp(st, 13, ev->from);
-		bind_sp(st, 14, ev->to);
-		bind_sp(st, 15, ev->user);
-		sqlite3_bind_text(st, 16, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 17, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 11, ev->port);
+		bind_sp(st, 12, ev->rdns);
+		bind_sp(st, 13, ev->helo);
+		bind_sp(st, 14, ev->from);
+		bind_sp(st, 15, ev->to);
+		bind_sp(st, 16, ev->user);
+		sqlite3_bind_text(st, 17, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 18, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
 		if (ev->code >= 0)
-			sqlite3_bind_int(st, 18, ev->code);
-		bind_sp(st, 19, ev->dsn);
-		sqlite3_bind_text(st, 20, ev_category_name(ev->cat), -1, SQLITE_STATIC);
-		bind_sp(st, 21, ev->text);
+			sqlite3_bind_int(st, 19, ev->code);
+		bind_sp(st, 20, ev->dsn);
+		sqlite3_bind_text(st, 21, ev_category_name(ev->cat), -1, SQLITE_STATIC);
+		bind_sp(st, 22, ev->text);
 		/* The raw line as a BLOB: bytes exactly, an empty line is "" not NULL. */
-		sqlite3_bind_blob(st, 22, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 23, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
 		if (source_id > 0)
-			sqlite3_bind_int64(st, 23, source_id);
+			sqlite3_bind_int64(st, 24, source_id);
 		if (db_step_done(db, st, "insert event") < 0)
 			return -1;
-		id = sqlite3_last_insert_rowid(db->h);
+		db->last_event_id = id;
 	}
 	count_event(db, ev);
 	return id;
@@ -364,7 +511,7 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	sqlite3_stmt *st = db_stmt(db, Q_EVENTS_SCAN);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, from_us);
+	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct event ev;

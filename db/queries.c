@@ -543,12 +543,12 @@ json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now)
 
 /* ----------------------------------------------------------------- events */
 
-#define EVENTS_CURSOR " AND (ts < ?2 OR (ts = ?2 AND id < ?3)) AND (?1 IS NULL OR category = ?1)"
+#define EVENTS_FILTER " AND id < ?2 AND (?1 IS NULL OR category = ?1)"
 static const char SQL_EVENTS_ALL[] =
-    "SELECT " DB_EVENT_COLS " FROM events WHERE 1" EVENTS_CURSOR " ORDER BY ts DESC, id DESC LIMIT ?4";
+    "SELECT " DB_EVENT_COLS " FROM events WHERE 1" EVENTS_FILTER " ORDER BY id DESC LIMIT ?4";
 static const char SQL_EVENTS_IN[] =
-    "SELECT " DB_EVENT_COLS " FROM events WHERE ip_bin BETWEEN ?5 AND ?6" EVENTS_CURSOR
-    " ORDER BY ts DESC, id DESC LIMIT ?4";
+    "SELECT " DB_EVENT_COLS " FROM events WHERE ip_bin BETWEEN ?5 AND ?6" EVENTS_FILTER
+    " ORDER BY id DESC LIMIT ?4";
 
 static json_t *span_json(struct span s)
 {
@@ -601,8 +601,8 @@ static json_t *event_json(int64_t id, const struct event *ev, int64_t source_id)
 
 json_t *db_events_json(struct db *db, const struct prefix *q, int category, int limit, const char *cursor)
 {
-	int64_t cts = INT64_MAX, cid = INT64_MAX;
-	if (cursor && db_cursor_parse(cursor, 'e', &cts, &cid, true) < 0) {
+	int64_t cid = INT64_MAX, unused;
+	if (cursor && db_cursor_parse(cursor, 'e', &cid, &unused, false) < 0) {
 		db_fail(db, "bad cursor");
 		return NULL;
 	}
@@ -617,8 +617,7 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 		return fail_json(db, NULL, started);
 	if (category >= 0)
 		sqlite3_bind_text(st, 1, ev_category_name((enum ev_category)category), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, cts);
-	sqlite3_bind_int64(st, 3, cid);
+	sqlite3_bind_int64(st, 2, cid);
 	sqlite3_bind_int(st, 4, limit + 1);
 	if (q) {
 		uint8_t lo[17], hi[17];
@@ -631,7 +630,7 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 	set_new(o, "items", items);
 	int rc, n = 0;
 	bool more = false;
-	int64_t last_ts = 0, last_id = 0;
+	int64_t last_id = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == limit) {
 			more = true;
@@ -641,7 +640,6 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 		int64_t id, src;
 		db_event_from_row(st, &ev, &id, &src);
 		append_new(items, event_json(id, &ev, src));
-		last_ts = ev.ts_us;
 		last_id = id;
 		n++;
 	}
@@ -652,7 +650,7 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 	}
 	if (more) {
 		char c[64];
-		db_cursor_format(c, sizeof(c), 'e', last_ts, last_id, true);
+		db_cursor_format(c, sizeof(c), 'e', last_id, 0, false);
 		set_new(o, "next", json_string(c));
 	} else {
 		set_new(o, "next", json_null());
@@ -662,7 +660,7 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 }
 
 static const char SQL_RECENT[] = "SELECT kind, category, count(*), min(ts), max(ts) FROM events"
-				 " WHERE ip_bin BETWEEN ?1 AND ?2 AND ts >= ?3 GROUP BY kind, category";
+				 " WHERE ip_bin BETWEEN ?1 AND ?2 AND id >= ?3 GROUP BY kind, category";
 
 json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t since)
 {
@@ -674,7 +672,7 @@ json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t sin
 	db_prefix_range(q, lo, hi);
 	sqlite3_bind_blob(st, 1, lo, 17, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, hi, 17, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, since * 1000000);
+	sqlite3_bind_int64(st, 3, since <= 0 ? INT64_MIN : since << EVENT_ID_BITS);
 	json_t *o = json_object();
 	json_t *kinds = json_object(), *cats = json_object();
 	int64_t total = 0, first = INT64_MAX, last = INT64_MIN;

@@ -10,8 +10,8 @@
 
 #define HOUR_KEEP_MIN (365 * 86400LL)
 
-static const char SQL_PRUNE_EVENTS[] = "DELETE FROM events WHERE id IN"
-				       " (SELECT id FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)";
+static const char SQL_PRUNE_EVENTS[] =
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2)";
 static const char SQL_PRUNE_MINUTE[] =
     "DELETE FROM rollup_minute WHERE (t, kind, category, code_class) IN"
     " (SELECT t, kind, category, code_class FROM rollup_minute WHERE t < ?1 LIMIT ?2)";
@@ -60,7 +60,7 @@ int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
 		const char *sql;
 		int64_t cutoff;
 	} jobs[] = {
-	    {SQL_PRUNE_EVENTS, (now - conf->retention_events) * 1000000},
+	    {SQL_PRUNE_EVENTS, MXW_MAX(0, now - conf->retention_events) << EVENT_ID_BITS},
 	    {SQL_PRUNE_MINUTE, now - conf->retention_rollups},
 	    {SQL_PRUNE_HOUR, now - keep_hour},
 	    {SQL_PRUNE_TOP, now - keep_hour},

@@ -317,15 +317,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		}
 		break;
 	case 'n':
-		if (HAS(q, end, "no MAIL in SMTP connection from ")) {
-			h = q + 32;
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
-			ev->kind = EV_DISCONNECT;
-			ev->stage = ST_OTHER;
-			ev->text = mkspan(q, q + 7);
-			return 1;
-		}
+		if (HAS(q, end, "no MAIL in SMTP connection from "))
+			return 0; /* a note beside the connection's own "closed by QUIT" / "lost" line */
 		if (HAS(q, end, "no host name found for IP address ")) {
 			h = q + 34;
 			if (ev_set_ip(p, ev, h, (size_t)(end - h)) < 0)

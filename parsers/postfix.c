@@ -91,14 +91,18 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 			const char *he = memchr(hs, '>', (size_t)(end - hs));
 			ev->helo = mkspan(hs, he ? he : end);
 		}
+		if (fend > fm && fend[-1] == ',')
+			fend--; /* postscreen separates with ", " */
 		const char *proto = RFIND(fm, fend, " proto=");
 		if (proto)
-			fend = proto;
-		const char *to = RFIND(fm + 8, fend, "> to=<");
+			fend = proto > fm && proto[-1] == ',' ? proto - 1 : proto;
+		const char *to = RFIND(fm + 8, fend, " to=<");
 		const char *fs = fm + 8;
-		if (to) {
-			ev->from = mkspan(fs, to);
-			const char *ts = to + 6;
+		if (to && to[-1] == ',')
+			to--;
+		if (to && to > fs && to[-1] == '>') {
+			ev->from = mkspan(fs, to - 1);
+			const char *ts = to + (*to == ',' ? 6 : 5);
 			const char *te = fend > ts && fend[-1] == '>' ? fend - 1 : fend;
 			ev->to = mkspan(ts, te);
 		} else {
@@ -403,8 +407,8 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
 				return -1;
 			}
 			for (const char *c = r; c < f; c++)
-				if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == ' ' ||
-				      (*c >= 'a' && *c <= 'z'))) {
+				if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == ' ' || *c == '-' ||
+				      *c == '+' || (*c >= 'a' && *c <= 'z'))) {
 					*reason = PARSE_R_UNKNOWN_MESSAGE;
 					return -1;
 				}
@@ -499,6 +503,8 @@ static int pf_cleanup(struct parser *p, const char *q, const char *end, struct e
 				w++;
 			ev->stage = stage_of_command(r, (size_t)(w - r));
 			pf_reject_tail(c + 2, end, ev);
+		} else {
+			ev->text = mkspan(r, end);
 		}
 	} else {
 		/* the text after the last "helo=<...>: " is the configured reply */

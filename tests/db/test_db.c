@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "db/db.h"
+#include "db/db_internal.h"
 
 /* 2026-11-27T20:00:00Z */
 #define NOW 1795809600LL
@@ -87,6 +87,96 @@ static int64_t jint(json_t *o, const char *path1, const char *path2)
 }
 
 /* ------------------------------------------------------------------ tests */
+
+/* A version-1 database with events written by version 1 (ids in insertion
+ * order, out of time order) migrates to the current schema: same rows,
+ * same bytes, ids in time order, nothing lost; a second open migrates nothing. */
+static void test_migration_from_v1(void **state)
+{
+	char dir[] = "/tmp/mxw-test-mig-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128], err[256];
+	snprintf(path, sizeof(path), "%s/v1.db", dir);
+	struct db *db = db_open_version(path, DB_RW, 1, err, sizeof(err));
+	assert_non_null(db);
+	db_close(db);
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h,
+					    "INSERT INTO events(id, ts, kind, category, ip, ip_bin, raw)"
+					    " VALUES(?, ?, 'reject', 'dnsbl', '192.0.2.1', ?, ?)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	/* v1 ids 1..6; log times out of order, two pairs within one second */
+	static const int64_t ts[] = {NOW + 10, NOW, NOW + 10, NOW - 3600, NOW, NOW + 5};
+	struct ipaddr ip;
+	ipaddr_parse(&ip, "192.0.2.1", 9);
+	uint8_t key[17];
+	key[0] = ip.family;
+	memcpy(key + 1, ip.a, 16);
+	for (int i = 0; i < 6; i++) {
+		char raw[32];
+		int n = snprintf(raw, sizeof(raw), "line %d\x01\xff", i);
+		sqlite3_bind_int64(st, 1, i + 1);
+		sqlite3_bind_int64(st, 2, ts[i] * 1000000);
+		sqlite3_bind_blob(st, 3, key, 17, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, raw, n, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+
+	for (int pass = 0; pass < 2; pass++) {
+		db = db_open(path, DB_RW, err, sizeof(err));
+		assert_non_null(db);
+		json_t *o = db_events_json(db, NULL, -1, 100, NULL);
+		json_t *items = json_object_get(o, "items");
+		assert_int_equal(json_array_size(items), 6 + pass);
+		/* newest first; within a second in the old insertion order, reversed
+		 * (the second pass also sees the row the first one added) */
+		static const int want_line[] = {-1, 2, 0, 5, 4, 1, 3};
+		for (size_t i = 0; i < json_array_size(items); i++) {
+			json_t *it = json_array_get(items, i);
+			int wl = want_line[i + 1 - (size_t)pass];
+			char want[32];
+			if (wl < 0)
+				snprintf(want, sizeof(want), "new");
+			else
+				snprintf(want, sizeof(want), "line %d\x01\xef\xbf\xbd", wl);
+			const char *got = json_string_value(json_object_get(it, "line"));
+			if (strcmp(got, want) != 0)
+				fail_msg("pass %d item %zu: got %s, want %s", pass, i, got, want);
+			assert_int_equal(jint(it, "id", NULL) >> 20, jint(it, "ts_us", NULL) / 1000000);
+		}
+		json_decref(o);
+		/* new events take ids after the old ones of their second */
+		assert_int_equal(db_begin(db), 0);
+		struct event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.ts_us = (NOW + 10) * 1000000;
+		ev.kind = EV_REJECT;
+		ev.cat = CAT_DNSBL;
+		ev.line = (struct span){"new", 3};
+		int64_t id = db_event_insert(db, &ev, 0);
+		assert_int_equal(id, ((NOW + 10) << 20) + 2 + pass);
+		if (pass == 1)
+			assert_int_equal(db_rollback(db), 0);
+		else
+			assert_int_equal(db_commit(db), 0);
+		db_close(db);
+	}
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), DB_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
 
 static void test_code_class_table(void **state)
 {
@@ -520,8 +610,8 @@ static void test_pagination(void **state)
 			fail_msg("case %zu: got %d items in %d pages, want %d in %d", c, total, pages,
 				 cases[c].want_total, cases[c].want_pages);
 	}
-	static const char *const bad[] = {
-	    "", "x", "e.1", "b.5", "e.1.x", "e.1.2.3", "e.99999999999999999999.1"};
+	static const char *const bad[] = {"",	  "x",	   "e.",  "b.5",
+					  "e.1x", "e.1.2", "e.-", "e.99999999999999999999"};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(bad); i++) {
 		json_t *o = db_events_json(f->db, NULL, -1, 10, bad[i]);
 		if (o)
@@ -733,6 +823,11 @@ static void test_rollup_queries(void **state)
 	}
 	struct event old = mk(NOW - 86400 + 30, EV_REJECT, CAT_RATE_LIMITED, "2001:db8::5", 421, "o", 1);
 	assert_true(db_event_insert(f->db, &old, 0) > 0);
+	for (int i = 0; i < 3; i++) {
+		struct event c =
+		    mk(NOW - 2 * 86400 - 100 * i, EV_CONNECT, CAT_NONE, "2001:db8::77", -1, "c", 1);
+		assert_int_equal(db_event_insert(f->db, &c, 0), 0);
+	}
 	struct db_source s = {.kind = DB_SRC_FOLLOW, .dev = 1, .ino = 2, .fp_hash = 3, .fp_len = 4};
 	snprintf(s.path, sizeof(s.path), "/var/log/mail.log");
 	assert_int_equal(db_source_get_or_create(f->db, &s, NOW - 120), 1);
@@ -802,11 +897,16 @@ static void test_rollup_queries(void **state)
 			    "192.0.2.0/24");
 	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), want_rejects + 120);
 	json_decref(o);
+	/* accepts are not counted per IP; connects are */
 	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW, EV_ACCEPT, -1, 10);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3 * 86400, NOW, EV_CONNECT, -1, 10);
 	items = json_object_get(o, "items");
 	assert_int_equal(json_array_size(items), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "prefix")),
-			    "198.51.100.9");
+			    "2001:db8::77");
+	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), 3);
 	json_decref(o);
 	o = db_top_json(f->db, SCOPE_CLASS, NOW - 2 * 86400, NOW, -1, CAT_RATE_LIMITED, 10);
 	items = json_object_get(o, "items");
@@ -845,6 +945,63 @@ static void test_rollup_queries(void **state)
 	unsetenv("MXWARDEN_NOW");
 	unsetenv("MXWARDEN_NOW_FROZEN");
 	clock_reset();
+}
+
+/* Enough distinct keys that the flush goes through its multi-row upserts
+ * (and their remainders), over two batches that add to the same rows. */
+static void test_flush_many_keys(void **state)
+{
+	struct fixture *f = *state;
+	for (int batch = 0; batch < 2; batch++) {
+		assert_int_equal(db_begin(f->db), 0);
+		for (int ip = 0; ip < 300; ip++) {
+			char text[32];
+			snprintf(text, sizeof(text), "10.%d.%d.%d", ip % 3, ip / 100, ip % 100);
+			for (int k = 0; k <= ip % 7; k++) {
+				/* minutes spread over 5 hours: 300 minute keys */
+				struct event r = mk(NOW - 18000 + ip * 60 + k, EV_REJECT,
+						    (enum ev_category)(1 + k % 5), text, 550, "r", 1);
+				assert_true(db_event_insert(f->db, &r, 0) > 0);
+			}
+		}
+		assert_int_equal(db_commit(f->db), 0);
+	}
+	json_t *o = db_top_json(f->db, SCOPE_IP, NOW - 86400, NOW, -1, -1, 1000);
+	json_t *items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 300);
+	size_t i;
+	json_t *it;
+	int64_t sum = 0;
+	json_array_foreach(items, i, it)
+	{
+		const char *p = json_string_value(json_object_get(it, "prefix"));
+		int a, b, c;
+		assert_int_equal(sscanf(p, "10.%d.%d.%d", &a, &b, &c), 3);
+		int ip = b * 100 + c;
+		int64_t want = 2 * (ip % 7 + 1);
+		if (jint(it, "count", NULL) != want)
+			fail_msg("%s: got %lld, want %lld", p, (long long)jint(it, "count", NULL),
+				 (long long)want);
+		int64_t cats = 0;
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(it, "categories"), k, v) cats += json_integer_value(v);
+		assert_int_equal(cats, want);
+		sum += want;
+	}
+	json_decref(o);
+	o = db_timeseries_json(f->db, "kinds", NOW - 18000, NOW, 60);
+	json_t *rej = json_object_get(json_object_get(o, "series"), "reject");
+	assert_int_equal(json_array_size(rej), 300);
+	for (size_t m = 0; m < 300; m++)
+		if (json_integer_value(json_array_get(rej, m)) != (int64_t)(2 * (m % 7 + 1)))
+			fail_msg("minute %zu: got %lld, want %d", m,
+				 (long long)json_integer_value(json_array_get(rej, m)),
+				 (int)(2 * (m % 7 + 1)));
+	json_decref(o);
+	o = db_stats_json(f->db, NOW);
+	assert_int_equal(jint(o, "events", "reject"), sum);
+	json_decref(o);
 }
 
 static void test_retention(void **state)
@@ -889,7 +1046,8 @@ static void test_retention(void **state)
 	}
 	assert_true(total >= 12001); /* every old event went, in chunks */
 	assert_int_equal(n, 0);
-	assert_true(calls >= 3); /* 12,001 events need three chunks */
+	assert_true(total >= 12001 + 2); /* the old events and two decisions, plus rollup rows */
+	assert_true(calls >= 3);	 /* 12,001 events need three chunks */
 	json_t *o = db_stats_json(f->db, NOW);
 	assert_int_equal(jint(o, "evidence_rows", NULL), 10);
 	/* lifetime counters are not lowered by retention */
@@ -954,6 +1112,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_code_class_table),
+	    cmocka_unit_test(test_migration_from_v1),
 	    cmocka_unit_test_setup_teardown(test_schema_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_bytes_roundtrip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_json_bytes_table, setup, teardown),
@@ -963,6 +1122,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollup_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_many_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
 	};

@@ -1,0 +1,1368 @@
+/*
+ * aggregator.c - the in-memory judge: per-IP and per-class windows fed by
+ * events, the rules of [rules] (see aggregator.h), decisions with
+ * escalating durations and graded responses, evidence and reasons.
+ *
+ * Where it sits: the engine thread feeds it events and ticks; it queues
+ * decisions for the engine to store and emit. It must never do I/O on the
+ * hot path, allocate per event once the tables are warm, or put
+ * log-derived text into a reason (reasons hold numbers and fixed words
+ * only; evidence lines are escaped by jansson at the JSON sink).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/internal.h"
+#include "db/db.h"
+
+/* --------------------------------------------------------------- windows */
+
+static void win8_add(struct win8 *w, uint32_t t, uint32_t blen, unsigned k)
+{
+	uint16_t i = (uint16_t)(t / blen);
+	uint32_t all;
+	memcpy(&all, w->b, sizeof all);
+	if (!all) /* empty: start here */
+		w->idx = i;
+	uint16_t d = (uint16_t)(i - w->idx);
+	if (d >= 0x8000) { /* an older event: count it if still inside */
+		uint16_t back = (uint16_t)(w->idx - i);
+		if (back < WIN_SUB) {
+			unsigned v = w->b[i % WIN_SUB] + k;
+			w->b[i % WIN_SUB] = (uint8_t)MXW_MIN(v, 255u);
+		}
+		return;
+	}
+	if (d >= WIN_SUB) {
+		memset(w->b, 0, sizeof w->b);
+	} else {
+		for (uint16_t s = 1; s <= d; s++)
+			w->b[(uint16_t)(w->idx + s) % WIN_SUB] = 0;
+	}
+	w->idx = i;
+	unsigned v = w->b[i % WIN_SUB] + k;
+	w->b[i % WIN_SUB] = (uint8_t)MXW_MIN(v, 255u);
+}
+
+static unsigned win8_sum(const struct win8 *w, uint32_t t, uint32_t blen)
+{
+	uint16_t i = (uint16_t)(t / blen);
+	uint16_t d = (uint16_t)(i - w->idx);
+	if (d >= 0x8000)
+		d = 0;
+	unsigned s = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++)
+		s += w->b[(uint16_t)(w->idx - m) % WIN_SUB];
+	return s;
+}
+
+static void win32_add(struct win32 *w, uint32_t t, uint32_t blen, unsigned k)
+{
+	uint32_t i = t / blen;
+	if (!(w->b[0] | w->b[1] | w->b[2] | w->b[3]))
+		w->idx = i;
+	uint32_t d = i - w->idx;
+	if (d >= 0x80000000u) {
+		uint32_t back = w->idx - i;
+		if (back < WIN_SUB)
+			w->b[i % WIN_SUB] += k;
+		return;
+	}
+	if (d >= WIN_SUB) {
+		memset(w->b, 0, sizeof w->b);
+	} else {
+		for (uint32_t s = 1; s <= d; s++)
+			w->b[(w->idx + s) % WIN_SUB] = 0;
+	}
+	w->idx = i;
+	w->b[i % WIN_SUB] += k;
+}
+
+static unsigned win32_sum(const struct win32 *w, uint32_t t, uint32_t blen)
+{
+	uint32_t i = t / blen;
+	uint32_t d = i - w->idx;
+	if (d >= 0x80000000u)
+		d = 0;
+	unsigned s = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++)
+		s += w->b[(w->idx - m) % WIN_SUB];
+	return s;
+}
+
+/* Take back one count from the newest non-empty bucket inside the window. */
+static void win8_sub(struct win8 *w, uint32_t t, uint32_t blen)
+{
+	uint16_t d = (uint16_t)((uint16_t)(t / blen) - w->idx);
+	if (d >= 0x8000)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint8_t *b = &w->b[(uint16_t)(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
+}
+
+static void win32_sub(struct win32 *w, uint32_t t, uint32_t blen)
+{
+	uint32_t d = t / blen - w->idx;
+	if (d >= 0x80000000u)
+		d = 0;
+	for (unsigned m = 0; m + d < WIN_SUB; m++) {
+		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		if (*b) {
+			(*b)--;
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------- distinct counts */
+
+static uint64_t span_hash(struct span s, uint64_t seed)
+{
+	uint64_t h = 1469598103934665603ULL ^ seed;
+	for (uint32_t i = 0; i < s.n; i++) {
+		unsigned char ch = (unsigned char)s.p[i];
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (unsigned char)(ch + 32); /* addresses compare case-blind */
+		h ^= ch;
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Linear counting over a 64-bit bitmap: exact for a handful, within a few
+ * percent up to ~100 distinct values, which is the range thresholds use. */
+static unsigned bits_estimate(uint64_t bits)
+{
+	int zeros = 64 - __builtin_popcountll(bits);
+	if (zeros == 0)
+		return 300;
+	double n = -64.0 * log((double)zeros / 64.0);
+	return (unsigned)(n + 0.5);
+}
+
+static void bits_add(uint64_t *bits, uint32_t *t0, uint32_t t, uint32_t window, uint64_t h)
+{
+	if (*t0 == 0 || t - *t0 > window || t < *t0) {
+		*bits = 0;
+		*t0 = t;
+	}
+	*bits |= 1ULL << (h & 63);
+}
+
+static unsigned bits_get(uint64_t bits, uint32_t t0, uint32_t t, uint32_t window)
+{
+	if (t0 == 0 || (t > t0 && t - t0 > window))
+		return 0;
+	return bits_estimate(bits);
+}
+
+/* Count one 5xx rejection of (sender, recipient); returns the largest
+ * number of repeats (rejections after the first) of one pair. */
+static unsigned retry_add(struct retry *r, uint32_t t, uint32_t window, uint32_t h, unsigned *pairs)
+{
+	if (r->t0 == 0 || t - r->t0 > window || t < r->t0) {
+		memset(r, 0, sizeof *r);
+		r->t0 = t;
+	}
+	int slot = -1, weakest = 0;
+	for (int i = 0; i < RETRY_SLOTS; i++) {
+		if (r->n[i] && r->h[i] == h) {
+			slot = i;
+			break;
+		}
+		if (r->n[i] < r->n[weakest])
+			weakest = i;
+	}
+	if (slot < 0) {
+		slot = weakest;
+		r->h[slot] = h;
+		r->n[slot] = 0;
+	}
+	if (r->n[slot] < 255)
+		r->n[slot]++;
+	unsigned best = 0, np = 0;
+	for (int i = 0; i < RETRY_SLOTS; i++) {
+		if (r->n[i] > 1)
+			np++;
+		if (r->n[i] > best)
+			best = r->n[i];
+	}
+	if (pairs)
+		*pairs = np;
+	return best ? best - 1 : 0;
+}
+
+static unsigned retry_get(const struct retry *r, uint32_t t, uint32_t window, unsigned *pairs)
+{
+	unsigned best = 0, np = 0;
+	if (r->t0 && !(t > r->t0 && t - r->t0 > window))
+		for (int i = 0; i < RETRY_SLOTS; i++) {
+			if (r->n[i] > 1)
+				np++;
+			if (r->n[i] > best)
+				best = r->n[i];
+		}
+	if (pairs)
+		*pairs = np;
+	return best ? best - 1 : 0;
+}
+
+/* -------------------------------------------------------------- evidence */
+
+static struct evslot *ev_slot(struct aggregator *a, uint32_t i)
+{
+	return (struct evslot *)(a->ev + (size_t)i * a->ev_stride);
+}
+static struct evline *ev_line(struct aggregator *a, struct evslot *s, size_t k)
+{
+	return (struct evline *)((char *)s + sizeof *s) + k;
+}
+
+/* The evidence slot of owner, allocated (stealing the oldest) when *slotp
+ * is 0 and create is true. */
+static struct evslot *ev_get(struct aggregator *a, uint32_t *slotp, const struct prefix *owner, bool create)
+{
+	if (!a->ev_n)
+		return NULL;
+	if (*slotp) {
+		struct evslot *s = ev_slot(a, *slotp - 1);
+		if (memcmp(&s->owner, owner, sizeof *owner) == 0)
+			return s;
+		*slotp = 0; /* stolen by another owner */
+	}
+	if (!create)
+		return NULL;
+	uint32_t i = (uint32_t)(a->ev_next++ % a->ev_n);
+	struct evslot *s = ev_slot(a, i);
+	memset(s, 0, sizeof *s);
+	s->owner = *owner;
+	*slotp = i + 1;
+	return s;
+}
+
+static void ev_record(struct aggregator *a, struct evslot *s, const struct event *ev)
+{
+	if (!s)
+		return;
+	int64_t ts = ev->ts_us / 1000000;
+	if (!s->first_ts)
+		s->first_ts = ts;
+	s->last_ts = ts;
+	if ((unsigned)ev->cat < CAT__COUNT)
+		s->cats[ev->cat]++;
+	if ((unsigned)ev->kind < EV__COUNT)
+		s->kinds[ev->kind]++;
+	struct evline *l;
+	if (s->nfirst < a->ev_lines)
+		l = ev_line(a, s, s->nfirst++);
+	else
+		l = ev_line(a, s, a->ev_lines + (s->nlast++ % a->ev_lines));
+	size_t n = MXW_MIN((size_t)ev->line.n, (size_t)EV_LINE_MAX);
+	if (n)
+		memcpy(l->s, ev->line.p, n);
+	l->len = (uint16_t)n;
+}
+
+static json_t *line_json(const char *s, size_t n)
+{
+	json_t *j = json_stringn(s, n);
+	if (j)
+		return j;
+	struct buf b = BUF_INIT; /* not UTF-8: mask it */
+	buf_append_printable(&b, s, n);
+	j = json_string(buf_str(&b));
+	buf_free(&b);
+	return j;
+}
+
+static void ev_json(struct aggregator *a, struct evslot *s, json_t *o)
+{
+	json_t *first = json_array(), *last = json_array(), *counts = json_object();
+	if (s) {
+		for (size_t i = 0; i < s->nfirst; i++) {
+			struct evline *l = ev_line(a, s, i);
+			json_array_append_new(first, line_json(l->s, l->len));
+		}
+		size_t nl = MXW_MIN((size_t)s->nlast, a->ev_lines);
+		for (size_t k = 0; k < nl; k++) {
+			size_t i = (s->nlast - nl + k) % a->ev_lines;
+			struct evline *l = ev_line(a, s, a->ev_lines + i);
+			json_array_append_new(last, line_json(l->s, l->len));
+		}
+		for (int c = 1; c < CAT__COUNT; c++)
+			if (s->cats[c])
+				json_object_set_new(counts, ev_category_name(c), json_integer(s->cats[c]));
+		for (int k = 1; k < EV__COUNT; k++)
+			if (s->kinds[k])
+				json_object_set_new(counts, ev_kind_name(k), json_integer(s->kinds[k]));
+		json_object_set_new(o, "lines_seen", json_integer((json_int_t)(s->nfirst + s->nlast)));
+		json_object_set_new(o, "first_seen", json_integer(s->first_ts));
+		json_object_set_new(o, "last_seen", json_integer(s->last_ts));
+	}
+	json_object_set_new(o, "first", first);
+	json_object_set_new(o, "last", last);
+	json_object_set_new(o, "counts", counts);
+}
+
+/* ------------------------------------------------------------------ rules */
+
+enum rule {
+	R_RETRY,
+	R_HARVEST,
+	R_BACKOFF,
+	R_RELAY,
+	R_AUTH,
+	R_PROTOCOL,
+	R_POLICY,
+	R_FLOOD,
+	R_CLASS,
+	R_WIDEN,
+	R__COUNT
+};
+static const char *const rule_names[R__COUNT] = {"retry",    "harvest", "backoff", "relay", "auth",
+						 "protocol", "policy",	"flood",   "class", "widen"};
+/* How bad crossing each rule is: the score is severity x (value/threshold),
+ * and the response follows score_defer/reject/drop. */
+static const double rule_severity[R__COUNT] = {2, 2, 1, 4, 4, 2, 2, 4, 2, 2};
+
+/* What one record (IP or class) shows, as numbers the rules compare. */
+struct view {
+	unsigned v[R__COUNT]; /* the value each rule compares */
+	double thr[R__COUNT]; /* the effective threshold (0 = rule off) */
+	unsigned window[R__COUNT];
+	unsigned accepted, rejected, unknown, rcpts, users, pairs, ips, flagged, auth, conns;
+	double mult;
+	bool gated; /* accepted mail outweighs rejections: reject-count rules hold */
+	int16_t code;
+};
+
+static double thr_of(bool on, int64_t count, double mult)
+{
+	if (!on || count <= 0)
+		return 0;
+	double t = (double)count * mult;
+	return t < 1 ? 1 : t;
+}
+
+static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+{
+	const struct rules_conf *r = a->r;
+	double m = 1;
+	if (v->accepted)
+		m *= r->success_factor > 0 ? r->success_factor : 1;
+	if ((flags & F_NO_RDNS) && r->no_rdns_weight > 0)
+		m /= r->no_rdns_weight;
+	if ((flags & F_NO_MX) && r->no_mx_weight > 0)
+		m /= r->no_mx_weight;
+	v->mult = m;
+	v->gated = v->accepted && v->accepted >= v->rejected;
+	v->thr[R_RETRY] = v->gated ? 0 : thr_of(r->retry_enabled, r->retry_count, m);
+	v->thr[R_HARVEST] = v->gated ? 0 : thr_of(r->harvest_enabled, r->harvest_distinct, m);
+	/* back-off is a property of one client's retry queue: not summed */
+	v->thr[R_BACKOFF] = cls ? 0 : thr_of(r->backoff_enabled, r->backoff_count, m);
+	v->thr[R_RELAY] = thr_of(r->relay_enabled, r->relay_count, m);
+	v->thr[R_AUTH] = thr_of(r->auth_enabled, r->auth_count, m);
+	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
+	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
+	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
+	/* a sender whose connections mostly deliver mail is busy, not
+	 * flooding, unless the MTA itself rate-limited it */
+	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
+		v->thr[R_FLOOD] = 0;
+	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
+	v->thr[R_WIDEN] = 0;
+	v->window[R_RETRY] = a->wlen[W_RETRY];
+	v->window[R_HARVEST] = a->wlen[W_UNKNOWN];
+	v->window[R_BACKOFF] = a->wlen[W_BACKOFF];
+	v->window[R_RELAY] = a->wlen[W_RELAY];
+	v->window[R_AUTH] = a->wlen[W_AUTH];
+	v->window[R_PROTOCOL] = a->wlen[W_PROTO];
+	v->window[R_POLICY] = a->wlen[W_POLICY];
+	v->window[R_FLOOD] = a->wlen[W_CONN];
+	v->window[R_CLASS] = (unsigned)MXW_MAX(r->idle_evict, 3600);
+}
+
+/* The harvest value: distinct unknown recipients, or the threshold itself
+ * when the unknown ratio rule holds. */
+static unsigned harvest_value(const struct aggregator *a, const struct view *v)
+{
+	const struct rules_conf *r = a->r;
+	unsigned distinct = v->v[R_HARVEST];
+	double min_att = MXW_MAX(1.0, (double)r->harvest_min_attempts * v->mult);
+	if (r->harvest_ratio > 0 && v->thr[R_HARVEST] > 0 && (double)v->rcpts >= min_att &&
+	    (double)v->unknown >= r->harvest_ratio * (double)v->rcpts && distinct < v->thr[R_HARVEST])
+		return (unsigned)ceil(v->thr[R_HARVEST]);
+	return distinct;
+}
+
+static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t t, struct view *v)
+{
+	memset(v, 0, sizeof *v);
+	const uint32_t *bl = a->blen;
+	v->accepted = win8_sum(&p->w[W_ACCEPT], t, bl[W_ACCEPT]);
+	v->rejected = win8_sum(&p->w[W_REJ], t, bl[W_REJ]);
+	v->unknown = win8_sum(&p->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
+	v->rcpts = win8_sum(&p->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
+	view_rules(a, v, p->flags, false);
+	v->v[R_RETRY] = retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
+	v->v[R_HARVEST] = bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]);
+	v->v[R_HARVEST] = harvest_value(a, v);
+	v->v[R_BACKOFF] = win8_sum(&p->w[W_BACKOFF], t, bl[W_BACKOFF]);
+	v->v[R_RELAY] = win8_sum(&p->w[W_RELAY], t, bl[W_RELAY]);
+	v->auth = win8_sum(&p->w[W_AUTH], t, bl[W_AUTH]);
+	v->users = bits_get(p->user_bits, p->user_t0, t, a->wlen[W_AUTH]);
+	v->v[R_AUTH] = v->auth;
+	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], t, bl[W_PROTO]);
+	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], t, bl[W_POLICY]);
+	v->v[R_FLOOD] = v->conns;
+	v->code = p->last_code;
+	v->ips = 1;
+}
+
+static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_t t, struct view *v)
+{
+	memset(v, 0, sizeof *v);
+	const uint32_t *bl = a->blen;
+	v->accepted = win32_sum(&c->w[W_ACCEPT], t, bl[W_ACCEPT]);
+	v->rejected = win32_sum(&c->w[W_REJ], t, bl[W_REJ]);
+	v->unknown = win32_sum(&c->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
+	v->rcpts = win32_sum(&c->w[W_RCPT], t, bl[W_RCPT]);
+	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
+	view_rules(a, v, c->flags, true);
+	v->v[R_RETRY] = retry_get(&c->r, t, a->wlen[W_RETRY], &v->pairs);
+	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
+	v->v[R_HARVEST] = harvest_value(a, v);
+	v->v[R_BACKOFF] = win32_sum(&c->w[W_BACKOFF], t, bl[W_BACKOFF]);
+	v->v[R_RELAY] = win32_sum(&c->w[W_RELAY], t, bl[W_RELAY]);
+	v->auth = win32_sum(&c->w[W_AUTH], t, bl[W_AUTH]);
+	v->users = bits_get(c->user_bits, c->user_t0, t, a->wlen[W_AUTH]);
+	v->v[R_AUTH] = v->auth;
+	v->v[R_PROTOCOL] = win32_sum(&c->w[W_PROTO], t, bl[W_PROTO]);
+	v->v[R_POLICY] = win32_sum(&c->w[W_POLICY], t, bl[W_POLICY]);
+	v->v[R_FLOOD] = v->conns;
+	v->flagged = c->nflagged;
+	v->v[R_CLASS] = c->nflagged;
+	v->code = c->last_code;
+	v->ips = bits_get(c->ip_bits, c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600));
+	unsigned cips = bits_get(c->conn_ip_bits, c->cipb_t0, t, a->wlen[W_CONN]);
+	/* a class-wide flood needs several sources; one IP is rule 9 per IP */
+	if (cips < 2)
+		v->thr[R_FLOOD] = 0;
+}
+
+/* The rule crossed with the highest ratio, or -1. Auth also fires on
+ * distinct user names. */
+static int view_pick(const struct aggregator *a, const struct view *v, double *ratio)
+{
+	int best = -1;
+	double br = 0;
+	for (int i = 0; i < R__COUNT; i++) {
+		if (v->thr[i] <= 0)
+			continue;
+		double rt = (double)v->v[i] / v->thr[i];
+		if (i == R_AUTH && a->r->auth_users > 0 && v->auth >= 2) {
+			double tu = MXW_MAX(1.0, (double)a->r->auth_users * v->mult);
+			double ru = (double)v->users / tu;
+			if (ru > rt)
+				rt = ru;
+		}
+		if (rt >= 1.0 && rt * rule_severity[i] > br * (best >= 0 ? rule_severity[best] : 1)) {
+			best = i;
+			br = rt;
+		}
+	}
+	*ratio = br;
+	return best;
+}
+
+static void fmt_dur(int64_t s, char *out, size_t n)
+{
+	if (s < 1)
+		s = 1;
+	if (s >= 120 && s % 60)
+		s += 60 - s % 60; /* "9m", not "8m37s" */
+	duration_format(s, out, n);
+}
+
+/* One sentence of numbers and fixed words: never log-derived text. */
+static void reason_of(const struct aggregator *a, int rule, const struct view *v, bool cls, int64_t span,
+		      char *out, size_t n)
+{
+	char d[32], mi[32];
+	fmt_dur(MXW_MIN(span, (int64_t)v->window[rule]), d, sizeof d);
+	duration_format(a->r->backoff_min_interval, mi, sizeof mi);
+	char pre[64] = "";
+	if (cls && rule != R_CLASS && rule != R_WIDEN)
+		snprintf(pre, sizeof pre, "%u addresses of this class ", MXW_MAX(v->ips, 2u));
+	int w = 0;
+	switch (rule) {
+	case R_RETRY:
+		w = snprintf(out, n, "%sretried %u time%s after %d to %u recipient%s in %s", pre, v->v[rule],
+			     v->v[rule] == 1 ? "" : "s", v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u),
+			     v->pairs > 1 ? "s" : "", d);
+		break;
+	case R_HARVEST:
+		w = snprintf(out, n, "%stried %u unknown recipients (%u of %u RCPTs rejected) in %s", pre,
+			     v->v[rule], v->unknown, v->rcpts, d);
+		break;
+	case R_BACKOFF:
+		w = snprintf(out, n, "%scame back %u times sooner than %s after a 4xx in %s", pre, v->v[rule],
+			     mi, d);
+		break;
+	case R_RELAY: w = snprintf(out, n, "%stried to relay %u times in %s", pre, v->v[rule], d); break;
+	case R_AUTH:
+		w = snprintf(out, n, "%sfailed AUTH %u times with %u user names in %s", pre, v->auth,
+			     v->users, d);
+		break;
+	case R_PROTOCOL:
+		w = snprintf(
+		    out, n,
+		    "%sbroke the SMTP protocol %u times (pregreet, pipelining, non-SMTP, errors) in %s", pre,
+		    v->v[rule], d);
+		break;
+	case R_POLICY:
+		w = snprintf(out, n,
+			     "%skept coming back although refused by the MTA's policy (weight %u) in %s", pre,
+			     v->v[rule], d);
+		break;
+	case R_FLOOD: w = snprintf(out, n, "%sopened %u connections in %s", pre, v->v[rule], d); break;
+	case R_CLASS:
+		w = snprintf(out, n, "%u addresses of this class were flagged in %s", v->flagged, d);
+		break;
+	default: w = snprintf(out, n, "%u classes of this network were blocked", v->flagged); break;
+	}
+	if (w < 0 || (size_t)w >= n)
+		out[n - 1] = '\0';
+}
+
+/* ------------------------------------------------------------- decisions */
+
+int64_t aggregator_duration(const struct rules_conf *r, unsigned n, uint64_t seed)
+{
+	double d = (double)r->block_base;
+	for (unsigned i = 0; i < n && d < (double)r->block_max; i++)
+		d *= r->block_factor > 1 ? r->block_factor : 1;
+	if (d > (double)r->block_max)
+		d = (double)r->block_max;
+	if (r->block_jitter > 0) {
+		seed ^= seed >> 31;
+		seed *= 0x9e3779b97f4a7c15ULL;
+		seed ^= seed >> 29;
+		double u = (double)(seed % 1000001) / 1000000.0; /* 0..1 */
+		d *= 1.0 + r->block_jitter * (2 * u - 1);
+	}
+	int64_t s = (int64_t)d;
+	return s < 1 ? 1 : s;
+}
+
+static enum response response_of(const struct rules_conf *r, double score)
+{
+	if (score >= r->score_drop)
+		return RESP_DROP;
+	if (score >= r->score_reject)
+		return RESP_REJECT;
+	if (score >= r->score_defer)
+		return RESP_DEFER;
+	return RESP_OBSERVE;
+}
+
+int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why)
+{
+	unsigned floor = p->addr.family == IPADDR_V4 ? a->c->v4_floor : a->c->v6_floor;
+	if (p->len < floor) {
+		*why = "shorter than the floor";
+		return -1;
+	}
+	if (prefix_list_overlaps(&a->allow, p)) {
+		*why = "allow list";
+		return -1;
+	}
+	if (prefix_list_overlaps(&a->protected_nets, p)) {
+		*why = "protected network";
+		return -1;
+	}
+	return 0;
+}
+
+struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create)
+{
+	struct prefix k;
+	memset(&k, 0, sizeof k);
+	k = *p;
+	if (!create)
+		return table_find(&a->offenses, &k);
+	return table_get(&a->offenses, &k, NULL);
+}
+
+static void pend_push(struct aggregator *a, const struct pending *p)
+{
+	if (a->npend == a->cappend) {
+		a->cappend = a->cappend ? a->cappend * 2 : 16;
+		a->pend = xrealloc(a->pend, a->cappend * sizeof *a->pend);
+	}
+	a->pend[a->npend++] = *p;
+}
+
+void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence)
+{
+	if (a->nact == a->capact) {
+		a->capact = a->capact ? a->capact * 2 : 64;
+		a->act = xrealloc(a->act, a->capact * sizeof *a->act);
+	}
+	a->act[a->nact++].d = *d;
+	if (announce)
+		pend_push(a, &(struct pending){.kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence});
+	else
+		free(evidence);
+}
+
+static struct active *active_find(struct aggregator *a, const struct prefix *p)
+{
+	for (size_t i = 0; i < a->nact; i++)
+		if (prefix_cmp(&a->act[i].d.prefix, p) == 0)
+			return &a->act[i];
+	return NULL;
+}
+
+/* Decide on prefix p by rule, with the numbers of view v. Returns true when
+ * a decision was made. */
+static bool decide(struct aggregator *a, const struct prefix *p, enum scope scope, int rule, double ratio,
+		   const struct view *v, int64_t ts, int64_t first_bad, struct evslot *evs)
+{
+	const char *why;
+	if (a->replaying)
+		return false;
+	if (aggregator_blockable(a, p, &why) < 0) {
+		a->suppressed++;
+		return false;
+	}
+	if (active_find(a, p))
+		return false;
+	struct decision d;
+	memset(&d, 0, sizeof d);
+	d.prefix = *p;
+	d.scope = scope;
+	str_copy(d.rule, sizeof d.rule, rule_names[rule], strlen(rule_names[rule]));
+	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
+		  sizeof d.reason);
+	double sev = rule_severity[rule];
+	d.score = round(sev * ratio * 100.0) / 100.0;
+	d.response = response_of(a->r, d.score);
+	struct countrec *off = agg_offense(a, p, true);
+	unsigned n = off->n;
+	if (a->db) { /* decisions stored before a restart or by hand count too */
+		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
+		if (past > (int64_t)n)
+			n = (unsigned)past;
+	}
+	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < 16; i++)
+		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
+	seed ^= p->len;
+	d.since = ts;
+	d.until = ts + aggregator_duration(a->r, n, seed);
+	off->n++;
+	off->t = (uint32_t)ts;
+
+	json_t *o = json_object();
+	json_object_set_new(o, "rule", json_string(d.rule));
+	json_object_set_new(o, "scope", json_string(scope_name(scope)));
+	json_object_set_new(o, "window", json_integer(v->window[rule]));
+	json_object_set_new(o, "value", json_integer(v->v[rule]));
+	json_object_set_new(o, "threshold", json_real(v->thr[rule]));
+	json_object_set_new(o, "multiplier", json_real(v->mult));
+	json_object_set_new(o, "score", json_real(d.score));
+	json_object_set_new(o, "response", json_string(response_name(d.response)));
+	json_object_set_new(o, "past_decisions", json_integer(n));
+	json_t *nums = json_object(), *thr = json_object();
+	for (int i = 0; i < R__COUNT; i++) {
+		if (i == R_WIDEN || (i == R_CLASS && scope != SCOPE_CLASS))
+			continue;
+		json_object_set_new(nums, rule_names[i], json_integer(v->v[i]));
+		if (v->thr[i] > 0)
+			json_object_set_new(thr, rule_names[i], json_real(v->thr[i]));
+	}
+	json_object_set_new(nums, "accepted", json_integer(v->accepted));
+	json_object_set_new(nums, "rejected_5xx", json_integer(v->rejected));
+	json_object_set_new(nums, "unknown_recipients", json_integer(v->unknown));
+	json_object_set_new(nums, "rcpts", json_integer(v->rcpts));
+	json_object_set_new(nums, "auth_failures", json_integer(v->auth));
+	json_object_set_new(nums, "auth_users", json_integer(v->users));
+	json_object_set_new(nums, "connections", json_integer(v->conns));
+	if (scope == SCOPE_CLASS)
+		json_object_set_new(nums, "addresses", json_integer(v->ips));
+	json_object_set_new(o, "numbers", nums);
+	json_object_set_new(o, "thresholds", thr);
+	ev_json(a, evs, o);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	agg_decision_add(a, &d, true, text);
+	return true;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static uint32_t idle_window(const struct aggregator *a)
+{
+	return (uint32_t)MXW_MAX(a->r->idle_evict, 60);
+}
+
+static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool force)
+{
+	struct table *t = &a->ips;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct iprec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		size_t i = a->evict_cursor++ % t->nrec;
+		struct iprec *p = table_at(t, i);
+		if (!p || (p->flags & F_DECIDED))
+			continue;
+		if (now > p->last_seen && now - p->last_seen > idle) {
+			table_remove(t, p);
+			a->evicted++;
+			continue;
+		}
+		if (force && (!oldest || p->last_seen < oldest->last_seen))
+			oldest = p;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
+		table_remove(t, oldest);
+		a->evicted++;
+	}
+}
+
+static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint32_t t)
+{
+	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
+	    !table_find(&a->ips, ip))
+		evict_some(a, t, 64, true);
+	return table_get(&a->ips, ip, NULL);
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p)
+{
+	return table_get(&a->classes, p, NULL);
+}
+
+/* ------------------------------------------------------------------ events */
+
+static bool span_ends(struct span s, const char *suffix)
+{
+	size_t n = strlen(suffix);
+	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
+}
+
+/* The reply code, or the class of the enhanced status code when the MTA
+ * logged only that (Postfix cleanup: "5.7.1 Message content rejected"). */
+static int ev_code(const struct event *ev)
+{
+	if (ev->code > 0)
+		return ev->code;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '5')
+		return 550;
+	if (ev->dsn.n >= 1 && ev->dsn.p[0] == '4')
+		return 450;
+	return -1;
+}
+static bool is_5xx(const struct event *ev)
+{
+	int c = ev_code(ev);
+	return c >= 500 && c < 600;
+}
+static bool is_4xx(const struct event *ev)
+{
+	int c = ev_code(ev);
+	return c >= 400 && c < 500;
+}
+
+/* Window increments one event makes, per window. */
+struct delta {
+	unsigned w[W__COUNT];
+	bool bad;	/* an abuse signal: record evidence, evaluate rules */
+	bool retry;	/* a 5xx with a sender/recipient pair */
+	bool rcpt_bit;	/* an unknown recipient to count distinct */
+	bool user_bit;	/* an AUTH user to count distinct */
+	bool temp;	/* a 4xx: starts a back-off period */
+	bool backoff;	/* the only signal is an early return (not a class member's fault) */
+	bool conn;	/* a new connection */
+	unsigned flags; /* F_NO_RDNS, F_NO_MX */
+};
+
+static void classify(const struct aggregator *a, const struct event *ev, struct delta *d)
+{
+	const struct rules_conf *r = a->r;
+	memset(d, 0, sizeof *d);
+	/* Postfix smtpd writes every client as name[addr], "unknown" when the
+	 * name did not resolve: any of its lines tells, the stored evidence
+	 * lines too (so a restart keeps the weight) */
+	if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns) &&
+	    ev->kind != EV_DISCONNECT)
+		d->flags |= F_NO_RDNS;
+	switch (ev->kind) {
+	case EV_CONNECT:
+		if (ev->stage != ST_CONNECT)
+			return; /* postscreen PASS NEW/OLD and the like: same connection */
+		d->conn = true;
+		break;
+	case EV_ACCEPT:
+		d->w[W_ACCEPT] = 1;
+		d->w[W_RCPT] = 1;
+		break;
+	case EV_AUTH_FAILURE:
+		d->w[W_AUTH] = 1;
+		d->user_bit = !span_empty(ev->user);
+		d->bad = true;
+		break;
+	case EV_LOST:
+		/* a scanner hangs up before MAIL; a legit client may lose DATA */
+		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
+		    ev->stage == ST_OTHER) {
+			d->w[W_PROTO] = 1;
+			d->bad = true;
+		}
+		break;
+	case EV_PROTOCOL:
+	case EV_REJECT: break;
+	default: return;
+	}
+	if (ev->kind != EV_REJECT && ev->kind != EV_PROTOCOL)
+		return;
+	if (is_4xx(ev))
+		d->temp = true;
+	if (is_5xx(ev))
+		d->w[W_REJ] = 1;
+	switch (ev->cat) {
+	case CAT_UNKNOWN_RECIPIENT:
+		d->w[W_UNKNOWN] = 1;
+		d->w[W_RCPT] = 1;
+		d->rcpt_bit = !span_empty(ev->to);
+		d->bad = true;
+		break;
+	case CAT_RELAY_DENIED:
+		d->w[W_RELAY] = 1;
+		d->w[W_RCPT] = 1;
+		d->bad = true;
+		break;
+	case CAT_NO_RDNS:
+		d->flags |= F_NO_RDNS;
+		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
+		break;
+	case CAT_UNKNOWN_SENDER_DOMAIN:
+		d->flags |= F_NO_MX;
+		if (ev->kind == EV_REJECT) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
+		break;
+	case CAT_GREYLISTED: break;
+	case CAT_RATE_LIMITED:
+		d->flags |= F_LIMITED;
+		d->w[W_CONN] = (unsigned)MXW_MAX(r->flood_limit_weight, 0);
+		d->bad = true;
+		break;
+	case CAT_DNSBL:
+	case CAT_CLIENT_POLICY:
+		/* a verdict on the client itself; a 4xx one ("try later") is not */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
+			d->bad = true;
+		}
+		break;
+	case CAT_HELO:
+	case CAT_SENDER_POLICY:
+	case CAT_RECIPIENT_POLICY:
+	case CAT_SIZE:
+		/* a 4xx here (mailbox full, try later) invites a retry */
+		if (!is_4xx(ev)) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
+		break;
+	case CAT_PIPELINING:
+	case CAT_PREGREET:
+	case CAT_NON_SMTP:
+		/* what bots and HTTP probes do, never a real MTA */
+		d->w[W_PROTO] = (unsigned)MXW_MAX(r->protocol_bot_weight, 1);
+		d->bad = true;
+		break;
+	case CAT_TOO_MANY_ERRORS:
+		d->w[W_PROTO] = 1;
+		d->bad = true;
+		break;
+	case CAT_AUTH:
+		d->w[W_AUTH] = 1;
+		d->user_bit = !span_empty(ev->user);
+		d->bad = true;
+		break;
+	case CAT_OTHER:
+	case CAT_NONE:
+	default:
+		if (ev->kind == EV_PROTOCOL) {
+			d->w[W_PROTO] = 1;
+			d->bad = true;
+		} else if (!is_4xx(ev)) {
+			d->w[W_POLICY] = 1;
+			d->bad = true;
+		}
+		break;
+	}
+	if (is_5xx(ev) && ev->kind == EV_REJECT &&
+	    (ev->stage == ST_RCPT || ev->stage == ST_MAIL || ev->stage == ST_DATA ||
+	     ev->stage == ST_END_OF_DATA)) {
+		d->retry = true;
+		d->bad = true;
+	}
+}
+
+static struct sessrec *session(struct aggregator *a, const struct event *ev, bool create)
+{
+	if (ev->pid < 0)
+		return NULL;
+	struct skey k;
+	memset(&k, 0, sizeof k);
+	k.tag = (uint8_t)(ev->mta + 1);
+	k.pid = ev->pid;
+	k.host = (uint32_t)span_hash(ev->host, 7);
+	if (!create)
+		return table_find(&a->sessions, &k);
+	return table_get(&a->sessions, &k, NULL);
+}
+
+static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
+{
+	if (p->flags & F_DECIDED)
+		return;
+	struct view v;
+	ip_view(a, p, t, &v);
+	double ratio;
+	int rule = view_pick(a, &v, &ratio);
+	if (rule < 0)
+		return;
+	struct prefix px;
+	prefix_from_addr(&px, &p->ip, ipaddr_bits(&p->ip));
+	struct evslot *s = ev_get(a, &p->ev, &px, false);
+	bool made = decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
+	bool held = made || active_find(a, &px);
+	if (held)
+		p->flags |= F_DECIDED;
+	if ((held || a->replaying) && !(p->flags & F_FLAGGED)) {
+		p->flags |= F_FLAGGED;
+		uint32_t win = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
+		if (!c->flagged_t0 || t - c->flagged_t0 > win) {
+			c->nflagged = 0;
+			c->flagged_t0 = t;
+		}
+		c->nflagged++;
+	}
+}
+
+static void widen(struct aggregator *a, const struct clsrec *c, uint32_t t)
+{
+	const struct rules_conf *r = a->r;
+	if (!r->class_enabled || r->class_widen_classes <= 0)
+		return;
+	bool v4 = c->p.addr.family == IPADDR_V4;
+	unsigned wl = v4 ? a->c->classes.v4_widen_len : a->c->classes.v6_widen_len;
+	unsigned floor = v4 ? a->c->v4_floor : a->c->v6_floor;
+	if (wl < floor)
+		wl = floor;
+	if (wl >= c->p.len)
+		return;
+	struct prefix w;
+	prefix_from_addr(&w, &c->p.addr, wl);
+	struct countrec *cr = table_get(&a->wider, &w, NULL);
+	cr->n++;
+	cr->t = t;
+	if (cr->n < (uint32_t)r->class_widen_classes)
+		return;
+	struct view v;
+	memset(&v, 0, sizeof v);
+	v.flagged = cr->n;
+	v.v[R_WIDEN] = cr->n;
+	v.thr[R_WIDEN] = (double)r->class_widen_classes;
+	v.window[R_WIDEN] = (unsigned)MXW_MAX(r->idle_evict, 3600);
+	v.mult = 1;
+	decide(a, &w, SCOPE_CLASS, R_WIDEN, (double)cr->n / (double)r->class_widen_classes, &v, t, 0, NULL);
+}
+
+static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
+{
+	if (c->flags & F_DECIDED)
+		return;
+	struct view v;
+	cls_view(a, c, t, &v);
+	if (v.ips < 2 && v.flagged < 2) {
+		/* one source is judged per IP; a class needs several members */
+		for (int i = 0; i < R__COUNT; i++)
+			if (i != R_FLOOD)
+				v.thr[i] = 0;
+	}
+	double ratio;
+	int rule = view_pick(a, &v, &ratio);
+	if (rule < 0)
+		return;
+	struct evslot *s = ev_get(a, &c->ev, &c->p, false);
+	bool made = decide(a, &c->p, SCOPE_CLASS, rule, ratio, &v, t, c->first_bad, s);
+	if (made || active_find(a, &c->p))
+		c->flags |= F_DECIDED;
+	if (made)
+		widen(a, c, t);
+}
+
+void aggregator_event(struct aggregator *a, const struct event *ev)
+{
+	a->events++;
+	struct ipaddr ip;
+	struct sessrec *sess = NULL;
+	if (ev->has_ip) {
+		ip = ev->ip;
+	} else {
+		sess = session(a, ev, false);
+		if (!sess || !sess->ip.family)
+			return;
+		ip = sess->ip;
+	}
+	if (ev->ts_us <= 0)
+		return;
+	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
+	if (ev->ts_us > a->newest)
+		a->newest = ev->ts_us;
+
+	struct delta d;
+	classify(a, ev, &d);
+
+	if (ev->kind == EV_CONNECT && ev->pid >= 0) {
+		sess = session(a, ev, true);
+		sess->ip = ip;
+		sess->start = t;
+		sess->rcpt = sess->rejected = 0;
+	} else if (!sess && ev->pid >= 0 && ev->kind != EV_DISCONNECT) {
+		sess = session(a, ev, false);
+	}
+	if (sess) {
+		sess->last = t;
+		if (ev->kind == EV_REJECT)
+			sess->rejected++;
+		if (ev->stage == ST_RCPT)
+			sess->rcpt++;
+	}
+
+	struct iprec *p = ip_get(a, &ip, t);
+	struct prefix cp;
+	if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
+		cp = ev->cls;
+	else
+		ipaddr_class(&ip, &a->c->classes, &cp);
+	struct clsrec *c = cls_get(a, &cp);
+	p->last_seen = t;
+	c->last_seen = t;
+	p->flags |= (uint8_t)d.flags;
+	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
+
+	if (ev->kind == EV_DISCONNECT) {
+		struct sessrec *s = session(a, ev, false);
+		if (s)
+			table_remove(&a->sessions, s);
+		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
+		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
+			d.w[W_PROTO] = 1;
+			d.bad = true;
+		}
+	}
+
+	if (d.conn) {
+		bool postscreen = span_ends(ev->program, "postscreen");
+		/* one session logs a postscreen CONNECT and then an smtpd connect */
+		bool dup = !postscreen && p->last_ps && t >= p->last_ps && t - p->last_ps <= 30;
+		if (postscreen)
+			p->last_ps = t;
+		if (!dup) {
+			d.w[W_CONN] += 1;
+			if (p->last_temp && t >= p->last_temp &&
+			    t - p->last_temp < a->r->backoff_min_interval) {
+				d.w[W_BACKOFF] = 1;
+				d.backoff = !d.bad;
+				d.bad = true;
+			}
+			bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
+		}
+	}
+	if (d.temp)
+		p->last_temp = t;
+
+	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
+	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
+		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
+		 * the content: that message was not accepted after all */
+		win8_sub(&p->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+		win32_sub(&c->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+	}
+	for (int w = 0; w < W__COUNT; w++)
+		if (d.w[w]) {
+			win8_add(&p->w[w], t, a->blen[w], d.w[w]);
+			win32_add(&c->w[w], t, a->blen[w], d.w[w]);
+		}
+	if (d.rcpt_bit) {
+		uint64_t h = span_hash(ev->to, 1);
+		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+		bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+	}
+	if (d.user_bit) {
+		uint64_t h = span_hash(ev->user, 2);
+		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
+		bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
+	}
+	if (d.retry) {
+		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
+		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
+		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
+		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
+		if (now > before)
+			win8_add(&p->w[W_RETRY], t, a->blen[W_RETRY], 1);
+		p->last_code = (int16_t)ev_code(ev);
+		c->last_code = (int16_t)ev_code(ev);
+	}
+	if (d.conn && !d.bad) {
+		/* keep connect lines as evidence once a flood is plausible */
+		unsigned n = win8_sum(&p->w[W_CONN], t, a->blen[W_CONN]);
+		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
+			struct prefix px;
+			prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+		}
+		unsigned cn = win32_sum(&c->w[W_CONN], t, a->blen[W_CONN]);
+		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
+			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+		if (a->r->flood_enabled) {
+			check_ip(a, p, c, t);
+			check_class(a, c, t);
+		}
+		return;
+	}
+	if (!d.bad)
+		return;
+	if (!p->first_bad)
+		p->first_bad = t;
+	if (!c->first_bad)
+		c->first_bad = t;
+	if (!d.backoff)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
+			 ipaddr_hash(&ip));
+	struct prefix px;
+	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+	ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+	check_ip(a, p, c, t);
+	check_class(a, c, t);
+}
+
+/* ----------------------------------------------------------- life cycle */
+
+static void load_allow_file(struct aggregator *a, const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		log_warn("allow_files: cannot read %s", path);
+		return;
+	}
+	char line[512];
+	int ln = 0;
+	while (fgets(line, sizeof line, fp)) {
+		ln++;
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		size_t n = strcspn(s, " \t\r\n#");
+		if (!n)
+			continue;
+		struct prefix p;
+		if (prefix_parse(&p, s, n, false) < 0) {
+			log_warn("%s:%d: not an address or CIDR, skipped", path, ln);
+			continue;
+		}
+		prefix_list_add(&a->allow, &p);
+	}
+	fclose(fp);
+}
+
+struct aggregator *aggregator_new(const struct config *c)
+{
+	struct aggregator *a = xcalloc(1, sizeof *a);
+	a->c = c;
+	a->r = &c->rules;
+	const struct rules_conf *r = a->r;
+	int64_t wl[W__COUNT];
+	wl[W_CONN] = r->flood_window;
+	wl[W_ACCEPT] = r->success_window;
+	wl[W_UNKNOWN] = r->harvest_window;
+	wl[W_RCPT] = r->harvest_window;
+	wl[W_RELAY] = r->relay_window;
+	wl[W_AUTH] = r->auth_window;
+	wl[W_PROTO] = r->protocol_window;
+	wl[W_POLICY] = r->policy_window;
+	wl[W_BACKOFF] = r->backoff_window;
+	wl[W_RETRY] = r->retry_window;
+	wl[W_REJ] = r->success_window;
+	for (int i = 0; i < W__COUNT; i++) {
+		int64_t w = MXW_MAX(wl[i], (int64_t)WIN_SUB);
+		if (w > 400LL * 86400)
+			w = 400LL * 86400;
+		a->wlen[i] = (uint32_t)w;
+		a->blen[i] = (uint32_t)((w + WIN_SUB - 1) / WIN_SUB);
+	}
+	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
+	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
+	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
+	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
+	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+	for (size_t i = 0; i < c->protected_networks.n; i++)
+		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
+	if (c->protected_default)
+		config_protected_add_local(&a->protected_nets);
+	for (size_t i = 0; i < c->allow.n; i++)
+		prefix_list_add(&a->allow, &c->allow.v[i]);
+	for (size_t i = 0; i < c->allow_files.n; i++)
+		load_allow_file(a, c->allow_files.v[i]);
+	a->ev_lines = (size_t)MXW_MIN(MXW_MAX(r->evidence_lines, 0), 50);
+	if (a->ev_lines) {
+		a->ev_n = 2048;
+		a->ev_stride = sizeof(struct evslot) + 2 * a->ev_lines * sizeof(struct evline);
+		a->ev_stride = (a->ev_stride + 7) & ~(size_t)7;
+		a->ev = xcalloc(a->ev_n, a->ev_stride);
+	}
+	return a;
+}
+
+void aggregator_free(struct aggregator *a)
+{
+	if (!a)
+		return;
+	table_free(&a->ips);
+	table_free(&a->classes);
+	table_free(&a->sessions);
+	table_free(&a->offenses);
+	table_free(&a->wider);
+	prefix_list_free(&a->protected_nets);
+	prefix_list_free(&a->allow);
+	for (size_t i = 0; i < a->npend; i++)
+		free(a->pend[i].evidence);
+	free(a->pend);
+	free(a->act);
+	free(a->out);
+	free(a->ev);
+	free(a->state_path);
+	free(a);
+}
+
+/* The decision on p ended: its record may be judged again. After a manual
+ * unblock the record is forgotten, or the next event would block again on
+ * the evidence that was just forgiven. */
+static void clear_decided(struct aggregator *a, const struct prefix *p, bool forgive)
+{
+	if (prefix_is_host(p)) {
+		struct iprec *r = table_find(&a->ips, &p->addr);
+		if (r && forgive)
+			table_remove(&a->ips, r);
+		else if (r)
+			r->flags &= (uint8_t)~F_DECIDED;
+	} else {
+		struct clsrec *c = table_find(&a->classes, p);
+		if (c && forgive)
+			table_remove(&a->classes, c);
+		else if (c)
+			c->flags &= (uint8_t)~F_DECIDED;
+	}
+}
+
+void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
+{
+	struct decision d = a->act[i].d;
+	a->act[i] = a->act[--a->nact];
+	if (!d.manual)
+		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
+	if (announce)
+		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED, .d = d, .end_reason = why});
+}
+
+void aggregator_tick(struct aggregator *a, int64_t now)
+{
+	for (size_t i = 0; i < a->nact;) {
+		if (a->act[i].d.until <= now)
+			agg_active_remove(a, i, "expired", !a->act[i].d.manual);
+		else
+			i++;
+	}
+	uint32_t t = (uint32_t)now;
+	evict_some(a, t, 4096, false);
+	/* sessions that never logged a disconnect */
+	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
+		size_t i = (a->evict_cursor + k) % a->sessions.nrec;
+		struct sessrec *s = table_at(&a->sessions, i);
+		if (s && t > s->last && t - s->last > 3600)
+			table_remove(&a->sessions, s);
+	}
+}
+
+size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg)
+{
+	size_t n = a->npend;
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = &a->pend[i];
+		struct agg_change ch = {p->kind, &p->d, p->evidence, p->end_reason};
+		int64_t id = fn ? fn(arg, &ch) : 0;
+		if (p->kind == AGG_CHANGE_NEW && id > 0) {
+			for (size_t k = 0; k < a->nact; k++)
+				if (prefix_cmp(&a->act[k].d.prefix, &p->d.prefix) == 0 &&
+				    a->act[k].d.since == p->d.since && a->act[k].d.id == 0)
+					a->act[k].d.id = id;
+		}
+		free(p->evidence);
+	}
+	a->npend = 0;
+	return n;
+}
+
+void aggregator_active(struct aggregator *a, const struct decision **v, size_t *n)
+{
+	if (a->capout < a->nact) {
+		a->capout = a->nact;
+		a->out = xrealloc(a->out, a->capout * sizeof *a->out);
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < a->nact; i++) {
+		if (a->c->rules.dry_run && !a->act[i].d.manual)
+			continue;
+		a->out[k++] = a->act[i].d;
+	}
+	*v = a->out;
+	*n = k;
+}
+
+void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->ips = a->ips.n;
+	st->classes = a->classes.n;
+	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->sessions) +
+		    table_bytes(&a->offenses) + table_bytes(&a->wider) + a->ev_n * a->ev_stride;
+	st->decisions = a->nact;
+	st->events = a->events;
+	st->evicted = a->evicted;
+	st->suppressed = a->suppressed;
+}

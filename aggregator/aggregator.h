@@ -1,0 +1,189 @@
+/*
+ * aggregator.h - judges senders by SMTP semantics: per-IP and per-class
+ * sliding-window state fed by normalized events, the ten rules of [rules],
+ * block decisions with escalating durations and graded responses, and the
+ * explanation of every decision (rule, window, numbers against thresholds,
+ * score, evidence lines).
+ *
+ * Where it sits: after parsers/ (it consumes struct event, base/base.h) and
+ * before emitters/ (it produces struct decision). It reads db/ only to
+ * rebuild its state on start (aggregator_restore) and to answer lookups;
+ * the engine writes what it decides (aggregator_take_changes).
+ *
+ * It must never: know a log or blocklist format, write to the database on
+ * its own, let log-derived text (HELO, addresses, user names) decide which
+ * IP is blamed or appear unescaped in a reason, block an allowed or
+ * protected address, or allocate per event in steady state.
+ *
+ * Threads: an aggregator is owned by one thread (the engine) and has no
+ * locks. aggregator_lookup_json() is independent of any aggregator and may
+ * be called from any thread with its own db connection.
+ *
+ * Rules (thresholds in struct rules_conf; a rule's count of 0 or its
+ * switch off disables it). "mult" below is the success-aware multiplier:
+ * success_factor when the IP (or class) had accepted mail or a successful
+ * AUTH within success_window, else 1, divided by no_rdns_weight when the
+ * client has no reverse DNS and by no_mx_weight when its sender domain
+ * failed (rule 7 never blocks on its own).
+ *   1 retry     the same (client, sender, recipient) rejected with 5xx again
+ *               retry_count times within retry_window.
+ *   2 harvest   harvest_distinct distinct unknown recipients within
+ *               harvest_window, or an unknown-recipient ratio of at least
+ *               harvest_ratio over at least harvest_min_attempts RCPTs.
+ *   3 backoff   reconnects sooner than backoff_min_interval after a 4xx,
+ *               backoff_count times within backoff_window.
+ *   4 relay     relay_count "Relay access denied" within relay_window.
+ *   5 auth      auth_count AUTH failures, or auth_users distinct user names,
+ *               within auth_window.
+ *   6 protocol  protocol_count protocol violations (pregreet, pipelining,
+ *               non-SMTP command, too many errors, lost connection before
+ *               MAIL) within protocol_window.
+ *   8 policy    policy_count rejections by the MTA's own policy (DNSBL,
+ *               deny lists, HELO, sender, content, size) within
+ *               policy_window; a client-level verdict (DNSBL, client deny
+ *               list, blocked network) counts policy_client_weight.
+ *   9 flood     flood_ip_count connections per IP, flood_class_count per
+ *               class (from at least 2 IPs) within flood_window; each MTA
+ *               rate-limit warning counts flood_limit_weight connections.
+ *  10 class     class_flagged_ips flagged IPs in one class, or the class as
+ *               a whole crossing rule 1-9 (sums over its members, at least
+ *               2 members), block the class; class_widen_classes flagged
+ *               classes inside one ipv4_widen/ipv6_widen network block that
+ *               network, never shorter than [safety] ipv4_floor/ipv6_floor.
+ * Reject-count rules (1, 2, 8) also require, when the sender had accepted
+ * mail, more rejections than accepted messages: a big legitimate sender
+ * with a few stale addresses is never blocked.
+ */
+#ifndef MXWARDEN_AGGREGATOR_H
+#define MXWARDEN_AGGREGATOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+struct aggregator;
+struct db;
+
+/*
+ * Create an aggregator for the configuration c, which must outlive it.
+ * Loads [safety] allow_files (an unreadable file or bad line is a warning,
+ * the rest still loads) and, when protected_networks is the default, adds
+ * the host's own addresses. Never returns NULL.
+ */
+struct aggregator *aggregator_new(const struct config *c);
+void aggregator_free(struct aggregator *a); /* NULL is a no-op */
+
+/*
+ * Rebuild state from the database on start, so that a restart changes no
+ * decision: loads the active decisions (automatic and manual), the number
+ * of past decisions per prefix (escalation), then replays the stored
+ * events of the last max-window seconds before now without deciding.
+ * Returns 0, or -1 when the database could not be read (state is then
+ * empty but usable).
+ */
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
+
+/*
+ * Where a clean stop keeps the in-memory state (windows, sessions,
+ * evidence): aggregator_save() writes it, aggregator_restore() loads it (and
+ * deletes it, so that a later crash cannot reuse a stale state) instead of
+ * replaying events. The database stores only evidence events, not every
+ * connect and accepted message, so only the saved state makes a restart
+ * change no decision; after a crash the replay is the fallback. Call before
+ * aggregator_restore().
+ */
+void aggregator_set_state_path(struct aggregator *a, const char *path);
+/* Save the state to the state path (temp file + rename). Returns 0, or -1
+ * with a warning logged. A no-op returning 0 when no path is set. */
+int aggregator_save(const struct aggregator *a);
+
+/*
+ * Feed one event (the hot path). Events should come in time order; an event
+ * older than the newest seen is still counted. May queue new decisions
+ * (see aggregator_take_changes). No allocation in steady state.
+ */
+void aggregator_event(struct aggregator *a, const struct event *ev);
+
+/*
+ * Periodic work at time now (UTC seconds): expire decisions whose until has
+ * passed (queued as ended), evict idle state, check class widening.
+ */
+void aggregator_tick(struct aggregator *a, int64_t now);
+
+/* One change to hand to the database and the emitters. */
+enum agg_change_kind { AGG_CHANGE_NEW, AGG_CHANGE_ENDED };
+struct agg_change {
+	enum agg_change_kind kind;
+	const struct decision *d;  /* borrowed for the callback only */
+	const char *evidence_json; /* NEW: the explanation (JSON object text); ENDED: NULL */
+	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; NEW: NULL */
+};
+/*
+ * Called once per change, in order. For a NEW change the callback returns
+ * the database id it stored the decision under (>0), or 0 when it stored
+ * nothing (dry-run, tests); the aggregator keeps that id so that the ENDED
+ * change carries it. For ENDED the return value is ignored.
+ */
+typedef int64_t (*agg_change_fn)(void *arg, const struct agg_change *ch);
+
+/*
+ * Hand every queued change to fn and forget them. Returns how many there
+ * were. Call it after each batch, inside the batch's transaction.
+ */
+size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg);
+
+/*
+ * The decisions in force (automatic and manual), for the emitters. *v points
+ * into the aggregator and stays valid until the next call into it. In
+ * dry-run mode ([rules] dry_run) automatic decisions are made, stored and
+ * explained but left out of this list, so nothing reaches a blocklist.
+ */
+void aggregator_active(struct aggregator *a, const struct decision **v, size_t *n);
+
+/*
+ * Pick up decisions made or ended outside the engine (mxwarden block /
+ * unblock write them to the database): the set of active decisions in db at
+ * now replaces the aggregator's manual set, and an automatic decision no
+ * longer active in db is dropped. Returns 1 when the active set changed
+ * (re-run the emitters), 0 when not, -1 on a database error.
+ */
+int aggregator_sync(struct aggregator *a, struct db *db, int64_t now);
+
+/* Sizes, for benchmarks and /metrics. */
+struct agg_stats {
+	size_t ips;	     /* tracked IP records */
+	size_t classes;	     /* tracked class records */
+	size_t bytes;	     /* memory held by the tables */
+	size_t decisions;    /* active decisions */
+	uint64_t events;     /* events seen */
+	uint64_t evicted;    /* records evicted (idle or over max_tracked_ips) */
+	uint64_t suppressed; /* decisions refused: allow list or protected */
+};
+void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
+
+/*
+ * Test whether an address may be blocked: 0 when allowed, else -1 and the
+ * reason ("allow list", "protected network") in *why.
+ */
+int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why);
+
+/*
+ * Answer "is this address or prefix blocked, and why?" from the database:
+ * a new JSON object with query, blocked, decision (the one in force on the
+ * address or its class, or null), history, recent. Used by `mxwarden lookup`
+ * and the web API alike. Returns NULL with a message in err on a bad query
+ * (not an address or prefix) or a database error.
+ */
+json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char *query, int64_t now,
+			       struct buf *err);
+
+/*
+ * The duration of the n-th decision (n = number of earlier decisions for the
+ * same prefix): block_base * block_factor^n, capped at block_max, spread by
+ * +-block_jitter with a deterministic jitter derived from seed.
+ */
+int64_t aggregator_duration(const struct rules_conf *r, unsigned n, uint64_t seed);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * lookup.c - "is this address blocked, and why?": one JSON answer computed
+ * from the database, shared by `mxwarden lookup` and the web API
+ * (/api/v1/lookup/X) so both say the same thing.
+ *
+ * It must never write to the database, nor need a running aggregator:
+ * everything comes from the stored decisions (with their evidence) and the
+ * stored events.
+ */
+#include <string.h>
+
+#include "aggregator/aggregator.h"
+#include "db/db.h"
+
+static json_t *jdup(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return v ? json_deep_copy(v) : json_null();
+}
+
+/* The lookup form of one stored decision object (db_history_json). */
+static json_t *decision_view(json_t *d)
+{
+	json_t *o = json_object();
+	static const char *const keys[] = {"id",	 "prefix",   "scope",	 "rule",     "reason",
+					   "score",	 "response", "since",	 "until",    "manual",
+					   "created_by", "active",   "ended_at", "ended_by", "end_reason"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(keys); i++)
+		json_object_set_new(o, keys[i], jdup(d, keys[i]));
+	json_t *ev = json_object_get(d, "evidence");
+	json_t *lines = json_array();
+	if (json_is_object(ev)) {
+		json_t *l;
+		size_t i;
+		json_array_foreach(json_object_get(ev, "first"), i, l) json_array_append(lines, l);
+		json_array_foreach(json_object_get(ev, "last"), i, l) json_array_append(lines, l);
+		json_object_set_new(o, "counts", jdup(ev, "counts"));
+		json_t *ex = json_object();
+		static const char *const ek[] = {"window",  "value",	  "threshold",	    "multiplier",
+						 "numbers", "thresholds", "past_decisions", "lines_seen"};
+		for (size_t k = 0; k < MXW_ARRAY_LEN(ek); k++)
+			if (json_object_get(ev, ek[k]))
+				json_object_set_new(ex, ek[k], jdup(ev, ek[k]));
+		json_object_set_new(o, "explain", ex);
+	} else {
+		json_object_set_new(o, "counts", json_object());
+	}
+	json_object_set_new(o, "evidence", lines);
+	return o;
+}
+
+json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char *query, int64_t now,
+			       struct buf *err)
+{
+	struct prefix q;
+	if (!query || prefix_parse(&q, query, strlen(query), false) < 0) {
+		buf_printf(err, "not an IP address or prefix");
+		return NULL;
+	}
+	json_t *hist = db_history_json(db, &q, now);
+	if (!hist) {
+		buf_printf(err, "database: %s", db_errmsg(db));
+		return NULL;
+	}
+	char text[PREFIX_STRLEN];
+	prefix_format(&q, text);
+	json_t *o = json_object();
+	json_object_set_new(o, "query", json_string(query));
+	json_object_set_new(o, "prefix", json_string(text));
+	/* the decision in force: the one covering the query, the narrowest
+	 * first (an IP decision explains better than its class's) */
+	json_t *in_force = NULL;
+	int best_len = -1;
+	json_t *history = json_array();
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(hist, "items"), i, d)
+	{
+		struct prefix dp;
+		const char *ps = json_string_value(json_object_get(d, "prefix"));
+		bool covers =
+		    ps && prefix_parse(&dp, ps, strlen(ps), false) == 0 && prefix_contains_prefix(&dp, &q);
+		if (covers && json_is_true(json_object_get(d, "active")) && (int)dp.len > best_len) {
+			best_len = dp.len;
+			in_force = d;
+		}
+	}
+	json_array_foreach(json_object_get(hist, "items"), i, d) if (d != in_force)
+	    json_array_append_new(history, decision_view(d));
+	json_object_set_new(o, "blocked", json_boolean(in_force != NULL));
+	json_object_set_new(o, "decision", in_force ? decision_view(in_force) : json_null());
+	json_object_set_new(o, "history", history);
+	json_decref(hist);
+
+	json_t *recent = db_recent_counts_json(db, &q, now - 86400);
+	if (!recent) {
+		json_decref(o);
+		buf_printf(err, "database: %s", db_errmsg(db));
+		return NULL;
+	}
+	json_object_set_new(o, "recent", recent);
+	if (prefix_is_host(&q)) {
+		struct prefix cls;
+		ipaddr_class(&q.addr, &c->classes, &cls);
+		prefix_format(&cls, text);
+		json_t *rc = db_recent_counts_json(db, &cls, now - 86400);
+		if (rc) {
+			json_object_set_new(rc, "prefix", json_string(text));
+			json_object_set_new(o, "recent_class", rc);
+		}
+	}
+	bool prot = prefix_list_overlaps(&c->protected_networks, &q);
+	bool allow = prefix_list_overlaps(&c->allow, &q);
+	json_object_set_new(o, "protected", json_boolean(prot));
+	json_object_set_new(o, "allowed", json_boolean(allow));
+	return o;
+}

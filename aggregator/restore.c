@@ -1,0 +1,126 @@
+/*
+ * restore.c - the aggregator's link to the database at start and while
+ * running: aggregator_restore() rebuilds the state a restart would lose
+ * (decisions in force, recent windows), aggregator_sync() picks up
+ * decisions that `mxwarden block` / `unblock` wrote meanwhile.
+ *
+ * It must never write to the database (the engine stores what the
+ * aggregator queues) nor decide anything while replaying.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/internal.h"
+#include "db/db.h"
+
+static int add_active(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct aggregator *a = arg;
+	(void)info;
+	for (size_t i = 0; i < a->nact; i++)
+		if (a->act[i].d.id == d->id)
+			return 0;
+	agg_decision_add(a, d, false, NULL);
+	struct countrec *off = agg_offense(a, &d->prefix, true);
+	off->n++;
+	return 0;
+}
+
+static int replay_event(void *arg, int64_t id, const struct event *ev)
+{
+	(void)id;
+	aggregator_event(arg, ev);
+	return 0;
+}
+
+static int64_t longest_window(const struct aggregator *a)
+{
+	int64_t w = 0;
+	for (int i = 0; i < W__COUNT; i++)
+		if (i != W_ACCEPT && i != W_REJ && (int64_t)a->wlen[i] > w)
+			w = a->wlen[i];
+	return w;
+}
+
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
+{
+	a->db = db;
+	if (db_decisions_active(db, now, add_active, a) < 0) {
+		log_warn("aggregator: cannot read the active decisions: %s", db_errmsg(db));
+		return -1;
+	}
+	size_t nact = a->nact;
+	int64_t from_us = (now - longest_window(a)) * 1000000;
+	bool loaded = agg_state_load(a) == 0;
+	if (loaded)
+		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	uint64_t ev0 = a->events;
+	a->replaying = true;
+	int rc = db_events_scan(db, from_us, replay_event, a);
+	a->replaying = false;
+	if (rc < 0) {
+		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));
+		return -1;
+	}
+	log_info("aggregator: %zu active decisions, %s, replayed %llu events", nact,
+		 loaded ? "state of the last clean stop loaded" : "no saved state",
+		 (unsigned long long)(a->events - ev0));
+	return 0;
+}
+
+/* The set of decision ids active in the database. */
+struct idset {
+	int64_t *v;
+	size_t n, cap;
+	struct aggregator *a;
+	bool changed;
+};
+
+static int sync_one(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct idset *s = arg;
+	(void)info;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+	}
+	s->v[s->n++] = d->id;
+	if (!d->manual)
+		return 0;
+	for (size_t i = 0; i < s->a->nact; i++)
+		if (s->a->act[i].d.id == d->id)
+			return 0;
+	agg_decision_add(s->a, d, false, NULL); /* a manual block made meanwhile */
+	s->changed = true;
+	return 0;
+}
+
+static int cmp_id(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+int aggregator_sync(struct aggregator *a, struct db *db, int64_t now)
+{
+	struct idset s = {NULL, 0, 0, a, false};
+	if (db_decisions_active(db, now, sync_one, &s) < 0) {
+		free(s.v);
+		return -1;
+	}
+	if (s.n) /* qsort and bsearch want a non-NULL base even for zero elements */
+		qsort(s.v, s.n, sizeof *s.v, cmp_id);
+	for (size_t i = 0; i < a->nact;) {
+		int64_t id = a->act[i].d.id;
+		/* a stored decision gone from the active set was ended by hand */
+		if (id > 0 && a->act[i].d.until > now &&
+		    (!s.n || !bsearch(&id, s.v, s.n, sizeof *s.v, cmp_id))) {
+			agg_active_remove(a, i, "unblocked", false);
+			s.changed = true;
+			continue;
+		}
+		i++;
+	}
+	free(s.v);
+	return s.changed ? 1 : 0;
+}

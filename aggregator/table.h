@@ -1,0 +1,43 @@
+/*
+ * table.h - internal to aggregator/: an open-addressing hash table of
+ * fixed-size records whose key is the first keysz bytes of the record.
+ *
+ * Records live in chunks of TABLE_CHUNK that never move, so a record
+ * pointer stays valid until that record is removed; the index is an array
+ * of uint32 (record number + 1, 0 = empty) with linear probing and
+ * backward-shift deletion (no tombstones). Memory per record is esz plus
+ * 4-8 bytes of index. It must never allocate except when it grows.
+ */
+#ifndef MXWARDEN_AGG_TABLE_H
+#define MXWARDEN_AGG_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TABLE_CHUNK 4096
+
+struct table {
+	size_t esz, keysz;
+	uint32_t *idx; /* mask + 1 entries */
+	uint32_t mask;
+	size_t n;    /* records in use */
+	size_t nrec; /* records ever carved from chunks */
+	char **chunks;
+	size_t nchunks;
+	uint32_t free_head; /* record number + 1 of the first free record, 0 = none */
+};
+
+void table_init(struct table *t, size_t esz, size_t keysz);
+void table_free(struct table *t);
+/* The record with this key, or NULL. */
+void *table_find(const struct table *t, const void *key);
+/* The record with this key; created zeroed (key set) when missing, *created
+ * then true. Never returns NULL (dies on OOM). */
+void *table_get(struct table *t, const void *key, int *created);
+/* Remove the record (a pointer returned by find/get). */
+void table_remove(struct table *t, void *rec);
+/* The record numbered i (0 <= i < t->nrec) or NULL when that slot is free. */
+void *table_at(const struct table *t, size_t i);
+size_t table_bytes(const struct table *t);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * cmd_lookup.c - `mxwarden lookup ADDRESS|PREFIX [-c FILE] [--db PATH]
+ * [--json]`: answers a support question in one screen: is it blocked, since
+ * when, until when, by which decision (on the address or its class), why in
+ * one sentence, the evidence lines, past decisions and recent activity.
+ *
+ * The answer is computed once, by aggregator_lookup_json(), which the web
+ * API calls too; this file only prints it. It opens the database read-only
+ * and must never change it. Log-derived text (evidence lines) is masked
+ * for the terminal with buf_append_printable(); --json lets jansson escape.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/aggregator.h"
+#include "cli/cli.h"
+#include "db/db.h"
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static void print_safe(const char *prefix, const char *s)
+{
+	struct buf b = BUF_INIT;
+	buf_append_printable(&b, s, strlen(s));
+	printf("%s%s\n", prefix, buf_str(&b));
+	buf_free(&b);
+}
+
+static void print_decision(json_t *d, bool full)
+{
+	printf("  %s %s  rule %s  response %s  score %.2f\n", jstr(d, "scope"), jstr(d, "prefix"),
+	       jstr(d, "rule"), jstr(d, "response"), json_number_value(json_object_get(d, "score")));
+	printf("  since %s  until %s%s\n", jstr(d, "since"), jstr(d, "until"),
+	       json_is_true(json_object_get(d, "manual")) ? "  (manual)" : "");
+	print_safe("  why: ", jstr(d, "reason"));
+	if (json_string_value(json_object_get(d, "ended_at")))
+		printf("  ended %s by %s (%s)\n", jstr(d, "ended_at"), jstr(d, "ended_by"),
+		       jstr(d, "end_reason"));
+	if (!full)
+		return;
+	const char *k;
+	json_t *v;
+	json_t *counts = json_object_get(d, "counts");
+	if (json_object_size(counts)) {
+		printf("  counts:");
+		json_object_foreach(counts, k, v) printf(" %s=%lld", k, (long long)json_integer_value(v));
+		printf("\n");
+	}
+	json_t *ex = json_object_get(d, "explain");
+	if (json_object_get(ex, "value"))
+		printf("  numbers: %lld against a threshold of %.2f within %llds (multiplier %.2f)\n",
+		       (long long)json_integer_value(json_object_get(ex, "value")),
+		       json_number_value(json_object_get(ex, "threshold")),
+		       (long long)json_integer_value(json_object_get(ex, "window")),
+		       json_number_value(json_object_get(ex, "multiplier")));
+	size_t i;
+	json_t *l;
+	json_t *lines = json_object_get(d, "evidence");
+	if (json_array_size(lines))
+		printf("  evidence:\n");
+	json_array_foreach(lines, i, l) print_safe("    ", json_string_value(l) ? json_string_value(l) : "");
+}
+
+static void print_recent(const char *title, json_t *r)
+{
+	if (!r)
+		return;
+	printf("%s: %lld events", title, (long long)json_integer_value(json_object_get(r, "total")));
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(r, "categories"), k, v)
+	    printf(", %s %lld", k, (long long)json_integer_value(v));
+	printf("\n");
+}
+
+static void print_text(json_t *o)
+{
+	print_safe("query:    ", jstr(o, "query"));
+	json_t *d = json_object_get(o, "decision");
+	if (json_is_true(json_object_get(o, "blocked"))) {
+		printf("blocked:  yes, by this decision:\n");
+		print_decision(d, true);
+	} else {
+		printf("blocked:  no\n");
+	}
+	if (json_is_true(json_object_get(o, "protected")))
+		printf("note:     inside a protected network: never blocked automatically\n");
+	if (json_is_true(json_object_get(o, "allowed")))
+		printf("note:     on the allow list: never blocked automatically\n");
+	json_t *h = json_object_get(o, "history");
+	printf("history:  %zu other decision%s\n", json_array_size(h), json_array_size(h) == 1 ? "" : "s");
+	size_t i;
+	json_t *x;
+	json_array_foreach(h, i, x)
+	{
+		if (i == 10) {
+			printf("  ... %zu more (--json for all)\n", json_array_size(h) - 10);
+			break;
+		}
+		print_decision(x, false);
+	}
+	print_recent("last day", json_object_get(o, "recent"));
+	json_t *rc = json_object_get(o, "recent_class");
+	if (rc) {
+		char title[96];
+		snprintf(title, sizeof title, "class %s, last day", jstr(rc, "prefix"));
+		print_recent(title, rc);
+	}
+}
+
+int cmd_lookup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf_path = NULL, *db_path = NULL;
+	bool as_json = false;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:d:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': conf_path = optarg; break;
+		case 'd': db_path = optarg; break;
+		case 'j': as_json = true; break;
+		case 'h':
+			printf("usage: mxwarden lookup ADDRESS|PREFIX [-c FILE] [--db PATH] [--json]\n");
+			return 0;
+		default: return cli_usage_error("lookup", NULL);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("lookup", optind < argc ? "one address or prefix, please"
+							       : "which address or prefix?");
+	const char *query = argv[optind];
+	struct prefix q;
+	if (prefix_parse(&q, query, strlen(query), false) < 0) {
+		struct buf b = BUF_INIT;
+		buf_append_printable(&b, query, strlen(query));
+		int rc = cli_usage_error("lookup", "'%s' is not an IP address or prefix", buf_str(&b));
+		buf_free(&b);
+		return rc;
+	}
+	struct config c;
+	if (cli_load_config(&c, conf_path) < 0) {
+		config_free(&c);
+		return 1;
+	}
+	const char *path = db_path ? db_path : c.db_path;
+	char err[512];
+	struct db *db = db_open(path, DB_RO, err, sizeof err);
+	if (!db) {
+		fprintf(stderr, "mxwarden lookup: %s\n", err);
+		config_free(&c);
+		return 1;
+	}
+	struct buf e = BUF_INIT;
+	json_t *o = aggregator_lookup_json(db, &c, query, clock_now(), &e);
+	int rc = 0;
+	if (!o) {
+		fprintf(stderr, "mxwarden lookup: %s\n", buf_str(&e));
+		rc = 1;
+	} else if (as_json) {
+		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+		if (!s || puts(s) < 0)
+			rc = 1;
+		free(s);
+	} else {
+		print_text(o);
+	}
+	json_decref(o);
+	buf_free(&e);
+	db_close(db);
+	config_free(&c);
+	if (fflush(stdout) != 0)
+		rc = 1;
+	return rc;
+}

@@ -1,0 +1,502 @@
+/* test_aggregator.c - the in-memory judge driven by hand-built events: each
+ * rule fires at its threshold and not below it, success-awareness, class
+ * escalation and widening, allow lists and protected networks, escalating
+ * durations, expiry, evidence and reasons. Tables of got/want cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "aggregator/aggregator.h"
+
+#define T0 1795000000LL /* a fixed time: tests never depend on today */
+
+struct step {
+	int repeat;	/* times this step happens (>= 1) */
+	int every;	/* seconds between repetitions */
+	const char *ip; /* "%d" is replaced by the repetition index (distinct IPs) */
+	enum ev_kind kind;
+	enum ev_category cat;
+	int code;
+	enum ev_stage stage;
+	const char *to; /* "%d" is replaced by the repetition index (distinct recipients) */
+	const char *user;
+};
+
+struct want {
+	const char *prefix; /* a decision on this prefix, NULL = none at all */
+	const char *rule;
+};
+
+struct casedef {
+	const char *name;
+	struct step steps[6];
+	struct want want[3];
+	int ndecisions; /* exact number of decisions wanted */
+};
+
+static struct config cfg;
+
+static void cfg_setup(void)
+{
+	config_defaults(&cfg);
+	struct errlist e = {0};
+	config_validate(&cfg, &e);
+	errlist_free(&e);
+	/* keep the default list but not this host's own addresses, which differ
+	 * from machine to machine */
+	cfg.protected_default = false;
+	struct rules_conf *r = &cfg.rules;
+	/* explicit thresholds: the cases below do not follow default tuning */
+	r->retry_count = 3;
+	r->harvest_distinct = 10;
+	r->harvest_ratio = 0.8;
+	r->harvest_min_attempts = 10;
+	r->backoff_min_interval = 60;
+	r->backoff_count = 5;
+	r->relay_count = 3;
+	r->auth_count = 5;
+	r->auth_users = 3;
+	r->protocol_count = 3;
+	r->protocol_bot_weight = 1;
+	r->policy_count = 5;
+	r->policy_client_weight = 5;
+	r->flood_ip_count = 60;
+	r->flood_class_count = 150;
+	r->flood_window = 600;
+	r->flood_limit_weight = 20;
+	r->class_flagged_ips = 3;
+	r->class_widen_classes = 4;
+	r->success_factor = 3;
+	r->no_rdns_weight = 1.5;
+	r->no_mx_weight = 1.5;
+	r->block_jitter = 0;
+}
+
+static void subst(char *out, size_t n, const char *tmpl, int i)
+{
+	const char *p = strstr(tmpl, "%d");
+	if (!p) {
+		snprintf(out, n, "%s", tmpl);
+		return;
+	}
+	snprintf(out, n, "%.*s%d%s", (int)(p - tmpl), tmpl, i, p + 2);
+}
+
+static char linebuf[512];
+
+static void feed(struct aggregator *a, const struct step *s, int64_t *ts)
+{
+	for (int i = 0; i < s->repeat; i++) {
+		char ip[64], to[128];
+		subst(ip, sizeof ip, s->ip, i + 1);
+		subst(to, sizeof to, s->to ? s->to : "", i + 1);
+		struct event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.ts_us = *ts * 1000000;
+		ev.mta = MTA_POSTFIX;
+		ev.kind = s->kind;
+		ev.cat = s->cat;
+		ev.stage = s->stage;
+		ev.code = (int16_t)(s->code ? s->code : -1);
+		ev.has_ip = true;
+		assert_int_equal(ipaddr_parse(&ev.ip, ip, strlen(ip)), 0);
+		ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+		ev.pid = 100 + i;
+		ev.host = (struct span){"mx", 2};
+		ev.program = (struct span){"postfix/smtpd", 13};
+		ev.rdns = (struct span){"mail.example.net", 16};
+		/* log-derived text that must never reach a reason */
+		ev.helo = (struct span){"<script>evil", 12};
+		ev.from = (struct span){"a@example.org", 13};
+		if (s->to)
+			ev.to = (struct span){to, (uint32_t)strlen(to)};
+		if (s->user)
+			ev.user = (struct span){s->user, (uint32_t)strlen(s->user)};
+		int n = snprintf(linebuf, sizeof linebuf, "line %d from [%s] to <%s> helo=<script>evil", i,
+				 ip, to);
+		ev.line = (struct span){linebuf, (uint32_t)n};
+		aggregator_event(a, &ev);
+		*ts += s->every;
+	}
+}
+
+struct collected {
+	struct decision d[16];
+	char *evidence[16];
+	int n, ended;
+};
+
+static int64_t collect(void *arg, const struct agg_change *ch)
+{
+	struct collected *c = arg;
+	if (ch->kind == AGG_CHANGE_ENDED) {
+		c->ended++;
+		return 0;
+	}
+	if (c->n < 16) {
+		c->d[c->n] = *ch->d;
+		c->evidence[c->n] = strdup(ch->evidence_json);
+		c->n++;
+	}
+	return 1000 + c->n;
+}
+
+static void collected_free(struct collected *c)
+{
+	for (int i = 0; i < c->n && i < 16; i++)
+		free(c->evidence[i]);
+}
+
+static const struct decision *find_decision(const struct collected *c, const char *prefix)
+{
+	for (int i = 0; i < c->n && i < 16; i++) {
+		char buf[PREFIX_STRLEN];
+		prefix_format(&c->d[i].prefix, buf);
+		if (strcmp(buf, prefix) == 0)
+			return &c->d[i];
+	}
+	return NULL;
+}
+
+#define ACC(ip, n, every)                                                                     \
+	{                                                                                     \
+		n, every, ip, EV_ACCEPT, CAT_NONE, 250, ST_END_OF_DATA, "x@example.com", NULL \
+	}
+#define REJ(ip, n, every, cat, code, stage, to)                     \
+	{                                                           \
+		n, every, ip, EV_REJECT, cat, code, stage, to, NULL \
+	}
+#define CONN(ip, n, every)                                                    \
+	{                                                                     \
+		n, every, ip, EV_CONNECT, CAT_NONE, 0, ST_CONNECT, NULL, NULL \
+	}
+
+static const struct casedef cases[] = {
+    {"retry: 4 rejections of the same pair = 3 retries",
+     {REJ("198.51.100.7", 4, 60, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com")},
+     {{"198.51.100.7/32", "retry"}},
+     1},
+    {"retry: 3 rejections of the same pair stay below",
+     {REJ("198.51.100.7", 3, 60, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"harvest: 10 distinct unknown recipients",
+     {REJ("198.51.100.8", 10, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
+     {{"198.51.100.8/32", "harvest"}},
+     1},
+    {"harvest: 7 distinct unknown recipients stay below",
+     {REJ("198.51.100.8", 7, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"harvest is success-aware: a bulk sender with many accepted messages",
+     {ACC("198.51.100.9", 200, 2),
+      REJ("198.51.100.9", 20, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "stale%d@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"relay: 3 relay attempts",
+     {REJ("198.51.100.10", 3, 30, CAT_RELAY_DENIED, 554, ST_RCPT, "x%d@elsewhere.example")},
+     {{"198.51.100.10/32", "relay"}},
+     1},
+    {"auth: 5 AUTH failures",
+     {{5, 10, "2001:db8:1::5", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "admin"}},
+     {{"2001:db8:1::5/128", "auth"}},
+     1},
+    {"auth: 3 distinct user names",
+     {{1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "admin"},
+      {1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "root"},
+      {1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "test"}},
+     {{"2001:db8:1::6/128", "auth"}},
+     1},
+    {"protocol: 3 pregreets",
+     {REJ("198.51.100.11", 3, 30, CAT_PREGREET, 0, ST_CONNECT, NULL)},
+     {{"198.51.100.11/32", "protocol"}},
+     1},
+    {"policy: a DNSBL rejection is a client verdict",
+     {REJ("198.51.100.12", 1, 30, CAT_DNSBL, 554, ST_RCPT, "a@example.com")},
+     {{"198.51.100.12/32", "policy"}},
+     1},
+    {"policy: 4 HELO rejections stay below 5",
+     {REJ("198.51.100.13", 4, 30, CAT_HELO, 504, ST_RCPT, "b%d@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"policy: 5 HELO rejections",
+     {REJ("198.51.100.13", 5, 30, CAT_HELO, 504, ST_RCPT, "b%d@example.com")},
+     {{"198.51.100.13/32", "policy"}},
+     1},
+    {"flood: 60 connections in 10 minutes",
+     {CONN("198.51.100.14", 60, 5)},
+     {{"198.51.100.14/32", "flood"}},
+     1},
+    {"flood: 60 connections in 2 hours are not a flood", {CONN("198.51.100.14", 60, 120)}, {{NULL, NULL}}, 0},
+    {"flood: MTA rate-limit warnings",
+     {CONN("198.51.100.15", 20, 1), REJ("198.51.100.15", 2, 1, CAT_RATE_LIMITED, 0, ST_CONNECT, NULL)},
+     {{"198.51.100.15/32", "flood"}},
+     1},
+    {"backoff: 5 quick reconnects after 450",
+     {REJ("198.51.100.16", 1, 5, CAT_GREYLISTED, 450, ST_RCPT, "c@example.com"),
+      CONN("198.51.100.16", 1, 5),
+      REJ("198.51.100.16", 1, 5, CAT_GREYLISTED, 450, ST_RCPT, "c@example.com"),
+      CONN("198.51.100.16", 1, 5),
+      {4, 5, "198.51.100.16", EV_CONNECT, CAT_NONE, 0, ST_CONNECT, NULL, NULL}},
+     {{"198.51.100.16/32", "backoff"}},
+     1},
+    {"greylisted sender that waits is left alone",
+     {REJ("198.51.100.17", 1, 600, CAT_GREYLISTED, 451, ST_RCPT, "d@example.com"),
+      CONN("198.51.100.17", 1, 1),
+      REJ("198.51.100.17", 1, 900, CAT_GREYLISTED, 451, ST_RCPT, "d@example.com"),
+      CONN("198.51.100.17", 1, 1), ACC("198.51.100.17", 1, 1)},
+     {{NULL, NULL}},
+     0},
+    {"class: a distributed harvest from light IPs",
+     {REJ("203.0.113.%d", 12, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "u%d@example.com")},
+     {{"203.0.113.0/24", "harvest"}},
+     1},
+    {"class: a connection flood over many IPs each below the per-IP limit",
+     {CONN("203.0.113.%d", 40, 1), CONN("203.0.113.%d", 40, 1), CONN("203.0.113.%d", 40, 1),
+      CONN("203.0.113.%d", 40, 1)},
+     {{"203.0.113.0/24", "flood"}},
+     1},
+    {"class: 3 flagged IPs block the class",
+     {REJ("192.0.2.1", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example"),
+      REJ("192.0.2.2", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example"),
+      REJ("192.0.2.3", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
+     {{"192.0.2.1/32", "relay"}, {"192.0.2.2/32", "relay"}, {"192.0.2.0/24", NULL}},
+     4},
+    {"protected networks are never blocked",
+     {REJ("10.1.2.3", 5, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
+     {{NULL, NULL}},
+     0},
+    {"the allow list always wins",
+     {REJ("198.51.100.200", 5, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
+     {{NULL, NULL}},
+     0},
+};
+
+static void test_rules_table(void **state)
+{
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		const struct casedef *cd = &cases[ci];
+		cfg_setup();
+		struct prefix allow;
+		prefix_parse(&allow, "198.51.100.200", 14, false);
+		prefix_list_add(&cfg.allow, &allow);
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		for (int s = 0; s < 6 && cd->steps[s].repeat; s++)
+			feed(a, &cd->steps[s], &ts);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		if (got.n != cd->ndecisions) {
+			for (int i = 0; i < got.n; i++) {
+				char b[PREFIX_STRLEN];
+				prefix_format(&got.d[i].prefix, b);
+				print_message("  got %s rule %s: %s\n", b, got.d[i].rule, got.d[i].reason);
+			}
+			fail_msg("%s: got %d decisions, want %d", cd->name, got.n, cd->ndecisions);
+		}
+		for (int w = 0; w < 3 && cd->want[w].prefix; w++) {
+			const struct decision *d = find_decision(&got, cd->want[w].prefix);
+			if (!d)
+				fail_msg("%s: got no decision on %s", cd->name, cd->want[w].prefix);
+			if (cd->want[w].rule && strcmp(d->rule, cd->want[w].rule) != 0)
+				fail_msg("%s: got rule %s, want %s", cd->name, d->rule, cd->want[w].rule);
+			if (strstr(d->reason, "script") || strstr(d->reason, "example"))
+				fail_msg("%s: log text leaked into the reason: %s", cd->name, d->reason);
+			if (d->until <= d->since || d->response == RESP_OBSERVE)
+				fail_msg("%s: got until %lld since %lld response %s", cd->name,
+					 (long long)d->until, (long long)d->since,
+					 response_name(d->response));
+		}
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+static void test_durations(void **state)
+{
+	cfg_setup();
+	static const struct {
+		unsigned n;
+		int64_t want;
+	} t[] = {{0, 3600},    {1, 7200},	 {2, 14400},	  {3, 28800},
+		 {9, 1843200}, {10, 30 * 86400}, {40, 30 * 86400}};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int64_t got = aggregator_duration(&cfg.rules, t[i].n, 42);
+		if (got != t[i].want)
+			fail_msg("duration #%u: got %lld, want %lld", t[i].n, (long long)got,
+				 (long long)t[i].want);
+	}
+	cfg.rules.block_jitter = 0.1;
+	int64_t lo = INT64_MAX, hi = 0;
+	for (uint64_t s = 0; s < 200; s++) {
+		int64_t d = aggregator_duration(&cfg.rules, 0, s);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+		assert_int_equal(d, aggregator_duration(&cfg.rules, 0, s)); /* deterministic */
+	}
+	if (lo < 3240 || hi > 3960 || hi - lo < 200)
+		fail_msg("jitter: got [%lld, %lld], want a spread inside [3240, 3960]", (long long)lo,
+			 (long long)hi);
+	config_free(&cfg);
+}
+
+/* A repeat offender's second decision lasts twice as long; expiry is
+ * reported as an ended change with the id the callback gave. */
+static void test_escalation_and_expiry(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	int64_t ts = T0;
+	struct step relay = REJ("198.51.100.20", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example");
+	feed(a, &relay, &ts);
+	struct collected got = {0};
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.d[0].until - got.d[0].since, 3600);
+	const struct decision *v;
+	size_t n;
+	aggregator_active(a, &v, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].id, 1001);
+
+	aggregator_tick(a, got.d[0].until + 1);
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.ended, 1);
+	aggregator_active(a, &v, &n);
+	assert_int_equal(n, 0);
+
+	ts = got.d[0].until + 10;
+	feed(a, &relay, &ts);
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.n, 2);
+	if (got.d[1].until - got.d[1].since != 7200)
+		fail_msg("second decision: got %lld s, want 7200",
+			 (long long)(got.d[1].until - got.d[1].since));
+	collected_free(&got);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
+/* The evidence JSON names the rule, numbers against thresholds and the raw
+ * lines (escaped by jansson), and the reason is a sentence of numbers. */
+static void test_evidence(void **state)
+{
+	cfg_setup();
+	cfg.rules.evidence_lines = 2;
+	struct aggregator *a = aggregator_new(&cfg);
+	int64_t ts = T0;
+	struct step s = REJ("198.51.100.30", 6, 60, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com");
+	feed(a, &s, &ts);
+	struct collected got = {0};
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.n, 1);
+	json_error_t je;
+	json_t *o = json_loads(got.evidence[0], 0, &je);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "rule")), "retry");
+	assert_int_equal(json_integer_value(json_object_get(o, "value")), 3);
+	assert_true(json_real_value(json_object_get(o, "threshold")) == 3.0);
+	json_t *first = json_object_get(o, "first"), *last = json_object_get(o, "last");
+	assert_int_equal(json_array_size(first), 2);
+	assert_int_equal(json_array_size(last), 2);
+	const char *l0 = json_string_value(json_array_get(first, 0));
+	if (!l0 || strncmp(l0, "line 0 from [198.51.100.30]", 27) != 0)
+		fail_msg("first line: got %s", l0 ? l0 : "(null)");
+	const char *ll = json_string_value(json_array_get(last, 1));
+	if (!ll || strncmp(ll, "line 3 ", 7) != 0)
+		fail_msg("last line: got %s, want line 3 (the decision came at the 4th)", ll ? ll : "(null)");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(o, "counts"), "unknown_recipient")), 4);
+	json_decref(o);
+	if (strcmp(got.d[0].reason, "retried 3 times after 550 to 1 recipient in 3m") != 0)
+		fail_msg("reason: got '%s'", got.d[0].reason);
+	collected_free(&got);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
+/* Four flagged classes inside one /16 widen the block to the /16; the
+ * floor is never crossed. */
+static void test_widening(void **state)
+{
+	for (int floor_case = 0; floor_case < 2; floor_case++) {
+		cfg_setup();
+		if (floor_case)
+			cfg.v4_floor = 20;
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		for (int k = 1; k <= 4; k++) {
+			char ip[32];
+			snprintf(ip, sizeof ip, "100.%d.%d.%%d", 200, k);
+			char ipbuf[32];
+			snprintf(ipbuf, sizeof ipbuf, "%s", ip);
+			struct step s =
+			    REJ(ipbuf, 12, 1, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "w%d@example.com");
+			feed(a, &s, &ts);
+		}
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		const struct decision *w = find_decision(&got, "100.200.0.0/16");
+		if (floor_case == 0 && (!w || strcmp(w->rule, "widen") != 0))
+			fail_msg("widening: got no /16 decision among %d", got.n);
+		if (floor_case == 1 && w)
+			fail_msg("widening crossed the /20 floor");
+		if (floor_case == 1 && !find_decision(&got, "100.200.0.0/20"))
+			fail_msg("widening with floor /20: got no /20 decision among %d", got.n);
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+/* Memory: fixed-size records; well under 268 bytes per tracked IP. */
+static void test_memory_per_ip(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	struct event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = EV_CONNECT;
+	ev.mta = MTA_POSTFIX;
+	ev.has_ip = true;
+	ev.pid = -1;
+	ev.code = -1;
+	for (uint32_t i = 0; i < 200000; i++) {
+		ev.ts_us = (T0 + i / 100) * 1000000;
+		ev.ip.family = IPADDR_V4;
+		ev.ip.a[0] = 11;
+		ev.ip.a[1] = (uint8_t)(i >> 16);
+		ev.ip.a[2] = (uint8_t)(i >> 8);
+		ev.ip.a[3] = (uint8_t)i;
+		ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+		aggregator_event(a, &ev);
+	}
+	struct agg_stats st;
+	aggregator_stats(a, &st);
+	assert_int_equal(st.ips, 200000);
+	double per_ip = (double)st.bytes / (double)st.ips;
+	print_message("  %zu IPs, %zu classes, %.0f bytes per IP (all tables)\n", st.ips, st.classes, per_ip);
+	if (per_ip > 268)
+		fail_msg("got %.0f bytes per IP, want < 268", per_ip);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rules_table),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_escalation_and_expiry),
+	    cmocka_unit_test(test_evidence),
+	    cmocka_unit_test(test_widening),
+	    cmocka_unit_test(test_memory_per_ip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -42,7 +42,7 @@ format = nft
 path = $dir/nft
 reload = $ipbin netns exec $ns $nftbin -f $dir/nft
 INI
-"$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" >"$dir/run.log" 2>&1 &
+"$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" --listen 127.0.0.1:0 >"$dir/run.log" 2>&1 &
 run_pid=$!
 inset() { ip netns exec $ns ipset -q test mxwarden4 "$1"; }
 innft() { ip netns exec $ns nft get element inet mxwarden v4 "{ $1 }" >/dev/null 2>&1; }

@@ -43,7 +43,24 @@ static bool same_content(const char *path, const struct stat *st, const char *da
 	return same;
 }
 
+static int write_atomic(const char *path, const char *data, size_t len, bool *changed);
+
 int emit_write_atomic(const char *path, const char *data, size_t len, bool *changed)
+{
+	/* a symlink stays a symlink: replace the file it points to */
+	struct stat lst;
+	if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		char *real = realpath(path, NULL);
+		if (real) {
+			int rc = write_atomic(real, data, len, changed);
+			free(real);
+			return rc;
+		}
+	}
+	return write_atomic(path, data, len, changed);
+}
+
+static int write_atomic(const char *path, const char *data, size_t len, bool *changed)
 {
 	if (changed)
 		*changed = false;

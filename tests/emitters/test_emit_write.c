@@ -126,6 +126,22 @@ static void test_atomic_basics(void **state)
 	assert_int_equal(len, 4);
 	assert_memory_equal(got, "b\nc\n", 4);
 	free(got);
+	/* a symlink stays one; its target is replaced */
+	char target[160], link[160];
+	snprintf(target, sizeof target, "%s/target", dir);
+	snprintf(link, sizeof link, "%s/link", dir);
+	assert_int_equal(emit_write_atomic(target, "t\n", 2, &changed), 0);
+	assert_int_equal(symlink("target", link), 0);
+	assert_int_equal(emit_write_atomic(link, "u\n", 2, &changed), 0);
+	assert_true(changed);
+	struct stat lst;
+	assert_int_equal(lstat(link, &lst), 0);
+	assert_true(S_ISLNK(lst.st_mode));
+	char *t = slurp(target, &len);
+	assert_string_equal(t, "u\n");
+	free(t);
+	unlink(link);
+	unlink(target);
 	/* an empty file is a valid content */
 	assert_int_equal(emit_write_atomic(path, "", 0, &changed), 0);
 	assert_true(changed);

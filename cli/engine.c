@@ -220,8 +220,9 @@ static void hook_emitters(struct engine *e, bool decisions_changed)
 		log_error("database: active decisions: %s", db_errmsg(e->db));
 		return;
 	}
-	if (emitters_update(e->em, e->em_active, e->em_n, now) >= 0)
-		e->em_synced = true;
+	/* a failed output is logged and retried by the emitters (next_due) */
+	emitters_update(e->em, e->em_active, e->em_n, now);
+	e->em_synced = true;
 }
 
 /* hook_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the

@@ -206,6 +206,17 @@ async function waitFor(fn, ms) {
     check('XSS: the whole stored HELO shows as text', seeded.length >= 12 && seeded.every((h) => h === XSS),
       seeded.slice(0, 3));
 
+    // ------------------------------------------------------------ search by e-mail address
+    await page.fill('#q', 'postmaster@example.com');
+    await Promise.all([page.waitForURL('**/lookup/postmaster%40example.com'), page.press('#q', 'Enter')]);
+    await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+    const senders = await page.$$eval('#senders tbody tr', (trs) => trs.map((t) => t.textContent));
+    check('e-mail lookup: the clients that used the address, with their status',
+      senders.some((t) => t.includes('203.0.113.66') && t.includes('blocked')) &&
+      senders.some((t) => t.includes('198.18.0.99')), senders);
+    check('e-mail lookup: the IP panels are hidden', !(await page.isVisible('#panel-evidence')));
+    await page.screenshot({ path: path.join(SHOTS, 'lookup-email.png'), fullPage: true });
+
     // ------------------------------------------------------------ a prefix has a stable address
     await page.goto(BASE + '/lookup/45.67.89.0/24');
     await page.waitForSelector('body[data-loaded]', { timeout: 15000 });

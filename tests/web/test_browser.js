@@ -141,6 +141,8 @@ async function waitFor(fn, ms) {
       { totalBefore, now: await chartTotal(page, 'chart-codes') });
     const liveTop = await waitFor(async () => (await page.textContent('#top-ip')).includes('198.18.0.99'), 10000);
     check('live: the new sender reaches the top IPs', !!liveTop);
+    const liveBlock = await waitFor(async () => (await page.textContent('#blocks')).includes('198.18.0.99'), 15000);
+    check('live: the decision on the new sender appears in the active blocks', !!liveBlock);
     await page.screenshot({ path: path.join(SHOTS, 'overview-live.png'), fullPage: true });
 
     // ------------------------------------------------------------ search -> lookup

@@ -72,14 +72,29 @@ try:
           time.time() - t0 < 2 * TIMEOUT + 2, (gone, time.time() - t0))
     for s in slow:
         s.close()
-    st, h, body = request(P, "GET", "/api/v1/summary")
-    check("afterwards the same address is served again", st == 200, st)
+    # libmicrohttpd frees a timed-out connection's per-IP slot when the
+    # worker thread that owned it next wakes up (a new connection wakes it,
+    # and may be refused once meanwhile): RELIABILITY.md 32 allows 2x the
+    # timeout for a normal client to get through
+    st, end = None, time.time() + 2 * TIMEOUT
+    while time.time() < end and st != 200:
+        try:
+            st, h, body = request(P, "GET", "/api/v1/summary")
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, OSError):
+            time.sleep(0.1)
+    check("afterwards the same address is served again (within 2x the timeout)", st == 200, st)
 
     # an idle keep-alive connection is closed too
-    s = connect(P)
-    s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{P}\r\n\r\n".encode())
-    time.sleep(0.3)
-    s.recv(65536)
+    first, end = b"", time.time() + 2 * TIMEOUT
+    while time.time() < end and not first.startswith(b"HTTP/1.1 200"):
+        s = connect(P)
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{P}\r\n\r\n".encode())
+        time.sleep(0.3)
+        try:
+            first = s.recv(65536)
+        except ConnectionResetError:
+            s.close()
+    check("a keep-alive request is answered", first.startswith(b"HTTP/1.1 200"), first[:40])
     t0 = time.time()
     check("an idle keep-alive connection is closed at the timeout", closed_within(s, 2 * TIMEOUT + 1)
           and time.time() - t0 >= TIMEOUT - 0.5, time.time() - t0)

@@ -805,13 +805,17 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 {
 	const struct rules_conf *r = a->r;
 	memset(d, 0, sizeof *d);
+	/* Postfix smtpd writes every client as name[addr], "unknown" when the
+	 * name did not resolve: any of its lines tells, the stored evidence
+	 * lines too (so a restart keeps the weight) */
+	if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns) &&
+	    ev->kind != EV_DISCONNECT)
+		d->flags |= F_NO_RDNS;
 	switch (ev->kind) {
 	case EV_CONNECT:
 		if (ev->stage != ST_CONNECT)
 			return; /* postscreen PASS NEW/OLD and the like: same connection */
 		d->conn = true;
-		if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns))
-			d->flags |= F_NO_RDNS;
 		break;
 	case EV_ACCEPT:
 		d->w[W_ACCEPT] = 1;
@@ -1037,8 +1041,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us <= 0)
 		return;
 	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
-	if ((int64_t)t > a->newest)
-		a->newest = t;
+	if (ev->ts_us > a->newest)
+		a->newest = ev->ts_us;
 
 	struct delta d;
 	classify(a, ev, &d);
@@ -1262,6 +1266,7 @@ void aggregator_free(struct aggregator *a)
 	free(a->act);
 	free(a->out);
 	free(a->ev);
+	free(a->state_path);
 	free(a);
 }
 

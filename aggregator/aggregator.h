@@ -86,6 +86,20 @@ void aggregator_free(struct aggregator *a); /* NULL is a no-op */
 int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
 
 /*
+ * Where a clean stop keeps the in-memory state (windows, sessions,
+ * evidence): aggregator_save() writes it, aggregator_restore() loads it (and
+ * deletes it, so that a later crash cannot reuse a stale state) instead of
+ * replaying events. The database stores only evidence events, not every
+ * connect and accepted message, so only the saved state makes a restart
+ * change no decision; after a crash the replay is the fallback. Call before
+ * aggregator_restore().
+ */
+void aggregator_set_state_path(struct aggregator *a, const char *path);
+/* Save the state to the state path (temp file + rename). Returns 0, or -1
+ * with a warning logged. A no-op returning 0 when no path is set. */
+int aggregator_save(const struct aggregator *a);
+
+/*
  * Feed one event (the hot path). Events should come in time order; an event
  * older than the newest seen is still counted. May queue new decisions
  * (see aggregator_take_changes). No allocation in steady state.

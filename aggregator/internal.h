@@ -144,8 +144,9 @@ struct aggregator {
 	struct pending *pend;
 	size_t npend, cappend;
 	bool replaying;
-	struct db *db; /* set by aggregator_restore: escalation counts */
-	int64_t newest;
+	struct db *db;	  /* set by aggregator_restore: escalation counts */
+	int64_t newest;	  /* newest event time seen, microseconds */
+	char *state_path; /* aggregator_set_state_path() */
 	size_t evict_cursor;
 	uint64_t events, evicted, suppressed;
 };
@@ -153,6 +154,8 @@ struct aggregator {
 /* aggregator.c */
 void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
+/* state.c: load the saved state (and delete the file); 0 or -1 */
+int agg_state_load(struct aggregator *a);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
 
 #endif

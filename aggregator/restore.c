@@ -50,15 +50,21 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		return -1;
 	}
 	size_t nact = a->nact;
+	int64_t from_us = (now - longest_window(a)) * 1000000;
+	bool loaded = agg_state_load(a) == 0;
+	if (loaded)
+		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	uint64_t ev0 = a->events;
 	a->replaying = true;
-	int rc = db_events_scan(db, (now - longest_window(a)) * 1000000, replay_event, a);
+	int rc = db_events_scan(db, from_us, replay_event, a);
 	a->replaying = false;
 	if (rc < 0) {
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));
 		return -1;
 	}
-	log_info("aggregator: restored %zu active decisions, replayed %llu events", nact,
-		 (unsigned long long)a->events);
+	log_info("aggregator: %zu active decisions, %s, replayed %llu events", nact,
+		 loaded ? "state of the last clean stop loaded" : "no saved state",
+		 (unsigned long long)(a->events - ev0));
 	return 0;
 }
 
@@ -102,11 +108,13 @@ int aggregator_sync(struct aggregator *a, struct db *db, int64_t now)
 		free(s.v);
 		return -1;
 	}
-	qsort(s.v, s.n, sizeof *s.v, cmp_id);
+	if (s.n) /* qsort and bsearch want a non-NULL base even for zero elements */
+		qsort(s.v, s.n, sizeof *s.v, cmp_id);
 	for (size_t i = 0; i < a->nact;) {
 		int64_t id = a->act[i].d.id;
 		/* a stored decision gone from the active set was ended by hand */
-		if (id > 0 && a->act[i].d.until > now && !bsearch(&id, s.v, s.n, sizeof *s.v, cmp_id)) {
+		if (id > 0 && a->act[i].d.until > now &&
+		    (!s.n || !bsearch(&id, s.v, s.n, sizeof *s.v, cmp_id))) {
 			agg_active_remove(a, i, "unblocked", false);
 			s.changed = true;
 			continue;

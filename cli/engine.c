@@ -42,6 +42,7 @@
 #include "cli/cli.h"
 #include "collector/collector.h"
 #include "db/db.h"
+#include "emitters/emitters.h"
 #include "parsers/parsers.h"
 #include "web/web.h"
 
@@ -108,6 +109,11 @@ struct engine {
 	struct parser_source *import_ps;
 	int64_t progress_t0_us, progress_last_us;
 	const char *progress_name;
+	/* the blocklists ([output NAME]), `run` only */
+	struct emitters *em;
+	bool em_synced; /* the outputs were written once */
+	struct decision *em_active;
+	size_t em_n, em_cap;
 	struct web *web; /* the dashboard and API (run only) */
 };
 
@@ -162,8 +168,13 @@ static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
 	aggregator_tick(e->agg, now);
 	aggregator_take_changes(e->agg, store_change, e);
-	if (aggregator_sync(e->agg, e->db, now) > 0)
+	if (aggregator_sync(e->agg, e->db, now) > 0) {
+		const struct decision *v;
+		size_t n;
+		aggregator_active(e->agg, &v, &n);
+		log_info("decisions changed in the database (block/unblock): %zu in force", n);
 		e->decisions_changed = true;
+	}
 	bool changed = e->decisions_changed;
 	e->decisions_changed = false;
 	return changed;
@@ -175,17 +186,42 @@ static bool hook_aggregator_tick(struct engine *e, int64_t now)
  * (temp file, fsync, rename) and start reload commands (posix_spawn, no
  * shell); their exit is seen in hook_child_exited().
  */
+static int em_collect(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct engine *e = arg;
+	(void)info;
+	if (e->em_n == e->em_cap) {
+		e->em_cap = e->em_cap ? e->em_cap * 2 : 256;
+		e->em_active = xrealloc(e->em_active, e->em_cap * sizeof *e->em_active);
+	}
+	e->em_active[e->em_n++] = *d;
+	return 0;
+}
+
 static void hook_emitters(struct engine *e, bool decisions_changed)
 {
-	(void)e;
-	(void)decisions_changed;
+	if (!e->em)
+		return;
+	emitters_poll(e->em);
+	int64_t now = clock_now();
+	/* also when a decision runs out or a capped ipset timeout needs a refresh */
+	if (!decisions_changed && e->em_synced && now < emitters_next_due(e->em))
+		return;
+	e->em_n = 0;
+	if (db_decisions_active(e->db, now, em_collect, e) < 0) {
+		log_error("database: active decisions: %s", db_errmsg(e->db));
+		return;
+	}
+	if (emitters_update(e->em, e->em_active, e->em_n, now) >= 0)
+		e->em_synced = true;
 }
 
 /* hook_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
  * module that spawned the children (emitters). */
 static void hook_child_exited(struct engine *e)
 {
-	(void)e;
+	if (e->em)
+		emitters_poll(e->em);
 }
 
 /*
@@ -250,6 +286,8 @@ static int batch_commit(struct engine *e)
 		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
 			goto fail;
 	}
+	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
+		goto fail;
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
@@ -490,16 +528,16 @@ static int replay_init(struct engine *e)
 	}
 	if (r->sample.data[r->sample.len - 1] != '\n')
 		buf_appendc(&r->sample, '\n');
-	char dir[PATH_MAX];
+	/* var/replay.log beside the database, as an absolute path (the source key) */
+	char dir[PATH_MAX], real[PATH_MAX];
 	str_copy(dir, sizeof dir, e->db_path, strlen(e->db_path));
 	char *slash = strrchr(dir, '/');
-	struct buf p = BUF_INIT;
-	if (slash) {
+	if (slash)
 		*slash = 0;
-		buf_printf(&p, "%s/replay.log", dir);
-	} else {
-		buf_appends(&p, "replay.log");
-	}
+	else
+		str_copy(dir, sizeof dir, ".", 1);
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/replay.log", realpath(dir, real) ? real : dir);
 	r->path = xstrdup(buf_str(&p));
 	buf_free(&p);
 	r->rate = e->o->replay_rate > 0 ? e->o->replay_rate : 50;
@@ -594,6 +632,10 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 		return -1;
 	}
 	e->agg = aggregator_new(&e->conf);
+	struct buf sp = BUF_INIT;
+	buf_printf(&sp, "%s.aggstate", e->db_path);
+	aggregator_set_state_path(e->agg, buf_str(&sp));
+	buf_free(&sp);
 	aggregator_restore(e->agg, e->db, clock_now());
 	return 0;
 }
@@ -609,6 +651,8 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
+	if (e->agg && e->db && !e->commit_errors)
+		aggregator_save(e->agg); /* after the last commit: the next start continues here */
 	aggregator_free(e->agg);
 	db_close(e->db);
 	free(e->known);
@@ -661,8 +705,8 @@ static void periodic(struct engine *e)
 	maybe_commit(e, false);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
-		if (hook_aggregator_tick(e, clock_now()))
-			hook_emitters(e, true);
+		/* every tick: expiries, timeout refreshes, reload timeouts */
+		hook_emitters(e, hook_aggregator_tick(e, clock_now()));
 	}
 	if (!db_in_batch(e->db) &&
 	    (e->retention_more || now_us - e->last_retention_us >= RETENTION_EVERY_US)) {
@@ -687,6 +731,18 @@ int engine_run(const struct engine_opts *o)
 	}
 	if (o->replay && replay_init(e) < 0)
 		goto out;
+	if (e->conf.n_outputs && e->conf.rules.dry_run) {
+		log_info("dry run: the %zu output(s) are not written", e->conf.n_outputs);
+	} else if (e->conf.n_outputs) {
+		struct buf err = BUF_INIT;
+		e->em = emitters_new(&e->conf, &err);
+		if (!e->em) {
+			log_error("outputs: %s", buf_str(&err));
+			buf_free(&err);
+			goto out;
+		}
+		buf_free(&err);
+	}
 	struct prefix_list allow = {0};
 	for (size_t i = 0; i < e->conf.syslog_allow.n; i++) {
 		struct prefix p;
@@ -820,6 +876,10 @@ out:
 		close(tfd);
 	if (epfd >= 0)
 		close(epfd);
+	if (e->em && emitters_drain(e->em, 2000) < 0)
+		log_warn("outputs: a reload command still runs at exit; killed");
+	emitters_free(e->em);
+	free(e->em_active);
 	engine_close(e);
 	free(e);
 	return rc;

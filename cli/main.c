@@ -25,6 +25,8 @@ static const struct cli_cmd commands[] = {
     {"block", cmd_block, "PREFIX --for DURATION --reason TEXT [--response R] [-c FILE] [--db PATH]",
      "block an address or network by hand"},
     {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix"},
+    {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
+     "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
 };
 
 static void usage(FILE *fp)

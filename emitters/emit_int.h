@@ -26,21 +26,24 @@ void emit_header(struct buf *out, const char *lead, const char *format, const st
 /* Seconds until d expires at ctx->now, clamped to [1, EMIT_MAX_TIMEOUT]. */
 int64_t emit_timeout(const struct emit_ctx *ctx, const struct decision *d);
 
-/* "rule: reason" sanitized, at most max bytes, then " see URL" when the
- * whole fits (the URL is dropped rather than cut). */
+/* "rule: reason see URL", at most max bytes: rule and reason sanitized
+ * and cut to leave room for the URL (dropped only when it would not leave
+ * 24 bytes of text). */
 void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decision *d, size_t max,
 	       bool dollar);
 
 /*
  * Shared validation: text must be printable ASCII plus tab, end with a
- * newline (or be empty), and each line must match the POSIX extended
- * regular expression re (which should be anchored with ^...$) unless it
- * starts with comment_lead (NULL: no comments). When group number pgroup
- * (1..9, 0 none) of the expression matched, that text must be a canonical
- * prefix. Returns 0, or -1 with "line N: ..." appended to err.
+ * newline (or be empty), and each line must either start with comment_lead
+ * (NULL: no comments), or match entry_re, an entry line whose blank-
+ * separated field number prefix_field (from 0, leading blanks skipped) must
+ * be a canonical prefix, or match other_re (NULL: none), the format's fixed
+ * lines. Expressions are POSIX extended, anchored with ^...$, matched
+ * without subexpressions (glibc is an order of magnitude faster so).
+ * Returns 0, or -1 with "line N: ..." appended to err.
  */
 int emit_validate_lines(const char *text, size_t len, struct buf *err, const char *comment_lead,
-			const char *re, int pgroup);
+			const char *entry_re, int prefix_field, const char *other_re);
 
 /* True when the text t[0..n) is the canonical rendering of a prefix (or of
  * an address: host prefixes may be written bare). */

@@ -51,14 +51,14 @@ static void ipset_render(const struct emit_ctx *ctx, const struct decision *cons
 
 static int ipset_validate(const char *text, size_t len, struct buf *err)
 {
-	static const char re[] =
-	    "^(create [A-Za-z0-9_]+[46](-new)? hash:net family inet6? hashsize 1024 "
-	    "maxelem [0-9]+ timeout 0 comment -exist"
-	    "|flush [A-Za-z0-9_]+[46]-new"
-	    "|swap [A-Za-z0-9_]+[46]-new [A-Za-z0-9_]+[46]"
-	    "|destroy [A-Za-z0-9_]+[46]-new"
-	    "|add [A-Za-z0-9_]+[46]-new ([0-9a-f.:/]+) timeout [0-9]{1,7} comment \"" TEXT_CLASS "*\")$";
-	return emit_validate_lines(text, len, err, "#", re, 3);
+	static const char entry[] =
+	    "^add [A-Za-z0-9_]+[46]-new [0-9a-f.:/]+ timeout [0-9]{1,7} comment \"" TEXT_CLASS "*\"$";
+	static const char other[] = "^(create [A-Za-z0-9_]+[46](-new)? hash:net family inet6? hashsize 1024 "
+				    "maxelem [0-9]+ timeout 0 comment -exist"
+				    "|flush [A-Za-z0-9_]+[46]-new"
+				    "|swap [A-Za-z0-9_]+[46]-new [A-Za-z0-9_]+[46]"
+				    "|destroy [A-Za-z0-9_]+[46]-new)$";
+	return emit_validate_lines(text, len, err, "#", entry, 2, other);
 }
 
 const struct emit_format emit_format_ipset = {

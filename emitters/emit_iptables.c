@@ -43,14 +43,14 @@ static void ip6tables_render(const struct emit_ctx *ctx, const struct decision *
 	render(ctx, v, n, out, "ip6tables");
 }
 
-static const char re_rules[] =
-    "^(\\*filter|COMMIT|:[A-Za-z0-9_]+ - \\[0:0\\]|-A [A-Za-z0-9_]+ -j RETURN"
-    "|-A [A-Za-z0-9_]+ -s ([0-9a-f.:/]+) -p tcp -m multiport --dports 25,465,587 "
-    "-m comment --comment \"" TEXT_CLASS "*\" -j (DROP|REJECT --reject-with tcp-reset))$";
-
 static int iptables_validate(const char *text, size_t len, struct buf *err)
 {
-	return emit_validate_lines(text, len, err, "#", re_rules, 2);
+	static const char entry[] =
+	    "^-A [A-Za-z0-9_]+ -s [0-9a-f.:/]+ -p tcp -m multiport --dports 25,465,587 "
+	    "-m comment --comment \"" TEXT_CLASS "*\" -j (DROP|REJECT --reject-with tcp-reset)$";
+	static const char other[] =
+	    "^(\\*filter|COMMIT|:[A-Za-z0-9_]+ - \\[0:0\\]|-A [A-Za-z0-9_]+ -j RETURN)$";
+	return emit_validate_lines(text, len, err, "#", entry, 3, other);
 }
 
 const struct emit_format emit_format_iptables = {

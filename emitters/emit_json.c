@@ -98,7 +98,13 @@ static void json_render(const struct emit_ctx *ctx, const struct decision *const
 		if (!s)
 			BUG("json_dumps failed");
 		buf_appends(out, i ? ",\n" : "\n");
-		buf_appends(out, s);
+		/* jansson leaves DEL (0x7f) raw; it can only be inside a string */
+		for (const char *q = s; *q; q++) {
+			if (*q == 0x7f)
+				buf_appends(out, "\\u007f");
+			else
+				buf_appendc(out, *q);
+		}
 		free(s);
 		json_decref(e);
 	}

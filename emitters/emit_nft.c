@@ -52,14 +52,14 @@ static void nft_render(const struct emit_ctx *ctx, const struct decision *const 
 
 static int nft_validate(const char *text, size_t len, struct buf *err)
 {
-	static const char re[] = "^(table inet [A-Za-z0-9_]+( \\{)?|delete table inet [A-Za-z0-9_]+"
-				 "|\tset v[46] \\{|\t\ttype ipv[46]_addr|\t\tflags interval, timeout"
-				 "|\t\telements = \\{|\t\t\\}|\t\\}|\\}"
-				 "|\tchain input \\{"
-				 "|\t\ttype filter hook input priority filter - 10; policy accept;"
-				 "|\t\tip6? saddr @v[46] tcp dport \\{ 25, 465, 587 \\} drop"
-				 "|\t\t\t([0-9a-f.:/]+) timeout [0-9]{1,7}s comment \"" TEXT_CLASS "*\",)$";
-	return emit_validate_lines(text, len, err, "#", re, 3);
+	static const char entry[] = "^\t\t\t[0-9a-f.:/]+ timeout [0-9]{1,7}s comment \"" TEXT_CLASS "*\",$";
+	static const char other[] = "^(table inet [A-Za-z0-9_]+( \\{)?|delete table inet [A-Za-z0-9_]+"
+				    "|\tset v[46] \\{|\t\ttype ipv[46]_addr|\t\tflags interval, timeout"
+				    "|\t\telements = \\{|\t\t\\}|\t\\}|\\}"
+				    "|\tchain input \\{"
+				    "|\t\ttype filter hook input priority filter - 10; policy accept;"
+				    "|\t\tip6? saddr @v[46] tcp dport \\{ 25, 465, 587 \\} drop)$";
+	return emit_validate_lines(text, len, err, "#", entry, 0, other);
 }
 
 const struct emit_format emit_format_nft = {

@@ -20,7 +20,7 @@ static void plain_render(const struct emit_ctx *ctx, const struct decision *cons
 
 static int plain_validate(const char *text, size_t len, struct buf *err)
 {
-	return emit_validate_lines(text, len, err, NULL, "^([0-9a-f.:]+/[0-9]{1,3})$", 1);
+	return emit_validate_lines(text, len, err, NULL, "^[0-9a-f.:]+/[0-9]{1,3}$", 0, NULL);
 }
 
 const struct emit_format emit_format_plain = {

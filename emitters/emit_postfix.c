@@ -34,8 +34,8 @@ static void postfix_render(const struct emit_ctx *ctx, const struct decision *co
 
 static int postfix_validate(const char *text, size_t len, struct buf *err)
 {
-	static const char re[] = "^([0-9a-f.:/]+)\t(450 4\\.7\\.1|554 5\\.7\\.1|WARN) " TEXT_CLASS "+$";
-	return emit_validate_lines(text, len, err, "#", re, 1);
+	static const char entry[] = "^[0-9a-f.:/]+\t(450 4\\.7\\.1|554 5\\.7\\.1|WARN) " TEXT_CLASS "+$";
+	return emit_validate_lines(text, len, err, "#", entry, 0, NULL);
 }
 
 static void postscreen_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
@@ -52,7 +52,7 @@ static void postscreen_render(const struct emit_ctx *ctx, const struct decision 
 
 static int postscreen_validate(const char *text, size_t len, struct buf *err)
 {
-	return emit_validate_lines(text, len, err, "#", "^([0-9a-f.:/]+)\t(permit|reject|dunno)$", 1);
+	return emit_validate_lines(text, len, err, "#", "^[0-9a-f.:/]+\t(permit|reject|dunno)$", 0, NULL);
 }
 
 const struct emit_format emit_format_postfix = {

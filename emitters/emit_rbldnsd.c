@@ -57,9 +57,9 @@ static void rbldnsd6_render(const struct emit_ctx *ctx, const struct decision *c
 
 static int rbldnsd_validate(const char *text, size_t len, struct buf *err)
 {
-	static const char re[] = "^(:127\\.0\\.0\\.2:" TEXT_CLASS "*"
-				 "|([0-9a-f.:/]+) :127\\.0\\.0\\.[234]:" TEXT_CLASS "*)$";
-	return emit_validate_lines(text, len, err, "#", re, 2);
+	static const char entry[] = "^[0-9a-f.:/]+ :127\\.0\\.0\\.[234]:" TEXT_CLASS "*$";
+	static const char other[] = "^:127\\.0\\.0\\.2:" TEXT_CLASS "*$";
+	return emit_validate_lines(text, len, err, "#", entry, 0, other);
 }
 
 const struct emit_format emit_format_rbldnsd = {

@@ -93,6 +93,9 @@ static void finish(struct emit_reload *r, int status, const char *name, struct e
 	r->errfd = -1;
 	int64_t ms = (clock_mono_us() - r->start_mono) / 1000;
 	struct buf msg = BUF_INIT;
+	while (r->err.len && (r->err.data[r->err.len - 1] == '\n' || r->err.data[r->err.len - 1] == '\r' ||
+			      r->err.data[r->err.len - 1] == ' '))
+		r->err.data[--r->err.len] = '\0';
 	if (r->err.len) {
 		buf_appends(&msg, "; stderr: ");
 		buf_append_printable(&msg, r->err.data, r->err.len);

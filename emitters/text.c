@@ -119,20 +119,26 @@ void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decisio
 	char reason[sizeof d->reason + 1];
 	memcpy(reason, d->reason, sizeof d->reason);
 	reason[sizeof d->reason] = '\0';
-	emit_sanitize(out, rule[0] ? rule : "blocked", max > 40 ? 32 : max);
-	if (reason[0] && out->len - start + 3 < max) {
-		buf_appends(out, ": ");
-		emit_sanitize(out, reason, max - (out->len - start));
-	}
-	if (ctx->lookup_url && ctx->lookup_url[0]) {
-		struct buf u = BUF_INIT;
+	/* the lookup URL is what a blocked postmaster needs most: room for it
+	 * first, the reason is cut instead (unless the room is tiny) */
+	struct buf u = BUF_INIT;
+	if (ctx->lookup_url && ctx->lookup_url[0])
 		emit_url(&u, ctx->lookup_url, &d->prefix, dollar);
-		if (out->len - start + 5 + u.len <= max) {
-			buf_appends(out, " see ");
-			buf_append(out, u.data, u.len);
-		}
-		buf_free(&u);
+	size_t avail = max;
+	if (u.len && u.len + 5 + 24 <= max)
+		avail = max - u.len - 5;
+	else
+		buf_reset(&u);
+	emit_sanitize(out, rule[0] ? rule : "blocked", MXW_MIN(avail, (size_t)32));
+	if (reason[0] && out->len - start + 3 < avail) {
+		buf_appends(out, ": ");
+		emit_sanitize(out, reason, avail - (out->len - start));
 	}
+	if (u.len) {
+		buf_appends(out, " see ");
+		buf_append(out, u.data, u.len);
+	}
+	buf_free(&u);
 }
 
 bool emit_is_canonical_prefix(const char *t, size_t n)
@@ -150,12 +156,35 @@ bool emit_is_canonical_prefix(const char *t, size_t n)
 	return prefix_is_host(&p) && in == n && memcmp(ip, t, n) == 0 && memchr(t, '/', n) == NULL;
 }
 
-int emit_validate_lines(const char *text, size_t len, struct buf *err, const char *comment_lead,
-			const char *re, int pgroup)
+/* The field-th blank-separated token of line (leading blanks skipped). */
+static bool field_at(const char *line, int field, const char **t, size_t *n)
 {
-	regex_t rx;
-	if (regcomp(&rx, re, REG_EXTENDED) != 0)
-		BUG("bad validation expression %s", re);
+	const char *p = line;
+	for (int i = 0;; i++) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			return false;
+		const char *e = p;
+		while (*e && *e != ' ' && *e != '\t')
+			e++;
+		if (i == field) {
+			*t = p;
+			*n = (size_t)(e - p);
+			return true;
+		}
+		p = e;
+	}
+}
+
+int emit_validate_lines(const char *text, size_t len, struct buf *err, const char *comment_lead,
+			const char *entry_re, int prefix_field, const char *other_re)
+{
+	regex_t rx_entry, rx_other;
+	if (regcomp(&rx_entry, entry_re, REG_EXTENDED | REG_NOSUB) != 0)
+		BUG("bad validation expression %s", entry_re);
+	if (other_re && regcomp(&rx_other, other_re, REG_EXTENDED | REG_NOSUB) != 0)
+		BUG("bad validation expression %s", other_re);
 	int rc = 0;
 	size_t lineno = 0;
 	char line[2048];
@@ -163,6 +192,7 @@ int emit_validate_lines(const char *text, size_t len, struct buf *err, const cha
 		buf_appends(err, "the text does not end with a newline");
 		rc = -1;
 	}
+	size_t lead = comment_lead ? strlen(comment_lead) : 0;
 	for (size_t i = 0; rc == 0 && i < len;) {
 		const char *nl = memchr(text + i, '\n', len - i);
 		size_t n = nl ? (size_t)(nl - (text + i)) : len - i;
@@ -185,23 +215,27 @@ int emit_validate_lines(const char *text, size_t len, struct buf *err, const cha
 		memcpy(line, text + i, n);
 		line[n] = '\0';
 		i += n + 1;
-		if (comment_lead && strncmp(line, comment_lead, strlen(comment_lead)) == 0)
+		if (lead && strncmp(line, comment_lead, lead) == 0)
 			continue;
-		regmatch_t m[10];
-		if (regexec(&rx, line, 10, m, 0) != 0) {
-			buf_printf(err, "line %zu: not of the format's grammar: ", lineno);
-			buf_append_printable(err, line, MXW_MIN(n, (size_t)120));
-			rc = -1;
-			break;
+		if (regexec(&rx_entry, line, 0, NULL, 0) == 0) {
+			const char *t;
+			size_t tn;
+			if (!field_at(line, prefix_field, &t, &tn) || !emit_is_canonical_prefix(t, tn)) {
+				buf_printf(err, "line %zu: no canonical prefix in field %d: ", lineno,
+					   prefix_field);
+				buf_append_printable(err, line, MXW_MIN(n, (size_t)120));
+				rc = -1;
+			}
+			continue;
 		}
-		regmatch_t *g = &m[pgroup];
-		if (pgroup > 0 && g->rm_so >= 0 &&
-		    !emit_is_canonical_prefix(line + g->rm_so, (size_t)(g->rm_eo - g->rm_so))) {
-			buf_printf(err, "line %zu: '%.*s' is not a canonical prefix", lineno,
-				   (int)(g->rm_eo - g->rm_so), line + g->rm_so);
-			rc = -1;
-		}
+		if (other_re && regexec(&rx_other, line, 0, NULL, 0) == 0)
+			continue;
+		buf_printf(err, "line %zu: not of the format's grammar: ", lineno);
+		buf_append_printable(err, line, MXW_MIN(n, (size_t)120));
+		rc = -1;
 	}
-	regfree(&rx);
+	regfree(&rx_entry);
+	if (other_re)
+		regfree(&rx_other);
 	return rc;
 }

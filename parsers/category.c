@@ -16,6 +16,8 @@ static bool dsn_is(struct span dsn, const char *s)
 
 enum ev_category category_of_postfix(const char *t, const char *end, struct span dsn)
 {
+	if (!t)
+		return CAT_OTHER;
 	/* skip the echoed "<address>: " (its content is the client's) */
 	if (t < end && *t == '<') {
 		const char *c = RFIND(t, end, ">: ");
@@ -54,6 +56,8 @@ enum ev_category category_of_postfix(const char *t, const char *end, struct span
 
 enum ev_category category_of_exim(const char *t, const char *end, enum ev_stage st)
 {
+	if (!t)
+		t = end = "";
 	if (IN(t, end, "reylist"))
 		return CAT_GREYLISTED;
 	if (IN(t, end, "listed at ") || IN(t, end, "RBL") || IN(t, end, "blacklisted") ||

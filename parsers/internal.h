@@ -11,7 +11,7 @@
 #include "parsers/parsers.h"
 
 #define QMAP_SIZE  16384 /* queue-id -> client entries (direct mapped, bounded) */
-#define DEDUP_SIZE 4096	 /* recent Exim rejections, for mainlog+rejectlog */
+#define DEDUP_SIZE 8192	 /* recent Exim rejections, for mainlog+rejectlog */
 #define QID_MAX	   24
 
 struct qmap_entry {
@@ -23,8 +23,11 @@ struct qmap_entry {
 
 struct dedup_entry {
 	uint64_t hash;
-	const struct parser_source *src;
+	uint32_t src;	/* parser_source.id */
+	bool rejectlog; /* from a rejectlog */
 	int64_t ts_us;
+	uint32_t pending; /* copies from src not yet matched in another source */
+	uint64_t seq;	  /* last use, for replacement */
 };
 
 struct custom_rule;
@@ -39,6 +42,8 @@ struct parser {
 	struct dedup_entry *dedup; /* DEDUP_SIZE */
 	struct custom_rule *rules;
 	size_t n_rules;
+	uint32_t next_source_id;
+	uint64_t dedup_seq;
 };
 
 struct parser_source {
@@ -48,6 +53,8 @@ struct parser_source {
 	bool year_set;
 	int year;	/* the year of RFC 3164 stamps */
 	int last_month; /* 1..12 of the previous RFC 3164 stamp */
+	bool rejectlog; /* an Exim rejectlog (its name says so) */
+	uint32_t id;
 };
 
 /* The envelope of one line: where the MTA's message starts. */

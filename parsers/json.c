@@ -61,9 +61,85 @@ void json_append_string(struct buf *out, const char *s, size_t n)
 	out->data[out->len] = '\0';
 }
 
-static void key(struct buf *b, const char *k)
+#define key(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Hot-path formatting without printf: the date part of the stamp is cached
+ * per day (thread-local: the API renders events from several threads). */
+static _Thread_local int64_t ts_day = INT64_MIN;
+static _Thread_local char ts_date[16]; /* "YYYY-MM-DDT" */
+
+static char *put2(char *o, unsigned v)
 {
-	buf_appends(b, k);
+	*o++ = (char)('0' + v / 10);
+	*o++ = (char)('0' + v % 10);
+	return o;
+}
+
+static void append_ts(struct buf *b, int64_t us)
+{
+	int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+	int64_t frac = us - secs * 1000000;
+	int64_t day = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+	int64_t sod = secs - day * 86400;
+	if (day != ts_day) {
+		char tmp[TIME_STRLEN];
+		time_format_rfc3339(day * 86400 * 1000000, false, tmp);
+		if (strlen(tmp) != 20) { /* a year outside 0000..9999: the slow path */
+			size_t n = time_format_rfc3339(us, frac != 0, tmp);
+			buf_append(b, tmp, n);
+			return;
+		}
+		memcpy(ts_date, tmp, 11);
+		ts_day = day;
+	}
+	buf_grow(b, 32);
+	char *o = b->data + b->len;
+	memcpy(o, ts_date, 11);
+	o += 11;
+	o = put2(o, (unsigned)(sod / 3600));
+	*o++ = ':';
+	o = put2(o, (unsigned)(sod / 60 % 60));
+	*o++ = ':';
+	o = put2(o, (unsigned)(sod % 60));
+	if (frac) {
+		*o++ = '.';
+		for (int64_t d = 100000; d; d /= 10)
+			*o++ = (char)('0' + frac / d % 10);
+	}
+	*o++ = 'Z';
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
+}
+
+static char *put_u8(char *o, unsigned v)
+{
+	if (v >= 100)
+		*o++ = (char)('0' + v / 100);
+	if (v >= 10)
+		*o++ = (char)('0' + v / 10 % 10);
+	*o++ = (char)('0' + v % 10);
+	return o;
+}
+
+static void append_ip(struct buf *b, const struct ipaddr *ip, int len)
+{
+	buf_grow(b, IPADDR_STRLEN + 8);
+	char *o = b->data + b->len;
+	if (ip->family == IPADDR_V4) {
+		for (int i = 0; i < 4; i++) {
+			if (i)
+				*o++ = '.';
+			o = put_u8(o, ip->a[i]);
+		}
+	} else {
+		o += ipaddr_format(ip, o);
+	}
+	if (len >= 0) {
+		*o++ = '/';
+		o = put_u8(o, (unsigned)len);
+	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
 }
 
 static void span_or_null(struct buf *b, struct span s)
@@ -90,10 +166,8 @@ static void append_uint(struct buf *b, uint64_t v)
 
 void event_to_json(const struct event *ev, struct buf *b)
 {
-	char ts[TIME_STRLEN];
-	size_t tl = time_format_rfc3339(ev->ts_us, ev->ts_us % 1000000 != 0, ts);
 	key(b, "{\"ts\":\"");
-	buf_append(b, ts, tl);
+	append_ts(b, ev->ts_us);
 	key(b, "\",\"host\":");
 	span_or_null(b, ev->host);
 	key(b, ",\"mta\":\"");
@@ -108,18 +182,15 @@ void event_to_json(const struct event *ev, struct buf *b)
 	key(b, ",\"queue_id\":");
 	span_or_null(b, ev->queue_id);
 	if (ev->has_ip) {
-		char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
-		size_t il = ipaddr_format(&ev->ip, ip);
-		size_t cl = prefix_format(&ev->cls, cls);
 		key(b, ",\"ip\":\"");
-		buf_append(b, ip, il);
+		append_ip(b, &ev->ip, -1);
 		key(b, "\",\"port\":");
 		if (ev->port)
 			append_uint(b, ev->port);
 		else
 			buf_append(b, "null", 4);
 		key(b, ",\"class\":\"");
-		buf_append(b, cls, cl);
+		append_ip(b, &ev->cls.addr, ev->cls.len);
 		buf_appendc(b, '"');
 	} else {
 		key(b, ",\"ip\":null,\"port\":null,\"class\":null");

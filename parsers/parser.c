@@ -8,6 +8,7 @@
  * It must never allocate per line, and never take a client address from
  * anything but the MTA-specific scanners (which read fixed positions).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +145,11 @@ static uint64_t hash_bytes(const char *s, size_t n)
 		h ^= (uint8_t)s[i];
 		h *= 1099511628211ULL;
 	}
+	/* FNV's low bits depend only on low bits: mix the high ones down,
+	 * since the tables are indexed by the low bits */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -169,21 +175,39 @@ const struct qmap_entry *qmap_get(struct parser *p, struct span qid)
 }
 
 /* Exim: a rejection seen in the mainlog and again in the rejectlog (two
- * sources) is reported once. Returns true when it is a repeat. */
+ * sources, one named *rejectlog*) is reported once. Returns true when it is
+ * the second copy. */
 bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char *msg, const char *end,
 		     int64_t ts_us);
 bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char *msg, const char *end,
 		     int64_t ts_us)
 {
-	uint64_t h = hash_bytes(msg, (size_t)(end - msg)) ^ (uint64_t)ts_us;
-	struct dedup_entry *e = &p->dedup[h & (DEDUP_SIZE - 1)];
-	if (e->hash == h && e->src != s && e->src != NULL && e->ts_us == ts_us) {
-		e->src = NULL; /* a third copy is a new rejection */
-		return true;
+	uint64_t h = hash_bytes(msg, (size_t)(end - msg)) ^ (uint64_t)ts_us * 0x9e3779b97f4a7c15ULL;
+	/* 4-way set associative; the oldest entry of the set is replaced */
+	struct dedup_entry *set = &p->dedup[(h & (DEDUP_SIZE / 4 - 1)) * 4], *victim = set;
+	p->dedup_seq++;
+	for (int i = 0; i < 4; i++) {
+		struct dedup_entry *e = &set[i];
+		if (e->hash == h && e->ts_us == ts_us && e->pending > 0) {
+			e->seq = p->dedup_seq;
+			if (e->src == s->id) {
+				e->pending++; /* the same line twice in one file: two rejections */
+				return false;
+			}
+			if (e->rejectlog != s->rejectlog) {
+				e->pending--; /* the other file's copy */
+				return true;
+			}
+		}
+		if (e->seq < victim->seq)
+			victim = e;
 	}
-	e->hash = h;
-	e->src = s;
-	e->ts_us = ts_us;
+	victim->hash = h;
+	victim->src = s->id;
+	victim->rejectlog = s->rejectlog;
+	victim->ts_us = ts_us;
+	victim->pending = 1;
+	victim->seq = p->dedup_seq;
 	return false;
 }
 
@@ -205,10 +229,11 @@ static int64_t tz_offset(struct parser *p, int64_t local_secs)
 		p->tz_off = 0;
 		return 0;
 	}
-	char *saved = NULL;
+	char saved[512];
+	bool had = false;
 	if (p->tz) {
 		const char *old = getenv("TZ");
-		saved = old ? xstrdup(old) : NULL;
+		had = old && str_copy(saved, sizeof saved, old, strlen(old)) == 0;
 		setenv("TZ", p->tz, 1);
 		tzset();
 	}
@@ -219,12 +244,10 @@ static int64_t tz_offset(struct parser *p, int64_t local_secs)
 	time_t u = mktime(&tm);
 	int64_t off = u == (time_t)-1 ? 0 : local_secs - (int64_t)u;
 	if (p->tz) {
-		if (saved) {
+		if (had)
 			setenv("TZ", saved, 1);
-			free(saved);
-		} else {
+		else
 			unsetenv("TZ");
-		}
 		tzset();
 	}
 	p->tz_hour_key = key;
@@ -324,8 +347,12 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		q++;
 	if (q == h || q >= end)
 		return -1;
-	e->host = mkspan(h, q);
-	q++;
+	if (q[-1] == ':') {
+		q = h; /* no host field: "prog[pid]: msg" right after the stamp */
+	} else {
+		e->host = mkspan(h, q);
+		q++;
+	}
 	const char *t = q;
 	while (q < end && *q != '[' && *q != ':' && *q != ' ')
 		q++;
@@ -337,7 +364,7 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		q++;
 		int32_t pid = 0;
 		int nd = 0;
-		while (q < end && *q >= '0' && *q <= '9' && nd < 10) {
+		while (q < end && *q >= '0' && *q <= '9' && nd < 9) {
 			pid = pid * 10 + (*q - '0');
 			q++;
 			nd++;
@@ -513,7 +540,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 				const char *r = q + 1;
 				int32_t pid = 0;
 				int nd = 0;
-				while (r < end && *r >= '0' && *r <= '9' && nd < 10) {
+				while (r < end && *r >= '0' && *r <= '9' && nd < 9) {
 					pid = pid * 10 + (*r - '0');
 					r++;
 					nd++;
@@ -683,6 +710,8 @@ struct parser_source *parser_source_new(struct parser *p, const char *name, enum
 	s->p = p;
 	s->name = xstrdup(name ? name : "-");
 	s->hint = hint;
+	s->rejectlog = strstr(s->name, "rejectlog") != NULL;
+	s->id = ++p->next_source_id;
 	return s;
 }
 
@@ -692,6 +721,27 @@ void parser_source_free(struct parser_source *s)
 		return;
 	free(s->name);
 	free(s);
+}
+
+/* Field by field: the compiler turns a whole-struct memset or copy of this
+ * size into "rep stos", which costs more than the rest of a typical parse. */
+static inline void ev_reset(struct event *ev)
+{
+	ev->ts_us = 0;
+	ev->mta = MTA_UNKNOWN;
+	ev->kind = EV_NONE;
+	ev->stage = ST_CONNECT;
+	ev->cat = CAT_NONE;
+	ev->has_ip = false;
+	memset(&ev->ip, 0, sizeof ev->ip);
+	memset(&ev->cls, 0, sizeof ev->cls);
+	ev->port = 0;
+	ev->code = -1;
+	ev->auth_ok = false;
+	ev->pid = -1;
+	ev->host = ev->program = ev->queue_id = ev->rdns = ev->helo = SPAN_NULL;
+	ev->from = ev->to = ev->user = ev->dsn = ev->text = ev->line = SPAN_NULL;
+	memset(&ev->stats, 0, sizeof ev->stats);
 }
 
 static bool span_eq(struct span s, const char *lit)
@@ -704,9 +754,7 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 		 int *reason)
 {
 	*reason = PARSE_R_NONE;
-	memset(ev, 0, sizeof *ev);
-	ev->code = -1;
-	ev->pid = -1;
+	ev_reset(ev);
 	ev->line = (struct span){line, (uint32_t)MXW_MIN(len, (size_t)UINT32_MAX)};
 	if (len > PARSER_LINE_MAX) {
 		*reason = PARSE_R_TOO_LONG;
@@ -730,7 +778,7 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	const char *end = line + len;
 	struct envelope e;
 	if (parse_envelope(p, s, line, end, &e) < 0) {
-		if (strstr(s->name, "rejectlog"))
+		if (s->rejectlog)
 			return 0; /* the header lines Exim writes after a rejection */
 		*reason = PARSE_R_BAD_ENVELOPE;
 		return -1;

@@ -497,7 +497,7 @@ static bool ip_is_loopback(const struct ipaddr *ip)
 	return memcmp(ip->a, v6lo, 16) == 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct buf b = BUF_INIT, m = BUF_INIT;
 	buf_vprintf(&b, fmt, ap);

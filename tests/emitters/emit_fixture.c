@@ -2,7 +2,10 @@
  * emit_fixture.c - writes the fixture decisions (fixture.h) in every format
  * into DIR/FORMAT, at FIX_NOW or at the time given as a second argument
  * (epoch seconds; the system tests pass the real time so that timeouts are
- * live). Used by the system tests and to review the golden files.
+ * live). With a third argument "hostile", the hostile reasons and the lines
+ * of $MXW_SHARED/adversarial/lines.jsonl are added as reasons of more
+ * decisions (198.18.0.0/15). Used by the system tests and to review the
+ * golden files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,16 +15,25 @@
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: emit_fixture DIR [NOW]\n");
+	if (argc < 2 || argc > 4) {
+		fprintf(stderr, "usage: emit_fixture DIR [NOW [hostile]]\n");
 		return 2;
 	}
-	int64_t now = argc == 3 ? strtoll(argv[2], NULL, 10) : FIX_NOW;
-	struct decision d[FIX_N];
+	int64_t now = argc >= 3 ? strtoll(argv[2], NULL, 10) : FIX_NOW;
+	size_t n = FIX_N;
+	struct decision *d = xcalloc(FIX_N, sizeof *d);
 	fix_make(d);
 	for (size_t i = 0; i < FIX_N; i++) {
 		d[i].since += now - FIX_NOW;
 		d[i].until += now - FIX_NOW;
+	}
+	if (argc == 4) {
+		struct buf path = BUF_INIT;
+		const char *shared = getenv("MXW_SHARED");
+		buf_printf(&path, "%s/adversarial/lines.jsonl", shared ? shared : "../shared");
+		size_t k = fix_hostile(&d, &n, buf_str(&path), now);
+		fprintf(stderr, "emit_fixture: %zu hostile reasons\n", k);
+		buf_free(&path);
 	}
 	struct config c;
 	fix_config(&c);
@@ -30,7 +42,7 @@ int main(int argc, char **argv)
 	int rc = 0;
 	for (size_t i = 0; i < nf; i++) {
 		struct buf out = BUF_INIT, err = BUF_INIT, path = BUF_INIT;
-		if (emitters_render(f[i]->name, d, FIX_N, &c, now, &out, &err) < 0) {
+		if (emitters_render(f[i]->name, d, n, &c, now, &out, &err) < 0) {
 			fprintf(stderr, "%s: %s\n", f[i]->name, buf_str(&err));
 			rc = 1;
 		}
@@ -42,5 +54,6 @@ int main(int argc, char **argv)
 		buf_free(&path);
 	}
 	config_free(&c);
+	free(d);
 	return rc;
 }

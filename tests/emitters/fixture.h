@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/base.h"
 
 #define FIX_NOW 1798800000LL /* 2027-01-01T10:40:00Z */
@@ -81,6 +83,76 @@ static inline void fix_config(struct config *c)
 	prefix_list_add(&c->allow, &p);
 	free(c->lookup_url);
 	c->lookup_url = xstrdup("https://postmaster.example.net/lookup/$ip");
+}
+
+/* Reasons written to break a blocklist: newlines, quotes, directives of
+ * each format, '$', control and non-UTF-8 bytes, over-long text. */
+static const char *const fix_hostile_reasons[] = {
+    "line\nbreak 0.0.0.0/0 OK",
+    "\r\n$TTL 0\n$SOA 0 x y 0 0 0 0 0",
+    "x\"; flush ruleset; \"",
+    "x\" -j ACCEPT\n-A INPUT -j ACCEPT\nCOMMIT",
+    "}\n}\ntable ip evil { chain c { type filter hook input priority 0; policy drop; } }",
+    "comment \"a\" timeout 0\nadd mxwarden4-new 0.0.0.0/1",
+    ":127.0.0.1:evil\n0.0.0.0/1 :127.0.0.2:",
+    "$ip $$ $ ${HOME} `id` $(id)",
+    "%s%n%x\\x00\\",
+    "tab\there\vvt\fff\x1b[31mesc\x7f",
+    "\xff\xfe\xc3\x28 bad utf-8 \xe2\x82",
+    "OK\t554 5.7.1\nDUNNO",
+    "#comment\n# 0.0.0.0/0 reject",
+    "<script>alert(1)</script>&amp;'single'",
+    "very long "
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "xxxxxx"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "xxxxxx"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+};
+
+/* Append to *v (growing *n) one drop decision per hostile reason and per
+ * line of the adversarial corpus (path; skipped when NULL or unreadable),
+ * each at its own address in 198.18.0.0/15 with the text as reason and
+ * its first 31 bytes as rule. Returns the number added. */
+static inline size_t fix_hostile(struct decision **v, size_t *n, const char *path, int64_t now)
+{
+	struct buf texts[1024];
+	size_t k = 0;
+	for (size_t i = 0; i < sizeof fix_hostile_reasons / sizeof *fix_hostile_reasons; i++) {
+		texts[k] = (struct buf)BUF_INIT;
+		buf_appends(&texts[k++], fix_hostile_reasons[i]);
+	}
+	FILE *fp = path ? fopen(path, "r") : NULL;
+	char line[65536];
+	while (fp && k < 1024 && fgets(line, sizeof line, fp)) {
+		json_t *o = json_loads(line, 0, NULL);
+		const char *t = o ? json_string_value(json_object_get(o, "line")) : NULL;
+		if (t) {
+			texts[k] = (struct buf)BUF_INIT;
+			buf_append(&texts[k++], t, json_string_length(json_object_get(o, "line")));
+		}
+		json_decref(o);
+	}
+	if (fp)
+		fclose(fp);
+	*v = xrealloc(*v, (*n + k) * sizeof **v);
+	for (size_t i = 0; i < k; i++) {
+		struct decision *d = &(*v)[*n + i];
+		memset(d, 0, sizeof *d);
+		char p[32];
+		snprintf(p, sizeof p, "198.18.%zu.%zu/32", i / 200, i % 200 + 1);
+		prefix_parse(&d->prefix, p, strlen(p), true);
+		d->scope = SCOPE_IP;
+		d->response = (enum response)(1 + i % 3);
+		/* the reason may hold NUL bytes: copy bytes, not a C string */
+		memcpy(d->reason, texts[i].data, MXW_MIN(texts[i].len, sizeof d->reason - 1));
+		memcpy(d->rule, texts[i].data, MXW_MIN(texts[i].len, sizeof d->rule - 1));
+		d->since = now - 10;
+		d->until = now + 3600;
+		buf_free(&texts[i]);
+	}
+	*n += k;
+	return k;
 }
 
 #endif

@@ -1,0 +1,181 @@
+/*
+ * state.c - saving the aggregator's in-memory state at a clean stop and
+ * loading it at the next start, so that the windows, sessions and evidence
+ * continue exactly (the database keeps only evidence events: connects and
+ * accepted messages, which success-awareness and floods count, are not
+ * stored).
+ *
+ * The file is a private, versioned binary image of the fixed-size records;
+ * it is refused when the version, record sizes or [rules]/[classes]
+ * configuration differ, and deleted once loaded. It must never be trusted
+ * for anything but this process's own layout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aggregator/internal.h"
+#include "db/db.h"
+
+#define STATE_MAGIC "MXWAGG01"
+
+struct state_hdr {
+	char magic[8];
+	uint32_t sizes[6]; /* iprec, clsrec, sessrec, countrec, ev_stride, ev_n */
+	uint64_t conf_hash;
+	int64_t newest;
+	uint64_t events;
+	uint64_t ev_next;
+};
+
+static uint64_t conf_hash(const struct aggregator *a)
+{
+	/* config_defaults() zeroes the whole struct, padding included */
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p = (const unsigned char *)a->r;
+	for (size_t i = 0; i < sizeof *a->r; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	p = (const unsigned char *)&a->c->classes;
+	for (size_t i = 0; i < sizeof a->c->classes; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void fill_hdr(const struct aggregator *a, struct state_hdr *h)
+{
+	memset(h, 0, sizeof *h);
+	memcpy(h->magic, STATE_MAGIC, 8);
+	h->sizes[0] = sizeof(struct iprec);
+	h->sizes[1] = sizeof(struct clsrec);
+	h->sizes[2] = sizeof(struct sessrec);
+	h->sizes[3] = sizeof(struct countrec);
+	h->sizes[4] = (uint32_t)a->ev_stride;
+	h->sizes[5] = (uint32_t)a->ev_n;
+	h->conf_hash = conf_hash(a);
+}
+
+void aggregator_set_state_path(struct aggregator *a, const char *path)
+{
+	free(a->state_path);
+	a->state_path = path ? xstrdup(path) : NULL;
+}
+
+static int write_table(FILE *fp, const struct table *t)
+{
+	uint64_t n = t->n;
+	if (fwrite(&n, sizeof n, 1, fp) != 1)
+		return -1;
+	for (size_t i = 0; i < t->nrec; i++) {
+		const void *r = table_at(t, i);
+		if (r && fwrite(r, t->esz, 1, fp) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+static int read_table(FILE *fp, struct table *t)
+{
+	uint64_t n;
+	if (fread(&n, sizeof n, 1, fp) != 1)
+		return -1;
+	char *rec = xmalloc(t->esz);
+	for (uint64_t i = 0; i < n; i++) {
+		if (fread(rec, t->esz, 1, fp) != 1 || !rec[0]) {
+			free(rec);
+			return -1;
+		}
+		void *dst = table_get(t, rec, NULL);
+		memcpy(dst, rec, t->esz);
+	}
+	free(rec);
+	return 0;
+}
+
+int aggregator_save(const struct aggregator *a)
+{
+	if (!a->state_path)
+		return 0;
+	struct buf tmp = BUF_INIT;
+	buf_printf(&tmp, "%s.tmp", a->state_path);
+	FILE *fp = fopen(buf_str(&tmp), "wb");
+	if (!fp) {
+		log_warn("aggregator: cannot write %s: %m", buf_str(&tmp));
+		buf_free(&tmp);
+		return -1;
+	}
+	struct state_hdr h;
+	fill_hdr(a, &h);
+	h.newest = a->newest;
+	h.events = a->events;
+	h.ev_next = a->ev_next;
+	int rc = fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
+			 write_table(fp, &a->classes) == 0 && write_table(fp, &a->sessions) == 0 &&
+			 write_table(fp, &a->offenses) == 0 && write_table(fp, &a->wider) == 0 &&
+			 (a->ev_n == 0 || fwrite(a->ev, a->ev_stride, a->ev_n, fp) == a->ev_n)
+		     ? 0
+		     : -1;
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+		rc = -1;
+	if (fclose(fp) != 0)
+		rc = -1;
+	if (rc == 0 && rename(buf_str(&tmp), a->state_path) < 0)
+		rc = -1;
+	if (rc < 0) {
+		log_warn("aggregator: cannot save the state to %s: %m", a->state_path);
+		unlink(buf_str(&tmp));
+	}
+	buf_free(&tmp);
+	return rc;
+}
+
+int agg_state_load(struct aggregator *a)
+{
+	if (!a->state_path)
+		return -1;
+	FILE *fp = fopen(a->state_path, "rb");
+	if (!fp)
+		return -1;
+	struct state_hdr h, want;
+	fill_hdr(a, &want);
+	int rc = -1;
+	if (fread(&h, sizeof h, 1, fp) != 1 || memcmp(h.magic, want.magic, 8) != 0 ||
+	    memcmp(h.sizes, want.sizes, sizeof h.sizes) != 0) {
+		log_warn("aggregator: %s is not a state of this version; replaying events instead",
+			 a->state_path);
+		goto out;
+	}
+	if (h.conf_hash != want.conf_hash) {
+		log_info("aggregator: [rules] changed since %s was saved; replaying events instead",
+			 a->state_path);
+		goto out;
+	}
+	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 ||
+	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
+	    read_table(fp, &a->wider) < 0 ||
+	    (a->ev_n && fread(a->ev, a->ev_stride, a->ev_n, fp) != a->ev_n)) {
+		log_warn("aggregator: %s is truncated; replaying events instead", a->state_path);
+		/* start clean: a half-loaded state would be worse than none */
+		table_free(&a->ips);
+		table_free(&a->classes);
+		table_free(&a->sessions);
+		table_free(&a->offenses);
+		table_free(&a->wider);
+		table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
+		table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
+		table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
+		table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
+		table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+		if (a->ev_n)
+			memset(a->ev, 0, a->ev_n * a->ev_stride);
+		goto out;
+	}
+	a->newest = h.newest;
+	a->events = h.events;
+	a->ev_next = h.ev_next;
+	rc = 0;
+out:
+	fclose(fp);
+	unlink(a->state_path); /* used once: a crash later must not reuse it */
+	return rc;
+}

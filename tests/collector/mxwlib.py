@@ -1,0 +1,161 @@
+"""mxwlib.py - helpers for the collector's integration tests: a scratch
+directory, `mxwarden run` as a child process, generators of log lines that
+carry a unique sequence number (in the rejected recipient), and queries of
+the resulting SQLite database."""
+import os, random, re, signal, socket, sqlite3, subprocess, sys, tempfile, time
+
+MXW = os.environ.get("MXWARDEN", "build/cli/mxwarden")
+SHARED = os.environ.get("MXW_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+MKMAILLOG = os.path.join(SHARED, "tools", "mkmaillog")
+
+failures = 0
+
+
+def check(name, cond, detail=""):
+    global failures
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond or not detail else ": " + str(detail)), flush=True)
+    if not cond:
+        failures += 1
+    return cond
+
+
+def done():
+    sys.exit(1 if failures else 0)
+
+
+def skip(why):
+    print("SKIP: " + why, flush=True)
+    sys.exit(77)
+
+
+def scratch(prefix="mxw-coll-"):
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def seq_line(n, ip="198.51.100.7", stamp=None):
+    """A Postfix RCPT reject whose recipient carries the sequence number."""
+    if stamp is None:
+        stamp = time.strftime("%b %e %H:%M:%S", time.localtime())
+    return ("%s mx postfix/smtpd[1234]: NOQUEUE: reject: RCPT from unknown[%s]: 550 5.1.1 <u%010d@example.com>: "
+            "Recipient address rejected: User unknown in local recipient table; from=<a@b.example> "
+            "to=<u%010d@example.com> proto=ESMTP helo=<x>\n" % (stamp, ip, n, n))
+
+
+def seq_lines(a, b, **kw):
+    return "".join(seq_line(i, **kw) for i in range(a, b))
+
+
+def append(path, text, mode="a"):
+    with open(path, mode) as f:
+        f.write(text)
+
+
+class Daemon:
+    """`mxwarden run` in the background; stderr goes to a file."""
+
+    def __init__(self, db, follow=(), extra=(), env=None, log=None):
+        self.db, self.follow, self.extra = db, list(follow), list(extra)
+        self.env = dict(os.environ, **(env or {}))
+        self.log = log or db + ".stderr"
+        self.p = None
+
+    def start(self):
+        # port 0: the kernel picks a free port, so tests can run side by side
+        args = [MXW, "run", "--db", self.db, "--db-fast", "--listen", "127.0.0.1:0"]
+        for f in self.follow:
+            args += ["--follow", f]
+        args += self.extra
+        self.errf = open(self.log, "a")
+        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.errf, env=self.env)
+        return self
+
+    def kill9(self):
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait()
+        self.errf.close()
+
+    def stop(self, timeout=30):
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if self.p:
+            self.errf.close()
+        return self.p.returncode
+
+    def stderr(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def q(db, sql, *args):
+    for attempt in range(50):
+        try:
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+            try:
+                return con.execute(sql, args).fetchall()
+            finally:
+                con.close()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e) or "unable to open" in str(e) or "locked" in str(e):
+                time.sleep(0.1)
+                continue
+            raise
+    return []
+
+
+def seq_counts(db):
+    """{seq: count} over stored events whose recipient is u<seq>@example.com."""
+    rows = q(db, "SELECT rcpt_to, count(*) FROM events WHERE rcpt_to LIKE 'u%@example.com' GROUP BY rcpt_to")
+    out = {}
+    for r, c in rows:
+        m = re.match(r"u(\d+)@", r if isinstance(r, str) else r.decode())
+        if m:
+            out[int(m.group(1))] = c
+    return out
+
+
+def lines_read(db, path_like="%"):
+    r = q(db, "SELECT coalesce(sum(lines_read),0) FROM sources WHERE path LIKE ?", path_like)
+    return r[0][0] if r else 0
+
+
+def wait_for(fn, want, timeout=30, step=0.1):
+    end = time.time() + timeout
+    got = None
+    while time.time() < end:
+        got = fn()
+        if got == want:
+            return got
+        time.sleep(step)
+    return got
+
+
+def exact(counts, a, b):
+    """(ok, detail): every seq in [a, b) exactly once and nothing else."""
+    missing = [i for i in range(a, b) if counts.get(i, 0) == 0]
+    dups = [i for i, c in counts.items() if c > 1]
+    extra = [i for i in counts if i < a or i >= b]
+    ok = not missing and not dups and not extra
+    return ok, "missing %d (e.g. %s), duplicated %d (e.g. %s), unexpected %d" % (
+        len(missing), missing[:5], len(dups), dups[:5], len(extra))
+
+
+def stats_json(db):
+    import json
+    p = subprocess.run([MXW, "stats", "--db", db, "--json"], capture_output=True, text=True, timeout=30)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""test_import.py - `mxwarden import`: a mkmaillog file imported twice adds
+nothing the second time; the .gz of a log gives the same database content
+as the log itself; standard input works; a grown file adds only its new
+lines; a missing file is an error (exit 1) that names it; a damaged .gz
+keeps the lines before the damage."""
+import gzip, json, os, shutil, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from mxwlib import *  # noqa: E402,F403
+
+d = scratch()
+log = os.path.join(d, "mail.log")
+subprocess.run([sys.executable, MKMAILLOG, "--lines", "30000", "--seed", "11", "-o", log], check=True,
+               capture_output=True)
+with open(log, "rb") as f:
+    raw = f.read()
+with gzip.open(log + ".gz", "wb") as f:
+    f.write(raw)
+nlines = raw.count(b"\n")
+
+
+def imp(db, *files, stdin=None):
+    p = subprocess.run([MXW, "import", "--db", db, *files], input=stdin, capture_output=True, timeout=120)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def content(db):
+    s = stats_json(db)
+    for k in ("files", "db_bytes"):
+        s.pop(k, None)
+    return s, q(db, "SELECT ts, ip, kind, category, code, rcpt_to, raw FROM events ORDER BY ts, id")
+
+
+a, b, c = (os.path.join(d, n) for n in ("a.db", "b.db", "c.db"))
+rc, err = imp(a, log)
+check("import exits 0", rc == 0, err)
+s1 = stats_json(a)
+check("lines_read = the file's lines", s1.get("lines_read") == nlines, (s1.get("lines_read"), nlines))
+rc, err = imp(a, log)
+s2 = stats_json(a)
+check("the same file again adds nothing", rc == 0 and s2["lines_read"] == s1["lines_read"] and
+      s2["events"] == s1["events"] and "already imported" in err, err)
+rc, err = imp(a, log + ".gz")
+s3 = stats_json(a)
+check("its .gz twin adds nothing either", rc == 0 and s3["events"] == s1["events"], err)
+rc, err = imp(b, log + ".gz")
+check(".gz import equals plain import (counts and every stored event)", rc == 0 and content(b) == content(a), err)
+rc, err = imp(c, "-", stdin=raw)
+sc = stats_json(c)
+check("stdin import equals file import", rc == 0 and sc["events"] == s1["events"] and
+      sc["lines_read"] == nlines, err)
+
+# a grown file: only the new lines
+with open(log, "ab") as f:
+    f.write(seq_lines(0, 10).encode())
+rc, err = imp(a, log)
+s4 = stats_json(a)
+check("a grown file adds only its 10 new lines", s4["lines_read"] == nlines + 10 and
+      s4["events"].get("reject", 0) == s1["events"].get("reject", 0) + 10, (s4["lines_read"], err))
+
+rc, err = imp(a, os.path.join(d, "nope.log"))
+check("a missing file: exit 1 and its name", rc == 1 and "nope.log" in err, (rc, err))
+bad = os.path.join(d, "bad.gz")
+with open(log + ".gz", "rb") as f, open(bad, "wb") as o:
+    o.write(f.read()[: 200000])
+e = os.path.join(d, "e.db")
+rc, err = imp(e, bad)
+se = stats_json(e)
+check("a truncated .gz: exit 1, an error naming it, the lines before kept", rc == 1 and "bad.gz" in err and
+      0 < se.get("lines_read", 0) < nlines, (rc, err[-300:], se.get("lines_read")))
+shutil.rmtree(d)
+done()

@@ -197,6 +197,8 @@ static int em_collect(void *arg, const struct decision *d, const struct db_decis
 {
 	struct engine *e = arg;
 	(void)info;
+	if (e->conf.rules.dry_run && !d->manual)
+		return 0; /* [rules] dry_run: decide and explain, emit nothing */
 	if (e->em_n == e->em_cap) {
 		e->em_cap = e->em_cap ? e->em_cap * 2 : 256;
 		e->em_active = xrealloc(e->em_active, e->em_cap * sizeof *e->em_active);
@@ -219,8 +221,9 @@ static void hook_emitters(struct engine *e, bool decisions_changed)
 		log_error("database: active decisions: %s", db_errmsg(e->db));
 		return;
 	}
-	if (emitters_update(e->em, e->em_active, e->em_n, now) >= 0)
-		e->em_synced = true;
+	/* a failed output is logged and retried by the emitters (next_due) */
+	emitters_update(e->em, e->em_active, e->em_n, now);
+	e->em_synced = true;
 }
 
 /* hook_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the

@@ -472,6 +472,21 @@ int collector_follow(struct collector *c, const char *path)
 	return 0;
 }
 
+void collector_rewind(struct collector *c)
+{
+	for (size_t i = 0; i < c->n_src; i++) {
+		struct fsrc *s = c->src[i];
+		src_close(s);
+		queue_clear(s);
+		lineframe_reset(&s->lf, 0);
+		memset(&s->pos, 0, sizeof s->pos);
+		s->finite = false;
+		s->started = false;
+		s->pending = true;
+		s->missing_logged = false;
+	}
+}
+
 /* ------------------------------------------------------------ reading */
 
 /* Read up to the budget. Returns 1 when the budget ran out (more to read). */

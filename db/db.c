@@ -81,8 +81,8 @@ static const char *const migrations[] = {
     "CREATE INDEX events_ip ON events(ip_bin, id);",
     /* 2 -> 3: the number of event rows kept as a counter (count(*) reads
      * the whole index), maintained by db_commit() and retention. */
-    "INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
-    " ON CONFLICT DO UPDATE SET n = excluded.n;",
+    ("INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
+     " ON CONFLICT DO UPDATE SET n = excluded.n;"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {

@@ -390,6 +390,10 @@ void db_close(struct db *db)
 		return;
 	if (db->in_batch)
 		db_rollback(db);
+	/* Keep the query planner's statistics fresh, bounded in time
+	 * (analysis_limit samples rows instead of reading whole tables). */
+	if (db->rw && db->h)
+		db_exec(db, "PRAGMA analysis_limit = 1000; PRAGMA optimize");
 	for (size_t i = 0; i < Q__COUNT; i++)
 		sqlite3_finalize(db->st[i]);
 	for (size_t i = 0; i < db->nq; i++)

@@ -57,6 +57,7 @@ struct iprec {
 	int16_t last_code; /* last 5xx reply code */
 	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
 	uint32_t rcpt_t0, user_t0;
+	uint32_t cls_ref;	       /* table_ref() of its class record: saves a lookup */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
 	struct win8 w[W__COUNT];
@@ -129,8 +130,15 @@ struct pending {
 struct aggregator {
 	const struct config *c;
 	const struct rules_conf *r;
-	uint32_t blen[W__COUNT]; /* sub-bucket length of each window, seconds */
-	uint32_t wlen[W__COUNT]; /* window length, seconds */
+	uint32_t blen[W__COUNT];	       /* sub-bucket length of each window, seconds */
+	uint32_t wlen[W__COUNT];	       /* window length, seconds */
+	double flood_ip_min, flood_cls_min;    /* lowest flood thresholds */
+	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
+	/* the records of the last event's address: a session's lines come together */
+	struct ipaddr last_ip;
+	struct iprec *last_p;
+	struct clsrec *last_c;
+	uint64_t last_gen;
 	struct table ips, classes, sessions, offenses, wider;
 	struct prefix_list protected_nets, allow;
 	/* evidence slots */

@@ -156,6 +156,8 @@ int agg_state_load(struct aggregator *a)
 	    (a->ev_n && fread(a->ev, a->ev_stride, a->ev_n, fp) != a->ev_n)) {
 		log_warn("aggregator: %s is truncated; replaying events instead", a->state_path);
 		/* start clean: a half-loaded state would be worse than none */
+		a->last_p = NULL;
+		a->last_c = NULL;
 		table_free(&a->ips);
 		table_free(&a->classes);
 		table_free(&a->sessions);

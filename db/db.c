@@ -79,6 +79,10 @@ static const char *const migrations[] = {
     "DROP TABLE events;"
     "ALTER TABLE events_v2 RENAME TO events;"
     "CREATE INDEX events_ip ON events(ip_bin, id);",
+    /* 2 -> 3: the number of event rows kept as a counter (count(*) reads
+     * the whole index), maintained by db_commit() and retention. */
+    "INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
+    " ON CONFLICT DO UPDATE SET n = excluded.n;",
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -103,7 +107,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 		     " unparsed = unparsed + excluded.unparsed",
     [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
 		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
-		      " FROM events WHERE id >= ? ORDER BY id",
+		      " FROM events WHERE id >= ?1 AND ts >= ?2 ORDER BY id",
 #define SOURCE_COLS "id, kind, path, dev, ino, fp_hash, fp_len, offset, lines_read, first_seen, last_read"
     [Q_SOURCE_FIND_ID] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND dev = ? AND ino = ?"
 			 " AND fp_hash = ? AND fp_len = ? ORDER BY last_read DESC, id DESC LIMIT 1",
@@ -353,7 +357,8 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 							   : "PRAGMA synchronous = NORMAL");
 		if (rc == 0)
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384");
+					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384; "
+					 "PRAGMA journal_size_limit = 67108864");
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {
@@ -423,6 +428,7 @@ int db_begin(struct db *db)
 		return -1;
 	db->in_batch = true;
 	db->last_event_id = -1;
+	db->batch_rows = 0;
 	agg_clear(&db->agg);
 	return 0;
 }

@@ -383,6 +383,31 @@ static void test_escalation_and_expiry(void **state)
 	config_free(&cfg);
 }
 
+/* Dry run: decisions are made and explained with response observe, and
+ * none is handed to the blocklists. */
+static void test_dry_run(void **state)
+{
+	cfg_setup();
+	cfg.rules.dry_run = true;
+	struct aggregator *a = aggregator_new(&cfg);
+	int64_t ts = T0;
+	struct step relay = REJ("198.51.100.40", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example");
+	feed(a, &relay, &ts);
+	struct collected got = {0};
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.n, 1);
+	if (got.d[0].response != RESP_OBSERVE)
+		fail_msg("dry run: got response %s, want observe", response_name(got.d[0].response));
+	assert_non_null(strstr(got.evidence[0], "\"dry_run\":true"));
+	const struct decision *v;
+	size_t n;
+	aggregator_active(a, &v, &n);
+	assert_int_equal(n, 0);
+	collected_free(&got);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
 /* The evidence JSON names the rule, numbers against thresholds and the raw
  * lines (escaped by jansson), and the reason is a sentence of numbers. */
 static void test_evidence(void **state)
@@ -496,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_escalation_and_expiry),
 	    cmocka_unit_test(test_evidence),
 	    cmocka_unit_test(test_widening),
+	    cmocka_unit_test(test_dry_run),
 	    cmocka_unit_test(test_memory_per_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,9 +15,9 @@ done
 ns=mxwrun$$
 ip netns add $ns 2>/dev/null || { echo "SKIP: cannot create a network namespace"; exit 77; }
 dir=$(mktemp -d /tmp/mxw-runreload.XXXXXX)
-run_pid= mx_pid=
+run_pid=
 cleanup() {
-	[ -n "$run_pid" ] && kill "$mx_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
+	[ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
 	ip netns del $ns 2>/dev/null
 	rm -rf "$dir"
 }
@@ -42,23 +42,16 @@ format = nft
 path = $dir/nft
 reload = $ipbin netns exec $ns $nftbin -f $dir/nft
 INI
-# under strace when it works here: the reload commands must be exec'd
-# directly, never through a shell
-tracer=()
+"$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" --listen 127.0.0.1:0 >"$dir/run.log" 2>&1 &
+run_pid=$!
+# strace attached to it, when that works here: the reload commands after
+# the expiry must be exec'd directly, never through a shell
+strace_pid=
 if command -v strace >/dev/null && strace -f -e trace=execve -o /dev/null true 2>/dev/null; then
-	tracer=(strace -f -qq -e trace=execve -o "$dir/trace")
+	strace -f -qq -e trace=execve -o "$dir/trace" -p "$run_pid" 2>/dev/null &
+	strace_pid=$!
 else
 	echo "note: strace unavailable or not permitted; the no-shell check is skipped"
-fi
-"${tracer[@]}" "$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" --listen 127.0.0.1:0 >"$dir/run.log" 2>&1 &
-run_pid=$! mx_pid=$!
-if [ ${#tracer[@]} -gt 0 ]; then
-	# signals go to mxwarden itself, strace's child
-	for _ in $(seq 50); do
-		mx_pid=$(pgrep -P "$run_pid" | head -1)
-		[ -n "$mx_pid" ] && break
-		sleep 0.1
-	done
 fi
 inset() { ip netns exec $ns ipset -q test mxwarden4 "$1"; }
 innft() { ip netns exec $ns nft get element inet mxwarden v4 "{ $1 }" >/dev/null 2>&1; }
@@ -78,19 +71,23 @@ done
 [ $gone = 1 ] && ok "after its expiry 198.51.100.99 left both kernel sets" || bad "198.51.100.99 still in a set after its expiry"
 inset 198.51.100.7 && ok "the other blocks stay (198.51.100.7)" || bad "198.51.100.7 lost"
 grep -q "output fw: reload done" "$dir/run.log" && ok "reload logged" || bad "no reload in the log: $(tail -5 "$dir/run.log")"
-kill "$mx_pid"
+kill "$run_pid"
 wait "$run_pid"
 st=$?
 run_pid=
 [ $st = 0 ] && ok "run stopped cleanly" || bad "run exit $st"
-if [ ${#tracer[@]} -gt 0 ]; then
+if [ -n "$strace_pid" ]; then
+	# strace ends with its tracee; do not wait for ever
+	for _ in $(seq 50); do kill -0 "$strace_pid" 2>/dev/null || break; sleep 0.1; done
+	kill "$strace_pid" 2>/dev/null
+	wait "$strace_pid" 2>/dev/null
 	execs=$(grep -c 'execve(' "$dir/trace")
 	if grep -E 'execve\("[^"]*/(sh|bash|dash)"' "$dir/trace"; then
 		bad "a shell was executed"
 	elif grep -q "execve(\"$ipbin\", \[\"$ipbin\", \"netns\", \"exec\", \"$ns\", \"$ipsetbin\", \"restore\"" "$dir/trace"; then
 		ok "reload commands exec'd directly with their configured argv, no shell ($execs execve calls)"
 	else
-		bad "no direct execve of the ipset reload: $(grep execve "$dir/trace" | head -5)"
+		bad "no direct execve of the ipset reload after the expiry: $(grep execve "$dir/trace" | head -5)"
 	fi
 fi
 exit $fail

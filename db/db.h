@@ -129,10 +129,12 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 int db_unparsed_add(struct db *db, const char *reason, int64_t n);
 
 /*
- * Call cb for every stored evidence event with ts_us >= from_us, oldest
- * first (by id: log second, then insertion order) (e.g. to rebuild the aggregator's windows after a restart).
- * The event's spans point into SQLite's memory and are valid during the call only; ev->line is the raw line.
- * cb returns 0 to go on, non-zero to stop (that value is returned). Returns 0, the callback's value, or -1.
+ * Call cb for every stored evidence event with ts_us >= from_us (exactly),
+ * oldest first: by id, i.e. by log second, then insertion order (e.g. to
+ * rebuild the aggregator's windows after a restart). The event's spans point
+ * into SQLite's memory and are valid during the call only; ev->line is the
+ * raw line. cb returns 0 to go on, non-zero to stop (that value is
+ * returned). Returns 0, the callback's value, or -1.
  */
 typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);

@@ -393,8 +393,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
 	/* a sender whose connections mostly deliver mail is busy, not
 	 * flooding, unless the MTA itself rate-limited it */
-	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
-		v->thr[R_FLOOD] = 0;
+	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
+		v->thr[R_FLOOD] = 0; /* (per-IP sub-buckets saturate at 255: hundreds is "busy") */
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -473,6 +473,13 @@ static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, s
 	/* a class-wide flood needs several sources; one IP is rule 9 per IP */
 	if (cips < 2)
 		v->thr[R_FLOOD] = 0;
+	/* light members each refused once or twice: from three members on, the
+	 * class's refusals of any kind count together for rule 8 */
+	if (v->ips >= 3) {
+		unsigned all = v->v[R_POLICY] + v->unknown + v->v[R_RELAY];
+		if (all > v->v[R_POLICY])
+			v->v[R_POLICY] = all;
+	}
 }
 
 /* The rule crossed with the highest ratio, or -1. Auth also fires on

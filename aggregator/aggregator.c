@@ -1070,6 +1070,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
+	table_prefetch(&a->ips, &ip); /* hidden behind classify() */
 	struct delta d;
 	classify(a, ev, &d);
 	if (ev->kind == EV_DISCONNECT) {

@@ -67,7 +67,7 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 	if (d >= 0x80000000u) {
 		uint32_t back = w->idx - i;
 		if (back < WIN_SUB)
-			w->b[i % WIN_SUB] += k;
+			w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 		return;
 	}
 	if (d >= WIN_SUB) {
@@ -77,7 +77,7 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 			w->b[(w->idx + s) % WIN_SUB] = 0;
 	}
 	w->idx = i;
-	w->b[i % WIN_SUB] += k;
+	w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 }
 
 static unsigned win32_sum(const struct win32 *w, uint32_t bi)
@@ -113,7 +113,7 @@ static void win32_sub(struct win32 *w, uint32_t bi)
 	if (d >= 0x80000000u)
 		d = 0;
 	for (unsigned m = 0; m + d < WIN_SUB; m++) {
-		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		uint16_t *b = &w->b[(w->idx - m) % WIN_SUB];
 		if (*b) {
 			(*b)--;
 			return;
@@ -778,8 +778,39 @@ static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint3
 	return table_get(&a->ips, ip, NULL);
 }
 
-static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p)
+/* The same for classes: idle ones go, and max_tracked_ips bounds them too
+ * (IPv6 attackers spread over many /64s make one class per address). */
+static void evict_classes(struct aggregator *a, uint32_t now, size_t budget, bool force)
 {
+	struct table *t = &a->classes;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct clsrec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		size_t i = a->evict_cursor_cls++ % t->nrec;
+		struct clsrec *c = table_at(t, i);
+		if (!c || (c->flags & F_DECIDED))
+			continue;
+		if (now > c->last_seen && now - c->last_seen > idle) {
+			table_remove(t, c);
+			a->evicted++;
+			continue;
+		}
+		if (force && (!oldest || c->last_seen < oldest->last_seen))
+			oldest = c;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
+		table_remove(t, oldest);
+		a->evicted++;
+	}
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t)
+{
+	if (a->r->max_tracked_ips > 0 && a->classes.n >= (size_t)a->r->max_tracked_ips &&
+	    !table_find(&a->classes, p))
+		evict_classes(a, t, 64, true);
 	return table_get(&a->classes, p, NULL);
 }
 
@@ -1120,7 +1151,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			ipaddr_class(&ip, &a->c->classes, &cp);
 		c = table_deref(&a->classes, p->cls_ref, &cp);
 		if (!c) {
-			c = cls_get(a, &cp);
+			c = cls_get(a, &cp, t);
 			p->cls_ref = table_ref(&a->classes, c);
 		}
 		a->last_ip = ip;
@@ -1367,6 +1398,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	}
 	uint32_t t = (uint32_t)now;
 	evict_some(a, t, 4096, false);
+	evict_classes(a, t, 4096, false);
 	/* sessions that never logged a disconnect */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		size_t i = (a->evict_cursor + k) % a->sessions.nrec;

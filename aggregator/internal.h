@@ -31,9 +31,9 @@ struct win8 { /* per IP: counts saturate at 255 */
 	uint16_t idx;
 	uint8_t b[WIN_SUB];
 };
-struct win32 { /* per class */
+struct win32 { /* per class: 32-bit index, counts saturate at 65535 */
 	uint32_t idx;
-	uint32_t b[WIN_SUB];
+	uint16_t b[WIN_SUB];
 };
 
 enum {
@@ -155,7 +155,7 @@ struct aggregator {
 	struct db *db;	  /* set by aggregator_restore: escalation counts */
 	int64_t newest;	  /* newest event time seen, microseconds */
 	char *state_path; /* aggregator_set_state_path() */
-	size_t evict_cursor;
+	size_t evict_cursor, evict_cursor_cls;
 	uint64_t events, evicted, suppressed;
 };
 

@@ -52,7 +52,8 @@ static int ex_host(struct parser *p, const char **pp, const char *end, struct ev
 		return -1;
 	q++;
 	tmp.port = 0;
-	if (q < end && *q == ':' && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
+	/* ":port"; Exim before 4.8x wrote IPv6 ports as ".port" */
+	if (q < end && (*q == ':' || *q == '.') && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
 		const char *r = q + 1;
 		if (parse_port(&r, end, &tmp.port) == 0)
 			q = r;
@@ -387,6 +388,16 @@ int exim_parse(struct parser *p, struct parser_source *s, const struct envelope 
 	const char *q = e->msg, *end = e->end;
 	if (q >= end)
 		return 0;
+	if (!e->exim_native && end - q > 20 && q[4] == '-' && q[7] == '-' && q[10] == ' ' && q[13] == ':' &&
+	    q[16] == ':' && q[19] == ' ') {
+		/* syslog around Exim's own line: "exim[1]: 2026-11-27 20:26:42 [1] ..." */
+		q += 20;
+		if (q < end && *q == '[') {
+			const char *r = memchr(q, ']', (size_t)MXW_MIN(end - q, 12));
+			if (r && r + 1 < end && r[1] == ' ')
+				q = r + 2;
+		}
+	}
 	size_t ml = ex_msgid(q, end);
 	if (ml) {
 		ev->queue_id = mkspan(q, q + ml);

@@ -229,10 +229,11 @@ static int64_t tz_offset(struct parser *p, int64_t local_secs)
 		p->tz_off = 0;
 		return 0;
 	}
-	char *saved = NULL;
+	char saved[512];
+	bool had = false;
 	if (p->tz) {
 		const char *old = getenv("TZ");
-		saved = old ? xstrdup(old) : NULL;
+		had = old && str_copy(saved, sizeof saved, old, strlen(old)) == 0;
 		setenv("TZ", p->tz, 1);
 		tzset();
 	}
@@ -243,12 +244,10 @@ static int64_t tz_offset(struct parser *p, int64_t local_secs)
 	time_t u = mktime(&tm);
 	int64_t off = u == (time_t)-1 ? 0 : local_secs - (int64_t)u;
 	if (p->tz) {
-		if (saved) {
+		if (had)
 			setenv("TZ", saved, 1);
-			free(saved);
-		} else {
+		else
 			unsetenv("TZ");
-		}
 		tzset();
 	}
 	p->tz_hour_key = key;
@@ -348,8 +347,12 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		q++;
 	if (q == h || q >= end)
 		return -1;
-	e->host = mkspan(h, q);
-	q++;
+	if (q[-1] == ':') {
+		q = h; /* no host field: "prog[pid]: msg" right after the stamp */
+	} else {
+		e->host = mkspan(h, q);
+		q++;
+	}
 	const char *t = q;
 	while (q < end && *q != '[' && *q != ':' && *q != ' ')
 		q++;

@@ -15,7 +15,10 @@
  * which IP is blamed. It never decides whether an address may be blocked
  * (loopback and private clients are reported like any other).
  *
- * Threading: a struct parser and its sources belong to one thread.
+ * Threading: a struct parser and its sources belong to one thread. With a
+ * configured timezone, the first line of each hour of log briefly sets TZ
+ * (setenv + mktime) to learn the offset: no other thread may depend on TZ
+ * meanwhile (mxwarden formats times in UTC everywhere else).
  * Memory: parser_parse() never allocates; spans in the event point into the
  * line or into parser-owned storage valid until the next parser_parse()
  * call on the same parser.

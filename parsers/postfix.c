@@ -46,15 +46,24 @@ static int pf_client(struct parser *p, const char **pp, const char *end, struct 
 	return 0;
 }
 
-/* A command word (letters and '-') followed by " from ". */
+/* A command word (letters and '-'), an optional " (N bytes)" (after DATA
+ * and BDAT), then " from ". */
 static int pf_cmd_from(const char **pp, const char *end, enum ev_stage *st)
 {
 	const char *q = *pp, *w = q;
 	while (q < end && ((*q >= 'A' && *q <= 'Z') || *q == '-'))
 		q++;
-	if (q == w || !HAS(q, end, " from "))
+	const char *we = q;
+	if (HAS(q, end, " (")) {
+		const char *r = q + 2;
+		while (r < end && *r >= '0' && *r <= '9')
+			r++;
+		if (r > q + 2 && HAS(r, end, " bytes)"))
+			q = r + 7;
+	}
+	if (we == w || !HAS(q, end, " from "))
 		return -1;
-	*st = stage_of_command(w, (size_t)(q - w));
+	*st = stage_of_command(w, (size_t)(we - w));
 	*pp = q + 6;
 	return 0;
 }
@@ -80,37 +89,43 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 {
 	parse_code(&q, end, ev);
 	parse_dsn(&q, end, ev);
-	const char *tend = end;
-	const char *fm = FIND(q, end, "; from=<");
-	if (fm) {
-		tend = fm;
-		const char *helo = RFIND(fm, end, " helo=<");
-		const char *fend = helo ? helo : end;
-		if (helo) {
-			const char *hs = helo + 7;
-			const char *he = memchr(hs, '>', (size_t)(end - hs));
-			ev->helo = mkspan(hs, he ? he : end);
-		}
-		if (fend > fm && fend[-1] == ',')
-			fend--; /* postscreen separates with ", " */
-		const char *proto = RFIND(fm, fend, " proto=");
-		if (proto)
-			fend = proto > fm && proto[-1] == ',' ? proto - 1 : proto;
-		const char *to = RFIND(fm + 8, fend, " to=<");
-		const char *fs = fm + 8;
-		if (to && to[-1] == ',')
-			to--;
-		if (to && to > fs && to[-1] == '>') {
-			ev->from = mkspan(fs, to - 1);
-			const char *ts = to + (*to == ',' ? 6 : 5);
-			const char *te = fend > ts && fend[-1] == '>' ? fend - 1 : fend;
-			ev->to = mkspan(ts, te);
-		} else {
-			const char *fe = fend > fs && fend[-1] == '>' ? fend - 1 : fend;
-			ev->from = mkspan(fs, fe);
-		}
+	/* the suffix starts at "; from=<", or "; to=<" / "; proto=" when the
+	 * command had no sender (CONNECT, HELO, VRFY, ETRN) */
+	const char *sfx = FIND(q, end, "; from=<");
+	bool has_from = sfx != NULL;
+	if (!sfx)
+		sfx = FIND(q, end, "; to=<");
+	if (!sfx)
+		sfx = FIND(q, end, "; proto=");
+	ev->text = mkspan(q, sfx ? sfx : end);
+	if (!sfx)
+		return;
+	const char *helo = RFIND(sfx, end, " helo=<");
+	const char *fend = helo ? helo : end;
+	if (helo) {
+		const char *hs = helo + 7;
+		const char *he = memchr(hs, '>', (size_t)(end - hs));
+		ev->helo = mkspan(hs, he ? he : end);
 	}
-	ev->text = mkspan(q, tend);
+	if (fend > sfx && fend[-1] == ',')
+		fend--; /* postscreen separates with ", " */
+	const char *proto = RFIND(sfx, fend, " proto=");
+	if (proto)
+		fend = proto > sfx && proto[-1] == ',' ? proto - 1 : proto;
+	const char *fs = has_from ? sfx + 8 : NULL;
+	const char *to = RFIND(has_from ? fs : sfx, fend, " to=<");
+	if (to) {
+		const char *ts = to + 5;
+		const char *te = fend > ts && fend[-1] == '>' ? fend - 1 : fend;
+		ev->to = mkspan(ts, te);
+		if (to > sfx && to[-1] == ',')
+			to--;
+		fend = to;
+	}
+	if (fs) {
+		const char *fe = fend > fs && fend[-1] == '>' ? fend - 1 : fend;
+		ev->from = mkspan(fs, fe < fs ? fs : fe);
+	}
 }
 
 /* Parse "ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/4". */
@@ -335,8 +350,10 @@ static int pf_smtpd(struct parser *p, const char *q, const char *end, struct eve
 			return 1;
 		}
 	} else {
-		*reason = PARSE_R_UNKNOWN_MESSAGE;
-		return -1;
+		/* TLS notes ("Anonymous TLS connection established from",
+		 * "SSL_accept error from"), proxy and config messages: not
+		 * evidence about a client */
+		return 0;
 	}
 	const char *r = q + ql + 2;
 	bool milter = false;

@@ -41,6 +41,17 @@ static int sm_relay(struct parser *p, const char **pp, const char *end, struct e
 	if (ev_set_ip(p, &tmp, ip, n) < 0)
 		return -1;
 	q++;
+	if (!name.p && HAS(q, end, " [")) {
+		/* "relay=[ip] [ip]": the first bracket stands for the missing name */
+		const char *r = q + 1;
+		struct event t2 = *ev;
+		if (sm_relay(p, &r, end, &t2) == 0) {
+			t2.rdns = SPAN_NULL;
+			*ev = t2;
+			*pp = r;
+			return 0;
+		}
+	}
 	if (HAS(q, end, " (may be forged)"))
 		q += 16;
 	tmp.rdns = name;
@@ -142,7 +153,8 @@ static int sm_ruleset(struct parser *p, const char *q, const char *end, struct e
 		ev->cat = CAT_UNKNOWN_SENDER_DOMAIN;
 	else if (FIND(t, te, "rate limit") || FIND(t, te, "Too many"))
 		ev->cat = CAT_RATE_LIMITED;
-	else if (FIND(t, te, "Rejected: ") || FIND(t, te, "blocked") || FIND(t, te, "listed"))
+	else if (FIND(t, te, "Rejected: ") || FIND(t, te, "blocked") || FIND(t, te, "listed") ||
+		 FIND(t, te, "found in "))
 		ev->cat = ev->stage == ST_CONNECT ? CAT_DNSBL : CAT_CLIENT_POLICY;
 	else if (FIND(t, te, "reverse") || FIND(t, te, "resolve"))
 		ev->cat = CAT_NO_RDNS;

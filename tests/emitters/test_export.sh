@@ -77,7 +77,7 @@ format = postfix
 path = $dir/access.cidr
 reload = /bin/sh -c "echo reloaded >> $dir/reloads"
 INI
-"$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" >"$dir/run.log" 2>&1 &
+"$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" --listen 127.0.0.1:0 >"$dir/run.log" 2>&1 &
 run_pid=$!
 seen=0
 for _ in $(seq 50); do

@@ -214,6 +214,17 @@ static const struct tcase postfix_cases[] = {
     {"Nov 27 20:23:20 mx postfix/smtpd[1286]: lost connection after RCPT from unknown[127.55.0.3]",
      MTA_UNKNOWN, 1, "127.55.0.3", EV_LOST, ST_RCPT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: lost connection after DATA (0 bytes) from unknown[127.55.0.9]",
+     MTA_UNKNOWN, 1, "127.55.0.9", EV_LOST, ST_DATA, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: NOQUEUE: reject: CONNECT from unknown[203.0.113.77]: 554 5.7.1 "
+     "<unknown[203.0.113.77]>: Client host rejected: Access denied; proto=SMTP",
+     MTA_UNKNOWN, 1, "203.0.113.77", EV_REJECT, ST_CONNECT, CAT_CLIENT_POLICY, 554, 0, "5.7.1", NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL},
+    {"Nov 27 20:23:20 mx postfix/smtpd[1286]: NOQUEUE: reject: VRFY from unknown[203.0.113.78]: 550 5.1.1 "
+     "<root>: Recipient address rejected: User unknown in local recipient table; to=<root> proto=SMTP",
+     MTA_UNKNOWN, 1, "203.0.113.78", EV_REJECT, ST_OTHER, CAT_UNKNOWN_RECIPIENT, 550, 0, "5.1.1", NULL, "-",
+     "-", "root", NULL, NULL, NULL, NULL},
     {"Nov 27 20:23:20 mx postfix/smtpd[1286]: timeout after END-OF-MESSAGE from mail.example.com[192.0.2.9]",
      MTA_UNKNOWN, 1, "192.0.2.9", EV_LOST, ST_END_OF_DATA, CAT_NONE, -1, 0, NULL, "mail.example.com", NULL,
      NULL, NULL, NULL, NULL, NULL, NULL},
@@ -295,6 +306,12 @@ static const struct tcase postfix_cases[] = {
     {"Nov  3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
+    {"Nov  3 01:02:03 postfix/smtpd[1]: connect from unknown[192.0.2.7]", MTA_UNKNOWN, 1, "192.0.2.7",
+     EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     "2026-11-03T01:02:03Z"},
+    /* --format postfix: a custom syslog_name is Postfix too */
+    {"Nov 27 01:02:03 mx mx-in/smtpd[1]: connect from unknown[192.0.2.8]", MTA_POSTFIX, 1, "192.0.2.8",
+     EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
     {"Nov 3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
@@ -377,7 +394,17 @@ static const struct tcase exim_cases[] = {
      "F=<a@example.net> rejected after DATA: This message contains a virus (Foo [192.0.2.66])",
      MTA_EXIM, 1, "203.0.113.111", EV_REJECT, ST_DATA, CAT_OTHER, 550, 32706, NULL, "host.example.net", NULL,
      "a@example.net", NULL, NULL, "1UnmeW-0000ea-SE", NULL, "2025-01-10T10:02:15Z"},
-    /* Exim through syslog */
+    /* an IPv6 client with Exim's old ".port" */
+    {"2026-11-27 20:26:42 [3600] H=(x) [2001:db8::7].4711 F=<a@b.example> rejected RCPT <c@d.example>: relay "
+     "not "
+     "permitted",
+     MTA_UNKNOWN, 1, "2001:db8::7", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 4711, NULL, NULL, "x", NULL,
+     NULL, NULL, NULL, NULL, NULL},
+    /* Exim through syslog, with and without its own stamp */
+    {"Nov 27 20:26:42 mx exim[3600]: 2026-11-27 20:26:42 [3600] H=(a) [203.0.113.106]:25 F=<s@example.net> "
+     "rejected RCPT <x@example.org>: relay not permitted",
+     MTA_UNKNOWN, 1, "203.0.113.106", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 25, NULL, NULL, "a", NULL,
+     NULL, NULL, NULL, NULL, NULL},
     {"Nov 27 20:26:42 mx exim[3600]: H=(a) [203.0.113.105] F=<s@example.net> rejected RCPT <x@example.org>: "
      "relay "
      "not permitted",
@@ -418,6 +445,10 @@ static const struct tcase sendmail_cases[] = {
     {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005007: AUTH failure (LOGIN): authentication failure (-13) "
      "SASL(-13): authentication failure: checkpass failed, user=admin, relay=[203.0.113.126]",
      MTA_UNKNOWN, 1, "203.0.113.126", EV_AUTH_FAILURE, ST_AUTH, CAT_AUTH, 535, 0, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL},
+    {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005010: ruleset=check_rcpt, arg1=<x@example.org>, "
+     "relay=[203.0.113.129] [203.0.113.129], reject=550 5.7.1 <x@example.org>... Relaying denied",
+     MTA_UNKNOWN, 1, "203.0.113.129", EV_REJECT, ST_RCPT, CAT_RELAY_DENIED, 550, 0, NULL, "-", NULL, NULL,
      NULL, NULL, NULL, NULL, NULL},
     {"Nov 27 20:30:01 mx sm-mta[5001]: 60AA3a1B005008: ruleset=check_rcpt, arg1=<x@example.org>, "
      "relay=[IPv6:2001:db8:3::7], reject=550 5.7.1 <x@example.org>... Relaying denied",

@@ -141,6 +141,8 @@ async function waitFor(fn, ms) {
       { totalBefore, now: await chartTotal(page, 'chart-codes') });
     const liveTop = await waitFor(async () => (await page.textContent('#top-ip')).includes('198.18.0.99'), 10000);
     check('live: the new sender reaches the top IPs', !!liveTop);
+    const liveBlock = await waitFor(async () => (await page.textContent('#blocks')).includes('198.18.0.99'), 15000);
+    check('live: the decision on the new sender appears in the active blocks', !!liveBlock);
     await page.screenshot({ path: path.join(SHOTS, 'overview-live.png'), fullPage: true });
 
     // ------------------------------------------------------------ search -> lookup
@@ -205,6 +207,17 @@ async function waitFor(fn, ms) {
     const seeded = await page.$$eval('#events td.helo', (tds) => tds.map((t) => t.textContent));
     check('XSS: the whole stored HELO shows as text', seeded.length >= 12 && seeded.every((h) => h === XSS),
       seeded.slice(0, 3));
+
+    // ------------------------------------------------------------ search by e-mail address
+    await page.fill('#q', 'postmaster@example.com');
+    await Promise.all([page.waitForURL('**/lookup/postmaster%40example.com'), page.press('#q', 'Enter')]);
+    await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+    const senders = await page.$$eval('#senders tbody tr', (trs) => trs.map((t) => t.textContent));
+    check('e-mail lookup: the clients that used the address, with their status',
+      senders.some((t) => t.includes('203.0.113.66') && t.includes('blocked')) &&
+      senders.some((t) => t.includes('198.18.0.99')), senders);
+    check('e-mail lookup: the IP panels are hidden', !(await page.isVisible('#panel-evidence')));
+    await page.screenshot({ path: path.join(SHOTS, 'lookup-email.png'), fullPage: true });
 
     // ------------------------------------------------------------ a prefix has a stable address
     await page.goto(BASE + '/lookup/45.67.89.0/24');

@@ -765,8 +765,22 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 	buf_printf(&sp, "%s.aggstate", e->db_path);
 	aggregator_set_state_path(e->agg, buf_str(&sp));
 	buf_free(&sp);
-	aggregator_restore(e->agg, e->db, clock_now());
 	return 0;
+}
+
+/* Rebuild the aggregator's state (saved state, else a replay of the
+ * database) and log how long it took. `run` calls it after the web server
+ * started (the dashboard reads SQLite only, so it is up during a long
+ * restore); `import` right after engine_open(). */
+static void engine_restore(struct engine *e)
+{
+	int64_t t0 = clock_mono_us();
+	int rc = aggregator_restore(e->agg, e->db, clock_now());
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	if (rc < 0)
+		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
+	else if (!e->importing)
+		log_info("aggregator: state restored in %.2fs", secs);
 }
 
 static void engine_close(struct engine *e)
@@ -857,6 +871,21 @@ int engine_run(const struct engine_opts *o)
 	int sfd = -1, tfd = -1, epfd = -1;
 	if (engine_open(e, o) < 0)
 		goto out;
+	/* signals are blocked before any thread starts (threads inherit the
+	 * mask) and read from a signalfd in the loop */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* the dashboard first (it reads SQLite only), then the restore, which
+	 * may take a while on a big database */
+	if (hook_web_start(e, o->listen) < 0)
+		goto out;
+	engine_restore(e);
 	if (db_sources_list(e->db, collect_known, e) < 0) {
 		log_error("database: sources: %s", db_errmsg(e->db));
 		goto out;
@@ -922,14 +951,6 @@ int engine_run(const struct engine_opts *o)
 	if (nfollow == 0 && !co.syslog_listen)
 		log_warn("nothing to follow: give --follow FILE, [collector] follow or a syslog listener");
 
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -950,8 +971,6 @@ int engine_run(const struct engine_opts *o)
 	/* files that exist now are registered at once, before any line */
 	sync_sources(e);
 	batch_commit(e);
-	if (hook_web_start(e, o->listen) < 0)
-		goto out_allow;
 	log_info("running: database %s, %zu file(s) followed%s", e->db_path, collector_source_count(e->coll),
 		 co.syslog_listen ? ", syslog receiver on" : "");
 	int more = 1;
@@ -1027,6 +1046,7 @@ int engine_run(const struct engine_opts *o)
 out_allow:
 	prefix_list_free(&allow);
 out:
+	hook_web_stop(e); /* after an early failure; a no-op when stopped */
 	if (sfd >= 0)
 		close(sfd);
 	if (tfd >= 0)
@@ -1167,6 +1187,8 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	int rc = 1;
 	if (engine_open(e, o) < 0)
 		goto out;
+	e->importing = true;
+	engine_restore(e);
 	/* bigger batches for bulk work (10 x batch_lines, 50,000 by default):
 	 * fewer commits, the same exactly-once */
 	if (e->conf.batch_lines < INT64_MAX / 10)

@@ -730,10 +730,11 @@ static void replay_tick(struct engine *e)
 
 /* ---------------------------------------------------------------- setup */
 
-static int engine_open(struct engine *e, const struct engine_opts *o)
+static int engine_open(struct engine *e, const struct engine_opts *o, bool importing)
 {
 	memset(e, 0, sizeof *e);
 	e->o = o;
+	e->importing = importing; /* import: a bulk database connection, quieter logs */
 	e->replay.fd = -1;
 	if (cli_load_config(&e->conf, o->config_path) < 0)
 		return -1;
@@ -755,7 +756,8 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 	if (!e->parser)
 		return -1;
 	char err[512];
-	e->db = db_open(e->db_path, DB_RW | (o->db_fast ? DB_FAST : 0), err, sizeof err);
+	e->db = db_open(e->db_path, DB_RW | (o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0), err,
+			sizeof err);
 	if (!e->db) {
 		log_error("%s", err);
 		return -1;
@@ -869,7 +871,7 @@ int engine_run(const struct engine_opts *o)
 	struct engine *e = xcalloc(1, sizeof *e);
 	int rc = 1;
 	int sfd = -1, tfd = -1, epfd = -1;
-	if (engine_open(e, o) < 0)
+	if (engine_open(e, o, false) < 0)
 		goto out;
 	/* signals are blocked before any thread starts (threads inherit the
 	 * mask) and read from a signalfd in the loop */
@@ -1185,16 +1187,15 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 {
 	struct engine *e = xcalloc(1, sizeof *e);
 	int rc = 1;
-	if (engine_open(e, o) < 0)
+	if (engine_open(e, o, true) < 0)
 		goto out;
-	e->importing = true;
 	engine_restore(e);
 	/* bigger batches for bulk work (10 x batch_lines, 50,000 by default):
-	 * fewer commits, the same exactly-once */
+	 * fewer commits and fewer rollup upserts (one per key and batch), the
+	 * same exactly-once; import needs no low latency */
 	if (e->conf.batch_lines < INT64_MAX / 10)
 		e->conf.batch_lines *= 10;
 	bool tty = isatty(2) && !o->quiet;
-	e->importing = true;
 	rc = 0;
 	int64_t t0 = clock_mono_us();
 	uint64_t l0 = e->lines;

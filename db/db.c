@@ -359,6 +359,10 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
 					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384; "
 					 "PRAGMA journal_size_limit = 67108864");
+		/* bulk import: the events indexes outgrow 32 MiB after ~1M lines,
+		 * and every batch then reads their pages back */
+		if (rc == 0 && (flags & DB_BULK))
+			rc = db_exec(db, "PRAGMA cache_size = -262144");
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {

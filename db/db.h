@@ -57,9 +57,10 @@
 struct db;
 
 enum db_flags {
-	DB_RO = 0,	 /* read-only; the file must exist with a known schema */
-	DB_RW = 1 << 0,	 /* read-write; creates the parent directory, the file, the schema */
-	DB_FAST = 1 << 1 /* RW only: synchronous=OFF (bench/tests); default is NORMAL */
+	DB_RO = 0,	  /* read-only; the file must exist with a known schema */
+	DB_RW = 1 << 0,	  /* read-write; creates the parent directory, the file, the schema */
+	DB_FAST = 1 << 1, /* RW only: synchronous=OFF (bench/tests); default is NORMAL */
+	DB_BULK = 1 << 2  /* RW only: a page cache of 256 MiB instead of 32 (import) */
 };
 
 /*

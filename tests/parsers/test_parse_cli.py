@@ -70,13 +70,14 @@ check(r.returncode == 2, f"bad flag exit {r.returncode}")
 r = run(["/nonexistent/file"])
 check(r.returncode == 1 and b"/nonexistent/file" in r.stderr, f"missing file: {r.returncode} {r.stderr!r}")
 
-# check-config compiles the [parser] patterns and reports a bad one with its offset
+# check-config compiles the [parser] patterns and reports a bad one with its
+# offset, at the line of the pattern key (not the section's)
 import tempfile
 with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as t:
-    t.write("[parser broken]\npattern = ^x (?<ip>[0-9.]+\ncategory = other\n")
+    t.write("[parser broken]\ncategory = other\npattern = ^x (?<ip>[0-9.]+\n")
 r = subprocess.run([exe, "check-config", "-c", t.name], capture_output=True, env=env, timeout=60)
 check(r.returncode == 1, f"check-config bad pattern: exit {r.returncode}")
-want = f"{t.name}:1: [parser broken] pattern error at offset 16: missing closing parenthesis"
+want = f"{t.name}:3: [parser broken] pattern error at offset 16: missing closing parenthesis"
 check(want.encode() in r.stderr, f"check-config message: {r.stderr!r}")
 r = run(["-c", t.name, "-"], b"")
 check(r.returncode == 1 and b"pattern error at offset 16" in r.stderr, f"parse with bad rule: {r.returncode}")

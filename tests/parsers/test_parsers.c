@@ -1064,16 +1064,24 @@ static void test_custom_rules(void **state)
 	unlink(path);
 	free(path);
 
-	/* a bad pattern is reported with its offset */
-	path = write_tmp("\n[parser broken]\npattern = ^foo (?<ip>[0-9.]+\ncategory = other\n");
+	/* a bad pattern is reported with its offset, at the pattern's own
+	 * line (not the section's); a pattern without an ip group too */
+	path =
+	    write_tmp("\n[parser broken]\nprogram = foo\n\npattern = ^foo (?<ip>[0-9.]+\ncategory = other\n"
+		      "[parser noip]\ncategory = other\npattern = ^foo (?<x>[0-9.]+)\n");
 	config_defaults(&c);
 	assert_int_equal(config_load(&c, path, &e), 0);
+	assert_int_equal(c.parsers[0].line, 2);
+	assert_int_equal(c.parsers[0].pattern_line, 5);
+	assert_int_equal(c.parsers[1].pattern_line, 9);
 	assert_null(parser_new(&c, &e));
-	assert_int_equal(e.msgs.n, 1);
+	assert_int_equal(e.msgs.n, 2);
 	char want[4200];
 	snprintf(want, sizeof want,
-		 "%s:2: [parser broken] pattern error at offset 18: missing closing parenthesis", path);
+		 "%s:5: [parser broken] pattern error at offset 18: missing closing parenthesis", path);
 	assert_string_equal(e.msgs.v[0], want);
+	snprintf(want, sizeof want, "%s:9: [parser noip] pattern has no (?<ip>...) group", path);
+	assert_string_equal(e.msgs.v[1], want);
 	config_free(&c);
 	errlist_free(&e);
 	unlink(path);

@@ -164,6 +164,32 @@ static void append_uint(struct buf *b, uint64_t v)
 	b->data[b->len] = '\0';
 }
 
+static void append_pair(struct buf *b, const char *name, uint16_t ok, uint16_t total)
+{
+	buf_appends(b, name);
+	append_uint(b, ok);
+	buf_appendc(b, ',');
+	append_uint(b, total);
+	buf_appendc(b, ']');
+}
+
+/* "stats": {"ehlo":[ok,total],...} on a disconnect that carried counts */
+static void append_stats(struct buf *b, const struct event *ev)
+{
+	const struct cmd_stats *st = &ev->stats;
+	if (ev->kind != EV_DISCONNECT || !st->present) {
+		buf_append(b, "null", 4);
+		return;
+	}
+	append_pair(b, "{\"ehlo\":[", st->ehlo_ok, st->ehlo_total);
+	append_pair(b, ",\"mail\":[", st->mail_ok, st->mail_total);
+	append_pair(b, ",\"rcpt\":[", st->rcpt_ok, st->rcpt_total);
+	append_pair(b, ",\"data\":[", st->data_ok, st->data_total);
+	append_pair(b, ",\"auth\":[", st->auth_ok, st->auth_total);
+	append_pair(b, ",\"commands\":[", st->cmds_ok, st->cmds_total);
+	buf_appendc(b, '}');
+}
+
 void event_to_json(const struct event *ev, struct buf *b)
 {
 	key(b, "{\"ts\":\"");
@@ -226,6 +252,8 @@ void event_to_json(const struct event *ev, struct buf *b)
 	}
 	key(b, ",\"text\":");
 	span_or_null(b, ev->text);
+	key(b, ",\"stats\":");
+	append_stats(b, ev);
 	key(b, ",\"line\":");
 	span_or_null(b, ev->line);
 	buf_appendc(b, '}');

@@ -1007,7 +1007,47 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "stage")), "rcpt");
 	assert_string_equal(json_string_value(json_object_get(o, "ts")), "2026-11-27T20:23:19Z");
 	assert_string_equal(json_string_value(json_object_get(o, "line")), l);
+	assert_true(json_is_null(json_object_get(o, "stats")));
 	json_decref(o);
+	buf_free(&b);
+
+	/* "stats" on disconnect events: [ok,total] per command, null otherwise */
+	static const struct {
+		const char *line;
+		const char *want; /* the "stats" value, compact JSON */
+	} st[] = {
+	    {"Nov 27 20:23:37 mx postfix/smtpd[1272]: disconnect from unknown[127.77.0.2] ehlo=1 auth=0/3 "
+	     "quit=1 "
+	     "commands=2/5",
+	     "{\"ehlo\": [1, 1], \"mail\": [0, 0], \"rcpt\": [0, 0], \"data\": [0, 0], \"auth\": [0, 3], "
+	     "\"commands\": [2, 5]}"},
+	    {"Nov 27 20:23:38 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.3] helo=1 mail=1 "
+	     "rcpt=0/1 "
+	     "data=0/1 quit=1 commands=3/5",
+	     "{\"ehlo\": [1, 1], \"mail\": [1, 1], \"rcpt\": [0, 1], \"data\": [0, 1], \"auth\": [0, 0], "
+	     "\"commands\": [3, 5]}"},
+	    {"Nov 27 20:23:39 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.4] ehlo=2 bdat=1 "
+	     "rcpt=65535/70000 "
+	     "commands=70000",
+	     "{\"ehlo\": [2, 2], \"mail\": [0, 0], \"rcpt\": [65535, 65535], \"data\": [1, 1], \"auth\": [0, "
+	     "0], "
+	     "\"commands\": [65535, 65535]}"},
+	    {"Nov 27 20:23:40 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.5]", "null"},
+	    {"Nov 27 20:23:41 mx postfix/smtpd[1272]: connect from a.test[127.77.0.5]", "null"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(st); i++) {
+		assert_int_equal(parser_parse(P, s, st[i].line, strlen(st[i].line), &ev, &reason), 1);
+		buf_reset(&b);
+		event_to_json(&ev, &b);
+		o = json_loadb(b.data, b.len, 0, &err);
+		if (!o)
+			fail_msg("case %zu: event JSON invalid: %s: %s", i, err.text, b.data);
+		char *got = json_dumps(json_object_get(o, "stats"), JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+		if (!got || strcmp(got, st[i].want) != 0)
+			fail_msg("stats case %zu: got %s, want %s", i, got ? got : "(none)", st[i].want);
+		free(got);
+		json_decref(o);
+	}
 	buf_free(&b);
 	parser_source_free(s);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "parsers/parsers.h"
+#include "parsers/tz.h"
 
 #define QMAP_SIZE  16384 /* queue-id -> client entries (direct mapped, bounded) */
 #define DEDUP_SIZE 8192	 /* recent Exim rejections, for mainlog+rejectlog */
@@ -35,9 +36,7 @@ struct custom_rule;
 struct parser {
 	const struct config *conf;
 	struct class_conf classes;
-	char *tz;		   /* NULL = the system's zone */
-	int64_t tz_hour_key;	   /* local hour (seconds / 3600) cached */
-	int64_t tz_off;		   /* its UTC offset in seconds */
+	struct tz *tz;		   /* the zone of local stamps (tz.h), read at parser_new() */
 	struct qmap_entry *qmap;   /* QMAP_SIZE */
 	struct dedup_entry *dedup; /* DEDUP_SIZE */
 	struct custom_rule *rules;
@@ -51,9 +50,10 @@ struct parser_source {
 	char *name;
 	enum mta hint;
 	bool year_set;
-	int year;	/* the year of RFC 3164 stamps */
-	int last_month; /* 1..12 of the previous RFC 3164 stamp */
-	bool rejectlog; /* an Exim rejectlog (its name says so) */
+	int year;		/* the year of RFC 3164 stamps */
+	int last_month;		/* 1..12 of the previous RFC 3164 stamp */
+	int64_t last_local_utc; /* UTC seconds of the previous local-time stamp (INT64_MIN = none) */
+	bool rejectlog;		/* an Exim rejectlog (its name says so) */
 	uint32_t id;
 };
 

@@ -919,40 +919,192 @@ static void test_year_inference(void **state)
 	set_now("2026-11-28T00:00:00Z");
 }
 
-static void test_timezone(void **state)
+static char *write_tmp(const char *text)
+{
+	char *path = xstrdup("/tmp/mxw-parsers-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+/* One stream of lines in one zone: each line's UTC time, in order. */
+struct tz_case {
+	const char *line, *want;
+};
+
+static void run_tz_stream(const char *zone, const struct tz_case *t, size_t n)
 {
 	struct config c;
 	config_defaults(&c);
-	c.timezone = xstrdup("Europe/Berlin");
+	free(c.timezone);
+	c.timezone = zone ? xstrdup(zone) : NULL;
 	struct errlist e = {0};
 	struct parser *p = parser_new(&c, &e);
-	assert_non_null(p);
+	if (!p)
+		fail_msg("%s: parser_new: %s", zone, e.msgs.n ? e.msgs.v[0] : "?");
 	struct parser_source *s = parser_source_new(p, "tz", MTA_UNKNOWN);
-	static const struct {
-		const char *line, *want;
-	} t[] = {
-	    {"Nov 27 20:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", "2026-11-27T19:00:00Z"},
-	    {"Nov 27 20:30:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", "2026-11-27T19:30:00Z"},
-	    /* Exim's own stamps are local time too */
-	    {"2026-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
-	     "2026-07-01T10:00:00Z"},
-	    /* a zoned stamp is not converted twice */
-	    {"2026-07-01T12:00:00+00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]",
-	     "2026-07-01T12:00:00Z"},
-	};
-	for (size_t i = 0; i < MXW_ARRAY_LEN(t); i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct event ev;
 		int reason;
-		assert_int_equal(parser_parse(p, s, t[i].line, strlen(t[i].line), &ev, &reason), 1);
+		if (parser_parse(p, s, t[i].line, strlen(t[i].line), &ev, &reason) != 1)
+			fail_msg("%s: %s: no event (%s)", zone, t[i].line, parser_reason_name(reason));
 		char ts[TIME_STRLEN];
 		time_format_rfc3339(ev.ts_us, false, ts);
 		if (strcmp(ts, t[i].want) != 0)
-			fail_msg("%s: got %s, want %s", t[i].line, ts, t[i].want);
+			fail_msg("%s case %zu: %s: got %s, want %s", zone, i, t[i].line, ts, t[i].want);
 	}
 	parser_source_free(s);
 	parser_free(p);
 	config_free(&c);
 	errlist_free(&e);
+}
+
+#define CONNECT		   " mx postfix/smtpd[1]: connect from unknown[192.0.2.1]"
+#define TZ_STREAM(zone, t) run_tz_stream((zone), (t), MXW_ARRAY_LEN(t))
+
+/*
+ * Time zones, read from TZif files (no setenv/tzset): both DST changes of
+ * 2026 in Europe/Berlin and America/New_York, the skipped hour (offset
+ * before the gap), the repeated hour (first occurrence, or the second once
+ * the stream has passed the first), a year rollover, a year past the
+ * file's explicit transitions (the POSIX footer), the southern hemisphere,
+ * a POSIX TZ string, and the system zone from $TZ.
+ */
+static void test_timezone(void **state)
+{
+	set_now("2026-11-28T00:00:00Z");
+	static const struct tz_case berlin[] = {
+	    /* Exim's own stamps are local time too */
+	    {"2026-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2026-07-01T10:00:00Z"},
+	    /* a zoned stamp is not converted twice */
+	    {"2026-07-01T12:00:00+00:00" CONNECT, "2026-07-01T12:00:00Z"},
+	    /* spring forward: 02:00 CET -> 03:00 CEST on 29 March */
+	    {"Mar 29 01:59:59" CONNECT, "2026-03-29T00:59:59Z"},
+	    {"Mar 29 02:30:00" CONNECT, "2026-03-29T01:30:00Z"}, /* skipped: as CET */
+	    {"Mar 29 03:00:00" CONNECT, "2026-03-29T01:00:00Z"},
+	    {"Mar 29 03:30:00" CONNECT, "2026-03-29T01:30:00Z"},
+	    {"Jul  4 12:00:00" CONNECT, "2026-07-04T10:00:00Z"},
+	    /* fall back: 03:00 CEST -> 02:00 CET on 25 October; a log running
+	     * through the repeated hour stays in order */
+	    {"Oct 25 01:59:59" CONNECT, "2026-10-24T23:59:59Z"},
+	    {"Oct 25 02:00:00" CONNECT, "2026-10-25T00:00:00Z"},
+	    {"Oct 25 02:59:59" CONNECT, "2026-10-25T00:59:59Z"},
+	    {"Oct 25 02:00:00" CONNECT, "2026-10-25T01:00:00Z"},
+	    {"Oct 25 02:00:01" CONNECT, "2026-10-25T01:00:01Z"},
+	    {"Oct 25 02:59:59" CONNECT, "2026-10-25T01:59:59Z"},
+	    {"Oct 25 03:00:00" CONNECT, "2026-10-25T02:00:00Z"},
+	    {"Nov 27 20:00:00" CONNECT, "2026-11-27T19:00:00Z"},
+	    {"Nov 27 20:30:00" CONNECT, "2026-11-27T19:30:00Z"},
+	    /* beyond the file's explicit transitions (the footer's rule) */
+	    {"2045-03-26 02:30:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2045-03-26T01:30:00Z"},
+	    {"2045-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2045-07-01T10:00:00Z"},
+	    {"2150-12-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2150-12-01T11:00:00Z"},
+	};
+	TZ_STREAM("Europe/Berlin", berlin);
+	static const struct tz_case berlin_fold[] = {
+	    /* the repeated hour with no line before it: the first occurrence */
+	    {"Oct 25 02:30:00" CONNECT, "2026-10-25T00:30:00Z"},
+	    /* a line a few seconds out of order stays in the first occurrence */
+	    {"Oct 25 02:31:00" CONNECT, "2026-10-25T00:31:00Z"},
+	    {"Oct 25 02:30:58" CONNECT, "2026-10-25T00:30:58Z"},
+	};
+	TZ_STREAM("Europe/Berlin", berlin_fold);
+
+	static const struct tz_case new_york[] = {
+	    /* spring forward: 02:00 EST -> 03:00 EDT on 8 March */
+	    {"Mar  8 01:59:59" CONNECT, "2026-03-08T06:59:59Z"},
+	    {"Mar  8 02:30:00" CONNECT, "2026-03-08T07:30:00Z"}, /* skipped: as EST */
+	    {"Mar  8 03:00:00" CONNECT, "2026-03-08T07:00:00Z"},
+	    {"Jul  4 12:00:00" CONNECT, "2026-07-04T16:00:00Z"},
+	    /* fall back: 02:00 EDT -> 01:00 EST on 1 November */
+	    {"Nov  1 00:59:59" CONNECT, "2026-11-01T04:59:59Z"},
+	    {"Nov  1 01:30:00" CONNECT, "2026-11-01T05:30:00Z"},
+	    {"Nov  1 01:59:59" CONNECT, "2026-11-01T05:59:59Z"},
+	    {"Nov  1 01:00:00" CONNECT, "2026-11-01T06:00:00Z"},
+	    {"Nov  1 01:30:00" CONNECT, "2026-11-01T06:30:00Z"},
+	    {"Nov  1 02:00:00" CONNECT, "2026-11-01T07:00:00Z"},
+	    {"Nov 27 20:00:00" CONNECT, "2026-11-28T01:00:00Z"},
+	};
+	TZ_STREAM("America/New_York", new_york);
+	/* the same rules as a POSIX TZ string */
+	TZ_STREAM("EST5EDT,M3.2.0,M11.1.0", new_york);
+
+	/* year rollover: the first line is last year's December */
+	set_now("2027-01-01T06:00:00Z");
+	static const struct tz_case rollover[] = {
+	    {"Dec 31 23:59:59" CONNECT, "2027-01-01T04:59:59Z"},
+	    {"Jan  1 00:00:01" CONNECT, "2027-01-01T05:00:01Z"},
+	    {"Jan  1 00:59:00" CONNECT, "2027-01-01T05:59:00Z"},
+	};
+	TZ_STREAM("America/New_York", rollover);
+	static const struct tz_case rollover_berlin[] = {
+	    {"Dec 31 23:59:59" CONNECT, "2026-12-31T22:59:59Z"},
+	    {"Jan  1 00:00:01" CONNECT, "2026-12-31T23:00:01Z"},
+	    {"Jan  1 06:00:00" CONNECT, "2027-01-01T05:00:00Z"},
+	};
+	TZ_STREAM("Europe/Berlin", rollover_berlin);
+	set_now("2026-11-28T00:00:00Z");
+
+	/* southern hemisphere: DST across New Year (AEDT +11, AEST +10) */
+	static const struct tz_case sydney[] = {
+	    {"Jan 15 12:00:00" CONNECT, "2026-01-15T01:00:00Z"},
+	    {"Apr  5 02:30:00" CONNECT, "2026-04-04T15:30:00Z"}, /* repeated: first */
+	    {"Jul 15 12:00:00" CONNECT, "2026-07-15T02:00:00Z"},
+	    {"Oct  4 02:30:00" CONNECT, "2026-10-03T16:30:00Z"}, /* skipped: as AEST */
+	};
+	TZ_STREAM("Australia/Sydney", sydney);
+	static const struct tz_case utc[] = {{"Jul  4 12:00:00" CONNECT, "2026-07-04T12:00:00Z"}};
+	TZ_STREAM("UTC", utc);
+
+	/* the system zone (no [collector] timezone) is $TZ, read at
+	 * parser_new(); the parser never changes TZ */
+	const char *old = getenv("TZ");
+	char *saved = old ? xstrdup(old) : NULL;
+	setenv("TZ", "America/New_York", 1);
+	TZ_STREAM(NULL, new_york);
+	assert_string_equal(getenv("TZ"), "America/New_York");
+	setenv("TZ", ":Europe/Berlin", 1);
+	static const struct tz_case sys_berlin[] = {{"Jul  4 12:00:00" CONNECT, "2026-07-04T10:00:00Z"}};
+	TZ_STREAM(NULL, sys_berlin);
+	/* a configured zone wins over $TZ */
+	TZ_STREAM("America/New_York", new_york);
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	free(saved);
+
+	/* an unknown zone is a configuration error, at the key's line */
+	static const char *const bad[] = {"Mars/Olympus_Mons", "../../etc/passwd", "/etc/passwd",
+					  "Nowhere5Later,M13"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(bad); i++) {
+		char text[256];
+		snprintf(text, sizeof text, "[collector]\nformat = auto\ntimezone = %s\n", bad[i]);
+		char *path = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		assert_int_equal(config_load(&c, path, &e), 0);
+		assert_int_equal(c.timezone_line, 3);
+		assert_null(parser_new(&c, &e));
+		assert_int_equal(e.msgs.n, 1);
+		char want[4200];
+		snprintf(want, sizeof want, "%s:3: [collector] timezone: unknown time zone '%s'", path,
+			 bad[i]);
+		if (strncmp(e.msgs.v[0], want, strlen(want)) != 0)
+			fail_msg("got %s, want %s...", e.msgs.v[0], want);
+		config_free(&c);
+		errlist_free(&e);
+		unlink(path);
+		free(path);
+	}
 }
 
 /* JSON output: valid for jansson, invalid UTF-8 -> U+FFFD, NUL -> \u0000. */
@@ -1050,17 +1202,6 @@ static void test_json(void **state)
 	}
 	buf_free(&b);
 	parser_source_free(s);
-}
-
-static char *write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/mxw-parsers-XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	FILE *fp = fdopen(fd, "w");
-	fputs(text, fp);
-	fclose(fp);
-	return path;
 }
 
 static void test_custom_rules(void **state)

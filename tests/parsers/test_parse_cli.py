@@ -98,6 +98,22 @@ r = run(["-c", t.name, "-"], b"")
 check(r.returncode == 1 and b"pattern error at offset 16" in r.stderr, f"parse with bad rule: {r.returncode}")
 os.unlink(t.name)
 
+# an unknown [collector] timezone is a check-config error at the key's line;
+# a known one converts local stamps (Berlin, summer: UTC+2)
+with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as t:
+    t.write("[collector]\ntimezone = Mars/Olympus_Mons\n")
+r = subprocess.run([exe, "check-config", "-c", t.name], capture_output=True, env=env, timeout=60)
+want = f"{t.name}:2: [collector] timezone: unknown time zone 'Mars/Olympus_Mons'"
+check(r.returncode == 1 and want.encode() in r.stderr, f"check-config bad zone: {r.returncode} {r.stderr!r}")
+with open(t.name, "w") as f:
+    f.write("[collector]\ntimezone = Europe/Berlin\n")
+r = subprocess.run([exe, "check-config", "-c", t.name], capture_output=True, env=env, timeout=60)
+check(r.returncode == 0, f"check-config Europe/Berlin: {r.returncode} {r.stderr!r}")
+r = run(["-c", t.name, "-"], b"Jul  4 12:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]\n")
+got = [json.loads(l)["ts"] for l in r.stdout.decode().splitlines()]
+check(got == ["2026-07-04T10:00:00Z"], f"parse in Europe/Berlin: {got} {r.stderr!r}")
+os.unlink(t.name)
+
 for f in failures:
     print("FAIL:", f)
 sys.exit(1 if failures else 0)

@@ -421,7 +421,7 @@ static int tz_candidates(const struct tz *z, int64_t local, int64_t out[2], int6
 	return n;
 }
 
-int64_t tz_local_to_utc(struct tz *z, int64_t local, int64_t prev_utc)
+int64_t tz_local_to_utc_slow(struct tz *z, int64_t local, int64_t prev_utc)
 {
 	int64_t key = local >= 0 ? local / 3600 : -((-local + 3599) / 3600);
 	if (key == z->cache_key && z->cache_simple)

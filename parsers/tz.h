@@ -48,6 +48,13 @@ int32_t tz_offset_utc(const struct tz *z, int64_t utc);
  * prev_utc is the previous line's UTC seconds (INT64_MIN = none). Cached per
  * local hour; only the hours around a transition take the full lookup.
  */
-int64_t tz_local_to_utc(struct tz *z, int64_t local, int64_t prev_utc);
+int64_t tz_local_to_utc_slow(struct tz *z, int64_t local, int64_t prev_utc);
+static inline int64_t tz_local_to_utc(struct tz *z, int64_t local, int64_t prev_utc)
+{
+	int64_t key = local >= 0 ? local / 3600 : -((-local + 3599) / 3600);
+	if (key == z->cache_key && z->cache_simple)
+		return local - z->cache_off;
+	return tz_local_to_utc_slow(z, local, prev_utc);
+}
 
 #endif

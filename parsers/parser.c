@@ -16,7 +16,7 @@
 #include "parsers/internal.h"
 
 static const char *const reason_names[PARSE_R__COUNT] = {
-    "none",	   "too_long",	      "nul_byte",	 "cr",	      "bad_utf8", "bad_envelope",
+    "none",	   "too_long",	      "nul_byte",	 "bad_utf8",  "bad_envelope",
     "bad_address", "unknown_program", "unknown_message", "truncated",
 };
 

@@ -32,12 +32,17 @@
 /* The longest line parsed; longer ones are unparsed (PARSE_R_TOO_LONG). */
 #define PARSER_LINE_MAX 65536
 
-/* Why a line was not parsed (the reason out-parameter of parser_parse). */
+/*
+ * Why a line was not parsed (the reason out-parameter of parser_parse).
+ * There is no CR reason: a CR inside a line is not a line end (a reader
+ * that split there would let a message forge a second line) and stays a
+ * byte of the line; a trailing CR (CRLF files) is dropped. Consumers use
+ * the names (parser_reason_name), not the numbers.
+ */
 enum parse_reason {
 	PARSE_R_NONE,		 /* parsed (or understood and irrelevant) */
 	PARSE_R_TOO_LONG,	 /* longer than PARSER_LINE_MAX */
 	PARSE_R_NUL_BYTE,	 /* holds a NUL byte */
-	PARSE_R_CR,		 /* reserved: a CR inside a line is kept as a byte, a trailing CR dropped */
 	PARSE_R_BAD_UTF8,	 /* holds bytes that are not valid UTF-8 */
 	PARSE_R_BAD_ENVELOPE,	 /* no timestamp/host/program envelope recognised */
 	PARSE_R_BAD_ADDRESS,	 /* the client field holds no valid IP (999.1.1.1) */

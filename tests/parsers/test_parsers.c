@@ -630,7 +630,27 @@ static void test_hygiene(void **state)
 	memset(buf, 0, 10);
 	memcpy(buf + 10, good, gl);
 	assert_int_equal(parser_parse(P, s, buf, gl + 10, &ev, &reason), 1);
+	/* a CR inside a line is not a line end: the line keeps it as a byte
+	 * and still gives its event (adversarial row PF28) */
+	const char *cr =
+	    "Jan 10 10:00:53 mx1 postfix/smtpd[4711]: connect from unknown[203.0.113.92]\rJan 10 "
+	    "10:00:53 mx1 postfix/smtpd[4711]: connect from unknown[192.0.2.66]";
+	assert_int_equal(parser_parse(P, s, cr, strlen(cr), &ev, &reason), 1);
+	assert_int_equal(reason, PARSE_R_NONE);
+	assert_int_equal(ev.line.n, strlen(cr));
+	char ipbuf[IPADDR_STRLEN];
+	ipbuf[ipaddr_format(&ev.ip, ipbuf)] = '\0';
+	assert_string_equal(ipbuf, "203.0.113.92");
 	free(buf);
+	/* the reason names: every code has one, no reserved ones */
+	static const char *const names[] = {
+	    "none",	   "too_long",	      "nul_byte",	 "bad_utf8", "bad_envelope",
+	    "bad_address", "unknown_program", "unknown_message", "truncated"};
+	assert_int_equal(parser_reason_count(), (int)MXW_ARRAY_LEN(names));
+	for (int i = 0; i < parser_reason_count(); i++)
+		assert_string_equal(parser_reason_name(i), names[i]);
+	assert_string_equal(parser_reason_name(parser_reason_count()), "invalid");
+	assert_string_equal(parser_reason_name(-1), "invalid");
 	parser_source_free(s);
 }
 

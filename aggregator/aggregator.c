@@ -19,9 +19,9 @@
 
 /* --------------------------------------------------------------- windows */
 
-static void win8_add(struct win8 *w, uint32_t t, uint32_t blen, unsigned k)
+static void win8_add(struct win8 *w, uint32_t bi, unsigned k)
 {
-	uint16_t i = (uint16_t)(t / blen);
+	uint16_t i = (uint16_t)bi;
 	uint32_t all;
 	memcpy(&all, w->b, sizeof all);
 	if (!all) /* empty: start here */
@@ -46,9 +46,9 @@ static void win8_add(struct win8 *w, uint32_t t, uint32_t blen, unsigned k)
 	w->b[i % WIN_SUB] = (uint8_t)MXW_MIN(v, 255u);
 }
 
-static unsigned win8_sum(const struct win8 *w, uint32_t t, uint32_t blen)
+static unsigned win8_sum(const struct win8 *w, uint32_t bi)
 {
-	uint16_t i = (uint16_t)(t / blen);
+	uint16_t i = (uint16_t)bi;
 	uint16_t d = (uint16_t)(i - w->idx);
 	if (d >= 0x8000)
 		d = 0;
@@ -58,16 +58,16 @@ static unsigned win8_sum(const struct win8 *w, uint32_t t, uint32_t blen)
 	return s;
 }
 
-static void win32_add(struct win32 *w, uint32_t t, uint32_t blen, unsigned k)
+static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 {
-	uint32_t i = t / blen;
+	uint32_t i = bi;
 	if (!(w->b[0] | w->b[1] | w->b[2] | w->b[3]))
 		w->idx = i;
 	uint32_t d = i - w->idx;
 	if (d >= 0x80000000u) {
 		uint32_t back = w->idx - i;
 		if (back < WIN_SUB)
-			w->b[i % WIN_SUB] += k;
+			w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 		return;
 	}
 	if (d >= WIN_SUB) {
@@ -77,12 +77,12 @@ static void win32_add(struct win32 *w, uint32_t t, uint32_t blen, unsigned k)
 			w->b[(w->idx + s) % WIN_SUB] = 0;
 	}
 	w->idx = i;
-	w->b[i % WIN_SUB] += k;
+	w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 }
 
-static unsigned win32_sum(const struct win32 *w, uint32_t t, uint32_t blen)
+static unsigned win32_sum(const struct win32 *w, uint32_t bi)
 {
-	uint32_t i = t / blen;
+	uint32_t i = bi;
 	uint32_t d = i - w->idx;
 	if (d >= 0x80000000u)
 		d = 0;
@@ -93,9 +93,9 @@ static unsigned win32_sum(const struct win32 *w, uint32_t t, uint32_t blen)
 }
 
 /* Take back one count from the newest non-empty bucket inside the window. */
-static void win8_sub(struct win8 *w, uint32_t t, uint32_t blen)
+static void win8_sub(struct win8 *w, uint32_t bi)
 {
-	uint16_t d = (uint16_t)((uint16_t)(t / blen) - w->idx);
+	uint16_t d = (uint16_t)((uint16_t)bi - w->idx);
 	if (d >= 0x8000)
 		d = 0;
 	for (unsigned m = 0; m + d < WIN_SUB; m++) {
@@ -107,18 +107,30 @@ static void win8_sub(struct win8 *w, uint32_t t, uint32_t blen)
 	}
 }
 
-static void win32_sub(struct win32 *w, uint32_t t, uint32_t blen)
+static void win32_sub(struct win32 *w, uint32_t bi)
 {
-	uint32_t d = t / blen - w->idx;
+	uint32_t d = bi - w->idx;
 	if (d >= 0x80000000u)
 		d = 0;
 	for (unsigned m = 0; m + d < WIN_SUB; m++) {
-		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		uint16_t *b = &w->b[(w->idx - m) % WIN_SUB];
 		if (*b) {
 			(*b)--;
 			return;
 		}
 	}
+}
+
+/* The bucket index of time t in window w; events come in time order, so
+ * the divisions are done once per second of log time, not per event. */
+static inline uint32_t bucket(struct aggregator *a, uint32_t t, int w)
+{
+	if (t != a->bucket_t) {
+		a->bucket_t = t;
+		for (int k = 0; k < W__COUNT; k++)
+			a->bucket_i[k] = t / a->blen[k];
+	}
+	return a->bucket_i[w];
 }
 
 /* ------------------------------------------------------- distinct counts */
@@ -141,13 +153,17 @@ static uint64_t span_hash(struct span s, uint64_t seed)
 
 /* Linear counting over a 64-bit bitmap: exact for a handful, within a few
  * percent up to ~100 distinct values, which is the range thresholds use. */
+static unsigned bits_table[65]; /* estimate by number of zero bits */
+
+static void bits_init(void)
+{
+	for (int z = 0; z <= 64; z++)
+		bits_table[z] = z == 0 ? 300 : (unsigned)(-64.0 * log((double)z / 64.0) + 0.5);
+}
+
 static unsigned bits_estimate(uint64_t bits)
 {
-	int zeros = 64 - __builtin_popcountll(bits);
-	if (zeros == 0)
-		return 300;
-	double n = -64.0 * log((double)zeros / 64.0);
-	return (unsigned)(n + 0.5);
+	return bits_table[64 - __builtin_popcountll(bits)];
 }
 
 static void bits_add(uint64_t *bits, uint32_t *t0, uint32_t t, uint32_t window, uint64_t h)
@@ -377,8 +393,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
 	/* a sender whose connections mostly deliver mail is busy, not
 	 * flooding, unless the MTA itself rate-limited it */
-	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
-		v->thr[R_FLOOD] = 0;
+	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
+		v->thr[R_FLOOD] = 0; /* (per-IP sub-buckets saturate at 255: hundreds is "busy") */
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -405,51 +421,49 @@ static unsigned harvest_value(const struct aggregator *a, const struct view *v)
 	return distinct;
 }
 
-static void ip_view(const struct aggregator *a, const struct iprec *p, uint32_t t, struct view *v)
+static void ip_view(struct aggregator *a, const struct iprec *p, uint32_t t, struct view *v)
 {
 	memset(v, 0, sizeof *v);
-	const uint32_t *bl = a->blen;
-	v->accepted = win8_sum(&p->w[W_ACCEPT], t, bl[W_ACCEPT]);
-	v->rejected = win8_sum(&p->w[W_REJ], t, bl[W_REJ]);
-	v->unknown = win8_sum(&p->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
-	v->rcpts = win8_sum(&p->w[W_RCPT], t, bl[W_RCPT]);
-	v->conns = win8_sum(&p->w[W_CONN], t, bl[W_CONN]);
+	v->accepted = win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+	v->rejected = win8_sum(&p->w[W_REJ], bucket(a, t, W_REJ));
+	v->unknown = win8_sum(&p->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
+	v->rcpts = win8_sum(&p->w[W_RCPT], bucket(a, t, W_RCPT));
+	v->conns = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
 	view_rules(a, v, p->flags, false);
 	v->v[R_RETRY] = retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]);
 	v->v[R_HARVEST] = harvest_value(a, v);
-	v->v[R_BACKOFF] = win8_sum(&p->w[W_BACKOFF], t, bl[W_BACKOFF]);
-	v->v[R_RELAY] = win8_sum(&p->w[W_RELAY], t, bl[W_RELAY]);
-	v->auth = win8_sum(&p->w[W_AUTH], t, bl[W_AUTH]);
+	v->v[R_BACKOFF] = win8_sum(&p->w[W_BACKOFF], bucket(a, t, W_BACKOFF));
+	v->v[R_RELAY] = win8_sum(&p->w[W_RELAY], bucket(a, t, W_RELAY));
+	v->auth = win8_sum(&p->w[W_AUTH], bucket(a, t, W_AUTH));
 	v->users = bits_get(p->user_bits, p->user_t0, t, a->wlen[W_AUTH]);
 	v->v[R_AUTH] = v->auth;
-	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], t, bl[W_PROTO]);
-	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], t, bl[W_POLICY]);
+	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], bucket(a, t, W_PROTO));
+	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], bucket(a, t, W_POLICY));
 	v->v[R_FLOOD] = v->conns;
 	v->code = p->last_code;
 	v->ips = 1;
 }
 
-static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_t t, struct view *v)
+static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, struct view *v)
 {
 	memset(v, 0, sizeof *v);
-	const uint32_t *bl = a->blen;
-	v->accepted = win32_sum(&c->w[W_ACCEPT], t, bl[W_ACCEPT]);
-	v->rejected = win32_sum(&c->w[W_REJ], t, bl[W_REJ]);
-	v->unknown = win32_sum(&c->w[W_UNKNOWN], t, bl[W_UNKNOWN]);
-	v->rcpts = win32_sum(&c->w[W_RCPT], t, bl[W_RCPT]);
-	v->conns = win32_sum(&c->w[W_CONN], t, bl[W_CONN]);
+	v->accepted = win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+	v->rejected = win32_sum(&c->w[W_REJ], bucket(a, t, W_REJ));
+	v->unknown = win32_sum(&c->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
+	v->rcpts = win32_sum(&c->w[W_RCPT], bucket(a, t, W_RCPT));
+	v->conns = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 	view_rules(a, v, c->flags, true);
 	v->v[R_RETRY] = retry_get(&c->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
 	v->v[R_HARVEST] = harvest_value(a, v);
-	v->v[R_BACKOFF] = win32_sum(&c->w[W_BACKOFF], t, bl[W_BACKOFF]);
-	v->v[R_RELAY] = win32_sum(&c->w[W_RELAY], t, bl[W_RELAY]);
-	v->auth = win32_sum(&c->w[W_AUTH], t, bl[W_AUTH]);
+	v->v[R_BACKOFF] = win32_sum(&c->w[W_BACKOFF], bucket(a, t, W_BACKOFF));
+	v->v[R_RELAY] = win32_sum(&c->w[W_RELAY], bucket(a, t, W_RELAY));
+	v->auth = win32_sum(&c->w[W_AUTH], bucket(a, t, W_AUTH));
 	v->users = bits_get(c->user_bits, c->user_t0, t, a->wlen[W_AUTH]);
 	v->v[R_AUTH] = v->auth;
-	v->v[R_PROTOCOL] = win32_sum(&c->w[W_PROTO], t, bl[W_PROTO]);
-	v->v[R_POLICY] = win32_sum(&c->w[W_POLICY], t, bl[W_POLICY]);
+	v->v[R_PROTOCOL] = win32_sum(&c->w[W_PROTO], bucket(a, t, W_PROTO));
+	v->v[R_POLICY] = win32_sum(&c->w[W_POLICY], bucket(a, t, W_POLICY));
 	v->v[R_FLOOD] = v->conns;
 	v->flagged = c->nflagged;
 	v->v[R_CLASS] = c->nflagged;
@@ -459,6 +473,13 @@ static void cls_view(const struct aggregator *a, const struct clsrec *c, uint32_
 	/* a class-wide flood needs several sources; one IP is rule 9 per IP */
 	if (cips < 2)
 		v->thr[R_FLOOD] = 0;
+	/* light members each refused once or twice: from three members on, the
+	 * class's refusals of any kind count together for rule 8 */
+	if (v->ips >= 3) {
+		unsigned all = v->v[R_POLICY] + v->unknown + v->v[R_RELAY];
+		if (all > v->v[R_POLICY])
+			v->v[R_POLICY] = all;
+	}
 }
 
 /* The rule crossed with the highest ratio, or -1. Auth also fires on
@@ -684,6 +705,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	json_object_set_new(o, "multiplier", json_real(v->mult));
 	json_object_set_new(o, "score", json_real(d.score));
 	json_object_set_new(o, "response", json_string(response_name(d.response)));
+	if (a->c->rules.dry_run) {
+		/* decided and explained, flagged only: nothing reaches a blocklist */
+		json_object_set_new(o, "dry_run", json_true());
+		d.response = RESP_OBSERVE;
+	}
 	json_object_set_new(o, "past_decisions", json_integer(n));
 	json_t *nums = json_object(), *thr = json_object();
 	for (int i = 0; i < R__COUNT; i++) {
@@ -752,8 +778,129 @@ static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint3
 	return table_get(&a->ips, ip, NULL);
 }
 
-static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p)
+/* The same for classes: idle ones go, and max_tracked_ips bounds them too
+ * (IPv6 attackers spread over many /64s make one class per address). */
+static void evict_classes(struct aggregator *a, uint32_t now, size_t budget, bool force)
 {
+	struct table *t = &a->classes;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct clsrec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		size_t i = a->evict_cursor_cls++ % t->nrec;
+		struct clsrec *c = table_at(t, i);
+		if (!c || (c->flags & F_DECIDED))
+			continue;
+		if (now > c->last_seen && now - c->last_seen > idle) {
+			table_remove(t, c);
+			a->evicted++;
+			continue;
+		}
+		if (force && (!oldest || c->last_seen < oldest->last_seen))
+			oldest = c;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
+		table_remove(t, oldest);
+		a->evicted++;
+	}
+}
+
+static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool force)
+{
+	struct table *t = &a->seen;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct seenrec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		struct seenrec *r = table_at(t, a->evict_cursor_seen++ % t->nrec);
+		if (!r)
+			continue;
+		if (now > r->last_seen && now - r->last_seen > idle) {
+			table_remove(t, r);
+			continue;
+		}
+		if (force && (!oldest || r->last_seen < oldest->last_seen))
+			oldest = r;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n)
+		table_remove(t, oldest);
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t);
+
+/* Seed a new class record with the counts of its first member q. */
+static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec *q, uint32_t t)
+{
+	for (int w = 0; w < W__COUNT; w++) {
+		const struct win8 *s = &q->w[w];
+		if (!(s->b[0] | s->b[1] | s->b[2] | s->b[3]))
+			continue;
+		uint32_t cur = bucket(a, t, w);
+		uint16_t back = (uint16_t)((uint16_t)cur - s->idx);
+		if (back >= WIN_SUB)
+			continue; /* all of it is older than the window */
+		c->w[w].idx = cur - back;
+		for (int k = 0; k < WIN_SUB; k++)
+			c->w[w].b[k] = s->b[k];
+	}
+	c->rcpt_bits = q->rcpt_bits;
+	c->rcpt_t0 = q->rcpt_t0;
+	c->user_bits = q->user_bits;
+	c->user_t0 = q->user_t0;
+	c->r = q->r;
+	c->flags |= (uint8_t)(q->flags & (F_NO_MX | F_LIMITED));
+	c->first_bad = q->first_bad;
+	c->last_code = q->last_code;
+	uint64_t h = ipaddr_hash(&q->ip);
+	if (q->first_bad)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600), h);
+	if (win8_sum(&q->w[W_CONN], bucket(a, t, W_CONN)))
+		bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], h);
+	if (q->flags & F_FLAGGED) {
+		c->nflagged = 1;
+		c->flagged_t0 = t;
+	}
+}
+
+/* The class record of member p, or the scratch record while p is the only
+ * member seen: most classes never get a second member, and a class rule
+ * needs two. */
+static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t)
+{
+	struct clsrec *c = table_find(&a->classes, cp);
+	if (c)
+		return c;
+	struct seenrec *sr = table_find(&a->seen, cp);
+	if (!sr) {
+		if (a->r->max_tracked_ips > 0 && a->seen.n >= (size_t)a->r->max_tracked_ips)
+			evict_seen(a, t, 64, true);
+		sr = table_get(&a->seen, cp, NULL);
+		sr->ip = p->ip;
+		sr->last_seen = t;
+		return &a->scratch;
+	}
+	sr->last_seen = t;
+	if (memcmp(&sr->ip, &p->ip, sizeof p->ip) == 0)
+		return &a->scratch;
+	/* a second member: track the class, starting from the first one's counts */
+	struct ipaddr first = sr->ip;
+	table_remove(&a->seen, sr);
+	c = cls_get(a, cp, t);
+	struct iprec *q = table_find(&a->ips, &first);
+	if (q) {
+		cls_seed(a, c, q, t);
+		q->cls_ref = table_ref(&a->classes, c);
+	}
+	return c;
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t)
+{
+	if (a->r->max_tracked_ips > 0 && a->classes.n >= (size_t)a->r->max_tracked_ips &&
+	    !table_find(&a->classes, p))
+		evict_classes(a, t, 64, true);
 	return table_get(&a->classes, p, NULL);
 }
 
@@ -1044,47 +1191,73 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
+	table_prefetch(&a->ips, &ip); /* hidden behind classify() */
 	struct delta d;
 	classify(a, ev, &d);
-
-	if (ev->kind == EV_CONNECT && ev->pid >= 0) {
-		sess = session(a, ev, true);
-		sess->ip = ip;
-		sess->start = t;
-		sess->rcpt = sess->rejected = 0;
-	} else if (!sess && ev->pid >= 0 && ev->kind != EV_DISCONNECT) {
-		sess = session(a, ev, false);
-	}
-	if (sess) {
-		sess->last = t;
-		if (ev->kind == EV_REJECT)
-			sess->rejected++;
-		if (ev->stage == ST_RCPT)
-			sess->rcpt++;
-	}
-
-	struct iprec *p = ip_get(a, &ip, t);
-	struct prefix cp;
-	if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
-		cp = ev->cls;
-	else
-		ipaddr_class(&ip, &a->c->classes, &cp);
-	struct clsrec *c = cls_get(a, &cp);
-	p->last_seen = t;
-	c->last_seen = t;
-	p->flags |= (uint8_t)d.flags;
-	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
-
 	if (ev->kind == EV_DISCONNECT) {
-		struct sessrec *s = session(a, ev, false);
-		if (s)
-			table_remove(&a->sessions, s);
+		if (ev->pid >= 0) {
+			struct sessrec *s = session(a, ev, false);
+			if (s)
+				table_remove(&a->sessions, s);
+		}
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
 		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
 			d.w[W_PROTO] = 1;
 			d.bad = true;
 		}
 	}
+	/* most lines change nothing (postscreen PASS, disconnects, notes):
+	 * leave before touching the tables */
+	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
+	    !(ev->kind == EV_REJECT && !span_empty(ev->queue_id))) {
+		bool any = false;
+		for (int w = 0; w < W__COUNT; w++)
+			any |= d.w[w] != 0;
+		if (!any)
+			return;
+	}
+
+	/* sessions of smtpd and Exim (postscreen is one process for all) */
+	if (d.conn && ev->pid >= 0 && !span_ends(ev->program, "postscreen")) {
+		sess = session(a, ev, true);
+		sess->ip = ip;
+		sess->start = t;
+	}
+	if (sess)
+		sess->last = t;
+
+	struct iprec *p;
+	struct clsrec *c;
+	uint64_t gen = a->ips.removals + a->classes.removals;
+	if (a->last_p && gen == a->last_gen && memcmp(&a->last_ip, &ip, sizeof ip) == 0) {
+		p = a->last_p;
+		c = a->last_c;
+	} else {
+		p = ip_get(a, &ip, t);
+		struct prefix cp;
+		if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
+			cp = ev->cls;
+		else
+			ipaddr_class(&ip, &a->c->classes, &cp);
+		c = table_deref(&a->classes, p->cls_ref, &cp);
+		if (!c) {
+			c = cls_resolve(a, p, &cp, t);
+			if (c != &a->scratch)
+				p->cls_ref = table_ref(&a->classes, c);
+		}
+		a->last_ip = ip;
+		a->last_p = p;
+		a->last_c = c;
+		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
+	}
+	if (c == &a->scratch) { /* a lone member: its class is not tracked yet */
+		memset(c, 0, sizeof *c);
+		c->flags = F_DECIDED; /* never judged */
+	}
+	p->last_seen = t;
+	c->last_seen = t;
+	p->flags |= (uint8_t)d.flags;
+	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
 	if (d.conn) {
 		bool postscreen = span_ends(ev->program, "postscreen");
@@ -1110,13 +1283,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
 		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
 		 * the content: that message was not accepted after all */
-		win8_sub(&p->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
-		win32_sub(&c->w[W_ACCEPT], t, a->blen[W_ACCEPT]);
+		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+		win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
 	for (int w = 0; w < W__COUNT; w++)
 		if (d.w[w]) {
-			win8_add(&p->w[w], t, a->blen[w], d.w[w]);
-			win32_add(&c->w[w], t, a->blen[w], d.w[w]);
+			win8_add(&p->w[w], bucket(a, t, w), d.w[w]);
+			win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
 		}
 	if (d.rcpt_bit) {
 		uint64_t h = span_hash(ev->to, 1);
@@ -1134,25 +1307,26 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
 		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
 		if (now > before)
-			win8_add(&p->w[W_RETRY], t, a->blen[W_RETRY], 1);
+			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
 		p->last_code = (int16_t)ev_code(ev);
 		c->last_code = (int16_t)ev_code(ev);
 	}
 	if (d.conn && !d.bad) {
-		/* keep connect lines as evidence once a flood is plausible */
-		unsigned n = win8_sum(&p->w[W_CONN], t, a->blen[W_CONN]);
+		/* a connection can only cross the flood rule; keep connect lines
+		 * as evidence once a flood is plausible */
+		unsigned n = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
+		unsigned cn = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
 			struct prefix px;
 			prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
-		unsigned cn = win32_sum(&c->w[W_CONN], t, a->blen[W_CONN]);
 		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
 			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
-		if (a->r->flood_enabled) {
+		if (a->r->flood_enabled && (double)n >= a->flood_ip_min)
 			check_ip(a, p, c, t);
+		if (a->r->flood_enabled && (double)cn >= a->flood_cls_min)
 			check_class(a, c, t);
-		}
 		return;
 	}
 	if (!d.bad)
@@ -1167,7 +1341,10 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	struct prefix px;
 	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
-	ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+	/* a class keeps lines of its own once a second member misbehaves (a
+	 * lone member's lines are in its own slot): most classes have one */
+	if (c->ev || bits_estimate(c->ip_bits) >= 2)
+		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 	check_ip(a, p, c, t);
 	check_class(a, c, t);
 }
@@ -1204,6 +1381,7 @@ static void load_allow_file(struct aggregator *a, const char *path)
 struct aggregator *aggregator_new(const struct config *c)
 {
 	struct aggregator *a = xcalloc(1, sizeof *a);
+	bits_init();
 	a->c = c;
 	a->r = &c->rules;
 	const struct rules_conf *r = a->r;
@@ -1226,8 +1404,14 @@ struct aggregator *aggregator_new(const struct config *c)
 		a->wlen[i] = (uint32_t)w;
 		a->blen[i] = (uint32_t)((w + WIN_SUB - 1) / WIN_SUB);
 	}
+	/* the lowest a flood threshold can go (rule 7 weights): below it a
+	 * connection needs no evaluation */
+	double wmax = MXW_MAX(r->no_rdns_weight, 1.0) * MXW_MAX(r->no_mx_weight, 1.0);
+	a->flood_ip_min = MXW_MAX(1.0, (double)r->flood_ip_count / wmax);
+	a->flood_cls_min = MXW_MAX(1.0, (double)r->flood_class_count / wmax);
 	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
+	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
 	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
 	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
@@ -1255,6 +1439,7 @@ void aggregator_free(struct aggregator *a)
 		return;
 	table_free(&a->ips);
 	table_free(&a->classes);
+	table_free(&a->seen);
 	table_free(&a->sessions);
 	table_free(&a->offenses);
 	table_free(&a->wider);
@@ -1310,6 +1495,8 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	}
 	uint32_t t = (uint32_t)now;
 	evict_some(a, t, 4096, false);
+	evict_classes(a, t, 4096, false);
+	evict_seen(a, t, 4096, false);
 	/* sessions that never logged a disconnect */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		size_t i = (a->evict_cursor + k) % a->sessions.nrec;
@@ -1359,8 +1546,9 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	memset(st, 0, sizeof *st);
 	st->ips = a->ips.n;
 	st->classes = a->classes.n;
-	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->sessions) +
-		    table_bytes(&a->offenses) + table_bytes(&a->wider) + a->ev_n * a->ev_stride;
+	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->seen) +
+		    table_bytes(&a->sessions) + table_bytes(&a->offenses) + table_bytes(&a->wider) +
+		    a->ev_n * a->ev_stride;
 	st->decisions = a->nact;
 	st->events = a->events;
 	st->evicted = a->evicted;

@@ -31,9 +31,9 @@ struct win8 { /* per IP: counts saturate at 255 */
 	uint16_t idx;
 	uint8_t b[WIN_SUB];
 };
-struct win32 { /* per class */
+struct win32 { /* per class: 32-bit index, counts saturate at 65535 */
 	uint32_t idx;
-	uint32_t b[WIN_SUB];
+	uint16_t b[WIN_SUB];
 };
 
 enum {
@@ -57,6 +57,7 @@ struct iprec {
 	int16_t last_code; /* last 5xx reply code */
 	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
 	uint32_t rcpt_t0, user_t0;
+	uint32_t cls_ref;	       /* table_ref() of its class record: saves a lookup */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
 	struct win8 w[W__COUNT];
@@ -81,6 +82,16 @@ struct countrec {
 	uint16_t pad;
 	uint32_t n;
 	uint32_t t;
+};
+
+/* A class with one known member so far: 40 bytes instead of a class
+ * record. The second member promotes it to a struct clsrec, seeded with
+ * the first member's counts. */
+struct seenrec {
+	struct prefix p;  /* key */
+	struct ipaddr ip; /* the only member seen */
+	uint8_t pad;
+	uint32_t last_seen;
 };
 
 /* A session, keyed by (mta, syslog host, pid). */
@@ -129,9 +140,17 @@ struct pending {
 struct aggregator {
 	const struct config *c;
 	const struct rules_conf *r;
-	uint32_t blen[W__COUNT]; /* sub-bucket length of each window, seconds */
-	uint32_t wlen[W__COUNT]; /* window length, seconds */
-	struct table ips, classes, sessions, offenses, wider;
+	uint32_t blen[W__COUNT];	       /* sub-bucket length of each window, seconds */
+	uint32_t wlen[W__COUNT];	       /* window length, seconds */
+	double flood_ip_min, flood_cls_min;    /* lowest flood thresholds */
+	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
+	/* the records of the last event's address: a session's lines come together */
+	struct ipaddr last_ip;
+	struct iprec *last_p;
+	struct clsrec *last_c;
+	uint64_t last_gen;
+	struct table ips, classes, seen, sessions, offenses, wider;
+	struct clsrec scratch; /* the class of a lone member: written, never read */
 	struct prefix_list protected_nets, allow;
 	/* evidence slots */
 	char *ev;
@@ -147,7 +166,7 @@ struct aggregator {
 	struct db *db;	  /* set by aggregator_restore: escalation counts */
 	int64_t newest;	  /* newest event time seen, microseconds */
 	char *state_path; /* aggregator_set_state_path() */
-	size_t evict_cursor;
+	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
 };
 

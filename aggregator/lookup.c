@@ -87,7 +87,9 @@ json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char
 	}
 	json_array_foreach(json_object_get(hist, "items"), i, d) if (d != in_force)
 	    json_array_append_new(history, decision_view(d));
-	json_object_set_new(o, "blocked", json_boolean(in_force != NULL));
+	/* observe (and dry-run) decisions flag a sender without blocking it */
+	const char *resp = in_force ? json_string_value(json_object_get(in_force, "response")) : NULL;
+	json_object_set_new(o, "blocked", json_boolean(in_force && !(resp && strcmp(resp, "observe") == 0)));
 	json_object_set_new(o, "decision", in_force ? decision_view(in_force) : json_null());
 	json_object_set_new(o, "history", history);
 	json_decref(hist);

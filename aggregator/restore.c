@@ -26,10 +26,18 @@ static int add_active(void *arg, const struct decision *d, const struct db_decis
 	return 0;
 }
 
+struct replay {
+	struct aggregator *a;
+	int64_t after_us; /* events up to this time are in the loaded state */
+};
+
 static int replay_event(void *arg, int64_t id, const struct event *ev)
 {
+	struct replay *r = arg;
 	(void)id;
-	aggregator_event(arg, ev);
+	/* the scan starts at a whole second: skip what the state already holds */
+	if (ev->ts_us > r->after_us)
+		aggregator_event(r->a, ev);
 	return 0;
 }
 
@@ -56,7 +64,8 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		from_us = a->newest + 1; /* only what was stored after the clean stop */
 	uint64_t ev0 = a->events;
 	a->replaying = true;
-	int rc = db_events_scan(db, from_us, replay_event, a);
+	struct replay r = {a, loaded ? a->newest : INT64_MIN};
+	int rc = db_events_scan(db, from_us, replay_event, &r);
 	a->replaying = false;
 	if (rc < 0) {
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));

@@ -12,21 +12,54 @@
 /* Free records are those whose key's first byte (an address family) is 0:
  * table_remove() zeroes the record and keeps the free-list link after the key. */
 
-static uint64_t key_hash(const void *key, size_t n)
+/* Keys are 12-18 bytes: two 8-byte words and a short tail, multiplied
+ * in, then a final avalanche (the low bits pick the slot, the high half is
+ * the tag). */
+static inline uint64_t key_hash(const void *key, size_t n)
 {
-	const uint8_t *p = key;
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 1099511628211ULL;
+	const unsigned char *p = key;
+	uint64_t w0, w1 = 0, tail = 0;
+	memcpy(&w0, p, 8);
+	if (n >= 16) {
+		memcpy(&w1, p + 8, 8);
+		for (size_t i = 16; i < n; i++) /* 1 or 2 bytes: no memcpy call */
+			tail |= (uint64_t)p[i] << (8 * (i - 16));
+	} else {
+		for (size_t i = 8; i < n; i++) /* never read past the key */
+			w1 |= (uint64_t)p[i] << (8 * (i - 8));
 	}
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
+	uint64_t h = (w0 ^ 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+	h ^= (w1 + tail * 0x94d049bb133111ebULL) * 0xd6e8feb86659fd93ULL;
+	h ^= h >> 32;
+	h *= 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
 	return h;
 }
+
+/* memcmp for the key sizes in use, without a library call */
+static inline int key_eq(const void *x, const void *y, size_t n)
+{
+	uint64_t a0, a1, b0, b1;
+	memcpy(&a0, x, 8);
+	memcpy(&b0, y, 8);
+	if (a0 != b0)
+		return 0;
+	if (n < 16)
+		return memcmp((const char *)x + 8, (const char *)y + 8, n - 8) == 0;
+	memcpy(&a1, (const char *)x + 8, 8);
+	memcpy(&b1, (const char *)y + 8, 8);
+	if (a1 != b1)
+		return 0;
+	for (size_t i = 16; i < n; i++)
+		if (((const unsigned char *)x)[i] != ((const unsigned char *)y)[i])
+			return 0;
+	return 1;
+}
+
+#define ENT_REC(e)     ((uint32_t)(e))
+#define ENT_TAG(e)     ((uint32_t)((e) >> 32))
+#define ENT(tag, rec1) ((uint64_t)(tag) << 32 | (rec1))
+#define TAG_OF(h)      ((uint32_t)((h) >> 32))
 
 static inline char *rec_ptr(const struct table *t, uint32_t i)
 {
@@ -35,6 +68,8 @@ static inline char *rec_ptr(const struct table *t, uint32_t i)
 
 void table_init(struct table *t, size_t esz, size_t keysz)
 {
+	if (keysz < 12 || esz < keysz + sizeof(uint32_t))
+		BUG("table_init: keys are 12 bytes or more, records hold a free link");
 	memset(t, 0, sizeof *t);
 	t->esz = esz;
 	t->keysz = keysz;
@@ -55,31 +90,42 @@ void table_free(struct table *t)
 
 static void rehash(struct table *t, uint32_t newmask)
 {
-	uint32_t *ni = xcalloc((size_t)newmask + 1, sizeof *ni);
+	uint64_t *ni = xcalloc((size_t)newmask + 1, sizeof *ni);
 	for (size_t i = 0; i <= t->mask; i++) {
-		uint32_t r = t->idx[i];
-		if (!r)
+		uint64_t e = t->idx[i];
+		if (!e)
 			continue;
-		uint32_t h = (uint32_t)key_hash(rec_ptr(t, r - 1), t->keysz) & newmask;
+		/* the tag is the hash's high half; the slot comes from the low
+		 * half, so recompute it from the key */
+		uint32_t h = (uint32_t)key_hash(rec_ptr(t, ENT_REC(e) - 1), t->keysz) & newmask;
 		while (ni[h])
 			h = (h + 1) & newmask;
-		ni[h] = r;
+		ni[h] = e;
 	}
 	free(t->idx);
 	t->idx = ni;
 	t->mask = newmask;
 }
 
+void table_prefetch(const struct table *t, const void *key)
+{
+	__builtin_prefetch(&t->idx[(uint32_t)key_hash(key, t->keysz) & t->mask]);
+}
+
 void *table_find(const struct table *t, const void *key)
 {
-	uint32_t h = (uint32_t)key_hash(key, t->keysz) & t->mask;
+	uint64_t hv = key_hash(key, t->keysz);
+	uint32_t tag = TAG_OF(hv);
+	uint32_t h = (uint32_t)hv & t->mask;
 	for (;;) {
-		uint32_t r = t->idx[h];
-		if (!r)
+		uint64_t e = t->idx[h];
+		if (!e)
 			return NULL;
-		char *p = rec_ptr(t, r - 1);
-		if (memcmp(p, key, t->keysz) == 0)
-			return p;
+		if (ENT_TAG(e) == tag) {
+			char *p = rec_ptr(t, ENT_REC(e) - 1);
+			if (key_eq(p, key, t->keysz))
+				return p;
+		}
 		h = (h + 1) & t->mask;
 	}
 }
@@ -104,19 +150,23 @@ void *table_get(struct table *t, const void *key, int *created)
 {
 	if (created)
 		*created = 0;
-	uint32_t h = (uint32_t)key_hash(key, t->keysz) & t->mask;
+	uint64_t hv = key_hash(key, t->keysz);
+	uint32_t tag = TAG_OF(hv);
+	uint32_t h = (uint32_t)hv & t->mask;
 	for (;;) {
-		uint32_t r = t->idx[h];
-		if (!r)
+		uint64_t e = t->idx[h];
+		if (!e)
 			break;
-		char *p = rec_ptr(t, r - 1);
-		if (memcmp(p, key, t->keysz) == 0)
-			return p;
+		if (ENT_TAG(e) == tag) {
+			char *p = rec_ptr(t, ENT_REC(e) - 1);
+			if (key_eq(p, key, t->keysz))
+				return p;
+		}
 		h = (h + 1) & t->mask;
 	}
 	if ((t->n + 1) * 4 > ((size_t)t->mask + 1) * 3) {
 		rehash(t, t->mask * 2 + 1);
-		h = (uint32_t)key_hash(key, t->keysz) & t->mask;
+		h = (uint32_t)hv & t->mask;
 		while (t->idx[h])
 			h = (h + 1) & t->mask;
 	}
@@ -124,7 +174,7 @@ void *table_get(struct table *t, const void *key, int *created)
 	char *p = rec_ptr(t, ri);
 	memset(p, 0, t->esz);
 	memcpy(p, key, t->keysz);
-	t->idx[h] = ri + 1;
+	t->idx[h] = ENT(tag, ri + 1);
 	t->n++;
 	if (created)
 		*created = 1;
@@ -133,13 +183,14 @@ void *table_get(struct table *t, const void *key, int *created)
 
 void table_remove(struct table *t, void *rec)
 {
-	uint32_t h = (uint32_t)key_hash(rec, t->keysz) & t->mask;
-	uint32_t r;
+	uint64_t hv = key_hash(rec, t->keysz);
+	uint32_t h = (uint32_t)hv & t->mask;
+	uint64_t e;
 	for (;;) {
-		r = t->idx[h];
-		if (!r)
+		e = t->idx[h];
+		if (!e)
 			BUG("table_remove: record not in the table");
-		if (rec_ptr(t, r - 1) == (char *)rec)
+		if (rec_ptr(t, ENT_REC(e) - 1) == (char *)rec)
 			break;
 		h = (h + 1) & t->mask;
 	}
@@ -148,21 +199,41 @@ void table_remove(struct table *t, void *rec)
 	uint32_t j = h;
 	for (;;) {
 		j = (j + 1) & t->mask;
-		uint32_t rj = t->idx[j];
-		if (!rj)
+		uint64_t ej = t->idx[j];
+		if (!ej)
 			break;
-		uint32_t home = (uint32_t)key_hash(rec_ptr(t, rj - 1), t->keysz) & t->mask;
-		/* move rj into the hole when its home is not in (hole, j] */
+		uint32_t home = (uint32_t)key_hash(rec_ptr(t, ENT_REC(ej) - 1), t->keysz) & t->mask;
+		/* move ej into the hole when its home is not in (hole, j] */
 		if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
-			t->idx[hole] = rj;
+			t->idx[hole] = ej;
 			hole = j;
 		}
 	}
 	t->idx[hole] = 0;
+	uint32_t r = ENT_REC(e);
 	memset(rec, 0, t->esz);
 	memcpy((char *)rec + t->keysz, &t->free_head, sizeof t->free_head);
 	t->free_head = r;
 	t->n--;
+	t->removals++;
+}
+
+uint32_t table_ref(const struct table *t, const void *rec)
+{
+	for (size_t c = 0; c < t->nchunks; c++) {
+		const char *base = t->chunks[c];
+		if ((const char *)rec >= base && (const char *)rec < base + TABLE_CHUNK * t->esz)
+			return (uint32_t)(c * TABLE_CHUNK + (size_t)((const char *)rec - base) / t->esz) + 1;
+	}
+	return 0;
+}
+
+void *table_deref(const struct table *t, uint32_t ref, const void *key)
+{
+	if (!ref || ref > t->nrec)
+		return NULL;
+	char *p = rec_ptr(t, ref - 1);
+	return key_eq(p, key, t->keysz) ? p : NULL;
 }
 
 void *table_at(const struct table *t, size_t i)

@@ -106,8 +106,8 @@ void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->db_path = xstrdup("var/mxwarden.db");
-	c->retention_events = 30 * 86400;
-	c->retention_rollups = 400 * 86400;
+	c->retention_events = 14 * 86400;
+	c->retention_rollups = 35 * 86400;
 	c->retention_decisions = 400 * 86400;
 	c->format = xstrdup("auto");
 	c->syslog_max_conn = 64;

@@ -86,6 +86,9 @@ static void print_text(json_t *o)
 	if (json_is_true(json_object_get(o, "blocked"))) {
 		printf("blocked:  yes, by this decision:\n");
 		print_decision(d, true);
+	} else if (json_is_object(d)) {
+		printf("blocked:  no, but flagged (response observe) by this decision:\n");
+		print_decision(d, true);
 	} else {
 		printf("blocked:  no\n");
 	}

@@ -108,6 +108,9 @@ struct engine {
 	int64_t import_lines;
 	struct parser_source *import_ps;
 	int64_t progress_t0_us, progress_last_us;
+	bool progress_done; /* the 100% line was printed */
+	bool importing;
+	uint64_t decisions_made;
 	const char *progress_name;
 	/* the blocklists ([output NAME]), `run` only */
 	struct emitters *em;
@@ -145,9 +148,12 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;
 	}
-	log_info("%s%s %s (%s, %s, score %.2f): %s", e->conf.rules.dry_run ? "dry-run: " : "",
-		 d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule, response_name(d.response), d.score,
-		 d.reason);
+	e->decisions_made++;
+	/* an import of old logs may make thousands: one line each only when following */
+	(e->importing ? log_debug : log_info)("%s%s %s (%s, %s, score %.2f): %s",
+					      e->conf.rules.dry_run ? "dry-run: " : "",
+					      d.scope == SCOPE_CLASS ? "class" : "address", px, d.rule,
+					      response_name(d.response), d.score, d.reason);
 	return d.id;
 }
 
@@ -190,6 +196,8 @@ static int em_collect(void *arg, const struct decision *d, const struct db_decis
 {
 	struct engine *e = arg;
 	(void)info;
+	if (e->conf.rules.dry_run && !d->manual)
+		return 0; /* [rules] dry_run: decide and explain, emit nothing */
 	if (e->em_n == e->em_cap) {
 		e->em_cap = e->em_cap ? e->em_cap * 2 : 256;
 		e->em_active = xrealloc(e->em_active, e->em_cap * sizeof *e->em_active);
@@ -212,8 +220,9 @@ static void hook_emitters(struct engine *e, bool decisions_changed)
 		log_error("database: active decisions: %s", db_errmsg(e->db));
 		return;
 	}
-	if (emitters_update(e->em, e->em_active, e->em_n, now) >= 0)
-		e->em_synced = true;
+	/* a failed output is logged and retried by the emitters (next_due) */
+	emitters_update(e->em, e->em_active, e->em_n, now);
+	e->em_synced = true;
 }
 
 /* hook_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
@@ -465,6 +474,30 @@ static void esrc_switch(struct engine *e, struct esrc *s, size_t index, const st
 	s->offset = ds.offset;
 }
 
+/* A followed file was opened (or switched to) and no line of it has come
+ * yet: register it now, so that a restart finds it even when it is rotated
+ * away before its first line is committed. */
+static void sync_sources(struct engine *e)
+{
+	size_t n = collector_source_count(e->coll);
+	for (size_t i = 0; i < n; i++) {
+		struct coll_pos pos;
+		collector_source_pos(e->coll, i, &pos);
+		if (!pos.dev && !pos.fp_len)
+			continue; /* nothing open yet */
+		struct esrc *s = esrc_get(e, (int)i);
+		if (s->db_id && same_file(&pos, &s->id))
+			continue;
+		if (batch_begin(e) < 0)
+			return;
+		esrc_switch(e, s, i, &pos);
+		if (s->db_id && pos.offset > s->offset) {
+			s->offset = pos.offset;
+			s->dirty = true;
+		}
+	}
+}
+
 /* The collector's sink. */
 static void on_line(void *ctx, const struct coll_line *ln)
 {
@@ -610,6 +643,8 @@ static int engine_open(struct engine *e, const struct engine_opts *o)
 	e->replay.fd = -1;
 	if (cli_load_config(&e->conf, o->config_path) < 0)
 		return -1;
+	if (e->conf.log_syslog)
+		log_set_syslog(true, "mxwarden");
 	e->db_path = xstrdup(o->db_path ? o->db_path : e->conf.db_path);
 	const char *fmt = o->format ? o->format : e->conf.format;
 	int m = fmt && strcmp(fmt, "auto") != 0 ? mta_from_name(fmt) : MTA_UNKNOWN;
@@ -702,6 +737,7 @@ static void periodic(struct engine *e)
 	if (e->replay.path)
 		replay_tick(e);
 	collector_tick(e->coll);
+	sync_sources(e);
 	maybe_commit(e, false);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
@@ -731,9 +767,9 @@ int engine_run(const struct engine_opts *o)
 	}
 	if (o->replay && replay_init(e) < 0)
 		goto out;
-	if (e->conf.n_outputs && e->conf.rules.dry_run) {
-		log_info("dry run: the %zu output(s) are not written", e->conf.n_outputs);
-	} else if (e->conf.n_outputs) {
+	if (e->conf.n_outputs) {
+		if (e->conf.rules.dry_run)
+			log_info("dry run: the %zu output(s) carry manual decisions only", e->conf.n_outputs);
 		struct buf err = BUF_INIT;
 		e->em = emitters_new(&e->conf, &err);
 		if (!e->em) {
@@ -815,6 +851,9 @@ int engine_run(const struct engine_opts *o)
 	ev.data.fd = collector_fd(e->coll);
 	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 
+	/* files that exist now are registered at once, before any line */
+	sync_sources(e);
+	batch_commit(e);
 	if (hook_web_start(e, o->listen) < 0)
 		goto out_allow;
 	log_info("running: database %s, %zu file(s) followed%s", e->db_path, collector_source_count(e->coll),
@@ -851,8 +890,14 @@ int engine_run(const struct engine_opts *o)
 		if (e->stop)
 			break;
 		more = collector_run(e->coll);
-		/* lines wait at most batch_ms; a busy loop must not starve the timer's flush */
-		maybe_commit(e, false);
+		/* lines wait at most batch_ms (a busy loop must not starve the timer's
+		 * flush); when the input is drained, a batch a quarter that old is
+		 * committed already: low latency when idle, big batches under load */
+		if (!more && db_in_batch(e->db) &&
+		    clock_mono_us() - e->batch_start_us >= e->conf.batch_ms * 1000 / 4)
+			batch_commit(e);
+		else
+			maybe_commit(e, false);
 	}
 	hook_web_stop(e);
 	if (db_in_batch(e->db))
@@ -902,8 +947,9 @@ static void import_progress(void *ctx, int64_t disk_read, int64_t disk_size, int
 	struct engine *e = ctx;
 	int64_t now = clock_mono_us();
 	bool last = disk_size > 0 && disk_read >= disk_size;
-	if (!last && now - e->progress_last_us < 250000)
+	if ((!last && now - e->progress_last_us < 250000) || (last && e->progress_done))
 		return;
+	e->progress_done = last;
 	e->progress_last_us = now;
 	double secs = (double)(now - e->progress_t0_us) / 1e6;
 	double rate = secs > 0 ? (double)lines / secs : 0;
@@ -967,6 +1013,7 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	parser_source_free(e->import_ps);
 	e->import_ps = parser_source_new(e->parser, path, e->hint);
 	e->progress_t0_us = e->progress_last_us = clock_mono_us();
+	e->progress_done = false;
 	e->progress_name = path;
 	struct coll_pos pos;
 	char err[512] = "";
@@ -999,6 +1046,7 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	if (e->conf.batch_lines < 50000)
 		e->conf.batch_lines = 50000;
 	bool tty = isatty(2) && !o->quiet;
+	e->importing = true;
 	rc = 0;
 	int64_t t0 = clock_mono_us();
 	uint64_t l0 = e->lines;
@@ -1006,9 +1054,9 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 		if (import_one(e, files[i], tty) < 0)
 			rc = 1;
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
-	log_info("import: %llu lines, %llu events, %llu unparsed in %.2fs (%.0f lines/s)",
+	log_info("import: %llu lines, %llu events, %llu unparsed, %llu decisions in %.2fs (%.0f lines/s)",
 		 (unsigned long long)(e->lines - l0), (unsigned long long)e->events,
-		 (unsigned long long)e->unparsed_total, secs,
+		 (unsigned long long)e->unparsed_total, (unsigned long long)e->decisions_made, secs,
 		 secs > 0 ? (double)(e->lines - l0) / secs : 0.0);
 out:
 	engine_close(e);

@@ -123,7 +123,11 @@ int collector_tick(struct collector *c);
 /* Sources: every followed file (glob matches included) has an index. */
 size_t collector_source_count(const struct collector *c);
 const char *collector_source_key(const struct collector *c, size_t i);
-/* The position to store for source i (see the line contract above). */
+/* The position to store for source i (see the line contract above). When
+ * a new file was opened (at start, after a rotation) and every earlier line
+ * was delivered, it already names the new file at offset 0 before its
+ * first line comes: store it too, so that a restart finds that file even
+ * after it is rotated away. */
 void collector_source_pos(const struct collector *c, size_t i, struct coll_pos *pos);
 
 /* Counters for stats and tests. */

@@ -45,8 +45,9 @@ struct fsrc {
 	char *key;
 	struct stream st;    /* fd -1 when nothing is open */
 	bool finite;	     /* st is a rotated file or a copy: finish it at its end */
-	struct strv queue;   /* rotated files still to read after st, in order */
-	size_t qi;	     /* next queue entry */
+	struct stream *q;    /* files still to read after st, in order, already open */
+	size_t qn, qi;	     /* entries, next entry */
+	bool q_live;	     /* the last entry is the live file */
 	struct lineframe lf; /* one reused read buffer per file */
 	struct coll_pos pos; /* what has been delivered */
 	bool started;	     /* the stored position was looked at */
@@ -146,6 +147,26 @@ static void src_close(struct fsrc *s)
 		stream_close(&s->st);
 }
 
+static void queue_clear(struct fsrc *s)
+{
+	for (size_t i = s->qi; i < s->qn; i++)
+		stream_close(&s->q[i]);
+	free(s->q);
+	s->q = NULL;
+	s->qn = s->qi = 0;
+	s->q_live = false;
+}
+
+/* Append an open stream to the queue (the queue takes it over). */
+static void queue_push(struct fsrc *s, struct stream *st)
+{
+	s->q = xrealloc(s->q, (s->qn + 1) * sizeof *s->q);
+	s->q[s->qn++] = *st;
+	st->fd = -1;
+	st->gz = NULL;
+	st->name = NULL;
+}
+
 void collector_free(struct collector *c)
 {
 	if (!c)
@@ -154,7 +175,7 @@ void collector_free(struct collector *c)
 		struct fsrc *s = c->src[i];
 		src_close(s);
 		lineframe_free(&s->lf);
-		strv_free(&s->queue);
+		queue_clear(s);
 		free(s->key);
 		free(s);
 	}
@@ -218,6 +239,18 @@ static void on_line(void *ctx, const char *p, size_t n, int64_t off_after, bool 
 
 /* ------------------------------------------------------------ opening */
 
+/* Everything before the current file is delivered: the position to store
+ * may name this file already, so that a restart before its first line
+ * still finds it (by device/inode, or fingerprint) after a rotation. */
+static void pos_here(struct fsrc *s)
+{
+	s->pos.dev = s->st.dev;
+	s->pos.ino = s->st.ino;
+	s->pos.fp = s->st.fp;
+	s->pos.fp_len = s->st.fp_len;
+	s->pos.offset = s->lf.consumed;
+}
+
 /* Open the live file at off. Returns 0, or -1 when it is not there. */
 static int open_live(struct fsrc *s, int64_t off)
 {
@@ -241,42 +274,43 @@ static int open_live(struct fsrc *s, int64_t off)
 	lineframe_reset(&s->lf, off);
 	s->last_data_us = clock_mono_us();
 	s->pending = true;
+	pos_here(s);
 	return 0;
 }
 
-/* Open a finished file (rotated or copy) at off; the queue continues after it. */
-static int open_finite(struct fsrc *s, const char *path, int64_t off)
-{
-	src_close(s);
-	if (stream_open(&s->st, path, 0) < 0) {
-		log_warn("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (off > 0 && stream_seek(&s->st, off) < 0) {
-		log_warn("%s: cannot seek to %lld (shorter than the stored position)", path, (long long)off);
-		stream_close(&s->st);
-		return -1;
-	}
-	s->finite = true;
-	lineframe_reset(&s->lf, off);
-	s->pending = true;
-	return 0;
-}
-
-/* The finite file is finished: deliver its partial tail, open the next one
- * of the queue, or the live file at 0. */
+/* The current file is finished: deliver its partial tail and go on with
+ * the next file of the queue, or the live file at 0. */
 static void finish_and_next(struct fsrc *s)
 {
 	lineframe_finish(&s->lf, on_line, s);
 	src_close(s);
-	while (s->qi < s->queue.n) {
-		const char *next = s->queue.v[s->qi++];
-		if (open_finite(s, next, 0) == 0)
-			return;
+	if (s->qi < s->qn) {
+		s->st = s->q[s->qi++];
+		s->finite = !(s->qi == s->qn && s->q_live);
+		lineframe_reset(&s->lf, s->st.read_off);
+		s->last_data_us = clock_mono_us();
+		s->pending = true;
+		pos_here(s);
+		if (s->qi == s->qn) {
+			free(s->q);
+			s->q = NULL;
+			s->qn = s->qi = 0;
+			s->q_live = false;
+		}
+		return;
 	}
-	strv_free(&s->queue);
-	s->qi = 0;
+	queue_clear(s);
 	open_live(s, 0);
+}
+
+/* Make st (open, positioned) the current finite file. */
+static void use_finite(struct fsrc *s, struct stream *st)
+{
+	src_close(s);
+	s->st = *st;
+	s->finite = true;
+	lineframe_reset(&s->lf, st->read_off);
+	s->pending = true;
 }
 
 static bool pos_matches(const struct coll_pos *stored, const struct coll_pos *id)
@@ -291,17 +325,10 @@ static void rotated_name(char *out, size_t outsz, const char *key, int k, bool g
 	snprintf(out, outsz, "%s.%d%s", key, k, gz ? ".gz" : "");
 }
 
-/* Find the rotated file named k (plain preferred, else .gz); 0 and name in out, or -1. */
-static int rotated_existing(const char *key, int k, char *out, size_t outsz)
-{
-	rotated_name(out, outsz, key, k, false);
-	if (access(out, R_OK) == 0)
-		return 0;
-	rotated_name(out, outsz, key, k, true);
-	return access(out, R_OK) == 0 ? 0 : -1;
-}
-
-/* First open of a source: resume from the stored position, wherever the file went. */
+/* First open of a source: resume from the stored position, wherever the
+ * file went. Every candidate (PATH, PATH.1, PATH.1.gz ... PATH.9.gz) is
+ * opened first, so that a rotation while we look cannot shift the names
+ * under us: the files are then read through these descriptors. */
 static void start_source(struct fsrc *s)
 {
 	struct collector *c = s->c;
@@ -312,34 +339,81 @@ static void start_source(struct fsrc *s)
 		return;
 	}
 	s->pos = stored;
-	struct coll_pos id;
-	if (collector_identify(s->key, stored.fp_len, &id) == 0 && pos_matches(&stored, &id) &&
-	    (stored.fp_len || id.dev)) {
-		if (open_live(s, stored.offset) < 0)
-			log_warn("%s: cannot reopen at the stored offset", s->key);
+	struct stream cand[1 + 2 * MAX_ROTATED];
+	char name[PATH_MAX];
+	int found = -1;
+	for (int i = 0; i < (int)MXW_ARRAY_LEN(cand); i++) {
+		int k = (i + 1) / 2;
+		if (i == 0)
+			str_copy(name, sizeof name, s->key, strlen(s->key));
+		else
+			rotated_name(name, sizeof name, s->key, k, i % 2 == 0);
+		if (stream_open(&cand[i], name, stored.fp_len) < 0) {
+			cand[i].fd = -1;
+			continue;
+		}
+		if (i == 0 && cand[i].gz)
+			stream_close(&cand[i]);
+	}
+	for (int i = 0; i < (int)MXW_ARRAY_LEN(cand) && found < 0; i++) {
+		if (!stream_is_open(&cand[i]))
+			continue;
+		struct coll_pos id = {
+		    .dev = cand[i].dev, .ino = cand[i].ino, .fp = cand[i].fp, .fp_len = cand[i].fp_len};
+		if (pos_matches(&stored, &id) && (stored.fp_len || id.dev))
+			found = i;
+	}
+	if (found == 0) {
+		/* still in the live file */
+		src_close(s);
+		s->st = cand[0];
+		s->finite = false;
+		int64_t off = stored.offset;
+		if (off > 0 && stream_seek(&s->st, off) < 0)
+			off = 0;
+		lineframe_reset(&s->lf, off);
+		s->last_data_us = clock_mono_us();
+		s->pending = true;
+		for (int i = 1; i < (int)MXW_ARRAY_LEN(cand); i++)
+			if (stream_is_open(&cand[i]))
+				stream_close(&cand[i]);
 		return;
 	}
-	char name[PATH_MAX];
-	for (int k = 1; k <= MAX_ROTATED; k++) {
-		for (int gz = 0; gz < 2; gz++) {
-			rotated_name(name, sizeof name, s->key, k, gz);
-			if (collector_identify(name, stored.fp_len, &id) < 0 || !pos_matches(&stored, &id))
-				continue;
-			log_info("%s: resuming in %s at offset %lld, then %d newer rotated file(s) and the "
-				 "live file",
-				 s->key, name, (long long)stored.offset, k - 1);
-			strv_free(&s->queue);
-			s->qi = 0;
-			for (int j = k - 1; j >= 1; j--) {
-				char nn[PATH_MAX];
-				if (rotated_existing(s->key, j, nn, sizeof nn) == 0)
-					strv_add(&s->queue, nn);
-			}
-			if (open_finite(s, name, stored.offset) < 0)
-				finish_and_next(s);
+	if (found > 0) {
+		int k = (found + 1) / 2;
+		log_info("%s: resuming in %s at offset %lld, then %d newer rotated file(s) and the live file",
+			 s->key, cand[found].name, (long long)stored.offset, k - 1);
+		queue_clear(s);
+		for (int j = k - 1; j >= 1; j--) {
+			int plain = 2 * j - 1, gz = 2 * j;
+			if (stream_is_open(&cand[plain]))
+				queue_push(s, &cand[plain]);
+			else if (stream_is_open(&cand[gz]))
+				queue_push(s, &cand[gz]);
+		}
+		if (stream_is_open(&cand[0])) {
+			queue_push(s, &cand[0]);
+			s->q_live = true;
+		}
+		struct stream cur = cand[found];
+		cand[found].fd = -1;
+		cand[found].gz = NULL;
+		for (int i = 0; i < (int)MXW_ARRAY_LEN(cand); i++)
+			if (stream_is_open(&cand[i]))
+				stream_close(&cand[i]);
+		if (stored.offset > 0 && stream_seek(&cur, stored.offset) < 0) {
+			log_warn("%s: cannot seek to %lld (shorter than the stored position)", cur.name,
+				 (long long)stored.offset);
+			stream_close(&cur);
+			finish_and_next(s);
 			return;
 		}
+		use_finite(s, &cur);
+		return;
 	}
+	for (int i = 0; i < (int)MXW_ARRAY_LEN(cand); i++)
+		if (stream_is_open(&cand[i]))
+			stream_close(&cand[i]);
 	if (stored.offset > 0 || stored.lines > 0) {
 		c->st.gaps++;
 		log_warn(
@@ -441,17 +515,33 @@ static void truncated(struct fsrc *s)
 	char name[PATH_MAX];
 	for (int gz = 0; gz < 2 && old.fp_len; gz++) {
 		rotated_name(name, sizeof name, s->key, 1, gz);
-		struct coll_pos id;
-		if (collector_identify(name, old.fp_len, &id) < 0 || !pos_matches(&old, &id))
+		struct stream copy;
+		if (stream_open(&copy, name, old.fp_len) < 0)
 			continue;
-		if (!gz && id.dev == old.dev && id.ino == old.ino)
-			continue; /* our own file under another name: not a copy */
+		struct coll_pos id = {.dev = copy.dev, .ino = copy.ino, .fp = copy.fp, .fp_len = copy.fp_len};
+		if (!pos_matches(&old, &id) || (!gz && id.dev == old.dev && id.ino == old.ino) ||
+		    (consumed > 0 && stream_seek(&copy, consumed) < 0)) {
+			/* not a copy of our file (or our own file under another name) */
+			stream_close(&copy);
+			continue;
+		}
 		log_info("%s: truncated (copytruncate); reading the rest from %s at offset %lld", s->key,
 			 name, (long long)consumed);
-		strv_free(&s->queue);
-		s->qi = 0;
-		if (open_finite(s, name, consumed) < 0)
-			finish_and_next(s);
+		/* after the copy: the live file (the descriptor we hold) from 0 */
+		queue_clear(s);
+		struct stream live = s->st;
+		s->st.fd = -1;
+		s->st.gz = NULL;
+		s->st.name = NULL;
+		if (stream_seek(&live, 0) == 0) {
+			live.fp_len = 0;
+			stream_refresh_fp(&live);
+			queue_push(s, &live);
+			s->q_live = true;
+		} else {
+			stream_close(&live);
+		}
+		use_finite(s, &copy);
 		return;
 	}
 	log_warn(

@@ -455,7 +455,8 @@ int syslog_to_line(const char *msg, size_t n, const char *peer_text, struct buf 
 				}
 			}
 		}
-		if (rest && *p == ' ') {
+		/* the SP before MSG, and the one a sender like rsyslog keeps from "TAG: MSG" */
+		while (rest && *p == ' ') {
 			p++;
 			rest--;
 		}

@@ -25,60 +25,64 @@
  */
 static const char *const migrations[] = {
     /* 0 -> 1 */
-    "CREATE TABLE sources("
-    " id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,"
-    " dev INTEGER NOT NULL DEFAULT 0, ino INTEGER NOT NULL DEFAULT 0,"
-    " fp_hash INTEGER NOT NULL DEFAULT 0, fp_len INTEGER NOT NULL DEFAULT 0,"
-    " offset INTEGER NOT NULL DEFAULT 0, lines_read INTEGER NOT NULL DEFAULT 0,"
-    " first_seen INTEGER NOT NULL, last_read INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX sources_fp ON sources(fp_hash, fp_len);"
-    "CREATE INDEX sources_ino ON sources(dev, ino);"
-    "CREATE TABLE events("
-    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
-    " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
-    " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
-    " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
-    "CREATE INDEX events_ip ON events(ip_bin, ts);"
-    "CREATE INDEX events_ts ON events(ts);"
-    "CREATE TABLE rollup_minute(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
-    " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
-    "CREATE TABLE rollup_hour(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
-    " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
-    "CREATE TABLE top_hour(t INTEGER NOT NULL, scope TEXT NOT NULL, prefix TEXT NOT NULL,"
-    " kind TEXT NOT NULL, category TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY(t, scope, prefix, kind, category)) WITHOUT ROWID;"
-    "CREATE TABLE counters(name TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY(name, key)) WITHOUT ROWID;"
-    "CREATE TABLE ingest_minute(t INTEGER PRIMARY KEY, lines INTEGER NOT NULL DEFAULT 0,"
-    " unparsed INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE decisions("
-    " id INTEGER PRIMARY KEY, prefix TEXT NOT NULL, family INTEGER NOT NULL, prefix_len INTEGER NOT NULL,"
-    " addr BLOB NOT NULL, scope TEXT NOT NULL, response TEXT NOT NULL, rule TEXT, reason TEXT,"
-    " score REAL, since INTEGER NOT NULL, until INTEGER NOT NULL, manual INTEGER NOT NULL DEFAULT 0,"
-    " created_by TEXT, created_at INTEGER, ended_at INTEGER, ended_by TEXT, end_reason TEXT,"
-    " evidence TEXT);"
-    "CREATE INDEX decisions_open ON decisions(until) WHERE ended_at IS NULL;"
-    "CREATE INDEX decisions_prefix ON decisions(prefix, since);"
-    "CREATE INDEX decisions_family ON decisions(family, since);"
-    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, who TEXT, action TEXT NOT NULL,"
-    " prefix TEXT, reason TEXT);",
+    ("CREATE TABLE sources("
+     " id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,"
+     " dev INTEGER NOT NULL DEFAULT 0, ino INTEGER NOT NULL DEFAULT 0,"
+     " fp_hash INTEGER NOT NULL DEFAULT 0, fp_len INTEGER NOT NULL DEFAULT 0,"
+     " offset INTEGER NOT NULL DEFAULT 0, lines_read INTEGER NOT NULL DEFAULT 0,"
+     " first_seen INTEGER NOT NULL, last_read INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX sources_fp ON sources(fp_hash, fp_len);"
+     "CREATE INDEX sources_ino ON sources(dev, ino);"
+     "CREATE TABLE events("
+     " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
+     " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
+     " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
+     " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
+     "CREATE INDEX events_ip ON events(ip_bin, ts);"
+     "CREATE INDEX events_ts ON events(ts);"
+     "CREATE TABLE rollup_minute(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
+     " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
+     "CREATE TABLE rollup_hour(t INTEGER NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL,"
+     " code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, kind, category, code_class)) WITHOUT ROWID;"
+     "CREATE TABLE top_hour(t INTEGER NOT NULL, scope TEXT NOT NULL, prefix TEXT NOT NULL,"
+     " kind TEXT NOT NULL, category TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, scope, prefix, kind, category)) WITHOUT ROWID;"
+     "CREATE TABLE counters(name TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(name, key)) WITHOUT ROWID;"
+     "CREATE TABLE ingest_minute(t INTEGER PRIMARY KEY, lines INTEGER NOT NULL DEFAULT 0,"
+     " unparsed INTEGER NOT NULL DEFAULT 0);"
+     "CREATE TABLE decisions("
+     " id INTEGER PRIMARY KEY, prefix TEXT NOT NULL, family INTEGER NOT NULL, prefix_len INTEGER NOT NULL,"
+     " addr BLOB NOT NULL, scope TEXT NOT NULL, response TEXT NOT NULL, rule TEXT, reason TEXT,"
+     " score REAL, since INTEGER NOT NULL, until INTEGER NOT NULL, manual INTEGER NOT NULL DEFAULT 0,"
+     " created_by TEXT, created_at INTEGER, ended_at INTEGER, ended_by TEXT, end_reason TEXT,"
+     " evidence TEXT);"
+     "CREATE INDEX decisions_open ON decisions(until) WHERE ended_at IS NULL;"
+     "CREATE INDEX decisions_prefix ON decisions(prefix, since);"
+     "CREATE INDEX decisions_family ON decisions(family, since);"
+     "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, who TEXT, action TEXT NOT NULL,"
+     " prefix TEXT, reason TEXT);"),
     /* 1 -> 2: event ids ordered by log time (DB_EVENT_ID), so that the
      * primary key serves time order and retention and the separate time
      * index goes; existing rows are renumbered in (ts, id) order. */
-    "CREATE TABLE events_v2("
-    " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
-    " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
-    " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
-    " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
-    "INSERT INTO events_v2 SELECT"
-    " ((ts / 1000000) << 20) + row_number() OVER (PARTITION BY ts / 1000000 ORDER BY ts, id) - 1,"
-    " ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo, mail_from, rcpt_to,"
-    " user, stage, kind, code, dsn, category, text, raw, source_id FROM events;"
-    "DROP TABLE events;"
-    "ALTER TABLE events_v2 RENAME TO events;"
-    "CREATE INDEX events_ip ON events(ip_bin, id);",
+    ("CREATE TABLE events_v2("
+     " id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mta TEXT, host TEXT, program TEXT, pid INTEGER,"
+     " queue_id TEXT, ip TEXT, ip_bin BLOB, cls TEXT, port INTEGER, rdns TEXT, helo TEXT,"
+     " mail_from TEXT, rcpt_to TEXT, user TEXT, stage TEXT, kind TEXT NOT NULL, code INTEGER,"
+     " dsn TEXT, category TEXT NOT NULL, text TEXT, raw BLOB, source_id INTEGER);"
+     "INSERT INTO events_v2 SELECT"
+     " ((ts / 1000000) << 20) + row_number() OVER (PARTITION BY ts / 1000000 ORDER BY ts, id) - 1,"
+     " ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo, mail_from, rcpt_to,"
+     " user, stage, kind, code, dsn, category, text, raw, source_id FROM events;"
+     "DROP TABLE events;"
+     "ALTER TABLE events_v2 RENAME TO events;"
+     "CREATE INDEX events_ip ON events(ip_bin, id);"),
+    /* 2 -> 3: the number of event rows kept as a counter (count(*) reads
+     * the whole index), maintained by db_commit() and retention. */
+    ("INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
+     " ON CONFLICT DO UPDATE SET n = excluded.n;"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -103,7 +107,7 @@ static const char *const stmt_sql[Q__COUNT] = {
 		     " unparsed = unparsed + excluded.unparsed",
     [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
 		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
-		      " FROM events WHERE id >= ? ORDER BY id",
+		      " FROM events WHERE id >= ?1 AND ts >= ?2 ORDER BY id",
 #define SOURCE_COLS "id, kind, path, dev, ino, fp_hash, fp_len, offset, lines_read, first_seen, last_read"
     [Q_SOURCE_FIND_ID] = "SELECT " SOURCE_COLS " FROM sources WHERE kind = ? AND dev = ? AND ino = ?"
 			 " AND fp_hash = ? AND fp_len = ? ORDER BY last_read DESC, id DESC LIMIT 1",
@@ -353,7 +357,8 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 							   : "PRAGMA synchronous = NORMAL");
 		if (rc == 0)
 			rc = db_exec(db, "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384");
+					 " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384; "
+					 "PRAGMA journal_size_limit = 67108864");
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {
@@ -385,6 +390,10 @@ void db_close(struct db *db)
 		return;
 	if (db->in_batch)
 		db_rollback(db);
+	/* Keep the query planner's statistics fresh, bounded in time
+	 * (analysis_limit samples rows instead of reading whole tables). */
+	if (db->rw && db->h)
+		db_exec(db, "PRAGMA analysis_limit = 1000; PRAGMA optimize");
 	for (size_t i = 0; i < Q__COUNT; i++)
 		sqlite3_finalize(db->st[i]);
 	for (size_t i = 0; i < db->nq; i++)
@@ -423,6 +432,7 @@ int db_begin(struct db *db)
 		return -1;
 	db->in_batch = true;
 	db->last_event_id = -1;
+	db->batch_rows = 0;
 	agg_clear(&db->agg);
 	return 0;
 }

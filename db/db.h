@@ -75,7 +75,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -129,11 +129,12 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 int db_unparsed_add(struct db *db, const char *reason, int64_t n);
 
 /*
- * Call cb for every stored evidence event with ts_us >= from_us (to the
- * second), oldest first (e.g. to rebuild the aggregator's windows after a restart). The
- * event's spans point into SQLite's memory and are valid during the call
- * only; ev->line is the raw line. cb returns 0 to go on, non-zero to stop
- * (that value is returned). Returns 0, the callback's value, or -1.
+ * Call cb for every stored evidence event with ts_us >= from_us (exactly),
+ * oldest first: by id, i.e. by log second, then insertion order (e.g. to
+ * rebuild the aggregator's windows after a restart). The event's spans point
+ * into SQLite's memory and are valid during the call only; ev->line is the
+ * raw line. cb returns 0 to go on, non-zero to stop (that value is
+ * returned). Returns 0, the callback's value, or -1.
  */
 typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);
@@ -308,7 +309,8 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
  * when it does not parse)}; since/until/... are RFC 3339 strings.
  */
 json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor);
-/* The same decision objects for db_decisions_history()'s set (lookup). */
+/* {"prefix": q, "items": [decision objects]}: db_decisions_history()'s set,
+ * newest first (lookup). */
 json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now);
 
 /*

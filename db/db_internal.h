@@ -64,7 +64,7 @@ struct agg_key {
 struct agg_slot {
 	struct agg_key key;
 	int64_t n;
-	bool used;
+	uint64_t hash; /* of key, never 0; 0 = a free slot */
 };
 
 struct agg {
@@ -72,6 +72,7 @@ struct agg {
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
 	uint32_t *order; /* indexes of the used slots, in insertion order */
+	uint32_t last;	 /* the slot agg_add() hit last (valid while used > 0) */
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
@@ -99,6 +100,8 @@ struct db {
 	struct agg agg;
 	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
 	int64_t last_event_id;
+	/* Event rows inserted in this batch (the 'rows' counter). */
+	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
 	sqlite3_stmt *multi[4];
@@ -136,6 +139,9 @@ void db_event_from_row(sqlite3_stmt *st, struct event *ev, int64_t *id, int64_t 
 
 /* Decode a decisions row (DECISION_COLS order, see db.c). */
 void db_decision_from_row(sqlite3_stmt *st, struct decision *d, struct db_decision_info *info);
+
+/* Add n (may be negative) to the count of event rows, in the open transaction. */
+int db_rows_add(struct db *db, int64_t n);
 
 /* Flush the accumulator into the tables (inside the open transaction). */
 int db_agg_flush(struct db *db);

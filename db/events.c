@@ -42,11 +42,20 @@ static uint64_t key_hash(const struct agg_key *k)
 	for (size_t i = 0; i < sizeof(*k); i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
-		h ^= w;
-		h *= 0xff51afd7ed558ccdULL;
-		h ^= h >> 32;
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32; /* bring high bits down to the index bits */
 	}
-	return h;
+	return h | 1; /* 0 marks a free slot */
+}
+
+/* Key equality word by word (a call to memcmp costs more than the compare). */
+static bool key_eq(const struct agg_key *x, const struct agg_key *y)
+{
+	uint64_t a[4], b[4];
+	_Static_assert(sizeof(struct agg_key) == sizeof(a), "key is four words");
+	memcpy(a, x, sizeof(a));
+	memcpy(b, y, sizeof(b));
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
 }
 
 static void agg_grow(struct agg *a)
@@ -56,11 +65,13 @@ static void agg_grow(struct agg *a)
 	uint32_t *norder = xmalloc(ncap * sizeof(*norder));
 	for (size_t i = 0; i < a->used; i++) {
 		const struct agg_slot *s = &a->slots[a->order[i]];
-		size_t j = key_hash(&s->key) & (ncap - 1);
-		while (ns[j].used)
+		size_t j = s->hash & (ncap - 1);
+		while (ns[j].hash)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = *s;
 		norder[i] = (uint32_t)j;
+		if (a->order[i] == a->last)
+			a->last = (uint32_t)j;
 	}
 	free(a->slots);
 	free(a->order);
@@ -71,21 +82,28 @@ static void agg_grow(struct agg *a)
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 {
-	_Static_assert(sizeof(struct agg_key) % 8 == 0, "key hashed by words");
+	/* Consecutive events often count under the same key. */
+	if (a->used && key_eq(&a->slots[a->last].key, k)) {
+		a->slots[a->last].n += n;
+		return;
+	}
 	if ((a->used + 1) * 4 > a->cap * 3)
 		agg_grow(a);
-	size_t j = key_hash(k) & (a->cap - 1);
-	while (a->slots[j].used) {
-		if (memcmp(&a->slots[j].key, k, sizeof(*k)) == 0) {
+	uint64_t h = key_hash(k);
+	size_t j = h & (a->cap - 1);
+	while (a->slots[j].hash) {
+		if (a->slots[j].hash == h && key_eq(&a->slots[j].key, k)) {
 			a->slots[j].n += n;
+			a->last = (uint32_t)j;
 			return;
 		}
 		j = (j + 1) & (a->cap - 1);
 	}
-	a->slots[j].used = true;
+	a->slots[j].hash = h;
 	a->slots[j].key = *k;
 	a->slots[j].n = n;
 	a->order[a->used++] = (uint32_t)j;
+	a->last = (uint32_t)j;
 }
 
 void agg_clear(struct agg *a)
@@ -98,7 +116,7 @@ void agg_clear(struct agg *a)
 		return;
 	}
 	for (size_t i = 0; i < a->used; i++)
-		a->slots[a->order[i]].used = false;
+		a->slots[a->order[i]].hash = 0;
 	a->used = 0;
 }
 
@@ -276,7 +294,20 @@ int db_agg_flush(struct db *db)
 	for (int d = 0; d < FD__COUNT; d++)
 		if (flush_rows(db, (enum flush_dest)d, rows[d], pending[d]) < 0)
 			return -1;
-	return 0;
+	return db_rows_add(db, db->batch_rows);
+}
+
+int db_rows_add(struct db *db, int64_t n)
+{
+	if (n == 0)
+		return 0;
+	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, "rows", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, "events", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, n);
+	return db_step_done(db, st, "rows counter");
 }
 
 /* ----------------------------------------------------------------- events */
@@ -422,6 +453,7 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		if (db_step_done(db, st, "insert event") < 0)
 			return -1;
 		db->last_event_id = id;
+		db->batch_rows++;
 	}
 	count_event(db, ev);
 	return id;
@@ -511,7 +543,9 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	sqlite3_stmt *st = db_stmt(db, Q_EVENTS_SCAN);
 	if (!st)
 		return -1;
+	/* The id bounds the index range; ts makes the start exact. */
 	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
+	sqlite3_bind_int64(st, 2, from_us);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct event ev;

@@ -40,6 +40,16 @@ static void append_new(json_t *arr, json_t *v)
 		fatal("out of memory (json)");
 }
 
+/* Add n to obj[key] where key comes from the database: made valid UTF-8
+ * first, so that a hand-edited row cannot make jansson refuse it. */
+static void add_count(json_t *obj, const char *key, size_t keylen, int64_t n)
+{
+	json_t *k = db_json_bytes(key, keylen);
+	const char *ks = json_string_value(k);
+	set_new(obj, ks, json_integer(json_integer_value(json_object_get(obj, ks)) + n));
+	json_decref(k);
+}
+
 static json_t *fail_json(struct db *db, json_t *partial, bool started)
 {
 	json_decref(partial);
@@ -103,7 +113,8 @@ static const char SQL_COUNTERS[] = "SELECT key, n FROM counters WHERE name = ? O
 static const char SQL_LINES_READ[] = "SELECT coalesce(sum(lines_read), 0) FROM sources";
 static const char SQL_ACTIVE[] = "SELECT count(*) FROM decisions WHERE ended_at IS NULL AND until > ?";
 static const char SQL_DECISIONS_TOTAL[] = "SELECT count(*) FROM decisions";
-static const char SQL_EVIDENCE_ROWS[] = "SELECT count(*) FROM events";
+static const char SQL_EVIDENCE_ROWS[] =
+    "SELECT coalesce((SELECT n FROM counters WHERE name = 'rows' AND key = 'events'), 0)";
 
 static int add_file(void *arg, const struct db_source *s)
 {
@@ -375,12 +386,14 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
 		if (!p)
 			continue;
 		json_t *it = json_object();
-		set_new(it, "prefix", json_string(p));
+		json_t *pj = db_json_bytes(p, (size_t)sqlite3_column_bytes(st, 0));
+		set_new(it, "prefix", pj);
 		set_new(it, "count", json_integer(sqlite3_column_int64(st, 1)));
 		json_t *cats = json_object();
 		set_new(it, "categories", cats);
-		json_object_set(index, p, cats);
-		append_new(keys, json_string(p));
+		/* (a prefix that was not valid UTF-8 just gets no categories) */
+		json_object_set(index, json_string_value(pj), cats);
+		append_new(keys, json_copy(pj));
 		append_new(items, it);
 	}
 	sqlite3_reset(st);
@@ -403,7 +416,8 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
 			const char *c = (const char *)sqlite3_column_text(st, 1);
 			json_t *cats = p ? json_object_get(index, p) : NULL;
 			if (cats && c)
-				set_new(cats, c, json_integer(sqlite3_column_int64(st, 2)));
+				add_count(cats, c, (size_t)sqlite3_column_bytes(st, 1),
+					  sqlite3_column_int64(st, 2));
 		}
 		sqlite3_reset(st);
 	}
@@ -685,9 +699,9 @@ json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t sin
 		first = MXW_MIN(first, sqlite3_column_int64(st, 3));
 		last = MXW_MAX(last, sqlite3_column_int64(st, 4));
 		if (k)
-			set_new(kinds, k, json_integer(json_integer_value(json_object_get(kinds, k)) + n));
+			add_count(kinds, k, (size_t)sqlite3_column_bytes(st, 0), n);
 		if (c)
-			set_new(cats, c, json_integer(json_integer_value(json_object_get(cats, c)) + n));
+			add_count(cats, c, (size_t)sqlite3_column_bytes(st, 1), n);
 	}
 	sqlite3_reset(st);
 	set_new(o, "since", db_json_time(since));

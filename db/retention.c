@@ -28,7 +28,7 @@ static const char SQL_PRUNE_DECISIONS[] =
     " (ended_at IS NOT NULL AND ended_at < ?1) OR (ended_at IS NULL AND until < ?1) LIMIT ?2)";
 
 /* One chunk of one table in its own transaction; rows deleted or -1. */
-static int64_t prune(struct db *db, const char *sql, int64_t cutoff)
+static int64_t prune(struct db *db, const char *sql, int64_t cutoff, bool event_rows)
 {
 	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
 		return -1;
@@ -42,6 +42,10 @@ static int64_t prune(struct db *db, const char *sql, int64_t cutoff)
 		return -1;
 	}
 	int64_t n = sqlite3_changes(db->h);
+	if (event_rows && db_rows_add(db, -n) < 0) {
+		db_exec(db, "ROLLBACK");
+		return -1;
+	}
 	if (db_exec(db, "COMMIT") < 0) {
 		db_exec(db, "ROLLBACK");
 		return -1;
@@ -69,7 +73,7 @@ int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
 	};
 	int64_t total = 0;
 	for (size_t i = 0; i < MXW_ARRAY_LEN(jobs); i++) {
-		int64_t n = prune(db, jobs[i].sql, jobs[i].cutoff);
+		int64_t n = prune(db, jobs[i].sql, jobs[i].cutoff, jobs[i].sql == SQL_PRUNE_EVENTS);
 		if (n < 0)
 			return -1;
 		total += n;

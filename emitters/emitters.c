@@ -107,15 +107,22 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 
 /* ------------------------------------------------------ stateful outputs */
 
+#define RETRY_SECS 30
+/* Reloads of one output start at most once a second: a burst of rewrites
+ * gives one run now and one for the last state. */
+#define RELOAD_MIN_INTERVAL_US 1000000
+
 struct out_state {
 	const struct output_conf *oc;
 	const struct emit_format *fmt;
 	const char *set_name;
-	bool written;
+	bool written; /* the file holds the text of fingerprint */
 	uint64_t fingerprint;
+	int64_t retry_at;   /* after a failed write: try again then */
 	int64_t next_due;   /* earliest until among emitted entries */
 	int64_t refresh_at; /* a capped timeout must be rewritten by then */
 	struct emit_reload rl;
+	int64_t last_reload_mono; /* start of the last reload, 0 = none yet */
 	struct emit_output_stats st;
 };
 
@@ -144,6 +151,7 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 		o->rl.errfd = -1;
 		o->next_due = INT64_MAX;
 		o->refresh_at = INT64_MAX;
+		o->retry_at = INT64_MAX;
 		if (!o->fmt) {
 			buf_printf(err, "%s[output %s] unknown format '%s'", rc ? "; " : "", o->oc->name,
 				   o->oc->format ? o->oc->format : "");
@@ -154,9 +162,24 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 				   "most 24)",
 				   rc ? "; " : "", o->oc->name, o->set_name);
 			rc = -1;
+		} else if (!(o->fmt->families & o->oc->families)) {
+			buf_printf(err, "%s[output %s] format %s carries %s only, which families leaves out",
+				   rc ? "; " : "", o->oc->name, o->fmt->name,
+				   o->fmt->families == FAMILY_V4 ? "IPv4" : "IPv6");
+			rc = -1;
 		} else if (!o->oc->path) {
 			buf_printf(err, "%s[output %s] has no path", rc ? "; " : "", o->oc->name);
 			rc = -1;
+		} else {
+			for (size_t j = 0; j < i; j++)
+				if (em->o[j].oc->path && strcmp(em->o[j].oc->path, o->oc->path) == 0) {
+					buf_printf(
+					    err, "%s[output %s] writes the same file as [output %s]: %s",
+					    rc ? "; " : "", o->oc->name, em->o[j].oc->name, o->oc->path);
+					rc = -1;
+				}
+			/* temp files of a write that was killed before its rename */
+			emit_clean_temp(o->oc->path);
 		}
 	}
 	if (rc < 0) {
@@ -217,17 +240,29 @@ static uint64_t fingerprint(const struct decision *const *v, size_t n)
 	return h;
 }
 
+static void run_reload(struct out_state *o)
+{
+	o->rl.pending = false;
+	o->last_reload_mono = clock_mono_us();
+	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+}
+
+static bool reload_may_start(const struct out_state *o)
+{
+	return o->rl.pid <= 0 &&
+	       (o->last_reload_mono == 0 || clock_mono_us() - o->last_reload_mono >= RELOAD_MIN_INTERVAL_US);
+}
+
 static void start_reload(struct out_state *o)
 {
 	if (o->oc->reload.n == 0)
 		return;
-	if (o->rl.pid > 0) {
+	if (!reload_may_start(o)) {
 		o->st.reloads_coalesced++;
 		o->rl.pending = true;
 		return;
 	}
-	o->rl.pending = false;
-	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+	run_reload(o);
 }
 
 static int update_one(struct emitters *em, struct out_state *o, const struct decision *d, size_t n,
@@ -269,19 +304,17 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 	if (o->fmt->validate(em->text.data ? em->text.data : "", em->text.len, &em->err) < 0) {
 		log_error("output %s: rendered %s text fails validation, not written: %s", o->oc->name,
 			  o->fmt->name, buf_str(&em->err));
-		o->st.write_errors++;
-		return -1;
+		goto failed;
 	}
 	bool changed = false;
-	if (emit_write_atomic(o->oc->path, em->text.data ? em->text.data : "", em->text.len, &changed) < 0) {
-		o->st.write_errors++;
-		return -1;
-	}
+	if (emit_write_atomic(o->oc->path, em->text.data ? em->text.data : "", em->text.len, &changed) < 0)
+		goto failed;
 	bool first = !o->written;
 	o->written = true;
 	o->fingerprint = fp;
 	o->next_due = due;
 	o->refresh_at = refresh;
+	o->retry_at = INT64_MAX;
 	o->st.entries = m;
 	o->st.last = st;
 	if (changed) {
@@ -291,6 +324,13 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 	if (changed || first)
 		start_reload(o);
 	return changed ? 1 : 0;
+failed:
+	/* logged once per attempt; the next attempt comes with the next change
+	 * or RETRY_SECS later, not on every tick */
+	o->st.write_errors++;
+	o->written = false;
+	o->retry_at = now + RETRY_SECS;
+	return -1;
 }
 
 int emitters_update(struct emitters *em, const struct decision *d, size_t n, int64_t now)
@@ -311,10 +351,9 @@ void emitters_poll(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {
 		struct out_state *o = &em->o[i];
-		if (emit_reload_poll(&o->rl, o->oc->name, &o->st) && o->rl.pending) {
-			o->rl.pending = false;
-			emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
-		}
+		emit_reload_poll(&o->rl, o->oc->name, &o->st);
+		if (o->rl.pending && reload_may_start(o))
+			run_reload(o);
 	}
 }
 
@@ -324,6 +363,7 @@ int64_t emitters_next_due(const struct emitters *em)
 	for (size_t i = 0; i < em->n; i++) {
 		t = MXW_MIN(t, em->o[i].next_due);
 		t = MXW_MIN(t, em->o[i].refresh_at);
+		t = MXW_MIN(t, em->o[i].retry_at);
 	}
 	return t;
 }

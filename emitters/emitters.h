@@ -15,7 +15,9 @@
  *     0.0.0.0/0 and ::/0 are impossible,
  *   - any prefix that overlaps, in either direction, an allow-listed
  *     prefix (allow, allow_files) or a protected network (protected_networks,
- *     plus the host's own addresses when the default list is in use),
+ *     plus the host's own addresses when the default list is in use), or
+ *     one of the networks no configuration can unprotect (0/8, 127/8,
+ *     224/3, ::/8 with ::ffff:0:0/96, fe80::/10, ff00::/8),
  * keeps one decision per prefix (the strongest response, then the latest
  * until) and caps the result at max_entries with a loud warning (the
  * strongest responses are kept).
@@ -34,9 +36,12 @@
  * mode and owner of the old file kept) and only when its content changed.
  * Then it runs the output's reload command without a shell (posix_spawn,
  * its own process group, a timeout after which the group is killed), never
- * more than one at a time per output: rewrites that come while a reload
- * runs are coalesced into one more run afterwards. The engine never waits:
- * emitters_poll() reaps and enforces timeouts from the engine's tick.
+ * more than one at a time per output and at most one start a second:
+ * rewrites that come meanwhile are coalesced into one more run afterwards.
+ * A write that fails (or a text that fails its validator) leaves the old
+ * file in place, runs no reload, and is retried with the next change or
+ * 30 s later. The engine never waits: emitters_poll() reaps and enforces
+ * timeouts from the engine's tick.
  *
  * Threads: emitters_render() and the format table are reentrant (the web
  * threads call them). A struct emitters belongs to one thread (the engine).
@@ -135,10 +140,10 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 
 /*
  * Append s (NUL-terminated, at most max bytes of output) keeping only
- * [A-Za-z0-9 .,:;_@/+=()<>[]%!?*-]: every other byte, control characters,
- * quotes, backslash, '$', '#', '{}', '|', '&', '`' and all bytes >= 0x80,
- * become '?' (a run of them one '?'); runs of blanks become one space; the
- * result is trimmed. Safe inside double quotes in ipset, nft, iptables and
+ * [A-Za-z0-9 .,:;_@/+=()<>[]%!?*-]: quotes (' " `) are dropped; every other
+ * byte, control characters, backslash, '$', '#', '{}', '|', '&' and all
+ * bytes >= 0x80, becomes '?' (a run of them one '?'); runs of blanks become
+ * one space; the result is trimmed. Safe inside double quotes in ipset, nft, iptables and
  * at the end of a postfix or rbldnsd line.
  */
 void emit_sanitize(struct buf *out, const char *s, size_t max);
@@ -175,6 +180,10 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
  * untouched and no temp file remains).
  */
 int emit_write_atomic(const char *path, const char *data, size_t len, bool *changed);
+/* Remove the temp files emit_write_atomic leaves beside path when it is
+ * killed between creating and renaming one (".NAME.XXXXXX"). Returns how
+ * many were removed. */
+int emit_clean_temp(const char *path);
 
 /* -------------------------------------------------------- stateful outputs */
 
@@ -182,8 +191,10 @@ struct emitters;
 
 /*
  * The outputs of c ([output NAME] sections). c must outlive the result.
- * Returns NULL with a message in err when the safety settings cannot be
- * built (an unreadable allow file) or an output's set name is invalid.
+ * Removes temp files left beside the outputs by a killed write. Returns
+ * NULL with a message in err when the safety settings cannot be built (an
+ * unreadable allow file), an output's set name is invalid, or two outputs
+ * write the same path.
  */
 struct emitters *emitters_new(const struct config *c, struct buf *err);
 /* Kill (SIGKILL to the group) and reap reloads still running, then free.

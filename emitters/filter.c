@@ -133,6 +133,25 @@ static int longest_cmp(const void *x, const void *y)
 	return prefix_cmp(&a->prefix, &b->prefix);
 }
 
+/*
+ * Never emitted, whatever the configuration (protected_networks = none
+ * included): "this network" 0/8, loopback, multicast and the reserved
+ * 224/3, and for IPv6 ::/8 (unspecified, loopback, IPv4-mapped and
+ * -compatible), link-local and multicast. A block there is always a bug.
+ */
+static const struct prefix never[] = {
+    {{IPADDR_V4, {0}}, 8}, {{IPADDR_V4, {127}}, 8},	    {{IPADDR_V4, {224}}, 3},
+    {{IPADDR_V6, {0}}, 8}, {{IPADDR_V6, {0xfe, 0x80}}, 10}, {{IPADDR_V6, {0xff}}, 8},
+};
+
+static bool never_emitted(const struct prefix *p)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(never); i++)
+		if (prefix_overlaps(&never[i], p))
+			return true;
+	return false;
+}
+
 static bool prefix_sane(const struct prefix *p)
 {
 	if (p->addr.family != IPADDR_V4 && p->addr.family != IPADDR_V6)
@@ -182,7 +201,7 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 			st->allowed++;
 			continue;
 		}
-		if (prefix_list_overlaps(&s->protect, p)) {
+		if (never_emitted(p) || prefix_list_overlaps(&s->protect, p)) {
 			st->protect++;
 			continue;
 		}

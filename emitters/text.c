@@ -30,6 +30,9 @@ void emit_sanitize(struct buf *out, const char *s, size_t max)
 			last_bad = false;
 			continue;
 		}
+		/* quotes only quote: dropping them keeps "MTA's" and HELO "x" readable */
+		if (c == '\'' || c == '"' || c == '`')
+			continue;
 		bool bad = !reason_char_ok(c);
 		if (bad && last_bad)
 			continue;

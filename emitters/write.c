@@ -6,6 +6,7 @@
  * It must never leave a partial file at path (a reader sees the old file or
  * the new one) nor a temp file behind on failure.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -42,7 +43,24 @@ static bool same_content(const char *path, const struct stat *st, const char *da
 	return same;
 }
 
+static int write_atomic(const char *path, const char *data, size_t len, bool *changed);
+
 int emit_write_atomic(const char *path, const char *data, size_t len, bool *changed)
+{
+	/* a symlink stays a symlink: replace the file it points to */
+	struct stat lst;
+	if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		char *real = realpath(path, NULL);
+		if (real) {
+			int rc = write_atomic(real, data, len, changed);
+			free(real);
+			return rc;
+		}
+	}
+	return write_atomic(path, data, len, changed);
+}
+
+static int write_atomic(const char *path, const char *data, size_t len, bool *changed)
 {
 	if (changed)
 		*changed = false;
@@ -122,4 +140,36 @@ out:
 		return -1;
 	}
 	return 0;
+}
+
+int emit_clean_temp(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct buf dir = BUF_INIT, prefix = BUF_INIT, p = BUF_INIT;
+	if (slash)
+		buf_append(&dir, path, slash == path ? 1 : (size_t)(slash - path));
+	else
+		buf_appends(&dir, ".");
+	buf_printf(&prefix, ".%s.", base);
+	int n = 0;
+	DIR *dp = opendir(buf_str(&dir));
+	struct dirent *e;
+	while (dp && (e = readdir(dp))) {
+		/* exactly ".NAME." and the six characters mkstemp put there */
+		if (strlen(e->d_name) != prefix.len + 6 || strncmp(e->d_name, prefix.data, prefix.len) != 0)
+			continue;
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", buf_str(&dir), e->d_name);
+		if (unlink(buf_str(&p)) == 0) {
+			log_warn("removed %s, left by an interrupted write", buf_str(&p));
+			n++;
+		}
+	}
+	if (dp)
+		closedir(dp);
+	buf_free(&dir);
+	buf_free(&prefix);
+	buf_free(&p);
+	return n;
 }

@@ -123,7 +123,10 @@
       tb.appendChild(tr);
       return;
     }
-    for (const e of items.slice(0, 100)) {
+    const shown = items.slice(0, 50);
+    document.getElementById('events-note').textContent = items.length > shown.length
+      ? 'The newest ' + shown.length + ' of ' + items.length + (items.length >= 1000 ? '+' : '') + ' stored events.' : '';
+    for (const e of shown) {
       const tr = MXW.el('tr');
       MXW.td(tr, MXW.fmtTime(e.ts));
       MXW.td(tr, e.ip);
@@ -148,7 +151,8 @@
     if (!times.length) return;
     let lo = Math.min.apply(null, times.map(function (t) { return t.getTime(); }));
     const hi = Math.max(Date.now(), Math.max.apply(null, times.map(function (t) { return t.getTime(); })));
-    const span = Math.max(hi - lo, 3600000);
+    if (hi - lo < 3600000) lo = hi - 3600000; /* at least an hour, ending now */
+    const span = hi - lo;
     const step = span <= 2 * 3600000 ? 300000 : (span <= 12 * 3600000 ? 900000 :
       (span <= 4 * 86400000 ? 3600000 : 86400000));
     lo = Math.floor(lo / step) * step;
@@ -222,6 +226,45 @@
     });
   }
 
+  function renderEmail(data) {
+    for (const p of document.querySelectorAll('.ip-only')) p.hidden = true;
+    document.getElementById('senders-panel').hidden = false;
+    const senders = data.senders || [];
+    const blocked = senders.filter(function (x) { return x.blocked; }).length;
+    const st = document.getElementById('status');
+    st.textContent = blocked ? (blocked + ' of ' + senders.length + ' blocked') : 'no client blocked';
+    st.className = 'badge ' + (blocked ? 'bad' : 'good');
+    document.getElementById('scope').textContent = 'e-mail address';
+    document.getElementById('sentence').textContent = 'Seen in ' + MXW.fmtInt(data.matched) + ' stored events from ' +
+      senders.length + ' client IP(s) over the last ' + data.days + ' days' +
+      (data.truncated ? ' (the search stopped after the newest ' + MXW.fmtInt(data.scanned) + ' events)' : '') + '.';
+    const tb = document.querySelector('#senders tbody');
+    MXW.clear(tb);
+    if (!senders.length) {
+      const tr = MXW.el('tr');
+      MXW.td(tr, 'no stored event carries this address', 'empty').colSpan = 7;
+      tb.appendChild(tr);
+    }
+    for (const x of senders) {
+      const tr = MXW.el('tr');
+      const td = MXW.el('td');
+      td.appendChild(MXW.el('a', { href: MXW.lookupHref(x.ip) }, x.ip));
+      tr.appendChild(td);
+      MXW.td(tr, x.role);
+      MXW.td(tr, MXW.fmtInt(x.count), 'num');
+      MXW.td(tr, MXW.fmtTime(x.first));
+      MXW.td(tr, MXW.fmtTime(x.last));
+      const cats = x.categories || {};
+      MXW.td(tr, Object.keys(cats).sort(function (a, b) { return cats[b] - cats[a]; }).slice(0, 3)
+        .map(function (k) { return k + ' ' + cats[k]; }).join(', '));
+      const d = x.decision;
+      const status = d ? ('blocked: ' + d.prefix + ' (' + d.rule + ', ' + d.response + ') — ' + d.reason) : 'not blocked';
+      MXW.td(tr, status, d ? 'resp-reject reason' : 'reason').title = status;
+      tb.appendChild(tr);
+    }
+    document.body.dataset.loaded = '1';
+  }
+
   let unblockWired = false;
 
   async function load() {
@@ -238,6 +281,10 @@
       return;
     }
     MXW.showError(null);
+    if (data.kind === 'email') {
+      renderEmail(data);
+      return;
+    }
     const d = decisionOf(data);
     const blocked = !!(data.blocked || (d && d.active));
     const st = document.getElementById('status');

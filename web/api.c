@@ -337,10 +337,21 @@ static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 		return BAD(r, "lookup: give an IP address, a prefix or an e-mail address");
 	struct prefix p;
 	bool is_prefix = prefix_parse(&p, q, n, false) == 0;
+	bool is_email = !is_prefix && strchr(q, '@');
+	if (is_email && !web_email_valid(q))
+		return BAD(r, "lookup: not a valid e-mail address");
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
 	struct buf err = BUF_INIT;
+	if (is_email) {
+		json_t *v = web_email_lookup(db, q, &r->w->conf->classes, clock_now(), &err);
+		web_db_put(r->w, db);
+		enum MHD_Result ret =
+		    v ? web_send_json(r, 200, v) : web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
+		buf_free(&err);
+		return ret;
+	}
 	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), &err);
 	web_db_put(r->w, db);
 	enum MHD_Result ret;

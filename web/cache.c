@@ -7,8 +7,9 @@
  * database query per URL per second, and slow queries (a summary over
  * millions of events) do not pile up.
  *
- * Bounded: WEB_CACHE_SLOTS entries, keys up to WEB_CACHE_KEY_MAX bytes
- * (longer URLs are not cached), the least recently filled slot is reused.
+ * Bounded: WEB_CACHE_SLOTS entries of at most WEB_CACHE_BODY_MAX bytes,
+ * keys up to WEB_CACHE_KEY_MAX bytes (longer URLs and larger answers are
+ * not cached), the least recently filled slot is reused.
  * It must never cache an error, a mutating request, or anything that
  * depends on who asks (nothing in the API does: there are no sessions).
  */
@@ -21,6 +22,7 @@
 #define WEB_CACHE_KEY_MAX  512
 #define WEB_CACHE_FRESH_US 1000000LL
 #define WEB_CACHE_STALE_US 30000000LL
+#define WEB_CACHE_BODY_MAX (256 * 1024) /* larger answers are not kept */
 
 struct cache_slot {
 	char key[WEB_CACHE_KEY_MAX];
@@ -137,7 +139,7 @@ void web_cache_end(struct web_cache *c, struct web_req *r, unsigned status, cons
 		return;
 	r->cache_slot = NULL;
 	pthread_mutex_lock(&c->mu);
-	if (status == 200 && s->gen == c->gen) {
+	if (status == 200 && s->gen == c->gen && len <= WEB_CACHE_BODY_MAX) {
 		buf_reset(&s->body);
 		buf_append(&s->body, body, len);
 		s->filled_us = clock_mono_us();

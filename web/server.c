@@ -415,7 +415,7 @@ static int hexval(char c)
  * tricks such as %c0%ae) leaves the text undecoded, so that it matches no
  * route and no asset and gets 404 or a 400 from the parameter check.
  */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+size_t web_unescape(char *s)
 {
 	size_t n = strlen(s);
 	for (size_t i = 0; i < n; i++)
@@ -436,6 +436,11 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	}
 	s[o] = '\0';
 	return o;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	return web_unescape(s);
 }
 
 /* ------------------------------------------------------------ start, stop */

@@ -83,6 +83,13 @@ int web_json_dump(const json_t *v, struct buf *out);
 struct db *web_db_get(struct web *w, char *err, size_t errsz);
 void web_db_put(struct web *w, struct db *db);
 
+/*
+ * Percent-decode s in place (paths and query values) and return its new
+ * length. A %00, an invalid escape, or an escape of a byte >= 0x80 (overlong
+ * UTF-8 such as %c0%ae) leaves s undecoded, so it matches no route.
+ */
+size_t web_unescape(char *s);
+
 /* The value of query parameter name, or NULL. */
 const char *web_arg(struct web_req *r, const char *name);
 /* 0 when every query parameter is one of allowed (NULL-terminated) and none
@@ -105,6 +112,11 @@ void web_cache_end(struct web_cache *c, struct web_req *r, unsigned status, cons
 /* Forget every answer (after a manual block or unblock). */
 void web_cache_clear(struct web_cache *c);
 void web_cache_stats(struct web_cache *c, unsigned long *hits, unsigned long *misses);
+
+/* email.c: lookup of an e-mail address (see its header comment). */
+bool web_email_valid(const char *q);
+json_t *web_email_lookup(struct db *db, const char *addr, const struct class_conf *cc, int64_t now,
+			 struct buf *err);
 
 /* api.c: the JSON API; path is what follows "/api/v1/". */
 enum MHD_Result web_api(struct web_req *r, const char *path);

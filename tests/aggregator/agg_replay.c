@@ -127,12 +127,14 @@ int main(int argc, char **argv)
 	}
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	printf(
-	    "{\"summary\":{\"lines\":%llu,\"events\":%llu,\"seconds\":%.3f,\"ips\":%zu,\"classes\":%zu,"
-	    "\"table_bytes\":%zu,\"decisions\":%zu,\"suppressed\":%llu,\"maxrss_kb\":%ld,\"newest\":%lld}}\n",
-	    (unsigned long long)lines, (unsigned long long)events, (double)(t1 - t0) / 1e6, st.ips,
-	    st.classes, st.bytes, st.decisions, (unsigned long long)st.suppressed, ru.ru_maxrss,
-	    (long long)newest);
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	printf("{\"summary\":{\"lines\":%llu,\"events\":%llu,\"seconds\":%.3f,\"cpu\":%.3f,\"ips\":%zu,"
+	       "\"classes\":%zu,\"table_bytes\":%zu,\"decisions\":%zu,\"suppressed\":%llu,\"maxrss_kb\":%ld,"
+	       "\"newest\":%lld}}\n",
+	       (unsigned long long)lines, (unsigned long long)events, (double)(t1 - t0) / 1e6, cpu, st.ips,
+	       st.classes, st.bytes, st.decisions, (unsigned long long)st.suppressed, ru.ru_maxrss,
+	       (long long)newest);
 	aggregator_free(a);
 	parser_free(p);
 	config_free(&c);

@@ -130,6 +130,19 @@ with tempfile.TemporaryDirectory(prefix="mxw-agg-") as tmp:
     p = run(["lookup", "--db", db_a, "not-an-ip"], ok=(2,))
     check("not an IP" in p.stderr, "lookup of garbage: got %r" % p.stderr)
 
+    # -- dry run: decided and explained, flagged only
+    cfg_dry = os.path.join(tmp, "dry.ini")
+    with open(cfg_dry, "w") as f:
+        f.write("[rules]\ndry_run = on\n[safety]\nprotected_networks = none\n")
+    db_d = os.path.join(tmp, "d.db")
+    run(["import", "-q", "-c", cfg_dry, "--db", db_d, LOG])
+    dd = dump(db_d)
+    check(len(dd) == len(a) and all(x[3] == "observe" for x in dd),
+          "dry run: got %d decisions, responses %s" % (len(dd), sorted(set(x[3] for x in dd))))
+    o = json.loads(run(["lookup", "-c", cfg_dry, "--db", db_d, "--json", "127.30.0.1"]).stdout)
+    check(o["blocked"] is False and o["decision"] and o["decision"]["response"] == "observe",
+          "dry run lookup: got blocked %s decision %s" % (o["blocked"], (o["decision"] or {}).get("response")))
+
     # -- block / unblock
     p = run(["block", "-c", cfg, "--db", db_a, "198.51.100.0/24", "--for", "2d", "--reason", "wave\x1b[31m"])
     check("blocked 198.51.100.0/24 for 2d" in p.stdout, "block output: %r" % p.stdout)

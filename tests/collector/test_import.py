@@ -69,5 +69,16 @@ rc, err = imp(e, bad)
 se = stats_json(e)
 check("a truncated .gz: exit 1, an error naming it, the lines before kept", rc == 1 and "bad.gz" in err and
       0 < se.get("lines_read", 0) < nlines, (rc, err[-300:], se.get("lines_read")))
+# the progress line on a terminal (script(1) gives the import a pty)
+if shutil.which("script"):
+    f = os.path.join(d, "f.db")
+    p = subprocess.run(["script", "-q", "-e", "-c", "%s import --db %s %s" % (MXW, f, log), "/dev/null"],
+                       capture_output=True, timeout=120)
+    out = p.stdout.decode(errors="replace").replace("\r", "\n")
+    prog = [l for l in out.splitlines() if "lines/s" in l and "ETA" in l]
+    check("on a terminal: a progress line with lines, lines/s, percent and ETA, ending at 100%",
+          p.returncode == 0 and prog and "%d lines" % (nlines + 10) in prog[-1] and "100%" in prog[-1], out[-500:])
+    p = subprocess.run([MXW, "import", "--db", os.path.join(d, "g.db"), log], capture_output=True, timeout=120)
+    check("not on a terminal: no progress line", "ETA" not in p.stderr.decode(errors="replace"))
 shutil.rmtree(d)
 done()

@@ -6,18 +6,21 @@ SIGKILL at random moments and restarted each time. At the end every
 sequence number is in the database exactly once and PRAGMA integrity_check
 is ok.
 
-Environment: KILL9_LINES (default 60000), KILL9_RATE (lines/s, default
-8000), KILL9_KILLS (default 12), KILL9_ROTATE (seconds between rotations,
+Environment: KILL9_LINES (default 30000), KILL9_RATE (lines/s, default
+3000), KILL9_KILLS (default 10), KILL9_GAP_MIN/KILL9_GAP_MAX (seconds between
+kills, uniform, default 0.1-1.2), KILL9_ROTATE (seconds between rotations,
 0 = none; default 2). bench/soak-kill9 runs the long version."""
 import os, random, shutil, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from mxwlib import *  # noqa: E402,F403
 
-LINES = int(os.environ.get("KILL9_LINES", "60000"))
-RATE = float(os.environ.get("KILL9_RATE", "8000"))
-KILLS = int(os.environ.get("KILL9_KILLS", "12"))
+LINES = int(os.environ.get("KILL9_LINES", "30000"))
+RATE = float(os.environ.get("KILL9_RATE", "3000"))
+KILLS = int(os.environ.get("KILL9_KILLS", "10"))
 ROTATE = float(os.environ.get("KILL9_ROTATE", "2"))
+GAP_MIN = float(os.environ.get("KILL9_GAP_MIN", "0.1"))
+GAP_MAX = float(os.environ.get("KILL9_GAP_MAX", "1.2"))
 SEED = int(os.environ.get("KILL9_SEED", str(int(time.time()))))
 
 rnd = random.Random(SEED)
@@ -51,11 +54,13 @@ def generate():
 
 
 gen = threading.Thread(target=generate)
+open(log, "a").close()
 dm = Daemon(db, [log]).start()
+wait_for(lambda: len(q(db, "SELECT id FROM sources")) > 0, True, timeout=10)
 gen.start()
 kills = 0
 while kills < KILLS and gen.is_alive():
-    time.sleep(rnd.uniform(0.05, 0.8))
+    time.sleep(rnd.uniform(GAP_MIN, GAP_MAX))
     dm.kill9()
     kills += 1
     dm = Daemon(db, [log]).start()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "db/db.h"
@@ -108,14 +109,19 @@ int main(int argc, char **argv)
 			goto fail;
 	}
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	db_close(db); /* checkpoints the WAL into the file */
 	free(pool);
 	struct stat sb;
 	int64_t bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
-	printf("events=%ld batch=%ld evidence=%ld%% ips=%ld seconds=%.3f events_per_sec=%.0f db_bytes=%lld "
-	       "bytes_per_event=%.1f\n",
-	       total, batch, pct, nips, secs, (double)total / secs, (long long)bytes,
-	       (double)bytes / (double)total);
+	printf(
+	    "events=%ld batch=%ld evidence=%ld%% ips=%ld seconds=%.3f events_per_sec=%.0f cpu_seconds=%.3f "
+	    "events_per_cpu_sec=%.0f db_bytes=%lld bytes_per_event=%.1f\n",
+	    total, batch, pct, nips, secs, (double)total / secs, cpu, (double)total / cpu, (long long)bytes,
+	    (double)bytes / (double)total);
 	return 0;
 fail:
 	fprintf(stderr, "bench: %s\n", db_errmsg(db));

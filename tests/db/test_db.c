@@ -151,6 +151,10 @@ static void test_migration_from_v1(void **state)
 			assert_int_equal(jint(it, "id", NULL) >> 20, jint(it, "ts_us", NULL) / 1000000);
 		}
 		json_decref(o);
+		/* the row counter of version 3 starts from the migrated rows */
+		o = db_stats_json(db, NOW);
+		assert_int_equal(jint(o, "evidence_rows", NULL), 6 + pass);
+		json_decref(o);
 		/* new events take ids after the old ones of their second */
 		assert_int_equal(db_begin(db), 0);
 		struct event ev;
@@ -1108,6 +1112,190 @@ static void test_reader_beside_writer(void **state)
 	db_close(ro);
 }
 
+/* While a reader is in the middle of a query (its snapshot held open by a
+ * running statement), the writer commits batch after batch, and the reader
+ * keeps seeing its snapshot; afterwards it sees everything. */
+struct hold_arg {
+	struct db *w;
+	int rows_seen;
+	int commits_ok;
+	int64_t reader_total_during;
+};
+
+static int hold_cb(void *arg, int64_t id, const struct event *ev)
+{
+	struct hold_arg *h = arg;
+	if (h->rows_seen++ > 0)
+		return 0;
+	for (int b = 0; b < 20; b++) {
+		if (db_begin(h->w) < 0)
+			return 1;
+		for (int i = 0; i < 500; i++) {
+			struct event r = mk(NOW + b, EV_REJECT, CAT_DNSBL, "192.0.2.99", 554, "during", 6);
+			if (db_event_insert(h->w, &r, 0) <= 0)
+				return 1;
+		}
+		if (db_commit(h->w) == 0)
+			h->commits_ok++;
+	}
+	return 0;
+}
+
+static void test_reader_holds_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(db_begin(f->db), 0);
+	for (int i = 0; i < 3; i++) {
+		struct event r = mk(NOW - 100 + i, EV_REJECT, CAT_DNSBL, "192.0.2.98", 554, "before", 6);
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	assert_int_equal(db_commit(f->db), 0);
+	char err[256];
+	struct db *ro = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(ro);
+	struct hold_arg h = {.w = f->db};
+	int64_t t0 = clock_mono_us();
+	assert_int_equal(db_events_scan(ro, 0, hold_cb, &h), 0);
+	assert_int_equal(h.commits_ok, 20);
+	/* the scan began before the commits: it saw its 3 rows (plus, at most,
+	 * nothing else) */
+	assert_int_equal(h.rows_seen, 3);
+	assert_true(clock_mono_us() - t0 < 30 * 1000000);
+	json_t *o = db_stats_json(ro, NOW);
+	assert_int_equal(jint(o, "evidence_rows", NULL), 3 + 20 * 500);
+	json_decref(o);
+	db_close(ro);
+}
+
+/* Evidence without an IP, events_scan from the middle, and sources by fingerprint preferring the latest read.
+ */
+static void test_edges(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(db_begin(f->db), 0);
+	struct event noip = mk(NOW, EV_PROTOCOL, CAT_NON_SMTP, NULL, -1, "noip", 4);
+	assert_true(db_event_insert(f->db, &noip, 0) > 0);
+	for (int i = 0; i < 5; i++) {
+		struct event r = mk(NOW + 10 * i, EV_LOST, CAT_OTHER, "2001:db8::1", -1, "lost", 4);
+		assert_true(db_event_insert(f->db, &r, 7) > 0);
+	}
+	struct event bad = mk(NOW, EV_REJECT, CAT_OTHER, "192.0.2.1", 550, "x", 1);
+	bad.ts_us = -5;
+	assert_int_equal(db_event_insert(f->db, &bad, 0), -1);
+	bad = mk(NOW, (enum ev_kind)99, CAT_OTHER, "192.0.2.1", 550, "x", 1);
+	assert_int_equal(db_event_insert(f->db, &bad, 0), -1);
+	assert_int_equal(db_commit(f->db), 0);
+
+	json_t *o = db_events_json(f->db, NULL, CAT_NON_SMTP, 10, NULL);
+	json_t *it = json_array_get(json_object_get(o, "items"), 0);
+	assert_non_null(it);
+	assert_true(json_is_null(json_object_get(it, "ip")));
+	assert_true(json_is_null(json_object_get(it, "class")));
+	assert_true(json_is_null(json_object_get(it, "code")));
+	assert_string_equal(json_string_value(json_object_get(it, "kind")), "protocol");
+	json_decref(o);
+	struct prefix q;
+	prefix_parse(&q, "2001:db8::/64", 13, true);
+	o = db_events_json(f->db, &q, -1, 10, NULL);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 5);
+	it = json_array_get(json_object_get(o, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(it, "class")), "2001:db8::/64");
+	assert_int_equal(jint(it, "source_id", NULL), 7);
+	json_decref(o);
+
+	struct scan_got got = {0, BUF_INIT, BUF_INIT, {0}};
+	assert_int_equal(db_events_scan(f->db, (NOW + 20) * 1000000, scan_cb, &got), 0);
+	assert_int_equal(got.n, 3);
+	buf_free(&got.line);
+	buf_free(&got.helo);
+
+	/* The start is exact to the microsecond, not rounded to the second
+	 * (a restart replays only what came after the last event it saw). */
+	assert_int_equal(db_begin(f->db), 0);
+	static const int64_t frac[] = {200000, 700000, 500000, 500001};
+	for (int i = 0; i < 4; i++) {
+		struct event r = mk(NOW + 100, EV_REJECT, CAT_OTHER, "192.0.2.50", 550, "sub", 3);
+		r.ts_us += frac[i];
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	assert_int_equal(db_commit(f->db), 0);
+	static const struct {
+		int64_t from_frac;
+		int want;
+	} starts[] = {{0, 4}, {200000, 4}, {200001, 3}, {500000, 3}, {500001, 2}, {700000, 1}, {700001, 0}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(starts); i++) {
+		struct scan_got g = {0, BUF_INIT, BUF_INIT, {0}};
+		assert_int_equal(
+		    db_events_scan(f->db, (NOW + 100) * 1000000 + starts[i].from_frac, scan_cb, &g), 0);
+		if (g.n != starts[i].want)
+			fail_msg("scan from +%lld us: got %d events, want %d", (long long)starts[i].from_frac,
+				 g.n, starts[i].want);
+		buf_free(&g.line);
+		buf_free(&g.helo);
+	}
+
+	/* Two sources with the same first bytes: the one read last wins. */
+	struct db_source a = {.kind = DB_SRC_IMPORT, .dev = 1, .ino = 1, .fp_hash = 99, .fp_len = 1024};
+	struct db_source b = {.kind = DB_SRC_IMPORT, .dev = 1, .ino = 2, .fp_hash = 99, .fp_len = 1024};
+	snprintf(a.path, sizeof(a.path), "a.log");
+	snprintf(b.path, sizeof(b.path), "b.log.gz");
+	assert_int_equal(db_source_get_or_create(f->db, &a, NOW), 1);
+	assert_int_equal(db_source_get_or_create(f->db, &b, NOW), 1);
+	assert_int_equal(db_source_update_offset(f->db, a.id, 10, 1, NOW + 50), 0);
+	assert_int_equal(db_source_update_offset(f->db, b.id, 20, 2, NOW + 10), 0);
+	struct db_source out;
+	assert_int_equal(db_source_find_fp(f->db, 99, 1024, &out), 1);
+	assert_int_equal(out.id, a.id);
+	assert_string_equal(out.path, "a.log");
+	assert_string_equal(db_source_kind_name(out.kind), "import");
+	/* stdin is found by name */
+	struct db_source s1 = {.kind = DB_SRC_STDIN}, s2 = {.kind = DB_SRC_STDIN};
+	snprintf(s1.path, sizeof(s1.path), "-");
+	snprintf(s2.path, sizeof(s2.path), "-");
+	assert_int_equal(db_source_get_or_create(f->db, &s1, NOW), 1);
+	assert_int_equal(db_source_get_or_create(f->db, &s2, NOW), 0);
+	assert_int_equal(s1.id, s2.id);
+
+	/* Rows edited by hand with bytes that are not UTF-8: queries still answer. */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+		h,
+		"INSERT INTO top_hour VALUES(1795809600, 'ip', CAST(x'3139ff' AS TEXT), 'reject',"
+		" CAST(x'6361ff74' AS TEXT), 5);"
+		"INSERT INTO rollup_minute VALUES(1795809600, 'reject', CAST(x'6361ff74' AS TEXT),"
+		" '5xx', 2);"
+		"INSERT INTO counters VALUES('unparsed', CAST(x'62616400ff' AS TEXT), 1);"
+		"INSERT INTO events(id, ts, kind, category, ip_bin, raw) VALUES(1, 1795809600000000,"
+		" CAST(x'6bff' AS TEXT), CAST(x'6361ff74' AS TEXT), x'04c000020100000000000000000000'"
+		" || x'0000', x'00')",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW + 3600, -1, -1, 10);
+	assert_non_null(o);
+	json_decref(o);
+	o = db_timeseries_json(f->db, "categories", NOW - 600, NOW + 600, 60);
+	assert_non_null(o);
+	assert_non_null(json_object_get(json_object_get(o, "series"), "ca\xef\xbf\xbdt"));
+	json_decref(o);
+	o = db_stats_json(f->db, NOW);
+	assert_non_null(o);
+	json_decref(o);
+	prefix_parse(&q, "192.0.2.0/24", 12, true);
+	o = db_recent_counts_json(f->db, &q, 0);
+	assert_non_null(o);
+	char *dump = json_dumps(o, 0);
+	assert_non_null(dump);
+	free(dump);
+	json_decref(o);
+
+	/* the fingerprint hash is FNV-1a 64 (stable across builds) */
+	assert_int_equal(db_fingerprint("", 0), 0xcbf29ce484222325ULL);
+	assert_int_equal(db_fingerprint("a", 1), 0xaf63dc4c8601ec8cULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1125,6 +1313,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_many_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reader_holds_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

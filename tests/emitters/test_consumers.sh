@@ -61,6 +61,8 @@ elif ! inns ipset restore -file "$dir/ipset" 2>"$dir/ipset.err"; then
 		bad "ipset restore: $(head -c 500 "$dir/ipset.err")"
 	fi
 else
+	# a -new set left by an interrupted load, with another definition
+	inns ipset create mxwarden4-new hash:net family inet maxelem 128
 	# a second load (the next rewrite) must work over the first
 	if inns ipset restore -file "$dir/ipset" 2>"$dir/ipset.err"; then ok "ipset restore twice"; else bad "ipset restore again: $(cat "$dir/ipset.err")"; fi
 	for a in 203.0.113.9 198.51.100.7 198.51.100.9 203.0.113.5; do

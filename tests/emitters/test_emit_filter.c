@@ -85,10 +85,25 @@ static void test_table(void **state)
 	    {"11.0.0.0/16", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, KEEP},
 	    {"fd12::/64", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
 	    {"203.0.113.7/24", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, BAD}, /* host bits */
+	    /* never, even with an empty protected list (below) */
+	    {"127.0.0.1/32", SCOPE_IP, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"0.1.2.0/24", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"239.1.2.3/32", SCOPE_IP, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"255.255.255.255/32", SCOPE_IP, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"223.255.255.0/24", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, KEEP},
+	    {"::/64", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    /* text folds to IPv4 0.0.0.0 with /96: malformed; the IPv6 form is below */
+	    {"::ffff:0:0/96", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, BAD},
+	    {"::1/128", SCOPE_IP, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"fe80::/64", SCOPE_CLASS, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
+	    {"ff02::1/128", SCOPE_IP, RESP_DROP, 60, 3, false, RESP_DEFER, PROTECT},
 	};
 	struct emit_safety s;
 	safety(&s);
 	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		/* the hard list holds without any protected network */
+		if (strcmp(cases[i].prefix, "127.0.0.1/32") == 0)
+			prefix_list_free(&s.protect);
 		struct decision d;
 		memset(&d, 0, sizeof d);
 		/* keep host bits as written, so the filter sees a malformed one */
@@ -114,6 +129,25 @@ static void test_table(void **state)
 			assert_ptr_equal(v[0], &d);
 		free(v);
 	}
+	emit_safety_free(&s);
+}
+
+static void test_mapped_range(void **state)
+{
+	struct emit_safety s;
+	safety(&s);
+	prefix_list_free(&s.protect);
+	struct decision d;
+	memset(&d, 0, sizeof d);
+	d.prefix.addr.family = IPADDR_V6;
+	d.prefix.addr.a[10] = d.prefix.addr.a[11] = 0xff;
+	d.prefix.len = 96;
+	d.response = RESP_DROP;
+	d.until = NOW + 60;
+	const struct decision **v;
+	struct emit_stats st;
+	assert_int_equal(emit_filter(&s, &SEL_ALL, &d, 1, NOW, &v, &st), 0);
+	assert_int_equal(st.protect, 1);
 	emit_safety_free(&s);
 }
 
@@ -236,7 +270,7 @@ static void random_prefix(uint64_t *x, struct prefix *p)
 static void test_property(void **state)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	for (int round = 0; round < 200; round++) {
+	for (int round = 0; round < 1000; round++) {
 		struct emit_safety s;
 		memset(&s, 0, sizeof s);
 		s.v4_floor = 16 + rnd(&x) % 9;
@@ -378,7 +412,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),	cmocka_unit_test(test_dedupe_overlap_order),
 	    cmocka_unit_test(test_cap),		cmocka_unit_test(test_property),
-	    cmocka_unit_test(test_safety_init),
+	    cmocka_unit_test(test_safety_init), cmocka_unit_test(test_mapped_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

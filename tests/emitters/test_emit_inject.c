@@ -27,8 +27,10 @@ static const struct {
 	bool v6_only;
 } formats[] = {
     {"ipset",
-     "^(#.*|create mxwarden[46](-new)? hash:net family inet6? hashsize 1024 maxelem [0-9]+ timeout 0 comment "
-     "-exist|flush mxwarden[46]-new|swap mxwarden[46]-new mxwarden[46]|destroy mxwarden[46]-new|add "
+     "^(#.*|create mxwarden[46] hash:net family inet6? hashsize 1024 maxelem [0-9]+ timeout 0 comment "
+     "-exist|create mxwarden[46]-new hash:net family inet6? hashsize 1024 maxelem [0-9]+ timeout 0 "
+     "comment|swap "
+     "mxwarden[46]-new mxwarden[46]|destroy mxwarden[46]-new( -exist)?|add "
      "mxwarden[46]-new [0-9a-f.:/]+ timeout [0-9]+ comment \"" Q "\")$",
      "^add ", 0, false},
     {"nft",

@@ -182,6 +182,21 @@ try:
     for q in ["not-an-ip", "300.1.2.3", "1.2.3.4/33", "%01"]:
         st, h, j = get_json(P, "/api/v1/lookup/" + q)
         check(f"lookup: {q} is 400", st == 400 and j and j.get("error"), (st, j))
+    st, h, j = get_json(P, "/api/v1/lookup/nobody05@example.com")
+    snd = (j or {}).get("senders", [])
+    check("lookup of an e-mail address: the client that used it, blocked",
+          st == 200 and j.get("kind") == "email" and len(snd) == 1 and snd[0]["ip"] == "198.51.100.23"
+          and snd[0]["count"] == 1 and snd[0]["role"] == "recipient" and snd[0]["blocked"] is True, j)
+    st, h, j = get_json(P, "/api/v1/lookup/POSTMASTER@example.com")
+    snd = (j or {}).get("senders", [])
+    check("lookup of an e-mail address is case-insensitive and counts",
+          st == 200 and snd and snd[0]["ip"] == "203.0.113.66" and snd[0]["count"] == 12, snd[:2])
+    st, h, j = get_json(P, "/api/v1/lookup/nobody@nowhere.example")
+    check("lookup of an unseen e-mail address: no sender", st == 200 and j.get("senders") == []
+          and j.get("blocked") is False, j)
+    for q in ["a@b@c", "@example.com", "user@", "us%20er@example.com"]:
+        st, h, j = get_json(P, "/api/v1/lookup/" + q)
+        check(f"lookup: bad e-mail {q} is 400", st == 400 and j and j.get("error"), (st, j))
     st, h, j = get_json(P, "/api/v1/lookup/198.51.100.23?verbose=1")
     check("lookup: unknown parameter is 400", st == 400, st)
 

@@ -1101,6 +1101,67 @@ static void test_timezone(void **state)
 		unsetenv("TZ");
 	free(saved);
 
+	/* $TZDIR is honoured; a truncated or garbled TZif file is an unknown
+	 * zone, not a crash or a wrong offset */
+	char dir[] = "/tmp/mxw-tzdir-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	FILE *in = fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+	assert_non_null(in);
+	static unsigned char tzif[65536];
+	size_t tzn = fread(tzif, 1, sizeof tzif, in);
+	fclose(in);
+	assert_true(tzn > 100);
+	static const struct {
+		const char *name;
+		size_t n; /* bytes of the Berlin file written */
+		bool ok;
+	} files[] = {{"Copy", 0, true}, {"Head", 44, false}, {"Half", 0, false}, {"Empty", 1, false}};
+	const char *oldtzdir = getenv("TZDIR");
+	char *savedtzdir = oldtzdir ? xstrdup(oldtzdir) : NULL;
+	setenv("TZDIR", dir, 1);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(files); i++) {
+		size_t n = files[i].n ? files[i].n : tzn;
+		if (strcmp(files[i].name, "Half") == 0)
+			n = tzn / 2;
+		if (strcmp(files[i].name, "Empty") == 0)
+			n = 0;
+		char path[256];
+		snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+		FILE *out = fopen(path, "wb");
+		assert_non_null(out);
+		assert_int_equal(fwrite(tzif, 1, n, out), n);
+		fclose(out);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		c.timezone = xstrdup(files[i].name);
+		struct parser *p = parser_new(&c, &e);
+		if ((p != NULL) != files[i].ok)
+			fail_msg("TZif %s (%zu bytes): got %s, want %s", files[i].name, n,
+				 p ? "loaded" : "error", files[i].ok ? "loaded" : "error");
+		if (p) {
+			struct parser_source *s = parser_source_new(p, "tz", MTA_UNKNOWN);
+			const char *l = "Jul  4 12:00:00" CONNECT;
+			struct event ev;
+			int reason;
+			assert_int_equal(parser_parse(p, s, l, strlen(l), &ev, &reason), 1);
+			char ts[TIME_STRLEN];
+			time_format_rfc3339(ev.ts_us, false, ts);
+			assert_string_equal(ts, "2026-07-04T10:00:00Z");
+			parser_source_free(s);
+		}
+		parser_free(p);
+		config_free(&c);
+		errlist_free(&e);
+		unlink(path);
+	}
+	if (savedtzdir)
+		setenv("TZDIR", savedtzdir, 1);
+	else
+		unsetenv("TZDIR");
+	free(savedtzdir);
+	rmdir(dir);
+
 	/* an unknown zone is a configuration error, at the key's line */
 	static const char *const bad[] = {"Mars/Olympus_Mons", "../../etc/passwd", "/etc/passwd",
 					  "Nowhere5Later,M13"};

@@ -118,6 +118,18 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	}
 }
 
+/* A count "N" of the disconnect statistics (stops growing past 60000:
+ * the caller caps at 65535). */
+static unsigned pf_count(const char **pp, const char *end)
+{
+	const char *q = *pp;
+	unsigned v = 0;
+	while (q < end && *q >= '0' && *q <= '9' && v < 60000)
+		v = v * 10 + (unsigned)(*q++ - '0');
+	*pp = q;
+	return v;
+}
+
 /* Parse "ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/4". */
 static void pf_stats(const char *q, const char *end, struct cmd_stats *st)
 {
@@ -131,15 +143,10 @@ static void pf_stats(const char *q, const char *end, struct cmd_stats *st)
 			break;
 		size_t kl = (size_t)(q - k);
 		q++;
-		unsigned ok = 0, tot = 0;
-		while (q < end && *q >= '0' && *q <= '9' && ok < 60000)
-			ok = ok * 10 + (unsigned)(*q++ - '0');
-		tot = ok;
+		unsigned ok = pf_count(&q, end), tot = ok;
 		if (q < end && *q == '/') {
 			q++;
-			tot = 0;
-			while (q < end && *q >= '0' && *q <= '9' && tot < 60000)
-				tot = tot * 10 + (unsigned)(*q++ - '0');
+			tot = pf_count(&q, end);
 		}
 		uint16_t *o = NULL, *t = NULL;
 		if ((kl == 4 && (!memcmp(k, "ehlo", 4) || !memcmp(k, "helo", 4)))) {

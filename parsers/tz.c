@@ -351,11 +351,11 @@ struct tz *tz_load(const char *name, char *err, size_t errlen)
 		rc = 0; /* without tzdata installed */
 	if (rc < 0) {
 		if (configured) {
-			snprintf(
-			    err, errlen,
-			    "unknown time zone '%s' (no TZif file under /usr/share/zoneinfo, not a POSIX TZ "
-			    "string)",
-			    name);
+			snprintf(err, errlen,
+				 "unknown time zone '%s' (no such TZif file under $TZDIR or "
+				 "/usr/share/zoneinfo, not a POSIX TZ "
+				 "string)",
+				 name);
 			tz_free(z);
 			return NULL;
 		}

@@ -982,6 +982,22 @@ static void run_tz_stream(const char *zone, const struct tz_case *t, size_t n)
 	errlist_free(&e);
 }
 
+/* Whether parser_new() accepts the zone. */
+static bool zone_loads(const char *zone)
+{
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	free(c.timezone);
+	c.timezone = xstrdup(zone);
+	struct parser *p = parser_new(&c, &e);
+	bool ok = p != NULL;
+	parser_free(p);
+	config_free(&c);
+	errlist_free(&e);
+	return ok;
+}
+
 #define CONNECT		   " mx postfix/smtpd[1]: connect from unknown[192.0.2.1]"
 #define TZ_STREAM(zone, t) run_tz_stream((zone), (t), MXW_ARRAY_LEN(t))
 
@@ -1131,28 +1147,10 @@ static void test_timezone(void **state)
 		assert_non_null(out);
 		assert_int_equal(fwrite(tzif, 1, n, out), n);
 		fclose(out);
-		struct config c;
-		struct errlist e = {0};
-		config_defaults(&c);
-		c.timezone = xstrdup(files[i].name);
-		struct parser *p = parser_new(&c, &e);
-		if ((p != NULL) != files[i].ok)
-			fail_msg("TZif %s (%zu bytes): got %s, want %s", files[i].name, n,
-				 p ? "loaded" : "error", files[i].ok ? "loaded" : "error");
-		if (p) {
-			struct parser_source *s = parser_source_new(p, "tz", MTA_UNKNOWN);
-			const char *l = "Jul  4 12:00:00" CONNECT;
-			struct event ev;
-			int reason;
-			assert_int_equal(parser_parse(p, s, l, strlen(l), &ev, &reason), 1);
-			char ts[TIME_STRLEN];
-			time_format_rfc3339(ev.ts_us, false, ts);
-			assert_string_equal(ts, "2026-07-04T10:00:00Z");
-			parser_source_free(s);
-		}
-		parser_free(p);
-		config_free(&c);
-		errlist_free(&e);
+		if (files[i].ok)
+			TZ_STREAM(files[i].name, sys_berlin);
+		else if (zone_loads(files[i].name))
+			fail_msg("TZif %s (%zu bytes): loaded, want an error", files[i].name, n);
 		unlink(path);
 	}
 	if (savedtzdir)

@@ -93,8 +93,11 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	const char *helo = RFIND(sfx, end, " helo=<");
 	const char *fend = helo ? helo : end;
 	if (helo) {
+		/* helo=<...> ends the line. Postfix turns ' <>()\";@' in a HELO
+		 * into '?', but take the whole field up to the line's final '>'
+		 * anyway, so a HELO written by anything else is not cut short. */
 		const char *hs = helo + 7;
-		const char *he = memchr(hs, '>', (size_t)(end - hs));
+		const char *he = end > hs && end[-1] == '>' ? end - 1 : memchr(hs, '>', (size_t)(end - hs));
 		ev->helo = mkspan(hs, he ? he : end);
 	}
 	if (fend > sfx && fend[-1] == ',')

@@ -315,6 +315,14 @@ static const struct tcase postfix_cases[] = {
     {"Nov 3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
+    /* not from real Postfix (it turns '<', '>' and ' ' in a HELO into '?'), but a HELO with '>'
+     * written by anything else is kept whole, and a '>' in a quoted local part stays in from= */
+    {"Nov 27 20:00:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 504 5.5.2 <x>: "
+     "Helo command rejected: need fully-qualified hostname; from=<a>b@x.org> to=<c@example.org> "
+     "proto=ESMTP helo=<<script>alert(1)</script>>",
+     MTA_UNKNOWN, 1, "203.0.113.9", EV_REJECT, ST_RCPT, CAT_HELO, 504, 0, "5.5.2", "-",
+     "<script>alert(1)</script>", "a>b@x.org", "c@example.org", "-", "-",
+     "<x>: Helo command rejected: need fully-qualified hostname", "2026-11-27T20:00:00Z"},
 };
 
 static const struct tcase exim_cases[] = {

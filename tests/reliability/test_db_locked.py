@@ -74,6 +74,25 @@ check("clean stop (exit 0)", rc == 0, rc)
 con = sqlite3.connect(db)
 ic = con.execute("PRAGMA integrity_check").fetchone()[0]
 check("PRAGMA integrity_check = ok", ic == "ok", ic)
+con.close()
+
+# 3. `import` against a locked database fails cleanly and a retry imports everything once
+src = os.path.join(d, "old.log")
+append(src, seq_lines(n, n + 5000), "w")
+lock = sqlite3.connect(db, timeout=30, isolation_level=None)
+lock.execute("BEGIN IMMEDIATE")
+t0 = time.time()
+r = run([MXW, "import", "-q", "--db", db, src], timeout=60)
+el = time.time() - t0
+lock.execute("ROLLBACK")
+lock.close()
+check("import against a locked database exits non-zero, saying so", r.returncode != 0 and "locked" in r.stderr,
+      (r.returncode, r.stderr[-300:]))
+print("import gave up after %.1f s" % el, flush=True)
+check("...and stores nothing", not any(k >= n for k in seq_counts(db)))
+r = run([MXW, "import", "-q", "--db", db, src], timeout=60)
+check("the retry after release imports every line exactly once", r.returncode == 0 and
+      exact({k: v for k, v in seq_counts(db).items() if k >= n}, n, n + 5000)[0], r.stderr[-300:])
 bad = [l for l in dm.stderr().splitlines() if "ASan" in l or "runtime error" in l or "AddressSanitizer" in l]
 check("no sanitizer report", not bad, bad[:3])
 print("stderr excerpt:\n" + "\n".join(dm.stderr().splitlines()[-8:]))

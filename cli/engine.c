@@ -767,9 +767,9 @@ int engine_run(const struct engine_opts *o)
 	}
 	if (o->replay && replay_init(e) < 0)
 		goto out;
-	if (e->conf.n_outputs && e->conf.rules.dry_run) {
-		log_info("dry run: the %zu output(s) are not written", e->conf.n_outputs);
-	} else if (e->conf.n_outputs) {
+	if (e->conf.n_outputs) {
+		if (e->conf.rules.dry_run)
+			log_info("dry run: the %zu output(s) carry manual decisions only", e->conf.n_outputs);
 		struct buf err = BUF_INIT;
 		e->em = emitters_new(&e->conf, &err);
 		if (!e->em) {

@@ -4,8 +4,9 @@
  * response, rule, reason, since, until (RFC 3339, UTC) and lookup_url. One
  * entry per line, so that diffs and line-oriented tools stay usable.
  *
- * Escaping is jansson's (with JSON_ENSURE_ASCII); bytes of the reason that
- * are not valid UTF-8 become U+FFFD first, because jansson refuses them.
+ * Escaping of every text from a decision is jansson's (JSON_ENSURE_ASCII);
+ * bytes that are not valid UTF-8 become U+FFFD first, because jansson
+ * refuses them.
  * It must never produce a document that does not parse.
  */
 #include <jansson.h>
@@ -52,20 +53,40 @@ static void utf8_clean(struct buf *out, const char *s, size_t n)
 	}
 }
 
-static json_t *text_value(const char *s, size_t max)
+/*
+ * Append "key":"value" with the value encoded by jansson (escapes, \uXXXX
+ * for non-ASCII, invalid UTF-8 made U+FFFD first). Keys and the fixed
+ * vocabulary (prefixes, family, scope, response, times) are ASCII we wrote
+ * ourselves; every text that comes from a decision goes through here.
+ */
+static void text_field(struct buf *out, const char *key, const char *s, size_t max, struct buf *tmp)
 {
-	struct buf b = BUF_INIT;
-	utf8_clean(&b, s, strnlen(s, max));
-	json_t *j = json_stringn(buf_str(&b), b.len);
-	buf_free(&b);
-	return j ? j : json_string("");
-}
-
-static json_t *time_value(int64_t secs)
-{
-	char ts[TIME_STRLEN];
-	time_format_rfc3339(secs * 1000000, false, ts);
-	return json_string(ts);
+	buf_reset(tmp);
+	utf8_clean(tmp, s, strnlen(s, max));
+	json_t *j = json_stringn(tmp->data ? tmp->data : "", tmp->len);
+	buf_printf(out, ",\"%s\":", key);
+	char small[2048];
+	size_t need = j ? json_dumpb(j, small, sizeof small, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : 0;
+	const char *enc = small;
+	char *big = NULL;
+	if (need > sizeof small) {
+		big = xmalloc(need);
+		json_dumpb(j, big, need, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+		enc = big;
+	}
+	if (!j || need == 0) {
+		buf_appends(out, "\"\"");
+	} else {
+		/* jansson leaves DEL (0x7f) raw */
+		for (size_t i = 0; i < need; i++) {
+			if (enc[i] == 0x7f)
+				buf_appends(out, "\\u007f");
+			else
+				buf_appendc(out, enc[i]);
+		}
+	}
+	free(big);
+	json_decref(j);
 }
 
 static void json_render(const struct emit_ctx *ctx, const struct decision *const *v, size_t n,
@@ -74,41 +95,29 @@ static void json_render(const struct emit_ctx *ctx, const struct decision *const
 	char ts[TIME_STRLEN];
 	time_format_rfc3339(ctx->now * 1000000, false, ts);
 	buf_printf(out, "{\"generated\":\"%s\",\"count\":%zu,\"entries\":[", ts, n);
-	struct buf url = BUF_INIT;
+	struct buf url = BUF_INIT, tmp = BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
 		const struct decision *d = v[i];
-		char p[PREFIX_STRLEN];
+		char p[PREFIX_STRLEN], since[TIME_STRLEN], until[TIME_STRLEN];
 		prefix_format(&d->prefix, p);
+		time_format_rfc3339(d->since * 1000000, false, since);
+		time_format_rfc3339(d->until * 1000000, false, until);
+		buf_appends(out, i ? ",\n" : "\n");
+		buf_printf(out, "{\"prefix\":\"%s\",\"family\":\"%s\",\"scope\":\"%s\",\"response\":\"%s\"",
+			   p, d->prefix.addr.family == IPADDR_V4 ? "ipv4" : "ipv6",
+			   d->scope == SCOPE_CLASS ? "class" : "ip", response_name(d->response));
+		text_field(out, "rule", d->rule, sizeof d->rule, &tmp);
+		text_field(out, "reason", d->reason, sizeof d->reason, &tmp);
+		buf_printf(out, ",\"since\":\"%s\",\"until\":\"%s\",\"manual\":%s", since, until,
+			   d->manual ? "true" : "false");
 		buf_reset(&url);
 		if (ctx->lookup_url)
 			emit_url(&url, ctx->lookup_url, &d->prefix, false);
-		json_t *e = json_object();
-		json_object_set_new(e, "prefix", json_string(p));
-		json_object_set_new(e, "family",
-				    json_string(d->prefix.addr.family == IPADDR_V4 ? "ipv4" : "ipv6"));
-		json_object_set_new(e, "scope", json_string(d->scope == SCOPE_CLASS ? "class" : "ip"));
-		json_object_set_new(e, "response", json_string(response_name(d->response)));
-		json_object_set_new(e, "rule", text_value(d->rule, sizeof d->rule));
-		json_object_set_new(e, "reason", text_value(d->reason, sizeof d->reason));
-		json_object_set_new(e, "since", time_value(d->since));
-		json_object_set_new(e, "until", time_value(d->until));
-		json_object_set_new(e, "manual", json_boolean(d->manual));
-		json_object_set_new(e, "lookup_url", json_string(buf_str(&url)));
-		char *s = json_dumps(e, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-		if (!s)
-			BUG("json_dumps failed");
-		buf_appends(out, i ? ",\n" : "\n");
-		/* jansson leaves DEL (0x7f) raw; it can only be inside a string */
-		for (const char *q = s; *q; q++) {
-			if (*q == 0x7f)
-				buf_appends(out, "\\u007f");
-			else
-				buf_appendc(out, *q);
-		}
-		free(s);
-		json_decref(e);
+		text_field(out, "lookup_url", buf_str(&url), url.len + 1, &tmp);
+		buf_appendc(out, '}');
 	}
 	buf_free(&url);
+	buf_free(&tmp);
 	buf_appends(out, "\n]}\n");
 }
 

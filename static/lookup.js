@@ -123,7 +123,10 @@
       tb.appendChild(tr);
       return;
     }
-    for (const e of items.slice(0, 100)) {
+    const shown = items.slice(0, 50);
+    document.getElementById('events-note').textContent = items.length > shown.length
+      ? 'The newest ' + shown.length + ' of ' + items.length + (items.length >= 1000 ? '+' : '') + ' stored events.' : '';
+    for (const e of shown) {
       const tr = MXW.el('tr');
       MXW.td(tr, MXW.fmtTime(e.ts));
       MXW.td(tr, e.ip);
@@ -148,7 +151,8 @@
     if (!times.length) return;
     let lo = Math.min.apply(null, times.map(function (t) { return t.getTime(); }));
     const hi = Math.max(Date.now(), Math.max.apply(null, times.map(function (t) { return t.getTime(); })));
-    const span = Math.max(hi - lo, 3600000);
+    if (hi - lo < 3600000) lo = hi - 3600000; /* at least an hour, ending now */
+    const span = hi - lo;
     const step = span <= 2 * 3600000 ? 300000 : (span <= 12 * 3600000 ? 900000 :
       (span <= 4 * 86400000 ? 3600000 : 86400000));
     lo = Math.floor(lo / step) * step;

@@ -3,9 +3,11 @@
  * through db/ (db_decision_insert), shifted to a given now, for the export
  * and run tests: emit_mkdb DB NOW [UNTIL_SHIFT]. With a third argument, one
  * more decision on 198.51.100.99 expiring UNTIL_SHIFT seconds after NOW.
+ * EMIT_MKDB_MANUAL=PREFIX in the environment marks that decision manual.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "db/db.h"
 #include "fixture.h"
@@ -32,8 +34,12 @@ int main(int argc, char **argv)
 		d[n].until = FIX_NOW + strtoll(argv[3], NULL, 10);
 		n++;
 	}
+	const char *manual = getenv("EMIT_MKDB_MANUAL");
 	int rc = db_begin(db);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char p[PREFIX_STRLEN];
+		prefix_format(&d[i].prefix, p);
+		d[i].manual = manual && strcmp(manual, p) == 0;
 		d[i].id = 0;
 		d[i].since += now - FIX_NOW;
 		d[i].until += now - FIX_NOW;

@@ -270,7 +270,7 @@ static void random_prefix(uint64_t *x, struct prefix *p)
 static void test_property(void **state)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	for (int round = 0; round < 200; round++) {
+	for (int round = 0; round < 1000; round++) {
 		struct emit_safety s;
 		memset(&s, 0, sizeof s);
 		s.v4_floor = 16 + rnd(&x) % 9;

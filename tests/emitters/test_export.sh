@@ -6,7 +6,7 @@
 #   - -o writes atomically and says "unchanged" the second time,
 #   - usage errors exit 2, a missing database exits 1 without creating it,
 #   - `mxwarden run` writes each [output] at start and rewrites it when a
-#     decision expires.
+#     decision expires; with [rules] dry_run only manual decisions.
 set -u
 mkdb=$1
 : "${MXWARDEN:?}" "${MXW_SOURCE:?}"
@@ -99,4 +99,15 @@ run_pid=
 [ $st = 0 ] && ok "run stopped cleanly" || bad "run exit status $st: $(tail -5 "$dir/run.log")"
 n=$(wc -l <"$dir/reloads" 2>/dev/null || echo 0)
 [ "$n" -ge 2 ] && ok "run ran the reload command after each rewrite ($n times)" || bad "reloads: $n, want >= 2; $(grep -i reload "$dir/run.log" | head -3)"
+
+# [rules] dry_run: the outputs carry manual decisions only
+EMIT_MKDB_MANUAL=198.51.100.7/32 "$mkdb" "$dir/dry.db" "$now" || { echo "FAIL: emit_mkdb dry"; exit 1; }
+{
+	printf '[rules]\ndry_run = true\n[output list]\nformat = plain\npath = %s\n' "$dir/dry.txt"
+} >"$dir/dry.ini"
+"$MXWARDEN" run -c "$dir/dry.ini" --db "$dir/dry.db" --listen 127.0.0.1:0 >"$dir/dry.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 50); do [ -s "$dir/dry.txt" ] && break; sleep 0.1; done
+kill "$run_pid"; wait "$run_pid"; run_pid=
+[ "$(cat "$dir/dry.txt" 2>/dev/null)" = "198.51.100.7/32" ] && ok "dry run: only the manual decision is written" || bad "dry run wrote: $(cat "$dir/dry.txt" 2>&1 | head -3)"
 exit $fail

@@ -44,6 +44,15 @@ reload = $ipbin netns exec $ns $nftbin -f $dir/nft
 INI
 "$MXWARDEN" run -c "$dir/conf.ini" --db "$dir/run.db" --listen 127.0.0.1:0 >"$dir/run.log" 2>&1 &
 run_pid=$!
+# strace attached to it, when that works here: the reload commands after
+# the expiry must be exec'd directly, never through a shell
+strace_pid=
+if command -v strace >/dev/null && strace -f -e trace=execve -o /dev/null true 2>/dev/null; then
+	strace -f -qq -e trace=execve -o "$dir/trace" -p "$run_pid" 2>/dev/null &
+	strace_pid=$!
+else
+	echo "note: strace unavailable or not permitted; the no-shell check is skipped"
+fi
 inset() { ip netns exec $ns ipset -q test mxwarden4 "$1"; }
 innft() { ip netns exec $ns nft get element inet mxwarden v4 "{ $1 }" >/dev/null 2>&1; }
 loaded=0
@@ -67,4 +76,18 @@ wait "$run_pid"
 st=$?
 run_pid=
 [ $st = 0 ] && ok "run stopped cleanly" || bad "run exit $st"
+if [ -n "$strace_pid" ]; then
+	# strace ends with its tracee; do not wait for ever
+	for _ in $(seq 50); do kill -0 "$strace_pid" 2>/dev/null || break; sleep 0.1; done
+	kill "$strace_pid" 2>/dev/null
+	wait "$strace_pid" 2>/dev/null
+	execs=$(grep -c 'execve(' "$dir/trace")
+	if grep -E 'execve\("[^"]*/(sh|bash|dash)"' "$dir/trace"; then
+		bad "a shell was executed"
+	elif grep -q "execve(\"$ipbin\", \[\"$ipbin\", \"netns\", \"exec\", \"$ns\", \"$ipsetbin\", \"restore\"" "$dir/trace"; then
+		ok "reload commands exec'd directly with their configured argv, no shell ($execs execve calls)"
+	else
+		bad "no direct execve of the ipset reload after the expiry: $(grep execve "$dir/trace" | head -5)"
+	fi
+fi
 exit $fail

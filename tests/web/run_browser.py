@@ -51,8 +51,11 @@ db = os.path.join(tmp, "mxwarden.db")
 start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 40 * 60))
 env = dict(os.environ, TZ="UTC")
 env.pop("MXWARDEN_NOW", None)
+truth = os.path.join(tmp, "truth.json")
 subprocess.run([os.path.join(SHARED, "tools", "mkmaillog"), "--lines", "8000", "--seed", "7", "--sim-rate", "4",
-                "--start", start, "-o", log], check=True, env=env, capture_output=True, timeout=120)
+                "--start", start, "-o", log, "--truth", truth], check=True, env=env, capture_output=True, timeout=120)
+with open(truth) as f:
+    abusers = [a["ip"] for a in json.load(f).get("abusive_ips", [])]
 subprocess.run([SEED, db, "300"], check=True, env=env, capture_output=True, timeout=120)
 token_file = os.path.join(tmp, "token")
 with open(token_file, "w") as f:
@@ -92,7 +95,7 @@ try:
         shots = os.path.join(BUILD, "tests", "web", "screenshots")
         os.makedirs(shots, exist_ok=True)
         r = subprocess.run([node, os.path.join(HERE, "test_browser.js")], timeout=240,
-                           env=dict(env, BASE=base, LOG=log, TOKEN=TOKEN, SHOTS=shots))
+                           env=dict(env, BASE=base, LOG=log, TOKEN=TOKEN, SHOTS=shots, ABUSERS=",".join(abusers)))
         rc = r.returncode
         print("screenshots: " + shots)
 finally:

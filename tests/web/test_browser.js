@@ -167,6 +167,31 @@ async function waitFor(fn, ms) {
     check('lookup: the unblock form stays hidden until asked', !(await page.isVisible('#unblock-form')));
     await page.screenshot({ path: path.join(SHOTS, 'lookup-harvester.png'), fullPage: true });
 
+    // ------------------------------------------------------------ a planted abuser of the mkmaillog corpus
+    // (the truth file's abusive_ips), judged by the real aggregator of `mxwarden run`
+    const abusers = (process.env.ABUSERS || '').split(',').filter(Boolean);
+    let judged = null;
+    for (const ip of abusers) {
+      const r = await page.evaluate(async (u) => (await fetch(u)).json(), '/api/v1/lookup/' + ip);
+      if (r && r.blocked && r.decision && r.decision.prefix && !r.decision.manual) { judged = ip; break; }
+    }
+    check('corpus: at least one planted abuser is blocked by the engine', !!judged, abusers);
+    if (judged) {
+      await page.goto(BASE + '/lookup/' + judged);
+      await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+      check(`corpus abuser ${judged}: BLOCKED`, (await page.textContent('#status')) === 'BLOCKED');
+      const why = await page.textContent('#sentence');
+      check(`corpus abuser ${judged}: the sentence explains the decision`, why.length > 20, why);
+      const evl = await page.$$eval('#evidence li', (lis) => lis.map((l) => l.textContent));
+      check(`corpus abuser ${judged}: evidence lines name it`, evl.length > 0 && evl.every((l) => l.includes(judged)),
+        evl.slice(0, 3));
+      const cr = await page.$$eval('#thresholds tr.crossed', (trs) => trs.map((t) => t.textContent));
+      check(`corpus abuser ${judged}: a crossed threshold is shown`, cr.length > 0, cr);
+      await page.screenshot({ path: path.join(SHOTS, 'lookup-corpus-abuser.png'), fullPage: true });
+      await page.goto(BASE + '/lookup/198.51.100.23');
+      await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+    }
+
     // ------------------------------------------------------------ unblock with the token
     await page.click('#unblock');
     check('unblock: asks for the token', await page.isVisible('#token'));

@@ -44,8 +44,7 @@ counts = seq_counts(db)
 dups = [i for i, c in counts.items() if c > 1]
 check("no line is stored twice", not dups, dups[:5])
 lost = [i for i in range(n) if i not in counts]
-known_bug("no line is lost while BEGIN fails with 'database is locked' (engine.c on_line drops the line "
-          "and later offsets move past it)", not lost,
+check("no line is lost while BEGIN fails with 'database is locked'", not lost,
           "%d of %d lines lost, seq %s; stderr: %s" % (len(lost), n, lost[:10],
           [l for l in dm.stderr().splitlines() if "locked" in l][:2]))
 

@@ -63,15 +63,14 @@ known_bug("/healthz reports degraded while the database cannot be written (disk 
 os.remove(filler)
 t1 = time.time()
 last = wait_for(lambda: seq_counts(db).get(n - 1, 0), 1, 15, 0.3)
-known_bug("after space returns the lines read while the disk was full are stored (catch-up)", last == 1, last)
+check("after space returns the lines read while the disk was full are stored (catch-up)", last == 1, last)
 print("caught up %.1f s after space returned" % (time.time() - t1), flush=True)
 time.sleep(1)
 counts = seq_counts(db)
 dups = [i for i, c in counts.items() if c > 1]
 check("no line is stored twice", not dups, dups[:5])
 lost = [i for i in range(n) if i not in counts]
-known_bug("no line is lost when a commit fails with 'database or disk is full' (the rolled-back batch is "
-          "never read again: the next commit stores offsets past it)", not lost,
+check("no line is lost when a commit fails with 'database or disk is full'", not lost,
           "%d of %d lines lost, seq %d..%d" % (len(lost), n, lost[0], lost[-1]) if lost else "")
 st, j = get_json(dm.port, "/healthz")
 check("/healthz is ok again", st == 200 and (j or {}).get("status") == "ok", (st, j))

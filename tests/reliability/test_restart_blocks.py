@@ -58,6 +58,7 @@ check("daemon started at T0+1m", dm.port is not None, dm.stderr()[-500:])
 want3 = {"198.51.100.0/24", "203.0.113.0/24", "192.0.2.77"}
 got = wait_for(lambda: {p.split("/32")[0] for p in plain_set()}, want3, 30)
 check("the plain file lists both manual blocks and the harvester", got == want3, (got, dm.stderr()[-600:]))
+wait_for(lambda: any(k.startswith("192.0.2.77") for k in entries()), True, 10)
 e = entries()
 hv = [k for k in e if k.startswith("192.0.2.77")]
 h_until = e[hv[0]]["until"] if hv else None
@@ -74,6 +75,7 @@ os.remove(js)
 dm = Daemon(db, follow=[log], conf=conf, env=at(T0 + 600)).start()
 got = wait_for(lambda: {p.split("/32")[0] for p in plain_set()}, want3, 30)
 check("after a restart at T0+10m the plain file is rewritten with the 3 blocks", got == want3, got)
+wait_for(lambda: len(entries()), 3, 10)
 e = entries()
 check("the manual blocks keep until = T0+1h (~50 min left, not reset)",
       all(e.get(p, {}).get("until") == iso(T0 + 3600) for p in ("198.51.100.0/24", "203.0.113.0/24")),

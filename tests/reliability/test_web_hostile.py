@@ -206,8 +206,10 @@ while time.time() - t0 < 16:
 stop_drip.set()
 th.join()
 print("300 dripping connections: normal /healthz over time: %s" % served, flush=True)
-known_bug("300 clients dripping header bytes (every 1 s, 11 loopback addresses) lose their slots after a header "
-          "deadline; a normal client is served again within 3 idle timeouts (15 s)",
+# libmicrohttpd 0.9.75 has no header deadline (its timeout counts idle time only); what keeps slots
+# free is the per-IP limit (16 by default) against max_connections (256): 11 addresses hold at most 176.
+check("300 clients dripping header bytes (every 1 s, 11 loopback addresses) leave slots free: a normal "
+      "client is served from 10 s on",
           any(st == 200 for t, st in served if t >= 10), served)
 for c in slow:
     c.close()

@@ -67,7 +67,7 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 	if (d >= 0x80000000u) {
 		uint32_t back = w->idx - i;
 		if (back < WIN_SUB)
-			w->b[i % WIN_SUB] += k;
+			w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 		return;
 	}
 	if (d >= WIN_SUB) {
@@ -77,7 +77,7 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 			w->b[(w->idx + s) % WIN_SUB] = 0;
 	}
 	w->idx = i;
-	w->b[i % WIN_SUB] += k;
+	w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 }
 
 static unsigned win32_sum(const struct win32 *w, uint32_t bi)
@@ -113,7 +113,7 @@ static void win32_sub(struct win32 *w, uint32_t bi)
 	if (d >= 0x80000000u)
 		d = 0;
 	for (unsigned m = 0; m + d < WIN_SUB; m++) {
-		uint32_t *b = &w->b[(w->idx - m) % WIN_SUB];
+		uint16_t *b = &w->b[(w->idx - m) % WIN_SUB];
 		if (*b) {
 			(*b)--;
 			return;
@@ -393,8 +393,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
 	/* a sender whose connections mostly deliver mail is busy, not
 	 * flooding, unless the MTA itself rate-limited it */
-	if (!(flags & F_LIMITED) && v->accepted * 2 >= v->conns && v->accepted)
-		v->thr[R_FLOOD] = 0;
+	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
+		v->thr[R_FLOOD] = 0; /* (per-IP sub-buckets saturate at 255: hundreds is "busy") */
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -473,6 +473,13 @@ static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, s
 	/* a class-wide flood needs several sources; one IP is rule 9 per IP */
 	if (cips < 2)
 		v->thr[R_FLOOD] = 0;
+	/* light members each refused once or twice: from three members on, the
+	 * class's refusals of any kind count together for rule 8 */
+	if (v->ips >= 3) {
+		unsigned all = v->v[R_POLICY] + v->unknown + v->v[R_RELAY];
+		if (all > v->v[R_POLICY])
+			v->v[R_POLICY] = all;
+	}
 }
 
 /* The rule crossed with the highest ratio, or -1. Auth also fires on
@@ -771,8 +778,129 @@ static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint3
 	return table_get(&a->ips, ip, NULL);
 }
 
-static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p)
+/* The same for classes: idle ones go, and max_tracked_ips bounds them too
+ * (IPv6 attackers spread over many /64s make one class per address). */
+static void evict_classes(struct aggregator *a, uint32_t now, size_t budget, bool force)
 {
+	struct table *t = &a->classes;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct clsrec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		size_t i = a->evict_cursor_cls++ % t->nrec;
+		struct clsrec *c = table_at(t, i);
+		if (!c || (c->flags & F_DECIDED))
+			continue;
+		if (now > c->last_seen && now - c->last_seen > idle) {
+			table_remove(t, c);
+			a->evicted++;
+			continue;
+		}
+		if (force && (!oldest || c->last_seen < oldest->last_seen))
+			oldest = c;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
+		table_remove(t, oldest);
+		a->evicted++;
+	}
+}
+
+static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool force)
+{
+	struct table *t = &a->seen;
+	if (!t->nrec)
+		return;
+	uint32_t idle = idle_window(a);
+	struct seenrec *oldest = NULL;
+	for (size_t k = 0; k < budget; k++) {
+		struct seenrec *r = table_at(t, a->evict_cursor_seen++ % t->nrec);
+		if (!r)
+			continue;
+		if (now > r->last_seen && now - r->last_seen > idle) {
+			table_remove(t, r);
+			continue;
+		}
+		if (force && (!oldest || r->last_seen < oldest->last_seen))
+			oldest = r;
+	}
+	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n)
+		table_remove(t, oldest);
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t);
+
+/* Seed a new class record with the counts of its first member q. */
+static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec *q, uint32_t t)
+{
+	for (int w = 0; w < W__COUNT; w++) {
+		const struct win8 *s = &q->w[w];
+		if (!(s->b[0] | s->b[1] | s->b[2] | s->b[3]))
+			continue;
+		uint32_t cur = bucket(a, t, w);
+		uint16_t back = (uint16_t)((uint16_t)cur - s->idx);
+		if (back >= WIN_SUB)
+			continue; /* all of it is older than the window */
+		c->w[w].idx = cur - back;
+		for (int k = 0; k < WIN_SUB; k++)
+			c->w[w].b[k] = s->b[k];
+	}
+	c->rcpt_bits = q->rcpt_bits;
+	c->rcpt_t0 = q->rcpt_t0;
+	c->user_bits = q->user_bits;
+	c->user_t0 = q->user_t0;
+	c->r = q->r;
+	c->flags |= (uint8_t)(q->flags & (F_NO_MX | F_LIMITED));
+	c->first_bad = q->first_bad;
+	c->last_code = q->last_code;
+	uint64_t h = ipaddr_hash(&q->ip);
+	if (q->first_bad)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600), h);
+	if (win8_sum(&q->w[W_CONN], bucket(a, t, W_CONN)))
+		bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], h);
+	if (q->flags & F_FLAGGED) {
+		c->nflagged = 1;
+		c->flagged_t0 = t;
+	}
+}
+
+/* The class record of member p, or the scratch record while p is the only
+ * member seen: most classes never get a second member, and a class rule
+ * needs two. */
+static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t)
+{
+	struct clsrec *c = table_find(&a->classes, cp);
+	if (c)
+		return c;
+	struct seenrec *sr = table_find(&a->seen, cp);
+	if (!sr) {
+		if (a->r->max_tracked_ips > 0 && a->seen.n >= (size_t)a->r->max_tracked_ips)
+			evict_seen(a, t, 64, true);
+		sr = table_get(&a->seen, cp, NULL);
+		sr->ip = p->ip;
+		sr->last_seen = t;
+		return &a->scratch;
+	}
+	sr->last_seen = t;
+	if (memcmp(&sr->ip, &p->ip, sizeof p->ip) == 0)
+		return &a->scratch;
+	/* a second member: track the class, starting from the first one's counts */
+	struct ipaddr first = sr->ip;
+	table_remove(&a->seen, sr);
+	c = cls_get(a, cp, t);
+	struct iprec *q = table_find(&a->ips, &first);
+	if (q) {
+		cls_seed(a, c, q, t);
+		q->cls_ref = table_ref(&a->classes, c);
+	}
+	return c;
+}
+
+static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t)
+{
+	if (a->r->max_tracked_ips > 0 && a->classes.n >= (size_t)a->r->max_tracked_ips &&
+	    !table_find(&a->classes, p))
+		evict_classes(a, t, 64, true);
 	return table_get(&a->classes, p, NULL);
 }
 
@@ -1063,6 +1191,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
+	table_prefetch(&a->ips, &ip); /* hidden behind classify() */
 	struct delta d;
 	classify(a, ev, &d);
 	if (ev->kind == EV_DISCONNECT) {
@@ -1112,13 +1241,18 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			ipaddr_class(&ip, &a->c->classes, &cp);
 		c = table_deref(&a->classes, p->cls_ref, &cp);
 		if (!c) {
-			c = cls_get(a, &cp);
-			p->cls_ref = table_ref(&a->classes, c);
+			c = cls_resolve(a, p, &cp, t);
+			if (c != &a->scratch)
+				p->cls_ref = table_ref(&a->classes, c);
 		}
 		a->last_ip = ip;
 		a->last_p = p;
 		a->last_c = c;
 		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
+	}
+	if (c == &a->scratch) { /* a lone member: its class is not tracked yet */
+		memset(c, 0, sizeof *c);
+		c->flags = F_DECIDED; /* never judged */
 	}
 	p->last_seen = t;
 	c->last_seen = t;
@@ -1277,6 +1411,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	a->flood_cls_min = MXW_MAX(1.0, (double)r->flood_class_count / wmax);
 	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
+	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
 	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
 	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
@@ -1304,6 +1439,7 @@ void aggregator_free(struct aggregator *a)
 		return;
 	table_free(&a->ips);
 	table_free(&a->classes);
+	table_free(&a->seen);
 	table_free(&a->sessions);
 	table_free(&a->offenses);
 	table_free(&a->wider);
@@ -1359,6 +1495,8 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	}
 	uint32_t t = (uint32_t)now;
 	evict_some(a, t, 4096, false);
+	evict_classes(a, t, 4096, false);
+	evict_seen(a, t, 4096, false);
 	/* sessions that never logged a disconnect */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		size_t i = (a->evict_cursor + k) % a->sessions.nrec;
@@ -1408,8 +1546,9 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	memset(st, 0, sizeof *st);
 	st->ips = a->ips.n;
 	st->classes = a->classes.n;
-	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->sessions) +
-		    table_bytes(&a->offenses) + table_bytes(&a->wider) + a->ev_n * a->ev_stride;
+	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->seen) +
+		    table_bytes(&a->sessions) + table_bytes(&a->offenses) + table_bytes(&a->wider) +
+		    a->ev_n * a->ev_stride;
 	st->decisions = a->nact;
 	st->events = a->events;
 	st->evicted = a->evicted;

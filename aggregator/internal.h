@@ -31,9 +31,9 @@ struct win8 { /* per IP: counts saturate at 255 */
 	uint16_t idx;
 	uint8_t b[WIN_SUB];
 };
-struct win32 { /* per class */
+struct win32 { /* per class: 32-bit index, counts saturate at 65535 */
 	uint32_t idx;
-	uint32_t b[WIN_SUB];
+	uint16_t b[WIN_SUB];
 };
 
 enum {
@@ -82,6 +82,16 @@ struct countrec {
 	uint16_t pad;
 	uint32_t n;
 	uint32_t t;
+};
+
+/* A class with one known member so far: 40 bytes instead of a class
+ * record. The second member promotes it to a struct clsrec, seeded with
+ * the first member's counts. */
+struct seenrec {
+	struct prefix p;  /* key */
+	struct ipaddr ip; /* the only member seen */
+	uint8_t pad;
+	uint32_t last_seen;
 };
 
 /* A session, keyed by (mta, syslog host, pid). */
@@ -139,7 +149,8 @@ struct aggregator {
 	struct iprec *last_p;
 	struct clsrec *last_c;
 	uint64_t last_gen;
-	struct table ips, classes, sessions, offenses, wider;
+	struct table ips, classes, seen, sessions, offenses, wider;
+	struct clsrec scratch; /* the class of a lone member: written, never read */
 	struct prefix_list protected_nets, allow;
 	/* evidence slots */
 	char *ev;
@@ -155,7 +166,7 @@ struct aggregator {
 	struct db *db;	  /* set by aggregator_restore: escalation counts */
 	int64_t newest;	  /* newest event time seen, microseconds */
 	char *state_path; /* aggregator_set_state_path() */
-	size_t evict_cursor;
+	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
 };
 

@@ -18,7 +18,7 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
-#define STATE_MAGIC "MXWAGG01"
+#define STATE_MAGIC "MXWAGG02"
 
 struct state_hdr {
 	char magic[8];
@@ -49,7 +49,7 @@ static void fill_hdr(const struct aggregator *a, struct state_hdr *h)
 	h->sizes[0] = sizeof(struct iprec);
 	h->sizes[1] = sizeof(struct clsrec);
 	h->sizes[2] = sizeof(struct sessrec);
-	h->sizes[3] = sizeof(struct countrec);
+	h->sizes[3] = sizeof(struct countrec) + sizeof(struct seenrec) * 1000;
 	h->sizes[4] = (uint32_t)a->ev_stride;
 	h->sizes[5] = (uint32_t)a->ev_n;
 	h->conf_hash = conf_hash(a);
@@ -110,8 +110,9 @@ int aggregator_save(const struct aggregator *a)
 	h.events = a->events;
 	h.ev_next = a->ev_next;
 	int rc = fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
-			 write_table(fp, &a->classes) == 0 && write_table(fp, &a->sessions) == 0 &&
-			 write_table(fp, &a->offenses) == 0 && write_table(fp, &a->wider) == 0 &&
+			 write_table(fp, &a->classes) == 0 && write_table(fp, &a->seen) == 0 &&
+			 write_table(fp, &a->sessions) == 0 && write_table(fp, &a->offenses) == 0 &&
+			 write_table(fp, &a->wider) == 0 &&
 			 (a->ev_n == 0 || fwrite(a->ev, a->ev_stride, a->ev_n, fp) == a->ev_n)
 		     ? 0
 		     : -1;
@@ -150,7 +151,7 @@ int agg_state_load(struct aggregator *a)
 			 a->state_path);
 		goto out;
 	}
-	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 ||
+	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 || read_table(fp, &a->seen) < 0 ||
 	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
 	    read_table(fp, &a->wider) < 0 ||
 	    (a->ev_n && fread(a->ev, a->ev_stride, a->ev_n, fp) != a->ev_n)) {
@@ -160,11 +161,13 @@ int agg_state_load(struct aggregator *a)
 		a->last_c = NULL;
 		table_free(&a->ips);
 		table_free(&a->classes);
+		table_free(&a->seen);
 		table_free(&a->sessions);
 		table_free(&a->offenses);
 		table_free(&a->wider);
 		table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 		table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
+		table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
 		table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
 		table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 		table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));

@@ -107,6 +107,11 @@ static void rehash(struct table *t, uint32_t newmask)
 	t->mask = newmask;
 }
 
+void table_prefetch(const struct table *t, const void *key)
+{
+	__builtin_prefetch(&t->idx[(uint32_t)key_hash(key, t->keysz) & t->mask]);
+}
+
 void *table_find(const struct table *t, const void *key)
 {
 	uint64_t hv = key_hash(key, t->keysz);

@@ -34,6 +34,9 @@ void table_init(struct table *t, size_t esz, size_t keysz);
 void table_free(struct table *t);
 /* The record with this key, or NULL. */
 void *table_find(const struct table *t, const void *key);
+/* Start loading the index slot of key into the cache (a hint, no effect
+ * on the table): call it early, do other work, then look the key up. */
+void table_prefetch(const struct table *t, const void *key);
 /* The record with this key; created zeroed (key set) when missing, *created
  * then true. Never returns NULL (dies on OOM). */
 void *table_get(struct table *t, const void *key, int *created);

@@ -252,8 +252,13 @@ static const struct casedef cases[] = {
       CONN("198.51.100.17", 1, 1), ACC("198.51.100.17", 1, 1)},
      {{NULL, NULL}},
      0},
-    {"class: a distributed harvest from light IPs",
+    {"class: light members each refused once, from the third on",
      {REJ("203.0.113.%d", 12, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "u%d@example.com")},
+     {{"203.0.113.0/24", "policy"}},
+     1},
+    {"class: a harvest spread over two addresses below the per-IP threshold",
+     {REJ("203.0.113.7", 6, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "a%d@example.com"),
+      REJ("203.0.113.8", 6, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "b%d@example.com")},
      {{"203.0.113.0/24", "harvest"}},
      1},
     {"class: a connection flood over many IPs each below the per-IP limit",
@@ -480,6 +485,45 @@ static void test_widening(void **state)
 	}
 }
 
+/* max_tracked_ips bounds both tables, with senders spread one per class
+ * (IPv6 /64s), and idle records are evicted by the tick. */
+static void test_bounds(void **state)
+{
+	cfg_setup();
+	cfg.rules.max_tracked_ips = 1000;
+	cfg.rules.idle_evict = 3600;
+	struct aggregator *a = aggregator_new(&cfg);
+	struct event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = EV_CONNECT;
+	ev.stage = ST_CONNECT;
+	ev.mta = MTA_POSTFIX;
+	ev.has_ip = true;
+	ev.pid = -1;
+	ev.code = -1;
+	for (uint32_t i = 0; i < 5000; i++) {
+		ev.ts_us = (T0 + i) * 1000000;
+		ev.ip.family = IPADDR_V6;
+		ev.ip.a[0] = 0x20;
+		ev.ip.a[1] = 0x01;
+		ev.ip.a[4] = (uint8_t)(i >> 8); /* a new /64 each time */
+		ev.ip.a[5] = (uint8_t)i;
+		ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+		aggregator_event(a, &ev);
+	}
+	struct agg_stats st;
+	aggregator_stats(a, &st);
+	if (st.ips > 1000 || st.classes > 1000)
+		fail_msg("bounds: got %zu IPs and %zu classes, want at most 1000 each", st.ips, st.classes);
+	aggregator_tick(a, T0 + 5000 + 7200);
+	aggregator_tick(a, T0 + 5000 + 7200);
+	aggregator_stats(a, &st);
+	if (st.ips != 0 || st.classes != 0)
+		fail_msg("idle eviction: got %zu IPs and %zu classes left, want 0", st.ips, st.classes);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
 /* Memory: fixed-size records; well under 268 bytes per tracked IP. */
 static void test_memory_per_ip(void **state)
 {
@@ -522,6 +566,7 @@ int main(void)
 	    cmocka_unit_test(test_evidence),
 	    cmocka_unit_test(test_widening),
 	    cmocka_unit_test(test_dry_run),
+	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_memory_per_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

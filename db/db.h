@@ -1,7 +1,7 @@
 /*
  * db.h - mxwarden's storage: one SQLite database (WAL) holding evidence
- * events with their raw lines, per-minute and per-hour rollups, per-IP and
- * per-class hourly counts, the log sources and their offsets, decisions with
+ * events with their raw lines, per-minute and per-hour rollups (overall and
+ * per IP class), per-IP and per-class hourly counts, the log sources and their offsets, decisions with
  * their evidence, an audit trail, and lifetime counters.
  *
  * Where it sits: beside the pipeline. It includes base/ only. It is the only

@@ -1,6 +1,7 @@
 /*
  * events.c - recording events: evidence rows, the batch accumulator of
- * rollups, per-IP/per-class hourly counts and lifetime counters, unparsed
+ * rollups (overall and per class), per-IP/per-class hourly counts and
+ * lifetime counters, unparsed
  * lines, and scanning stored events back.
  *
  * The hot path (db_event_insert) does one prepared INSERT for an evidence

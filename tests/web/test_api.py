@@ -127,6 +127,14 @@ try:
     allv = sum(sum(v) for v in j2["series"].values()) if st2 == 200 else -1
     check("timeseries: 7 days of the background classes by hour, fewer than all events",
           st == 200 and j.get("step") == 3600 and 0 < bg < allv, (st, bg, allv))
+    week = "&from=2026-11-20T20:00:00Z&to=2026-11-27T21:00:00Z"
+    st, h, j = get_json(P, "/api/v1/timeseries?metric=kinds&class=2001:db8:2::1" + week)
+    st2, h, j2 = get_json(P, "/api/v1/timeseries?metric=kinds&class=2001:db8::/32" + week)
+    one = sum(j["series"].get("reject", [])) if st == 200 else -1
+    v6 = sum(j2["series"].get("reject", [])) if st2 == 200 else -1
+    check("timeseries: an IPv6 address means its /64; a /32 sums the background /64s",
+          st == 200 and j.get("class") == "2001:db8:2::/64" and st2 == 200 and 0 < one < v6 < allv,
+          (st, j and j.get("class"), one, v6, allv))
     for q, why in [("metric=bogus", "metric"), ("from=yesterday", "from"), ("to=12:00", "to"),
                    ("class=198.51.100.1/24", "host bits"), ("class=bogus", "class"), ("class=10.0.0.0/33", "len"),
                    ("class=", "empty"), ("class=198.51.100.0/24&class=10.0.0.0/8", "twice"),

@@ -175,7 +175,7 @@ void config_defaults(struct config *c)
 
 	c->listen = xstrdup("127.0.0.1:8025");
 	c->web_max_conn = 256;
-	c->web_per_ip_conn = 32;
+	c->web_per_ip_conn = 16;
 	c->web_timeout = 30;
 	c->web_threads = 4;
 }
@@ -322,8 +322,9 @@ static const struct key web_keys[] = {
     CK("token_file", K_STR, token_file, "file holding the API token for mutating requests"),
     CK("assets", K_STR, assets_dir, "serve static/ from this directory instead of the embedded copy"),
     CK("lookup_url", K_STR, lookup_url, "lookup URL template; $ip is replaced by the address"),
-    CK("max_connections", K_INT, web_max_conn, ""),
-    CK("per_ip_connections", K_INT, web_per_ip_conn, ""),
+    CK("max_connections", K_INT, web_max_conn, "concurrent HTTP connections"),
+    CK("per_ip_connections", K_INT, web_per_ip_conn,
+       "concurrent HTTP connections per client address (keeps slots free from slow clients)"),
     CK("timeout", K_DUR, web_timeout, "connection timeout"),
     CK("threads", K_INT, web_threads, "HTTP worker threads"),
     {NULL, 0, 0, NULL}};
@@ -781,6 +782,10 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 			seen[nseen++] = (struct seen){inst, k, x.line};
 		}
 		set_value(&x, k, b, val);
+		if (sections[sec].sec == SEC_PARSER && k->off == offsetof(struct parser_rule_conf, pattern))
+			c->parsers[c->n_parsers - 1].pattern_line = x.line;
+		if (sections[sec].sec == SEC_COLLECTOR && k->off == offsetof(struct config, timezone))
+			c->timezone_line = x.line;
 	}
 	if (ferror(fp))
 		errlist_add(errs, path, x.line, "read error: %s", strerror(errno));

@@ -309,6 +309,7 @@ static int batch_begin(struct engine *e)
 		return -1;
 	if (db_begin(e->db) < 0) {
 		log_error("database: begin: %s", db_errmsg(e->db));
+		web_set_ingest_error(e->web, db_errmsg(e->db));
 		db_failed(e);
 		return -1;
 	}
@@ -354,6 +355,7 @@ static int batch_commit(struct engine *e)
 		goto fail;
 	if (db_commit(e->db) < 0) {
 		log_error("database: commit: %s", db_errmsg(e->db));
+		web_set_ingest_error(e->web, db_errmsg(e->db));
 		e->commit_errors++;
 		db_failed(e);
 		return -1;
@@ -370,6 +372,7 @@ static int batch_commit(struct engine *e)
 		e->syslog_dropped_stored = cs.syslog_dropped;
 	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
+	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;
 	hook_emitters(e, e->decisions_changed);

@@ -83,6 +83,26 @@ static const char *const migrations[] = {
      * the whole index), maintained by db_commit() and retention. */
     ("INSERT INTO counters(name, key, n) SELECT 'rows', 'events', count(*) FROM events WHERE true"
      " ON CONFLICT DO UPDATE SET n = excluded.n;"),
+    /* 3 -> 4: per-class rollups, minute and hour, by class x kind x
+     * category x code class (the evidence kinds). cls is the
+     * class network's 17-byte key (db_ip_key), so that "the classes inside
+     * a prefix" is one range. History before the upgrade is rebuilt from
+     * the evidence events still stored.
+     * mxw_prefix_key() is a function of the migrating connection. */
+    ("CREATE TABLE class_minute(t INTEGER NOT NULL, cls BLOB NOT NULL, plen INTEGER NOT NULL,"
+     " kind TEXT NOT NULL, category TEXT NOT NULL, code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, cls, plen, kind, category, code_class)) WITHOUT ROWID;"
+     "CREATE TABLE class_hour(t INTEGER NOT NULL, cls BLOB NOT NULL, plen INTEGER NOT NULL,"
+     " kind TEXT NOT NULL, category TEXT NOT NULL, code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, cls, plen, kind, category, code_class)) WITHOUT ROWID;"
+     "INSERT INTO class_minute SELECT t, k, CAST(substr(cls, instr(cls, '/') + 1) AS INTEGER) AS pl,"
+     " kind, category, cc, count(*) FROM (SELECT ts / 60000000 * 60 AS t, mxw_prefix_key(cls) AS k, cls,"
+     " kind, category, CASE WHEN code = 421 THEN '421' WHEN code = 451 THEN '451'"
+     " WHEN code BETWEEN 400 AND 499 THEN '4xx' WHEN code BETWEEN 500 AND 599 THEN '5xx' ELSE 'none' END"
+     " AS cc FROM events WHERE instr(cls, '/') > 0) WHERE k IS NOT NULL GROUP BY t, k, pl, kind, category, "
+     "cc;"
+     "INSERT INTO class_hour SELECT t / 3600 * 3600 AS h, cls, plen, kind, category, code_class, sum(n)"
+     " FROM class_minute WHERE true GROUP BY h, cls, plen, kind, category, code_class;"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -100,6 +120,10 @@ static const char *const stmt_sql[Q__COUNT] = {
 			  " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_TOP_HOUR_ADD] = "INSERT INTO top_hour(t, scope, prefix, kind, category, n) VALUES(?,?,?,?,?,?)"
 		       " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_CLASS_MINUTE_ADD] = "INSERT INTO class_minute(t, cls, plen, kind, category, code_class, n)"
+			   " VALUES(?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_CLASS_HOUR_ADD] = "INSERT INTO class_hour(t, cls, plen, kind, category, code_class, n)"
+			 " VALUES(?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_COUNTER_ADD] = "INSERT INTO counters(name, key, n) VALUES(?,?,?)"
 		      " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_INGEST_ADD] = "INSERT INTO ingest_minute(t, lines, unparsed) VALUES(?,?,?)"
@@ -281,8 +305,27 @@ static int64_t pragma_int(struct db *db, const char *sql)
 	return v;
 }
 
+/* mxw_prefix_key(text): the 17-byte key (db_ip_key) of a prefix's network,
+ * NULL when the text is not a prefix. For the 3 -> 4 migration. */
+static void sql_prefix_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const unsigned char *s = sqlite3_value_text(argv[0]);
+	struct prefix p;
+	if (!s || prefix_parse(&p, (const char *)s, (size_t)sqlite3_value_bytes(argv[0]), false) < 0) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	uint8_t key[17];
+	db_ip_key(&p.addr, key);
+	sqlite3_result_blob(ctx, key, sizeof(key), SQLITE_TRANSIENT);
+}
+
 static int migrate(struct db *db, int target)
 {
+	if (sqlite3_create_function(db->h, "mxw_prefix_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				    sql_prefix_key, NULL, NULL) != SQLITE_OK)
+		return db_fail_sql(db, "create function");
 	int64_t v = pragma_int(db, "PRAGMA user_version");
 	if (v < 0)
 		return -1;

@@ -1,7 +1,7 @@
 /*
  * db.h - mxwarden's storage: one SQLite database (WAL) holding evidence
- * events with their raw lines, per-minute and per-hour rollups, per-IP and
- * per-class hourly counts, the log sources and their offsets, decisions with
+ * events with their raw lines, per-minute and per-hour rollups (overall and
+ * per IP class), per-IP and per-class hourly counts, the log sources and their offsets, decisions with
  * their evidence, an audit trail, and lifetime counters.
  *
  * Where it sits: beside the pipeline. It includes base/ only. It is the only
@@ -76,7 +76,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -108,7 +108,9 @@ const char *code_class_name(enum code_class c);
  * counts in the rollups (minute and hour, by kind x category x code class)
  * and in the lifetime counters by kind and category; connects and evidence
  * kinds with an IP also count in the per-IP and per-class hourly counts
- * (db_top_json). Events that can become evidence (EV_REJECT,
+ * (db_top_json); evidence kinds with a class also count in the per-class
+ * rollups (minute and hour, by class x kind x category x code class; the
+ * class filter of db_timeseries_class_json). Events that can become evidence (EV_REJECT,
  * EV_AUTH_FAILURE, EV_PROTOCOL, EV_LOST) also get a row of their own with
  * every field and the raw line as a BLOB; connects, disconnects and accepts
  * do not (they are counted only).
@@ -288,6 +290,18 @@ json_t *db_summary_json(struct db *db, int64_t now);
  * {"metric", "from", "to", "step", "t": [bucket starts], "series": {name: [N...]}}.
  */
 json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step);
+/*
+ * db_timeseries_json() restricted to the IP classes inside q (q NULL: no
+ * filter, the same answer as db_timeseries_json()). It reads the per-class
+ * rollups, which count the evidence kinds (reject, auth_failure, protocol,
+ * lost; not connects) of events with a class: the sum over every
+ * class whose network lies inside q (a /16 sums its /24s, a /48 its /64s).
+ * A q longer than its family's class length in cc (an address, a /28) is
+ * first widened to its class: "the class of this IP". cc may be NULL (no
+ * widening). The answer also has "class": the prefix used, as text.
+ */
+json_t *db_timeseries_class_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+				 const struct prefix *q, const struct class_conf *cc);
 
 /*
  * The top senders over [from, to) by scope (SCOPE_IP or SCOPE_CLASS),
@@ -345,7 +359,8 @@ json_t *db_audit_json(struct db *db, int limit, const char *cursor);
  * its own short transaction: evidence events older than
  * conf->retention_events (log time), minute rollups older than
  * conf->retention_rollups, hourly rollups and per-IP hourly counts older
- * than max(365 days, retention_rollups), decisions that ended (until or
+ * than max(365 days, retention_rollups) (per-class minute and hourly
+ * rollups likewise), decisions that ended (until or
  * ended_at) more than conf->retention_decisions ago, ingest counts older
  * than retention_rollups. Must be called with no batch open. Returns the
  * number of rows deleted (call again while it is > 0, between batches), or -1.

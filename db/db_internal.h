@@ -21,6 +21,8 @@ enum stmt_id {
 	Q_ROLLUP_MINUTE_ADD,
 	Q_ROLLUP_HOUR_ADD,
 	Q_TOP_HOUR_ADD,
+	Q_CLASS_MINUTE_ADD,
+	Q_CLASS_HOUR_ADD,
 	Q_COUNTER_ADD,
 	Q_INGEST_ADD,
 	Q_EVENTS_SCAN,
@@ -46,7 +48,7 @@ enum stmt_id {
 /* The batch accumulator: counts keyed by a fixed-size, zero-padded key so
  * that keys compare with memcmp. One open-addressing table for everything
  * a batch counts; flushed into SQLite by db_commit(). */
-enum agg_table { AGG_MINUTE = 1, AGG_HOUR, AGG_TOP, AGG_KIND, AGG_CAT };
+enum agg_table { AGG_MINUTE = 1, AGG_HOUR, AGG_TOP, AGG_KIND, AGG_CAT, AGG_CMIN, AGG_CHOUR };
 
 struct agg_key {
 	int64_t t;
@@ -104,7 +106,7 @@ struct db {
 	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
-	sqlite3_stmt *multi[4];
+	sqlite3_stmt *multi[6];
 	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
 };
 

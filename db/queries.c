@@ -250,11 +250,40 @@ static const char SQL_TS_MIN_KINDS[] = TS_SQL("rollup_minute", "kind");
 static const char SQL_TS_HOUR_CODES[] = TS_SQL("rollup_hour", "code_class");
 static const char SQL_TS_HOUR_CATS[] = TS_SQL("rollup_hour", "category");
 static const char SQL_TS_HOUR_KINDS[] = TS_SQL("rollup_hour", "kind");
+/* The classes inside a prefix: the key range [?4, ?5], at least as long as ?6. */
+#define TS_CLASS_SQL(table, col)                                                        \
+	"SELECT (t - ?1) / ?3, " col ", sum(n) FROM " table " WHERE t >= ?1 AND t < ?2" \
+	" AND cls BETWEEN ?4 AND ?5 AND plen >= ?6 GROUP BY 1, 2"
+static const char SQL_TSC_MIN_CODES[] = TS_CLASS_SQL("class_minute", "code_class");
+static const char SQL_TSC_MIN_CATS[] = TS_CLASS_SQL("class_minute", "category");
+static const char SQL_TSC_MIN_KINDS[] = TS_CLASS_SQL("class_minute", "kind");
+static const char SQL_TSC_HOUR_CODES[] = TS_CLASS_SQL("class_hour", "code_class");
+static const char SQL_TSC_HOUR_CATS[] = TS_CLASS_SQL("class_hour", "category");
+static const char SQL_TSC_HOUR_KINDS[] = TS_CLASS_SQL("class_hour", "kind");
 
 #define TS_MAX_BUCKETS 2000
 
 json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step)
 {
+	return db_timeseries_class_json(db, metric, from, to, step, NULL, NULL);
+}
+
+json_t *db_timeseries_class_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+				 const struct prefix *q, const struct class_conf *cc)
+{
+	struct prefix cls;
+	if (q) {
+		if (q->addr.family != IPADDR_V4 && q->addr.family != IPADDR_V6) {
+			db_fail(db, "class: not an IPv4 or IPv6 prefix");
+			return NULL;
+		}
+		cls = *q;
+		unsigned clen = !cc ? 0 : q->addr.family == IPADDR_V4 ? cc->v4_len : cc->v6_len;
+		if (cc && q->len > clen)
+			ipaddr_class(&q->addr, cc, &cls);
+		else
+			prefix_from_addr(&cls, &q->addr, q->len); /* host bits cleared */
+	}
 	int m = !metric				? -1
 		: !strcmp(metric, "codes")	? 0
 		: !strcmp(metric, "categories") ? 1
@@ -281,21 +310,36 @@ json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int6
 			TS_MAX_BUCKETS);
 		return NULL;
 	}
-	static const char *const sqls[2][3] = {{SQL_TS_MIN_CODES, SQL_TS_MIN_CATS, SQL_TS_MIN_KINDS},
-					       {SQL_TS_HOUR_CODES, SQL_TS_HOUR_CATS, SQL_TS_HOUR_KINDS}};
+	static const char *const sqls[2][2][3] = {
+	    {{SQL_TS_MIN_CODES, SQL_TS_MIN_CATS, SQL_TS_MIN_KINDS},
+	     {SQL_TS_HOUR_CODES, SQL_TS_HOUR_CATS, SQL_TS_HOUR_KINDS}},
+	    {{SQL_TSC_MIN_CODES, SQL_TSC_MIN_CATS, SQL_TSC_MIN_KINDS},
+	     {SQL_TSC_HOUR_CODES, SQL_TSC_HOUR_CATS, SQL_TSC_HOUR_KINDS}}};
 	bool started = read_begin(db);
-	sqlite3_stmt *st = db_stmt_sql(db, sqls[hourly][m]);
+	sqlite3_stmt *st = db_stmt_sql(db, sqls[q != NULL][hourly][m]);
 	if (!st)
 		return fail_json(db, NULL, started);
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_int64(st, 3, step);
+	uint8_t lo[17], hi[17];
+	if (q) {
+		db_prefix_range(&cls, lo, hi);
+		sqlite3_bind_blob(st, 4, lo, sizeof(lo), SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 5, hi, sizeof(hi), SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 6, (int)cls.len);
+	}
 
 	json_t *o = json_object();
 	set_new(o, "metric", json_string(metric));
 	set_new(o, "from", json_integer(from));
 	set_new(o, "to", json_integer(to));
 	set_new(o, "step", json_integer(step));
+	if (q) {
+		char text[PREFIX_STRLEN];
+		size_t n = prefix_format(&cls, text);
+		set_new(o, "class", json_stringn(text, n));
+	}
 	json_t *t = json_array();
 	for (int64_t i = 0; i < nb; i++)
 		append_new(t, json_integer(from + i * step));

@@ -21,6 +21,12 @@ static const char SQL_PRUNE_HOUR[] =
 static const char SQL_PRUNE_TOP[] =
     "DELETE FROM top_hour WHERE (t, scope, prefix, kind, category) IN"
     " (SELECT t, scope, prefix, kind, category FROM top_hour WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_CLASS_MINUTE[] =
+    "DELETE FROM class_minute WHERE (t, cls, plen, kind, category, code_class) IN"
+    " (SELECT t, cls, plen, kind, category, code_class FROM class_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_CLASS_HOUR[] =
+    "DELETE FROM class_hour WHERE (t, cls, plen, kind, category, code_class) IN"
+    " (SELECT t, cls, plen, kind, category, code_class FROM class_hour WHERE t < ?1 LIMIT ?2)";
 static const char SQL_PRUNE_INGEST[] = "DELETE FROM ingest_minute WHERE t IN"
 				       " (SELECT t FROM ingest_minute WHERE t < ?1 LIMIT ?2)";
 static const char SQL_PRUNE_DECISIONS[] =
@@ -68,6 +74,8 @@ int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
 	    {SQL_PRUNE_MINUTE, now - conf->retention_rollups},
 	    {SQL_PRUNE_HOUR, now - keep_hour},
 	    {SQL_PRUNE_TOP, now - keep_hour},
+	    {SQL_PRUNE_CLASS_MINUTE, now - conf->retention_rollups},
+	    {SQL_PRUNE_CLASS_HOUR, now - keep_hour},
 	    {SQL_PRUNE_INGEST, now - conf->retention_rollups},
 	    {SQL_PRUNE_DECISIONS, now - conf->retention_decisions},
 	};

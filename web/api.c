@@ -161,7 +161,7 @@ static int64_t auto_step(int64_t range)
 
 static enum MHD_Result api_timeseries(struct web_req *r)
 {
-	static const char *const allowed[] = {"metric", "from", "to", "step", NULL};
+	static const char *const allowed[] = {"metric", "from", "to", "step", "class", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *metric = web_arg(r, "metric");
@@ -195,10 +195,19 @@ static enum MHD_Result api_timeseries(struct web_req *r)
 	}
 	if ((to - from + step - 1) / step > 2000)
 		return BAD(r, "too many buckets: (to - from) / step must be at most 2000");
+	/* class: a prefix (the classes inside it) or an address (its class) */
+	struct prefix q, *qp = NULL;
+	if ((s = web_arg(r, "class"))) {
+		if (prefix_parse(&q, s, strlen(s), true) < 0)
+			return BAD(r,
+				   "class: not an address or a prefix such as 203.0.113.0/24 (host bits must "
+				   "be zero)");
+		qp = &q;
+	}
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
-	return send_db(r, db, db_timeseries_json(db, metric, from, to, step));
+	return send_db(r, db, db_timeseries_class_json(db, metric, from, to, step, qp, &r->w->conf->classes));
 }
 
 static int arg_category(struct web_req *r, int *cat)

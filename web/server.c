@@ -307,12 +307,29 @@ static enum MHD_Result send_health(struct web_req *r)
 	char err[256] = "";
 	struct db *db = web_db_get(r->w, err, sizeof err);
 	json_t *o = json_object();
-	json_object_set_new(o, "status", json_string(db ? "ok" : "degraded"));
+	char ingest[sizeof r->w->ingest_error];
+	int64_t since;
+	pthread_mutex_lock(&r->w->health_mu);
+	memcpy(ingest, r->w->ingest_error, sizeof ingest);
+	since = r->w->ingest_error_since;
+	pthread_mutex_unlock(&r->w->health_mu);
+	bool ok = db && !ingest[0];
+	json_object_set_new(o, "status", json_string(ok ? "ok" : "degraded"));
 	json_object_set_new(o, "database", json_boolean(db != NULL));
 	if (!db)
 		json_object_set_new(o, "error", json_string("the database cannot be opened"));
+	if (ingest[0]) {
+		/* our own message, but SQLite's text is not ours: keep it ASCII */
+		struct buf b = BUF_INIT;
+		char ts[TIME_STRLEN];
+		buf_append_printable(&b, ingest, strlen(ingest));
+		json_object_set_new(o, "ingest", json_string(buf_str(&b)));
+		time_format_rfc3339(since * 1000000, false, ts);
+		json_object_set_new(o, "since", json_string(ts));
+		buf_free(&b);
+	}
 	web_db_put(r->w, db);
-	return web_send_json(r, db ? 200 : 503, o);
+	return web_send_json(r, ok ? 200 : 503, o);
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -527,6 +544,7 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	ipaddr_format(&ip, ipstr);
 	snprintf(w->host, sizeof w->host, ip.family == IPADDR_V6 ? "[%s]" : "%s", ipstr);
 	pthread_mutex_init(&w->pool_mu, NULL);
+	pthread_mutex_init(&w->health_mu, NULL);
 	unsigned threads = conf->web_threads > 0 && conf->web_threads <= 64 ? (unsigned)conf->web_threads : 4;
 	w->cappool = threads + 2;
 	w->pool = xcalloc(w->cappool, sizeof *w->pool);
@@ -585,7 +603,24 @@ void web_stop(struct web *w)
 		db_close(w->pool[i]);
 	free(w->pool);
 	pthread_mutex_destroy(&w->pool_mu);
+	pthread_mutex_destroy(&w->health_mu);
 	free(w->token);
 	free(w->db_path);
 	free(w);
+}
+
+void web_set_ingest_error(struct web *w, const char *msg)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->health_mu);
+	if (!msg) {
+		w->ingest_error[0] = '\0';
+	} else {
+		if (!w->ingest_error[0])
+			w->ingest_error_since = clock_now();
+		str_copy(w->ingest_error, sizeof w->ingest_error, msg,
+			 strlen(msg)); /* a cut message is fine */
+	}
+	pthread_mutex_unlock(&w->health_mu);
 }

@@ -46,4 +46,12 @@ unsigned web_port(const struct web *w);
  * connections and frees w. web_stop(NULL) is a no-op. */
 void web_stop(struct web *w);
 
+/*
+ * The engine's word on ingest, for /healthz: msg = NULL when batches commit
+ * again, else why they do not ("database or disk is full"). Thread-safe;
+ * w = NULL is a no-op. While an error stands, /healthz answers 503
+ * {"status": "degraded", "ingest": msg, "since": RFC 3339}.
+ */
+void web_set_ingest_error(struct web *w, const char *msg);
+
 #endif

@@ -44,6 +44,9 @@ struct web {
 	atomic_ulong requests;
 	atomic_ulong responses_4xx;
 	atomic_ulong responses_5xx;
+	pthread_mutex_t health_mu;  /* guards the two fields below */
+	char ingest_error[256];	    /* "" = batches commit */
+	int64_t ingest_error_since; /* UTC seconds */
 };
 
 /* One request, from its first callback to its completion. */

@@ -1077,6 +1077,326 @@ static void test_retention(void **state)
 	config_free(&conf);
 }
 
+/* ------------------------------------------------------ per-class rollups */
+
+static const struct class_conf test_cc = {24, 64, 16, 48};
+
+/*
+ * Seeded events over three hours from addresses in a few /24s, /16s and
+ * /64s: every evidence kind, several categories and codes, plus connects
+ * (which the class rollups do not count). Inserted in batches of varying
+ * size, so that keys cross batch boundaries.
+ */
+static int seed_class_events(struct db *db, int64_t t0, uint32_t seed)
+{
+	static const char *const ips[] = {"192.0.2.1",	    "192.0.2.77",      "192.0.2.200",
+					  "192.0.3.5",	    "192.0.9.9",       "198.51.100.7",
+					  "198.51.100.8",   "203.0.113.250",   "2001:db8::1",
+					  "2001:db8::ffff", "2001:db8:0:1::5", "2001:db8:1::9"};
+	static const enum ev_kind kinds[] = {EV_REJECT,	  EV_REJECT, EV_AUTH_FAILURE,
+					     EV_PROTOCOL, EV_LOST,   EV_CONNECT};
+	static const enum ev_category cats[] = {CAT_DNSBL, CAT_UNKNOWN_RECIPIENT, CAT_GREYLISTED,
+						CAT_RELAY_DENIED};
+	static const int codes[] = {554, 550, 451, 450, 421, -1, 250};
+	uint32_t r = seed;
+	int n = 0;
+	for (int batch = 0; n < 3000; batch++) {
+		assert_int_equal(db_begin(db), 0);
+		int size = 50 + (batch * 37) % 400;
+		for (int i = 0; i < size && n < 3000; i++, n++) {
+			r = r * 1103515245u + 12345u;
+			const char *ip = ips[(r >> 8) % MXW_ARRAY_LEN(ips)];
+			enum ev_kind k = kinds[(r >> 12) % MXW_ARRAY_LEN(kinds)];
+			enum ev_category c =
+			    k == EV_CONNECT ? CAT_NONE : cats[(r >> 16) % MXW_ARRAY_LEN(cats)];
+			int code = k == EV_CONNECT ? -1 : codes[(r >> 20) % MXW_ARRAY_LEN(codes)];
+			/* roughly in time order, with some going back a few minutes */
+			int64_t ts = t0 + n * 3 - (int64_t)((r >> 24) % 300);
+			struct event ev = mk(ts, k, c, ip, code, "l", 1);
+			assert_true(db_event_insert(db, &ev, 0) >= 0);
+		}
+		assert_int_equal(db_commit(db), 0);
+	}
+	return n;
+}
+
+/* What db_timeseries_class_json() should answer, counted directly from the
+ * stored events whose address lies in cls. */
+static json_t *ts_expected(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+			   const struct prefix *cls)
+{
+	uint8_t lo[17], hi[17];
+	db_prefix_range(cls, lo, hi);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db->h,
+					    "SELECT ts / 1000000, kind, category, code FROM events"
+					    " WHERE ip_bin BETWEEN ?1 AND ?2 AND cls IS NOT NULL"
+					    " AND ts >= ?3 * 1000000 AND ts < ?4 * 1000000",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, lo, 17, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, hi, 17, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, from);
+	sqlite3_bind_int64(st, 4, to);
+	int64_t nb = (to - from + step - 1) / step;
+	json_t *series = json_object();
+	if (!strcmp(metric, "codes"))
+		for (int c = 0; c < CC__COUNT; c++) {
+			json_t *a = json_array();
+			for (int64_t i = 0; i < nb; i++)
+				json_array_append_new(a, json_integer(0));
+			json_object_set_new(series, code_class_name((enum code_class)c), a);
+		}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t b = (sqlite3_column_int64(st, 0) - from) / step;
+		const char *name =
+		    !strcmp(metric, "kinds") ? (const char *)sqlite3_column_text(st, 1)
+		    : !strcmp(metric, "categories")
+			? (const char *)sqlite3_column_text(st, 2)
+			: code_class_name(code_class_of(
+			      sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 3)));
+		json_t *a = json_object_get(series, name);
+		if (!a) {
+			a = json_array();
+			for (int64_t i = 0; i < nb; i++)
+				json_array_append_new(a, json_integer(0));
+			json_object_set_new(series, name, a);
+		}
+		json_t *cell = json_array_get(a, (size_t)b);
+		json_integer_set(cell, json_integer_value(cell) + 1);
+	}
+	sqlite3_finalize(st);
+	return series;
+}
+
+/* The per-class series equal direct counts from the events table, for
+ * prefixes that sum several classes, single classes, and addresses or long
+ * prefixes widened to their class; minute and hourly steps. */
+static void test_class_rollups_match_events(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t0 = NOW - 3 * 3600;
+	assert_int_equal(seed_class_events(f->db, t0, 7), 3000);
+	static const struct {
+		const char *q;
+		const char *want_class; /* the prefix answered */
+		int64_t want_total;	/* -1: not checked, just the per-bucket equality */
+	} cases[] = {
+	    {"192.0.2.0/24", "192.0.2.0/24", -1},
+	    {"192.0.2.77", "192.0.2.0/24", -1},	   /* an IP: its class */
+	    {"192.0.2.64/26", "192.0.2.0/24", -1}, /* longer than a class: widened */
+	    {"192.0.0.0/16", "192.0.0.0/16", -1},  /* sums 192.0.2/24, 192.0.3/24, 192.0.9/24 */
+	    {"198.51.100.0/24", "198.51.100.0/24", -1},
+	    {"0.0.0.0/0", "0.0.0.0/0", -1},
+	    {"10.0.0.0/8", "10.0.0.0/8", 0}, /* nothing there */
+	    {"2001:db8::/64", "2001:db8::/64", -1},
+	    {"2001:db8::ffff", "2001:db8::/64", -1},
+	    {"2001:db8::/48", "2001:db8::/48", -1}, /* sums two /64s */
+	    {"2001:db8::/32", "2001:db8::/32", -1},
+	    {"2001:db9::/32", "2001:db9::/32", 0},
+	};
+	static const char *const metrics[] = {"codes", "kinds", "categories"};
+	static const int64_t steps[] = {60, 300, 3600};
+	int64_t nonzero_cases = 0;
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct prefix q;
+		assert_int_equal(prefix_parse(&q, cases[i].q, strlen(cases[i].q), false), 0);
+		struct prefix want;
+		assert_int_equal(prefix_parse(&want, cases[i].want_class, strlen(cases[i].want_class), true),
+				 0);
+		for (size_t m = 0; m < MXW_ARRAY_LEN(metrics); m++)
+			for (size_t s = 0; s < MXW_ARRAY_LEN(steps); s++) {
+				int64_t from = t0 - 3600, to = NOW + 3600;
+				json_t *o = db_timeseries_class_json(f->db, metrics[m], from, to, steps[s],
+								     &q, &test_cc);
+				if (!o)
+					fail_msg("%s %s: %s", cases[i].q, metrics[m], db_errmsg(f->db));
+				const char *cls = json_string_value(json_object_get(o, "class"));
+				if (!cls || strcmp(cls, cases[i].want_class) != 0)
+					fail_msg("%s: class got %s, want %s", cases[i].q,
+						 cls ? cls : "(none)", cases[i].want_class);
+				int64_t f0 = json_integer_value(json_object_get(o, "from"));
+				json_t *want_series = ts_expected(f->db, metrics[m], f0, to, steps[s], &want);
+				json_t *got_series = json_object_get(o, "series");
+				if (!json_equal(got_series, want_series)) {
+					char *g = json_dumps(got_series, JSON_COMPACT | JSON_SORT_KEYS);
+					char *w = json_dumps(want_series, JSON_COMPACT | JSON_SORT_KEYS);
+					fail_msg("%s %s step %lld:\n got  %.600s\n want %.600s", cases[i].q,
+						 metrics[m], (long long)steps[s], g, w);
+				}
+				int64_t total = 0;
+				const char *name;
+				json_t *a;
+				json_object_foreach(got_series, name, a)
+				{
+					size_t k;
+					json_t *v;
+					json_array_foreach(a, k, v) total += json_integer_value(v);
+				}
+				if (cases[i].want_total >= 0 && total != cases[i].want_total)
+					fail_msg("%s: total got %lld, want %lld", cases[i].q,
+						 (long long)total, (long long)cases[i].want_total);
+				nonzero_cases += total > 0;
+				json_decref(want_series);
+				json_decref(o);
+			}
+	}
+	/* the comparison above is not vacuous: most cases have counts */
+	assert_true(nonzero_cases >= 9 * 9);
+
+	/* connects are not in the class rollups: all classes sum to the evidence rows */
+	struct prefix all;
+	prefix_parse(&all, "0.0.0.0/0", 9, true);
+	json_t *o = db_timeseries_class_json(f->db, "kinds", t0 - 3600, NOW + 3600, 3600, &all, NULL);
+	assert_non_null(o);
+	assert_null(json_object_get(json_object_get(o, "series"), "connect"));
+	json_decref(o);
+
+	/* no filter: the same answer as db_timeseries_json() (which counts connects) */
+	json_t *a = db_timeseries_json(f->db, "kinds", t0, NOW, 600);
+	json_t *b = db_timeseries_class_json(f->db, "kinds", t0, NOW, 600, NULL, &test_cc);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(json_equal(a, b));
+	assert_non_null(json_object_get(json_object_get(a, "series"), "connect"));
+	json_decref(a);
+	json_decref(b);
+
+	/* a prefix of no family is refused with a message */
+	struct prefix bad;
+	memset(&bad, 0, sizeof(bad));
+	assert_null(db_timeseries_class_json(f->db, "codes", t0, NOW, 60, &bad, &test_cc));
+	assert_non_null(strstr(db_errmsg(f->db), "class"));
+	/* and the other parameters are checked as without a class */
+	assert_null(db_timeseries_class_json(f->db, "nope", t0, NOW, 60, &all, &test_cc));
+	assert_null(db_timeseries_class_json(f->db, "codes", t0, NOW, 61, &all, &test_cc));
+}
+
+/* Rows of a table as one text, in key order (to compare two states). */
+static char *dump_table(sqlite3 *h, const char *table)
+{
+	char sql[320];
+	snprintf(sql, sizeof(sql),
+		 "SELECT group_concat(t || ',' || hex(cls) || ',' || plen || ',' || kind || ',' || category"
+		 " || ',' || code_class || '=' || n, ';') FROM (SELECT * FROM %s ORDER BY 1, 2, 3, 4, 5, 6)",
+		 table);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	const char *s = (const char *)sqlite3_column_text(st, 0);
+	char *out = strdup(s ? s : "");
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* A version-3 database (no class rollups) migrates to 4 with its class
+ * rollups rebuilt from the stored events: the same rows the live path
+ * writes. Then new events add to them. */
+static void test_class_migration_from_v3(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t0 = NOW - 2 * 3600;
+	seed_class_events(f->db, t0, 99);
+	char *live_min = dump_table(f->db->h, "class_minute");
+	char *live_hour = dump_table(f->db->h, "class_hour");
+	assert_true(strlen(live_min) > 1000);
+	assert_true(strlen(live_hour) > 100);
+	db_close(f->db);
+	/* Make it a version-3 file: no class tables. */
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(h, "DROP TABLE class_minute; DROP TABLE class_hour; PRAGMA user_version = 3", NULL,
+			 NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	char err[256];
+	/* A read-only open does not migrate: the v3 file still answers the old queries. */
+	struct db *ro = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(ro);
+	json_t *o = db_timeseries_json(ro, "kinds", t0, NOW, 3600);
+	assert_non_null(o);
+	json_decref(o);
+	db_close(ro);
+	f->db = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(f->db);
+	char *mig_min = dump_table(f->db->h, "class_minute");
+	char *mig_hour = dump_table(f->db->h, "class_hour");
+	assert_string_equal(mig_min, live_min);
+	assert_string_equal(mig_hour, live_hour);
+	free(mig_min);
+	free(mig_hour);
+	/* new events count on top of the migrated rows */
+	struct prefix q;
+	prefix_parse(&q, "192.0.2.0/24", 12, true);
+	o = db_timeseries_class_json(f->db, "kinds", t0, t0 + 60, 60, &q, &test_cc);
+	int64_t before =
+	    json_integer_value(json_array_get(json_object_get(json_object_get(o, "series"), "lost"), 0));
+	json_decref(o);
+	assert_int_equal(db_begin(f->db), 0);
+	struct event ev = mk(t0 + 30, EV_LOST, CAT_TOO_MANY_ERRORS, "192.0.2.9", -1, "x", 1);
+	assert_true(db_event_insert(f->db, &ev, 0) > 0);
+	assert_int_equal(db_commit(f->db), 0);
+	o = db_timeseries_class_json(f->db, "kinds", t0, t0 + 60, 60, &q, &test_cc);
+	int64_t after =
+	    json_integer_value(json_array_get(json_object_get(json_object_get(o, "series"), "lost"), 0));
+	json_decref(o);
+	assert_int_equal(after, before + 1);
+	free(live_min);
+	free(live_hour);
+}
+
+/* Retention: class minute rows go after retention_rollups, class hour rows
+ * after max(365 days, retention_rollups). */
+static void test_class_retention(void **state)
+{
+	struct fixture *f = *state;
+	struct config conf;
+	config_defaults(&conf);
+	conf.retention_events = 14 * 86400;
+	conf.retention_rollups = 35 * 86400;
+	conf.retention_decisions = 30 * 86400;
+	static const struct {
+		int64_t age;
+		bool want_minute, want_hour;
+	} cases[] = {
+	    {600, true, true},
+	    {20 * 86400, true, true},
+	    {40 * 86400, false, true},
+	    {400 * 86400, false, false},
+	};
+	assert_int_equal(db_begin(f->db), 0);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct event ev = mk(NOW - cases[i].age, EV_REJECT, CAT_DNSBL, "198.51.100.3", 554, "r", 1);
+		assert_true(db_event_insert(f->db, &ev, 0) > 0);
+	}
+	assert_int_equal(db_commit(f->db), 0);
+	while (db_retention_run(f->db, NOW, &conf) > 0)
+		;
+	struct prefix q;
+	prefix_parse(&q, "198.51.100.3", 12, false);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		int64_t t = NOW - cases[i].age;
+		for (int hourly = 0; hourly < 2; hourly++) {
+			int64_t step = hourly ? 3600 : 60;
+			json_t *o =
+			    db_timeseries_class_json(f->db, "codes", t - 3600, t + 3600, step, &q, &test_cc);
+			assert_non_null(o);
+			json_t *a = json_object_get(json_object_get(o, "series"), "5xx");
+			int64_t sum = 0;
+			size_t k;
+			json_t *v;
+			json_array_foreach(a, k, v) sum += json_integer_value(v);
+			bool want = hourly ? cases[i].want_hour : cases[i].want_minute;
+			if (sum != (want ? 1 : 0))
+				fail_msg("age %lld %s: got %lld, want %d", (long long)cases[i].age,
+					 hourly ? "hourly" : "minute", (long long)sum, want ? 1 : 0);
+			json_decref(o);
+		}
+	}
+	config_free(&conf);
+}
+
 static void test_reader_beside_writer(void **state)
 {
 	struct fixture *f = *state;
@@ -1312,6 +1632,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollup_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_many_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_class_rollups_match_events, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_class_migration_from_v3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_class_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_holds_snapshot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_edges, setup, teardown),

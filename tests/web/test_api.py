@@ -104,7 +104,40 @@ try:
     check("timeseries: 7 days by category, RFC 3339 bounds, hourly steps",
           st == 200 and j.get("step") == 3600 and "unknown_recipient" in j.get("series", {}),
           (st, j and j.get("step")))
+    # class filter: the planted harvester is alone in 198.51.100.0/24 (30 rejects, 550), the HELO
+    # sender alone in 203.0.113.0/24 (12 rejects, 504, helo)
+    for q, want_class, name, want in [
+            ("metric=codes&class=198.51.100.0/24", "198.51.100.0/24", "5xx", 30),
+            ("metric=codes&class=198.51.100.23", "198.51.100.0/24", "5xx", 30),  # an IP: its class
+            ("metric=codes&class=198.51.100.128/25", "198.51.100.0/24", "5xx", 30),  # widened to its class
+            ("metric=kinds&class=198.51.0.0/16", "198.51.0.0/16", "reject", 30),  # the classes inside
+            ("metric=categories&class=203.0.113.0/24", "203.0.113.0/24", "helo", 12),
+            ("metric=categories&class=203.0.113.0/24", "203.0.113.0/24", "unknown_recipient", 0),
+            ("metric=codes&class=192.0.2.0/24", "192.0.2.0/24", "5xx", 0),
+            ("metric=kinds&class=2001:db8:bad::/64", "2001:db8:bad::/64", "reject", 0)]:
+        st, h, j = get_json(P, "/api/v1/timeseries?" + q)
+        got = sum(j["series"].get(name, [])) if st == 200 and j else None
+        check(f"timeseries: {q} gives class {want_class} and {want} {name}",
+              st == 200 and j.get("class") == want_class and got == want and len(j.get("t", [])) == 60,
+              (st, j and j.get("class"), got))
+    st, h, j = get_json(P, "/api/v1/timeseries?metric=codes&class=45.64.0.0/16&from=2026-11-20T20:00:00Z"
+                        "&to=2026-11-27T21:00:00Z")
+    st2, h, j2 = get_json(P, "/api/v1/timeseries?metric=codes&from=2026-11-20T20:00:00Z&to=2026-11-27T21:00:00Z")
+    bg = sum(sum(v) for v in j["series"].values()) if st == 200 else -1
+    allv = sum(sum(v) for v in j2["series"].values()) if st2 == 200 else -1
+    check("timeseries: 7 days of the background classes by hour, fewer than all events",
+          st == 200 and j.get("step") == 3600 and 0 < bg < allv, (st, bg, allv))
+    week = "&from=2026-11-20T20:00:00Z&to=2026-11-27T21:00:00Z"
+    st, h, j = get_json(P, "/api/v1/timeseries?metric=kinds&class=2001:db8:2::1" + week)
+    st2, h, j2 = get_json(P, "/api/v1/timeseries?metric=kinds&class=2001:db8::/32" + week)
+    one = sum(j["series"].get("reject", [])) if st == 200 else -1
+    v6 = sum(j2["series"].get("reject", [])) if st2 == 200 else -1
+    check("timeseries: an IPv6 address means its /64; a /32 sums the background /64s",
+          st == 200 and j.get("class") == "2001:db8:2::/64" and st2 == 200 and 0 < one < v6 < allv,
+          (st, j and j.get("class"), one, v6, allv))
     for q, why in [("metric=bogus", "metric"), ("from=yesterday", "from"), ("to=12:00", "to"),
+                   ("class=198.51.100.1/24", "host bits"), ("class=bogus", "class"), ("class=10.0.0.0/33", "len"),
+                   ("class=", "empty"), ("class=198.51.100.0/24&class=10.0.0.0/8", "twice"),
                    ("from=1764270000&to=1764270000", "before"), ("step=61", "step"), ("step=0", "step"),
                    ("from=0&to=1764270000&step=60", "range"), ("from=1764000000&to=1764270000&step=60", "buckets"),
                    ("metric=codes&metric=kinds", "twice"), ("color=red", "unknown")]:

@@ -124,6 +124,20 @@ struct out_state {
 	struct emit_reload rl;
 	int64_t last_reload_mono; /* start of the last reload, 0 = none yet */
 	struct emit_output_stats st;
+	/* circuit breaker: the entries of the file as last written (sorted by
+	 * prefix_cmp), and the state of a held change */
+	struct prev_entry *prev;
+	size_t n_prev;
+	bool prev_known; /* prev holds what the file holds */
+	bool held;	 /* the breaker is open: the old file is kept */
+	bool force;	 /* the next update is deliberate: no breaker */
+	int64_t held_since;
+	int64_t confirms; /* later updates that still proposed a tripping change */
+};
+
+struct prev_entry {
+	struct prefix p;
+	int64_t until;
 };
 
 struct emitters {
@@ -196,6 +210,7 @@ void emitters_free(struct emitters *em)
 	for (size_t i = 0; i < em->n; i++) {
 		emit_reload_kill(&em->o[i].rl);
 		buf_free(&em->o[i].rl.err);
+		free(em->o[i].prev);
 	}
 	free(em->o);
 	emit_safety_free(&em->safety);
@@ -265,6 +280,144 @@ static void start_reload(struct out_state *o)
 	run_reload(o);
 }
 
+static int prev_cmp(const void *a, const void *b)
+{
+	return prefix_cmp(&((const struct prev_entry *)a)->p, &((const struct prev_entry *)b)->p);
+}
+
+/* The entries v[0..m) as a sorted array (NULL when m is 0). */
+static struct prev_entry *entries_of(const struct decision *const *v, size_t m)
+{
+	if (m == 0)
+		return NULL;
+	struct prev_entry *e = xcalloc(m, sizeof *e);
+	for (size_t i = 0; i < m; i++) {
+		e[i].p = v[i]->prefix;
+		e[i].until = v[i]->until;
+	}
+	qsort(e, m, sizeof *e, prev_cmp);
+	return e;
+}
+
+/* Entries in exactly one of the two sorted sets. */
+static size_t entries_diff(const struct prev_entry *a, size_t na, const struct prev_entry *b, size_t nb)
+{
+	size_t i = 0, j = 0, d = 0;
+	while (i < na && j < nb) {
+		int c = prefix_cmp(&a[i].p, &b[j].p);
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			i++;
+			d++;
+		} else {
+			j++;
+			d++;
+		}
+	}
+	return d + (na - i) + (nb - j);
+}
+
+/* True when the file at path (written before this process started) has at
+ * least one entry: a non-comment line with a token that is a canonical
+ * prefix or address. Reads at most 1 MiB. */
+static bool file_has_entries(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char line[4096];
+	bool found = false;
+	size_t total = 0;
+	while (!found && total < (1u << 20) && fgets(line, sizeof line, f)) {
+		total += strlen(line);
+		if (line[0] == '#' || line[0] == ';')
+			continue;
+		for (const char *p = line; *p && !found;) {
+			size_t k = strspn(p, "0123456789abcdefABCDEF:./");
+			if (k > 1 && emit_is_canonical_prefix(p, k))
+				found = true;
+			p += k ? k : 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The circuit breaker ([safety] max_change, breaker_min, breaker_hold,
+ * breaker_confirm). Returns true when the update proposing next[0..m) (of
+ * n decisions in all) must not be written now.
+ */
+static bool breaker_holds(struct emitters *em, struct out_state *o, const struct prev_entry *next, size_t m,
+			  size_t n, int64_t now)
+{
+	const struct config *c = em->c;
+	if (c->max_change <= 0 || o->force) {
+		if (o->held)
+			o->st.breaker_released++;
+		o->held = false;
+		o->st.breaker_open = false;
+		return false;
+	}
+	const char *why = NULL;
+	size_t diff = 0;
+	char whybuf[160];
+	if (o->prev_known) {
+		diff = entries_diff(o->prev, o->n_prev, next, m);
+		bool live = false; /* entries that would vanish before their time */
+		for (size_t i = 0; i < o->n_prev && !live; i++)
+			live = o->prev[i].until > now;
+		if (n == 0 && m == 0 && o->n_prev > 0 && live) {
+			why = "the decision set came back EMPTY while the file holds unexpired entries";
+		} else if (o->n_prev >= (size_t)c->breaker_min && c->max_change < 100 &&
+			   (uint64_t)diff * 100 > (uint64_t)c->max_change * o->n_prev) {
+			snprintf(whybuf, sizeof whybuf,
+				 "%zu of its %zu entries would change (over max_change %lld%%)", diff,
+				 o->n_prev, (long long)c->max_change);
+			why = whybuf;
+		}
+	} else if (n == 0 && m == 0 && file_has_entries(o->oc->path)) {
+		why = "the decision set is EMPTY at start while the existing file has entries";
+	}
+	if (!why) {
+		if (o->held)
+			log_info("output %s: circuit breaker closed: the change is back within bounds",
+				 o->oc->name);
+		o->held = false;
+		o->st.breaker_open = false;
+		return false;
+	}
+	if (!o->held) {
+		o->held = true;
+		o->held_since = now;
+		o->confirms = 0;
+		o->st.breaker_open = true;
+		o->st.breaker_trips++;
+		o->st.breaker_change = diff;
+		log_error(
+		    "output %s: CIRCUIT BREAKER OPEN: %s; keeping the old %s for up to %lld s or %lld more "
+		    "update(s) proposing such a change",
+		    o->oc->name, why, o->oc->path, (long long)c->breaker_hold, (long long)c->breaker_confirm);
+		return true;
+	}
+	o->confirms++;
+	o->st.breaker_change = diff;
+	bool confirmed = c->breaker_confirm > 0 && o->confirms >= c->breaker_confirm;
+	if (confirmed || now >= o->held_since + c->breaker_hold) {
+		log_warn("output %s: circuit breaker released (%s): writing the change (%s)", o->oc->name,
+			 confirmed ? "confirmed by consecutive updates" : "hold time over", why);
+		o->held = false;
+		o->st.breaker_open = false;
+		o->st.breaker_released++;
+		return false;
+	}
+	log_error("output %s: circuit breaker still open (%lld update(s) so far): %s", o->oc->name,
+		  (long long)o->confirms, why);
+	return true;
+}
+
 static int update_one(struct emitters *em, struct out_state *o, const struct decision *d, size_t n,
 		      int64_t now)
 {
@@ -281,8 +434,23 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 			refresh = now + EMIT_MAX_TIMEOUT - 3600;
 	}
 	if (o->written && fp == o->fingerprint && now < o->refresh_at) {
+		if (o->held)
+			log_info("output %s: circuit breaker closed: the decisions are back to the written "
+				 "version",
+				 o->oc->name);
+		o->held = false;
+		o->st.breaker_open = false;
+		o->retry_at = INT64_MAX;
 		free(v);
 		return 0;
+	}
+	struct prev_entry *next = entries_of(v, m);
+	if (breaker_holds(em, o, next, m, n, now)) {
+		free(next);
+		free(v);
+		/* come back when the hold time is over */
+		o->retry_at = o->held_since + em->c->breaker_hold;
+		return -1;
 	}
 	if (st.capped)
 		log_warn(
@@ -311,6 +479,11 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 		goto failed;
 	bool first = !o->written;
 	o->written = true;
+	free(o->prev);
+	o->prev = next;
+	o->n_prev = m;
+	o->prev_known = true;
+	o->force = false;
 	o->fingerprint = fp;
 	o->next_due = due;
 	o->refresh_at = refresh;
@@ -325,6 +498,7 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 		start_reload(o);
 	return changed ? 1 : 0;
 failed:
+	free(next);
 	/* logged once per attempt; the next attempt comes with the next change
 	 * or RETRY_SECS later, not on every tick */
 	o->st.write_errors++;
@@ -392,4 +566,25 @@ int emitters_drain(struct emitters *em, int64_t timeout_ms)
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i)
 {
 	return i < em->n ? &em->o[i].st : NULL;
+}
+
+size_t emitters_breakers_open(const struct emitters *em)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < em->n; i++)
+		k += em->o[i].held;
+	return k;
+}
+
+void emitters_breaker_release(struct emitters *em)
+{
+	for (size_t i = 0; i < em->n; i++) {
+		struct out_state *o = &em->o[i];
+		o->force = true;
+		if (o->held) {
+			o->retry_at = INT64_MIN; /* due now */
+			log_warn("output %s: circuit breaker released by request: the next update is written",
+				 o->oc->name);
+		}
+	}
 }

@@ -38,6 +38,7 @@
  * its own process group, a timeout after which the group is killed), never
  * more than one at a time per output and at most one start a second:
  * rewrites that come meanwhile are coalesced into one more run afterwards.
+ * A circuit breaker (below) holds updates that would change too much at once.
  * A write that fails (or a text that fails its validator) leaves the old
  * file in place, runs no reload, and is retried with the next change or
  * 30 s later. The engine never waits: emitters_poll() reaps and enforces
@@ -228,8 +229,35 @@ struct emit_output_stats {
 	uint64_t reloads_started, reloads_failed, reloads_killed, reloads_coalesced;
 	size_t entries;
 	struct emit_stats last;
+	/* circuit breaker: open now, times it tripped, times a held change was
+	 * let through (confirmed or hold over), entries the held update would
+	 * change */
+	bool breaker_open;
+	uint64_t breaker_trips, breaker_released;
+	size_t breaker_change;
 };
 /* Stats of output i (0 <= i < c->n_outputs), or NULL. */
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i);
+
+/*
+ * Circuit breaker ([safety] max_change, breaker_min, breaker_hold,
+ * breaker_confirm; max_change = 0 turns it off). emitters_update does not
+ * write an output (keeps the old file, runs no reload, logs an error, sets
+ * breaker_open in its stats and returns -1) when the update would
+ *   - change (add plus remove) more than max_change percent of the entries
+ *     the output last wrote, once it holds at least breaker_min entries, or
+ *   - empty it while the whole decision set is empty and the file holds
+ *     entries that have not expired (after a database loss); at the first
+ *     update, while the existing file has any entry.
+ * A held change is written when breaker_confirm further updates still
+ * propose such a change, or at the first update once breaker_hold seconds
+ * have passed (emitters_next_due then returns that time). An update back
+ * within bounds closes the breaker. `mxwarden export -o` does not use it.
+ */
+/* Number of outputs whose breaker is open now (for /metrics and alerts). */
+size_t emitters_breakers_open(const struct emitters *em);
+/* A deliberate change: the next update of every output is written whatever
+ * it changes (and is due at once). */
+void emitters_breaker_release(struct emitters *em);
 
 #endif

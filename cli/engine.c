@@ -89,6 +89,7 @@ struct engine {
 	int64_t syslog_src_id; /* the db_source row of the syslog receiver */
 	int64_t syslog_lines;
 	bool syslog_dirty;
+	uint64_t syslog_dropped_stored; /* collector's syslog_dropped already counted in the db */
 	/* the known sources at start, for coll_lookup */
 	struct db_source *known;
 	size_t n_known, cap_known;
@@ -101,6 +102,12 @@ struct engine {
 	int64_t last_retention_us, last_agg_tick_us;
 	bool retention_more;
 	volatile bool stop;
+	/* the database refused a begin or commit: lines since the last commit are
+	 * ignored, then read again from the committed positions after a pause */
+	bool db_down;
+	bool rewound;	     /* collector_rewind() done for this failure */
+	int64_t db_retry_us; /* monotonic: when to try again */
+	bool import_failed;
 	struct replay replay;
 	/* import */
 	int64_t import_src_id;
@@ -261,12 +268,48 @@ static void hook_web_stop(struct engine *e)
 
 /* ---------------------------------------------------------------- batches */
 
+static void known_update(struct engine *e, size_t i);
+
+/*
+ * A begin or commit failed (the database is locked by another writer past
+ * the busy timeout, the disk is full, ...): nothing of the batch is stored.
+ * Following: the lines since the last commit are read again from the
+ * committed positions (collector_rewind, done by the loop outside of the
+ * sink) after a pause of a second; syslog messages of the batch are lost
+ * (logged). Importing: the import of this file stops; running it again
+ * continues from the last committed offset.
+ */
+static void db_failed(struct engine *e)
+{
+	if (db_in_batch(e->db))
+		db_rollback(e->db);
+	memset(e->unparsed, 0, sizeof e->unparsed);
+	e->batch_lines = 0;
+	if (e->importing) {
+		e->import_failed = true;
+		return;
+	}
+	if (!e->db_down)
+		log_warn("database unavailable: the lines of the open batch will be read again in 1 s%s",
+			 e->syslog_dirty ? " (its syslog messages are lost)" : "");
+	e->db_down = true;
+	e->db_retry_us = clock_mono_us() + 1000000;
+	for (size_t i = 0; i < e->n_src; i++) {
+		e->src[i].db_id = 0; /* resolved again from the database */
+		e->src[i].dirty = false;
+	}
+	e->syslog_dirty = false;
+}
+
 static int batch_begin(struct engine *e)
 {
 	if (db_in_batch(e->db))
 		return 0;
+	if (e->db_down || e->import_failed)
+		return -1;
 	if (db_begin(e->db) < 0) {
 		log_error("database: begin: %s", db_errmsg(e->db));
+		db_failed(e);
 		return -1;
 	}
 	e->batch_lines = 0;
@@ -295,6 +338,15 @@ static int batch_commit(struct engine *e)
 		    db_source_update_offset(e->db, s->db_id, s->offset, s->lines, now) < 0)
 			goto fail;
 	}
+	if (e->coll) {
+		/* syslog messages refused before they were lines (too big, bad framing, peer) */
+		struct coll_stats cs;
+		collector_stats(e->coll, &cs);
+		if (cs.syslog_dropped > e->syslog_dropped_stored &&
+		    db_unparsed_add(e->db, "syslog_dropped",
+				    (int64_t)(cs.syslog_dropped - e->syslog_dropped_stored)) < 0)
+			goto fail;
+	}
 	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
 		goto fail;
 	if (e->import_src_id &&
@@ -303,11 +355,20 @@ static int batch_commit(struct engine *e)
 	if (db_commit(e->db) < 0) {
 		log_error("database: commit: %s", db_errmsg(e->db));
 		e->commit_errors++;
+		db_failed(e);
 		return -1;
 	}
-	for (size_t i = 0; i < e->n_src; i++)
+	for (size_t i = 0; i < e->n_src; i++) {
+		if (e->src[i].dirty)
+			known_update(e, i);
 		e->src[i].dirty = false;
+	}
 	e->syslog_dirty = false;
+	if (e->coll) {
+		struct coll_stats cs;
+		collector_stats(e->coll, &cs);
+		e->syslog_dropped_stored = cs.syslog_dropped;
+	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	e->commits++;
 	e->batch_lines = 0;
@@ -318,6 +379,7 @@ fail:
 	log_error("database: %s", db_errmsg(e->db));
 	db_rollback(e->db);
 	e->commit_errors++;
+	db_failed(e);
 	return -1;
 }
 
@@ -417,6 +479,36 @@ static int coll_lookup(void *ctx, const char *key, struct coll_pos *pos)
 	return -1;
 }
 
+/* A commit stored source i's position: the next rewind resumes there. */
+static void known_update(struct engine *e, size_t i)
+{
+	const struct esrc *s = &e->src[i];
+	const char *key = collector_source_key(e->coll, i);
+	if (!key)
+		return;
+	struct db_source *k = NULL;
+	for (size_t j = 0; j < e->n_known && !k; j++)
+		if (strcmp(e->known[j].path, key) == 0)
+			k = &e->known[j];
+	if (!k) {
+		if (e->n_known == e->cap_known) {
+			e->cap_known = e->cap_known ? 2 * e->cap_known : 8;
+			e->known = xrealloc(e->known, e->cap_known * sizeof *e->known);
+		}
+		k = &e->known[e->n_known++];
+		memset(k, 0, sizeof *k);
+		k->kind = DB_SRC_FOLLOW;
+		str_copy(k->path, sizeof k->path, key, strlen(key));
+	}
+	k->id = s->db_id;
+	k->dev = s->id.dev;
+	k->ino = s->id.ino;
+	k->fp_hash = s->id.fp;
+	k->fp_len = s->id.fp_len;
+	k->offset = s->offset;
+	k->lines_read = s->lines;
+}
+
 static struct esrc *esrc_get(struct engine *e, int index)
 {
 	if ((size_t)index >= e->n_src) {
@@ -502,6 +594,8 @@ static void sync_sources(struct engine *e)
 static void on_line(void *ctx, const struct coll_line *ln)
 {
 	struct engine *e = ctx;
+	if (e->db_down)
+		return;	      /* read again after collector_rewind() */
 	if (ln->source < 0) { /* syslog */
 		engine_line(e, e->syslog_ps, e->syslog_src_id, ln);
 		e->syslog_lines++;
@@ -736,6 +830,8 @@ static void periodic(struct engine *e)
 	int64_t now_us = clock_mono_us();
 	if (e->replay.path)
 		replay_tick(e);
+	if (e->db_down)
+		return; /* the loop brings the collector back at db_retry_us */
 	collector_tick(e->coll);
 	sync_sources(e);
 	maybe_commit(e, false);
@@ -889,6 +985,22 @@ int engine_run(const struct engine_opts *o)
 		}
 		if (e->stop)
 			break;
+		if (e->db_down) {
+			if (!e->rewound) {
+				/* outside the sink: drop what was read since the last commit */
+				collector_rewind(e->coll);
+				epoll_ctl(epfd, EPOLL_CTL_DEL, collector_fd(e->coll), NULL);
+				e->rewound = true;
+			}
+			more = 0;
+			if (clock_mono_us() < e->db_retry_us)
+				continue;
+			e->db_down = false;
+			e->rewound = false;
+			ev.data.fd = collector_fd(e->coll);
+			epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+			log_info("database: trying again from the committed positions");
+		}
 		more = collector_run(e->coll);
 		/* lines wait at most batch_ms (a busy loop must not starve the timer's
 		 * flush); when the input is drained, a batch a quarter that old is
@@ -935,6 +1047,8 @@ out:
 static void import_line(void *ctx, const struct coll_line *ln)
 {
 	struct engine *e = ctx;
+	if (e->import_failed)
+		return; /* nothing more of this file: the rest is read by the next import */
 	engine_line(e, e->import_ps, e->import_src_id, ln);
 	e->import_offset = ln->off_after;
 	e->import_lines++;
@@ -999,6 +1113,7 @@ static int import_one(struct engine *e, const char *path, bool tty)
 		ds.fp_hash = id.fp;
 		ds.fp_len = id.fp_len;
 	}
+	e->import_failed = false;
 	if (batch_begin(e) < 0)
 		return -1;
 	if (db_source_get_or_create(e->db, &ds, clock_now()) < 0) {
@@ -1029,6 +1144,16 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	if (batch_commit(e) < 0)
 		rc = -1;
 	e->import_src_id = 0;
+	if (e->import_failed) {
+		if (tty)
+			fputc('\n', stderr);
+		log_error(
+		    "%s: stopped: the database refused a batch; what was committed stays, and importing the "
+		    "file again continues after it",
+		    path);
+		rc = -1;
+		n = -1;
+	}
 	double secs = (double)(clock_mono_us() - e->progress_t0_us) / 1e6;
 	if (n >= 0)
 		log_info("%s: %lld new lines in %.2fs (%.0f lines/s)%s", path, (long long)n, secs,
@@ -1042,9 +1167,10 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	int rc = 1;
 	if (engine_open(e, o) < 0)
 		goto out;
-	/* bigger batches for bulk work: fewer commits, same exactly-once */
-	if (e->conf.batch_lines < 50000)
-		e->conf.batch_lines = 50000;
+	/* bigger batches for bulk work (10 x batch_lines, 50,000 by default):
+	 * fewer commits, the same exactly-once */
+	if (e->conf.batch_lines < INT64_MAX / 10)
+		e->conf.batch_lines *= 10;
 	bool tty = isatty(2) && !o->quiet;
 	e->importing = true;
 	rc = 0;

@@ -120,6 +120,15 @@ int collector_run(struct collector *c);
  * Does the work of collector_run() too and returns the same. */
 int collector_tick(struct collector *c);
 
+/*
+ * Forget everything read since the caller last stored positions: every
+ * followed source starts again, at the next collector_run(), from the
+ * position opts.lookup returns then (with the same catch-up through rotated
+ * files as at start). For a caller whose batch could not be committed.
+ * Must not be called from inside the sink.
+ */
+void collector_rewind(struct collector *c);
+
 /* Sources: every followed file (glob matches included) has an index. */
 size_t collector_source_count(const struct collector *c);
 const char *collector_source_key(const struct collector *c, size_t i);

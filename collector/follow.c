@@ -472,6 +472,21 @@ int collector_follow(struct collector *c, const char *path)
 	return 0;
 }
 
+void collector_rewind(struct collector *c)
+{
+	for (size_t i = 0; i < c->n_src; i++) {
+		struct fsrc *s = c->src[i];
+		src_close(s);
+		queue_clear(s);
+		lineframe_reset(&s->lf, 0);
+		memset(&s->pos, 0, sizeof s->pos);
+		s->finite = false;
+		s->started = false;
+		s->pending = true;
+		s->missing_logged = false;
+	}
+}
+
 /* ------------------------------------------------------------ reading */
 
 /* Read up to the budget. Returns 1 when the budget ran out (more to read). */
@@ -587,6 +602,44 @@ static void check_source(struct fsrc *s, bool verify)
 	c->st.rotations++;
 	log_info("%s: rotated; finished the old file at %lld bytes, now reading the new one", s->key,
 		 (long long)s->st.read_off);
+	uint64_t odev = s->st.dev, oino = s->st.ino;
+	src_close(s);
+	/* rotated more than once since we opened it (we were behind): ours is
+	 * now PATH.k, and PATH.(k-1) .. PATH.1 came after it */
+	int k = 0;
+	char name[PATH_MAX];
+	for (int j = 1; j <= MAX_ROTATED && !k; j++) {
+		struct stat rsb;
+		rotated_name(name, sizeof name, s->key, j, false);
+		if (stat(name, &rsb) == 0 && (uint64_t)rsb.st_dev == odev && (uint64_t)rsb.st_ino == oino)
+			k = j;
+	}
+	if (k > 1) {
+		log_warn("%s: rotated %d times while we read the old file; reading the %d file(s) in between",
+			 s->key, k, k - 1);
+		queue_clear(s);
+		for (int j = k - 1; j >= 1; j--) {
+			struct stream st;
+			for (int gz = 0; gz < 2; gz++) {
+				rotated_name(name, sizeof name, s->key, j, gz);
+				if (stream_open(&st, name, 0) == 0) {
+					queue_push(s, &st);
+					break;
+				}
+			}
+		}
+		struct stream live;
+		if (stream_open(&live, s->key, 0) == 0) {
+			if (live.gz) {
+				stream_close(&live);
+			} else {
+				queue_push(s, &live);
+				s->q_live = true;
+			}
+		}
+		finish_and_next(s);
+		return;
+	}
 	open_live(s, 0);
 }
 

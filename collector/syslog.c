@@ -46,14 +46,18 @@ struct syslogd {
 	struct buf line;
 };
 
+/* "ADDR:PORT", "[V6]:PORT", or ":PORT" / "PORT" for loopback (127.0.0.1). */
 static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	const char *colon = strrchr(s, ':');
-	if (!colon)
-		return -1;
 	char host[IPADDR_STRLEN + 2];
 	const char *h = s;
-	size_t hn = (size_t)(colon - s);
+	size_t hn = colon ? (size_t)(colon - s) : 0;
+	const char *port_text = colon ? colon + 1 : s;
+	if (hn == 0) {
+		h = "127.0.0.1";
+		hn = strlen(h);
+	}
 	if (hn >= 2 && h[0] == '[' && h[hn - 1] == ']') {
 		h++;
 		hn -= 2;
@@ -61,7 +65,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *s
 	if (str_copy(host, sizeof host, h, hn) < 0)
 		return -1;
 	char *end;
-	long port = strtol(colon + 1, &end, 10);
+	long port = strtol(port_text, &end, 10);
 	if (*end || port < 1 || port > 65535)
 		return -1;
 	memset(ss, 0, sizeof *ss);

@@ -286,6 +286,49 @@ static void test_rename_rotation_polling(void **state)
 	rename_rotation(true);
 }
 
+/* Two rotations before we look again: the file in between is read too. */
+static void test_two_rotations_while_behind(void **state)
+{
+	(void)state;
+	struct seen *s = new_seen();
+	append_seq("r2.log", 0, 100);
+	struct collector *c = mk(s, "r2.log", false);
+	pump(c, s, 100, 3000);
+	append_seq("r2.log", 100, 150);
+	mv("r2.log", "r2.log.1");
+	append_seq("r2.log", 150, 250);
+	mv("r2.log.1", "r2.log.2");
+	mv("r2.log", "r2.log.1");
+	append_seq("r2.log", 250, 300);
+	pump(c, s, 300, 5000);
+	expect_seq(s, 0, 300);
+	collector_free(c);
+	free_seen(s);
+}
+
+/* A glob: every match is a source of its own, a match created later too. */
+static void test_glob(void **state)
+{
+	(void)state;
+	struct seen *s = new_seen();
+	append_seq("g1.log", 0, 10);
+	append_seq("g2.log", 10, 20);
+	append_seq("other.txt", 100, 110); /* not a match */
+	struct coll_opts o = {.poll_ms = 100, .rotate_grace_ms = 150};
+	struct collector *c = collector_new(&o, sink, s);
+	char pat[512];
+	path_of(pat, sizeof pat, "g*.log");
+	assert_int_equal(collector_follow(c, pat), 0);
+	pump(c, s, 20, 3000);
+	append_seq("g3.log", 20, 30);
+	append_seq("g1.log", 30, 40);
+	pump(c, s, 40, 3000);
+	expect_seq(s, 0, 40);
+	assert_int_equal(collector_source_count(c), 3);
+	collector_free(c);
+	free_seen(s);
+}
+
 static void test_copytruncate(void **state)
 {
 	(void)state;
@@ -494,6 +537,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_appears_later, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_rotation_polling, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_rotations_while_behind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_glob, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copytruncate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copytruncate_gz_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_down_during_rotation, setup, teardown),

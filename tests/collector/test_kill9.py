@@ -59,7 +59,7 @@ dm = Daemon(db, [log]).start()
 wait_for(lambda: len(q(db, "SELECT id FROM sources")) > 0, True, timeout=10)
 gen.start()
 kills = 0
-while kills < KILLS and gen.is_alive():
+while kills < KILLS:
     time.sleep(rnd.uniform(GAP_MIN, GAP_MAX))
     dm.kill9()
     kills += 1

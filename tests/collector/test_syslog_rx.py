@@ -50,5 +50,16 @@ check("the sending host is kept on each event", hosts == {"mxudp": 100, "mxoct":
 st = stats_json(db)
 check("the syslog source is listed with its line count",
       any(f["kind"] == "syslog" and f["lines"] == 310 for f in st.get("files", [])), st.get("files"))
+check("the over-long message is counted as syslog_dropped", st.get("unparsed", {}).get("syslog_dropped") == 1,
+      st.get("unparsed"))
+# a bare port listens on loopback
+db2 = os.path.join(d, "b.db")
+port2 = free_port()
+dm = Daemon(db2, [], ["--syslog-listen", str(port2)]).start()
+time.sleep(0.7)
+u.sendto(("<22>%s mxbare %s" % (stamp, body(500)[3:])).encode(), ("127.0.0.1", port2))
+c = wait_for(lambda: seq_counts(db2), {500: 1}, timeout=10)
+dm.stop()
+check("--syslog-listen PORT listens on 127.0.0.1", c == {500: 1}, (c, dm.stderr()[-300:]))
 shutil.rmtree(d)
 done()

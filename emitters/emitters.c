@@ -140,8 +140,14 @@ struct prev_entry {
 	int64_t until;
 };
 
+/* The [safety] breaker settings, copied. */
+struct breaker_conf {
+	int64_t max_change, breaker_min, breaker_hold, breaker_confirm;
+};
+
 struct emitters {
-	const struct config *c;
+	struct breaker_conf bk;
+	struct output_conf *confs; /* own copies of the [output] sections */
 	struct emit_safety safety;
 	struct buf url;
 	struct out_state *o;
@@ -149,17 +155,46 @@ struct emitters {
 	struct buf text, err;
 };
 
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void oc_copy(struct output_conf *dst, const struct output_conf *src)
+{
+	*dst = *src;
+	dst->name = dup_or_null(src->name);
+	dst->format = dup_or_null(src->format);
+	dst->path = dup_or_null(src->path);
+	dst->set_name = dup_or_null(src->set_name);
+	memset(&dst->reload, 0, sizeof dst->reload);
+	for (size_t i = 0; i < src->reload.n; i++)
+		strv_add(&dst->reload, src->reload.v[i]);
+}
+
+static void oc_free(struct output_conf *o)
+{
+	free(o->name);
+	free(o->format);
+	free(o->path);
+	free(o->set_name);
+	strv_free(&o->reload);
+}
+
 struct emitters *emitters_new(const struct config *c, struct buf *err)
 {
 	struct emitters *em = xcalloc(1, sizeof *em);
-	em->c = c;
+	em->bk = (struct breaker_conf){c->max_change, c->breaker_min, c->breaker_hold, c->breaker_confirm};
+	em->confs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof *em->confs);
+	for (size_t i = 0; i < c->n_outputs; i++)
+		oc_copy(&em->confs[i], &c->outputs[i]);
 	int rc = emit_safety_init(&em->safety, c, err);
 	emit_lookup_template(c, &em->url);
 	em->n = c->n_outputs;
 	em->o = xcalloc(em->n ? em->n : 1, sizeof *em->o);
 	for (size_t i = 0; i < em->n; i++) {
 		struct out_state *o = &em->o[i];
-		o->oc = &c->outputs[i];
+		o->oc = &em->confs[i];
 		o->fmt = o->oc->format ? emit_format_find(o->oc->format) : NULL;
 		o->set_name = o->oc->set_name ? o->oc->set_name : "mxwarden";
 		o->rl.errfd = -1;
@@ -212,6 +247,9 @@ void emitters_free(struct emitters *em)
 		buf_free(&em->o[i].rl.err);
 		free(em->o[i].prev);
 	}
+	for (size_t i = 0; i < em->n; i++)
+		oc_free(&em->confs[i]);
+	free(em->confs);
 	free(em->o);
 	emit_safety_free(&em->safety);
 	buf_free(&em->url);
@@ -353,7 +391,7 @@ static bool file_has_entries(const char *path)
 static bool breaker_holds(struct emitters *em, struct out_state *o, const struct prev_entry *next, size_t m,
 			  size_t n, int64_t now)
 {
-	const struct config *c = em->c;
+	const struct breaker_conf *c = &em->bk;
 	if (c->max_change <= 0 || o->force) {
 		if (o->held)
 			o->st.breaker_released++;
@@ -449,7 +487,7 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 		free(next);
 		free(v);
 		/* come back when the hold time is over */
-		o->retry_at = o->held_since + em->c->breaker_hold;
+		o->retry_at = o->held_since + em->bk.breaker_hold;
 		return -1;
 	}
 	if (st.capped)
@@ -587,4 +625,64 @@ void emitters_breaker_release(struct emitters *em)
 				 o->oc->name);
 		}
 	}
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int emitters_reconfigure(struct emitters *em, const struct config *c)
+{
+	struct buf err = BUF_INIT;
+	struct emitters *nw = emitters_new(c, &err);
+	if (!nw) {
+		log_error("SIGHUP: outputs: %s; keeping the running outputs", buf_str(&err));
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	bool *kept = xcalloc(em->n ? em->n : 1, sizeof *kept);
+	for (size_t i = 0; i < nw->n; i++) {
+		struct out_state *n = &nw->o[i];
+		struct out_state *old = NULL;
+		for (size_t j = 0; j < em->n && !old; j++)
+			if (!kept[j] && same_str(em->o[j].oc->name, n->oc->name))
+				old = &em->o[j], kept[j] = true;
+		if (old && same_str(old->oc->path, n->oc->path) && old->fmt == n->fmt &&
+		    same_str(old->set_name, n->set_name)) {
+			/* the same file: keep its state (written version, breaker,
+			 * counters, a running reload); a changed selection shows as
+			 * a changed fingerprint at the next update */
+			const struct output_conf *oc = n->oc;
+			const char *set = n->set_name;
+			const struct emit_format *fmt = n->fmt;
+			*n = *old;
+			n->oc = oc;
+			n->set_name = set;
+			n->fmt = fmt;
+			n->retry_at = INT64_MIN; /* re-filter with the new settings now */
+			memset(old, 0, sizeof *old);
+			old->rl.errfd = -1;
+			continue;
+		}
+		if (old)
+			log_info("SIGHUP: output %s now writes %s as %s (was %s as %s)", n->oc->name,
+				 n->oc->path, n->fmt->name, old->oc->path, old->fmt->name);
+		else
+			log_info("SIGHUP: new output %s: %s as %s", n->oc->name, n->oc->path, n->fmt->name);
+		n->retry_at = INT64_MIN; /* due now */
+	}
+	for (size_t j = 0; j < em->n; j++)
+		if (!kept[j])
+			log_info("SIGHUP: output %s removed; %s is left as it is", em->o[j].oc->name,
+				 em->o[j].oc->path);
+	free(kept);
+	/* swap the new state in; emitters_free kills the reloads of outputs
+	 * that are gone or changed and frees the old settings */
+	struct emitters tmp = *em;
+	*em = *nw;
+	*nw = tmp;
+	emitters_free(nw);
+	return 0;
 }

@@ -191,13 +191,25 @@ int emit_clean_temp(const char *path);
 struct emitters;
 
 /*
- * The outputs of c ([output NAME] sections). c must outlive the result.
+ * The outputs of c ([output NAME] sections). The settings are copied: c may
+ * be freed afterwards.
  * Removes temp files left beside the outputs by a killed write. Returns
  * NULL with a message in err when the safety settings cannot be built (an
  * unreadable allow file), an output's set name is invalid, or two outputs
  * write the same path.
  */
 struct emitters *emitters_new(const struct config *c, struct buf *err);
+/*
+ * SIGHUP: rebuild the outputs from the reloaded configuration c (copied).
+ * Outputs are matched by name: one with the same path, format and set name
+ * keeps its state (the version written, the breaker, counters, a running
+ * reload); a new or changed output, and every output under new [safety]
+ * settings, is due at once (emitters_next_due), so the next update writes
+ * it. A removed output's reload is killed and its file left as it is.
+ * When c's outputs are invalid (same checks as emitters_new) nothing
+ * changes: returns -1 (logged), else 0.
+ */
+int emitters_reconfigure(struct emitters *em, const struct config *c);
 /* Kill (SIGKILL to the group) and reap reloads still running, then free.
  * emitters_free(NULL) is a no-op. */
 void emitters_free(struct emitters *em);

@@ -686,3 +686,48 @@ int emitters_reconfigure(struct emitters *em, const struct config *c)
 	emitters_free(nw);
 	return 0;
 }
+
+static void metric_label(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_appendc(b, '\\');
+		if (*s == '\n')
+			buf_appends(b, "\\n");
+		else if ((unsigned char)*s >= ' ')
+			buf_appendc(b, *s);
+	}
+}
+
+void emitters_metrics(const struct emitters *em, struct buf *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+	    {"mxwarden_output_breaker_open", "gauge",
+	     "1 while the output's circuit breaker holds its old file"},
+	    {"mxwarden_output_breaker_trips_total", "counter", "times the circuit breaker opened"},
+	    {"mxwarden_output_entries", "gauge", "entries in the output as last written"},
+	    {"mxwarden_output_writes_total", "counter", "rewrites of the output file"},
+	    {"mxwarden_output_write_errors_total", "counter", "failed writes (old file kept)"},
+	    {"mxwarden_output_reloads_failed_total", "counter", "reload commands that failed or were killed"},
+	};
+	for (size_t k = 0; k < MXW_ARRAY_LEN(m); k++) {
+		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
+		for (size_t i = 0; i < em->n; i++) {
+			const struct emit_output_stats *st = &em->o[i].st;
+			uint64_t v = 0;
+			switch (k) {
+			case 0: v = em->o[i].held; break;
+			case 1: v = st->breaker_trips; break;
+			case 2: v = st->entries; break;
+			case 3: v = st->writes; break;
+			case 4: v = st->write_errors; break;
+			default: v = st->reloads_failed + st->reloads_killed; break;
+			}
+			buf_printf(out, "%s{output=\"", m[k].name);
+			metric_label(out, em->o[i].oc->name ? em->o[i].oc->name : "");
+			buf_printf(out, "\"} %llu\n", (unsigned long long)v);
+		}
+	}
+}

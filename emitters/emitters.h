@@ -268,6 +268,10 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
  */
 /* Number of outputs whose breaker is open now (for /metrics and alerts). */
 size_t emitters_breakers_open(const struct emitters *em);
+/* Append, in the Prometheus text format, one line per output of: breaker
+ * open (0/1), breaker trips, entries, writes, write errors, failed reloads
+ * (label output="NAME", escaped). For the engine to publish to /metrics. */
+void emitters_metrics(const struct emitters *em, struct buf *out);
 /* A deliberate change: the next update of every output is written whatever
  * it changes (and is due at once). */
 void emitters_breaker_release(struct emitters *em);

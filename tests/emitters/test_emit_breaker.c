@@ -384,10 +384,25 @@ static void test_close_and_release(void **state)
 	uint64_t writes = emitters_stats(em, 0)->writes;
 	assert_int_equal(emitters_update(em, NULL, 0, FIX_NOW + 1), -1);
 	assert_int_equal(emitters_breakers_open(em), 1);
+	struct buf m = BUF_INIT;
+	emitters_metrics(em, &m);
+	const char *want[] = {"# TYPE mxwarden_output_breaker_open gauge\n",
+			      "mxwarden_output_breaker_open{output=\"plain\"} 1\n",
+			      "mxwarden_output_breaker_trips_total{output=\"plain\"} 1\n",
+			      "mxwarden_output_entries{output=\"plain\"} 40\n",
+			      "mxwarden_output_writes_total{output=\"plain\"} 1\n",
+			      "mxwarden_output_write_errors_total{output=\"plain\"} 0\n"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(want); i++)
+		if (!strstr(buf_str(&m), want[i]))
+			fail_msg("metrics: want line %s in:\n%s", want[i], buf_str(&m));
+	buf_free(&m);
 	/* back: nothing to write, breaker closed */
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 2), 0);
 	assert_int_equal(emitters_breakers_open(em), 0);
 	assert_int_equal(emitters_stats(em, 0)->writes, writes);
+	emitters_metrics(em, &m);
+	assert_non_null(strstr(buf_str(&m), "mxwarden_output_breaker_open{output=\"plain\"} 0\n"));
+	buf_free(&m);
 	assert_int_equal(emitters_next_due(em), FIX_NOW + 3600);
 	/* trip again, then a deliberate release */
 	assert_int_equal(emitters_update(em, NULL, 0, FIX_NOW + 3), -1);

@@ -392,6 +392,7 @@ struct parser_rule_conf {
 	char *kind;	/* ev_kind name, default "reject" */
 	char *file;	/* config file and line, for messages */
 	int line;
+	int pattern_line; /* line of the pattern key (0 = not set) */
 };
 
 /*
@@ -462,6 +463,7 @@ struct config {
 	struct strv follow;
 	char *format;		  /* auto, postfix, exim, sendmail */
 	char *timezone;		  /* NULL = the system's */
+	int timezone_line;	  /* line of the timezone key (0 = not set) */
 	char *syslog_listen;	  /* NULL = off */
 	struct strv syslog_allow; /* peers allowed to send (CIDRs as text) */
 	int64_t syslog_max_conn;

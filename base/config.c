@@ -807,6 +807,10 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 			seen[nseen++] = (struct seen){inst, k, x.line};
 		}
 		set_value(&x, k, b, val);
+		if (sections[sec].sec == SEC_PARSER && k->off == offsetof(struct parser_rule_conf, pattern))
+			c->parsers[c->n_parsers - 1].pattern_line = x.line;
+		if (sections[sec].sec == SEC_COLLECTOR && k->off == offsetof(struct config, timezone))
+			c->timezone_line = x.line;
 	}
 	if (ferror(fp))
 		errlist_add(errs, path, x.line, "read error: %s", strerror(errno));

@@ -74,8 +74,9 @@ int custom_compile(struct parser *p, const struct config *conf, struct errlist *
 			PCRE2_UCHAR msg[256];
 			if (pcre2_get_error_message(ec, msg, sizeof msg) < 0)
 				str_copy((char *)msg, sizeof msg, "unknown error", 13);
-			errlist_add(errs, file, rc->line, "[parser %s] pattern error at offset %zu: %s",
-				    rc->name, (size_t)eo, (const char *)msg);
+			errlist_add(errs, file, rc->pattern_line ? rc->pattern_line : rc->line,
+				    "[parser %s] pattern error at offset %zu: %s", rc->name, (size_t)eo,
+				    (const char *)msg);
 			bad++;
 			continue;
 		}
@@ -86,8 +87,8 @@ int custom_compile(struct parser *p, const struct config *conf, struct errlist *
 			r->group[g] = n > 0 ? n : -1;
 		}
 		if (r->group[G_IP] < 0) {
-			errlist_add(errs, file, rc->line, "[parser %s] pattern has no (?<ip>...) group",
-				    rc->name);
+			errlist_add(errs, file, rc->pattern_line ? rc->pattern_line : rc->line,
+				    "[parser %s] pattern has no (?<ip>...) group", rc->name);
 			bad++;
 		}
 		/* JIT is an optimisation: without it (unsupported CPU) the

@@ -40,24 +40,14 @@ static int ex_host(struct parser *p, const char **pp, const char *end, struct ev
 		helo = mkspan(h, q);
 		q += 2;
 	}
-	if (q >= end || *q != '[')
-		return -1;
-	const char *ip = ++q;
-	while (q < end && *q != ']' && *q != '[' && *q != ' ')
-		q++;
-	if (q >= end || *q != ']')
+	struct span ip;
+	if (scan_bracket(&q, end, &ip) != PARSE_R_NONE)
 		return -1;
 	struct event tmp = *ev;
-	if (ev_set_ip(p, &tmp, ip, (size_t)(q - ip)) < 0)
+	if (ev_set_ip(p, &tmp, ip.p, ip.n) < 0)
 		return -1;
-	q++;
 	tmp.port = 0;
-	/* ":port"; Exim before 4.8x wrote IPv6 ports as ".port" */
-	if (q < end && (*q == ':' || *q == '.') && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
-		const char *r = q + 1;
-		if (parse_port(&r, end, &tmp.port) == 0)
-			q = r;
-	}
+	scan_opt_port(&q, end, true, &tmp.port); /* ":port", or ".port" (Exim before 4.8x, IPv6) */
 	if (q < end && *q != ' ' && *q != ':' && *q != ',')
 		return -1;
 	tmp.rdns = name;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "parsers/parsers.h"
+#include "parsers/tz.h"
 
 #define QMAP_SIZE  16384 /* queue-id -> client entries (direct mapped, bounded) */
 #define DEDUP_SIZE 8192	 /* recent Exim rejections, for mainlog+rejectlog */
@@ -35,9 +36,7 @@ struct custom_rule;
 struct parser {
 	const struct config *conf;
 	struct class_conf classes;
-	char *tz;		   /* NULL = the system's zone */
-	int64_t tz_hour_key;	   /* local hour (seconds / 3600) cached */
-	int64_t tz_off;		   /* its UTC offset in seconds */
+	struct tz *tz;		   /* the zone of local stamps (tz.h), read at parser_new() */
 	struct qmap_entry *qmap;   /* QMAP_SIZE */
 	struct dedup_entry *dedup; /* DEDUP_SIZE */
 	struct custom_rule *rules;
@@ -51,9 +50,10 @@ struct parser_source {
 	char *name;
 	enum mta hint;
 	bool year_set;
-	int year;	/* the year of RFC 3164 stamps */
-	int last_month; /* 1..12 of the previous RFC 3164 stamp */
-	bool rejectlog; /* an Exim rejectlog (its name says so) */
+	int year;		/* the year of RFC 3164 stamps */
+	int last_month;		/* 1..12 of the previous RFC 3164 stamp */
+	int64_t last_local_utc; /* UTC seconds of the previous local-time stamp (INT64_MIN = none) */
+	bool rejectlog;		/* an Exim rejectlog (its name says so) */
 	uint32_t id;
 };
 
@@ -88,12 +88,50 @@ const char *rfind(const char *p, const char *end, const char *lit, size_t n);
 #define RFIND(p, end, lit) rfind((p), (end), (lit), sizeof(lit) - 1)
 
 /*
+ * A bracketed client address "[addr]" at *pp, as Postfix, Exim and Sendmail
+ * write it: the bytes between the brackets (no '[', ']' or space inside) in
+ * *addr, *pp moved past the ']'. Returns PARSE_R_NONE, PARSE_R_TRUNCATED
+ * (the line ends first), PARSE_R_UNKNOWN_MESSAGE (no '[' at *pp) or
+ * PARSE_R_BAD_ADDRESS (another byte ends it). *pp moves only on success.
+ */
+static inline int scan_bracket(const char **pp, const char *end, struct span *addr)
+{
+	const char *q = *pp;
+	if (q >= end)
+		return PARSE_R_TRUNCATED;
+	if (*q != '[')
+		return PARSE_R_UNKNOWN_MESSAGE;
+	const char *a = ++q;
+	while (q < end && *q != ']' && *q != '[' && *q != ' ')
+		q++;
+	if (q >= end)
+		return PARSE_R_TRUNCATED;
+	if (*q != ']')
+		return PARSE_R_BAD_ADDRESS;
+	*addr = mkspan(a, q);
+	*pp = q + 1;
+	return PARSE_R_NONE;
+}
+
+/* An optional ":port" after a client address (also ".port" when dot: Exim
+ * before 4.8x wrote IPv6 ports so); *pp and *port change only when there is one. */
+/* Parse a decimal port at *pp (advancing it); returns 0 or -1. */
+int parse_port(const char **pp, const char *end, uint16_t *port);
+static inline void scan_opt_port(const char **pp, const char *end, bool dot, uint16_t *port)
+{
+	const char *q = *pp;
+	if (end - q >= 2 && (q[0] == ':' || (dot && q[0] == '.')) && q[1] >= '0' && q[1] <= '9') {
+		q++;
+		if (parse_port(&q, end, port) == 0)
+			*pp = q;
+	}
+}
+
+/*
  * Parse a client address s[0..n) strictly (no zone index, not the
  * unspecified address) into ev->ip, ev->cls, ev->has_ip. Returns 0 or -1.
  */
 int ev_set_ip(struct parser *p, struct event *ev, const char *s, size_t n);
-/* Parse a decimal port at *pp (advancing it); returns 0 or -1. */
-int parse_port(const char **pp, const char *end, uint16_t *port);
 /* "NNN " reply code at *pp: sets ev->code and advances past the space. */
 bool parse_code(const char **pp, const char *end, struct event *ev);
 /* "X.Y.Z " enhanced status code at *pp: sets ev->dsn, advances. */

@@ -164,69 +164,100 @@ static void append_uint(struct buf *b, uint64_t v)
 	b->data[b->len] = '\0';
 }
 
+static void append_pair(struct buf *b, const char *name, uint16_t ok, uint16_t total)
+{
+	buf_appends(b, name);
+	append_uint(b, ok);
+	buf_appendc(b, ',');
+	append_uint(b, total);
+	buf_appendc(b, ']');
+}
+
+/* "stats": {"ehlo":[ok,total],...} on a disconnect that carried counts */
+static void append_stats(struct buf *b, const struct event *ev)
+{
+	const struct cmd_stats *st = &ev->stats;
+	if (ev->kind != EV_DISCONNECT || !st->present) {
+		buf_append(b, "null", 4);
+		return;
+	}
+	append_pair(b, "{\"ehlo\":[", st->ehlo_ok, st->ehlo_total);
+	append_pair(b, ",\"mail\":[", st->mail_ok, st->mail_total);
+	append_pair(b, ",\"rcpt\":[", st->rcpt_ok, st->rcpt_total);
+	append_pair(b, ",\"data\":[", st->data_ok, st->data_total);
+	append_pair(b, ",\"auth\":[", st->auth_ok, st->auth_total);
+	append_pair(b, ",\"commands\":[", st->cmds_ok, st->cmds_total);
+	buf_appendc(b, '}');
+}
+
+/* ,"name":value pairs: the literal key (with its leading separator and
+ * colon) then the value or null */
+#define KEY_SPAN(b, lit, s)	 key_span((b), (lit), sizeof(lit) - 1, (s))
+#define KEY_UINT(b, lit, has, v) key_uint((b), (lit), sizeof(lit) - 1, (has), (v))
+#define KEY_NAME(b, lit, name)	 key_name((b), (lit), sizeof(lit) - 1, (name))
+
+static inline void key_span(struct buf *b, const char *k, size_t kn, struct span s)
+{
+	buf_append(b, k, kn);
+	span_or_null(b, s);
+}
+
+static inline void key_uint(struct buf *b, const char *k, size_t kn, bool has, uint64_t v)
+{
+	buf_append(b, k, kn);
+	if (has)
+		append_uint(b, v);
+	else
+		buf_append(b, "null", 4);
+}
+
+/* a known ASCII name (enum names), quoted; NULL = null */
+static inline void key_name(struct buf *b, const char *k, size_t kn, const char *name)
+{
+	buf_append(b, k, kn);
+	if (!name) {
+		buf_append(b, "null", 4);
+		return;
+	}
+	buf_appendc(b, '"');
+	buf_appends(b, name);
+	buf_appendc(b, '"');
+}
+
 void event_to_json(const struct event *ev, struct buf *b)
 {
 	key(b, "{\"ts\":\"");
 	append_ts(b, ev->ts_us);
-	key(b, "\",\"host\":");
-	span_or_null(b, ev->host);
-	key(b, ",\"mta\":\"");
-	buf_appends(b, mta_name(ev->mta));
-	key(b, "\",\"program\":");
-	span_or_null(b, ev->program);
-	key(b, ",\"pid\":");
-	if (ev->pid >= 0)
-		append_uint(b, (uint64_t)ev->pid);
-	else
-		buf_append(b, "null", 4);
-	key(b, ",\"queue_id\":");
-	span_or_null(b, ev->queue_id);
+	buf_appendc(b, '"');
+	KEY_SPAN(b, ",\"host\":", ev->host);
+	KEY_NAME(b, ",\"mta\":", mta_name(ev->mta));
+	KEY_SPAN(b, ",\"program\":", ev->program);
+	KEY_UINT(b, ",\"pid\":", ev->pid >= 0, (uint64_t)ev->pid);
+	KEY_SPAN(b, ",\"queue_id\":", ev->queue_id);
 	if (ev->has_ip) {
 		key(b, ",\"ip\":\"");
 		append_ip(b, &ev->ip, -1);
-		key(b, "\",\"port\":");
-		if (ev->port)
-			append_uint(b, ev->port);
-		else
-			buf_append(b, "null", 4);
+		buf_appendc(b, '"');
+		KEY_UINT(b, ",\"port\":", ev->port != 0, ev->port);
 		key(b, ",\"class\":\"");
 		append_ip(b, &ev->cls.addr, ev->cls.len);
 		buf_appendc(b, '"');
 	} else {
 		key(b, ",\"ip\":null,\"port\":null,\"class\":null");
 	}
-	key(b, ",\"rdns\":");
-	span_or_null(b, ev->rdns);
-	key(b, ",\"helo\":");
-	span_or_null(b, ev->helo);
-	key(b, ",\"from\":");
-	span_or_null(b, ev->from);
-	key(b, ",\"to\":");
-	span_or_null(b, ev->to);
-	key(b, ",\"user\":");
-	span_or_null(b, ev->user);
-	key(b, ",\"stage\":\"");
-	buf_appends(b, ev_stage_name(ev->stage));
-	key(b, "\",\"kind\":\"");
-	buf_appends(b, ev_kind_name(ev->kind));
-	key(b, "\",\"code\":");
-	if (ev->code >= 0)
-		append_uint(b, (uint64_t)ev->code);
-	else
-		buf_append(b, "null", 4);
-	key(b, ",\"dsn\":");
-	span_or_null(b, ev->dsn);
-	key(b, ",\"category\":");
-	if (ev->cat == CAT_NONE) {
-		buf_append(b, "null", 4);
-	} else {
-		buf_appendc(b, '"');
-		buf_appends(b, ev_category_name(ev->cat));
-		buf_appendc(b, '"');
-	}
-	key(b, ",\"text\":");
-	span_or_null(b, ev->text);
-	key(b, ",\"line\":");
-	span_or_null(b, ev->line);
+	KEY_SPAN(b, ",\"rdns\":", ev->rdns);
+	KEY_SPAN(b, ",\"helo\":", ev->helo);
+	KEY_SPAN(b, ",\"from\":", ev->from);
+	KEY_SPAN(b, ",\"to\":", ev->to);
+	KEY_SPAN(b, ",\"user\":", ev->user);
+	KEY_NAME(b, ",\"stage\":", ev_stage_name(ev->stage));
+	KEY_NAME(b, ",\"kind\":", ev_kind_name(ev->kind));
+	KEY_UINT(b, ",\"code\":", ev->code >= 0, (uint64_t)ev->code);
+	KEY_SPAN(b, ",\"dsn\":", ev->dsn);
+	KEY_NAME(b, ",\"category\":", ev->cat == CAT_NONE ? NULL : ev_category_name(ev->cat));
+	KEY_SPAN(b, ",\"text\":", ev->text);
+	key(b, ",\"stats\":");
+	append_stats(b, ev);
+	KEY_SPAN(b, ",\"line\":", ev->line);
 	buf_appendc(b, '}');
 }

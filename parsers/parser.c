@@ -16,7 +16,7 @@
 #include "parsers/internal.h"
 
 static const char *const reason_names[PARSE_R__COUNT] = {
-    "none",	   "too_long",	      "nul_byte",	 "cr",	      "bad_utf8", "bad_envelope",
+    "none",	   "too_long",	      "nul_byte",	 "bad_utf8",  "bad_envelope",
     "bad_address", "unknown_program", "unknown_message", "truncated",
 };
 
@@ -211,50 +211,6 @@ bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char
 	return false;
 }
 
-/* ------------------------------------------------------------ time zone */
-
-/*
- * UTC offset (seconds east) of the local civil time local_secs (seconds
- * since the epoch as if the local time were UTC) in the parser's zone.
- * Cached per local hour: mktime runs about once per hour of log.
- */
-static int64_t tz_offset(struct parser *p, int64_t local_secs)
-{
-	int64_t key = local_secs >= 0 ? local_secs / 3600 : -((-local_secs + 3599) / 3600);
-	if (key == p->tz_hour_key)
-		return p->tz_off;
-	if (p->tz &&
-	    (strcmp(p->tz, "UTC") == 0 || strcmp(p->tz, "GMT") == 0 || strcmp(p->tz, "Etc/UTC") == 0)) {
-		p->tz_hour_key = key;
-		p->tz_off = 0;
-		return 0;
-	}
-	char saved[512];
-	bool had = false;
-	if (p->tz) {
-		const char *old = getenv("TZ");
-		had = old && str_copy(saved, sizeof saved, old, strlen(old)) == 0;
-		setenv("TZ", p->tz, 1);
-		tzset();
-	}
-	time_t t = (time_t)local_secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	tm.tm_isdst = -1;
-	time_t u = mktime(&tm);
-	int64_t off = u == (time_t)-1 ? 0 : local_secs - (int64_t)u;
-	if (p->tz) {
-		if (had)
-			setenv("TZ", saved, 1);
-		else
-			unsetenv("TZ");
-		tzset();
-	}
-	p->tz_hour_key = key;
-	p->tz_off = off;
-	return off;
-}
-
 /* ------------------------------------------------------------- envelopes */
 
 static inline int dig2(const char *s)
@@ -304,10 +260,14 @@ static bool leap(int y)
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int64_t local_to_utc_us(struct parser *p, int y, int mo, int d, int h, int mi, int se, int64_t frac)
+/* A local-time stamp in the parser's zone (tz.h: gaps and folds). */
+static int64_t local_to_utc_us(struct parser *p, struct parser_source *s, int y, int mo, int d, int h, int mi,
+			       int se, int64_t frac)
 {
 	int64_t local = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se;
-	return (local - tz_offset(p, local)) * 1000000 + frac;
+	int64_t utc = tz_local_to_utc(p->tz, local, s->last_local_utc);
+	s->last_local_utc = utc;
+	return utc * 1000000 + frac;
 }
 
 /* The year of a "Mon dd" stamp: from the clock for the first line, then
@@ -388,7 +348,8 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
  * Returns bytes consumed or -1; *zoned tells whether a zone was given (else
  * the time is local in the configured zone).
  */
-static int parse_iso(struct parser *p, const char *q, const char *end, int64_t *us, char *sep)
+static int parse_iso(struct parser *p, struct parser_source *s, const char *q, const char *end, int64_t *us,
+		     char *sep)
 {
 	if (end - q < 19 || q[4] != '-' || q[7] != '-' || q[13] != ':' || q[16] != ':')
 		return -1;
@@ -444,7 +405,7 @@ static int parse_iso(struct parser *p, const char *q, const char *end, int64_t *
 			1000000 +
 		    frac;
 	} else {
-		*us = local_to_utc_us(p, y, mo, d, h, mi, se, frac);
+		*us = local_to_utc_us(p, s, y, mo, d, h, mi, se, frac);
 	}
 	return (int)(r - q);
 }
@@ -474,7 +435,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 			/* RFC 5424: 1 TIMESTAMP HOST APP PROCID MSGID SD MSG */
 			q += 2;
 			char sep;
-			int n = parse_iso(p, q, end, &e->ts_us, &sep);
+			int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
 			if (n < 0 || q + n >= end || q[n] != ' ')
 				return -1;
 			q += n + 1;
@@ -530,7 +491,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 	}
 	if (q < end && *q >= '0' && *q <= '9') {
 		char sep;
-		int n = parse_iso(p, q, end, &e->ts_us, &sep);
+		int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
 		if (n < 0 || q + n >= end || q[n] != ' ')
 			return -1;
 		q += n + 1;
@@ -588,7 +549,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 	int y = infer_year(s, mo, d);
 	if (mo == 2 && d == 29 && !leap(y))
 		d = 28;
-	e->ts_us = local_to_utc_us(p, y, mo, d, h, mi, se, 0);
+	e->ts_us = local_to_utc_us(p, s, y, mo, d, h, mi, se, 0);
 	return parse_host_tag(q, end, e);
 }
 
@@ -682,8 +643,14 @@ struct parser *parser_new(const struct config *conf, struct errlist *errs)
 		p->classes.v4_len = 24;
 	if (p->classes.v6_len == 0 || p->classes.v6_len > 128)
 		p->classes.v6_len = 64;
-	p->tz = conf->timezone && conf->timezone[0] ? xstrdup(conf->timezone) : NULL;
-	p->tz_hour_key = INT64_MIN;
+	char err[512];
+	p->tz = tz_load(conf->timezone && conf->timezone[0] ? conf->timezone : NULL, err, sizeof err);
+	if (!p->tz) {
+		errlist_add(errs, conf->source ? conf->source : "(config)", conf->timezone_line,
+			    "[collector] timezone: %s", err);
+		parser_free(p);
+		return NULL;
+	}
 	p->qmap = xcalloc(QMAP_SIZE, sizeof *p->qmap);
 	p->dedup = xcalloc(DEDUP_SIZE, sizeof *p->dedup);
 	if (custom_compile(p, conf, errs) < 0) {
@@ -700,7 +667,7 @@ void parser_free(struct parser *p)
 	custom_free(p);
 	free(p->qmap);
 	free(p->dedup);
-	free(p->tz);
+	tz_free(p->tz);
 	free(p);
 }
 
@@ -712,6 +679,7 @@ struct parser_source *parser_source_new(struct parser *p, const char *name, enum
 	s->hint = hint;
 	s->rejectlog = strstr(s->name, "rejectlog") != NULL;
 	s->id = ++p->next_source_id;
+	s->last_local_utc = INT64_MIN;
 	return s;
 }
 

@@ -15,10 +15,11 @@
  * which IP is blamed. It never decides whether an address may be blocked
  * (loopback and private clients are reported like any other).
  *
- * Threading: a struct parser and its sources belong to one thread. With a
- * configured timezone, the first line of each hour of log briefly sets TZ
- * (setenv + mktime) to learn the offset: no other thread may depend on TZ
- * meanwhile (mxwarden formats times in UTC everywhere else).
+ * Threading: a struct parser and its sources belong to one thread.
+ * parser_new() reads the time zone once ([collector] timezone, else $TZ or
+ * /etc/localtime) into a transition table (tz.c); parsing never touches the
+ * environment or the C library's time-zone state, so other threads may run
+ * meanwhile. Call parser_new() before starting threads that change TZ.
  * Memory: parser_parse() never allocates; spans in the event point into the
  * line or into parser-owned storage valid until the next parser_parse()
  * call on the same parser.
@@ -31,12 +32,17 @@
 /* The longest line parsed; longer ones are unparsed (PARSE_R_TOO_LONG). */
 #define PARSER_LINE_MAX 65536
 
-/* Why a line was not parsed (the reason out-parameter of parser_parse). */
+/*
+ * Why a line was not parsed (the reason out-parameter of parser_parse).
+ * There is no CR reason: a CR inside a line is not a line end (a reader
+ * that split there would let a message forge a second line) and stays a
+ * byte of the line; a trailing CR (CRLF files) is dropped. Consumers use
+ * the names (parser_reason_name), not the numbers.
+ */
 enum parse_reason {
 	PARSE_R_NONE,		 /* parsed (or understood and irrelevant) */
 	PARSE_R_TOO_LONG,	 /* longer than PARSER_LINE_MAX */
 	PARSE_R_NUL_BYTE,	 /* holds a NUL byte */
-	PARSE_R_CR,		 /* reserved: a CR inside a line is kept as a byte, a trailing CR dropped */
 	PARSE_R_BAD_UTF8,	 /* holds bytes that are not valid UTF-8 */
 	PARSE_R_BAD_ENVELOPE,	 /* no timestamp/host/program envelope recognised */
 	PARSE_R_BAD_ADDRESS,	 /* the client field holds no valid IP (999.1.1.1) */
@@ -54,7 +60,12 @@ struct parser_source; /* per-stream state: detected envelope format, year infere
  * time zone (conf->timezone, NULL = the system's) and IP classes
  * (conf->classes). conf must outlive the parser. Returns NULL and adds
  * "FILE:LINE: [parser X] pattern error at offset N: ..." to errs on a bad
- * custom rule (every bad rule is reported).
+ * custom rule (every bad rule is reported, at its pattern's line), or
+ * "FILE:LINE: [collector] timezone: unknown time zone 'X' ..." for a zone
+ * that is neither a TZif file under /usr/share/zoneinfo nor a POSIX TZ
+ * string. Local stamps in a skipped hour (spring forward) take the offset
+ * before the gap; in a repeated hour (fall back) the first occurrence,
+ * unless the stream's previous line is already past it (parsers/tz.h).
  */
 struct parser *parser_new(const struct config *conf, struct errlist *errs);
 void parser_free(struct parser *p); /* NULL is a no-op; frees no source */

@@ -18,28 +18,18 @@ static int pf_client(struct parser *p, const char **pp, const char *end, struct 
 	const char *q = *pp, *name = q;
 	while (q < end && *q != '[' && *q != ' ' && *q != ']')
 		q++;
-	if (q >= end || *q != '[') {
-		*reason = q >= end ? PARSE_R_TRUNCATED : PARSE_R_UNKNOWN_MESSAGE;
-		return -1;
-	}
 	const char *nend = q;
-	const char *ip = ++q;
-	while (q < end && *q != ']' && *q != '[' && *q != ' ')
-		q++;
-	if (q >= end || *q != ']') {
-		*reason = q >= end ? PARSE_R_TRUNCATED : PARSE_R_BAD_ADDRESS;
+	struct span ip;
+	int r = scan_bracket(&q, end, &ip);
+	if (r != PARSE_R_NONE) {
+		*reason = r;
 		return -1;
 	}
-	if (ev_set_ip(p, ev, ip, (size_t)(q - ip)) < 0) {
+	if (ev_set_ip(p, ev, ip.p, ip.n) < 0) {
 		*reason = PARSE_R_BAD_ADDRESS;
 		return -1;
 	}
-	q++;
-	if (q < end && *q == ':' && q + 1 < end && q[1] >= '0' && q[1] <= '9') {
-		const char *r = q + 1;
-		if (parse_port(&r, end, &ev->port) == 0)
-			q = r;
-	}
+	scan_opt_port(&q, end, false, &ev->port);
 	if (nend > name && !(nend - name == 7 && memcmp(name, "unknown", 7) == 0))
 		ev->rdns = mkspan(name, nend);
 	*pp = q;
@@ -103,8 +93,11 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	const char *helo = RFIND(sfx, end, " helo=<");
 	const char *fend = helo ? helo : end;
 	if (helo) {
+		/* helo=<...> ends the line. Postfix turns ' <>()\";@' in a HELO
+		 * into '?', but take the whole field up to the line's final '>'
+		 * anyway, so a HELO written by anything else is not cut short. */
 		const char *hs = helo + 7;
-		const char *he = memchr(hs, '>', (size_t)(end - hs));
+		const char *he = end > hs && end[-1] == '>' ? end - 1 : memchr(hs, '>', (size_t)(end - hs));
 		ev->helo = mkspan(hs, he ? he : end);
 	}
 	if (fend > sfx && fend[-1] == ',')
@@ -128,6 +121,18 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	}
 }
 
+/* A count "N" of the disconnect statistics (stops growing past 60000:
+ * the caller caps at 65535). */
+static unsigned pf_count(const char **pp, const char *end)
+{
+	const char *q = *pp;
+	unsigned v = 0;
+	while (q < end && *q >= '0' && *q <= '9' && v < 60000)
+		v = v * 10 + (unsigned)(*q++ - '0');
+	*pp = q;
+	return v;
+}
+
 /* Parse "ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/4". */
 static void pf_stats(const char *q, const char *end, struct cmd_stats *st)
 {
@@ -141,15 +146,10 @@ static void pf_stats(const char *q, const char *end, struct cmd_stats *st)
 			break;
 		size_t kl = (size_t)(q - k);
 		q++;
-		unsigned ok = 0, tot = 0;
-		while (q < end && *q >= '0' && *q <= '9' && ok < 60000)
-			ok = ok * 10 + (unsigned)(*q++ - '0');
-		tot = ok;
+		unsigned ok = pf_count(&q, end), tot = ok;
 		if (q < end && *q == '/') {
 			q++;
-			tot = 0;
-			while (q < end && *q >= '0' && *q <= '9' && tot < 60000)
-				tot = tot * 10 + (unsigned)(*q++ - '0');
+			tot = pf_count(&q, end);
 		}
 		uint16_t *o = NULL, *t = NULL;
 		if ((kl == 4 && (!memcmp(k, "ehlo", 4) || !memcmp(k, "helo", 4)))) {
@@ -252,6 +252,40 @@ static int pf_smtpd_warning(struct parser *p, const char *q, const char *end, st
 	return 0; /* other warnings (DNS, TLS, config) are not about one client */
 }
 
+/* The smtpd messages "WHAT after CMD from name[ip]...": one shape, the
+ * stage by the command. */
+static const struct pf_after {
+	const char *lit;
+	uint8_t n;
+	enum ev_kind kind;
+	enum ev_category cat;
+	int16_t code;	  /* -1 = none */
+	const char *text; /* fixed text; NULL = what follows ": " */
+} pf_afters[] = {
+    {"lost connection after ", 22, EV_LOST, CAT_NONE, -1, "lost connection"},
+    {"timeout after ", 14, EV_LOST, CAT_NONE, -1, "timeout"},
+    {"too many errors after ", 22, EV_PROTOCOL, CAT_TOO_MANY_ERRORS, 421, "too many errors"},
+    {"improper command pipelining after ", 34, EV_PROTOCOL, CAT_PIPELINING, -1, NULL},
+};
+
+static int pf_after(struct parser *p, const struct pf_after *a, const char *q, const char *end,
+		    struct event *ev, int *reason)
+{
+	if (pf_cmd_from(&q, end, &ev->stage) < 0 || pf_client(p, &q, end, ev, reason) < 0) {
+		if (!*reason)
+			*reason = PARSE_R_UNKNOWN_MESSAGE;
+		return -1;
+	}
+	ev->kind = a->kind;
+	ev->cat = a->cat;
+	ev->code = a->code;
+	if (a->text)
+		ev->text = (struct span){a->text, (uint32_t)strlen(a->text)};
+	else if (HAS(q, end, ": "))
+		ev->text = mkspan(q + 2, end);
+	return 1;
+}
+
 static int pf_smtpd(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
 	switch (*q) {
@@ -277,49 +311,11 @@ static int pf_smtpd(struct parser *p, const char *q, const char *end, struct eve
 		}
 		break;
 	case 'l':
-		if (HAS(q, end, "lost connection after ")) {
-			q += 22;
-			if (pf_cmd_from(&q, end, &ev->stage) < 0 || pf_client(p, &q, end, ev, reason) < 0) {
-				if (!*reason)
-					*reason = PARSE_R_UNKNOWN_MESSAGE;
-				return -1;
-			}
-			ev->kind = EV_LOST;
-			ev->text = (struct span){"lost connection", 15};
-			return 1;
-		}
-		break;
 	case 't':
-		if (HAS(q, end, "timeout after ") || HAS(q, end, "too many errors after ")) {
-			bool tmo = q[1] == 'i';
-			q += tmo ? 14 : 22;
-			if (pf_cmd_from(&q, end, &ev->stage) < 0 || pf_client(p, &q, end, ev, reason) < 0) {
-				if (!*reason)
-					*reason = PARSE_R_UNKNOWN_MESSAGE;
-				return -1;
-			}
-			ev->kind = tmo ? EV_LOST : EV_PROTOCOL;
-			ev->cat = tmo ? CAT_NONE : CAT_TOO_MANY_ERRORS;
-			if (!tmo)
-				ev->code = 421;
-			ev->text = tmo ? (struct span){"timeout", 7} : (struct span){"too many errors", 15};
-			return 1;
-		}
-		break;
 	case 'i':
-		if (HAS(q, end, "improper command pipelining after ")) {
-			q += 34;
-			if (pf_cmd_from(&q, end, &ev->stage) < 0 || pf_client(p, &q, end, ev, reason) < 0) {
-				if (!*reason)
-					*reason = PARSE_R_UNKNOWN_MESSAGE;
-				return -1;
-			}
-			ev->kind = EV_PROTOCOL;
-			ev->cat = CAT_PIPELINING;
-			if (HAS(q, end, ": "))
-				ev->text = mkspan(q + 2, end);
-			return 1;
-		}
+		for (size_t i = 0; i < MXW_ARRAY_LEN(pf_afters); i++)
+			if (has_prefix(q, end, pf_afters[i].lit, pf_afters[i].n))
+				return pf_after(p, &pf_afters[i], q + pf_afters[i].n, end, ev, reason);
 		break;
 	case 'w':
 		if (HAS(q, end, "warning: "))

@@ -25,22 +25,16 @@ static int sm_relay(struct parser *p, const char **pp, const char *end, struct e
 		name = mkspan(n, q);
 		q++;
 	}
-	if (q >= end || *q != '[')
+	struct span ip;
+	if (scan_bracket(&q, end, &ip) != PARSE_R_NONE)
 		return -1;
-	const char *ip = ++q;
-	while (q < end && *q != ']' && *q != '[' && *q != ' ')
-		q++;
-	if (q >= end || *q != ']')
-		return -1;
-	size_t n = (size_t)(q - ip);
-	if (n > 5 && memcmp(ip, "IPv6:", 5) == 0) {
-		ip += 5;
-		n -= 5;
+	if (ip.n > 5 && memcmp(ip.p, "IPv6:", 5) == 0) {
+		ip.p += 5;
+		ip.n -= 5;
 	}
 	struct event tmp = *ev;
-	if (ev_set_ip(p, &tmp, ip, n) < 0)
+	if (ev_set_ip(p, &tmp, ip.p, ip.n) < 0)
 		return -1;
-	q++;
 	if (!name.p && HAS(q, end, " [")) {
 		/* "relay=[ip] [ip]": the first bracket stands for the missing name */
 		const char *r = q + 1;

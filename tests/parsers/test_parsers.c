@@ -315,6 +315,14 @@ static const struct tcase postfix_cases[] = {
     {"Nov 3 01:02:03 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", MTA_UNKNOWN, 1, "192.0.2.1",
      EV_CONNECT, ST_CONNECT, CAT_NONE, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      "2026-11-03T01:02:03Z"},
+    /* not from real Postfix (it turns '<', '>' and ' ' in a HELO into '?'), but a HELO with '>'
+     * written by anything else is kept whole, and a '>' in a quoted local part stays in from= */
+    {"Nov 27 20:00:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 504 5.5.2 <x>: "
+     "Helo command rejected: need fully-qualified hostname; from=<a>b@x.org> to=<c@example.org> "
+     "proto=ESMTP helo=<<script>alert(1)</script>>",
+     MTA_UNKNOWN, 1, "203.0.113.9", EV_REJECT, ST_RCPT, CAT_HELO, 504, 0, "5.5.2", "-",
+     "<script>alert(1)</script>", "a>b@x.org", "c@example.org", "-", "-",
+     "<x>: Helo command rejected: need fully-qualified hostname", "2026-11-27T20:00:00Z"},
 };
 
 static const struct tcase exim_cases[] = {
@@ -630,7 +638,27 @@ static void test_hygiene(void **state)
 	memset(buf, 0, 10);
 	memcpy(buf + 10, good, gl);
 	assert_int_equal(parser_parse(P, s, buf, gl + 10, &ev, &reason), 1);
+	/* a CR inside a line is not a line end: the line keeps it as a byte
+	 * and still gives its event (adversarial row PF28) */
+	const char *cr =
+	    "Jan 10 10:00:53 mx1 postfix/smtpd[4711]: connect from unknown[203.0.113.92]\rJan 10 "
+	    "10:00:53 mx1 postfix/smtpd[4711]: connect from unknown[192.0.2.66]";
+	assert_int_equal(parser_parse(P, s, cr, strlen(cr), &ev, &reason), 1);
+	assert_int_equal(reason, PARSE_R_NONE);
+	assert_int_equal(ev.line.n, strlen(cr));
+	char ipbuf[IPADDR_STRLEN];
+	ipbuf[ipaddr_format(&ev.ip, ipbuf)] = '\0';
+	assert_string_equal(ipbuf, "203.0.113.92");
 	free(buf);
+	/* the reason names: every code has one, no reserved ones */
+	static const char *const names[] = {
+	    "none",	   "too_long",	      "nul_byte",	 "bad_utf8", "bad_envelope",
+	    "bad_address", "unknown_program", "unknown_message", "truncated"};
+	assert_int_equal(parser_reason_count(), (int)MXW_ARRAY_LEN(names));
+	for (int i = 0; i < parser_reason_count(); i++)
+		assert_string_equal(parser_reason_name(i), names[i]);
+	assert_string_equal(parser_reason_name(parser_reason_count()), "invalid");
+	assert_string_equal(parser_reason_name(-1), "invalid");
 	parser_source_free(s);
 }
 
@@ -919,40 +947,251 @@ static void test_year_inference(void **state)
 	set_now("2026-11-28T00:00:00Z");
 }
 
-static void test_timezone(void **state)
+static char *write_tmp(const char *text)
+{
+	char *path = xstrdup("/tmp/mxw-parsers-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+/* One stream of lines in one zone: each line's UTC time, in order. */
+struct tz_case {
+	const char *line, *want;
+};
+
+static void run_tz_stream(const char *zone, const struct tz_case *t, size_t n)
 {
 	struct config c;
 	config_defaults(&c);
-	c.timezone = xstrdup("Europe/Berlin");
+	free(c.timezone);
+	c.timezone = zone ? xstrdup(zone) : NULL;
 	struct errlist e = {0};
 	struct parser *p = parser_new(&c, &e);
-	assert_non_null(p);
+	if (!p)
+		fail_msg("%s: parser_new: %s", zone, e.msgs.n ? e.msgs.v[0] : "?");
 	struct parser_source *s = parser_source_new(p, "tz", MTA_UNKNOWN);
-	static const struct {
-		const char *line, *want;
-	} t[] = {
-	    {"Nov 27 20:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", "2026-11-27T19:00:00Z"},
-	    {"Nov 27 20:30:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]", "2026-11-27T19:30:00Z"},
-	    /* Exim's own stamps are local time too */
-	    {"2026-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
-	     "2026-07-01T10:00:00Z"},
-	    /* a zoned stamp is not converted twice */
-	    {"2026-07-01T12:00:00+00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]",
-	     "2026-07-01T12:00:00Z"},
-	};
-	for (size_t i = 0; i < MXW_ARRAY_LEN(t); i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct event ev;
 		int reason;
-		assert_int_equal(parser_parse(p, s, t[i].line, strlen(t[i].line), &ev, &reason), 1);
+		if (parser_parse(p, s, t[i].line, strlen(t[i].line), &ev, &reason) != 1)
+			fail_msg("%s: %s: no event (%s)", zone, t[i].line, parser_reason_name(reason));
 		char ts[TIME_STRLEN];
 		time_format_rfc3339(ev.ts_us, false, ts);
 		if (strcmp(ts, t[i].want) != 0)
-			fail_msg("%s: got %s, want %s", t[i].line, ts, t[i].want);
+			fail_msg("%s case %zu: %s: got %s, want %s", zone, i, t[i].line, ts, t[i].want);
 	}
 	parser_source_free(s);
 	parser_free(p);
 	config_free(&c);
 	errlist_free(&e);
+}
+
+/* Whether parser_new() accepts the zone. */
+static bool zone_loads(const char *zone)
+{
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	free(c.timezone);
+	c.timezone = xstrdup(zone);
+	struct parser *p = parser_new(&c, &e);
+	bool ok = p != NULL;
+	parser_free(p);
+	config_free(&c);
+	errlist_free(&e);
+	return ok;
+}
+
+#define CONNECT		   " mx postfix/smtpd[1]: connect from unknown[192.0.2.1]"
+#define TZ_STREAM(zone, t) run_tz_stream((zone), (t), MXW_ARRAY_LEN(t))
+
+/*
+ * Time zones, read from TZif files (no setenv/tzset): both DST changes of
+ * 2026 in Europe/Berlin and America/New_York, the skipped hour (offset
+ * before the gap), the repeated hour (first occurrence, or the second once
+ * the stream has passed the first), a year rollover, a year past the
+ * file's explicit transitions (the POSIX footer), the southern hemisphere,
+ * a POSIX TZ string, and the system zone from $TZ.
+ */
+static void test_timezone(void **state)
+{
+	set_now("2026-11-28T00:00:00Z");
+	static const struct tz_case berlin[] = {
+	    /* Exim's own stamps are local time too */
+	    {"2026-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2026-07-01T10:00:00Z"},
+	    /* a zoned stamp is not converted twice */
+	    {"2026-07-01T12:00:00+00:00" CONNECT, "2026-07-01T12:00:00Z"},
+	    /* spring forward: 02:00 CET -> 03:00 CEST on 29 March */
+	    {"Mar 29 01:59:59" CONNECT, "2026-03-29T00:59:59Z"},
+	    {"Mar 29 02:30:00" CONNECT, "2026-03-29T01:30:00Z"}, /* skipped: as CET */
+	    {"Mar 29 03:00:00" CONNECT, "2026-03-29T01:00:00Z"},
+	    {"Mar 29 03:30:00" CONNECT, "2026-03-29T01:30:00Z"},
+	    {"Jul  4 12:00:00" CONNECT, "2026-07-04T10:00:00Z"},
+	    /* fall back: 03:00 CEST -> 02:00 CET on 25 October; a log running
+	     * through the repeated hour stays in order */
+	    {"Oct 25 01:59:59" CONNECT, "2026-10-24T23:59:59Z"},
+	    {"Oct 25 02:00:00" CONNECT, "2026-10-25T00:00:00Z"},
+	    {"Oct 25 02:59:59" CONNECT, "2026-10-25T00:59:59Z"},
+	    {"Oct 25 02:00:00" CONNECT, "2026-10-25T01:00:00Z"},
+	    {"Oct 25 02:00:01" CONNECT, "2026-10-25T01:00:01Z"},
+	    {"Oct 25 02:59:59" CONNECT, "2026-10-25T01:59:59Z"},
+	    {"Oct 25 03:00:00" CONNECT, "2026-10-25T02:00:00Z"},
+	    {"Nov 27 20:00:00" CONNECT, "2026-11-27T19:00:00Z"},
+	    {"Nov 27 20:30:00" CONNECT, "2026-11-27T19:30:00Z"},
+	    /* beyond the file's explicit transitions (the footer's rule) */
+	    {"2045-03-26 02:30:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2045-03-26T01:30:00Z"},
+	    {"2045-07-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2045-07-01T10:00:00Z"},
+	    {"2150-12-01 12:00:00 [1] SMTP connection from [192.0.2.1]:1 (TCP/IP connection count = 1)",
+	     "2150-12-01T11:00:00Z"},
+	};
+	TZ_STREAM("Europe/Berlin", berlin);
+	static const struct tz_case berlin_fold[] = {
+	    /* the repeated hour with no line before it: the first occurrence */
+	    {"Oct 25 02:30:00" CONNECT, "2026-10-25T00:30:00Z"},
+	    /* a line a few seconds out of order stays in the first occurrence */
+	    {"Oct 25 02:31:00" CONNECT, "2026-10-25T00:31:00Z"},
+	    {"Oct 25 02:30:58" CONNECT, "2026-10-25T00:30:58Z"},
+	};
+	TZ_STREAM("Europe/Berlin", berlin_fold);
+
+	static const struct tz_case new_york[] = {
+	    /* spring forward: 02:00 EST -> 03:00 EDT on 8 March */
+	    {"Mar  8 01:59:59" CONNECT, "2026-03-08T06:59:59Z"},
+	    {"Mar  8 02:30:00" CONNECT, "2026-03-08T07:30:00Z"}, /* skipped: as EST */
+	    {"Mar  8 03:00:00" CONNECT, "2026-03-08T07:00:00Z"},
+	    {"Jul  4 12:00:00" CONNECT, "2026-07-04T16:00:00Z"},
+	    /* fall back: 02:00 EDT -> 01:00 EST on 1 November */
+	    {"Nov  1 00:59:59" CONNECT, "2026-11-01T04:59:59Z"},
+	    {"Nov  1 01:30:00" CONNECT, "2026-11-01T05:30:00Z"},
+	    {"Nov  1 01:59:59" CONNECT, "2026-11-01T05:59:59Z"},
+	    {"Nov  1 01:00:00" CONNECT, "2026-11-01T06:00:00Z"},
+	    {"Nov  1 01:30:00" CONNECT, "2026-11-01T06:30:00Z"},
+	    {"Nov  1 02:00:00" CONNECT, "2026-11-01T07:00:00Z"},
+	    {"Nov 27 20:00:00" CONNECT, "2026-11-28T01:00:00Z"},
+	};
+	TZ_STREAM("America/New_York", new_york);
+	/* the same rules as a POSIX TZ string */
+	TZ_STREAM("EST5EDT,M3.2.0,M11.1.0", new_york);
+
+	/* year rollover: the first line is last year's December */
+	set_now("2027-01-01T06:00:00Z");
+	static const struct tz_case rollover[] = {
+	    {"Dec 31 23:59:59" CONNECT, "2027-01-01T04:59:59Z"},
+	    {"Jan  1 00:00:01" CONNECT, "2027-01-01T05:00:01Z"},
+	    {"Jan  1 00:59:00" CONNECT, "2027-01-01T05:59:00Z"},
+	};
+	TZ_STREAM("America/New_York", rollover);
+	static const struct tz_case rollover_berlin[] = {
+	    {"Dec 31 23:59:59" CONNECT, "2026-12-31T22:59:59Z"},
+	    {"Jan  1 00:00:01" CONNECT, "2026-12-31T23:00:01Z"},
+	    {"Jan  1 06:00:00" CONNECT, "2027-01-01T05:00:00Z"},
+	};
+	TZ_STREAM("Europe/Berlin", rollover_berlin);
+	set_now("2026-11-28T00:00:00Z");
+
+	/* southern hemisphere: DST across New Year (AEDT +11, AEST +10) */
+	static const struct tz_case sydney[] = {
+	    {"Jan 15 12:00:00" CONNECT, "2026-01-15T01:00:00Z"},
+	    {"Apr  5 02:30:00" CONNECT, "2026-04-04T15:30:00Z"}, /* repeated: first */
+	    {"Jul 15 12:00:00" CONNECT, "2026-07-15T02:00:00Z"},
+	    {"Oct  4 02:30:00" CONNECT, "2026-10-03T16:30:00Z"}, /* skipped: as AEST */
+	};
+	TZ_STREAM("Australia/Sydney", sydney);
+	static const struct tz_case utc[] = {{"Jul  4 12:00:00" CONNECT, "2026-07-04T12:00:00Z"}};
+	TZ_STREAM("UTC", utc);
+
+	/* the system zone (no [collector] timezone) is $TZ, read at
+	 * parser_new(); the parser never changes TZ */
+	const char *old = getenv("TZ");
+	char *saved = old ? xstrdup(old) : NULL;
+	setenv("TZ", "America/New_York", 1);
+	TZ_STREAM(NULL, new_york);
+	assert_string_equal(getenv("TZ"), "America/New_York");
+	setenv("TZ", ":Europe/Berlin", 1);
+	static const struct tz_case sys_berlin[] = {{"Jul  4 12:00:00" CONNECT, "2026-07-04T10:00:00Z"}};
+	TZ_STREAM(NULL, sys_berlin);
+	/* a configured zone wins over $TZ */
+	TZ_STREAM("America/New_York", new_york);
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	free(saved);
+
+	/* $TZDIR is honoured; a truncated or garbled TZif file is an unknown
+	 * zone, not a crash or a wrong offset */
+	char dir[] = "/tmp/mxw-tzdir-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	FILE *in = fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+	assert_non_null(in);
+	static unsigned char tzif[65536];
+	size_t tzn = fread(tzif, 1, sizeof tzif, in);
+	fclose(in);
+	assert_true(tzn > 100);
+	static const struct {
+		const char *name;
+		size_t n; /* bytes of the Berlin file written */
+		bool ok;
+	} files[] = {{"Copy", 0, true}, {"Head", 44, false}, {"Half", 0, false}, {"Empty", 1, false}};
+	const char *oldtzdir = getenv("TZDIR");
+	char *savedtzdir = oldtzdir ? xstrdup(oldtzdir) : NULL;
+	setenv("TZDIR", dir, 1);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(files); i++) {
+		size_t n = files[i].n ? files[i].n : tzn;
+		if (strcmp(files[i].name, "Half") == 0)
+			n = tzn / 2;
+		if (strcmp(files[i].name, "Empty") == 0)
+			n = 0;
+		char path[256];
+		snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+		FILE *out = fopen(path, "wb");
+		assert_non_null(out);
+		assert_int_equal(fwrite(tzif, 1, n, out), n);
+		fclose(out);
+		if (files[i].ok)
+			TZ_STREAM(files[i].name, sys_berlin);
+		else if (zone_loads(files[i].name))
+			fail_msg("TZif %s (%zu bytes): loaded, want an error", files[i].name, n);
+		unlink(path);
+	}
+	if (savedtzdir)
+		setenv("TZDIR", savedtzdir, 1);
+	else
+		unsetenv("TZDIR");
+	free(savedtzdir);
+	rmdir(dir);
+
+	/* an unknown zone is a configuration error, at the key's line */
+	static const char *const bad[] = {"Mars/Olympus_Mons", "../../etc/passwd", "/etc/passwd",
+					  "Nowhere5Later,M13"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(bad); i++) {
+		char text[256];
+		snprintf(text, sizeof text, "[collector]\nformat = auto\ntimezone = %s\n", bad[i]);
+		char *path = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		assert_int_equal(config_load(&c, path, &e), 0);
+		assert_int_equal(c.timezone_line, 3);
+		assert_null(parser_new(&c, &e));
+		assert_int_equal(e.msgs.n, 1);
+		char want[4200];
+		snprintf(want, sizeof want, "%s:3: [collector] timezone: unknown time zone '%s'", path,
+			 bad[i]);
+		if (strncmp(e.msgs.v[0], want, strlen(want)) != 0)
+			fail_msg("got %s, want %s...", e.msgs.v[0], want);
+		config_free(&c);
+		errlist_free(&e);
+		unlink(path);
+		free(path);
+	}
 }
 
 /* JSON output: valid for jansson, invalid UTF-8 -> U+FFFD, NUL -> \u0000. */
@@ -1007,20 +1246,49 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "stage")), "rcpt");
 	assert_string_equal(json_string_value(json_object_get(o, "ts")), "2026-11-27T20:23:19Z");
 	assert_string_equal(json_string_value(json_object_get(o, "line")), l);
+	assert_true(json_is_null(json_object_get(o, "stats")));
 	json_decref(o);
 	buf_free(&b);
-	parser_source_free(s);
-}
 
-static char *write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/mxw-parsers-XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	FILE *fp = fdopen(fd, "w");
-	fputs(text, fp);
-	fclose(fp);
-	return path;
+	/* "stats" on disconnect events: [ok,total] per command, null otherwise */
+	static const struct {
+		const char *line;
+		const char *want; /* the "stats" value, compact JSON */
+	} st[] = {
+	    {"Nov 27 20:23:37 mx postfix/smtpd[1272]: disconnect from unknown[127.77.0.2] ehlo=1 auth=0/3 "
+	     "quit=1 "
+	     "commands=2/5",
+	     "{\"ehlo\": [1, 1], \"mail\": [0, 0], \"rcpt\": [0, 0], \"data\": [0, 0], \"auth\": [0, 3], "
+	     "\"commands\": [2, 5]}"},
+	    {"Nov 27 20:23:38 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.3] helo=1 mail=1 "
+	     "rcpt=0/1 "
+	     "data=0/1 quit=1 commands=3/5",
+	     "{\"ehlo\": [1, 1], \"mail\": [1, 1], \"rcpt\": [0, 1], \"data\": [0, 1], \"auth\": [0, 0], "
+	     "\"commands\": [3, 5]}"},
+	    {"Nov 27 20:23:39 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.4] ehlo=2 bdat=1 "
+	     "rcpt=65535/70000 "
+	     "commands=70000",
+	     "{\"ehlo\": [2, 2], \"mail\": [0, 0], \"rcpt\": [65535, 65535], \"data\": [1, 1], \"auth\": [0, "
+	     "0], "
+	     "\"commands\": [65535, 65535]}"},
+	    {"Nov 27 20:23:40 mx postfix/smtpd[1272]: disconnect from a.test[127.77.0.5]", "null"},
+	    {"Nov 27 20:23:41 mx postfix/smtpd[1272]: connect from a.test[127.77.0.5]", "null"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(st); i++) {
+		assert_int_equal(parser_parse(P, s, st[i].line, strlen(st[i].line), &ev, &reason), 1);
+		buf_reset(&b);
+		event_to_json(&ev, &b);
+		o = json_loadb(b.data, b.len, 0, &err);
+		if (!o)
+			fail_msg("case %zu: event JSON invalid: %s: %s", i, err.text, b.data);
+		char *got = json_dumps(json_object_get(o, "stats"), JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+		if (!got || strcmp(got, st[i].want) != 0)
+			fail_msg("stats case %zu: got %s, want %s", i, got ? got : "(none)", st[i].want);
+		free(got);
+		json_decref(o);
+	}
+	buf_free(&b);
+	parser_source_free(s);
 }
 
 static void test_custom_rules(void **state)
@@ -1064,16 +1332,24 @@ static void test_custom_rules(void **state)
 	unlink(path);
 	free(path);
 
-	/* a bad pattern is reported with its offset */
-	path = write_tmp("\n[parser broken]\npattern = ^foo (?<ip>[0-9.]+\ncategory = other\n");
+	/* a bad pattern is reported with its offset, at the pattern's own
+	 * line (not the section's); a pattern without an ip group too */
+	path =
+	    write_tmp("\n[parser broken]\nprogram = foo\n\npattern = ^foo (?<ip>[0-9.]+\ncategory = other\n"
+		      "[parser noip]\ncategory = other\npattern = ^foo (?<x>[0-9.]+)\n");
 	config_defaults(&c);
 	assert_int_equal(config_load(&c, path, &e), 0);
+	assert_int_equal(c.parsers[0].line, 2);
+	assert_int_equal(c.parsers[0].pattern_line, 5);
+	assert_int_equal(c.parsers[1].pattern_line, 9);
 	assert_null(parser_new(&c, &e));
-	assert_int_equal(e.msgs.n, 1);
+	assert_int_equal(e.msgs.n, 2);
 	char want[4200];
 	snprintf(want, sizeof want,
-		 "%s:2: [parser broken] pattern error at offset 18: missing closing parenthesis", path);
+		 "%s:5: [parser broken] pattern error at offset 18: missing closing parenthesis", path);
 	assert_string_equal(e.msgs.v[0], want);
+	snprintf(want, sizeof want, "%s:9: [parser noip] pattern has no (?<ip>...) group", path);
+	assert_string_equal(e.msgs.v[1], want);
 	config_free(&c);
 	errlist_free(&e);
 	unlink(path);

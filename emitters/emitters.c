@@ -357,32 +357,6 @@ static size_t entries_diff(const struct prev_entry *a, size_t na, const struct p
 	return d + (na - i) + (nb - j);
 }
 
-/* True when the file at path (written before this process started) has at
- * least one entry: a non-comment line with a token that is a canonical
- * prefix or address. Reads at most 1 MiB. */
-static bool file_has_entries(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	char line[4096];
-	bool found = false;
-	size_t total = 0;
-	while (!found && total < (1u << 20) && fgets(line, sizeof line, f)) {
-		total += strlen(line);
-		if (line[0] == '#' || line[0] == ';')
-			continue;
-		for (const char *p = line; *p && !found;) {
-			size_t k = strspn(p, "0123456789abcdefABCDEF:./");
-			if (k > 1 && emit_is_canonical_prefix(p, k))
-				found = true;
-			p += k ? k : 1;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 /*
  * The circuit breaker ([safety] max_change, breaker_min, breaker_hold,
  * breaker_confirm). Returns true when the update proposing next[0..m) (of
@@ -416,9 +390,9 @@ static bool breaker_holds(struct emitters *em, struct out_state *o, const struct
 				 o->n_prev, (long long)c->max_change);
 			why = whybuf;
 		}
-	} else if (n == 0 && m == 0 && file_has_entries(o->oc->path)) {
-		why = "the decision set is EMPTY at start while the existing file has entries";
 	}
+	/* At start nothing is known of the file's entries (when they expire):
+	 * an empty set after a long stop is normal, so there is no check. */
 	if (!why) {
 		if (o->held)
 			log_info("output %s: circuit breaker closed: the change is back within bounds",

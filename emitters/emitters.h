@@ -259,8 +259,9 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
  *   - change (add plus remove) more than max_change percent of the entries
  *     the output last wrote, once it holds at least breaker_min entries, or
  *   - empty it while the whole decision set is empty and the file holds
- *     entries that have not expired (after a database loss); at the first
- *     update, while the existing file has any entry.
+ *     entries that have not expired (after a database loss). The first update
+ *     after start has no reference (the file's expiries are unknown), so it
+ *     is never held.
  * A held change is written when breaker_confirm further updates still
  * propose such a change, or at the first update once breaker_hold seconds
  * have passed (emitters_next_due then returns that time). An update back

@@ -7,9 +7,7 @@
 #   - usage errors exit 2, a missing database exits 1 without creating it,
 #   - `mxwarden run` writes each [output] at start and rewrites it when a
 #     decision expires, writes an [output] added before a SIGHUP; with
-#     [rules] dry_run only manual decisions,
-#   - with an empty database (lost) run keeps an output that lists entries
-#     (circuit breaker), while export -o, a deliberate act, empties it.
+#     [rules] dry_run only manual decisions.
 set -u
 mkdb=$1
 : "${MXWARDEN:?}" "${MXW_SOURCE:?}"
@@ -112,24 +110,6 @@ run_pid=
 [ $st = 0 ] && ok "run stopped cleanly" || bad "run exit status $st: $(tail -5 "$dir/run.log")"
 n=$(wc -l <"$dir/reloads" 2>/dev/null || echo 0)
 [ "$n" -ge 2 ] && ok "run ran the reload command after each rewrite ($n times)" || bad "reloads: $n, want >= 2; $(grep -i reload "$dir/run.log" | head -3)"
-
-# circuit breaker: the database was lost (a new, empty one) while the
-# output still lists entries: run keeps the file and says so loudly; a
-# deliberate export -o empties it
-printf '198.51.100.7/32\n203.0.113.0/24\n' >"$dir/kept.txt"
-cp "$dir/kept.txt" "$dir/kept.want"
-printf '[output kept]\nformat = plain\npath = %s\n' "$dir/kept.txt" >"$dir/lost.ini"
-"$MXWARDEN" run -c "$dir/lost.ini" --db "$dir/lost.db" --listen 127.0.0.1:0 >"$dir/lost.log" 2>&1 &
-run_pid=$!
-for _ in $(seq 50); do grep -q "CIRCUIT BREAKER OPEN" "$dir/lost.log" && break; sleep 0.1; done
-sleep 1
-kill "$run_pid"; wait "$run_pid"; run_pid=
-grep -q "CIRCUIT BREAKER OPEN" "$dir/lost.log" && cmp -s "$dir/kept.txt" "$dir/kept.want" &&
-	ok "breaker: run with an empty database keeps the output ($(grep -m1 -o 'CIRCUIT BREAKER OPEN: [^;]*' "$dir/lost.log"))" ||
-	bad "breaker: kept.txt is now '$(head -c 80 "$dir/kept.txt")'; log: $(tail -3 "$dir/lost.log")"
-"$MXWARDEN" export --format plain -c "$dir/lost.ini" --db "$dir/lost.db" -o "$dir/kept.txt" 2>"$dir/err" &&
-	[ ! -s "$dir/kept.txt" ] && ok "breaker: a deliberate export -o is not held" ||
-	bad "breaker: export -o: $(cat "$dir/err"); kept.txt: $(head -c 80 "$dir/kept.txt")"
 
 # [rules] dry_run: the outputs carry manual decisions only
 EMIT_MKDB_MANUAL=198.51.100.7/32 "$mkdb" "$dir/dry.db" "$now" || { echo "FAIL: emit_mkdb dry"; exit 1; }

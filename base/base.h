@@ -487,6 +487,10 @@ struct config {
 	unsigned v4_floor;
 	unsigned v6_floor;
 	int64_t max_entries;
+	int64_t max_change;	 /* circuit breaker: percent of entries one update may change, 0 = off */
+	int64_t breaker_min;	 /* ... only once an output holds at least this many entries */
+	int64_t breaker_hold;	 /* seconds a tripped breaker holds the old file */
+	int64_t breaker_confirm; /* consecutive updates that confirm a held change, 0 = hold time only */
 	/* [output NAME] */
 	struct output_conf *outputs;
 	size_t n_outputs;

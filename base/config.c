@@ -172,6 +172,10 @@ void config_defaults(struct config *c)
 	c->v4_floor = 16;
 	c->v6_floor = 32;
 	c->max_entries = 100000;
+	c->max_change = 50;
+	c->breaker_min = 20;
+	c->breaker_hold = 600;
+	c->breaker_confirm = 3;
 
 	c->listen = xstrdup("127.0.0.1:8025");
 	c->web_max_conn = 256;
@@ -186,6 +190,7 @@ enum ktype {
 	K_STR,	     /* char * */
 	K_BOOL,	     /* bool */
 	K_INT,	     /* int64_t, >= 0 */
+	K_PERCENT,   /* int64_t, 0..100, "50" or "50%" */
 	K_DUR,	     /* int64_t seconds */
 	K_DOUBLE,    /* double, >= 0 */
 	K_PLEN4,     /* unsigned, 0..32 */
@@ -315,6 +320,11 @@ static const struct key safety_keys[] = {
     CK("ipv4_floor", K_PLEN4, v4_floor, "shortest IPv4 prefix ever emitted"),
     CK("ipv6_floor", K_PLEN6, v6_floor, "shortest IPv6 prefix ever emitted"),
     CK("max_entries", K_INT, max_entries, "cap on entries per output"),
+    CK("max_change", K_PERCENT, max_change, "circuit breaker: most entries one update may change (0 = off)"),
+    CK("breaker_min", K_INT, breaker_min, "the breaker applies to outputs with at least this many entries"),
+    CK("breaker_hold", K_DUR, breaker_hold, "a tripped breaker keeps the old file this long"),
+    CK("breaker_confirm", K_INT, breaker_confirm,
+       "consecutive updates that confirm a held change (0 = hold only)"),
     {NULL, 0, 0, NULL}};
 
 static const struct key web_keys[] = {
@@ -515,6 +525,22 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 		else
 			*(int64_t *)f = i64;
 		return;
+	case K_PERCENT: {
+		char pct[32];
+		size_t pl = strlen(v);
+		if (pl && v[pl - 1] == '%')
+			pl--;
+		bool fits = pl < sizeof pct;
+		if (fits) {
+			memcpy(pct, v, pl);
+			pct[pl] = '\0';
+		}
+		if (!fits || parse_int(pct, &i64) < 0 || i64 > 100)
+			ERR(x, "%s: '%s' is not a percentage (0 to 100, e.g. 50%%)", k->name, v);
+		else
+			*(int64_t *)f = i64;
+		return;
+	}
 	case K_DUR:
 		if (duration_parse(v, &i64) < 0)
 			ERR(x, "%s: '%s' is not a duration (e.g. 90s, 10m, 2h, 7d)", k->name, v);
@@ -899,6 +925,7 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 		case K_ADDRPORT: buf_appends(out, *(char *const *)f ? *(char *const *)f : ""); break;
 		case K_BOOL: buf_appends(out, *(const bool *)f ? "yes" : "no"); break;
 		case K_INT: buf_printf(out, "%lld", (long long)*(const int64_t *)f); break;
+		case K_PERCENT: buf_printf(out, "%lld%%", (long long)*(const int64_t *)f); break;
 		case K_DUR: {
 			char d[32];
 			duration_format(*(const int64_t *)f, d, sizeof d);

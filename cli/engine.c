@@ -839,8 +839,11 @@ static void engine_reload(struct engine *e)
 			log_info("SIGHUP: now following %s", nc.follow.v[i]);
 		}
 	}
+	if (e->em) /* outputs and [safety]: emitters keep copies */
+		emitters_reconfigure(e->em, &nc);
 	config_free(&nc);
-	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list; other changes need a restart)",
+	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs; other changes need a "
+		 "restart)",
 		 e->o->config_path);
 }
 

@@ -124,10 +124,30 @@ struct out_state {
 	struct emit_reload rl;
 	int64_t last_reload_mono; /* start of the last reload, 0 = none yet */
 	struct emit_output_stats st;
+	/* circuit breaker: the entries of the file as last written (sorted by
+	 * prefix_cmp), and the state of a held change */
+	struct prev_entry *prev;
+	size_t n_prev;
+	bool prev_known; /* prev holds what the file holds */
+	bool held;	 /* the breaker is open: the old file is kept */
+	bool force;	 /* the next update is deliberate: no breaker */
+	int64_t held_since;
+	int64_t confirms; /* later updates that still proposed a tripping change */
+};
+
+struct prev_entry {
+	struct prefix p;
+	int64_t until;
+};
+
+/* The [safety] breaker settings, copied. */
+struct breaker_conf {
+	int64_t max_change, breaker_min, breaker_hold, breaker_confirm;
 };
 
 struct emitters {
-	const struct config *c;
+	struct breaker_conf bk;
+	struct output_conf *confs; /* own copies of the [output] sections */
 	struct emit_safety safety;
 	struct buf url;
 	struct out_state *o;
@@ -135,17 +155,46 @@ struct emitters {
 	struct buf text, err;
 };
 
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void oc_copy(struct output_conf *dst, const struct output_conf *src)
+{
+	*dst = *src;
+	dst->name = dup_or_null(src->name);
+	dst->format = dup_or_null(src->format);
+	dst->path = dup_or_null(src->path);
+	dst->set_name = dup_or_null(src->set_name);
+	memset(&dst->reload, 0, sizeof dst->reload);
+	for (size_t i = 0; i < src->reload.n; i++)
+		strv_add(&dst->reload, src->reload.v[i]);
+}
+
+static void oc_free(struct output_conf *o)
+{
+	free(o->name);
+	free(o->format);
+	free(o->path);
+	free(o->set_name);
+	strv_free(&o->reload);
+}
+
 struct emitters *emitters_new(const struct config *c, struct buf *err)
 {
 	struct emitters *em = xcalloc(1, sizeof *em);
-	em->c = c;
+	em->bk = (struct breaker_conf){c->max_change, c->breaker_min, c->breaker_hold, c->breaker_confirm};
+	em->confs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof *em->confs);
+	for (size_t i = 0; i < c->n_outputs; i++)
+		oc_copy(&em->confs[i], &c->outputs[i]);
 	int rc = emit_safety_init(&em->safety, c, err);
 	emit_lookup_template(c, &em->url);
 	em->n = c->n_outputs;
 	em->o = xcalloc(em->n ? em->n : 1, sizeof *em->o);
 	for (size_t i = 0; i < em->n; i++) {
 		struct out_state *o = &em->o[i];
-		o->oc = &c->outputs[i];
+		o->oc = &em->confs[i];
 		o->fmt = o->oc->format ? emit_format_find(o->oc->format) : NULL;
 		o->set_name = o->oc->set_name ? o->oc->set_name : "mxwarden";
 		o->rl.errfd = -1;
@@ -196,7 +245,11 @@ void emitters_free(struct emitters *em)
 	for (size_t i = 0; i < em->n; i++) {
 		emit_reload_kill(&em->o[i].rl);
 		buf_free(&em->o[i].rl.err);
+		free(em->o[i].prev);
 	}
+	for (size_t i = 0; i < em->n; i++)
+		oc_free(&em->confs[i]);
+	free(em->confs);
 	free(em->o);
 	emit_safety_free(&em->safety);
 	buf_free(&em->url);
@@ -265,6 +318,118 @@ static void start_reload(struct out_state *o)
 	run_reload(o);
 }
 
+static int prev_cmp(const void *a, const void *b)
+{
+	return prefix_cmp(&((const struct prev_entry *)a)->p, &((const struct prev_entry *)b)->p);
+}
+
+/* The entries v[0..m) as a sorted array (NULL when m is 0). */
+static struct prev_entry *entries_of(const struct decision *const *v, size_t m)
+{
+	if (m == 0)
+		return NULL;
+	struct prev_entry *e = xcalloc(m, sizeof *e);
+	for (size_t i = 0; i < m; i++) {
+		e[i].p = v[i]->prefix;
+		e[i].until = v[i]->until;
+	}
+	qsort(e, m, sizeof *e, prev_cmp);
+	return e;
+}
+
+/* Entries in exactly one of the two sorted sets. */
+static size_t entries_diff(const struct prev_entry *a, size_t na, const struct prev_entry *b, size_t nb)
+{
+	size_t i = 0, j = 0, d = 0;
+	while (i < na && j < nb) {
+		int c = prefix_cmp(&a[i].p, &b[j].p);
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			i++;
+			d++;
+		} else {
+			j++;
+			d++;
+		}
+	}
+	return d + (na - i) + (nb - j);
+}
+
+/*
+ * The circuit breaker ([safety] max_change, breaker_min, breaker_hold,
+ * breaker_confirm). Returns true when the update proposing next[0..m) (of
+ * n decisions in all) must not be written now.
+ */
+static bool breaker_holds(struct emitters *em, struct out_state *o, const struct prev_entry *next, size_t m,
+			  size_t n, int64_t now)
+{
+	const struct breaker_conf *c = &em->bk;
+	if (c->max_change <= 0 || o->force) {
+		if (o->held)
+			o->st.breaker_released++;
+		o->held = false;
+		o->st.breaker_open = false;
+		return false;
+	}
+	const char *why = NULL;
+	size_t diff = 0;
+	char whybuf[160];
+	if (o->prev_known) {
+		diff = entries_diff(o->prev, o->n_prev, next, m);
+		bool live = false; /* entries that would vanish before their time */
+		for (size_t i = 0; i < o->n_prev && !live; i++)
+			live = o->prev[i].until > now;
+		if (n == 0 && m == 0 && o->n_prev > 0 && live) {
+			why = "the decision set came back EMPTY while the file holds unexpired entries";
+		} else if (o->n_prev >= (size_t)c->breaker_min && c->max_change < 100 &&
+			   (uint64_t)diff * 100 > (uint64_t)c->max_change * o->n_prev) {
+			snprintf(whybuf, sizeof whybuf,
+				 "%zu of its %zu entries would change (over max_change %lld%%)", diff,
+				 o->n_prev, (long long)c->max_change);
+			why = whybuf;
+		}
+	}
+	/* At start nothing is known of the file's entries (when they expire):
+	 * an empty set after a long stop is normal, so there is no check. */
+	if (!why) {
+		if (o->held)
+			log_info("output %s: circuit breaker closed: the change is back within bounds",
+				 o->oc->name);
+		o->held = false;
+		o->st.breaker_open = false;
+		return false;
+	}
+	if (!o->held) {
+		o->held = true;
+		o->held_since = now;
+		o->confirms = 0;
+		o->st.breaker_open = true;
+		o->st.breaker_trips++;
+		o->st.breaker_change = diff;
+		log_error(
+		    "output %s: CIRCUIT BREAKER OPEN: %s; keeping the old %s for up to %lld s or %lld more "
+		    "update(s) proposing such a change",
+		    o->oc->name, why, o->oc->path, (long long)c->breaker_hold, (long long)c->breaker_confirm);
+		return true;
+	}
+	o->confirms++;
+	o->st.breaker_change = diff;
+	bool confirmed = c->breaker_confirm > 0 && o->confirms >= c->breaker_confirm;
+	if (confirmed || now >= o->held_since + c->breaker_hold) {
+		log_warn("output %s: circuit breaker released (%s): writing the change (%s)", o->oc->name,
+			 confirmed ? "confirmed by consecutive updates" : "hold time over", why);
+		o->held = false;
+		o->st.breaker_open = false;
+		o->st.breaker_released++;
+		return false;
+	}
+	log_error("output %s: circuit breaker still open (%lld update(s) so far): %s", o->oc->name,
+		  (long long)o->confirms, why);
+	return true;
+}
+
 static int update_one(struct emitters *em, struct out_state *o, const struct decision *d, size_t n,
 		      int64_t now)
 {
@@ -281,8 +446,23 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 			refresh = now + EMIT_MAX_TIMEOUT - 3600;
 	}
 	if (o->written && fp == o->fingerprint && now < o->refresh_at) {
+		if (o->held)
+			log_info("output %s: circuit breaker closed: the decisions are back to the written "
+				 "version",
+				 o->oc->name);
+		o->held = false;
+		o->st.breaker_open = false;
+		o->retry_at = INT64_MAX;
 		free(v);
 		return 0;
+	}
+	struct prev_entry *next = entries_of(v, m);
+	if (breaker_holds(em, o, next, m, n, now)) {
+		free(next);
+		free(v);
+		/* come back when the hold time is over */
+		o->retry_at = o->held_since + em->bk.breaker_hold;
+		return -1;
 	}
 	if (st.capped)
 		log_warn(
@@ -311,6 +491,11 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 		goto failed;
 	bool first = !o->written;
 	o->written = true;
+	free(o->prev);
+	o->prev = next;
+	o->n_prev = m;
+	o->prev_known = true;
+	o->force = false;
 	o->fingerprint = fp;
 	o->next_due = due;
 	o->refresh_at = refresh;
@@ -325,6 +510,7 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 		start_reload(o);
 	return changed ? 1 : 0;
 failed:
+	free(next);
 	/* logged once per attempt; the next attempt comes with the next change
 	 * or RETRY_SECS later, not on every tick */
 	o->st.write_errors++;
@@ -392,4 +578,130 @@ int emitters_drain(struct emitters *em, int64_t timeout_ms)
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i)
 {
 	return i < em->n ? &em->o[i].st : NULL;
+}
+
+size_t emitters_breakers_open(const struct emitters *em)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < em->n; i++)
+		k += em->o[i].held;
+	return k;
+}
+
+void emitters_breaker_release(struct emitters *em)
+{
+	for (size_t i = 0; i < em->n; i++) {
+		struct out_state *o = &em->o[i];
+		o->force = true;
+		if (o->held) {
+			o->retry_at = INT64_MIN; /* due now */
+			log_warn("output %s: circuit breaker released by request: the next update is written",
+				 o->oc->name);
+		}
+	}
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int emitters_reconfigure(struct emitters *em, const struct config *c)
+{
+	struct buf err = BUF_INIT;
+	struct emitters *nw = emitters_new(c, &err);
+	if (!nw) {
+		log_error("SIGHUP: outputs: %s; keeping the running outputs", buf_str(&err));
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	bool *kept = xcalloc(em->n ? em->n : 1, sizeof *kept);
+	for (size_t i = 0; i < nw->n; i++) {
+		struct out_state *n = &nw->o[i];
+		struct out_state *old = NULL;
+		for (size_t j = 0; j < em->n && !old; j++)
+			if (!kept[j] && same_str(em->o[j].oc->name, n->oc->name))
+				old = &em->o[j], kept[j] = true;
+		if (old && same_str(old->oc->path, n->oc->path) && old->fmt == n->fmt &&
+		    same_str(old->set_name, n->set_name)) {
+			/* the same file: keep its state (written version, breaker,
+			 * counters, a running reload); a changed selection shows as
+			 * a changed fingerprint at the next update */
+			const struct output_conf *oc = n->oc;
+			const char *set = n->set_name;
+			const struct emit_format *fmt = n->fmt;
+			*n = *old;
+			n->oc = oc;
+			n->set_name = set;
+			n->fmt = fmt;
+			n->retry_at = INT64_MIN; /* re-filter with the new settings now */
+			memset(old, 0, sizeof *old);
+			old->rl.errfd = -1;
+			continue;
+		}
+		if (old)
+			log_info("SIGHUP: output %s now writes %s as %s (was %s as %s)", n->oc->name,
+				 n->oc->path, n->fmt->name, old->oc->path, old->fmt->name);
+		else
+			log_info("SIGHUP: new output %s: %s as %s", n->oc->name, n->oc->path, n->fmt->name);
+		n->retry_at = INT64_MIN; /* due now */
+	}
+	for (size_t j = 0; j < em->n; j++)
+		if (!kept[j])
+			log_info("SIGHUP: output %s removed; %s is left as it is", em->o[j].oc->name,
+				 em->o[j].oc->path);
+	free(kept);
+	/* swap the new state in; emitters_free kills the reloads of outputs
+	 * that are gone or changed and frees the old settings */
+	struct emitters tmp = *em;
+	*em = *nw;
+	*nw = tmp;
+	emitters_free(nw);
+	return 0;
+}
+
+static void metric_label(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_appendc(b, '\\');
+		if (*s == '\n')
+			buf_appends(b, "\\n");
+		else if ((unsigned char)*s >= ' ')
+			buf_appendc(b, *s);
+	}
+}
+
+void emitters_metrics(const struct emitters *em, struct buf *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+	    {"mxwarden_output_breaker_open", "gauge",
+	     "1 while the output's circuit breaker holds its old file"},
+	    {"mxwarden_output_breaker_trips_total", "counter", "times the circuit breaker opened"},
+	    {"mxwarden_output_entries", "gauge", "entries in the output as last written"},
+	    {"mxwarden_output_writes_total", "counter", "rewrites of the output file"},
+	    {"mxwarden_output_write_errors_total", "counter", "failed writes (old file kept)"},
+	    {"mxwarden_output_reloads_failed_total", "counter", "reload commands that failed or were killed"},
+	};
+	for (size_t k = 0; k < MXW_ARRAY_LEN(m); k++) {
+		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
+		for (size_t i = 0; i < em->n; i++) {
+			const struct emit_output_stats *st = &em->o[i].st;
+			uint64_t v = 0;
+			switch (k) {
+			case 0: v = em->o[i].held; break;
+			case 1: v = st->breaker_trips; break;
+			case 2: v = st->entries; break;
+			case 3: v = st->writes; break;
+			case 4: v = st->write_errors; break;
+			default: v = st->reloads_failed + st->reloads_killed; break;
+			}
+			buf_printf(out, "%s{output=\"", m[k].name);
+			metric_label(out, em->o[i].oc->name ? em->o[i].oc->name : "");
+			buf_printf(out, "\"} %llu\n", (unsigned long long)v);
+		}
+	}
 }

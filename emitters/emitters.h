@@ -38,6 +38,7 @@
  * its own process group, a timeout after which the group is killed), never
  * more than one at a time per output and at most one start a second:
  * rewrites that come meanwhile are coalesced into one more run afterwards.
+ * A circuit breaker (below) holds updates that would change too much at once.
  * A write that fails (or a text that fails its validator) leaves the old
  * file in place, runs no reload, and is retried with the next change or
  * 30 s later. The engine never waits: emitters_poll() reaps and enforces
@@ -190,13 +191,25 @@ int emit_clean_temp(const char *path);
 struct emitters;
 
 /*
- * The outputs of c ([output NAME] sections). c must outlive the result.
+ * The outputs of c ([output NAME] sections). The settings are copied: c may
+ * be freed afterwards.
  * Removes temp files left beside the outputs by a killed write. Returns
  * NULL with a message in err when the safety settings cannot be built (an
  * unreadable allow file), an output's set name is invalid, or two outputs
  * write the same path.
  */
 struct emitters *emitters_new(const struct config *c, struct buf *err);
+/*
+ * SIGHUP: rebuild the outputs from the reloaded configuration c (copied).
+ * Outputs are matched by name: one with the same path, format and set name
+ * keeps its state (the version written, the breaker, counters, a running
+ * reload); a new or changed output, and every output under new [safety]
+ * settings, is due at once (emitters_next_due), so the next update writes
+ * it. A removed output's reload is killed and its file left as it is.
+ * When c's outputs are invalid (same checks as emitters_new) nothing
+ * changes: returns -1 (logged), else 0.
+ */
+int emitters_reconfigure(struct emitters *em, const struct config *c);
 /* Kill (SIGKILL to the group) and reap reloads still running, then free.
  * emitters_free(NULL) is a no-op. */
 void emitters_free(struct emitters *em);
@@ -228,8 +241,40 @@ struct emit_output_stats {
 	uint64_t reloads_started, reloads_failed, reloads_killed, reloads_coalesced;
 	size_t entries;
 	struct emit_stats last;
+	/* circuit breaker: open now, times it tripped, times a held change was
+	 * let through (confirmed or hold over), entries the held update would
+	 * change */
+	bool breaker_open;
+	uint64_t breaker_trips, breaker_released;
+	size_t breaker_change;
 };
 /* Stats of output i (0 <= i < c->n_outputs), or NULL. */
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i);
+
+/*
+ * Circuit breaker ([safety] max_change, breaker_min, breaker_hold,
+ * breaker_confirm; max_change = 0 turns it off). emitters_update does not
+ * write an output (keeps the old file, runs no reload, logs an error, sets
+ * breaker_open in its stats and returns -1) when the update would
+ *   - change (add plus remove) more than max_change percent of the entries
+ *     the output last wrote, once it holds at least breaker_min entries, or
+ *   - empty it while the whole decision set is empty and the file holds
+ *     entries that have not expired (after a database loss). The first update
+ *     after start has no reference (the file's expiries are unknown), so it
+ *     is never held.
+ * A held change is written when breaker_confirm further updates still
+ * propose such a change, or at the first update once breaker_hold seconds
+ * have passed (emitters_next_due then returns that time). An update back
+ * within bounds closes the breaker. `mxwarden export -o` does not use it.
+ */
+/* Number of outputs whose breaker is open now (for /metrics and alerts). */
+size_t emitters_breakers_open(const struct emitters *em);
+/* Append, in the Prometheus text format, one line per output of: breaker
+ * open (0/1), breaker trips, entries, writes, write errors, failed reloads
+ * (label output="NAME", escaped). For the engine to publish to /metrics. */
+void emitters_metrics(const struct emitters *em, struct buf *out);
+/* A deliberate change: the next update of every output is written whatever
+ * it changes (and is due at once). */
+void emitters_breaker_release(struct emitters *em);
 
 #endif

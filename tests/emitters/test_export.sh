@@ -6,7 +6,8 @@
 #   - -o writes atomically and says "unchanged" the second time,
 #   - usage errors exit 2, a missing database exits 1 without creating it,
 #   - `mxwarden run` writes each [output] at start and rewrites it when a
-#     decision expires; with [rules] dry_run only manual decisions.
+#     decision expires, writes an [output] added before a SIGHUP; with
+#     [rules] dry_run only manual decisions.
 set -u
 mkdb=$1
 : "${MXWARDEN:?}" "${MXW_SOURCE:?}"
@@ -92,6 +93,16 @@ for _ in $(seq 100); do
 done
 [ $gone = 1 ] && ok "run rewrote the output when the decision expired" || bad "run: 198.51.100.99 still listed after its expiry"
 grep -q "^203.0.113.0/24	554 5.7.1 class:" "$dir/access.cidr" && ok "run wrote the postfix output" || bad "run: access.cidr: $(cat "$dir/access.cidr" 2>&1 | head -3)"
+# SIGHUP: a new [output] section is written without a restart
+printf '[output hup]\nformat = plain\npath = %s\n' "$dir/hup.txt" >>"$dir/conf.ini"
+kill -HUP "$run_pid"
+hup=0
+for _ in $(seq 50); do
+	if grep -q '^203.0.113.0/24$' "$dir/hup.txt" 2>/dev/null; then hup=1; break; fi
+	sleep 0.1
+done
+[ $hup = 1 ] && grep -q "SIGHUP: new output hup" "$dir/run.log" && ok "SIGHUP: the new output is written" ||
+	bad "SIGHUP: no hup.txt: $(grep SIGHUP "$dir/run.log" | head -3)"
 kill "$run_pid"
 wait "$run_pid"
 st=$?

@@ -911,6 +911,7 @@ int engine_run(const struct engine_opts *o)
 			goto out;
 		}
 		buf_free(&err);
+		emitters_set_new_database(e->em, db_created(e->db));
 	}
 	struct prefix_list allow = {0};
 	for (size_t i = 0; i < e->conf.syslog_allow.n; i++) {

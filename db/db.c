@@ -332,6 +332,8 @@ static int migrate(struct db *db, int target)
 	if (v > DB_SCHEMA_VERSION)
 		return db_fail(db, "schema version %lld is newer than this program's %d", (long long)v,
 			       DB_SCHEMA_VERSION);
+	if (v == 0)
+		db->created = true;
 	for (; v < target; v++) {
 		char pragma[64];
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %lld", (long long)v + 1);
@@ -595,4 +597,9 @@ uint64_t db_fingerprint(const void *p, size_t n)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
+}
+
+bool db_created(const struct db *db)
+{
+	return db->created;
 }

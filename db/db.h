@@ -367,4 +367,9 @@ json_t *db_audit_json(struct db *db, int limit, const char *cursor);
  */
 int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf);
 
+/* True when this open created the schema: the database was new (or lost and
+ * made again). The engine tells the emitters, so that an empty decision set
+ * from a new database does not silently empty the blocklists. */
+bool db_created(const struct db *db);
+
 #endif

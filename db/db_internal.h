@@ -90,6 +90,7 @@ void agg_free(struct agg *a);
 struct db {
 	sqlite3 *h;
 	bool rw;
+	bool created; /* this open made the schema from nothing */
 	bool in_batch;
 	char path[PATH_MAX];
 	char err[512];

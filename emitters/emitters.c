@@ -153,6 +153,7 @@ struct emitters {
 	struct out_state *o;
 	size_t n;
 	struct buf text, err;
+	bool new_db; /* see emitters_set_new_database() */
 };
 
 static char *dup_or_null(const char *s)
@@ -357,6 +358,35 @@ static size_t entries_diff(const struct prev_entry *a, size_t na, const struct p
 	return d + (na - i) + (nb - j);
 }
 
+static size_t count_lines(const char *p, size_t n)
+{
+	size_t k = 0;
+	for (const char *q = p; (q = memchr(q, '\n', n - (size_t)(q - p))) != NULL; q++)
+		k++;
+	return k;
+}
+
+/* Does the output's file list entries? Every format writes one line per
+ * entry around a fixed frame (whose header may carry the time), so: more
+ * lines than this format writes for no entry at all. */
+static bool file_lists_entries(struct emitters *em, const struct out_state *o)
+{
+	FILE *fp = fopen(o->oc->path, "r");
+	if (!fp)
+		return false;
+	size_t lines = 0, k;
+	char chunk[8192];
+	while ((k = fread(chunk, 1, sizeof chunk, fp)) > 0)
+		lines += count_lines(chunk, k);
+	fclose(fp);
+	struct emit_ctx ctx = {.set_name = o->set_name, .lookup_url = buf_str(&em->url), .now = 0};
+	struct buf empty = BUF_INIT;
+	o->fmt->render(&ctx, NULL, 0, &empty);
+	size_t frame = count_lines(empty.data ? empty.data : "", empty.len);
+	buf_free(&empty);
+	return lines > frame;
+}
+
 /*
  * The circuit breaker ([safety] max_change, breaker_min, breaker_hold,
  * breaker_confirm). Returns true when the update proposing next[0..m) (of
@@ -392,7 +422,11 @@ static bool breaker_holds(struct emitters *em, struct out_state *o, const struct
 		}
 	}
 	/* At start nothing is known of the file's entries (when they expire):
-	 * an empty set after a long stop is normal, so there is no check. */
+	 * an empty set after a long stop is normal, so there is no check, unless
+	 * the database itself is new: then an empty set says nothing about the
+	 * blocks the file lists. */
+	if (!o->prev_known && em->new_db && n == 0 && m == 0 && file_lists_entries(em, o))
+		why = "the database is NEW and holds no decisions, while the file still lists entries";
 	if (!why) {
 		if (o->held)
 			log_info("output %s: circuit breaker closed: the change is back within bounds",
@@ -704,4 +738,10 @@ void emitters_metrics(const struct emitters *em, struct buf *out)
 			buf_printf(out, "\"} %llu\n", (unsigned long long)v);
 		}
 	}
+}
+
+void emitters_set_new_database(struct emitters *em, bool is_new)
+{
+	if (em)
+		em->new_db = is_new;
 }

@@ -276,5 +276,12 @@ void emitters_metrics(const struct emitters *em, struct buf *out);
 /* A deliberate change: the next update of every output is written whatever
  * it changes (and is due at once). */
 void emitters_breaker_release(struct emitters *em);
+/*
+ * The database was created by this start (new, or lost and made again). Until
+ * the first update that carries decisions, an empty decision set does not
+ * replace an output file that still lists entries: the circuit breaker holds
+ * it (breaker_hold, breaker_confirm), loudly, as after a loss while running.
+ */
+void emitters_set_new_database(struct emitters *em, bool is_new);
 
 #endif

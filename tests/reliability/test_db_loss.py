@@ -37,7 +37,7 @@ time.sleep(2)
 got = plain_set()
 print("blocklist after the database was lost: %s" % sorted(got or []), flush=True)
 print("log: %s" % [l for l in dm.stderr().splitlines() if "output" in l or "warn" in l], flush=True)
-known_bug("a new empty database does not silently empty an existing blocklist (RELIABILITY 24: keep the old "
+check("a new empty database does not silently empty an existing blocklist (RELIABILITY 24: keep the old "
           "file, raise an alert)", got == want, sorted(got or []))
 r = run([MXW, "block", "198.19.0.0/24", "--for", "1h", "--reason", "new", "--db", db,
          "-c", conf])

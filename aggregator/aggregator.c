@@ -744,30 +744,46 @@ static uint32_t idle_window(const struct aggregator *a)
 	return (uint32_t)MXW_MAX(a->r->idle_evict, 60);
 }
 
-static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool force)
+/*
+ * Eviction for a table of iprec or clsrec: looks at budget records from
+ * *cursor on; idle ones go (decided ones stay). With force, and the table
+ * holding max_tracked_ips records, the least recently seen of those looked at
+ * goes too. off_flags and off_seen locate the two fields in t's records.
+ */
+static void evict_from(struct aggregator *a, struct table *t, size_t *cursor, size_t off_flags,
+		       size_t off_seen, uint32_t now, size_t budget, bool force)
 {
-	struct table *t = &a->ips;
 	if (!t->nrec)
 		return;
 	uint32_t idle = idle_window(a);
-	struct iprec *oldest = NULL;
+	void *oldest = NULL;
+	uint32_t oldest_seen = 0;
 	for (size_t k = 0; k < budget; k++) {
-		size_t i = a->evict_cursor++ % t->nrec;
-		struct iprec *p = table_at(t, i);
-		if (!p || (p->flags & F_DECIDED))
+		char *r = table_at(t, (*cursor)++ % t->nrec);
+		if (!r || (r[off_flags] & F_DECIDED))
 			continue;
-		if (now > p->last_seen && now - p->last_seen > idle) {
-			table_remove(t, p);
+		uint32_t seen;
+		memcpy(&seen, r + off_seen, sizeof seen);
+		if (now > seen && now - seen > idle) {
+			table_remove(t, r);
 			a->evicted++;
 			continue;
 		}
-		if (force && (!oldest || p->last_seen < oldest->last_seen))
-			oldest = p;
+		if (force && (!oldest || seen < oldest_seen)) {
+			oldest = r;
+			oldest_seen = seen;
+		}
 	}
 	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
 		table_remove(t, oldest);
 		a->evicted++;
 	}
+}
+
+static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool force)
+{
+	evict_from(a, &a->ips, &a->evict_cursor, offsetof(struct iprec, flags),
+		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
 static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint32_t t)
@@ -782,28 +798,8 @@ static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint3
  * (IPv6 attackers spread over many /64s make one class per address). */
 static void evict_classes(struct aggregator *a, uint32_t now, size_t budget, bool force)
 {
-	struct table *t = &a->classes;
-	if (!t->nrec)
-		return;
-	uint32_t idle = idle_window(a);
-	struct clsrec *oldest = NULL;
-	for (size_t k = 0; k < budget; k++) {
-		size_t i = a->evict_cursor_cls++ % t->nrec;
-		struct clsrec *c = table_at(t, i);
-		if (!c || (c->flags & F_DECIDED))
-			continue;
-		if (now > c->last_seen && now - c->last_seen > idle) {
-			table_remove(t, c);
-			a->evicted++;
-			continue;
-		}
-		if (force && (!oldest || c->last_seen < oldest->last_seen))
-			oldest = c;
-	}
-	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
-		table_remove(t, oldest);
-		a->evicted++;
-	}
+	evict_from(a, &a->classes, &a->evict_cursor_cls, offsetof(struct clsrec, flags),
+		   offsetof(struct clsrec, last_seen), now, budget, force);
 }
 
 static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool force)

@@ -57,6 +57,28 @@ static json_t *fail_json(struct db *db, json_t *partial, bool started)
 	return NULL;
 }
 
+/* The end of one page of a paginated query: reset st, then either the error
+ * (rc is neither DONE nor ROW: o is dropped) or o with "next", the cursor
+ * after last when more rows follow, else null. Ends the read transaction. */
+static json_t *page_end(struct db *db, json_t *o, sqlite3_stmt *st, int rc, const char *what, bool more,
+			char tag, int64_t last, bool started)
+{
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail_sql(db, what);
+		return fail_json(db, o, started);
+	}
+	if (more) {
+		char c[64];
+		db_cursor_format(c, sizeof(c), tag, last, 0, false);
+		set_new(o, "next", json_string(c));
+	} else {
+		set_new(o, "next", json_null());
+	}
+	read_end(db, started);
+	return o;
+}
+
 /* One integer from a query with up to two int64 parameters; -1 on error. */
 static int64_t query_int(struct db *db, const char *sql, int nparams, int64_t a, int64_t b)
 {
@@ -556,20 +578,7 @@ json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, 
 		last = d.id;
 		n++;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		db_fail_sql(db, "blocks");
-		return fail_json(db, o, started);
-	}
-	if (more) {
-		char c[64];
-		db_cursor_format(c, sizeof(c), 'b', last, 0, false);
-		set_new(o, "next", json_string(c));
-	} else {
-		set_new(o, "next", json_null());
-	}
-	read_end(db, started);
-	return o;
+	return page_end(db, o, st, rc, "blocks", more, 'b', last, started);
 }
 
 struct history_arg {
@@ -701,20 +710,7 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 		last_id = id;
 		n++;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		db_fail_sql(db, "events");
-		return fail_json(db, o, started);
-	}
-	if (more) {
-		char c[64];
-		db_cursor_format(c, sizeof(c), 'e', last_id, 0, false);
-		set_new(o, "next", json_string(c));
-	} else {
-		set_new(o, "next", json_null());
-	}
-	read_end(db, started);
-	return o;
+	return page_end(db, o, st, rc, "events", more, 'e', last_id, started);
 }
 
 static const char SQL_RECENT[] = "SELECT kind, category, count(*), min(ts), max(ts) FROM events"
@@ -811,18 +807,5 @@ json_t *db_audit_json(struct db *db, int limit, const char *cursor)
 		append_new(items, a);
 		n++;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		db_fail_sql(db, "audit");
-		return fail_json(db, o, started);
-	}
-	if (more) {
-		char c[64];
-		db_cursor_format(c, sizeof(c), 'a', last, 0, false);
-		set_new(o, "next", json_string(c));
-	} else {
-		set_new(o, "next", json_null());
-	}
-	read_end(db, started);
-	return o;
+	return page_end(db, o, st, rc, "audit", more, 'a', last, started);
 }

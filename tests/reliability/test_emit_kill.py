@@ -86,6 +86,9 @@ for k in range(KILLS):
     left = [n for n in os.listdir(out) if n.startswith(".")]
     seen_left[0] += len(left)
     dm = Daemon(db, follow=[log], conf=conf).start()
+    # the new daemon removes them when it sets up its outputs, a moment after it starts
+    if left:
+        wait_for(lambda: not any(os.path.exists(os.path.join(out, n)) for n in left), True, 10, 0.1)
     temps += [(k, n) for n in left if os.path.exists(os.path.join(out, n))]
 stop.set()
 th.join()

@@ -117,6 +117,10 @@ struct engine {
 	int64_t progress_t0_us, progress_last_us;
 	bool progress_done; /* the 100% line was printed */
 	bool importing;
+	/* import: batches staged here and written by the pipe's writer thread
+	 * (NULL: written by this thread, as `run` does) */
+	struct db_pipe *pipe;
+	bool staging; /* a batch is being staged in the pipe */
 	uint64_t decisions_made;
 	const char *progress_name;
 	/* the blocklists ([output NAME]), `run` only */
@@ -151,7 +155,9 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 		return 0;
 	}
 	struct decision d = *ch->d;
-	if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
+	if (e->pipe) /* written with its batch; its id is not known here (import needs none) */
+		db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
+	else if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;
 	}
@@ -303,6 +309,16 @@ static void db_failed(struct engine *e)
 
 static int batch_begin(struct engine *e)
 {
+	if (e->pipe) {
+		if (e->import_failed)
+			return -1;
+		if (!e->staging) {
+			e->staging = true;
+			e->batch_lines = 0;
+			e->batch_start_us = clock_mono_us();
+		}
+		return 0;
+	}
 	if (db_in_batch(e->db))
 		return 0;
 	if (e->db_down || e->import_failed)
@@ -321,8 +337,12 @@ static int batch_begin(struct engine *e)
 /* Stage the positions of every source that moved, then commit. Returns 0,
  * or -1 (the batch was rolled back: nothing of it is stored, and the
  * positions of the sources are not either, so the lines are read again). */
+static int pipe_commit(struct engine *e);
+
 static int batch_commit(struct engine *e)
 {
+	if (e->pipe)
+		return pipe_commit(e);
 	if (!db_in_batch(e->db))
 		return 0;
 	int64_t now = clock_now();
@@ -386,6 +406,44 @@ fail:
 	return -1;
 }
 
+/* The pipe's failure, seen at a submit or drain: the import of this file
+ * stops (what was committed stays). */
+static void pipe_failed(struct engine *e)
+{
+	if (!e->import_failed)
+		log_error("database: %s", db_pipe_errmsg(e->pipe));
+	e->commit_errors++;
+	e->import_failed = true;
+}
+
+/* batch_commit() of an import through the pipe: stage the unparsed counts
+ * and the file's offset, then hand the batch to the writer thread (it
+ * commits them in one transaction while the next batch is parsed). */
+static int pipe_commit(struct engine *e)
+{
+	if (!e->staging)
+		return 0;
+	e->staging = false;
+	int64_t now = clock_now();
+	for (int r = 0; r < (int)MXW_ARRAY_LEN(e->unparsed); r++) {
+		if (!e->unparsed[r])
+			continue;
+		const char *name = r == UNPARSED_OVERLONG ? "overlong" : parser_reason_name(r);
+		if (db_pipe_unparsed(e->pipe, name, e->unparsed[r]) < 0)
+			log_error("database: %s", db_errmsg(e->db));
+	}
+	memset(e->unparsed, 0, sizeof e->unparsed);
+	e->batch_lines = 0;
+	if (e->import_src_id)
+		db_pipe_offset(e->pipe, e->import_src_id, e->import_offset, e->import_lines, now);
+	if (e->import_failed || db_pipe_submit(e->pipe) < 0) {
+		pipe_failed(e);
+		return -1;
+	}
+	e->commits++;
+	return 0;
+}
+
 /*
  * One line from any source: parse it, store the event, let the aggregator
  * see it, count what did not parse. ps is the stream's parser state,
@@ -415,7 +473,8 @@ static void engine_line(struct engine *e, struct parser_source *ps, int64_t sour
 	}
 	if (r == 0)
 		return;
-	int64_t id = db_event_insert(e->db, &ev, source_id);
+	int64_t id =
+	    e->pipe ? db_pipe_event(e->pipe, &ev, source_id) : db_event_insert(e->db, &ev, source_id);
 	if (id < 0) {
 		log_error("database: event: %s", db_errmsg(e->db));
 		return;
@@ -733,6 +792,11 @@ static void replay_tick(struct engine *e)
 
 /* ---------------------------------------------------------------- setup */
 
+static int engine_db_flags(const struct engine *e)
+{
+	return DB_RW | (e->o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0);
+}
+
 static int engine_open(struct engine *e, const struct engine_opts *o, bool importing)
 {
 	memset(e, 0, sizeof *e);
@@ -759,8 +823,7 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 	if (!e->parser)
 		return -1;
 	char err[512];
-	e->db = db_open(e->db_path, DB_RW | (o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0), err,
-			sizeof err);
+	e->db = db_open(e->db_path, engine_db_flags(e), err, sizeof err);
 	if (!e->db) {
 		log_error("%s", err);
 		return -1;
@@ -1106,6 +1169,8 @@ static void import_progress(void *ctx, int64_t disk_read, int64_t disk_size, int
 		eta, last ? "\n" : "");
 }
 
+static int engine_db_flags(const struct engine *e);
+
 static int import_one(struct engine *e, const char *path, bool tty)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
@@ -1154,6 +1219,16 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->import_offset = ds.offset;
 	if (sp && sp->offset > e->import_offset)
 		e->import_offset = sp->offset;
+	if (!e->o->no_pipeline) {
+		/* the source row first, in a transaction of its own; then the
+		 * lines through a pipe: parsing here, SQLite on the writer thread */
+		if (batch_commit(e) < 0)
+			return -1;
+		char err[512];
+		e->pipe = db_pipe_new(e->db, engine_db_flags(e), err, sizeof err);
+		if (!e->pipe)
+			log_warn("%s: importing on one thread", err);
+	}
 	parser_source_free(e->import_ps);
 	e->import_ps = parser_source_new(e->parser, path, e->hint);
 	e->progress_t0_us = e->progress_last_us = clock_mono_us();
@@ -1172,6 +1247,12 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	}
 	if (batch_commit(e) < 0)
 		rc = -1;
+	if (e->pipe) {
+		if (!e->import_failed && db_pipe_drain(e->pipe) < 0)
+			pipe_failed(e);
+		db_pipe_free(e->pipe);
+		e->pipe = NULL;
+	}
 	e->import_src_id = 0;
 	if (e->import_failed) {
 		if (tty)

@@ -93,6 +93,54 @@ int db_rollback(struct db *db);
 /* True between db_begin() and db_commit()/db_rollback(). */
 bool db_in_batch(const struct db *db);
 
+/* ------------------------------------------------------ pipelined batches */
+
+/*
+ * A pipe (bulk import): the calling thread stages a batch in memory while
+ * one writer thread, on a connection of its own, writes the previous batch
+ * in one transaction (its events, counts, decisions, unparsed counts and
+ * offsets, exactly as db_begin() ... db_commit() would). So parsing and
+ * SQLite run on two cores, and still only one thread writes SQLite.
+ *
+ * db_pipe_new(db, flags): opens the writer connection (flags as db_open(),
+ * DB_RW implied) and starts the thread. db must be a RW connection with no
+ * batch open; until db_pipe_free() it may only be used for reads, and its
+ * db_decisions_count() also counts the decisions staged and not committed
+ * yet (the same number a single connection's open batch would give).
+ * NULL with a message in err on failure.
+ *
+ * Staging (calling thread): db_pipe_event() checks and counts an event and
+ * copies it when it gets a row (the spans are read during the call only;
+ * -1 for an invalid event, message on db); db_pipe_decision() copies a
+ * decision (it gets its id when written: callers see none);
+ * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);
+ * db_pipe_offset() sets a source's offset and lines_read for the batch
+ * (the last call per source wins).
+ *
+ * db_pipe_submit(): waits until the writer finished the previous batch,
+ * then hands it the staged one and returns 0 at once. Once a write failed
+ * (database locked past the busy timeout, disk full), that batch is rolled
+ * back, nothing later is written, and submit/drain return -1
+ * (db_pipe_errmsg() says why): the committed batches stay, the staged one
+ * is dropped. db_pipe_drain(): waits until the writer is idle; 0 or -1 as
+ * submit. db_pipe_free(): stops the thread after the batch it writes and
+ * closes its connection; what was staged and not submitted is dropped.
+ * db_pipe_free(NULL) is a no-op.
+ */
+struct db_pipe;
+struct db_pipe *db_pipe_new(struct db *db, int flags, char *err, size_t errsz);
+void db_pipe_free(struct db_pipe *p);
+int db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
+void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
+		      const char *who);
+int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
+void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_t lines_read, int64_t now);
+int db_pipe_submit(struct db_pipe *p);
+int db_pipe_drain(struct db_pipe *p);
+const char *db_pipe_errmsg(struct db_pipe *p);
+/* Evidence events staged in the open batch (tests). */
+size_t db_pipe_staged_events(const struct db_pipe *p);
+
 /* --------------------------------------------------------------- events */
 
 /*

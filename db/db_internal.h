@@ -17,6 +17,7 @@ enum stmt_id {
 	Q_COMMIT,
 	Q_ROLLBACK,
 	Q_EVENT_MAX_ID,
+	Q_EVENT_TOP_ID,
 	Q_EVENT_INSERT,
 	Q_ROLLUP_MINUTE_ADD,
 	Q_ROLLUP_HOUR_ADD,
@@ -103,12 +104,20 @@ struct db {
 	struct agg agg;
 	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
 	int64_t last_event_id;
+	/* The highest id in the events table as of the last look in this
+	 * batch (-1: none; -2: not looked yet). Only this connection inserts
+	 * while the batch is open, so a newer second above it needs no lookup;
+	 * a value too high (rows deleted meanwhile) only costs a lookup. */
+	int64_t top_event_id;
 	/* Event rows inserted in this batch (the 'rows' counter). */
 	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
 	sqlite3_stmt *multi[6];
 	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
+	/* The pipe whose writer this connection's reader side waits on
+	 * (pipe.c): db_decisions_count() adds its staged decisions. */
+	struct db_pipe *pipe;
 };
 
 /* The cached statement for a static SQL string, reset and unbound; NULL
@@ -148,6 +157,19 @@ int db_rows_add(struct db *db, int64_t n);
 
 /* Flush the accumulator into the tables (inside the open transaction). */
 int db_agg_flush(struct db *db);
+
+/* The pieces of db_event_insert() (events.c), for the pipe (pipe.c):
+ * check an event (0, or -1 with the error set on db), count it into a, say
+ * whether it gets a row, and insert its row in db's open batch (the id, or
+ * -1). */
+int db_event_check(struct db *db, const struct event *ev);
+void db_count_event(struct agg *a, const struct event *ev);
+bool db_event_is_evidence(const struct event *ev);
+int64_t db_event_row(struct db *db, const struct event *ev, int64_t source_id);
+
+/* db_decisions_count() by SQL only, and with a pipe's staged decisions. */
+int64_t db_decisions_count_sql(struct db *db, const struct prefix *p, int64_t since);
+int64_t db_pipe_count_decisions(struct db_pipe *pipe, const struct prefix *p, int64_t since);
 
 /* The 17-byte key of an address in the events table (family, 16 bytes),
  * and the [lo, hi] keys of every address inside a prefix. */

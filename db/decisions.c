@@ -148,6 +148,14 @@ int db_decisions_history(struct db *db, const struct prefix *q, db_decision_cb c
 
 int64_t db_decisions_count(struct db *db, const struct prefix *p, int64_t since)
 {
+	/* an import's pipe holds decisions not committed yet: they count too */
+	if (db->pipe)
+		return db_pipe_count_decisions(db->pipe, p, since);
+	return db_decisions_count_sql(db, p, since);
+}
+
+int64_t db_decisions_count_sql(struct db *db, const struct prefix *p, int64_t since)
+{
 	sqlite3_stmt *st = db_stmt(db, Q_DECISIONS_COUNT);
 	if (!st)
 		return -1;

@@ -786,12 +786,12 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
-static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint32_t t)
+static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
-	    !table_find(&a->ips, ip))
+	    !table_find_h(&a->ips, ip, hv))
 		evict_some(a, t, 64, true);
-	return table_get(&a->ips, ip, NULL);
+	return table_get_h(&a->ips, ip, hv, NULL);
 }
 
 /* The same for classes: idle ones go, and max_tracked_ips bounds them too
@@ -934,6 +934,7 @@ static bool is_4xx(const struct event *ev)
 /* Window increments one event makes, per window. */
 struct delta {
 	unsigned w[W__COUNT];
+	unsigned wmask; /* bit i: w[i] was set (DSET), so loops skip the others */
 	bool bad;	/* an abuse signal: record evidence, evaluate rules */
 	bool retry;	/* a 5xx with a sender/recipient pair */
 	bool rcpt_bit;	/* an unknown recipient to count distinct */
@@ -943,6 +944,9 @@ struct delta {
 	bool conn;	/* a new connection */
 	unsigned flags; /* F_NO_RDNS, F_NO_MX */
 };
+
+/* Set window i's increment in a delta, and its bit in wmask. */
+#define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
 
 static void classify(const struct aggregator *a, const struct event *ev, struct delta *d)
 {
@@ -961,11 +965,11 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		d->conn = true;
 		break;
 	case EV_ACCEPT:
-		d->w[W_ACCEPT] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_ACCEPT, 1);
+		DSET(d, W_RCPT, 1);
 		break;
 	case EV_AUTH_FAILURE:
-		d->w[W_AUTH] = 1;
+		DSET(d, W_AUTH, 1);
 		d->user_bit = !span_empty(ev->user);
 		d->bad = true;
 		break;
@@ -973,7 +977,7 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		/* a scanner hangs up before MAIL; a legit client may lose DATA */
 		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
 		    ev->stage == ST_OTHER) {
-			d->w[W_PROTO] = 1;
+			DSET(d, W_PROTO, 1);
 			d->bad = true;
 		}
 		break;
@@ -986,44 +990,44 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	if (is_4xx(ev))
 		d->temp = true;
 	if (is_5xx(ev))
-		d->w[W_REJ] = 1;
+		DSET(d, W_REJ, 1);
 	switch (ev->cat) {
 	case CAT_UNKNOWN_RECIPIENT:
-		d->w[W_UNKNOWN] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_UNKNOWN, 1);
+		DSET(d, W_RCPT, 1);
 		d->rcpt_bit = !span_empty(ev->to);
 		d->bad = true;
 		break;
 	case CAT_RELAY_DENIED:
-		d->w[W_RELAY] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_RELAY, 1);
+		DSET(d, W_RCPT, 1);
 		d->bad = true;
 		break;
 	case CAT_NO_RDNS:
 		d->flags |= F_NO_RDNS;
 		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
 	case CAT_UNKNOWN_SENDER_DOMAIN:
 		d->flags |= F_NO_MX;
 		if (ev->kind == EV_REJECT) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
 	case CAT_GREYLISTED: break;
 	case CAT_RATE_LIMITED:
 		d->flags |= F_LIMITED;
-		d->w[W_CONN] = (unsigned)MXW_MAX(r->flood_limit_weight, 0);
+		DSET(d, W_CONN, (unsigned)MXW_MAX(r->flood_limit_weight, 0));
 		d->bad = true;
 		break;
 	case CAT_DNSBL:
 	case CAT_CLIENT_POLICY:
 		/* a verdict on the client itself; a 4xx one ("try later") is not */
 		if (!is_4xx(ev)) {
-			d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
+			DSET(d, W_POLICY, (unsigned)MXW_MAX(r->policy_client_weight, 1));
 			d->bad = true;
 		}
 		break;
@@ -1033,7 +1037,7 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_SIZE:
 		/* a 4xx here (mailbox full, try later) invites a retry */
 		if (!is_4xx(ev)) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
@@ -1041,15 +1045,15 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_PREGREET:
 	case CAT_NON_SMTP:
 		/* what bots and HTTP probes do, never a real MTA */
-		d->w[W_PROTO] = (unsigned)MXW_MAX(r->protocol_bot_weight, 1);
+		DSET(d, W_PROTO, (unsigned)MXW_MAX(r->protocol_bot_weight, 1));
 		d->bad = true;
 		break;
 	case CAT_TOO_MANY_ERRORS:
-		d->w[W_PROTO] = 1;
+		DSET(d, W_PROTO, 1);
 		d->bad = true;
 		break;
 	case CAT_AUTH:
-		d->w[W_AUTH] = 1;
+		DSET(d, W_AUTH, 1);
 		d->user_bit = !span_empty(ev->user);
 		d->bad = true;
 		break;
@@ -1057,10 +1061,10 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_NONE:
 	default:
 		if (ev->kind == EV_PROTOCOL) {
-			d->w[W_PROTO] = 1;
+			DSET(d, W_PROTO, 1);
 			d->bad = true;
 		} else if (!is_4xx(ev)) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
@@ -1187,7 +1191,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
-	table_prefetch(&a->ips, &ip); /* hidden behind classify() */
+	uint64_t ip_hv = table_hash(&a->ips, &ip);
+	table_prefetch_h(&a->ips, ip_hv); /* hidden behind classify() */
 	struct delta d;
 	classify(a, ev, &d);
 	if (ev->kind == EV_DISCONNECT) {
@@ -1198,7 +1203,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		}
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
 		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
-			d.w[W_PROTO] = 1;
+			DSET(&d, W_PROTO, 1);
 			d.bad = true;
 		}
 	}
@@ -1207,8 +1212,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
 	    !(ev->kind == EV_REJECT && !span_empty(ev->queue_id))) {
 		bool any = false;
-		for (int w = 0; w < W__COUNT; w++)
-			any |= d.w[w] != 0;
+		for (unsigned m = d.wmask; m; m &= m - 1)
+			any |= d.w[__builtin_ctz(m)] != 0;
 		if (!any)
 			return;
 	}
@@ -1229,7 +1234,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p = a->last_p;
 		c = a->last_c;
 	} else {
-		p = ip_get(a, &ip, t);
+		p = ip_get(a, &ip, ip_hv, t);
 		struct prefix cp;
 		if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
 			cp = ev->cls;
@@ -1262,10 +1267,10 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		if (postscreen)
 			p->last_ps = t;
 		if (!dup) {
-			d.w[W_CONN] += 1;
+			DSET(&d, W_CONN, d.w[W_CONN] + 1);
 			if (p->last_temp && t >= p->last_temp &&
 			    t - p->last_temp < a->r->backoff_min_interval) {
-				d.w[W_BACKOFF] = 1;
+				DSET(&d, W_BACKOFF, 1);
 				d.backoff = !d.bad;
 				d.bad = true;
 			}
@@ -1282,11 +1287,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 		win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
-	for (int w = 0; w < W__COUNT; w++)
+	for (unsigned m = d.wmask; m; m &= m - 1) { /* the windows classify() touched, in order */
+		int w = __builtin_ctz(m);
 		if (d.w[w]) {
 			win8_add(&p->w[w], bucket(a, t, w), d.w[w]);
 			win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
 		}
+	}
 	if (d.rcpt_bit) {
 		uint64_t h = span_hash(ev->to, 1);
 		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);

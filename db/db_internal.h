@@ -70,15 +70,29 @@ struct agg_slot {
 	uint64_t hash; /* of key, never 0; 0 = a free slot */
 };
 
+#define AGG_MIN_CELLS (EV__COUNT * CAT__COUNT * CC__COUNT)
+
 struct agg {
 	struct agg_slot *slots;
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
 	uint32_t *order; /* indexes of the used slots, in insertion order */
 	uint32_t last;	 /* the slot agg_add() hit last (valid while used > 0) */
+	/* The overall minute rollup of one minute (min_t), dense by kind x
+	 * category x code class: every event counts there, so it costs an
+	 * increment instead of a hash probe. Moved into the table (agg_spill)
+	 * when another minute comes and before a flush. */
+	int64_t min_t;
+	uint32_t min_n[AGG_MIN_CELLS];
+	uint16_t min_cells[AGG_MIN_CELLS]; /* the non-zero cells of min_n */
+	size_t min_used;
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
+/* Count one event of minute t (seconds) in the overall minute rollup. */
+void agg_minute(struct agg *a, int64_t t, unsigned kind, unsigned cat, unsigned cc);
+/* Move the dense minute into the table (agg_add). */
+void agg_spill(struct agg *a);
 void agg_clear(struct agg *a);
 void agg_free(struct agg *a);
 

@@ -133,7 +133,7 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 		a->slots[a->last].n += n;
 		return;
 	}
-	if ((a->used + 1) * 4 > a->cap * 3)
+	if ((a->used + 1) * 2 > a->cap) /* at most half full: short probes */
 		agg_grow(a);
 	uint64_t h = key_hash(k);
 	size_t j = h & (a->cap - 1);
@@ -152,12 +152,45 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 	a->last = (uint32_t)j;
 }
 
+void agg_spill(struct agg *a)
+{
+	if (!a->min_used)
+		return;
+	struct agg_key k;
+	memset(&k, 0, sizeof(k));
+	k.table = AGG_MINUTE;
+	k.t = a->min_t;
+	for (size_t i = 0; i < a->min_used; i++) {
+		unsigned c = a->min_cells[i];
+		k.kind = (uint8_t)(c / (CAT__COUNT * CC__COUNT));
+		k.cat = (uint8_t)(c / CC__COUNT % CAT__COUNT);
+		k.cc = (uint8_t)(c % CC__COUNT);
+		agg_add(a, &k, a->min_n[c]);
+		a->min_n[c] = 0;
+	}
+	a->min_used = 0;
+}
+
+void agg_minute(struct agg *a, int64_t t, unsigned kind, unsigned cat, unsigned cc)
+{
+	if (t != a->min_t) {
+		agg_spill(a);
+		a->min_t = t;
+	}
+	unsigned c = (kind * CAT__COUNT + cat) * CC__COUNT + cc;
+	if (a->min_n[c]++ == 0)
+		a->min_cells[a->min_used++] = (uint16_t)c;
+}
+
 void agg_clear(struct agg *a)
 {
+	for (size_t i = 0; i < a->min_used; i++)
+		a->min_n[a->min_cells[i]] = 0;
+	a->min_used = 0;
 	if (a->used == 0)
 		return;
 	/* A huge batch leaves a huge table: shrink back instead of keeping it. */
-	if (a->cap > 65536) {
+	if (a->cap > 131072) {
 		agg_free(a);
 		return;
 	}
@@ -168,6 +201,9 @@ void agg_clear(struct agg *a)
 
 void agg_free(struct agg *a)
 {
+	for (size_t i = 0; i < a->min_used; i++)
+		a->min_n[a->min_cells[i]] = 0;
+	a->min_used = 0;
 	free(a->slots);
 	free(a->order);
 	a->slots = NULL;
@@ -320,6 +356,7 @@ static int flush_rows(struct db *db, enum flush_dest d, const struct agg_slot *c
 int db_agg_flush(struct db *db)
 {
 	struct agg *a = &db->agg;
+	agg_spill(a);
 	/* The hourly rollups and the lifetime counters are sums of the minute
 	 * rollups: derive them here, once per key, not once per event. */
 	size_t n0 = a->used;
@@ -403,9 +440,8 @@ void db_count_event(struct agg *a, const struct event *ev)
 	k.kind = (uint8_t)ev->kind;
 	k.cat = (uint8_t)ev->cat;
 	k.cc = (uint8_t)code_class_of(ev->code);
-	k.table = AGG_MINUTE;
 	k.t = floor_div(secs, 60) * 60;
-	agg_add(a, &k, 1); /* hours and counters are derived at flush */
+	agg_minute(a, k.t, k.kind, k.cat, k.cc); /* hours and counters are derived at flush */
 	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
 		if (ev->cls.addr.family && ev->kind != EV_CONNECT) {
 			/* The class's minute, with the code class (hours at flush).

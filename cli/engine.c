@@ -50,6 +50,7 @@
 #define RETENTION_EVERY_US  (60LL * 1000000)
 #define AGG_TICK_EVERY_US   (1000LL * 1000)
 #define REPLAY_ROTATE_BYTES (8 << 20)
+#define IMPORT_BATCH_FACTOR 20 /* import commits every 20 x batch_lines lines */
 
 /* What the engine keeps per collector source (a followed path). */
 struct esrc {
@@ -1278,11 +1279,13 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	if (engine_open(e, o, true) < 0)
 		goto out;
 	engine_restore(e);
-	/* bigger batches for bulk work (10 x batch_lines, 50,000 by default):
-	 * fewer commits and fewer rollup upserts (one per key and batch), the
-	 * same exactly-once; import needs no low latency */
-	if (e->conf.batch_lines < INT64_MAX / 10)
-		e->conf.batch_lines *= 10;
+	/* bigger batches for bulk work (IMPORT_BATCH_FACTOR x batch_lines,
+	 * 100,000 lines by default): fewer commits and fewer rollup upserts
+	 * (one per key and batch), the same exactly-once; import needs no low
+	 * latency. Two batches are in memory at a time (one staged, one being
+	 * written): a few MB each. */
+	if (e->conf.batch_lines < INT64_MAX / IMPORT_BATCH_FACTOR)
+		e->conf.batch_lines *= IMPORT_BATCH_FACTOR;
 	bool tty = isatty(2) && !o->quiet;
 	rc = 0;
 	int64_t t0 = clock_mono_us();

@@ -47,7 +47,7 @@ check("its .gz twin adds nothing either", rc == 0 and s3["events"] == s1["events
 rc, err = imp(b, log + ".gz")
 check(".gz import equals plain import (counts and every stored event)", rc == 0 and content(b) == content(a), err)
 # the pipelined import (SQLite on a writer thread) against --no-pipeline, with
-# small batches (10 x 40 lines) so that many batches and decisions cross
+# small batches (20 x 20 lines) so that many batches and decisions cross
 def tables(db):
     out = {}
     for t, cols in (("events", "*"), ("rollup_minute", "*"), ("rollup_hour", "*"), ("top_hour", "*"),
@@ -60,7 +60,7 @@ def tables(db):
 
 small = os.path.join(d, "small.ini")
 with open(small, "w") as f:
-    f.write("[collector]\nbatch_lines = 40\n")
+    f.write("[collector]\nbatch_lines = 20\n")
 pp, npp = os.path.join(d, "pipe.db"), os.path.join(d, "nopipe.db")
 r1 = subprocess.run([MXW, "import", "-q", "-c", small, "--db", pp, log], capture_output=True, timeout=120)
 r2 = subprocess.run([MXW, "import", "-q", "-c", small, "--no-pipeline", "--db", npp, log], capture_output=True,

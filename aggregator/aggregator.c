@@ -1091,6 +1091,14 @@ static struct sessrec *session(struct aggregator *a, const struct event *ev, boo
 	return table_get(&a->sessions, &k, NULL);
 }
 
+/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
+ * a whole address masks nothing. */
+static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
+{
+	out->addr = *ip;
+	out->len = (uint8_t)ipaddr_bits(ip);
+}
+
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
 	if (p->flags & F_DECIDED)
@@ -1102,7 +1110,7 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	if (rule < 0)
 		return;
 	struct prefix px;
-	prefix_from_addr(&px, &p->ip, ipaddr_bits(&p->ip));
+	host_prefix(&px, &p->ip);
 	struct evslot *s = ev_get(a, &p->ev, &px, false);
 	bool made = decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
 	bool held = made || active_find(a, &px);
@@ -1251,7 +1259,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		a->last_c = c;
 		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
 	}
-	if (c == &a->scratch) { /* a lone member: its class is not tracked yet */
+	/* a lone member: its class is not tracked yet. The scratch record is
+	 * never read except for this event's connection count (cn below) and
+	 * its evidence test (false with no ip_bits), so its windows and
+	 * distinct counts are not kept at all */
+	bool lone = c == &a->scratch;
+	if (lone) {
 		memset(c, 0, sizeof *c);
 		c->flags = F_DECIDED; /* never judged */
 	}
@@ -1274,7 +1287,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 				d.backoff = !d.bad;
 				d.bad = true;
 			}
-			bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
+			if (!lone)
+				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
 		}
 	}
 	if (d.temp)
@@ -1285,30 +1299,35 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
 		 * the content: that message was not accepted after all */
 		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
-		win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+		if (!lone)
+			win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
 	for (unsigned m = d.wmask; m; m &= m - 1) { /* the windows classify() touched, in order */
 		int w = __builtin_ctz(m);
 		if (d.w[w]) {
 			win8_add(&p->w[w], bucket(a, t, w), d.w[w]);
-			win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
+			if (!lone)
+				win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
 		}
 	}
 	if (d.rcpt_bit) {
 		uint64_t h = span_hash(ev->to, 1);
 		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
-		bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+		if (!lone)
+			bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
 	}
 	if (d.user_bit) {
 		uint64_t h = span_hash(ev->user, 2);
 		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
-		bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
+		if (!lone)
+			bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
 	}
 	if (d.retry) {
 		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
 		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
 		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
-		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
+		if (!lone)
+			retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
 		if (now > before)
 			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
 		p->last_code = (int16_t)ev_code(ev);
@@ -1318,10 +1337,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* a connection can only cross the flood rule; keep connect lines
 		 * as evidence once a flood is plausible */
 		unsigned n = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
-		unsigned cn = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
+		/* a lone member's class window holds this event's count only */
+		unsigned cn =
+		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
 			struct prefix px;
-			prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+			host_prefix(&px, &ip);
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
 		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
@@ -1338,11 +1359,11 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p->first_bad = t;
 	if (!c->first_bad)
 		c->first_bad = t;
-	if (!d.backoff)
+	if (!d.backoff && !lone)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
 			 ipaddr_hash(&ip));
 	struct prefix px;
-	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+	host_prefix(&px, &ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */

@@ -109,8 +109,9 @@ bool db_in_batch(const struct db *db);
  * yet (the same number a single connection's open batch would give).
  * NULL with a message in err on failure.
  *
- * Staging (calling thread): db_pipe_event() checks and counts an event and
- * copies it when it gets a row (the spans are read during the call only;
+ * Staging (calling thread): db_pipe_event() checks an event, keeps what
+ * the rollups count of it (the writer counts it) and copies it when it
+ * gets a row (the spans are read during the call only;
  * -1 for an invalid event, message on db); db_pipe_decision() copies a
  * decision (it gets its id when written: callers see none);
  * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);

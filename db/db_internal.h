@@ -178,6 +178,18 @@ int db_agg_flush(struct db *db);
  * -1). */
 int db_event_check(struct db *db, const struct event *ev);
 void db_count_event(struct agg *a, const struct event *ev);
+/* What db_count_event() reads of an event, for counting it later (the
+ * pipe's writer thread counts what the engine thread staged). */
+struct db_countrec {
+	int64_t ts_us;
+	int16_t code;
+	uint8_t kind, cat;
+	bool has_ip;
+	struct ipaddr ip;
+	struct prefix cls;
+};
+void db_countrec_of(struct db_countrec *r, const struct event *ev);
+void db_count_rec(struct agg *a, const struct db_countrec *r);
 bool db_event_is_evidence(const struct event *ev);
 int64_t db_event_row(struct db *db, const struct event *ev, int64_t source_id);
 

@@ -432,17 +432,17 @@ static int64_t floor_div(int64_t a, int64_t b)
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-void db_count_event(struct agg *a, const struct event *ev)
+void db_count_rec(struct agg *a, const struct db_countrec *ev)
 {
 	int64_t secs = floor_div(ev->ts_us, 1000000);
 	struct agg_key k;
 	memset(&k, 0, sizeof(k));
-	k.kind = (uint8_t)ev->kind;
-	k.cat = (uint8_t)ev->cat;
+	k.kind = ev->kind;
+	k.cat = ev->cat;
 	k.cc = (uint8_t)code_class_of(ev->code);
 	k.t = floor_div(secs, 60) * 60;
 	agg_minute(a, k.t, k.kind, k.cat, k.cc); /* hours and counters are derived at flush */
-	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
+	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence((enum ev_kind)ev->kind))) {
 		if (ev->cls.addr.family && ev->kind != EV_CONNECT) {
 			/* The class's minute, with the code class (hours at flush).
 			 * Not connects: they would add 20% to an import's CPU
@@ -469,6 +469,24 @@ void db_count_event(struct agg *a, const struct event *ev)
 			agg_add(a, &k, 1);
 		}
 	}
+}
+
+void db_countrec_of(struct db_countrec *r, const struct event *ev)
+{
+	r->ts_us = ev->ts_us;
+	r->code = ev->code;
+	r->kind = (uint8_t)ev->kind;
+	r->cat = (uint8_t)ev->cat;
+	r->has_ip = ev->has_ip;
+	r->ip = ev->ip;
+	r->cls = ev->cls;
+}
+
+void db_count_event(struct agg *a, const struct event *ev)
+{
+	struct db_countrec r;
+	db_countrec_of(&r, ev);
+	db_count_rec(a, &r);
 }
 
 static void bind_sp(sqlite3_stmt *st, int i, struct span s)

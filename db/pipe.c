@@ -1,7 +1,7 @@
 /*
  * pipe.c - pipelined batches for bulk work (`mxwarden import`): the engine
- * thread stages a batch in memory (evidence events copied, counts
- * accumulated, decisions, unparsed counts, offsets) while ONE writer thread
+ * thread stages a batch in memory (evidence events copied, every event's
+ * counted fields, decisions, unparsed counts, offsets) while ONE writer thread
  * runs the SQLite writes of the previous batch on its own connection, each
  * batch in one transaction. Two stages alternate: the one being filled and
  * the one being written.
@@ -46,7 +46,9 @@ struct stage_off {
 };
 
 struct db_stage {
-	struct agg agg; /* the batch's counts */
+	struct agg agg;		 /* the batch's counts (the writer adds cnt[] to them) */
+	struct db_countrec *cnt; /* every event, to count: cheap to stage, counted by the writer */
+	size_t ncnt, capcnt;
 	struct buf arena;
 	struct stage_ev *ev;
 	size_t nev, capev;
@@ -79,7 +81,7 @@ static void stage_clear(struct db_stage *s)
 {
 	agg_clear(&s->agg);
 	buf_reset(&s->arena);
-	s->nev = s->ndec = s->nunp = s->noff = 0;
+	s->nev = s->ndec = s->nunp = s->noff = s->ncnt = 0;
 	s->committed = false;
 }
 
@@ -88,6 +90,7 @@ static void stage_free(struct db_stage *s)
 	agg_free(&s->agg);
 	buf_free(&s->arena);
 	free(s->ev);
+	free(s->cnt);
 	free(s->dec);
 	free(s->off);
 }
@@ -127,6 +130,8 @@ static int stage_write(struct db_pipe *p, struct db_stage *s)
 	struct agg keep = w->agg;
 	w->agg = s->agg;
 	s->agg = keep;
+	for (size_t i = 0; i < s->ncnt; i++)
+		db_count_rec(&w->agg, &s->cnt[i]);
 	for (size_t i = 0; i < s->nev; i++) {
 		struct event ev = s->ev[i].ev;
 		ev.host = span_at(s, ev.host);
@@ -272,7 +277,11 @@ int db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id)
 	struct db_stage *s = p->fill;
 	if (db_event_check(p->r, ev) < 0)
 		return -1;
-	db_count_event(&s->agg, ev);
+	if (s->ncnt == s->capcnt) {
+		s->capcnt = s->capcnt ? 2 * s->capcnt : 4096;
+		s->cnt = xrealloc(s->cnt, s->capcnt * sizeof(*s->cnt));
+	}
+	db_countrec_of(&s->cnt[s->ncnt++], ev);
 	if (!db_event_is_evidence(ev))
 		return 0;
 	if (s->nev == s->capev) {

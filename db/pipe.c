@@ -72,7 +72,8 @@ struct db_pipe {
 	struct db_stage *busy;	/* the writer writes it; NULL when idle */
 	struct db_stage *spare; /* written and cleared; NULL while busy */
 	bool stop;
-	bool failed; /* a write failed: later batches are dropped */
+	bool failed;	/* a write failed: later batches are dropped */
+	int wal_frames; /* frames in the writer's WAL after its last commit (wal hook) */
 	char err[512];
 	uint64_t commits;
 };
@@ -120,6 +121,18 @@ static struct span span_at(const struct db_stage *s, struct span sp)
 }
 
 /* ------------------------------------------------------------ the writer */
+
+/* Checkpoint the writer's WAL once it holds this many frames (pages):
+ * 16 MiB with 4 KiB pages. */
+#define PIPE_CHECKPOINT_FRAMES 4096
+
+static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
+{
+	(void)h;
+	(void)name;
+	((struct db_pipe *)arg)->wal_frames = frames;
+	return SQLITE_OK;
+}
 
 static int stage_write(struct db_pipe *p, struct db_stage *s)
 {
@@ -217,6 +230,16 @@ static void *writer_main(void *arg)
 		p->spare = s;
 		p->busy = NULL;
 		pthread_cond_broadcast(&p->cv);
+		/* Checkpoint here, on the writer thread, with the stage handed
+		 * back, while the engine parses on: otherwise the whole import's
+		 * WAL is copied and synced at the last close, after the parsing
+		 * ended. PASSIVE: never waits for readers. */
+		if (rc == 0 && p->wal_frames >= PIPE_CHECKPOINT_FRAMES) {
+			p->wal_frames = 0;
+			pthread_mutex_unlock(&p->mu);
+			sqlite3_wal_checkpoint_v2(p->w->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+			pthread_mutex_lock(&p->mu);
+		}
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -237,6 +260,8 @@ struct db_pipe *db_pipe_new(struct db *db, int flags, char *err, size_t errsz)
 		return NULL;
 	}
 	p->r = db;
+	/* our hook replaces SQLite's auto-checkpoint on this connection */
+	sqlite3_wal_hook(p->w->h, wal_hook, p);
 	p->fill = &p->stages[0];
 	p->spare = &p->stages[1];
 	pthread_mutex_init(&p->mu, NULL);

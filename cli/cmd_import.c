@@ -33,7 +33,8 @@ int cmd_import(int argc, char **argv)
 		case OPT_FAST: o.db_fast = true; break;
 		case OPT_NO_PIPELINE: o.no_pipeline = true; break;
 		case 'h':
-			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] FILE...|-\n");
+			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] "
+			       "[--no-pipeline] FILE...|-\n");
 			return 0;
 		default: return cli_usage_error("import", NULL);
 		}

@@ -1170,6 +1170,8 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 
 void aggregator_event(struct aggregator *a, const struct event *ev)
 {
+	if (agg_session_route(a, ev, 0))
+		return;
 	a->events++;
 	struct ipaddr ip;
 	struct sessrec *sess = NULL;
@@ -1411,6 +1413,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
 	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+	agg_session_init(a);
 	for (size_t i = 0; i < c->protected_networks.n; i++)
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
 	if (c->protected_default)
@@ -1439,6 +1442,7 @@ void aggregator_free(struct aggregator *a)
 	table_free(&a->sessions);
 	table_free(&a->offenses);
 	table_free(&a->wider);
+	agg_session_free(a);
 	prefix_list_free(&a->protected_nets);
 	prefix_list_free(&a->allow);
 	for (size_t i = 0; i < a->npend; i++)
@@ -1493,6 +1497,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	evict_some(a, t, 4096, false);
 	evict_classes(a, t, 4096, false);
 	evict_seen(a, t, 4096, false);
+	agg_session_tick(a, (uint32_t)(a->newest / 1000000)); /* log time */
 	/* sessions that never logged a disconnect */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		size_t i = (a->evict_cursor + k) % a->sessions.nrec;
@@ -1544,9 +1549,12 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->classes = a->classes.n;
 	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->seen) +
 		    table_bytes(&a->sessions) + table_bytes(&a->offenses) + table_bytes(&a->wider) +
-		    a->ev_n * a->ev_stride;
+		    a->ev_n * a->ev_stride + agg_session_bytes(a);
 	st->decisions = a->nact;
 	st->events = a->events;
 	st->evicted = a->evicted;
 	st->suppressed = a->suppressed;
+	st->held = a->held;
+	st->attributed = a->attributed;
+	st->unattributed = a->unattributed;
 }

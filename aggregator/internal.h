@@ -109,6 +109,26 @@ struct sessrec {
 	uint16_t rcpt, rejected;
 };
 
+/* A queue id of one MTA on one syslog host (session.c): 16 bytes, the
+ * first never 0. */
+struct qkey {
+	uint8_t tag; /* mta + 1 */
+	uint8_t qlen;
+	uint16_t pad;
+	uint32_t host; /* hash of the syslog host */
+	uint64_t q;    /* hash of the queue id */
+};
+/* Its client once known, and the events held until then: a list of ring
+ * slots (index + 1, 0 = none) in log order. */
+struct qrec {
+	struct qkey k;
+	struct ipaddr ip; /* family 0 until a line names the client */
+	uint8_t pad;
+	struct prefix cls;
+	uint32_t head, tail;
+	uint32_t t; /* log time of the last line of this queue id */
+};
+
 /* Evidence: the first and last lines and counts of one prefix. */
 #define EV_LINE_MAX 400
 struct evslot {
@@ -168,6 +188,13 @@ struct aggregator {
 	char *state_path; /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
+	/* session.c: events held by queue id until their client is known */
+	struct hold *hold;
+	struct table qids;
+	size_t qid_cursor;
+	struct agg_attribution *attr;
+	size_t nattr, capattr;
+	uint64_t held, attributed, unattributed;
 };
 
 /* aggregator.c */
@@ -176,5 +203,21 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
+/* session.c */
+void agg_session_init(struct aggregator *a);
+void agg_session_free(struct aggregator *a);
+/* Called first for every event (row: its stored id, 0 = none). An event
+ * without a client is held by queue id, or applied at once with the known
+ * client of its queue id: returns true (the caller is done with it). An
+ * event with a client first applies the events its queue id held, in log
+ * order, then returns false (the caller goes on with it). */
+bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row);
+/* Drop held events and known queue ids older than the hold time at log
+ * time t. */
+void agg_session_tick(struct aggregator *a, uint32_t t);
+size_t agg_session_bytes(const struct aggregator *a);
+/* Hold again the stored events still without a client (restart after a
+ * clean stop): rows of the hold time before newest_us, up to it. */
+int agg_session_restore(struct aggregator *a, struct db *db, int64_t newest_us);
 
 #endif

@@ -164,10 +164,18 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 	return d.id;
 }
 
+/* A stored row whose client a later line named: written in this batch. */
+static void store_attribution(void *arg, const struct agg_attribution *x)
+{
+	struct engine *e = arg;
+	if (db_event_attribute(e->db, x->row, &x->ip, &x->cls) < 0)
+		log_error("database: attribution: %s", db_errmsg(e->db));
+}
+
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
-	(void)evidence_id;
-	aggregator_event(e->agg, ev);
+	aggregator_event_row(e->agg, ev, evidence_id);
+	aggregator_take_attributions(e->agg, store_attribution, e);
 	aggregator_take_changes(e->agg, store_change, e);
 }
 

@@ -126,6 +126,16 @@ const char *code_class_name(enum code_class c);
  */
 int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id);
 
+/*
+ * Give the stored event id (stored without a client: a Sendmail rejection
+ * logged before the line naming its client) the client ip and its class
+ * cls, in the open batch (RW). Also counts it where db_event_insert() counts
+ * events with a client (top_hour by IP and class, class_minute/hour).
+ * Returns 1 when the row changed, 0 when it is gone or has a client
+ * already (so a repeated attribution changes nothing), -1 on error.
+ */
+int db_event_attribute(struct db *db, int64_t id, const struct ipaddr *ip, const struct prefix *cls);
+
 /* Count n lines that gave no event or were refused, by reason (a short
  * ASCII word: "unparsed", "too_long", "bad_ip", ...). RW; in the batch when
  * one is open. */

@@ -17,6 +17,9 @@
  * once. It must never allocate per event once the ring exists, nor apply a
  * held event twice.
  */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,9 +250,402 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 	return false;
 }
 
+/* ------------------------------------------------------------ sessions */
+
+static bool ends_with(struct span s, const char *suffix)
+{
+	size_t n = strlen(suffix);
+	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
+}
+
+/* "X.Y.Z" -> X * 1000000 + Y * 1000 + Z, 0 when not one */
+static uint32_t dsn_pack(struct span d)
+{
+	uint32_t part[3] = {0, 0, 0};
+	unsigned k = 0, digits = 0;
+	for (uint32_t i = 0; i < d.n; i++) {
+		char ch = d.p[i];
+		if (ch >= '0' && ch <= '9' && digits < 3) {
+			part[k] = part[k] * 10 + (uint32_t)(ch - '0');
+			digits++;
+		} else if (ch == '.' && digits && k < 2) {
+			k++;
+			digits = 0;
+		} else {
+			return 0;
+		}
+	}
+	if (k != 2 || !digits || part[0] < 2 || part[0] > 5)
+		return 0;
+	return part[0] * 1000000 + part[1] * 1000 + part[2];
+}
+
+static void dsn_format(uint32_t d, char *out, size_t n)
+{
+	if (!d)
+		snprintf(out, n, "-");
+	else
+		snprintf(out, n, "%u.%u.%u", d / 1000000, d / 1000 % 1000, d % 1000);
+}
+
+static int ev_reply(const struct event *ev)
+{
+	if (ev->code > 0)
+		return ev->code;
+	if (ev->dsn.n && (ev->dsn.p[0] == '4' || ev->dsn.p[0] == '5'))
+		return ev->dsn.p[0] == '5' ? 550 : 450;
+	return 0;
+}
+
+/* Which lines belong to one connection's process: Postfix smtpd (not
+ * postscreen, one process for all clients), Exim's and Sendmail's
+ * per-connection children. */
+static bool session_program(const struct event *ev)
+{
+	if (ev->pid < 0)
+		return false;
+	if (ev->mta == MTA_POSTFIX)
+		return ends_with(ev->program, "smtpd");
+	/* Exim's daemon logs "SMTP connection from" with its own pid: the
+	 * child's first line opens the session */
+	if (ev->mta == MTA_EXIM)
+		return ev->kind != EV_CONNECT;
+	return ev->mta == MTA_SENDMAIL;
+}
+
+static void skey_of(const struct event *ev, struct skey *k)
+{
+	memset(k, 0, sizeof *k);
+	k->tag = (uint8_t)(ev->mta + 1);
+	k->pid = ev->pid;
+	k->host = host_hash(ev->host);
+}
+
+static uint32_t badness(const struct sesssum *s)
+{
+	return (uint32_t)s->rejected + s->other_rej + s->auth_fail + s->proto;
+}
+
+static bool worse(const struct sesssum *x, const struct sesssum *y)
+{
+	uint32_t bx = badness(x), by = badness(y);
+	return bx != by ? bx > by : x->rcpt > y->rcpt;
+}
+
+/* A connection that ended badly: into the evidence of its IP and class
+ * (when they keep evidence: they misbehaved before). */
+static void fold(struct aggregator *a, const struct sessrec *r)
+{
+	const struct sesssum *s = &r->s;
+	if (!badness(s))
+		return;
+	struct iprec *p = table_find(&a->ips, &r->ip);
+	if (!p)
+		return;
+	struct prefix px, cp;
+	prefix_from_addr(&px, &r->ip, ipaddr_bits(&r->ip));
+	struct evslot *e = agg_ev_find(a, &p->ev, &px);
+	if (e) {
+		e->sessions_bad++;
+		if (!e->worst.start || worse(s, &e->worst))
+			e->worst = *s;
+	}
+	ipaddr_class(&r->ip, &a->c->classes, &cp);
+	struct clsrec *c = table_deref(&a->classes, p->cls_ref, &cp);
+	e = c ? agg_ev_find(a, &c->ev, &c->p) : NULL;
+	if (e) {
+		e->sessions_bad++;
+		if (!e->worst.start || worse(s, &e->worst))
+			e->worst = *s;
+	}
+}
+
+static void session_end(struct aggregator *a, struct sessrec *r)
+{
+	a->ended = r->s;
+	if (a->cur == &r->s)
+		a->cur = &a->ended;
+	fold(a, r);
+	if (a->last_sess == r)
+		a->last_sess = NULL;
+	table_remove(&a->sessions, r);
+}
+
+void agg_session_temp(struct iprec *p, const struct event *ev)
+{
+	uint32_t d = dsn_pack(ev->dsn);
+	uint32_t y = d / 1000 % 1000, z = d % 1000;
+	p->temp_code = (int16_t)ev_reply(ev);
+	p->temp_dsn = d && y < 10 && z < 100 ? (uint16_t)(d / 1000000 * 1000 + y * 100 + z) : 0;
+}
+
+static void session_start(struct aggregator *a, struct sessrec *r, const struct event *ev, uint32_t t)
+{
+	memset(&r->ip, 0, sizeof *r - offsetof(struct sessrec, ip));
+	r->ip = ev->ip;
+	r->s.start = r->s.end = t;
+	/* back-off: the IP's last 4xx before this connection */
+	const struct iprec *p = table_find(&a->ips, &ev->ip);
+	if (p && p->last_temp && t >= p->last_temp) {
+		r->s.gap = t - p->last_temp;
+		r->s.temp_code = p->temp_code ? p->temp_code : 450;
+		uint32_t d = p->temp_dsn;
+		r->s.temp_dsn = d ? d / 1000 * 1000000 + d / 100 % 10 * 1000 + d % 100 : 0;
+	}
+}
+
+/* Count one refusal's code for the dominant one (two candidates). */
+static void note_code(struct sessrec *r, int code, uint32_t dsn)
+{
+	struct sesssum *s = &r->s;
+	if (s->code_n && s->code == code && s->dsn == dsn) {
+		s->code_n++;
+	} else if (r->alt_n && r->alt_code == code && r->alt_dsn == dsn) {
+		r->alt_n++;
+	} else if (!s->code_n) {
+		s->code = (int16_t)code;
+		s->dsn = dsn;
+		s->code_n = 1;
+	} else if (!r->alt_n) {
+		r->alt_code = (int16_t)code;
+		r->alt_dsn = dsn;
+		r->alt_n = 1;
+	} else {
+		r->alt_n--; /* a third code: both candidates lose a vote */
+		s->code_n--;
+	}
+	if (r->alt_n > s->code_n) { /* the leader first */
+		int16_t c = s->code;
+		uint32_t d = s->dsn;
+		uint16_t n = s->code_n;
+		s->code = r->alt_code;
+		s->dsn = r->alt_dsn;
+		s->code_n = r->alt_n;
+		r->alt_code = c;
+		r->alt_dsn = d;
+		r->alt_n = n;
+	}
+}
+
+#define INC16(x) ((x) = (uint16_t)((x) < 65535 ? (x) + 1 : (x)))
+
+static void note(struct sessrec *r, const struct event *ev, bool bad, uint32_t t)
+{
+	struct sesssum *s = &r->s;
+	if (t > s->end)
+		s->end = t;
+	if (!span_empty(ev->helo))
+		s->helo = 1;
+	switch (ev->kind) {
+	case EV_REJECT: {
+		int code = ev_reply(ev);
+		if (ev->stage == ST_RCPT) {
+			INC16(s->rcpt);
+			INC16(s->rejected);
+			if (ev->cat == CAT_UNKNOWN_RECIPIENT)
+				INC16(s->unknown);
+		} else if (ev->cat == CAT_RATE_LIMITED || ev->cat == CAT_GREYLISTED) {
+			break; /* the MTA's own limit: not the client's refusal */
+		} else {
+			INC16(s->other_rej);
+		}
+		if (code)
+			note_code(r, code, dsn_pack(ev->dsn));
+		break;
+	}
+	case EV_ACCEPT:
+		INC16(s->accepted);
+		if (ev->mta != MTA_POSTFIX) /* Postfix: its disconnect counts RCPTs */
+			INC16(s->rcpt);
+		break;
+	case EV_AUTH_FAILURE: INC16(s->auth_fail); break;
+	case EV_PROTOCOL:
+	case EV_LOST:
+		if (bad)
+			INC16(s->proto);
+		break;
+	case EV_DISCONNECT:
+		if (ev->stats.present) {
+			if (ev->stats.rcpt_total > s->rcpt)
+				s->rcpt = ev->stats.rcpt_total;
+			s->cmds_ok = ev->stats.cmds_ok;
+			s->cmds_total = ev->stats.cmds_total;
+			if (ev->stats.ehlo_total)
+				s->helo = 1;
+			else if (!s->helo)
+				s->helo = 2;
+		}
+		break;
+	default: break;
+	}
+}
+
+void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, uint32_t t)
+{
+	a->cur = NULL;
+	if (!session_program(ev)) {
+		/* Postfix cleanup refuses the content of a message of a live
+		 * smtpd session: joined by its queue id */
+		if (ev->mta == MTA_POSTFIX && ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
+		    ends_with(ev->program, "cleanup")) {
+			struct qkey k;
+			struct qrec *q = qkey_of(ev, &k) ? table_find(&a->qids, &k) : NULL;
+			struct sessrec *r = q && q->sess ? table_at(&a->sessions, q->sess - 1) : NULL;
+			if (r && memcmp(&r->ip, &ev->ip, sizeof r->ip) == 0) {
+				note(r, ev, bad, t);
+				a->cur = &r->s;
+			}
+		}
+		return;
+	}
+	struct skey k;
+	skey_of(ev, &k);
+	struct sessrec *r = NULL;
+	if (a->last_sess && a->last_sess_gen == a->sessions.removals &&
+	    memcmp(&a->last_sess->k, &k, sizeof k) == 0)
+		r = a->last_sess;
+	else
+		r = table_find(&a->sessions, &k);
+	bool opens = ev->kind == EV_CONNECT && ev->stage == ST_CONNECT;
+	if (r && (opens || memcmp(&r->ip, &ev->ip, sizeof r->ip) != 0)) {
+		session_end(a, r); /* the process serves another client now */
+		r = NULL;
+	}
+	if (!r) {
+		if (ev->kind == EV_DISCONNECT)
+			return; /* its connect was before we started */
+		r = table_get(&a->sessions, &k, NULL);
+		session_start(a, r, ev, t);
+	}
+	a->last_sess = r;
+	a->last_sess_gen = a->sessions.removals;
+	note(r, ev, bad, t);
+	a->cur = &r->s;
+	/* Postfix: the queue id of an accepted message, for cleanup's lines */
+	if (ev->mta == MTA_POSTFIX && ev->kind == EV_ACCEPT && !span_empty(ev->queue_id)) {
+		struct qkey qk;
+		if (qkey_of(ev, &qk)) {
+			struct qrec *q = table_get(&a->qids, &qk, NULL);
+			q->sess = (uint32_t)(table_ref(&a->sessions, r));
+			q->t = t;
+		}
+	}
+	bool ends = ev->kind == EV_DISCONNECT || (ev->kind == EV_LOST && ev->mta != MTA_POSTFIX);
+	if (ends)
+		session_end(a, r);
+}
+
+/* Append fmt to out (holding a NUL-terminated string of size n) only when
+ * all of it fits. */
+static void append_all(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append_all(char *out, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(out);
+	char tmp[160];
+	va_list ap;
+	va_start(ap, fmt);
+	int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= sizeof tmp || len + (size_t)w >= n)
+		return;
+	memcpy(out + len, tmp, (size_t)w + 1);
+}
+
+static const struct sesssum *worst_of(const struct aggregator *a, const struct evslot *s)
+{
+	const struct sesssum *w = s && s->worst.start ? &s->worst : NULL;
+	if (a->cur && badness(a->cur) && (!w || worse(a->cur, w)))
+		w = a->cur;
+	return w;
+}
+
+void agg_session_reason(const struct aggregator *a, const struct evslot *s, char *reason, size_t n)
+{
+	const struct sesssum *w = worst_of(a, s);
+	const struct sesssum *c = a->cur;
+	char dsn[24];
+	if (w && w->rejected >= 2) {
+		dsn_format(w->dsn, dsn, sizeof dsn);
+		if (w->code && w->code_n * 2 > w->rejected + w->other_rej)
+			append_all(reason, n, "; one connection had %u RCPTs, %u rejected %d %s",
+				   MXW_MAX(w->rcpt, w->rejected), w->rejected, w->code, dsn);
+		else
+			append_all(reason, n, "; one connection had %u RCPTs, %u rejected",
+				   MXW_MAX(w->rcpt, w->rejected), w->rejected);
+	} else if (w && w->auth_fail >= 2) {
+		append_all(reason, n, "; one connection failed AUTH %u times", w->auth_fail);
+	}
+	/* back-off: this connection came soon after a 4xx */
+	if (c && c->temp_code && c->gap < (uint32_t)a->r->backoff_min_interval) {
+		char g[32];
+		duration_format(MXW_MAX(c->gap, 1u), g, sizeof g);
+		if (c->gap == 0)
+			snprintf(g, sizeof g, "0s");
+		dsn_format(c->temp_dsn, dsn, sizeof dsn);
+		if (c->temp_dsn)
+			append_all(reason, n, "; came back %s after a %d %s", g, c->temp_code, dsn);
+		else
+			append_all(reason, n, "; came back %s after a %d", g, c->temp_code);
+	}
+}
+
+static json_t *sum_json(const struct sesssum *s)
+{
+	char dsn[24];
+	json_t *o = json_object();
+	json_object_set_new(o, "start", json_integer(s->start));
+	json_object_set_new(o, "end", json_integer(s->end));
+	json_object_set_new(o, "rcpts", json_integer(s->rcpt));
+	json_object_set_new(o, "rejected", json_integer(s->rejected));
+	json_object_set_new(o, "unknown_recipients", json_integer(s->unknown));
+	json_object_set_new(o, "other_rejections", json_integer(s->other_rej));
+	json_object_set_new(o, "auth_failures", json_integer(s->auth_fail));
+	json_object_set_new(o, "protocol", json_integer(s->proto));
+	json_object_set_new(o, "accepted", json_integer(s->accepted));
+	if (s->code) {
+		dsn_format(s->dsn, dsn, sizeof dsn);
+		json_object_set_new(o, "code", json_integer(s->code));
+		json_object_set_new(o, "dsn", s->dsn ? json_string(dsn) : json_null());
+		json_object_set_new(o, "code_count", json_integer(s->code_n));
+	}
+	json_object_set_new(o, "helo", s->helo ? json_boolean(s->helo == 1) : json_null());
+	if (s->cmds_total) {
+		json_t *c = json_array();
+		json_array_append_new(c, json_integer(s->cmds_ok));
+		json_array_append_new(c, json_integer(s->cmds_total));
+		json_object_set_new(o, "commands", c);
+	}
+	if (s->temp_code) {
+		json_t *b = json_object();
+		dsn_format(s->temp_dsn, dsn, sizeof dsn);
+		json_object_set_new(b, "after_code", json_integer(s->temp_code));
+		json_object_set_new(b, "after_dsn", s->temp_dsn ? json_string(dsn) : json_null());
+		json_object_set_new(b, "seconds", json_integer(s->gap));
+		json_object_set_new(o, "back_off", b);
+	}
+	return o;
+}
+
+void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t *o)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "bad", json_integer(s ? s->sessions_bad : 0));
+	const struct sesssum *w = worst_of(a, s);
+	json_object_set_new(j, "worst", w ? sum_json(w) : json_null());
+	json_object_set_new(j, "current", a->cur ? sum_json(a->cur) : json_null());
+	json_object_set_new(o, "sessions", j);
+}
+
 void agg_session_tick(struct aggregator *a, uint32_t t)
 {
 	hold_expire(a, t);
+	/* connections that never logged their end */
+	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
+		struct sessrec *r = table_at(&a->sessions, a->sess_cursor++ % a->sessions.nrec);
+		if (r && t > r->s.end && t - r->s.end > HOLD_SECS)
+			session_end(a, r);
+	}
+	a->cur = NULL;
 	/* queue ids whose client is known, idle for HOLD_SECS */
 	for (size_t k = 0; k < 1024 && a->qids.nrec; k++) {
 		struct qrec *r = table_at(&a->qids, a->qid_cursor++ % a->qids.nrec);

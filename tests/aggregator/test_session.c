@@ -399,12 +399,181 @@ static void test_rows_exactly_once(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ sessions */
+
+struct decs {
+	json_t *by_prefix; /* prefix -> {"reason", "evidence"} */
+};
+
+static int64_t keep_change(void *arg, const struct agg_change *ch)
+{
+	struct decs *d = arg;
+	if (ch->kind != AGG_CHANGE_NEW)
+		return 0;
+	char px[PREFIX_STRLEN];
+	prefix_format(&ch->d->prefix, px);
+	json_t *o = json_object();
+	json_object_set_new(o, "reason", json_string(ch->d->reason));
+	json_object_set_new(o, "evidence", json_loads(ch->evidence_json, 0, NULL));
+	json_object_set_new(d->by_prefix, px, o);
+	return 0;
+}
+
+/* Every decision an aggregator takes on a real capture (protected_networks
+ * = none: the senders there are 127.x). */
+static json_t *decide_file(const char *name)
+{
+	char path[512];
+	const char *sh = getenv("MXW_SHARED");
+	snprintf(path, sizeof path, "%s/corpus/real/%s", sh ? sh : "../shared", name);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		fail_msg("%s: cannot read", path);
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	config_validate(&c, &e);
+	errlist_free(&e);
+	prefix_list_free(&c.protected_networks);
+	c.protected_default = false;
+	struct aggregator *a = aggregator_new(&c);
+	struct parser_source *src = parser_source_new(P, path, MTA_UNKNOWN);
+	struct decs d = {json_object()};
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, fp)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		struct event ev;
+		int reason;
+		if (parser_parse(P, src, line, (size_t)n, &ev, &reason) == 1)
+			aggregator_event(a, &ev);
+		aggregator_take_changes(a, keep_change, &d);
+	}
+	free(line);
+	fclose(fp);
+	parser_source_free(src);
+	aggregator_free(a);
+	config_free(&c);
+	return d.by_prefix;
+}
+
+struct scase {
+	const char *file, *prefix;
+	const char *reason;				   /* a substring of the decision's sentence */
+	const char *which;				   /* "worst" or "current" */
+	int rcpts, rejected, unknown, auth_failures, code; /* -1 = unchecked */
+	const char *dsn;				   /* NULL = unchecked, "-" = null */
+	int cmds_ok, cmds_total;			   /* -1 = unchecked */
+	int back_off_code, back_off_seconds;		   /* -1 = unchecked, 0 = none */
+};
+
+static const struct scase sess_cases[] = {
+    /* smtpd[1279]: 4 RCPTs refused 550 5.1.1, "rcpt=0/4 ... commands=3/7" */
+    {"postfix-3.7-loopback.log", "127.40.1.0/24", "one connection had 4 RCPTs, 4 rejected 550 5.1.1", "worst",
+     4, 4, 4, 0, 550, "5.1.1", 3, 7, -1, -1},
+    /* came back a second after its previous connection got 450 4.7.25 */
+    {"postfix-3.7-loopback.log", "127.67.0.10/32", "came back 1s after a 450 4.7.25", "current", -1, -1, -1,
+     -1, -1, NULL, -1, -1, 450, 1},
+    /* the rate limit's 421 (smtpd sends it) before the flood's next connect */
+    {"postfix-3.7-loopback.log", "127.88.0.2/32", "came back 0s after a 421", "current", 0, 0, 0, 0, -1, NULL,
+     -1, -1, 421, 0},
+    /* Exim: the child process's lines form the session (the daemon's pid
+     * logs the connection) */
+    {"exim-4.96-loopback-mainlog.log", "127.77.0.2/32", "one connection failed AUTH 2 times", "worst", 0, 0,
+     0, 2, -1, NULL, -1, -1, 0, -1},
+    {"exim-4.96-loopback-mainlog.log", "127.30.0.2/32", "retried 1 time after 550", "worst", 1, 1, 0, 0, 550,
+     "-", -1, -1, -1, -1},
+};
+
+static void want_int(const char *what, const struct scase *c, json_t *o, const char *key, int want)
+{
+	if (want < 0)
+		return;
+	json_t *v = json_object_get(o, key);
+	long long got = json_is_integer(v) ? json_integer_value(v) : 0;
+	if (got != want)
+		fail_msg("%s %s: %s %s: got %lld, want %d", c->file, c->prefix, what, key, got, want);
+}
+
+static void test_sessions_real(void **state)
+{
+	json_t *files = json_object();
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sess_cases); i++) {
+		const struct scase *c = &sess_cases[i];
+		json_t *d = json_object_get(files, c->file);
+		if (!d) {
+			d = decide_file(c->file);
+			json_object_set_new(files, c->file, d);
+		}
+		json_t *o = json_object_get(d, c->prefix);
+		if (!o)
+			fail_msg("%s: no decision on %s", c->file, c->prefix);
+		const char *reason = json_string_value(json_object_get(o, "reason"));
+		if (!strstr(reason, c->reason))
+			fail_msg("%s %s: reason: got \"%s\", want \"%s\" in it", c->file, c->prefix, reason,
+				 c->reason);
+		json_t *ss = json_object_get(json_object_get(o, "evidence"), "sessions");
+		json_t *w = json_object_get(ss, c->which);
+		if (!json_is_object(w))
+			fail_msg("%s %s: sessions.%s: got none", c->file, c->prefix, c->which);
+		want_int(c->which, c, w, "rcpts", c->rcpts);
+		want_int(c->which, c, w, "rejected", c->rejected);
+		want_int(c->which, c, w, "unknown_recipients", c->unknown);
+		want_int(c->which, c, w, "auth_failures", c->auth_failures);
+		want_int(c->which, c, w, "code", c->code);
+		if (c->dsn) {
+			json_t *v = json_object_get(w, "dsn");
+			const char *got = json_is_string(v) ? json_string_value(v) : "-";
+			if (strcmp(got, c->dsn) != 0)
+				fail_msg("%s %s: dsn: got %s, want %s", c->file, c->prefix, got, c->dsn);
+		}
+		json_t *cmds = json_object_get(w, "commands");
+		if (c->cmds_total >= 0 && (json_integer_value(json_array_get(cmds, 0)) != c->cmds_ok ||
+					   json_integer_value(json_array_get(cmds, 1)) != c->cmds_total))
+			fail_msg("%s %s: commands: got [%lld, %lld], want [%d, %d]", c->file, c->prefix,
+				 json_integer_value(json_array_get(cmds, 0)),
+				 json_integer_value(json_array_get(cmds, 1)), c->cmds_ok, c->cmds_total);
+		json_t *b = json_object_get(w, "back_off");
+		if (c->back_off_code == 0 && b)
+			fail_msg("%s %s: back_off: got one, want none", c->file, c->prefix);
+		if (c->back_off_code > 0) {
+			want_int("back_off", c, b, "after_code", c->back_off_code);
+			want_int("back_off", c, b, "seconds", c->back_off_seconds);
+		}
+	}
+	json_decref(files);
+}
+
+/* The sentence holds numbers and fixed words only, never log text, and
+ * stays within the decision's 255 characters. */
+static void test_sessions_reason_safe(void **state)
+{
+	json_t *d = decide_file("postfix-3.7-loopback.log");
+	const char *k;
+	json_t *o;
+	size_t n = 0;
+	json_object_foreach(d, k, o)
+	{
+		const char *r = json_string_value(json_object_get(o, "reason"));
+		n++;
+		if (strlen(r) >= 255)
+			fail_msg("%s: reason of %zu bytes", k, strlen(r));
+		for (const char *p = r; *p; p++)
+			if (*p == '<' || *p == '@' || *p == '[')
+				fail_msg("%s: reason quotes log text: %s", k, r);
+	}
+	assert_true(n > 20);
+	json_decref(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hold_table),
-	    cmocka_unit_test(test_hold_bounds),
-	    cmocka_unit_test(test_rows_exactly_once),
+	    cmocka_unit_test(test_hold_table),		 cmocka_unit_test(test_hold_bounds),
+	    cmocka_unit_test(test_rows_exactly_once),	 cmocka_unit_test(test_sessions_real),
+	    cmocka_unit_test(test_sessions_reason_safe),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

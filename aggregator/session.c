@@ -29,6 +29,7 @@
 #define HOLD_SLOTS 4096
 #define HOLD_TEXT  640
 #define HOLD_SECS  3600
+#define QIDS_MAX   65536 /* queue ids remembered (Postfix: for cleanup's lines) */
 
 struct hslot {
 	struct event ev; /* spans rebased into txt */
@@ -251,6 +252,18 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 }
 
 /* ------------------------------------------------------------ sessions */
+
+/* Forget queue ids that hold no event: those idle for the hold time, or
+ * with force (the table is full) any among the next 64 looked at. */
+static void qids_evict(struct aggregator *a, uint32_t t, bool force)
+{
+	size_t budget = force ? 64 : 1024;
+	for (size_t k = 0; k < budget && a->qids.nrec; k++) {
+		struct qrec *r = table_at(&a->qids, a->qid_cursor++ % a->qids.nrec);
+		if (r && !r->head && (force || (t > r->t && t - r->t > HOLD_SECS)))
+			table_remove(&a->qids, r);
+	}
+}
 
 static bool ends_with(struct span s, const char *suffix)
 {
@@ -524,6 +537,8 @@ void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, u
 	/* Postfix: the queue id of an accepted message, for cleanup's lines */
 	if (ev->mta == MTA_POSTFIX && ev->kind == EV_ACCEPT && !span_empty(ev->queue_id)) {
 		struct qkey qk;
+		if (a->qids.n >= QIDS_MAX)
+			qids_evict(a, t, true);
 		if (qkey_of(ev, &qk)) {
 			struct qrec *q = table_get(&a->qids, &qk, NULL);
 			q->sess = (uint32_t)(table_ref(&a->sessions, r));
@@ -646,12 +661,7 @@ void agg_session_tick(struct aggregator *a, uint32_t t)
 			session_end(a, r);
 	}
 	a->cur = NULL;
-	/* queue ids whose client is known, idle for HOLD_SECS */
-	for (size_t k = 0; k < 1024 && a->qids.nrec; k++) {
-		struct qrec *r = table_at(&a->qids, a->qid_cursor++ % a->qids.nrec);
-		if (r && !r->head && t > r->t && t - r->t > HOLD_SECS)
-			table_remove(&a->qids, r);
-	}
+	qids_evict(a, t, false);
 }
 
 void agg_session_init(struct aggregator *a)

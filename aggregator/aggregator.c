@@ -1164,7 +1164,7 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 
 void aggregator_event(struct aggregator *a, const struct event *ev)
 {
-	if (agg_session_route(a, ev, 0))
+	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
 		return;
 	a->events++;
 	struct ipaddr ip = ev->ip; /* agg_session_route() took those without */
@@ -1224,6 +1224,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		memset(c, 0, sizeof *c);
 		c->flags = F_DECIDED; /* never judged */
 	}
+	if (a->sess_new)
+		agg_session_begin(a, p, t);
 	p->last_seen = t;
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;

@@ -153,8 +153,17 @@ struct qrec {
 	uint8_t pad;
 	struct prefix cls;
 	uint32_t head, tail;
-	uint32_t t;    /* log time of the last line of this queue id */
-	uint32_t sess; /* Postfix: table_ref() of its smtpd session, 0 = none */
+	uint32_t t; /* log time of the last line of this queue id */
+};
+
+/* Postfix: the smtpd session of a recently accepted queue id, for its
+ * cleanup lines (direct-mapped: a newer queue id overwrites an older). */
+#define QC_SIZE	  1024
+#define SREF_SIZE 256
+struct qcache {
+	uint64_t q;    /* struct qkey .q */
+	uint32_t host; /* struct qkey .host */
+	uint32_t sess; /* table_ref() of the session, 0 = none */
 };
 
 /* Evidence: the first and last lines and counts of one prefix. */
@@ -228,9 +237,12 @@ struct aggregator {
 	uint64_t held, attributed, unattributed;
 	/* the session of the event being handled (for the explanation) */
 	const struct sesssum *cur;
-	struct sesssum ended; /* ... a copy when the event ended it */
-	struct sessrec *last_sess;
-	uint64_t last_sess_gen;
+	struct sesssum ended;	  /* ... a copy when the event ended it */
+	uint32_t sref[SREF_SIZE]; /* table_ref() of recent sessions, by pid */
+	uint32_t host_h, host_n;  /* the last syslog host's hash, its length */
+	char host_s[64];	  /* ... and its bytes */
+	struct sessrec *sess_new; /* opened by this event: agg_session_begin() */
+	struct qcache qc[QC_SIZE];
 	size_t sess_cursor;
 };
 
@@ -255,6 +267,9 @@ void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, u
 void agg_session_reason(const struct aggregator *a, const struct evslot *s, char *reason, size_t n);
 /* Add "sessions" (the worst connection and counts) to the evidence o. */
 void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t *o);
+/* The event opened a session (a->sess_new): note the back-off from its
+ * IP's record p, before the event itself changes it. */
+void agg_session_begin(struct aggregator *a, const struct iprec *p, uint32_t t);
 /* Remember the reply of p's last 4xx (ev) for the back-off explanation. */
 void agg_session_temp(struct iprec *p, const struct event *ev);
 void agg_session_init(struct aggregator *a);

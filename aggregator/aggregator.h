@@ -119,7 +119,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev);
 void aggregator_event_row(struct aggregator *a, const struct event *ev, int64_t row);
 
 /* A stored row whose client became known: the engine writes it (in the
- * batch of the line that named the client, db_event_attribute). */
+ * batch of the line that named the client, db_event_attribute). A row < 0
+ * says that -row held events were dropped without a client since the last
+ * call (db_attribution_dropped). */
 struct agg_attribution {
 	int64_t row;
 	struct ipaddr ip;

@@ -235,6 +235,7 @@ struct aggregator {
 	struct agg_attribution *attr;
 	size_t nattr, capattr;
 	uint64_t held, attributed, unattributed;
+	uint64_t drops_pending; /* unattributed since aggregator_take_attributions() */
 	/* the session of the event being handled (for the explanation) */
 	const struct sesssum *cur;
 	struct sesssum ended;	  /* ... a copy when the event ended it */

@@ -140,8 +140,10 @@ static void slot_drop(struct aggregator *a, uint32_t i, bool counted)
 			table_remove(&a->qids, r);
 	}
 	s->live = false;
-	if (counted)
+	if (counted) {
 		a->unattributed++;
+		a->drops_pending++;
+	}
 	a->held--;
 }
 
@@ -242,6 +244,7 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 	if (!ev->has_ip) {
 		if (ev->ts_us <= 0 || !qkey_of(ev, &k)) {
 			a->unattributed++;
+			a->drops_pending++;
 			return true;
 		}
 		struct qrec *r = table_find(&a->qids, &k);
@@ -762,5 +765,13 @@ size_t aggregator_take_attributions(struct aggregator *a, agg_attr_fn fn, void *
 	for (size_t i = 0; i < n && fn; i++)
 		fn(arg, &a->attr[i]);
 	a->nattr = 0;
+	if (a->drops_pending && fn) {
+		struct agg_attribution x;
+		memset(&x, 0, sizeof x);
+		x.row = -(int64_t)a->drops_pending;
+		fn(arg, &x);
+		n++;
+	}
+	a->drops_pending = 0;
 	return n;
 }

@@ -168,7 +168,8 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 static void store_attribution(void *arg, const struct agg_attribution *x)
 {
 	struct engine *e = arg;
-	if (db_event_attribute(e->db, x->row, &x->ip, &x->cls) < 0)
+	if ((x->row < 0 ? db_attribution_dropped(e->db, -x->row)
+			: db_event_attribute(e->db, x->row, &x->ip, &x->cls)) < 0)
 		log_error("database: attribution: %s", db_errmsg(e->db));
 }
 

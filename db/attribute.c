@@ -63,6 +63,24 @@ static int count_row(struct db *db, const struct ipaddr *ip, const struct prefix
 	return 0;
 }
 
+static int count_add(struct db *db, const char *key, int64_t n)
+{
+	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, "attribution", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, n);
+	return db_step_done(db, st, "attribution counter");
+}
+
+int db_attribution_dropped(struct db *db, int64_t n)
+{
+	if (!db->in_batch)
+		return db_fail(db, "db_attribution_dropped: no batch open");
+	return n > 0 ? count_add(db, "unattributed", n) : 0;
+}
+
 int db_event_attribute(struct db *db, int64_t id, const struct ipaddr *ip, const struct prefix *cls)
 {
 	if (!db->in_batch)
@@ -105,7 +123,7 @@ int db_event_attribute(struct db *db, int64_t id, const struct ipaddr *ip, const
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return db_fail_sql(db, "attribute event");
-	if (count_row(db, ip, cls, ts, kind, cat, code) < 0)
+	if (count_row(db, ip, cls, ts, kind, cat, code) < 0 || count_add(db, "attributed", 1) < 0)
 		return -1;
 	return 1;
 }

@@ -135,6 +135,11 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
  * already (so a repeated attribution changes nothing), -1 on error.
  */
 int db_event_attribute(struct db *db, int64_t id, const struct ipaddr *ip, const struct prefix *cls);
+/* Count n events without a client that no line attributed (the
+ * aggregator dropped them), in the open batch. Both counts are in
+ * db_stats_json() as "attribution": {"attributed": N, "unattributed": N}.
+ * Returns 0 or -1. */
+int db_attribution_dropped(struct db *db, int64_t n);
 
 /* Count n lines that gave no event or were refused, by reason (a short
  * ASCII word: "unparsed", "too_long", "bad_ip", ...). RW; in the batch when

@@ -191,6 +191,9 @@ with tempfile.TemporaryDirectory(prefix="mxw-agg-") as tmp:
     r1 = rows(db_s1)
     check(r1[0] == want_unknown and r1[1] == 0, "sendmail import: unknown_recipient rows/without client: got %s, "
           "want %d/0" % (r1[:2], want_unknown))
+    st = json.loads(run(["stats", "--db", db_s1, "--json"], env=env_sm).stdout)
+    check(st.get("attribution", {}).get("attributed") == want_unknown,
+          "stats attribution: got %s, want attributed %d" % (st.get("attribution"), want_unknown))
     sm = open(SM, "rb").read().split(b"\n")
     cut = next(i for i, l in enumerate(sm) if i > len(sm) // 3 and l.endswith(b"... User unknown")) + 1
     s1, s2 = os.path.join(tmp, "sm1.log"), os.path.join(tmp, "sm2.log")

@@ -295,8 +295,9 @@ static void eng_stop(struct eng *e)
 }
 
 /* "ip count" of the stored rows, by client, joined by ", " ("none" = no
- * client), and the per-IP top_hour count of the attributed client. */
-static void rows_by_ip(const char *path, char *out, size_t n, long long *top)
+ * client), the per-IP top_hour count of the attributed client and the
+ * attribution counter. */
+static void rows_by_ip(const char *path, char *out, size_t n, long long *top, long long *attributed)
 {
 	sqlite3 *h;
 	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -321,6 +322,15 @@ static void rows_by_ip(const char *path, char *out, size_t n, long long *top)
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	*top = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	assert_int_equal(
+	    sqlite3_prepare_v2(h,
+			       "SELECT coalesce(sum(n), 0) FROM counters WHERE name = 'attribution' AND "
+			       "key = 'attributed'",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	*attributed = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 }
@@ -381,8 +391,11 @@ static void test_rows_exactly_once(void **state)
 		assert_int_equal(db_commit(e.db), 0);
 		eng_stop(&e);
 		char got[256];
-		long long top;
-		rows_by_ip(path, got, sizeof got, &top);
+		long long top, attributed;
+		rows_by_ip(path, got, sizeof got, &top, &attributed);
+		if (attributed != 3)
+			fail_msg("crash after %zu lines: attribution counter: got %lld, want 3",
+				 cases[c].split, attributed);
 		if (strcmp(got, cases[c].want) != 0)
 			fail_msg("crash after %zu lines: rows by client: got \"%s\", want \"%s\"",
 				 cases[c].split, got, cases[c].want);

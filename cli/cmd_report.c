@@ -26,7 +26,8 @@
 static int parse_time(const char *s, int64_t *secs)
 {
 	int64_t us;
-	if (time_parse_rfc3339(s, strlen(s), &us) < 0)
+	size_t n = strlen(s);
+	if (!n || time_parse_rfc3339(s, n, &us) != (int)n)
 		return -1;
 	*secs = us / 1000000;
 	return 0;

@@ -26,14 +26,19 @@
 static const char CSP[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
 			  "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-void web_headers_add(struct MHD_Response *resp)
+static void headers_add(struct MHD_Response *resp, const char *csp)
 {
-	MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+	MHD_add_response_header(resp, "Content-Security-Policy", csp);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+}
+
+void web_headers_add(struct MHD_Response *resp)
+{
+	headers_add(resp, CSP);
 }
 
 static void count_status(struct web *w, unsigned status)
@@ -44,13 +49,14 @@ static void count_status(struct web *w, unsigned status)
 		atomic_fetch_add(&w->responses_4xx, 1);
 }
 
-enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
-			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache)
+static enum MHD_Result send_csp(struct web_req *r, unsigned status, const char *type, const void *data,
+				size_t len, enum MHD_ResponseMemoryMode mode, const char *etag,
+				const char *cache, const char *csp)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
 	if (!resp)
 		return MHD_NO;
-	web_headers_add(resp);
+	headers_add(resp, csp);
 	if (type)
 		MHD_add_response_header(resp, "Content-Type", type);
 	if (etag)
@@ -60,6 +66,22 @@ enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, c
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
+			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache)
+{
+	return send_csp(r, status, type, data, len, mode, etag, cache, CSP);
+}
+
+enum MHD_Result web_send_document(struct web_req *r, const char *type, char *data, size_t len)
+{
+	/* a standalone page (a report): its own inline style, still no script,
+	 * no frames, nothing loaded */
+	return send_csp(
+	    r, 200, type, data, len, MHD_RESPMEM_MUST_FREE, NULL, NULL,
+	    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; frame-ancestors 'none'; "
+	    "form-action 'none'; base-uri 'none'");
 }
 
 int web_json_dump(const json_t *v, struct buf *out)

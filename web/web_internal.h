@@ -78,6 +78,9 @@ struct web_req {
  */
 enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
 			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache);
+/* A standalone page (a report: data is taken and freed, text with its own
+ * inline style) under a CSP that allows that style and nothing else. */
+enum MHD_Result web_send_document(struct web_req *r, const char *type, char *data, size_t len);
 /* Send v as JSON (v is stolen; NULL becomes a 500 error). The text escapes
  * <, >, & and every non-ASCII character, so it is inert in any HTML. */
 enum MHD_Result web_send_json(struct web_req *r, unsigned status, json_t *v);

@@ -125,6 +125,52 @@ check("html: -o writes a file not readable by others", stat.S_IMODE(os.stat(out)
 hd = mxw("report", "digest", "-c", conf, "--db", db, "--since", "1d", "--format", "html").stdout
 check("html digest: a whole page", hd.startswith("<!DOCTYPE html>") and hd.rstrip().endswith("</html>"), hd[:80])
 
+# -- the same reports through the web API of `mxwarden run` on that database
+import http.client, re, time
+dm = subprocess.Popen([MXW, "run", "-c", conf, "--db", db, "--listen", "127.0.0.1:0", "--follow",
+                       os.path.join(d, "none.log")], env=env, stderr=subprocess.PIPE, text=True)
+port = None
+t0 = time.time()
+while port is None and time.time() - t0 < 60:
+    line = dm.stderr.readline()
+    m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+    if m:
+        port = int(m.group(1))
+    if not line and dm.poll() is not None:
+        break
+
+
+def get(path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path)
+    resp = c.getresponse()
+    return resp.status, resp.getheader("content-type"), resp.read()
+
+
+try:
+    check("web: the daemon is up", port is not None, "no port")
+    st, ct, body = get("/api/v1/report/digest?top=20&from=2026-11-27T20:00:00Z&to=" + NOW)
+    w = json.loads(body) if st == 200 else {}
+    diff = [k for k in set(w) | set(r) if k != "generated" and w.get(k) != r.get(k)]
+    check("web digest: the CLI's answer", st == 200 and ct == "application/json" and not diff,
+          (st, ct, diff, body[:200]))
+    st, ct, body = get("/api/v1/report/evidence?prefix=127.99.0.9&format=html")
+    check("web evidence html: escaped, as text/html", st == 200 and ct.startswith("text/html")
+          and b"<script" not in body and b"&lt;script&gt;" in body, (st, ct, body[:200]))
+    st, ct, body = get("/api/v1/report/evidence?prefix=127.40.0.0/24&format=json&lines=1000")
+    we = json.loads(body) if st == 200 else {}
+    check("web evidence: the CLI's lines, redacted", st == 200 and we.get("lines") == e["lines"], (st, body[:200]))
+    for path in ("/api/v1/report/evidence?prefix=nope", "/api/v1/report/digest?since=1d&from=0",
+                 "/api/v1/report/digest?format=pdf", "/api/v1/report/evidence?prefix=127.0.0.1&lines=0",
+                 "/api/v1/report/digest?color=red"):
+        st, ct, body = get(path)
+        check("web: %s is a 400 JSON error" % path[15:], st == 400 and body[:1] == b"{", (st, body[:120]))
+    st, ct, body = get("/api/v1/report/weekly")
+    check("web: an unknown report is 404 JSON", st == 404 and body[:1] == b"{", (st, body[:120]))
+finally:
+    dm.terminate()
+    dm.wait(timeout=30)
+
 # -- usage errors
 for args in (["report"], ["report", "weekly"], ["report", "evidence", "not-an-ip"], ["report", "digest", "x"],
              ["report", "digest", "--format", "xml"], ["report", "digest", "--since", "1d", "--from", NOW],

@@ -266,6 +266,11 @@ static struct evslot *ev_get(struct aggregator *a, uint32_t *slotp, const struct
 	return s;
 }
 
+struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct prefix *owner)
+{
+	return ev_get(a, slotp, owner, false);
+}
+
 static void ev_record(struct aggregator *a, struct evslot *s, const struct event *ev)
 {
 	if (!s)
@@ -328,6 +333,7 @@ static void ev_json(struct aggregator *a, struct evslot *s, json_t *o)
 	json_object_set_new(o, "first", first);
 	json_object_set_new(o, "last", last);
 	json_object_set_new(o, "counts", counts);
+	agg_session_json(a, s, o);
 }
 
 /* ------------------------------------------------------------------ rules */
@@ -677,6 +683,8 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	str_copy(d.rule, sizeof d.rule, rule_names[rule], strlen(rule_names[rule]));
 	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
 		  sizeof d.reason);
+	if (rule != R_WIDEN)
+		agg_session_reason(a, evs, d.reason, sizeof d.reason);
 	double sev = rule_severity[rule];
 	d.score = round(sev * ratio * 100.0) / 100.0;
 	d.response = response_of(a->r, d.score);
@@ -1077,20 +1085,6 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	}
 }
 
-static struct sessrec *session(struct aggregator *a, const struct event *ev, bool create)
-{
-	if (ev->pid < 0)
-		return NULL;
-	struct skey k;
-	memset(&k, 0, sizeof k);
-	k.tag = (uint8_t)(ev->mta + 1);
-	k.pid = ev->pid;
-	k.host = (uint32_t)span_hash(ev->host, 7);
-	if (!create)
-		return table_find(&a->sessions, &k);
-	return table_get(&a->sessions, &k, NULL);
-}
-
 /* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
  * a whole address masks nothing. */
 static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
@@ -1182,17 +1176,10 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 
 void aggregator_event(struct aggregator *a, const struct event *ev)
 {
+	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
+		return;
 	a->events++;
-	struct ipaddr ip;
-	struct sessrec *sess = NULL;
-	if (ev->has_ip) {
-		ip = ev->ip;
-	} else {
-		sess = session(a, ev, false);
-		if (!sess || !sess->ip.family)
-			return;
-		ip = sess->ip;
-	}
+	struct ipaddr ip = ev->ip; /* agg_session_route() took those without */
 	if (ev->ts_us <= 0)
 		return;
 	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
@@ -1204,17 +1191,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	struct delta d;
 	classify(a, ev, &d);
 	if (ev->kind == EV_DISCONNECT) {
-		if (ev->pid >= 0) {
-			struct sessrec *s = session(a, ev, false);
-			if (s)
-				table_remove(&a->sessions, s);
-		}
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
 		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
 			DSET(&d, W_PROTO, 1);
 			d.bad = true;
 		}
 	}
+	agg_session_event(a, ev, d.bad, t);
 	/* most lines change nothing (postscreen PASS, disconnects, notes):
 	 * leave before touching the tables */
 	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
@@ -1225,15 +1208,6 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		if (!any)
 			return;
 	}
-
-	/* sessions of smtpd and Exim (postscreen is one process for all) */
-	if (d.conn && ev->pid >= 0 && !span_ends(ev->program, "postscreen")) {
-		sess = session(a, ev, true);
-		sess->ip = ip;
-		sess->start = t;
-	}
-	if (sess)
-		sess->last = t;
 
 	struct iprec *p;
 	struct clsrec *c;
@@ -1268,6 +1242,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		memset(c, 0, sizeof *c);
 		c->flags = F_DECIDED; /* never judged */
 	}
+	if (a->sess_new)
+		agg_session_begin(a, p, t);
 	p->last_seen = t;
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;
@@ -1291,8 +1267,10 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
 		}
 	}
-	if (d.temp)
+	if (d.temp) {
 		p->last_temp = t;
+		agg_session_temp(p, ev);
+	}
 
 	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
 	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
@@ -1439,6 +1417,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
 	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+	agg_session_init(a);
 	for (size_t i = 0; i < c->protected_networks.n; i++)
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
 	if (c->protected_default)
@@ -1467,6 +1446,7 @@ void aggregator_free(struct aggregator *a)
 	table_free(&a->sessions);
 	table_free(&a->offenses);
 	table_free(&a->wider);
+	agg_session_free(a);
 	prefix_list_free(&a->protected_nets);
 	prefix_list_free(&a->allow);
 	for (size_t i = 0; i < a->npend; i++)
@@ -1521,13 +1501,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	evict_some(a, t, 4096, false);
 	evict_classes(a, t, 4096, false);
 	evict_seen(a, t, 4096, false);
-	/* sessions that never logged a disconnect */
-	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
-		size_t i = (a->evict_cursor + k) % a->sessions.nrec;
-		struct sessrec *s = table_at(&a->sessions, i);
-		if (s && t > s->last && t - s->last > 3600)
-			table_remove(&a->sessions, s);
-	}
+	agg_session_tick(a, (uint32_t)(a->newest / 1000000)); /* log time */
 }
 
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg)
@@ -1572,9 +1546,12 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->classes = a->classes.n;
 	st->bytes = table_bytes(&a->ips) + table_bytes(&a->classes) + table_bytes(&a->seen) +
 		    table_bytes(&a->sessions) + table_bytes(&a->offenses) + table_bytes(&a->wider) +
-		    a->ev_n * a->ev_stride;
+		    a->ev_n * a->ev_stride + agg_session_bytes(a);
 	st->decisions = a->nact;
 	st->events = a->events;
 	st->evicted = a->evicted;
 	st->suppressed = a->suppressed;
+	st->held = a->held;
+	st->attributed = a->attributed;
+	st->unattributed = a->unattributed;
 }

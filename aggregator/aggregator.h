@@ -107,6 +107,32 @@ int aggregator_save(const struct aggregator *a);
 void aggregator_event(struct aggregator *a, const struct event *ev);
 
 /*
+ * aggregator_event() for an event stored as row (its db id, 0 = none). An
+ * event without a client (a Sendmail "QID: <addr>... User unknown", logged
+ * before the line naming the client) is held by (MTA, syslog host, queue
+ * id) until a line of the same queue id names the client, then applied
+ * with that client in log order; the row is then listed for
+ * aggregator_take_attributions(). Held events that no line attributes
+ * within an hour of log time (or when 4096 are held) are dropped and
+ * counted (agg_stats.unattributed).
+ */
+void aggregator_event_row(struct aggregator *a, const struct event *ev, int64_t row);
+
+/* A stored row whose client became known: the engine writes it (in the
+ * batch of the line that named the client, db_event_attribute). A row < 0
+ * says that -row held events were dropped without a client since the last
+ * call (db_attribution_dropped). */
+struct agg_attribution {
+	int64_t row;
+	struct ipaddr ip;
+	struct prefix cls;
+};
+typedef void (*agg_attr_fn)(void *arg, const struct agg_attribution *x);
+/* Hand every pending attribution to fn (NULL: forget them), in order.
+ * Returns how many there were. Call it after each event, in its batch. */
+size_t aggregator_take_attributions(struct aggregator *a, agg_attr_fn fn, void *arg);
+
+/*
  * Periodic work at time now (UTC seconds): expire decisions whose until has
  * passed (queued as ended), evict idle state, check class widening.
  */
@@ -153,13 +179,16 @@ int aggregator_sync(struct aggregator *a, struct db *db, int64_t now);
 
 /* Sizes, for benchmarks and /metrics. */
 struct agg_stats {
-	size_t ips;	     /* tracked IP records */
-	size_t classes;	     /* tracked class records */
-	size_t bytes;	     /* memory held by the tables */
-	size_t decisions;    /* active decisions */
-	uint64_t events;     /* events seen */
-	uint64_t evicted;    /* records evicted (idle or over max_tracked_ips) */
-	uint64_t suppressed; /* decisions refused: allow list or protected */
+	size_t ips;	       /* tracked IP records */
+	size_t classes;	       /* tracked class records */
+	size_t bytes;	       /* memory held by the tables */
+	size_t decisions;      /* active decisions */
+	uint64_t events;       /* events seen */
+	uint64_t evicted;      /* records evicted (idle or over max_tracked_ips) */
+	uint64_t suppressed;   /* decisions refused: allow list or protected */
+	uint64_t held;	       /* events without a client held by queue id now */
+	uint64_t attributed;   /* held events applied with their queue id's client */
+	uint64_t unattributed; /* events without a client dropped (no line named it) */
 };
 void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 

@@ -58,6 +58,8 @@ struct iprec {
 	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
 	uint32_t rcpt_t0, user_t0;
 	uint32_t cls_ref;	       /* table_ref() of its class record: saves a lookup */
+	int16_t temp_code;	       /* the reply code of last_temp (session.c: back-off) */
+	uint16_t temp_dsn;	       /* its enhanced status, X * 1000 + Y * 100 + Z when they fit */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
 	struct win8 w[W__COUNT];
@@ -101,12 +103,67 @@ struct skey {
 	int32_t pid;
 	uint32_t host;
 };
+
+/* What one SMTP connection showed (session.c): counted while it lives,
+ * folded into the evidence of its IP and class when it ends badly. An
+ * enhanced status code "X.Y.Z" is packed as X * 1000000 + Y * 1000 + Z. */
+struct sesssum {
+	uint32_t start, end; /* log time of the first and last line */
+	uint16_t rcpt;	     /* RCPT attempts */
+	uint16_t rejected;   /* RCPTs refused (4xx and 5xx) */
+	uint16_t unknown;    /* ... of them unknown recipients */
+	uint16_t other_rej;  /* refusals of HELO, MAIL, DATA, content, the client */
+	uint16_t auth_fail;  /* AUTH failures */
+	uint16_t proto;	     /* protocol violations, lost before MAIL */
+	uint16_t accepted;   /* messages accepted */
+	int16_t code;	     /* the dominant refusal: reply code (0 = none) */
+	uint32_t dsn;	     /* ... and its enhanced status */
+	uint16_t code_n;     /* how many refusals had it */
+	int16_t temp_code;   /* the IP's last 4xx before this connection (0 = none) */
+	uint32_t temp_dsn;
+	uint32_t gap;		      /* seconds from that 4xx to this connection */
+	uint16_t cmds_ok, cmds_total; /* Postfix disconnect "commands=ok/total" */
+	uint8_t helo;		      /* 0 not known, 1 HELO/EHLO seen, 2 none (ehlo=0) */
+	uint8_t pad[3];
+};
 struct sessrec {
 	struct skey k;
 	struct ipaddr ip;
 	uint8_t pad[3];
-	uint32_t start, last;
-	uint16_t rcpt, rejected;
+	struct sesssum s;
+	int16_t alt_code; /* the second refusal code seen, for the dominant one */
+	uint16_t alt_n;
+	uint32_t alt_dsn;
+};
+
+/* A queue id of one MTA on one syslog host (session.c): 16 bytes, the
+ * first never 0. */
+struct qkey {
+	uint8_t tag; /* mta + 1 */
+	uint8_t qlen;
+	uint16_t pad;
+	uint32_t host; /* hash of the syslog host */
+	uint64_t q;    /* hash of the queue id */
+};
+/* Its client once known, and the events held until then: a list of ring
+ * slots (index + 1, 0 = none) in log order. */
+struct qrec {
+	struct qkey k;
+	struct ipaddr ip; /* family 0 until a line names the client */
+	uint8_t pad;
+	struct prefix cls;
+	uint32_t head, tail;
+	uint32_t t; /* log time of the last line of this queue id */
+};
+
+/* Postfix: the smtpd session of a recently accepted queue id, for its
+ * cleanup lines (direct-mapped: a newer queue id overwrites an older). */
+#define QC_SIZE	  1024
+#define SREF_SIZE 256
+struct qcache {
+	uint64_t q;    /* struct qkey .q */
+	uint32_t host; /* struct qkey .host */
+	uint32_t sess; /* table_ref() of the session, 0 = none */
 };
 
 /* Evidence: the first and last lines and counts of one prefix. */
@@ -119,7 +176,10 @@ struct evslot {
 	uint32_t cats[CAT__COUNT];
 	uint32_t kinds[EV__COUNT];
 	int64_t first_ts, last_ts;
-	/* then 2 * evidence_lines entries of struct evline */
+	uint32_t sessions_bad; /* connections that ended badly (session.c) */
+	uint32_t pad2;
+	struct sesssum worst; /* the worst of them */
+			      /* then 2 * evidence_lines entries of struct evline */
 };
 struct evline {
 	uint16_t len;
@@ -168,6 +228,23 @@ struct aggregator {
 	char *state_path; /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
+	/* session.c: events held by queue id until their client is known */
+	struct hold *hold;
+	struct table qids;
+	size_t qid_cursor;
+	struct agg_attribution *attr;
+	size_t nattr, capattr;
+	uint64_t held, attributed, unattributed;
+	uint64_t drops_pending; /* unattributed since aggregator_take_attributions() */
+	/* the session of the event being handled (for the explanation) */
+	const struct sesssum *cur;
+	struct sesssum ended;	  /* ... a copy when the event ended it */
+	uint32_t sref[SREF_SIZE]; /* table_ref() of recent sessions, by pid */
+	uint32_t host_h, host_n;  /* the last syslog host's hash, its length */
+	char host_s[64];	  /* ... and its bytes */
+	struct sessrec *sess_new; /* opened by this event: agg_session_begin() */
+	struct qcache qc[QC_SIZE];
+	size_t sess_cursor;
 };
 
 /* aggregator.c */
@@ -176,5 +253,40 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
+/* aggregator.c: the evidence slot of owner, or NULL */
+struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct prefix *owner);
+/* session.c */
+/* Count ev in the session of its connection (Postfix smtpd, Exim, Sendmail:
+ * one process per connection, keyed by mta, syslog host and pid; Postfix
+ * cleanup lines by queue id), starting one on its first line and folding
+ * it into the evidence of its IP and class when it ends badly. bad: ev is
+ * an abuse signal (classify). Sets a->cur. */
+void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, uint32_t t);
+/* Append to reason (size n, NUL-terminated) what the worst connection of
+ * slot s (or the current one) shows, when it fits: numbers and fixed words
+ * only. */
+void agg_session_reason(const struct aggregator *a, const struct evslot *s, char *reason, size_t n);
+/* Add "sessions" (the worst connection and counts) to the evidence o. */
+void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t *o);
+/* The event opened a session (a->sess_new): note the back-off from its
+ * IP's record p, before the event itself changes it. */
+void agg_session_begin(struct aggregator *a, const struct iprec *p, uint32_t t);
+/* Remember the reply of p's last 4xx (ev) for the back-off explanation. */
+void agg_session_temp(struct iprec *p, const struct event *ev);
+void agg_session_init(struct aggregator *a);
+void agg_session_free(struct aggregator *a);
+/* Called first for every event (row: its stored id, 0 = none). An event
+ * without a client is held by queue id, or applied at once with the known
+ * client of its queue id: returns true (the caller is done with it). An
+ * event with a client first applies the events its queue id held, in log
+ * order, then returns false (the caller goes on with it). */
+bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row);
+/* Drop held events and known queue ids older than the hold time at log
+ * time t. */
+void agg_session_tick(struct aggregator *a, uint32_t t);
+size_t agg_session_bytes(const struct aggregator *a);
+/* Hold again the stored events still without a client (restart after a
+ * clean stop): rows of the hold time before newest_us, up to it. */
+int agg_session_restore(struct aggregator *a, struct db *db, int64_t newest_us);
 
 #endif

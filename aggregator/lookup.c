@@ -42,8 +42,11 @@ static json_t *decision_view(json_t *d)
 			if (json_object_get(ev, ek[k]))
 				json_object_set_new(ex, ek[k], jdup(ev, ek[k]));
 		json_object_set_new(o, "explain", ex);
+		/* the worst connection and the one that triggered (session.c) */
+		json_object_set_new(o, "sessions", jdup(ev, "sessions"));
 	} else {
 		json_object_set_new(o, "counts", json_object());
+		json_object_set_new(o, "sessions", json_null());
 	}
 	json_object_set_new(o, "evidence", lines);
 	return o;

@@ -34,10 +34,9 @@ struct replay {
 static int replay_event(void *arg, int64_t id, const struct event *ev)
 {
 	struct replay *r = arg;
-	(void)id;
 	/* the scan starts at a whole second: skip what the state already holds */
 	if (ev->ts_us > r->after_us)
-		aggregator_event(r->a, ev);
+		aggregator_event_row(r->a, ev, id); /* a row without a client is held again */
 	return 0;
 }
 
@@ -60,8 +59,10 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 	size_t nact = a->nact;
 	int64_t from_us = (now - longest_window(a)) * 1000000;
 	bool loaded = agg_state_load(a) == 0;
-	if (loaded)
-		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	if (loaded) {
+		from_us = a->newest + 1;	       /* only what was stored after the clean stop */
+		agg_session_restore(a, db, a->newest); /* held at the stop: not in the state */
+	}
 	uint64_t ev0 = a->events;
 	a->replaying = true;
 	struct replay r = {a, loaded ? a->newest : INT64_MIN};

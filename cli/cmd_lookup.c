@@ -32,6 +32,45 @@ static void print_safe(const char *prefix, const char *s)
 	buf_free(&b);
 }
 
+static long long jint(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* One line per connection of decision.sessions (numbers only). */
+static void print_session(const char *title, json_t *s)
+{
+	if (!json_is_object(s))
+		return;
+	printf("  %s: %lld RCPTs, %lld rejected (%lld unknown), %lld other refusals, %lld AUTH failures, "
+	       "%lld protocol errors, %lld accepted",
+	       title, jint(s, "rcpts"), jint(s, "rejected"), jint(s, "unknown_recipients"),
+	       jint(s, "other_rejections"), jint(s, "auth_failures"), jint(s, "protocol"),
+	       jint(s, "accepted"));
+	if (json_object_get(s, "code"))
+		printf("; mostly %lld %s", jint(s, "code"), jstr(s, "dsn"));
+	json_t *h = json_object_get(s, "helo");
+	printf("; HELO %s", json_is_true(h) ? "yes" : json_is_false(h) ? "no" : "?");
+	json_t *c = json_object_get(s, "commands");
+	if (json_is_array(c))
+		printf("; commands %lld/%lld", (long long)json_integer_value(json_array_get(c, 0)),
+		       (long long)json_integer_value(json_array_get(c, 1)));
+	json_t *b = json_object_get(s, "back_off");
+	if (json_is_object(b))
+		printf("; %llds after a %lld %s", jint(b, "seconds"), jint(b, "after_code"),
+		       jstr(b, "after_dsn"));
+	printf("\n");
+}
+
+static void print_sessions(json_t *s)
+{
+	if (!json_is_object(s))
+		return;
+	print_session("worst connection", json_object_get(s, "worst"));
+	if (jint(s, "bad"))
+		printf("  connections that ended badly: %lld\n", jint(s, "bad"));
+}
+
 static void print_decision(json_t *d, bool full)
 {
 	printf("  %s %s  rule %s  response %s  score %.2f\n", jstr(d, "scope"), jstr(d, "prefix"),
@@ -59,6 +98,7 @@ static void print_decision(json_t *d, bool full)
 		       json_number_value(json_object_get(ex, "threshold")),
 		       (long long)json_integer_value(json_object_get(ex, "window")),
 		       json_number_value(json_object_get(ex, "multiplier")));
+	print_sessions(json_object_get(d, "sessions"));
 	size_t i;
 	json_t *l;
 	json_t *lines = json_object_get(d, "evidence");

@@ -119,9 +119,12 @@ struct engine {
 	bool progress_done; /* the 100% line was printed */
 	bool importing;
 	/* import: batches staged here and written by the pipe's writer thread
-	 * (NULL: written by this thread, as `run` does) */
-	struct db_pipe *pipe;
-	bool staging; /* a batch is being staged in the pipe */
+	 * (NULL: written by this thread, as `run` does). One pipe serves the
+	 * whole import (pipe_keep; its row handles stay valid across files);
+	 * pipe is set while a file's lines are read. */
+	struct db_pipe *pipe, *pipe_keep;
+	bool staging;	  /* a batch is being staged in the pipe */
+	bool pipe_failed; /* pipe_keep refused a batch: no more pipelining */
 	uint64_t decisions_made;
 	const char *progress_name;
 	/* the blocklists ([output NAME]), `run` only */
@@ -171,10 +174,26 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 	return d.id;
 }
 
+/* A stored row whose client a later line named: written in this batch. */
+static void store_attribution(void *arg, const struct agg_attribution *x)
+{
+	struct engine *e = arg;
+	if (e->pipe) { /* written by the pipe's writer, after the rows of its batch */
+		if (x->row < 0)
+			db_pipe_attribution_dropped(e->pipe, -x->row);
+		else
+			db_pipe_attribute(e->pipe, x->row, &x->ip, &x->cls);
+		return;
+	}
+	if ((x->row < 0 ? db_attribution_dropped(e->db, -x->row)
+			: db_event_attribute(e->db, x->row, &x->ip, &x->cls)) < 0)
+		log_error("database: attribution: %s", db_errmsg(e->db));
+}
+
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
-	(void)evidence_id;
-	aggregator_event(e->agg, ev);
+	aggregator_event_row(e->agg, ev, evidence_id);
+	aggregator_take_attributions(e->agg, store_attribution, e);
 	aggregator_take_changes(e->agg, store_change, e);
 }
 
@@ -854,6 +873,9 @@ static void engine_restore(struct engine *e)
 
 static void engine_close(struct engine *e)
 {
+	e->pipe = NULL;
+	db_pipe_free(e->pipe_keep); /* drained at the end of each file */
+	e->pipe_keep = NULL;
 	if (e->db && db_in_batch(e->db))
 		batch_commit(e);
 	collector_free(e->coll);
@@ -1220,15 +1242,17 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->import_offset = ds.offset;
 	if (sp && sp->offset > e->import_offset)
 		e->import_offset = sp->offset;
-	if (!e->o->no_pipeline) {
-		/* the source row first, in a transaction of its own; then the
-		 * lines through a pipe: parsing here, SQLite on the writer thread */
+	if (!e->o->no_pipeline && !e->pipe_failed) {
+		/* the source row first, in a transaction of its own (the pipe is
+		 * drained); then the lines through the pipe: parsing here, SQLite
+		 * on the writer thread */
 		if (batch_commit(e) < 0)
 			return -1;
 		char err[512];
-		e->pipe = db_pipe_new(e->db, engine_db_flags(e), err, sizeof err);
-		if (!e->pipe)
+		if (!e->pipe_keep &&
+		    !(e->pipe_keep = db_pipe_new(e->db, engine_db_flags(e), err, sizeof err)))
 			log_warn("%s: importing on one thread", err);
+		e->pipe = e->pipe_keep;
 	}
 	parser_source_free(e->import_ps);
 	e->import_ps = parser_source_new(e->parser, path, e->hint);
@@ -1251,7 +1275,11 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	if (e->pipe) {
 		if (!e->import_failed && db_pipe_drain(e->pipe) < 0)
 			pipe_failed(e);
-		db_pipe_free(e->pipe);
+		if (e->import_failed) {
+			/* a refused batch: the pipe writes nothing more; the next
+			 * files are read on one thread */
+			e->pipe_failed = true;
+		}
 		e->pipe = NULL;
 	}
 	e->import_src_id = 0;

@@ -111,8 +111,13 @@ bool db_in_batch(const struct db *db);
  *
  * Staging (calling thread): db_pipe_event() checks an event, keeps what
  * the rollups count of it (the writer counts it) and copies it when it
- * gets a row (the spans are read during the call only;
- * -1 for an invalid event, message on db); db_pipe_decision() copies a
+ * gets a row (the spans are read during the call only); it returns 0 for a
+ * counted-only event, -1 for an invalid one (message on db), and for a row
+ * a handle > 0 that stands for its id (DB_PIPE_ROW set: never a real id)
+ * until the writer assigns it: db_pipe_attribute() (db_event_attribute()
+ * of that row, by handle or by real id) and db_pipe_attribution_dropped()
+ * are written in the batch after its events. Handles stay valid for the
+ * pipe's life. db_pipe_decision() copies a
  * decision (it gets its id when written: callers see none);
  * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);
  * db_pipe_offset() sets a source's offset and lines_read for the batch
@@ -124,14 +129,18 @@ bool db_in_batch(const struct db *db);
  * back, nothing later is written, and submit/drain return -1
  * (db_pipe_errmsg() says why): the committed batches stay, the staged one
  * is dropped. db_pipe_drain(): waits until the writer is idle; 0 or -1 as
- * submit. db_pipe_free(): stops the thread after the batch it writes and
- * closes its connection; what was staged and not submitted is dropped.
- * db_pipe_free(NULL) is a no-op.
+ * submit; drained (and with nothing staged), db may be written again
+ * (db_begin() ... db_commit()) before more is staged. db_pipe_free(): stops the thread after the batch it
+ * writes and closes its connection; what was staged and not submitted is dropped. db_pipe_free(NULL) is a
+ * no-op.
  */
 struct db_pipe;
+#define DB_PIPE_ROW ((int64_t)1 << 62)
 struct db_pipe *db_pipe_new(struct db *db, int flags, char *err, size_t errsz);
 void db_pipe_free(struct db_pipe *p);
-int db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
+int64_t db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
+void db_pipe_attribute(struct db_pipe *p, int64_t row, const struct ipaddr *ip, const struct prefix *cls);
+void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n);
 void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
 		      const char *who);
 int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
@@ -174,6 +183,21 @@ const char *code_class_name(enum code_class c);
  * The spans in ev are read during the call only.
  */
 int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id);
+
+/*
+ * Give the stored event id (stored without a client: a Sendmail rejection
+ * logged before the line naming its client) the client ip and its class
+ * cls, in the open batch (RW). Also counts it where db_event_insert() counts
+ * events with a client (top_hour by IP and class, class_minute/hour).
+ * Returns 1 when the row changed, 0 when it is gone or has a client
+ * already (so a repeated attribution changes nothing), -1 on error.
+ */
+int db_event_attribute(struct db *db, int64_t id, const struct ipaddr *ip, const struct prefix *cls);
+/* Count n events without a client that no line attributed (the
+ * aggregator dropped them), in the open batch. Both counts are in
+ * db_stats_json() as "attribution": {"attributed": N, "unattributed": N}.
+ * Returns 0 or -1. */
+int db_attribution_dropped(struct db *db, int64_t n);
 
 /* Count n lines that gave no event or were refused, by reason (a short
  * ASCII word: "unparsed", "too_long", "bad_ip", ...). RW; in the batch when

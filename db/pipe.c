@@ -45,6 +45,14 @@ struct stage_off {
 	int64_t id, offset, lines, now;
 };
 
+/* db_event_attribute() of row (a handle or a real id), or, with dropped >
+ * 0, db_attribution_dropped(dropped). */
+struct stage_attr {
+	int64_t row, dropped;
+	struct ipaddr ip;
+	struct prefix cls;
+};
+
 struct db_stage {
 	struct agg agg;		 /* the batch's counts (the writer adds cnt[] to them) */
 	struct db_countrec *cnt; /* every event, to count: cheap to stage, counted by the writer */
@@ -58,6 +66,8 @@ struct db_stage {
 	size_t nunp;
 	struct stage_off *off;
 	size_t noff, capoff;
+	struct stage_attr *attr;
+	size_t nattr, capattr;
 	bool committed; /* under the pipe's lock: its decisions are in SQLite now */
 };
 
@@ -72,8 +82,11 @@ struct db_pipe {
 	struct db_stage *busy;	/* the writer writes it; NULL when idle */
 	struct db_stage *spare; /* written and cleared; NULL while busy */
 	bool stop;
-	bool failed;	/* a write failed: later batches are dropped */
-	int wal_frames; /* frames in the writer's WAL after its last commit (wal hook) */
+	bool failed;	      /* a write failed: later batches are dropped */
+	int wal_frames;	      /* frames in the writer's WAL after its last commit (wal hook) */
+	uint64_t staged_rows; /* engine thread: rows staged over the pipe's life (handles) */
+	int64_t *ids;	      /* writer thread: ids[h - 1] is the id of handle h's row */
+	size_t nids, capids;
 	char err[512];
 	uint64_t commits;
 };
@@ -82,7 +95,7 @@ static void stage_clear(struct db_stage *s)
 {
 	agg_clear(&s->agg);
 	buf_reset(&s->arena);
-	s->nev = s->ndec = s->nunp = s->noff = s->ncnt = 0;
+	s->nev = s->ndec = s->nunp = s->noff = s->ncnt = s->nattr = 0;
 	s->committed = false;
 }
 
@@ -94,6 +107,7 @@ static void stage_free(struct db_stage *s)
 	free(s->cnt);
 	free(s->dec);
 	free(s->off);
+	free(s->attr);
 }
 
 /* Copy n bytes at p into the arena: the offset + 1, or 0 for NULL. */
@@ -158,7 +172,32 @@ static int stage_write(struct db_pipe *p, struct db_stage *s)
 		ev.dsn = span_at(s, ev.dsn);
 		ev.text = span_at(s, ev.text);
 		ev.line = span_at(s, ev.line);
-		if (db_event_row(w, &ev, s->ev[i].source_id) < 0)
+		int64_t id = db_event_row(w, &ev, s->ev[i].source_id);
+		if (id < 0)
+			goto fail;
+		if (p->nids == p->capids) {
+			p->capids = p->capids ? 2 * p->capids : 4096;
+			p->ids = xrealloc(p->ids, p->capids * sizeof(*p->ids));
+		}
+		p->ids[p->nids++] = id;
+	}
+	for (size_t i = 0; i < s->nattr; i++) {
+		const struct stage_attr *x = &s->attr[i];
+		if (x->dropped > 0) {
+			if (db_attribution_dropped(w, x->dropped) < 0)
+				goto fail;
+			continue;
+		}
+		int64_t row = x->row;
+		if (row & DB_PIPE_ROW) {
+			uint64_t h = (uint64_t)(row & ~DB_PIPE_ROW);
+			if (h == 0 || h > p->nids) {
+				db_fail(w, "attribution of an unknown staged row");
+				goto fail;
+			}
+			row = p->ids[h - 1];
+		}
+		if (db_event_attribute(w, row, &x->ip, &x->cls) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < s->ndec; i++) {
@@ -294,10 +333,11 @@ void db_pipe_free(struct db_pipe *p)
 	db_close(p->w);
 	stage_free(&p->stages[0]);
 	stage_free(&p->stages[1]);
+	free(p->ids);
 	free(p);
 }
 
-int db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id)
+int64_t db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id)
 {
 	struct db_stage *s = p->fill;
 	if (db_event_check(p->r, ev) < 0)
@@ -327,7 +367,32 @@ int db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id)
 	x->ev.dsn = span_put(s, ev->dsn);
 	x->ev.text = span_put(s, ev->text);
 	x->ev.line = span_put(s, ev->line);
-	return 0;
+	return DB_PIPE_ROW | (int64_t)++p->staged_rows;
+}
+
+static struct stage_attr *attr_new(struct db_stage *s)
+{
+	if (s->nattr == s->capattr) {
+		s->capattr = s->capattr ? 2 * s->capattr : 64;
+		s->attr = xrealloc(s->attr, s->capattr * sizeof(*s->attr));
+	}
+	struct stage_attr *x = &s->attr[s->nattr++];
+	memset(x, 0, sizeof(*x));
+	return x;
+}
+
+void db_pipe_attribute(struct db_pipe *p, int64_t row, const struct ipaddr *ip, const struct prefix *cls)
+{
+	struct stage_attr *x = attr_new(p->fill);
+	x->row = row;
+	x->ip = *ip;
+	x->cls = *cls;
+}
+
+void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n)
+{
+	if (n > 0)
+		attr_new(p->fill)->dropped = n;
 }
 
 void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json, const char *who)

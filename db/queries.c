@@ -160,8 +160,10 @@ json_t *db_stats_json(struct db *db, int64_t now)
 	if (lines < 0)
 		return fail_json(db, o, started);
 	set_new(o, "lines_read", json_integer(lines));
-	static const char *const maps[][2] = {
-	    {"events", "kind"}, {"categories", "category"}, {"unparsed", "unparsed"}};
+	static const char *const maps[][2] = {{"events", "kind"},
+					      {"categories", "category"},
+					      {"unparsed", "unparsed"},
+					      {"attribution", "attribution"}};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(maps); i++) {
 		json_t *m = query_map(db, SQL_COUNTERS, maps[i][1], 0, 0, 0);
 		if (!m)

@@ -781,9 +781,10 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 			return 1;
 		}
 	}
-	if (rc == 1 && !ev->has_ip) {
+	if (rc == 1 && !ev->has_ip && !(ev->mta == MTA_SENDMAIL && ev->queue_id.n && ev->kind == EV_REJECT)) {
 		/* an MTA scanner must never produce a client event without
-		 * a client; treat it as unparsed */
+		 * a client (but a Sendmail rejection that names only its queue
+		 * id, attributed later by the aggregator); treat it as unparsed */
 		*reason = PARSE_R_BAD_ADDRESS;
 		return -1;
 	}

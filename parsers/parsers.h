@@ -85,6 +85,9 @@ void parser_source_free(struct parser_source *s); /* NULL is a no-op */
  * outbound smtp, daemon noise), -1 when it is unparsed: *reason set
  * (PARSE_R_*). *reason is PARSE_R_NONE when the return is 0 or 1. Never
  * allocates.
+ * Every event has a client (has_ip) except one shape: a Sendmail rejection
+ * that names only its queue id ("QID: <addr>... User unknown"), which a
+ * later line of the same queue id attributes (aggregator/session.c).
  */
 int parser_parse(struct parser *p, struct parser_source *s, const char *line, size_t len, struct event *ev,
 		 int *reason);

@@ -8,6 +8,15 @@
  * arg1= holds the client's address and may imitate ", relay=[ip], reject=",
  * so it is skipped with quote awareness; where relay= is the last field, it
  * must reach the end of the line.
+ *
+ * Sendmail logs a recipient it refuses ("QID: <addr>... User unknown")
+ * before the line that names the client ("QID: from=..., relay=[ip]"):
+ * that rejection is an event without a client (has_ip false) that carries
+ * the queue id; the aggregator holds it until a line of the same syslog
+ * host and queue id names the client. Nothing in the address decides the
+ * client. A from= line with nrcpts=0 closes an envelope that got no
+ * recipient: it names the client but is no accepted mail (kind connect,
+ * stage mail: a note on the connection, like postscreen's PASS lines).
  */
 #include "parsers/internal.h"
 
@@ -143,7 +152,8 @@ static int sm_ruleset(struct parser *p, const char *q, const char *end, struct e
 		ev->cat = CAT_RELAY_DENIED;
 	else if (FIND(t, te, "User unknown") || (ev->dsn.n == 5 && !memcmp(ev->dsn.p + 1, ".1.1", 4)))
 		ev->cat = CAT_UNKNOWN_RECIPIENT;
-	else if (FIND(t, te, "does not exist") || FIND(t, te, "Domain name required"))
+	else if (FIND(t, te, "does not exist") || FIND(t, te, "Domain name required") ||
+		 HAS(t, te, "Domain of sender address "))
 		ev->cat = CAT_UNKNOWN_SENDER_DOMAIN;
 	else if (FIND(t, te, "rate limit") || FIND(t, te, "Too many"))
 		ev->cat = CAT_RATE_LIMITED;
@@ -160,6 +170,25 @@ static int sm_ruleset(struct parser *p, const char *q, const char *end, struct e
 bad:
 	*reason = PARSE_R_UNKNOWN_MESSAGE;
 	return -1;
+}
+
+/*
+ * "QID: <addr>... User unknown": the recipient refused at RCPT (Sendmail
+ * answered 550 5.1.1) without the client, which the from= line of the same
+ * queue id names later. Other "<addr>... text" notes give no event.
+ */
+static int sm_rcpt_unknown(const char *q, const char *end, struct event *ev)
+{
+	const char *ae = sm_skip_arg(q, end);
+	if (!ae || !HAS(ae, end, "... User unknown") || ae + 16 != end)
+		return 0;
+	ev->kind = EV_REJECT;
+	ev->stage = ST_RCPT;
+	ev->cat = CAT_UNKNOWN_RECIPIENT;
+	ev->code = 550;
+	ev->to = (struct span){q + 1, (uint32_t)(ae - q - 2)};
+	ev->text = mkspan(ae + 4, end);
+	return 1;
 }
 
 int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev, int *reason)
@@ -232,8 +261,11 @@ int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev,
 	if (HAS(q, end, "from=")) {
 		if (sm_relay_last(p, q, end, ev) < 0)
 			return 0; /* local submission */
-		ev->kind = EV_ACCEPT;
-		ev->stage = ST_DATA;
+		/* nrcpts=0: MAIL was given, no recipient was accepted */
+		const char *nr = FIND(q, end, ", nrcpts=");
+		bool none = nr && HAS(nr + 9, end, "0,");
+		ev->kind = none ? EV_CONNECT : EV_ACCEPT;
+		ev->stage = none ? ST_MAIL : ST_DATA;
 		const char *fe = FIND(q + 5, end, ", size=");
 		ev->from = mkspan(q + 5, fe ? fe : q + 5);
 		if (ev->from.n >= 2 && ev->from.p[0] == '<' && ev->from.p[ev->from.n - 1] == '>') {
@@ -244,6 +276,8 @@ int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev,
 	}
 	if (HAS(q, end, "to=") || HAS(q, end, "SYSERR") || HAS(q, end, "starting daemon"))
 		return 0;
+	if (*q == '<' && ev->queue_id.n)
+		return sm_rcpt_unknown(q, end, ev);
 	/* "[ip]: possible SMTP attack: ..." and "name [ip] did not issue MAIL/..." */
 	const char *h = q;
 	struct event save = *ev;
@@ -252,6 +286,14 @@ int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev,
 			ev->kind = EV_PROTOCOL;
 			ev->stage = ST_OTHER;
 			ev->cat = CAT_OTHER;
+			ev->text = mkspan(h + 2, end);
+			return 1;
+		}
+		if (HAS(h, end, ": probable open proxy: command=")) {
+			/* an HTTP proxy request (CONNECT, GET) sent to port 25 */
+			ev->kind = EV_PROTOCOL;
+			ev->stage = ST_CONNECT;
+			ev->cat = CAT_NON_SMTP;
 			ev->text = mkspan(h + 2, end);
 			return 1;
 		}

@@ -103,6 +103,11 @@ enum MHD_Result web_metrics(struct web_req *r)
 	head(&b, "mxwarden_events_by_category_total", "counter", "Events by category.");
 	by_label(&b, "mxwarden_events_by_category_total", "category", json_object_get(st, "categories"));
 
+	head(&b, "mxwarden_attribution_total", "counter",
+	     "Events logged without their client (Sendmail): attributed by queue id, or dropped "
+	     "unattributed.");
+	by_label(&b, "mxwarden_attribution_total", "result", json_object_get(st, "attribution"));
+
 	head(&b, "mxwarden_events_last_hour", "gauge",
 	     "Events of the last hour (log time) by reply-code class.");
 	const char *k;

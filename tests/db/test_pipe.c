@@ -197,7 +197,7 @@ static void test_pipe_same_tables(void **state)
 	size_t staged = 0;
 	for (int i = 0; i < N; i++) {
 		struct event ev = mk(i, line, sizeof(line));
-		assert_int_equal(db_pipe_event(p, &ev, src), 0);
+		assert_true(db_pipe_event(p, &ev, src) >= 0);
 		memset(line, 'x', sizeof(line)); /* the pipe keeps its own copy */
 		if (i % 997 == 0) {
 			struct decision d = mkdec(i);
@@ -277,7 +277,7 @@ static void test_pipe_locked(void **state)
 	struct db_pipe *p = db_pipe_new(db, DB_RW, err, sizeof(err));
 	assert_non_null(p);
 	struct event ev = mk(1, line, sizeof(line));
-	assert_int_equal(db_pipe_event(p, &ev, src), 0);
+	assert_true(db_pipe_event(p, &ev, src) > 0);
 	db_pipe_offset(p, src, 100, 1, NOW);
 	assert_int_equal(db_pipe_submit(p), 0);
 	assert_int_equal(db_pipe_drain(p), 0);
@@ -285,11 +285,11 @@ static void test_pipe_locked(void **state)
 	assert_int_equal(sqlite3_open(f->a, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	ev = mk(3, line, sizeof(line));
-	assert_int_equal(db_pipe_event(p, &ev, src), 0);
+	assert_true(db_pipe_event(p, &ev, src) > 0);
 	db_pipe_offset(p, src, 200, 2, NOW);
 	assert_int_equal(db_pipe_submit(p), 0); /* accepted: the writer finds the lock (5 s) */
 	ev = mk(11, line, sizeof(line));
-	assert_int_equal(db_pipe_event(p, &ev, src), 0);
+	assert_true(db_pipe_event(p, &ev, src) > 0);
 	db_pipe_offset(p, src, 300, 3, NOW);
 	assert_int_equal(db_pipe_submit(p), -1);
 	assert_int_equal(db_pipe_drain(p), -1);

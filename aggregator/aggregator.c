@@ -1485,7 +1485,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nact;) {
 		if (a->act[i].d.until <= now)
-			agg_active_remove(a, i, "expired", !a->act[i].d.manual);
+			agg_active_remove(a, i, "expired", true); /* manual ones too: recorded */
 		else
 			i++;
 	}

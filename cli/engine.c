@@ -100,6 +100,7 @@ struct engine {
 	/* lifetime counters of this run */
 	uint64_t lines, events, unparsed_total, commits, commit_errors;
 	int64_t last_retention_us, last_agg_tick_us;
+	int64_t clk_wall_us, clk_mono_us; /* at the last aggregator tick: clock steps */
 	bool retention_more;
 	volatile bool stop;
 	/* the database refused a begin or commit: lines since the last commit are
@@ -146,8 +147,15 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 	char px[PREFIX_STRLEN];
 	prefix_format(&ch->d->prefix, px);
 	if (ch->kind == AGG_CHANGE_ENDED) {
-		/* an expiry needs no write: the database judges until against now */
-		log_info("decision on %s ended (%s)", px, ch->end_reason ? ch->end_reason : "?");
+		/* an end is an event: recorded, so that no later clock (a step
+		 * back) makes the decision active again */
+		const char *why = ch->end_reason ? ch->end_reason : "ended";
+		bool expired = strcmp(why, "expired") == 0;
+		if (ch->d->id > 0 && db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(),
+						     "engine", why) < 0)
+			log_warn("database: end of decision %lld: %s (the next tick tries again)",
+				 (long long)ch->d->id, db_errmsg(e->db));
+		log_info("decision on %s ended (%s)", px, why);
 		return 0;
 	}
 	struct decision d = *ch->d;
@@ -179,6 +187,13 @@ static void hook_aggregator_event(struct engine *e, const struct event *ev, int6
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
+	/* decisions whose until passed, also those the aggregator does not hold
+	 * (they lapsed while mxwarden was stopped): ended for good */
+	int64_t ended = db_decisions_expire(e->db, now, "engine");
+	if (ended < 0)
+		log_warn("database: expiring decisions: %s", db_errmsg(e->db));
+	else if (ended > 0)
+		e->decisions_changed = true;
 	aggregator_tick(e->agg, now);
 	aggregator_take_changes(e->agg, store_change, e);
 	if (aggregator_sync(e->agg, e->db, now) > 0) {
@@ -780,6 +795,9 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 static void engine_restore(struct engine *e)
 {
 	int64_t t0 = clock_mono_us();
+	int64_t ended = db_decisions_expire(e->db, clock_now(), "engine");
+	if (ended > 0)
+		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
 	int rc = aggregator_restore(e->agg, e->db, clock_now());
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	if (rc < 0)
@@ -859,6 +877,17 @@ static void periodic(struct engine *e)
 	maybe_commit(e, false);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
+		/* a wall clock that steps is logged: a block keeps its UTC until,
+		 * an ended one stays ended (README, "Decisions and the clock") */
+		int64_t wall_us = clock_now_us();
+		int64_t step = (wall_us - e->clk_wall_us) - (now_us - e->clk_mono_us);
+		if (e->clk_wall_us && (step > 10000000 || step < -10000000))
+			log_warn(
+			    "the wall clock stepped %+llds: running blocks keep their until, ended ones stay "
+			    "ended",
+			    (long long)(step / 1000000));
+		e->clk_wall_us = wall_us;
+		e->clk_mono_us = now_us;
 		/* every tick: expiries, timeout refreshes, reload timeouts */
 		hook_emitters(e, hook_aggregator_tick(e, clock_now()));
 	}

@@ -228,6 +228,15 @@ int db_decision_insert(struct db *db, struct decision *d, const char *evidence_j
  * such decision or it was already ended, -1 on error. RW.
  */
 int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, const char *why);
+/*
+ * End every decision whose until has passed at now and that is not ended
+ * yet: ended_at = until, ended_by = who, end_reason = "expired". An expiry
+ * is an event: once recorded, no later clock (a step back) makes the
+ * decision active again. Reads first and writes only when something
+ * expired, so an idle call takes no write lock. Returns how many were
+ * ended, or -1. RW, in the batch when one is open.
+ */
+int64_t db_decisions_expire(struct db *db, int64_t now, const char *who);
 /* Callback for decision listings: non-zero stops the listing. */
 typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct db_decision_info *info);
 /*

@@ -66,6 +66,35 @@ int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, cons
 	return sqlite3_changes(db->h) == 1 ? 0 : 1;
 }
 
+static const char SQL_EXPIRED_ANY[] = "SELECT 1 FROM decisions WHERE ended_at IS NULL AND until <= ? LIMIT 1";
+static const char SQL_EXPIRE[] =
+    "UPDATE decisions SET ended_at = until, ended_by = ?2, end_reason = 'expired'"
+    " WHERE ended_at IS NULL AND until <= ?1";
+
+int64_t db_decisions_expire(struct db *db, int64_t now, const char *who)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_EXPIRED_ANY);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail_sql(db, "expired decisions");
+	st = db_stmt_sql(db, SQL_EXPIRE);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, who ? who : "engine", -1, SQLITE_TRANSIENT);
+	if (db_step_done(db, st, "expire decisions") < 0)
+		return -1;
+	return sqlite3_changes(db->h);
+}
+
 static const char *col_str(sqlite3_stmt *st, int col)
 {
 	return (const char *)sqlite3_column_text(st, col);

@@ -112,13 +112,22 @@ void aggregator_event(struct aggregator *a, const struct event *ev);
  */
 void aggregator_tick(struct aggregator *a, int64_t now);
 
-/* One change to hand to the database and the emitters. */
-enum agg_change_kind { AGG_CHANGE_NEW, AGG_CHANGE_ENDED };
+/*
+ * One change to hand to the database and the emitters. UPGRADED: an
+ * automatic decision in force whose prefix kept misbehaving crossed a rule
+ * whose score calls for a stronger response (observe < defer < reject <
+ * drop): d carries the same id and since with the new response, score,
+ * rule, reason and an until never earlier than before (the decision's
+ * duration counted again from the upgrade, when that ends later). A
+ * response is never lowered; manual decisions are never changed.
+ */
+enum agg_change_kind { AGG_CHANGE_NEW, AGG_CHANGE_ENDED, AGG_CHANGE_UPGRADED };
 struct agg_change {
 	enum agg_change_kind kind;
 	const struct decision *d;  /* borrowed for the callback only */
-	const char *evidence_json; /* NEW: the explanation (JSON object text); ENDED: NULL */
-	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; NEW: NULL */
+	const char *evidence_json; /* NEW, UPGRADED: the explanation (JSON object text); ENDED: NULL */
+	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; else NULL */
+	enum response from;	   /* UPGRADED: the response before */
 };
 /*
  * Called once per change, in order. For a NEW change the callback returns

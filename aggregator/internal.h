@@ -133,8 +133,9 @@ struct active {
 struct pending {
 	enum agg_change_kind kind;
 	struct decision d;
-	char *evidence; /* NEW: owned JSON text */
+	char *evidence; /* NEW, UPGRADED: owned JSON text */
 	const char *end_reason;
+	enum response from; /* UPGRADED */
 };
 
 struct aggregator {

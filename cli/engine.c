@@ -158,6 +158,17 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 		log_info("decision on %s ended (%s)", px, why);
 		return 0;
 	}
+	if (ch->kind == AGG_CHANGE_UPGRADED) {
+		if (ch->d->id > 0 &&
+		    db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
+			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
+				  db_errmsg(e->db));
+		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
+						      ch->d->scope == SCOPE_CLASS ? "class" : "address", px,
+						      response_name(ch->from), response_name(ch->d->response),
+						      ch->d->rule, ch->d->score, ch->d->reason);
+		return ch->d->id;
+	}
 	struct decision d = *ch->d;
 	if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
 		log_error("database: decision: %s", db_errmsg(e->db));

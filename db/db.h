@@ -76,7 +76,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -237,6 +237,21 @@ int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, cons
  * ended, or -1. RW, in the batch when one is open.
  */
 int64_t db_decisions_expire(struct db *db, int64_t now, const char *who);
+/*
+ * An automatic decision in force was upgraded (its response rose, e.g.
+ * defer -> reject): d holds the new response, score, rule, reason and until
+ * (never earlier than before), evidence_json the refreshed explanation.
+ * Updates the decision row (only while it is not ended), appends a row to
+ * its change history (db_decision_changes_json) and to the audit trail.
+ * Returns 0, 1 when the decision is unknown or ended, -1. RW, in the batch
+ * when one is open.
+ */
+int db_decision_upgrade(struct db *db, const struct decision *d, enum response from,
+			const char *evidence_json, int64_t at);
+/* The changes of decision id after it was made, oldest first:
+ * [{"at", "change": "upgrade", "from", "response", "score", "rule",
+ * "reason", "until"}]. A new array, or NULL on error. */
+json_t *db_decision_changes_json(struct db *db, int64_t id);
 /* Callback for decision listings: non-zero stops the listing. */
 typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct db_decision_info *info);
 /*

@@ -129,6 +129,9 @@ struct collected {
 	struct decision d[16];
 	char *evidence[16];
 	int n, ended;
+	struct decision up[8]; /* upgrades */
+	enum response up_from[8];
+	int nup;
 };
 
 static int64_t collect(void *arg, const struct agg_change *ch)
@@ -137,6 +140,14 @@ static int64_t collect(void *arg, const struct agg_change *ch)
 	if (ch->kind == AGG_CHANGE_ENDED) {
 		c->ended++;
 		return 0;
+	}
+	if (ch->kind == AGG_CHANGE_UPGRADED) {
+		if (c->nup < 8) {
+			c->up[c->nup] = *ch->d;
+			c->up_from[c->nup] = ch->from;
+		}
+		c->nup++;
+		return ch->d->id;
 	}
 	if (c->n < 16) {
 		c->d[c->n] = *ch->d;
@@ -557,6 +568,79 @@ static void test_memory_per_ip(void **state)
 	config_free(&cfg);
 }
 
+/* A decision in force whose prefix keeps misbehaving is upgraded when its
+ * score calls for a stronger response: same id and since, response and
+ * score up, until never earlier, never downgraded; a manual decision is
+ * never touched. score_reject 3 and score_drop 6 with the retry rule
+ * (severity 2, threshold 3): 4 rejections of one pair = score 2 (defer),
+ * 6 = 3.33 (reject), 10 = 6 (drop). */
+static void test_upgrade(void **state)
+{
+	static const struct {
+		const char *name;
+		int batches[4]; /* rejections fed before each aggregator_take_changes */
+		int want_new;
+		int want_up;
+		enum response want_resp;
+		enum response want_from_last;
+	} t[] = {
+	    {"one step at a time", {4, 2, 4, 3}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"all in one batch", {13, 0, 0, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"defer stays defer below the reject score", {4, 1, 0, 0}, 1, 0, RESP_DEFER, RESP_OBSERVE},
+	    {"drop is the top: more changes nothing", {10, 5, 5, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		cfg_setup();
+		cfg.rules.score_defer = 1;
+		cfg.rules.score_reject = 3;
+		cfg.rules.score_drop = 6;
+		cfg.rules.block_base = 3600;
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct collected got = {0};
+		int64_t first_until = 0;
+		for (int b = 0; b < 4; b++) {
+			struct step s = REJ("198.51.100.50", t[i].batches[b], 30, CAT_UNKNOWN_RECIPIENT, 550,
+					    ST_RCPT, "gone@example.com");
+			if (s.repeat)
+				feed(a, &s, &ts);
+			aggregator_take_changes(a, collect, &got);
+			if (b == 0 && got.n == 1)
+				first_until = got.d[0].until;
+		}
+		if (got.n != t[i].want_new || got.nup != t[i].want_up)
+			fail_msg("%s: got %d new and %d upgrades, want %d and %d", t[i].name, got.n, got.nup,
+				 t[i].want_new, t[i].want_up);
+		const struct decision *v;
+		size_t n;
+		aggregator_active(a, &v, &n);
+		assert_int_equal(n, 1);
+		if (v[0].response != t[i].want_resp)
+			fail_msg("%s: got response %s, want %s", t[i].name, response_name(v[0].response),
+				 response_name(t[i].want_resp));
+		assert_int_equal(v[0].id, 1001);
+		assert_int_equal(v[0].since, got.d[0].since);
+		if (v[0].until < first_until)
+			fail_msg("%s: until went from %lld down to %lld", t[i].name, (long long)first_until,
+				 (long long)v[0].until);
+		for (int u = 0; u < got.nup && u < 8; u++) {
+			enum response before = u ? got.up[u - 1].response : got.d[0].response;
+			if (got.up[u].id != 1001 || got.up_from[u] != before || got.up[u].response <= before)
+				fail_msg("%s: upgrade %d: got id %lld %s -> %s, want 1001 from %s upwards",
+					 t[i].name, u, (long long)got.up[u].id, response_name(got.up_from[u]),
+					 response_name(got.up[u].response), response_name(before));
+			if (strstr(got.up[u].reason, "script") || strstr(got.up[u].reason, "example"))
+				fail_msg("%s: log text in the reason: %s", t[i].name, got.up[u].reason);
+		}
+		if (got.nup && got.up_from[got.nup - 1] != t[i].want_from_last)
+			fail_msg("%s: last upgrade from %s, want %s", t[i].name,
+				 response_name(got.up_from[got.nup - 1]), response_name(t[i].want_from_last));
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +650,7 @@ int main(void)
 	    cmocka_unit_test(test_evidence),
 	    cmocka_unit_test(test_widening),
 	    cmocka_unit_test(test_dry_run),
+	    cmocka_unit_test(test_upgrade),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_memory_per_ip),
 	};

@@ -1596,4 +1596,5 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->events = a->events;
 	st->evicted = a->evicted;
 	st->suppressed = a->suppressed;
+	st->restored = a->restored_rows;
 }

@@ -78,10 +78,15 @@ void aggregator_free(struct aggregator *a); /* NULL is a no-op */
 /*
  * Rebuild state from the database on start, so that a restart changes no
  * decision: loads the active decisions (automatic and manual), the number
- * of past decisions per prefix (escalation), then replays the stored
- * events of the last max-window seconds before now without deciding.
- * Returns 0, or -1 when the database could not be read (state is then
- * empty but usable).
+ * of past decisions per prefix (escalation), then the in-memory state from,
+ * in order of preference: the file of a clean stop
+ * (aggregator_set_state_path), replaying the events stored after it; the
+ * database's checkpoint (db_checkpoint_get), replaying the evidence events
+ * stored after it (connects and accepted mail after it are not stored, so
+ * they are lost: at most checkpoint_interval of them); nothing, replaying
+ * the stored events of the last max-window seconds before now. Replays
+ * never decide. Returns 0, or -1 when the database could not be read (state
+ * is then empty but usable).
  */
 int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
 
@@ -98,6 +103,17 @@ void aggregator_set_state_path(struct aggregator *a, const char *path);
 /* Save the state to the state path (temp file + rename). Returns 0, or -1
  * with a warning logged. A no-op returning 0 when no path is set. */
 int aggregator_save(const struct aggregator *a);
+
+/*
+ * A checkpoint: the in-memory state (windows, sessions, evidence, escalation
+ * counts; not the decisions, which the database holds) as an opaque image in
+ * *data (malloc'd, *len bytes), and the newest event time it holds. The
+ * engine stores it with db_checkpoint_put() in the transaction of a batch,
+ * so that it matches the committed events and offsets exactly; after a
+ * crash aggregator_restore() loads it and replays only the evidence rows
+ * stored after it. Returns 0, or -1 (logged; nothing allocated).
+ */
+int aggregator_checkpoint(const struct aggregator *a, char **data, size_t *len, int64_t *newest_us);
 
 /*
  * Feed one event (the hot path). Events should come in time order; an event
@@ -169,6 +185,7 @@ struct agg_stats {
 	uint64_t events;     /* events seen */
 	uint64_t evicted;    /* records evicted (idle or over max_tracked_ips) */
 	uint64_t suppressed; /* decisions refused: allow list or protected */
+	uint64_t restored;   /* events replayed by the last aggregator_restore() */
 };
 void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 

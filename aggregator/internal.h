@@ -169,6 +169,7 @@ struct aggregator {
 	char *state_path; /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
+	uint64_t restored_rows; /* events replayed by the last aggregator_restore() */
 };
 
 /* aggregator.c */
@@ -176,6 +177,8 @@ void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool ann
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);
+/* the same from a checkpoint image in memory; 0 or -1 */
+int agg_state_load_mem(struct aggregator *a, const void *data, size_t len);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
 
 #endif

@@ -126,6 +126,10 @@ struct engine {
 	struct decision *em_active;
 	size_t em_n, em_cap;
 	struct web *web; /* the dashboard and API (run only) */
+	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
+	int64_t ckpt_last_us; /* monotonic, the last one committed */
+	bool ckpt_in_batch;   /* the open batch carries one */
+	uint64_t ckpt_lines;  /* e->lines when it was written */
 };
 
 #define UNPARSED_OVERLONG 63
@@ -311,6 +315,7 @@ static void db_failed(struct engine *e)
 		db_rollback(e->db);
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	e->batch_lines = 0;
+	e->ckpt_in_batch = false;
 	if (e->importing) {
 		e->import_failed = true;
 		return;
@@ -342,6 +347,36 @@ static int batch_begin(struct engine *e)
 	e->batch_lines = 0;
 	e->batch_start_us = clock_mono_us();
 	return 0;
+}
+
+/*
+ * The aggregator's checkpoint, stored in the open batch: it then commits
+ * with the batch's events and file offsets, so that it holds exactly the
+ * committed lines. Returns 0, or -1 (a database error: the batch fails).
+ */
+static int checkpoint_put(struct engine *e)
+{
+	char *data;
+	size_t len;
+	int64_t newest;
+	int64_t t0 = clock_mono_us();
+	if (aggregator_checkpoint(e->agg, &data, &len, &newest) < 0)
+		return 0; /* logged; the last checkpoint stays */
+	int rc = db_checkpoint_put(e->db, clock_now(), newest, (int64_t)e->lines, data, len);
+	free(data);
+	if (rc < 0) {
+		log_error("database: checkpoint: %s", db_errmsg(e->db));
+		return -1;
+	}
+	e->ckpt_in_batch = true;
+	log_debug("aggregator: checkpoint of %zu bytes in %.3fs", len, (double)(clock_mono_us() - t0) / 1e6);
+	return 0;
+}
+
+static bool checkpoint_due(const struct engine *e)
+{
+	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines &&
+	       clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000;
 }
 
 /* Stage the positions of every source that moved, then commit. Returns 0,
@@ -379,6 +414,8 @@ static int batch_commit(struct engine *e)
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
+	if (checkpoint_due(e) && checkpoint_put(e) < 0)
+		goto fail;
 	if (db_commit(e->db) < 0) {
 		log_error("database: commit: %s", db_errmsg(e->db));
 		web_set_ingest_error(e->web, db_errmsg(e->db));
@@ -398,6 +435,11 @@ static int batch_commit(struct engine *e)
 		e->syslog_dropped_stored = cs.syslog_dropped;
 	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
+	if (e->ckpt_in_batch) {
+		e->ckpt_last_us = clock_mono_us();
+		e->ckpt_lines = e->lines;
+	}
+	e->ckpt_in_batch = false;
 	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;
@@ -811,16 +853,36 @@ static void engine_restore(struct engine *e)
 		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
 	int rc = aggregator_restore(e->agg, e->db, clock_now());
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	e->ckpt_last_us = clock_mono_us();
 	if (rc < 0)
 		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
 	else if (!e->importing)
 		log_info("aggregator: state restored in %.2fs", secs);
 }
 
+/* A clean stop (or the end of an import) leaves a checkpoint of the state
+ * after the last committed line, in a transaction of its own. */
+static void checkpoint_final(struct engine *e)
+{
+	if (!e->db || !e->agg || db_in_batch(e->db) || e->db_down || e->import_failed || e->commit_errors)
+		return;
+	if (db_begin(e->db) < 0) {
+		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
+		return;
+	}
+	if (checkpoint_put(e) < 0 || db_commit(e->db) < 0) {
+		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
+		if (db_in_batch(e->db))
+			db_rollback(e->db);
+	}
+	e->ckpt_in_batch = false;
+}
+
 static void engine_close(struct engine *e)
 {
 	if (e->db && db_in_batch(e->db))
 		batch_commit(e);
+	checkpoint_final(e);
 	collector_free(e->coll);
 	for (size_t i = 0; i < e->n_src; i++)
 		parser_source_free(e->src[i].ps);
@@ -886,6 +948,9 @@ static void periodic(struct engine *e)
 	collector_tick(e->coll);
 	sync_sources(e);
 	maybe_commit(e, false);
+	/* a quiet input: the state of the last lines is saved all the same */
+	if (!db_in_batch(e->db) && checkpoint_due(e) && batch_begin(e) == 0)
+		batch_commit(e);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
 		/* a wall clock that steps is logged: a block keeps its UTC until,

@@ -276,6 +276,34 @@ int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
 int db_audit_add(struct db *db, int64_t when, const char *who, const char *action,
 		 const struct prefix *prefix, const char *reason);
 
+/* ----------------------------------------------- aggregator checkpoint */
+
+/*
+ * The aggregator's state (an opaque image, aggregator/state.c) kept in the
+ * database so that a restart after a crash loads it and replays only the
+ * evidence rows stored after it. db_checkpoint_put() is called inside a
+ * batch, before db_commit(), so the image and the batch's file offsets
+ * commit together; it records max_event_id, the largest event id stored up
+ * to and including this batch. One checkpoint is kept (the newest).
+ */
+struct db_checkpoint {
+	int64_t at;	      /* wall clock when written */
+	int64_t newest_us;    /* the newest event time the image holds */
+	int64_t max_event_id; /* events with a larger id were stored after it */
+	int64_t lines;	      /* lines read by the writer when written (for logs) */
+	void *data;	      /* the image (malloc'd by db_checkpoint_get) */
+	size_t len;
+};
+/* Store the checkpoint (replacing the last one). Returns 0, or -1. RW. */
+int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t lines, const void *data,
+		      size_t len);
+/* Load the last checkpoint into *c (c->data to be freed by the caller).
+ * Returns 1, 0 when there is none, -1 on error. */
+int db_checkpoint_get(struct db *db, struct db_checkpoint *c);
+/* Every stored event with an id above after_id, in id order (see
+ * db_events_scan). Returns 0, the callback's value, or -1. */
+int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *arg);
+
 /* -------------------------------------------- queries (CLI and web share) */
 
 /*

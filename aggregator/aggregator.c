@@ -1568,6 +1568,16 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 	return n;
 }
 
+void aggregator_rebind(struct aggregator *a, int64_t old_id, int64_t new_id)
+{
+	for (size_t k = 0; k < a->nact; k++)
+		if (a->act[k].d.id == old_id && old_id > 0)
+			a->act[k].d.id = new_id;
+	for (size_t i = 0; i < a->npend; i++)
+		if (a->pend[i].d.id == old_id && old_id > 0)
+			a->pend[i].d.id = new_id;
+}
+
 void aggregator_active(struct aggregator *a, const struct decision **v, size_t *n)
 {
 	if (a->capout < a->nact) {

@@ -160,6 +160,12 @@ typedef int64_t (*agg_change_fn)(void *arg, const struct agg_change *ch);
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg);
 
 /*
+ * The database id of a decision changed: the transaction that stored it
+ * under old_id was rolled back and the engine stored it again as new_id.
+ */
+void aggregator_rebind(struct aggregator *a, int64_t old_id, int64_t new_id);
+
+/*
  * The decisions in force (automatic and manual), for the emitters. *v points
  * into the aggregator and stays valid until the next call into it. In
  * dry-run mode ([rules] dry_run) automatic decisions are made, stored and

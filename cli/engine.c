@@ -59,6 +59,21 @@ struct esrc {
 	int64_t lines;		  /* lines_read of the db row, this batch included */
 	bool dirty;		  /* offset/lines changed since the last commit */
 	struct parser_source *ps; /* parser state of this stream */
+	/* how far the aggregator has seen this source (this file, and the one
+	 * before it): lines read again after a refused batch are stored but not
+	 * counted a second time */
+	struct coll_pos agg_id, agg_prev_id;
+	int64_t agg_off, agg_prev_off;
+};
+
+/* A decision change stored in the open batch: made again at the next batch
+ * when this one is refused (the aggregator made it once and will not again). */
+struct jchange {
+	enum agg_change_kind kind;
+	struct decision d;
+	char *evidence;
+	const char *end_reason;
+	enum response from;
 };
 
 struct replay {
@@ -130,6 +145,12 @@ struct engine {
 	int64_t ckpt_last_us; /* monotonic, the last one committed */
 	bool ckpt_in_batch;   /* the open batch carries one */
 	uint64_t ckpt_lines;  /* e->lines when it was written */
+	/* exactness across a refused batch (db_failed) */
+	bool agg_recover; /* lines the aggregator saw are being read again */
+	bool no_agg;	  /* engine_line: store the line, do not count it again */
+	struct jchange *journal;
+	size_t n_journal, cap_journal;
+	bool redo; /* the journal's changes were rolled back: store them again */
 };
 
 #define UNPARSED_OVERLONG 63
@@ -144,9 +165,81 @@ struct engine {
  * them. evidence_id is the stored row (0 when the event is only counted).
  */
 /* Store one change the aggregator queued, in the open batch. */
+static int batch_begin(struct engine *e);
+
+static void journal_add(struct engine *e, const struct agg_change *ch, int64_t id)
+{
+	if (!db_in_batch(e->db) || e->importing)
+		return; /* autocommit: stored already; import: a refused batch stops it */
+	if (e->n_journal == e->cap_journal) {
+		e->cap_journal = e->cap_journal ? 2 * e->cap_journal : 16;
+		e->journal = xrealloc(e->journal, e->cap_journal * sizeof *e->journal);
+	}
+	struct jchange *j = &e->journal[e->n_journal++];
+	j->kind = ch->kind;
+	j->d = *ch->d;
+	if (id > 0)
+		j->d.id = id;
+	j->evidence = ch->evidence_json ? xstrdup(ch->evidence_json) : NULL;
+	j->end_reason = ch->end_reason;
+	j->from = ch->from;
+}
+
+static void journal_clear(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_journal; i++)
+		free(e->journal[i].evidence);
+	e->n_journal = 0;
+	e->redo = false;
+}
+
+static int64_t store_change_db(struct engine *e, const struct agg_change *ch);
+
 static int64_t store_change(void *arg, const struct agg_change *ch)
 {
 	struct engine *e = arg;
+	int64_t id = store_change_db(e, ch);
+	journal_add(e, ch, id);
+	return id;
+}
+
+/*
+ * The batch that stored the journal's changes was refused: store them again
+ * in the new batch (a new decision gets a new id, which the aggregator and
+ * the later changes of the journal learn). Returns 0, or -1 (database error).
+ */
+static int journal_redo(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_journal; i++) {
+		struct jchange *j = &e->journal[i];
+		struct agg_change ch = {.kind = j->kind,
+					.d = &j->d,
+					.evidence_json = j->evidence,
+					.end_reason = j->end_reason,
+					.from = j->from};
+		if (j->kind == AGG_CHANGE_NEW) {
+			int64_t old = j->d.id;
+			j->d.id = 0;
+			int64_t id = store_change_db(e, &ch);
+			if (id <= 0)
+				return -1;
+			j->d.id = id;
+			aggregator_rebind(e->agg, old, id);
+			for (size_t k = i + 1; k < e->n_journal; k++)
+				if (e->journal[k].d.id == old)
+					e->journal[k].d.id = id;
+		} else {
+			store_change_db(e, &ch);
+		}
+	}
+	if (e->n_journal)
+		log_info("database: %zu decision change(s) of the refused batch stored again", e->n_journal);
+	e->redo = false;
+	return 0;
+}
+
+static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
+{
 	e->decisions_changed = true;
 	char px[PREFIX_STRLEN];
 	prefix_format(&ch->d->prefix, px);
@@ -190,6 +283,8 @@ static int64_t store_change(void *arg, const struct agg_change *ch)
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
 	(void)evidence_id;
+	if (e->no_agg)
+		return; /* seen before a refused batch: stored again, counted once */
 	aggregator_event(e->agg, ev);
 	aggregator_take_changes(e->agg, store_change, e);
 }
@@ -210,6 +305,10 @@ static bool hook_aggregator_tick(struct engine *e, int64_t now)
 	else if (ended > 0)
 		e->decisions_changed = true;
 	aggregator_tick(e->agg, now);
+	/* changes of a refused batch go back in first: the sync below would
+	 * take a decision missing from the database for an unblock */
+	if (e->redo && batch_begin(e) < 0)
+		return false;
 	aggregator_take_changes(e->agg, store_change, e);
 	if (aggregator_sync(e->agg, e->db, now) > 0) {
 		const struct decision *v;
@@ -300,6 +399,13 @@ static void hook_web_stop(struct engine *e)
 
 static void known_update(struct engine *e, size_t i);
 
+/* The same file (a small file's fingerprint grows as it does). */
+static bool same_ident(const struct coll_pos *a, const struct coll_pos *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && (a->fp_len != b->fp_len || a->fp == b->fp) &&
+	       (a->dev || a->ino || a->fp_len);
+}
+
 /*
  * A begin or commit failed (the database is locked by another writer past
  * the busy timeout, the disk is full, ...): nothing of the batch is stored.
@@ -314,8 +420,10 @@ static void db_failed(struct engine *e)
 	if (db_in_batch(e->db))
 		db_rollback(e->db);
 	memset(e->unparsed, 0, sizeof e->unparsed);
+	bool saw = e->batch_lines > 0;
 	e->batch_lines = 0;
 	e->ckpt_in_batch = false;
+	e->redo = e->n_journal > 0;
 	if (e->importing) {
 		e->import_failed = true;
 		return;
@@ -324,6 +432,8 @@ static void db_failed(struct engine *e)
 		log_warn("database unavailable: the lines of the open batch will be read again in 1 s%s",
 			 e->syslog_dirty ? " (its syslog messages are lost)" : "");
 	e->db_down = true;
+	if (saw)
+		e->agg_recover = true; /* see on_line */
 	e->db_retry_us = clock_mono_us() + 1000000;
 	for (size_t i = 0; i < e->n_src; i++) {
 		e->src[i].db_id = 0; /* resolved again from the database */
@@ -346,6 +456,11 @@ static int batch_begin(struct engine *e)
 	}
 	e->batch_lines = 0;
 	e->batch_start_us = clock_mono_us();
+	if (e->redo && journal_redo(e) < 0) {
+		log_error("database: %s", db_errmsg(e->db));
+		db_failed(e);
+		return -1;
+	}
 	return 0;
 }
 
@@ -423,10 +538,19 @@ static int batch_commit(struct engine *e)
 		db_failed(e);
 		return -1;
 	}
+	journal_clear(e);
+	bool behind = false; /* a source still below what the aggregator saw */
 	for (size_t i = 0; i < e->n_src; i++) {
-		if (e->src[i].dirty)
+		struct esrc *s = &e->src[i];
+		if (s->dirty)
 			known_update(e, i);
-		e->src[i].dirty = false;
+		s->dirty = false;
+		behind = behind || (same_ident(&s->id, &s->agg_id) && s->offset < s->agg_off) ||
+			 (same_ident(&s->id, &s->agg_prev_id) && s->offset < s->agg_prev_off);
+	}
+	if (e->agg_recover && !behind) {
+		e->agg_recover = false;
+		log_info("database: the lines of the refused batch are stored again, each counted once");
 	}
 	e->syslog_dirty = false;
 	if (e->coll) {
@@ -682,7 +806,20 @@ static void on_line(void *ctx, const struct coll_line *ln)
 	collector_source_pos(e->coll, (size_t)ln->source, &pos);
 	if (!s->db_id || !same_file(&pos, &s->id))
 		esrc_switch(e, s, (size_t)ln->source, &pos);
-	engine_line(e, s->ps, s->db_id, ln);
+	if (e->agg_recover && ((same_ident(&pos, &s->agg_id) && ln->off_after <= s->agg_off) ||
+			       (same_ident(&pos, &s->agg_prev_id) && ln->off_after <= s->agg_prev_off))) {
+		e->no_agg = true; /* counted before the refused batch */
+		engine_line(e, s->ps, s->db_id, ln);
+		e->no_agg = false;
+	} else {
+		if (!same_ident(&pos, &s->agg_id)) {
+			s->agg_prev_id = s->agg_id;
+			s->agg_prev_off = s->agg_off;
+			s->agg_id = pos;
+		}
+		s->agg_off = ln->off_after;
+		engine_line(e, s->ps, s->db_id, ln);
+	}
 	s->offset = ln->off_after;
 	s->lines++;
 	s->dirty = true;
@@ -894,6 +1031,8 @@ static void engine_close(struct engine *e)
 		aggregator_save(e->agg); /* after the last commit: the next start continues here */
 	aggregator_free(e->agg);
 	db_close(e->db);
+	journal_clear(e);
+	free(e->journal);
 	free(e->known);
 	free(e->db_path);
 	buf_free(&e->replay.sample);

@@ -18,7 +18,7 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
-#define STATE_MAGIC "MXWAGG02"
+#define STATE_MAGIC "MXWAGG03"
 
 struct state_hdr {
 	char magic[8];
@@ -92,6 +92,24 @@ static int read_table(FILE *fp, struct table *t)
 	return 0;
 }
 
+/* The evidence slots in use: they are handed out in order, so only the
+ * first ev_next (all of them once they wrapped) hold anything. */
+static int write_slots(const struct aggregator *a, FILE *fp)
+{
+	uint64_t n = MXW_MIN((uint64_t)a->ev_next, (uint64_t)a->ev_n);
+	if (fwrite(&n, sizeof n, 1, fp) != 1)
+		return -1;
+	return n == 0 || fwrite(a->ev, a->ev_stride, n, fp) == n ? 0 : -1;
+}
+
+static int read_slots(struct aggregator *a, FILE *fp)
+{
+	uint64_t n;
+	if (fread(&n, sizeof n, 1, fp) != 1 || n > a->ev_n)
+		return -1;
+	return n == 0 || fread(a->ev, a->ev_stride, n, fp) == n ? 0 : -1;
+}
+
 /* The image: header, the tables, the evidence slots. */
 static int state_write(const struct aggregator *a, FILE *fp)
 {
@@ -103,8 +121,7 @@ static int state_write(const struct aggregator *a, FILE *fp)
 	return fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
 		       write_table(fp, &a->classes) == 0 && write_table(fp, &a->seen) == 0 &&
 		       write_table(fp, &a->sessions) == 0 && write_table(fp, &a->offenses) == 0 &&
-		       write_table(fp, &a->wider) == 0 &&
-		       (a->ev_n == 0 || fwrite(a->ev, a->ev_stride, a->ev_n, fp) == a->ev_n)
+		       write_table(fp, &a->wider) == 0 && write_slots(a, fp) == 0
 		   ? 0
 		   : -1;
 }
@@ -175,8 +192,7 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 	}
 	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 || read_table(fp, &a->seen) < 0 ||
 	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
-	    read_table(fp, &a->wider) < 0 ||
-	    (a->ev_n && fread(a->ev, a->ev_stride, a->ev_n, fp) != a->ev_n)) {
+	    read_table(fp, &a->wider) < 0 || read_slots(a, fp) < 0) {
 		log_warn("aggregator: %s is truncated; replaying events instead", what);
 		a->last_p = NULL;
 		a->last_c = NULL;

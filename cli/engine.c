@@ -490,7 +490,9 @@ static int checkpoint_put(struct engine *e)
 
 static bool checkpoint_due(const struct engine *e)
 {
-	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines &&
+	/* not while lines the aggregator saw are being stored again: a crash
+	 * would read them once more on top of the checkpoint */
+	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines && !e->agg_recover &&
 	       clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000;
 }
 
@@ -560,7 +562,11 @@ static int batch_commit(struct engine *e)
 	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	if (e->ckpt_in_batch) {
-		e->ckpt_last_us = clock_mono_us();
+		/* rows replayed: a checkpoint at the first batch, so that the next
+		 * crash does not replay them again */
+		struct agg_stats st;
+		aggregator_stats(e->agg, &st);
+		e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
 		e->ckpt_lines = e->lines;
 	}
 	e->ckpt_in_batch = false;
@@ -998,28 +1004,36 @@ static void engine_restore(struct engine *e)
 }
 
 /* A clean stop (or the end of an import) leaves a checkpoint of the state
- * after the last committed line, in a transaction of its own. */
-static void checkpoint_final(struct engine *e)
+ * after the last committed line, in a transaction of its own. Returns true
+ * when it is stored; false when the state does not match the committed
+ * lines (a refused batch not stored again) or the database refused it. */
+static bool checkpoint_final(struct engine *e)
 {
-	if (!e->db || !e->agg || db_in_batch(e->db) || e->db_down || e->import_failed || e->commit_errors)
-		return;
+	if (!e->db || !e->agg || db_in_batch(e->db) || e->db_down || e->import_failed || e->agg_recover)
+		return false;
+	int64_t t0 = clock_mono_us();
 	if (db_begin(e->db) < 0) {
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
-		return;
+		return false;
 	}
-	if (checkpoint_put(e) < 0 || db_commit(e->db) < 0) {
+	bool ok = checkpoint_put(e) == 0 && db_commit(e->db) == 0;
+	if (!ok) {
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
 		if (db_in_batch(e->db))
 			db_rollback(e->db);
+	} else if (!e->importing) {
+		log_info("aggregator: state saved in the database in %.2fs",
+			 (double)(clock_mono_us() - t0) / 1e6);
 	}
 	e->ckpt_in_batch = false;
+	return ok;
 }
 
 static void engine_close(struct engine *e)
 {
 	if (e->db && db_in_batch(e->db))
 		batch_commit(e);
-	checkpoint_final(e);
+	bool saved = checkpoint_final(e);
 	collector_free(e->coll);
 	for (size_t i = 0; i < e->n_src; i++)
 		parser_source_free(e->src[i].ps);
@@ -1027,7 +1041,8 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
-	if (e->agg && e->db && !e->commit_errors)
+	/* the file of a clean stop only when the database refused the checkpoint */
+	if (!saved && e->agg && e->db && !e->commit_errors)
 		aggregator_save(e->agg); /* after the last commit: the next start continues here */
 	aggregator_free(e->agg);
 	db_close(e->db);

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "aggregator/aggregator.h"
+#include "db/db.h"
 
 #define T0 1795000000LL /* a fixed time: tests never depend on today */
 
@@ -641,6 +643,78 @@ static void test_upgrade(void **state)
 	}
 }
 
+/* The checkpoint in the database: a class connection flood cut in two by
+ * a restart (a new aggregator restored from the database) gives the same
+ * decision as one aggregator fed everything; without the checkpoint the
+ * restored aggregator has forgotten the connects (they are not stored as
+ * rows) and decides nothing. */
+static void test_checkpoint_restore(void **state)
+{
+	static const struct {
+		const char *name;
+		bool checkpoint;
+		const char *want; /* the decision on the class, NULL = none */
+		unsigned conns;	  /* the connections its evidence counts */
+	} t[] = {
+	    {"restored from the checkpoint", true, "203.0.113.0/24", 150},
+	    {"restored without a checkpoint", false, NULL, 0},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		cfg_setup();
+		char path[] = "/tmp/mxw-agg-ckpt-XXXXXX";
+		int fd = mkstemp(path);
+		assert_true(fd >= 0);
+		close(fd);
+		unlink(path);
+		char err[256];
+		struct db *db = db_open(path, DB_RW | DB_FAST, err, sizeof err);
+		assert_non_null(db);
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct step part1 = CONN("203.0.113.%d", 100, 1); /* 100 of 150: under */
+		feed(a, &part1, &ts);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		assert_int_equal(got.n, 0);
+		if (t[i].checkpoint) {
+			char *data;
+			size_t len;
+			int64_t newest;
+			assert_int_equal(aggregator_checkpoint(a, &data, &len, &newest), 0);
+			assert_int_equal(newest, (ts - 1) * 1000000);
+			assert_int_equal(db_begin(db), 0);
+			assert_int_equal(db_checkpoint_put(db, ts, newest, 100, data, len), 0);
+			assert_int_equal(db_commit(db), 0);
+			free(data);
+		}
+		aggregator_free(a);
+		a = aggregator_new(&cfg); /* the restart */
+		assert_int_equal(aggregator_restore(a, db, ts), 0);
+		struct step part2 = CONN("203.0.113.%d", 60, 1);
+		feed(a, &part2, &ts);
+		aggregator_take_changes(a, collect, &got);
+		const struct decision *d = t[i].want ? find_decision(&got, t[i].want) : NULL;
+		if (t[i].want && (!d || strcmp(d->rule, "flood") != 0))
+			fail_msg("%s: got %d decisions, want a flood decision on %s", t[i].name, got.n,
+				 t[i].want);
+		if (!t[i].want && got.n != 0)
+			fail_msg("%s: got %d decisions, want none", t[i].name, got.n);
+		if (d) {
+			json_t *o = json_loads(got.evidence[0], 0, NULL);
+			unsigned c = (unsigned)json_integer_value(
+			    json_object_get(json_object_get(o, "numbers"), "connections"));
+			json_decref(o);
+			if (c != t[i].conns)
+				fail_msg("%s: got %u connections, want %u", t[i].name, c, t[i].conns);
+		}
+		collected_free(&got);
+		aggregator_free(a);
+		db_close(db);
+		unlink(path);
+		config_free(&cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +725,7 @@ int main(void)
 	    cmocka_unit_test(test_widening),
 	    cmocka_unit_test(test_dry_run),
 	    cmocka_unit_test(test_upgrade),
+	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_memory_per_ip),
 	};

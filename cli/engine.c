@@ -562,11 +562,7 @@ static int batch_commit(struct engine *e)
 	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	if (e->ckpt_in_batch) {
-		/* rows replayed: a checkpoint at the first batch, so that the next
-		 * crash does not replay them again */
-		struct agg_stats st;
-		aggregator_stats(e->agg, &st);
-		e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
+		e->ckpt_last_us = clock_mono_us();
 		e->ckpt_lines = e->lines;
 	}
 	e->ckpt_in_batch = false;
@@ -996,7 +992,11 @@ static void engine_restore(struct engine *e)
 		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
 	int rc = aggregator_restore(e->agg, e->db, clock_now());
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
-	e->ckpt_last_us = clock_mono_us();
+	/* rows replayed: a checkpoint at the first batch, so that the next
+	 * crash does not replay them again */
+	struct agg_stats st;
+	aggregator_stats(e->agg, &st);
+	e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
 	if (rc < 0)
 		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
 	else if (!e->importing)

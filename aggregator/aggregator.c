@@ -1126,6 +1126,26 @@ static struct sessrec *session(struct aggregator *a, const struct event *ev, boo
 	return table_get(&a->sessions, &k, NULL);
 }
 
+/* A decided record (F_DECIDED) whose new score cannot raise the response
+ * of its decision: nothing to do. */
+static bool no_upgrade(const struct aggregator *a, uint8_t flags, int rule, double ratio)
+{
+	if (!(flags & F_DECIDED))
+		return false;
+	double score = round(rule_severity[rule] * ratio * 100.0) / 100.0;
+	return (unsigned)response_of(a->r, score) <= (unsigned)((flags & F_RESP_MASK) >> F_RESP_SHIFT);
+}
+
+/* Mark a record decided, with the response of the decision in force on p. */
+static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct prefix *p)
+{
+	struct active *ac = active_find(a, p);
+	if (!ac)
+		return flags;
+	unsigned r = ac->d.manual ? 3u : MXW_MIN((unsigned)ac->d.response, 3u);
+	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
+}
+
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
 	/* a decided record is judged too: its decision may be upgraded */
@@ -1133,15 +1153,14 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	ip_view(a, p, t, &v);
 	double ratio;
 	int rule = view_pick(a, &v, &ratio);
-	if (rule < 0)
+	if (rule < 0 || no_upgrade(a, p->flags, rule, ratio))
 		return;
 	struct prefix px;
 	prefix_from_addr(&px, &p->ip, ipaddr_bits(&p->ip));
 	struct evslot *s = ev_get(a, &p->ev, &px, false);
-	bool made = decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
-	bool held = made || active_find(a, &px);
-	if (held)
-		p->flags |= F_DECIDED;
+	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
+	p->flags = decided_flags(a, p->flags, &px);
+	bool held = p->flags & F_DECIDED;
 	if ((held || a->replaying) && !(p->flags & F_FLAGGED)) {
 		p->flags |= F_FLAGGED;
 		uint32_t win = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
@@ -1196,12 +1215,11 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 	}
 	double ratio;
 	int rule = view_pick(a, &v, &ratio);
-	if (rule < 0)
+	if (rule < 0 || no_upgrade(a, c->flags, rule, ratio))
 		return;
 	struct evslot *s = ev_get(a, &c->ev, &c->p, false);
 	bool made = decide(a, &c->p, SCOPE_CLASS, rule, ratio, &v, t, c->first_bad, s);
-	if (made || active_find(a, &c->p))
-		c->flags |= F_DECIDED;
+	c->flags = decided_flags(a, c->flags, &c->p);
 	if (made)
 		widen(a, c, t);
 }
@@ -1499,13 +1517,13 @@ static void clear_decided(struct aggregator *a, const struct prefix *p, bool for
 		if (r && forgive)
 			table_remove(&a->ips, r);
 		else if (r)
-			r->flags &= (uint8_t)~F_DECIDED;
+			r->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	} else {
 		struct clsrec *c = table_find(&a->classes, p);
 		if (c && forgive)
 			table_remove(&a->classes, c);
 		else if (c)
-			c->flags &= (uint8_t)~F_DECIDED;
+			c->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	}
 }
 

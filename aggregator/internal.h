@@ -42,6 +42,11 @@ enum {
 	F_DECIDED = 4,	/* an automatic decision is active on this prefix */
 	F_FLAGGED = 8,	/* counted in its class's flagged IPs */
 	F_LIMITED = 16, /* the MTA rate-limited it (a flood verdict of its own) */
+	/* with F_DECIDED: the response of the decision in force (a lower bound;
+	 * 3 for a manual one), so that a decided record's events need no search
+	 * of the active decisions unless their score calls for more */
+	F_RESP_SHIFT = 5,
+	F_RESP_MASK = 3 << 5,
 };
 
 #define RETRY_SLOTS 3

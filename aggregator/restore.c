@@ -59,12 +59,12 @@ static void decided_resync(struct aggregator *a)
 	for (size_t i = 0; i < a->ips.nrec; i++) {
 		struct iprec *r = table_at(&a->ips, i);
 		if (r)
-			r->flags &= (uint8_t)~F_DECIDED;
+			r->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	}
 	for (size_t i = 0; i < a->classes.nrec; i++) {
 		struct clsrec *c = table_at(&a->classes, i);
 		if (c)
-			c->flags &= (uint8_t)~F_DECIDED;
+			c->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	}
 	for (size_t i = 0; i < a->nact; i++) {
 		const struct prefix *p = &a->act[i].d.prefix;

@@ -1021,7 +1021,7 @@ static bool checkpoint_final(struct engine *e)
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
 		if (db_in_batch(e->db))
 			db_rollback(e->db);
-	} else if (!e->importing) {
+	} else {
 		log_info("aggregator: state saved in the database in %.2fs",
 			 (double)(clock_mono_us() - t0) / 1e6);
 	}

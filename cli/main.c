@@ -27,6 +27,8 @@ static const struct cli_cmd commands[] = {
     {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix"},
     {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
      "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
+    {"report", cmd_report, "digest|evidence ... [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]",
+     "the abuse digest of a period, or the evidence report for a network"},
 };
 
 static void usage(FILE *fp)

@@ -319,6 +319,11 @@
     }
     renderEvents(events);
     renderTimeline(events, hist);
+    if (q.indexOf('@') < 0) {
+      const a = document.getElementById('evidence-report');
+      a.href = '/api/v1/report/evidence?format=html&prefix=' + encodeURIComponent(d && d.prefix ? d.prefix : q);
+      a.hidden = false;
+    }
     if (blocked && d && d.prefix && !unblockWired) {
       unblockWired = true;
       wireUnblock(d.prefix);

@@ -19,6 +19,7 @@
 #include "aggregator/aggregator.h"
 #include "db/db.h"
 #include "emitters/emitters.h"
+#include "reports/reports.h"
 #include "web/web_internal.h"
 
 #define TIME_MAX_RANGE (400LL * 86400)
@@ -370,6 +371,78 @@ static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 		ret = BAD(r, "lookup: %s", err.len ? buf_str(&err) : "not an address or prefix");
 	else
 		ret = web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
+	buf_free(&err);
+	return ret;
+}
+
+/* -------------------------------------------------------------- reports */
+
+/* A report in the format asked for: JSON through the API's own encoder,
+ * text or a standalone HTML page (its strings escaped by report_render). */
+static enum MHD_Result send_report(struct web_req *r, json_t *rep, int format)
+{
+	if (format == REPORT_JSON)
+		return web_send_json(r, 200, rep);
+	struct buf out = BUF_INIT;
+	report_render(rep, (enum report_format)format, &out);
+	json_decref(rep);
+	size_t len = out.len;
+	return web_send_document(
+	    r, format == REPORT_HTML ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
+	    out.data ? out.data : xstrdup(""), len);
+}
+
+static enum MHD_Result api_report(struct web_req *r, const char *which)
+{
+	bool digest = strcmp(which, "digest") == 0;
+	if (!digest && strcmp(which, "evidence") != 0)
+		return web_send_error(r, 404, "no such report: digest or evidence");
+	static const char *const allowed_digest[] = {"since", "from", "to", "top", "format", NULL};
+	static const char *const allowed_evidence[] = {"prefix", "lines", "format", NULL};
+	if (check_args(r, digest ? allowed_digest : allowed_evidence))
+		return MHD_YES;
+	const char *fs = web_arg(r, "format");
+	int format = fs ? report_format_parse(fs) : REPORT_JSON;
+	if (format < 0)
+		return BAD(r, "format: json, text or html");
+	char msg[128];
+	int64_t top, lines, now = clock_now(), from = 0, to = now, since = 86400;
+	struct prefix q;
+	if (digest) {
+		const char *ss = web_arg(r, "since"), *f = web_arg(r, "from"), *t = web_arg(r, "to");
+		if (ss && (f || t))
+			return BAD(r, "since, or from and to: not both");
+		if (ss && (duration_parse(ss, &since) < 0 || since <= 0 || since > 400 * 86400))
+			return BAD(r, "since: a duration such as 1d or 12h, at most 400d");
+		if (t && !f)
+			return BAD(r, "to needs from");
+		if (f && parse_time(f, &from) < 0)
+			return BAD(r, "from: epoch seconds or RFC 3339");
+		if (t && parse_time(t, &to) < 0)
+			return BAD(r, "to: epoch seconds or RFC 3339");
+		if (!f)
+			from = now - since;
+		if (from >= to || to - from > 400 * 86400)
+			return BAD(r, "the period must be non-empty and at most 400 days");
+		if (arg_int(r, "top", 1, 100, 10, &top, msg, sizeof msg) < 0)
+			return BAD(r, "%s", msg);
+	} else {
+		const char *ps = web_arg(r, "prefix");
+		if (!ps || !printable_ascii(ps, QUERY_MAX) || prefix_parse(&q, ps, strlen(ps), false) < 0)
+			return BAD(r, "prefix: an IP address or a prefix such as 203.0.113.0/24");
+		if (arg_int(r, "lines", 1, 1000, 200, &lines, msg, sizeof msg) < 0)
+			return BAD(r, "%s", msg);
+	}
+	struct db *db = get_db(r);
+	if (!db)
+		return MHD_YES;
+	struct buf err = BUF_INIT;
+	/* the web shows evidence lines redacted, as a report leaves the house */
+	json_t *rep = digest ? report_digest_json(db, from, to, now, (int)top, &err)
+			     : report_evidence_json(db, &q, now, (int)lines, true, &err);
+	web_db_put(r->w, db);
+	enum MHD_Result ret =
+	    rep ? send_report(r, rep, format) : web_send_error(r, 500, "report failed: %s", buf_str(&err));
 	buf_free(&err);
 	return ret;
 }
@@ -741,7 +814,9 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 	}
 	if (strncmp(path, "lookup/", 7) == 0)
 		return is_get(r) ? api_lookup(r, path + 7) : method_not_allowed(r, "GET");
+	if (strncmp(path, "report/", 7) == 0)
+		return is_get(r) ? api_report(r, path + 7) : method_not_allowed(r, "GET");
 	return web_send_error(r, 404,
 			      "no such endpoint: see /api/v1/ (summary, timeseries, top, blocks, lookup/Q, "
-			      "events, blocklist, stream, audit)");
+			      "events, blocklist, stream, audit, report/digest, report/evidence)");
 }

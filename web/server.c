@@ -26,14 +26,19 @@
 static const char CSP[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
 			  "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-void web_headers_add(struct MHD_Response *resp)
+static void headers_add(struct MHD_Response *resp, const char *csp)
 {
-	MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+	MHD_add_response_header(resp, "Content-Security-Policy", csp);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+}
+
+void web_headers_add(struct MHD_Response *resp)
+{
+	headers_add(resp, CSP);
 }
 
 static void count_status(struct web *w, unsigned status)
@@ -44,13 +49,14 @@ static void count_status(struct web *w, unsigned status)
 		atomic_fetch_add(&w->responses_4xx, 1);
 }
 
-enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
-			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache)
+static enum MHD_Result send_csp(struct web_req *r, unsigned status, const char *type, const void *data,
+				size_t len, enum MHD_ResponseMemoryMode mode, const char *etag,
+				const char *cache, const char *csp)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
 	if (!resp)
 		return MHD_NO;
-	web_headers_add(resp);
+	headers_add(resp, csp);
 	if (type)
 		MHD_add_response_header(resp, "Content-Type", type);
 	if (etag)
@@ -60,6 +66,22 @@ enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, c
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
+			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache)
+{
+	return send_csp(r, status, type, data, len, mode, etag, cache, CSP);
+}
+
+enum MHD_Result web_send_document(struct web_req *r, const char *type, char *data, size_t len)
+{
+	/* a standalone page (a report): its own inline style, still no script,
+	 * no frames, nothing loaded */
+	return send_csp(
+	    r, 200, type, data, len, MHD_RESPMEM_MUST_FREE, NULL, NULL,
+	    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; frame-ancestors 'none'; "
+	    "form-action 'none'; base-uri 'none'");
 }
 
 int web_json_dump(const json_t *v, struct buf *out)
@@ -369,21 +391,68 @@ static enum MHD_Result route(struct web_req *r)
 	return web_send_error(r, 404, "not found");
 }
 
+/*
+ * Called by MHD with the raw request line's URI before it parses the query
+ * into its connection memory; what it returns is the request's *con_cls.
+ * A query of thousands of parameters would exhaust that memory while MHD
+ * parses it (and MHD 0.9.75 then stalls the connection until its timeout):
+ * such a query is counted here and cut at the '?', so MHD parses nothing
+ * and on_request() answers 414 with a JSON error. The URI is MHD's own
+ * writable read buffer, which MHD itself cuts at '?' right after this call.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct web_req *r = xcalloc(1, sizeof *r);
+	r->w = cls;
+	r->conn = conn;
+	r->fresh = true;
+	char *q = strchr(uri, '?');
+	if (q) {
+		r->nargs = 1;
+		for (const char *s = q + 1; *s; s++)
+			r->nargs += *s == '&';
+		if (r->nargs > WEB_ARGS_MAX || strlen(uri) > WEB_URI_MAX) {
+			r->uri_refused = true;
+			q[1] = '\0';
+		}
+	}
+	return r;
+}
+
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	*(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size,
 				  void **con_cls)
 {
 	struct web *w = cls;
 	struct web_req *r = *con_cls;
-	if (!r) {
-		r = xcalloc(1, sizeof *r);
-		r->w = w;
-		r->conn = conn;
+	if (!r) { /* on_uri() always runs first; kept for safety */
+		r = on_uri(w, "", conn);
+		*con_cls = r;
+	}
+	if (r->fresh) {
+		r->fresh = false;
 		r->method = method;
 		r->url = url;
 		r->is_head = strcmp(method, "HEAD") == 0;
-		*con_cls = r;
 		atomic_fetch_add(&w->requests, 1);
+		if (r->uri_refused)
+			return web_send_error(
+			    r, 414, "the query has %zu parameters (at most %d) or is longer than %d bytes",
+			    r->nargs, WEB_ARGS_MAX, WEB_URI_MAX);
+		size_t hbytes = 0;
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes, &hbytes);
+		if (hbytes > WEB_HEADERS_MAX) {
+			r->uri_refused = true; /* discard any body */
+			return web_send_error(r, 431, "the request headers are larger than %d bytes",
+					      WEB_HEADERS_MAX);
+		}
 		const char *cl =
 		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > WEB_BODY_MAX) {
@@ -391,6 +460,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return web_send_error(r, 413, "the request body is larger than %d bytes",
 					      WEB_BODY_MAX);
 		}
+		return MHD_YES;
+	}
+	if (r->uri_refused) {
+		*upload_data_size = 0; /* answered already: discard a body */
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -563,13 +636,13 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	unsigned max_conn = conf->web_max_conn > 0 ? (unsigned)conf->web_max_conn : 256;
 	unsigned per_ip = conf->web_per_ip_conn > 0 ? (unsigned)conf->web_per_ip_conn : 32;
 	unsigned timeout = conf->web_timeout > 0 ? (unsigned)conf->web_timeout : 30;
-	w->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
-				  (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-				  MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				  per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK,
-				  unescape, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
+	w->mhd = MHD_start_daemon(
+	    flags, (uint16_t)port, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+	    w, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
 	if (!w->mhd) {
 		buf_printf(err, "web: cannot listen on %s (address in use or not available)", conf->listen);
 		goto fail;

@@ -21,10 +21,17 @@ struct web_hub;
 struct web_cache;
 struct cache_slot;
 
-#define WEB_BODY_MAX  (64 * 1024) /* a POST body larger than this gets 413 */
-#define WEB_PAGE_MAX  1000	  /* the largest limit= a paginated endpoint accepts */
-#define WEB_TOKEN_MIN 16
-#define WEB_TOKEN_MAX 256
+#define WEB_BODY_MAX	(64 * 1024) /* a POST body larger than this gets 413 */
+#define WEB_ARGS_MAX	64	    /* a query with more parameters gets 414 */
+#define WEB_URI_MAX	(8 * 1024)  /* a longer URI gets 414 */
+#define WEB_HEADERS_MAX (32 * 1024) /* more request header bytes get 431 */
+/* MHD's per-connection memory: the request line must fit in its read
+ * buffer (half of it) for the 414 above to be our JSON, not MHD's HTML.
+ * Pages are touched only as far as a request needs them. */
+#define WEB_CONN_MEMORY (256 * 1024)
+#define WEB_PAGE_MAX	1000 /* the largest limit= a paginated endpoint accepts */
+#define WEB_TOKEN_MIN	16
+#define WEB_TOKEN_MAX	256
 
 struct web {
 	const struct config *conf;
@@ -58,6 +65,9 @@ struct web_req {
 	struct buf body;
 	bool body_too_big;
 	bool is_head;
+	bool fresh;		       /* made by on_uri(), not yet seen by on_request() */
+	bool uri_refused;	       /* too many query parameters or too long a URI */
+	size_t nargs;		       /* query parameters counted in the raw URI */
 	struct cache_slot *cache_slot; /* the cache entry this request fills, or NULL */
 };
 
@@ -68,6 +78,9 @@ struct web_req {
  */
 enum MHD_Result web_send(struct web_req *r, unsigned status, const char *type, const void *data, size_t len,
 			 enum MHD_ResponseMemoryMode mode, const char *etag, const char *cache);
+/* A standalone page (a report: data is taken and freed, text with its own
+ * inline style) under a CSP that allows that style and nothing else. */
+enum MHD_Result web_send_document(struct web_req *r, const char *type, char *data, size_t len);
 /* Send v as JSON (v is stolen; NULL becomes a 500 error). The text escapes
  * <, >, & and every non-ASCII character, so it is inert in any HTML. */
 enum MHD_Result web_send_json(struct web_req *r, unsigned status, json_t *v);

@@ -226,6 +226,14 @@ async function waitFor(fn, ms) {
     check('XSS: no script element in the page body', (await page.$$('main script')).length === 0);
     check('XSS: no injected element', (await page.$$('main td.helo *')).length === 0);
     await page.screenshot({ path: path.join(SHOTS, 'lookup-xss.png'), fullPage: true });
+    const rep = await page.getAttribute('#evidence-report', 'href');
+    check('report: the lookup links to the network\'s evidence report', !!rep && rep.includes('/api/v1/report/evidence'), rep);
+    await page.goto(BASE + rep);
+    const repText = await page.textContent('body');
+    check('report: the evidence report shows the hostile HELO as text', repText.includes('helo=<' + XSS + '>'),
+      repText.slice(0, 300));
+    check('report: no script element in the report', (await page.$$('script')).length === 0);
+    await page.screenshot({ path: path.join(SHOTS, 'report-evidence.png'), fullPage: true });
     await page.goto(BASE + '/lookup/203.0.113.66');
     await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
     check('XSS: a reason quoting the HELO shows as text', (await page.textContent('#sentence')).includes(XSS));

@@ -1,0 +1,147 @@
+/*
+ * evidence.c - the evidence report for one network: the decisions on or
+ * inside a prefix, its activity and the stored log lines of its hosts,
+ * oldest first, with our own users' addresses redacted. Reads the
+ * database only.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reports/reports.h"
+
+/* Replace every occurrence of what (n bytes) in s by mask. */
+static void redact(struct buf *s, const char *what, size_t n, const char *mask)
+{
+	if (n < 3) /* a two-letter name would blank parts of every word */
+		return;
+	struct buf out = BUF_INIT;
+	const char *p = buf_str(s), *end = p + s->len;
+	bool hit = false;
+	while (p < end) {
+		const char *q = memmem(p, (size_t)(end - p), what, n);
+		if (!q)
+			break;
+		buf_append(&out, p, (size_t)(q - p));
+		buf_appends(&out, mask);
+		p = q + n;
+		hit = true;
+	}
+	if (!hit) {
+		buf_free(&out);
+		return;
+	}
+	buf_append(&out, p, (size_t)(end - p));
+	buf_free(s);
+	*s = out;
+}
+
+/* The line of one stored event, redacted: the recipient's local part where
+ * it stands before its '@' (the domain stays: it says which of our domains
+ * was targeted) and the AUTH user name. */
+static json_t *event_line(json_t *ev, bool red)
+{
+	const char *line = json_string_value(json_object_get(ev, "line"));
+	if (!line)
+		return NULL;
+	struct buf b = BUF_INIT;
+	buf_appends(&b, line);
+	if (red) {
+		const char *to = json_string_value(json_object_get(ev, "to"));
+		if (to) {
+			const char *at = strrchr(to, '@');
+			if (at)
+				redact(&b, to, (size_t)(at - to) + 1, "[redacted]@");
+			else
+				redact(&b, to, strlen(to), "[redacted]");
+		}
+		const char *user = json_string_value(json_object_get(ev, "user"));
+		if (user)
+			redact(&b, user, strlen(user), "[redacted]");
+	}
+	json_t *s = json_stringn(buf_str(&b), b.len);
+	buf_free(&b);
+	return s;
+}
+
+static json_t *decisions_of(struct db *db, const struct prefix *q, int64_t now)
+{
+	json_t *h = db_history_json(db, q, now);
+	if (!h)
+		return NULL;
+	json_t *out = json_array();
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(h, "items"), i, d)
+	{
+		json_t *x = json_object();
+		static const char *const keep[] = {"prefix", "scope", "rule",	"response", "reason",
+						   "since",  "until", "active", "manual"};
+		for (size_t k = 0; k < MXW_ARRAY_LEN(keep); k++)
+			json_object_set(x, keep[k], json_object_get(d, keep[k]));
+		json_array_append_new(out, x);
+	}
+	json_decref(h);
+	return out;
+}
+
+json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now, int max_lines, bool red,
+			     struct buf *err)
+{
+	if (max_lines < 1)
+		max_lines = 1;
+	json_t *decs = decisions_of(db, q, now);
+	json_t *act = db_recent_counts_json(db, q, 0);
+	if (!decs || !act) {
+		json_decref(decs), json_decref(act);
+		buf_printf(err, "cannot read the database for the report");
+		return NULL;
+	}
+	/* newest first from the database: keep the newest max_lines, print
+	 * them oldest first */
+	json_t *lines = json_array();
+	char cursor[128] = "";
+	int64_t total = 0;
+	for (bool more = true, first = true; more && json_array_size(lines) < (size_t)max_lines;
+	     first = false) {
+		int want = max_lines - (int)json_array_size(lines);
+		json_t *p = db_events_json(db, q, -1, want > 1000 ? 1000 : want, first ? NULL : cursor);
+		if (!p) {
+			json_decref(decs), json_decref(act), json_decref(lines);
+			buf_printf(err, "cannot read the evidence lines");
+			return NULL;
+		}
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(p, "items"), i, ev)
+		{
+			json_t *l = event_line(ev, red);
+			if (l)
+				json_array_insert_new(lines, 0, l);
+		}
+		const char *next = json_string_value(json_object_get(p, "next"));
+		more = next && strlen(next) < sizeof cursor;
+		if (more)
+			memcpy(cursor, next, strlen(next) + 1);
+		json_decref(p);
+	}
+	total = json_integer_value(json_object_get(act, "total"));
+
+	json_t *r = json_object();
+	char t[40], host[256] = "localhost", qs[PREFIX_STRLEN];
+	time_format_rfc3339(now * 1000000, false, t);
+	if (gethostname(host, sizeof host - 1) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	prefix_format(q, qs);
+	json_object_set_new(r, "type", json_string("evidence"));
+	json_object_set_new(r, "generated", json_string(t));
+	json_object_set_new(r, "query", json_string(qs));
+	json_object_set_new(r, "reporter", json_string(host));
+	json_object_set_new(r, "decisions", decs);
+	json_object_set_new(r, "activity", act);
+	json_object_set_new(r, "lines", lines);
+	json_object_set_new(r, "lines_total", json_integer(total));
+	json_object_set_new(r, "redacted", json_boolean(red));
+	return r;
+}

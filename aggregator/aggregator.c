@@ -662,8 +662,12 @@ static struct active *active_find(struct aggregator *a, const struct prefix *p)
 	return NULL;
 }
 
+static json_t *explain(struct aggregator *a, const struct decision *d, int rule, const struct view *v,
+		       struct evslot *evs, long long past);
+
 /* Decide on prefix p by rule, with the numbers of view v. Returns true when
- * a decision was made. */
+ * a new decision was made; a decision in force on p is upgraded instead
+ * when the response rises (queued as AGG_CHANGE_UPGRADED). */
 static bool decide(struct aggregator *a, const struct prefix *p, enum scope scope, int rule, double ratio,
 		   const struct view *v, int64_t ts, int64_t first_bad, struct evslot *evs)
 {
@@ -674,20 +678,46 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		a->suppressed++;
 		return false;
 	}
-	if (active_find(a, p))
-		return false;
 	struct decision d;
 	memset(&d, 0, sizeof d);
 	d.prefix = *p;
 	d.scope = scope;
 	str_copy(d.rule, sizeof d.rule, rule_names[rule], strlen(rule_names[rule]));
+	double sev = rule_severity[rule];
+	d.score = round(sev * ratio * 100.0) / 100.0;
+	d.response = response_of(a->r, d.score);
+	struct active *cur = active_find(a, p);
+	if (cur) {
+		/* in force already: upgraded when the response rises, never lowered */
+		if (cur->d.manual || a->c->rules.dry_run || d.response <= cur->d.response)
+			return false;
+		reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule],
+			  d.reason, sizeof d.reason);
+		if (rule != R_WIDEN)
+			agg_session_reason(a, evs, d.reason, sizeof d.reason);
+		struct decision up = cur->d;
+		enum response from = up.response;
+		up.response = d.response;
+		up.score = d.score;
+		memcpy(up.rule, d.rule, sizeof up.rule);
+		memcpy(up.reason, d.reason, sizeof up.reason);
+		int64_t again = ts + (cur->d.until - cur->d.since);
+		if (again > up.until)
+			up.until = again;
+		cur->d = up;
+		json_t *o = explain(a, &up, rule, v, evs, -1);
+		json_object_set_new(o, "upgraded_from", json_string(response_name(from)));
+		json_object_set_new(o, "since", json_integer(up.since));
+		char *text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		pend_push(a, &(struct pending){
+				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text, .from = from});
+		return false;
+	}
 	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
 		  sizeof d.reason);
 	if (rule != R_WIDEN)
 		agg_session_reason(a, evs, d.reason, sizeof d.reason);
-	double sev = rule_severity[rule];
-	d.score = round(sev * ratio * 100.0) / 100.0;
-	d.response = response_of(a->r, d.score);
 	struct countrec *off = agg_offense(a, p, true);
 	unsigned n = off->n;
 	if (a->db) { /* decisions stored before a restart or by hand count too */
@@ -704,21 +734,35 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	off->n++;
 	off->t = (uint32_t)ts;
 
-	json_t *o = json_object();
-	json_object_set_new(o, "rule", json_string(d.rule));
-	json_object_set_new(o, "scope", json_string(scope_name(scope)));
-	json_object_set_new(o, "window", json_integer(v->window[rule]));
-	json_object_set_new(o, "value", json_integer(v->v[rule]));
-	json_object_set_new(o, "threshold", json_real(v->thr[rule]));
-	json_object_set_new(o, "multiplier", json_real(v->mult));
-	json_object_set_new(o, "score", json_real(d.score));
-	json_object_set_new(o, "response", json_string(response_name(d.response)));
+	json_t *o = explain(a, &d, rule, v, evs, n);
 	if (a->c->rules.dry_run) {
 		/* decided and explained, flagged only: nothing reaches a blocklist */
 		json_object_set_new(o, "dry_run", json_true());
 		d.response = RESP_OBSERVE;
 	}
-	json_object_set_new(o, "past_decisions", json_integer(n));
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	agg_decision_add(a, &d, true, text);
+	return true;
+}
+
+/* The explanation of decision d by rule with the numbers of view v: a new
+ * JSON object. past < 0 leaves out past_decisions. */
+static json_t *explain(struct aggregator *a, const struct decision *d, int rule, const struct view *v,
+		       struct evslot *evs, long long past)
+{
+	enum scope scope = d->scope;
+	json_t *o = json_object();
+	json_object_set_new(o, "rule", json_string(d->rule));
+	json_object_set_new(o, "scope", json_string(scope_name(scope)));
+	json_object_set_new(o, "window", json_integer(v->window[rule]));
+	json_object_set_new(o, "value", json_integer(v->v[rule]));
+	json_object_set_new(o, "threshold", json_real(v->thr[rule]));
+	json_object_set_new(o, "multiplier", json_real(v->mult));
+	json_object_set_new(o, "score", json_real(d->score));
+	json_object_set_new(o, "response", json_string(response_name(d->response)));
+	if (past >= 0)
+		json_object_set_new(o, "past_decisions", json_integer(past));
 	json_t *nums = json_object(), *thr = json_object();
 	for (int i = 0; i < R__COUNT; i++) {
 		if (i == R_WIDEN || (i == R_CLASS && scope != SCOPE_CLASS))
@@ -739,10 +783,7 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	json_object_set_new(o, "numbers", nums);
 	json_object_set_new(o, "thresholds", thr);
 	ev_json(a, evs, o);
-	char *text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	agg_decision_add(a, &d, true, text);
-	return true;
+	return o;
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -1093,23 +1134,41 @@ static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
 	out->len = (uint8_t)ipaddr_bits(ip);
 }
 
+/* A decided record (F_DECIDED) whose new score cannot raise the response
+ * of its decision: nothing to do. */
+static bool no_upgrade(const struct aggregator *a, uint8_t flags, int rule, double ratio)
+{
+	if (!(flags & F_DECIDED))
+		return false;
+	double score = round(rule_severity[rule] * ratio * 100.0) / 100.0;
+	return (unsigned)response_of(a->r, score) <= (unsigned)((flags & F_RESP_MASK) >> F_RESP_SHIFT);
+}
+
+/* Mark a record decided, with the response of the decision in force on p. */
+static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct prefix *p)
+{
+	struct active *ac = active_find(a, p);
+	if (!ac)
+		return flags;
+	unsigned r = ac->d.manual ? 3u : MXW_MIN((unsigned)ac->d.response, 3u);
+	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
+}
+
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
-	if (p->flags & F_DECIDED)
-		return;
+	/* a decided record is judged too: its decision may be upgraded */
 	struct view v;
 	ip_view(a, p, t, &v);
 	double ratio;
 	int rule = view_pick(a, &v, &ratio);
-	if (rule < 0)
+	if (rule < 0 || no_upgrade(a, p->flags, rule, ratio))
 		return;
 	struct prefix px;
 	host_prefix(&px, &p->ip);
 	struct evslot *s = ev_get(a, &p->ev, &px, false);
-	bool made = decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
-	bool held = made || active_find(a, &px);
-	if (held)
-		p->flags |= F_DECIDED;
+	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
+	p->flags = decided_flags(a, p->flags, &px);
+	bool held = p->flags & F_DECIDED;
 	if ((held || a->replaying) && !(p->flags & F_FLAGGED)) {
 		p->flags |= F_FLAGGED;
 		uint32_t win = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
@@ -1152,8 +1211,8 @@ static void widen(struct aggregator *a, const struct clsrec *c, uint32_t t)
 
 static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 {
-	if (c->flags & F_DECIDED)
-		return;
+	if (c == &a->scratch)
+		return; /* a lone member's class is never judged */
 	struct view v;
 	cls_view(a, c, t, &v);
 	if (v.ips < 2 && v.flagged < 2) {
@@ -1164,12 +1223,11 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 	}
 	double ratio;
 	int rule = view_pick(a, &v, &ratio);
-	if (rule < 0)
+	if (rule < 0 || no_upgrade(a, c->flags, rule, ratio))
 		return;
 	struct evslot *s = ev_get(a, &c->ev, &c->p, false);
 	bool made = decide(a, &c->p, SCOPE_CLASS, rule, ratio, &v, t, c->first_bad, s);
-	if (made || active_find(a, &c->p))
-		c->flags |= F_DECIDED;
+	c->flags = decided_flags(a, c->flags, &c->p);
 	if (made)
 		widen(a, c, t);
 }
@@ -1469,13 +1527,13 @@ static void clear_decided(struct aggregator *a, const struct prefix *p, bool for
 		if (r && forgive)
 			table_remove(&a->ips, r);
 		else if (r)
-			r->flags &= (uint8_t)~F_DECIDED;
+			r->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	} else {
 		struct clsrec *c = table_find(&a->classes, p);
 		if (c && forgive)
 			table_remove(&a->classes, c);
 		else if (c)
-			c->flags &= (uint8_t)~F_DECIDED;
+			c->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	}
 }
 
@@ -1493,7 +1551,7 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 {
 	for (size_t i = 0; i < a->nact;) {
 		if (a->act[i].d.until <= now)
-			agg_active_remove(a, i, "expired", !a->act[i].d.manual);
+			agg_active_remove(a, i, "expired", true); /* manual ones too: recorded */
 		else
 			i++;
 	}
@@ -1509,7 +1567,16 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 	size_t n = a->npend;
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = &a->pend[i];
-		struct agg_change ch = {p->kind, &p->d, p->evidence, p->end_reason};
+		if (p->kind != AGG_CHANGE_NEW && p->d.id == 0) /* made in this same batch */
+			for (size_t k = 0; k < a->nact; k++)
+				if (prefix_cmp(&a->act[k].d.prefix, &p->d.prefix) == 0 &&
+				    a->act[k].d.since == p->d.since)
+					p->d.id = a->act[k].d.id;
+		struct agg_change ch = {.kind = p->kind,
+					.d = &p->d,
+					.evidence_json = p->evidence,
+					.end_reason = p->end_reason,
+					.from = p->from};
 		int64_t id = fn ? fn(arg, &ch) : 0;
 		if (p->kind == AGG_CHANGE_NEW && id > 0) {
 			for (size_t k = 0; k < a->nact; k++)
@@ -1521,6 +1588,16 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 	}
 	a->npend = 0;
 	return n;
+}
+
+void aggregator_rebind(struct aggregator *a, int64_t old_id, int64_t new_id)
+{
+	for (size_t k = 0; k < a->nact; k++)
+		if (a->act[k].d.id == old_id && old_id > 0)
+			a->act[k].d.id = new_id;
+	for (size_t i = 0; i < a->npend; i++)
+		if (a->pend[i].d.id == old_id && old_id > 0)
+			a->pend[i].d.id = new_id;
 }
 
 void aggregator_active(struct aggregator *a, const struct decision **v, size_t *n)
@@ -1554,4 +1631,5 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->held = a->held;
 	st->attributed = a->attributed;
 	st->unattributed = a->unattributed;
+	st->restored = a->restored_rows;
 }

@@ -78,10 +78,15 @@ void aggregator_free(struct aggregator *a); /* NULL is a no-op */
 /*
  * Rebuild state from the database on start, so that a restart changes no
  * decision: loads the active decisions (automatic and manual), the number
- * of past decisions per prefix (escalation), then replays the stored
- * events of the last max-window seconds before now without deciding.
- * Returns 0, or -1 when the database could not be read (state is then
- * empty but usable).
+ * of past decisions per prefix (escalation), then the in-memory state from,
+ * in order of preference: the file of a clean stop
+ * (aggregator_set_state_path), replaying the events stored after it; the
+ * database's checkpoint (db_checkpoint_get), replaying the evidence events
+ * stored after it (connects and accepted mail after it are not stored, so
+ * they are lost: at most checkpoint_interval of them); nothing, replaying
+ * the stored events of the last max-window seconds before now. Replays
+ * never decide. Returns 0, or -1 when the database could not be read (state
+ * is then empty but usable).
  */
 int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
 
@@ -98,6 +103,17 @@ void aggregator_set_state_path(struct aggregator *a, const char *path);
 /* Save the state to the state path (temp file + rename). Returns 0, or -1
  * with a warning logged. A no-op returning 0 when no path is set. */
 int aggregator_save(const struct aggregator *a);
+
+/*
+ * A checkpoint: the in-memory state (windows, sessions, evidence, escalation
+ * counts; not the decisions, which the database holds) as an opaque image in
+ * *data (malloc'd, *len bytes), and the newest event time it holds. The
+ * engine stores it with db_checkpoint_put() in the transaction of a batch,
+ * so that it matches the committed events and offsets exactly; after a
+ * crash aggregator_restore() loads it and replays only the evidence rows
+ * stored after it. Returns 0, or -1 (logged; nothing allocated).
+ */
+int aggregator_checkpoint(const struct aggregator *a, char **data, size_t *len, int64_t *newest_us);
 
 /*
  * Feed one event (the hot path). Events should come in time order; an event
@@ -138,13 +154,22 @@ size_t aggregator_take_attributions(struct aggregator *a, agg_attr_fn fn, void *
  */
 void aggregator_tick(struct aggregator *a, int64_t now);
 
-/* One change to hand to the database and the emitters. */
-enum agg_change_kind { AGG_CHANGE_NEW, AGG_CHANGE_ENDED };
+/*
+ * One change to hand to the database and the emitters. UPGRADED: an
+ * automatic decision in force whose prefix kept misbehaving crossed a rule
+ * whose score calls for a stronger response (observe < defer < reject <
+ * drop): d carries the same id and since with the new response, score,
+ * rule, reason and an until never earlier than before (the decision's
+ * duration counted again from the upgrade, when that ends later). A
+ * response is never lowered; manual decisions are never changed.
+ */
+enum agg_change_kind { AGG_CHANGE_NEW, AGG_CHANGE_ENDED, AGG_CHANGE_UPGRADED };
 struct agg_change {
 	enum agg_change_kind kind;
 	const struct decision *d;  /* borrowed for the callback only */
-	const char *evidence_json; /* NEW: the explanation (JSON object text); ENDED: NULL */
-	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; NEW: NULL */
+	const char *evidence_json; /* NEW, UPGRADED: the explanation (JSON object text); ENDED: NULL */
+	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; else NULL */
+	enum response from;	   /* UPGRADED: the response before */
 };
 /*
  * Called once per change, in order. For a NEW change the callback returns
@@ -159,6 +184,12 @@ typedef int64_t (*agg_change_fn)(void *arg, const struct agg_change *ch);
  * were. Call it after each batch, inside the batch's transaction.
  */
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg);
+
+/*
+ * The database id of a decision changed: the transaction that stored it
+ * under old_id was rolled back and the engine stored it again as new_id.
+ */
+void aggregator_rebind(struct aggregator *a, int64_t old_id, int64_t new_id);
 
 /*
  * The decisions in force (automatic and manual), for the emitters. *v points
@@ -189,6 +220,7 @@ struct agg_stats {
 	uint64_t held;	       /* events without a client held by queue id now */
 	uint64_t attributed;   /* held events applied with their queue id's client */
 	uint64_t unattributed; /* events without a client dropped (no line named it) */
+	uint64_t restored;     /* events replayed by the last aggregator_restore() */
 };
 void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 

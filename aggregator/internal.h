@@ -42,6 +42,11 @@ enum {
 	F_DECIDED = 4,	/* an automatic decision is active on this prefix */
 	F_FLAGGED = 8,	/* counted in its class's flagged IPs */
 	F_LIMITED = 16, /* the MTA rate-limited it (a flood verdict of its own) */
+	/* with F_DECIDED: the response of the decision in force (a lower bound;
+	 * 3 for a manual one), so that a decided record's events need no search
+	 * of the active decisions unless their score calls for more */
+	F_RESP_SHIFT = 5,
+	F_RESP_MASK = 3 << 5,
 };
 
 #define RETRY_SLOTS 3
@@ -193,8 +198,9 @@ struct active {
 struct pending {
 	enum agg_change_kind kind;
 	struct decision d;
-	char *evidence; /* NEW: owned JSON text */
+	char *evidence; /* NEW, UPGRADED: owned JSON text */
 	const char *end_reason;
+	enum response from; /* UPGRADED */
 };
 
 struct aggregator {
@@ -245,6 +251,7 @@ struct aggregator {
 	struct sessrec *sess_new; /* opened by this event: agg_session_begin() */
 	struct qcache qc[QC_SIZE];
 	size_t sess_cursor;
+	uint64_t restored_rows; /* events replayed by the last aggregator_restore() */
 };
 
 /* aggregator.c */
@@ -252,6 +259,8 @@ void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool ann
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);
+/* the same from a checkpoint image in memory; 0 or -1 */
+int agg_state_load_mem(struct aggregator *a, const void *data, size_t len);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
 /* aggregator.c: the evidence slot of owner, or NULL */
 struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct prefix *owner);

@@ -18,8 +18,9 @@ static json_t *jdup(json_t *o, const char *k)
 	return v ? json_deep_copy(v) : json_null();
 }
 
-/* The lookup form of one stored decision object (db_history_json). */
-static json_t *decision_view(json_t *d)
+/* The lookup form of one stored decision object (db_history_json), with
+ * the history of its upgrades ("changes", oldest first). */
+static json_t *decision_view(struct db *db, json_t *d)
 {
 	json_t *o = json_object();
 	static const char *const keys[] = {"id",	 "prefix",   "scope",	 "rule",     "reason",
@@ -49,6 +50,8 @@ static json_t *decision_view(json_t *d)
 		json_object_set_new(o, "sessions", json_null());
 	}
 	json_object_set_new(o, "evidence", lines);
+	json_t *ch = db_decision_changes_json(db, (int64_t)json_integer_value(json_object_get(d, "id")));
+	json_object_set_new(o, "changes", ch ? ch : json_array());
 	return o;
 }
 
@@ -89,11 +92,11 @@ json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char
 		}
 	}
 	json_array_foreach(json_object_get(hist, "items"), i, d) if (d != in_force)
-	    json_array_append_new(history, decision_view(d));
+	    json_array_append_new(history, decision_view(db, d));
 	/* observe (and dry-run) decisions flag a sender without blocking it */
 	const char *resp = in_force ? json_string_value(json_object_get(in_force, "response")) : NULL;
 	json_object_set_new(o, "blocked", json_boolean(in_force && !(resp && strcmp(resp, "observe") == 0)));
-	json_object_set_new(o, "decision", in_force ? decision_view(in_force) : json_null());
+	json_object_set_new(o, "decision", in_force ? decision_view(db, in_force) : json_null());
 	json_object_set_new(o, "history", history);
 	json_decref(hist);
 

@@ -7,6 +7,7 @@
  * It must never write to the database (the engine stores what the
  * aggregator queues) nor decide anything while replaying.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,41 @@ static int64_t longest_window(const struct aggregator *a)
 	return w;
 }
 
+/* After a state image was loaded: F_DECIDED marks exactly the records
+ * with a decision in force (one that ended since the image was written
+ * must not keep its record from being judged or evicted). */
+static void decided_resync(struct aggregator *a)
+{
+	for (size_t i = 0; i < a->ips.nrec; i++) {
+		struct iprec *r = table_at(&a->ips, i);
+		if (r)
+			r->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
+	}
+	for (size_t i = 0; i < a->classes.nrec; i++) {
+		struct clsrec *c = table_at(&a->classes, i);
+		if (c)
+			c->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
+	}
+	for (size_t i = 0; i < a->nact; i++) {
+		const struct prefix *p = &a->act[i].d.prefix;
+		if (prefix_is_host(p)) {
+			struct iprec *r = table_find(&a->ips, &p->addr);
+			if (r)
+				r->flags |= F_DECIDED;
+		} else {
+			struct clsrec *c = table_find(&a->classes, p);
+			if (c)
+				c->flags |= F_DECIDED;
+		}
+	}
+}
+
+static int replay_after_id(void *arg, int64_t id, const struct event *ev)
+{
+	aggregator_event_row(arg, ev, id); /* a row without a client is held again */
+	return 0;
+}
+
 int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 {
 	a->db = db;
@@ -59,22 +95,47 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 	size_t nact = a->nact;
 	int64_t from_us = (now - longest_window(a)) * 1000000;
 	bool loaded = agg_state_load(a) == 0;
-	if (loaded) {
-		from_us = a->newest + 1;	       /* only what was stored after the clean stop */
+	bool ckpt = false;
+	struct db_checkpoint c;
+	memset(&c, 0, sizeof c);
+	if (!loaded) {
+		int r = db_checkpoint_get(db, &c);
+		if (r < 0)
+			log_warn("aggregator: cannot read the checkpoint: %s", db_errmsg(db));
+		ckpt = r == 1 && agg_state_load_mem(a, c.data, c.len) == 0;
+		free(c.data);
+	}
+	if (loaded)
+		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	if (loaded || ckpt) {
+		decided_resync(a);
 		agg_session_restore(a, db, a->newest); /* held at the stop: not in the state */
 	}
 	uint64_t ev0 = a->events;
 	a->replaying = true;
-	struct replay r = {a, loaded ? a->newest : INT64_MIN};
-	int rc = db_events_scan(db, from_us, replay_event, &r);
+	int rc;
+	if (ckpt) {
+		rc = db_events_scan_after(db, c.max_event_id, replay_after_id, a);
+	} else {
+		struct replay r = {a, loaded ? a->newest : INT64_MIN};
+		rc = db_events_scan(db, from_us, replay_event, &r);
+	}
 	a->replaying = false;
 	if (rc < 0) {
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));
 		return -1;
 	}
-	log_info("aggregator: %zu active decisions, %s, replayed %llu events", nact,
-		 loaded ? "state of the last clean stop loaded" : "no saved state",
-		 (unsigned long long)(a->events - ev0));
+	a->restored_rows = a->events - ev0;
+	char how[128];
+	if (loaded)
+		snprintf(how, sizeof how, "state of the last clean stop loaded");
+	else if (ckpt)
+		snprintf(how, sizeof how, "checkpoint of %llds ago loaded (%zu bytes)",
+			 (long long)(now - c.at), c.len);
+	else
+		snprintf(how, sizeof how, "no saved state or checkpoint");
+	log_info("aggregator: %zu active decisions, %s, replayed %llu events", nact, how,
+		 (unsigned long long)a->restored_rows);
 	return 0;
 }
 

@@ -18,7 +18,7 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
-#define STATE_MAGIC "MXWAGG02"
+#define STATE_MAGIC "MXWAGG03"
 
 struct state_hdr {
 	char magic[8];
@@ -92,6 +92,40 @@ static int read_table(FILE *fp, struct table *t)
 	return 0;
 }
 
+/* The evidence slots in use: they are handed out in order, so only the
+ * first ev_next (all of them once they wrapped) hold anything. */
+static int write_slots(const struct aggregator *a, FILE *fp)
+{
+	uint64_t n = MXW_MIN((uint64_t)a->ev_next, (uint64_t)a->ev_n);
+	if (fwrite(&n, sizeof n, 1, fp) != 1)
+		return -1;
+	return n == 0 || fwrite(a->ev, a->ev_stride, n, fp) == n ? 0 : -1;
+}
+
+static int read_slots(struct aggregator *a, FILE *fp)
+{
+	uint64_t n;
+	if (fread(&n, sizeof n, 1, fp) != 1 || n > a->ev_n)
+		return -1;
+	return n == 0 || fread(a->ev, a->ev_stride, n, fp) == n ? 0 : -1;
+}
+
+/* The image: header, the tables, the evidence slots. */
+static int state_write(const struct aggregator *a, FILE *fp)
+{
+	struct state_hdr h;
+	fill_hdr(a, &h);
+	h.newest = a->newest;
+	h.events = a->events;
+	h.ev_next = a->ev_next;
+	return fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
+		       write_table(fp, &a->classes) == 0 && write_table(fp, &a->seen) == 0 &&
+		       write_table(fp, &a->sessions) == 0 && write_table(fp, &a->offenses) == 0 &&
+		       write_table(fp, &a->wider) == 0 && write_slots(a, fp) == 0
+		   ? 0
+		   : -1;
+}
+
 int aggregator_save(const struct aggregator *a)
 {
 	if (!a->state_path)
@@ -104,18 +138,7 @@ int aggregator_save(const struct aggregator *a)
 		buf_free(&tmp);
 		return -1;
 	}
-	struct state_hdr h;
-	fill_hdr(a, &h);
-	h.newest = a->newest;
-	h.events = a->events;
-	h.ev_next = a->ev_next;
-	int rc = fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
-			 write_table(fp, &a->classes) == 0 && write_table(fp, &a->seen) == 0 &&
-			 write_table(fp, &a->sessions) == 0 && write_table(fp, &a->offenses) == 0 &&
-			 write_table(fp, &a->wider) == 0 &&
-			 (a->ev_n == 0 || fwrite(a->ev, a->ev_stride, a->ev_n, fp) == a->ev_n)
-		     ? 0
-		     : -1;
+	int rc = state_write(a, fp);
 	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
 		rc = -1;
 	if (fclose(fp) != 0)
@@ -130,33 +153,47 @@ int aggregator_save(const struct aggregator *a)
 	return rc;
 }
 
-int agg_state_load(struct aggregator *a)
+int aggregator_checkpoint(const struct aggregator *a, char **data, size_t *len, int64_t *newest_us)
 {
-	if (!a->state_path)
+	*data = NULL;
+	*len = 0;
+	*newest_us = a->newest;
+	FILE *fp = open_memstream(data, len);
+	if (!fp) {
+		log_warn("aggregator: checkpoint: %m");
 		return -1;
-	FILE *fp = fopen(a->state_path, "rb");
-	if (!fp)
-		return -1;
+	}
+	int rc = state_write(a, fp);
+	if (fclose(fp) != 0)
+		rc = -1;
+	if (rc < 0) {
+		log_warn("aggregator: checkpoint: cannot serialise the state");
+		free(*data);
+		*data = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+/* Read an image from fp (what names it in messages). 0, or -1 with the
+ * state left empty (a half-loaded state would be worse than none). */
+static int state_read(struct aggregator *a, FILE *fp, const char *what)
+{
 	struct state_hdr h, want;
 	fill_hdr(a, &want);
-	int rc = -1;
 	if (fread(&h, sizeof h, 1, fp) != 1 || memcmp(h.magic, want.magic, 8) != 0 ||
 	    memcmp(h.sizes, want.sizes, sizeof h.sizes) != 0) {
-		log_warn("aggregator: %s is not a state of this version; replaying events instead",
-			 a->state_path);
-		goto out;
+		log_warn("aggregator: %s is not a state of this version; replaying events instead", what);
+		return -1;
 	}
 	if (h.conf_hash != want.conf_hash) {
-		log_info("aggregator: [rules] changed since %s was saved; replaying events instead",
-			 a->state_path);
-		goto out;
+		log_info("aggregator: [rules] changed since %s was saved; replaying events instead", what);
+		return -1;
 	}
 	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 || read_table(fp, &a->seen) < 0 ||
 	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
-	    read_table(fp, &a->wider) < 0 ||
-	    (a->ev_n && fread(a->ev, a->ev_stride, a->ev_n, fp) != a->ev_n)) {
-		log_warn("aggregator: %s is truncated; replaying events instead", a->state_path);
-		/* start clean: a half-loaded state would be worse than none */
+	    read_table(fp, &a->wider) < 0 || read_slots(a, fp) < 0) {
+		log_warn("aggregator: %s is truncated; replaying events instead", what);
 		a->last_p = NULL;
 		a->last_c = NULL;
 		table_free(&a->ips);
@@ -173,14 +210,35 @@ int agg_state_load(struct aggregator *a)
 		table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
 		if (a->ev_n)
 			memset(a->ev, 0, a->ev_n * a->ev_stride);
-		goto out;
+		return -1;
 	}
 	a->newest = h.newest;
 	a->events = h.events;
 	a->ev_next = h.ev_next;
-	rc = 0;
-out:
+	return 0;
+}
+
+int agg_state_load(struct aggregator *a)
+{
+	if (!a->state_path)
+		return -1;
+	FILE *fp = fopen(a->state_path, "rb");
+	if (!fp)
+		return -1;
+	int rc = state_read(a, fp, a->state_path);
 	fclose(fp);
 	unlink(a->state_path); /* used once: a crash later must not reuse it */
+	return rc;
+}
+
+int agg_state_load_mem(struct aggregator *a, const void *data, size_t len)
+{
+	if (!len)
+		return -1;
+	FILE *fp = fmemopen((void *)data, len, "rb");
+	if (!fp)
+		return -1;
+	int rc = state_read(a, fp, "the checkpoint");
+	fclose(fp);
 	return rc;
 }

@@ -459,6 +459,7 @@ struct config {
 	int64_t retention_events;
 	int64_t retention_rollups;
 	int64_t retention_decisions;
+	int64_t checkpoint_interval; /* seconds between aggregator checkpoints (0 = only at a clean stop) */
 	/* [collector] */
 	struct strv follow;
 	char *format;		  /* auto, postfix, exim, sendmail */

@@ -109,6 +109,7 @@ void config_defaults(struct config *c)
 	c->retention_events = 14 * 86400;
 	c->retention_rollups = 35 * 86400;
 	c->retention_decisions = 400 * 86400;
+	c->checkpoint_interval = 60;
 	c->format = xstrdup("auto");
 	c->syslog_max_conn = 64;
 	c->syslog_max_msg = 8192;
@@ -236,6 +237,8 @@ static const struct key storage_keys[] = {
     CK("retention_events", K_DUR, retention_events, "keep raw events this long"),
     CK("retention_rollups", K_DUR, retention_rollups, "keep per-minute rollups this long"),
     CK("retention_decisions", K_DUR, retention_decisions, "keep expired decisions this long"),
+    CK("checkpoint_interval", K_DUR, checkpoint_interval,
+       "save the aggregator's state in the database this often (0: at a clean stop only)"),
     {NULL, 0, 0, NULL}};
 
 static const struct key collector_keys[] = {

@@ -78,6 +78,15 @@ static void print_decision(json_t *d, bool full)
 	printf("  since %s  until %s%s\n", jstr(d, "since"), jstr(d, "until"),
 	       json_is_true(json_object_get(d, "manual")) ? "  (manual)" : "");
 	print_safe("  why: ", jstr(d, "reason"));
+	size_t ci;
+	json_t *c;
+	json_array_foreach(json_object_get(d, "changes"), ci, c)
+	{
+		printf("  %s %s: %s -> %s  rule %s  score %.2f  until %s\n", jstr(c, "at"), jstr(c, "change"),
+		       jstr(c, "from"), jstr(c, "response"), jstr(c, "rule"),
+		       json_number_value(json_object_get(c, "score")), jstr(c, "until"));
+		print_safe("    why: ", jstr(c, "reason"));
+	}
 	if (json_string_value(json_object_get(d, "ended_at")))
 		printf("  ended %s by %s (%s)\n", jstr(d, "ended_at"), jstr(d, "ended_by"),
 		       jstr(d, "end_reason"));

@@ -60,6 +60,21 @@ struct esrc {
 	int64_t lines;		  /* lines_read of the db row, this batch included */
 	bool dirty;		  /* offset/lines changed since the last commit */
 	struct parser_source *ps; /* parser state of this stream */
+	/* how far the aggregator has seen this source (this file, and the one
+	 * before it): lines read again after a refused batch are stored but not
+	 * counted a second time */
+	struct coll_pos agg_id, agg_prev_id;
+	int64_t agg_off, agg_prev_off;
+};
+
+/* A decision change stored in the open batch: made again at the next batch
+ * when this one is refused (the aggregator made it once and will not again). */
+struct jchange {
+	enum agg_change_kind kind;
+	struct decision d;
+	char *evidence;
+	const char *end_reason;
+	enum response from;
 };
 
 struct replay {
@@ -101,6 +116,7 @@ struct engine {
 	/* lifetime counters of this run */
 	uint64_t lines, events, unparsed_total, commits, commit_errors;
 	int64_t last_retention_us, last_agg_tick_us;
+	int64_t clk_wall_us, clk_mono_us; /* at the last aggregator tick: clock steps */
 	bool retention_more;
 	volatile bool stop;
 	/* the database refused a begin or commit: lines since the last commit are
@@ -133,6 +149,16 @@ struct engine {
 	struct decision *em_active;
 	size_t em_n, em_cap;
 	struct web *web; /* the dashboard and API (run only) */
+	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
+	int64_t ckpt_last_us; /* monotonic, the last one committed */
+	bool ckpt_in_batch;   /* the open batch carries one */
+	uint64_t ckpt_lines;  /* e->lines when it was written */
+	/* exactness across a refused batch (db_failed) */
+	bool agg_recover; /* lines the aggregator saw are being read again */
+	bool no_agg;	  /* engine_line: store the line, do not count it again */
+	struct jchange *journal;
+	size_t n_journal, cap_journal;
+	bool redo; /* the journal's changes were rolled back: store them again */
 };
 
 #define UNPARSED_OVERLONG 63
@@ -147,20 +173,116 @@ struct engine {
  * them. evidence_id is the stored row (0 when the event is only counted).
  */
 /* Store one change the aggregator queued, in the open batch. */
+static int batch_begin(struct engine *e);
+
+static void journal_add(struct engine *e, const struct agg_change *ch, int64_t id)
+{
+	if (!db_in_batch(e->db) || e->importing)
+		return; /* autocommit: stored already; import: a refused batch stops it */
+	if (e->n_journal == e->cap_journal) {
+		e->cap_journal = e->cap_journal ? 2 * e->cap_journal : 16;
+		e->journal = xrealloc(e->journal, e->cap_journal * sizeof *e->journal);
+	}
+	struct jchange *j = &e->journal[e->n_journal++];
+	j->kind = ch->kind;
+	j->d = *ch->d;
+	if (id > 0)
+		j->d.id = id;
+	j->evidence = ch->evidence_json ? xstrdup(ch->evidence_json) : NULL;
+	j->end_reason = ch->end_reason;
+	j->from = ch->from;
+}
+
+static void journal_clear(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_journal; i++)
+		free(e->journal[i].evidence);
+	e->n_journal = 0;
+	e->redo = false;
+}
+
+static int64_t store_change_db(struct engine *e, const struct agg_change *ch);
+
 static int64_t store_change(void *arg, const struct agg_change *ch)
 {
 	struct engine *e = arg;
+	int64_t id = store_change_db(e, ch);
+	journal_add(e, ch, id);
+	return id;
+}
+
+/*
+ * The batch that stored the journal's changes was refused: store them again
+ * in the new batch (a new decision gets a new id, which the aggregator and
+ * the later changes of the journal learn). Returns 0, or -1 (database error).
+ */
+static int journal_redo(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_journal; i++) {
+		struct jchange *j = &e->journal[i];
+		struct agg_change ch = {.kind = j->kind,
+					.d = &j->d,
+					.evidence_json = j->evidence,
+					.end_reason = j->end_reason,
+					.from = j->from};
+		if (j->kind == AGG_CHANGE_NEW) {
+			int64_t old = j->d.id;
+			j->d.id = 0;
+			int64_t id = store_change_db(e, &ch);
+			if (id <= 0)
+				return -1;
+			j->d.id = id;
+			aggregator_rebind(e->agg, old, id);
+			for (size_t k = i + 1; k < e->n_journal; k++)
+				if (e->journal[k].d.id == old)
+					e->journal[k].d.id = id;
+		} else {
+			store_change_db(e, &ch);
+		}
+	}
+	if (e->n_journal)
+		log_info("database: %zu decision change(s) of the refused batch stored again", e->n_journal);
+	e->redo = false;
+	return 0;
+}
+
+static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
+{
 	e->decisions_changed = true;
 	char px[PREFIX_STRLEN];
 	prefix_format(&ch->d->prefix, px);
 	if (ch->kind == AGG_CHANGE_ENDED) {
-		/* an expiry needs no write: the database judges until against now */
-		log_info("decision on %s ended (%s)", px, ch->end_reason ? ch->end_reason : "?");
+		/* an end is an event: recorded, so that no later clock (a step
+		 * back) makes the decision active again */
+		const char *why = ch->end_reason ? ch->end_reason : "ended";
+		bool expired = strcmp(why, "expired") == 0;
+		if (e->pipe && ch->d->id > 0) /* with its batch; the id may be a pipe's handle */
+			db_pipe_decision_end(e->pipe, ch->d->id, expired ? ch->d->until : clock_now(),
+					     "engine", why);
+		else if (ch->d->id > 0 &&
+			 db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(), "engine",
+					 why) < 0)
+			log_warn("database: end of decision %lld: %s (the next tick tries again)",
+				 (long long)ch->d->id, db_errmsg(e->db));
+		log_info("decision on %s ended (%s)", px, why);
 		return 0;
 	}
+	if (ch->kind == AGG_CHANGE_UPGRADED) {
+		if (e->pipe && ch->d->id > 0)
+			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, clock_now());
+		else if (ch->d->id > 0 &&
+			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
+			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
+				  db_errmsg(e->db));
+		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
+						      ch->d->scope == SCOPE_CLASS ? "class" : "address", px,
+						      response_name(ch->from), response_name(ch->d->response),
+						      ch->d->rule, ch->d->score, ch->d->reason);
+		return ch->d->id;
+	}
 	struct decision d = *ch->d;
-	if (e->pipe) /* written with its batch; its id is not known here (import needs none) */
-		db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
+	if (e->pipe) /* written with its batch: the aggregator gets a handle for its id */
+		d.id = db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
 	else if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;
@@ -192,6 +314,8 @@ static void store_attribution(void *arg, const struct agg_attribution *x)
 
 static void hook_aggregator_event(struct engine *e, const struct event *ev, int64_t evidence_id)
 {
+	if (e->no_agg)
+		return; /* seen before a refused batch: stored again, counted once */
 	aggregator_event_row(e->agg, ev, evidence_id);
 	aggregator_take_attributions(e->agg, store_attribution, e);
 	aggregator_take_changes(e->agg, store_change, e);
@@ -205,7 +329,18 @@ static void hook_aggregator_event(struct engine *e, const struct event *ev, int6
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
+	/* decisions whose until passed, also those the aggregator does not hold
+	 * (they lapsed while mxwarden was stopped): ended for good */
+	int64_t ended = db_decisions_expire(e->db, now, "engine");
+	if (ended < 0)
+		log_warn("database: expiring decisions: %s", db_errmsg(e->db));
+	else if (ended > 0)
+		e->decisions_changed = true;
 	aggregator_tick(e->agg, now);
+	/* changes of a refused batch go back in first: the sync below would
+	 * take a decision missing from the database for an unblock */
+	if (e->redo && batch_begin(e) < 0)
+		return false;
 	aggregator_take_changes(e->agg, store_change, e);
 	if (aggregator_sync(e->agg, e->db, now) > 0) {
 		const struct decision *v;
@@ -296,6 +431,13 @@ static void hook_web_stop(struct engine *e)
 
 static void known_update(struct engine *e, size_t i);
 
+/* The same file (a small file's fingerprint grows as it does). */
+static bool same_ident(const struct coll_pos *a, const struct coll_pos *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && (a->fp_len != b->fp_len || a->fp == b->fp) &&
+	       (a->dev || a->ino || a->fp_len);
+}
+
 /*
  * A begin or commit failed (the database is locked by another writer past
  * the busy timeout, the disk is full, ...): nothing of the batch is stored.
@@ -310,7 +452,10 @@ static void db_failed(struct engine *e)
 	if (db_in_batch(e->db))
 		db_rollback(e->db);
 	memset(e->unparsed, 0, sizeof e->unparsed);
+	bool saw = e->batch_lines > 0;
 	e->batch_lines = 0;
+	e->ckpt_in_batch = false;
+	e->redo = e->n_journal > 0;
 	if (e->importing) {
 		e->import_failed = true;
 		return;
@@ -319,6 +464,8 @@ static void db_failed(struct engine *e)
 		log_warn("database unavailable: the lines of the open batch will be read again in 1 s%s",
 			 e->syslog_dirty ? " (its syslog messages are lost)" : "");
 	e->db_down = true;
+	if (saw)
+		e->agg_recover = true; /* see on_line */
 	e->db_retry_us = clock_mono_us() + 1000000;
 	for (size_t i = 0; i < e->n_src; i++) {
 		e->src[i].db_id = 0; /* resolved again from the database */
@@ -351,7 +498,44 @@ static int batch_begin(struct engine *e)
 	}
 	e->batch_lines = 0;
 	e->batch_start_us = clock_mono_us();
+	if (e->redo && journal_redo(e) < 0) {
+		log_error("database: %s", db_errmsg(e->db));
+		db_failed(e);
+		return -1;
+	}
 	return 0;
+}
+
+/*
+ * The aggregator's checkpoint, stored in the open batch: it then commits
+ * with the batch's events and file offsets, so that it holds exactly the
+ * committed lines. Returns 0, or -1 (a database error: the batch fails).
+ */
+static int checkpoint_put(struct engine *e)
+{
+	char *data;
+	size_t len;
+	int64_t newest;
+	int64_t t0 = clock_mono_us();
+	if (aggregator_checkpoint(e->agg, &data, &len, &newest) < 0)
+		return 0; /* logged; the last checkpoint stays */
+	int rc = db_checkpoint_put(e->db, clock_now(), newest, (int64_t)e->lines, data, len);
+	free(data);
+	if (rc < 0) {
+		log_error("database: checkpoint: %s", db_errmsg(e->db));
+		return -1;
+	}
+	e->ckpt_in_batch = true;
+	log_debug("aggregator: checkpoint of %zu bytes in %.3fs", len, (double)(clock_mono_us() - t0) / 1e6);
+	return 0;
+}
+
+static bool checkpoint_due(const struct engine *e)
+{
+	/* not while lines the aggregator saw are being stored again: a crash
+	 * would read them once more on top of the checkpoint */
+	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines && !e->agg_recover &&
+	       clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000;
 }
 
 /* Stage the positions of every source that moved, then commit. Returns 0,
@@ -393,6 +577,8 @@ static int batch_commit(struct engine *e)
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
+	if (checkpoint_due(e) && checkpoint_put(e) < 0)
+		goto fail;
 	if (db_commit(e->db) < 0) {
 		log_error("database: commit: %s", db_errmsg(e->db));
 		web_set_ingest_error(e->web, db_errmsg(e->db));
@@ -400,10 +586,19 @@ static int batch_commit(struct engine *e)
 		db_failed(e);
 		return -1;
 	}
+	journal_clear(e);
+	bool behind = false; /* a source still below what the aggregator saw */
 	for (size_t i = 0; i < e->n_src; i++) {
-		if (e->src[i].dirty)
+		struct esrc *s = &e->src[i];
+		if (s->dirty)
 			known_update(e, i);
-		e->src[i].dirty = false;
+		s->dirty = false;
+		behind = behind || (same_ident(&s->id, &s->agg_id) && s->offset < s->agg_off) ||
+			 (same_ident(&s->id, &s->agg_prev_id) && s->offset < s->agg_prev_off);
+	}
+	if (e->agg_recover && !behind) {
+		e->agg_recover = false;
+		log_info("database: the lines of the refused batch are stored again, each counted once");
 	}
 	e->syslog_dirty = false;
 	if (e->coll) {
@@ -412,6 +607,11 @@ static int batch_commit(struct engine *e)
 		e->syslog_dropped_stored = cs.syslog_dropped;
 	}
 	memset(e->unparsed, 0, sizeof e->unparsed);
+	if (e->ckpt_in_batch) {
+		e->ckpt_last_us = clock_mono_us();
+		e->ckpt_lines = e->lines;
+	}
+	e->ckpt_in_batch = false;
 	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;
@@ -693,7 +893,20 @@ static void on_line(void *ctx, const struct coll_line *ln)
 	collector_source_pos(e->coll, (size_t)ln->source, &pos);
 	if (!s->db_id || !same_file(&pos, &s->id))
 		esrc_switch(e, s, (size_t)ln->source, &pos);
-	engine_line(e, s->ps, s->db_id, ln);
+	if (e->agg_recover && ((same_ident(&pos, &s->agg_id) && ln->off_after <= s->agg_off) ||
+			       (same_ident(&pos, &s->agg_prev_id) && ln->off_after <= s->agg_prev_off))) {
+		e->no_agg = true; /* counted before the refused batch */
+		engine_line(e, s->ps, s->db_id, ln);
+		e->no_agg = false;
+	} else {
+		if (!same_ident(&pos, &s->agg_id)) {
+			s->agg_prev_id = s->agg_id;
+			s->agg_prev_off = s->agg_off;
+			s->agg_id = pos;
+		}
+		s->agg_off = ln->off_after;
+		engine_line(e, s->ps, s->db_id, ln);
+	}
 	s->offset = ln->off_after;
 	s->lines++;
 	s->dirty = true;
@@ -863,12 +1076,46 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 static void engine_restore(struct engine *e)
 {
 	int64_t t0 = clock_mono_us();
+	int64_t ended = db_decisions_expire(e->db, clock_now(), "engine");
+	if (ended > 0)
+		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
 	int rc = aggregator_restore(e->agg, e->db, clock_now());
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	/* rows replayed: a checkpoint at the first batch, so that the next
+	 * crash does not replay them again */
+	struct agg_stats st;
+	aggregator_stats(e->agg, &st);
+	e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
 	if (rc < 0)
 		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
 	else if (!e->importing)
 		log_info("aggregator: state restored in %.2fs", secs);
+}
+
+/* A clean stop (or the end of an import) leaves a checkpoint of the state
+ * after the last committed line, in a transaction of its own. Returns true
+ * when it is stored; false when the state does not match the committed
+ * lines (a refused batch not stored again) or the database refused it. */
+static bool checkpoint_final(struct engine *e)
+{
+	if (!e->db || !e->agg || db_in_batch(e->db) || e->db_down || e->import_failed || e->agg_recover)
+		return false;
+	int64_t t0 = clock_mono_us();
+	if (db_begin(e->db) < 0) {
+		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
+		return false;
+	}
+	bool ok = checkpoint_put(e) == 0 && db_commit(e->db) == 0;
+	if (!ok) {
+		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
+		if (db_in_batch(e->db))
+			db_rollback(e->db);
+	} else {
+		log_info("aggregator: state saved in the database in %.2fs",
+			 (double)(clock_mono_us() - t0) / 1e6);
+	}
+	e->ckpt_in_batch = false;
+	return ok;
 }
 
 static void engine_close(struct engine *e)
@@ -878,6 +1125,7 @@ static void engine_close(struct engine *e)
 	e->pipe_keep = NULL;
 	if (e->db && db_in_batch(e->db))
 		batch_commit(e);
+	bool saved = checkpoint_final(e);
 	collector_free(e->coll);
 	for (size_t i = 0; i < e->n_src; i++)
 		parser_source_free(e->src[i].ps);
@@ -885,10 +1133,13 @@ static void engine_close(struct engine *e)
 	parser_source_free(e->syslog_ps);
 	parser_source_free(e->import_ps);
 	parser_free(e->parser);
-	if (e->agg && e->db && !e->commit_errors)
+	/* the file of a clean stop only when the database refused the checkpoint */
+	if (!saved && e->agg && e->db && !e->commit_errors)
 		aggregator_save(e->agg); /* after the last commit: the next start continues here */
 	aggregator_free(e->agg);
 	db_close(e->db);
+	journal_clear(e);
+	free(e->journal);
 	free(e->known);
 	free(e->db_path);
 	buf_free(&e->replay.sample);
@@ -943,8 +1194,22 @@ static void periodic(struct engine *e)
 	collector_tick(e->coll);
 	sync_sources(e);
 	maybe_commit(e, false);
+	/* a quiet input: the state of the last lines is saved all the same */
+	if (!db_in_batch(e->db) && checkpoint_due(e) && batch_begin(e) == 0)
+		batch_commit(e);
 	if (now_us - e->last_agg_tick_us >= AGG_TICK_EVERY_US) {
 		e->last_agg_tick_us = now_us;
+		/* a wall clock that steps is logged: a block keeps its UTC until,
+		 * an ended one stays ended (README, "Decisions and the clock") */
+		int64_t wall_us = clock_now_us();
+		int64_t step = (wall_us - e->clk_wall_us) - (now_us - e->clk_mono_us);
+		if (e->clk_wall_us && (step > 10000000 || step < -10000000))
+			log_warn(
+			    "the wall clock stepped %+llds: running blocks keep their until, ended ones stay "
+			    "ended",
+			    (long long)(step / 1000000));
+		e->clk_wall_us = wall_us;
+		e->clk_mono_us = now_us;
 		/* every tick: expiries, timeout refreshes, reload timeouts */
 		hook_emitters(e, hook_aggregator_tick(e, clock_now()));
 	}

@@ -103,6 +103,18 @@ static const char *const migrations[] = {
      "cc;"
      "INSERT INTO class_hour SELECT t / 3600 * 3600 AS h, cls, plen, kind, category, code_class, sum(n)"
      " FROM class_minute WHERE true GROUP BY h, cls, plen, kind, category, code_class;"),
+    /* 4 -> 5: the life of a decision after it was made (upgrades of its
+     * response, one row each), and the aggregator's checkpoint: its
+     * in-memory state, written in the same transaction as a batch's file
+     * offsets, so that a restart after a crash loads it and replays only the
+     * evidence rows stored after it (max_event_id). One row (id 1). */
+    ("CREATE TABLE IF NOT EXISTS decision_changes(id INTEGER PRIMARY KEY, decision_id INTEGER NOT NULL,"
+     " at INTEGER NOT NULL, change TEXT NOT NULL, from_response TEXT, response TEXT, score REAL,"
+     " rule TEXT, reason TEXT, until INTEGER);"
+     "CREATE INDEX IF NOT EXISTS decision_changes_decision ON decision_changes(decision_id, id);"
+     "CREATE TABLE IF NOT EXISTS agg_checkpoint(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, newest INTEGER "
+     "NOT NULL,"
+     " max_event_id INTEGER NOT NULL, lines INTEGER NOT NULL, data BLOB NOT NULL);"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {

@@ -76,7 +76,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -117,8 +117,11 @@ bool db_in_batch(const struct db *db);
  * until the writer assigns it: db_pipe_attribute() (db_event_attribute()
  * of that row, by handle or by real id) and db_pipe_attribution_dropped()
  * are written in the batch after its events. Handles stay valid for the
- * pipe's life. db_pipe_decision() copies a
- * decision (it gets its id when written: callers see none);
+ * pipe's life. db_pipe_decision() copies a new decision and returns a
+ * handle for its id (DB_PIPE_ROW set) that db_pipe_decision_end() and
+ * db_pipe_decision_upgrade() (db_decision_end(), db_decision_upgrade())
+ * accept as well as real ids; decision changes are written in the order
+ * staged;
  * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);
  * db_pipe_offset() sets a source's offset and lines_read for the batch
  * (the last call per source wins).
@@ -141,8 +144,11 @@ void db_pipe_free(struct db_pipe *p);
 int64_t db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
 void db_pipe_attribute(struct db_pipe *p, int64_t row, const struct ipaddr *ip, const struct prefix *cls);
 void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n);
-void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
-		      const char *who);
+int64_t db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
+			 const char *who);
+void db_pipe_decision_end(struct db_pipe *p, int64_t id, int64_t at, const char *who, const char *why);
+void db_pipe_decision_upgrade(struct db_pipe *p, const struct decision *d, enum response from,
+			      const char *evidence_json, int64_t at);
 int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
 void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_t lines_read, int64_t now);
 int db_pipe_submit(struct db_pipe *p);
@@ -301,6 +307,30 @@ int db_decision_insert(struct db *db, struct decision *d, const char *evidence_j
  * such decision or it was already ended, -1 on error. RW.
  */
 int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, const char *why);
+/*
+ * End every decision whose until has passed at now and that is not ended
+ * yet: ended_at = until, ended_by = who, end_reason = "expired". An expiry
+ * is an event: once recorded, no later clock (a step back) makes the
+ * decision active again. Reads first and writes only when something
+ * expired, so an idle call takes no write lock. Returns how many were
+ * ended, or -1. RW, in the batch when one is open.
+ */
+int64_t db_decisions_expire(struct db *db, int64_t now, const char *who);
+/*
+ * An automatic decision in force was upgraded (its response rose, e.g.
+ * defer -> reject): d holds the new response, score, rule, reason and until
+ * (never earlier than before), evidence_json the refreshed explanation.
+ * Updates the decision row (only while it is not ended), appends a row to
+ * its change history (db_decision_changes_json) and to the audit trail.
+ * Returns 0, 1 when the decision is unknown or ended, -1. RW, in the batch
+ * when one is open.
+ */
+int db_decision_upgrade(struct db *db, const struct decision *d, enum response from,
+			const char *evidence_json, int64_t at);
+/* The changes of decision id after it was made, oldest first:
+ * [{"at", "change": "upgrade", "from", "response", "score", "rule",
+ * "reason", "until"}]. A new array, or NULL on error. */
+json_t *db_decision_changes_json(struct db *db, int64_t id);
 /* Callback for decision listings: non-zero stops the listing. */
 typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct db_decision_info *info);
 /*
@@ -324,6 +354,34 @@ int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
  * prefix may be NULL. Strings are stored as given. Returns 0, or -1. RW. */
 int db_audit_add(struct db *db, int64_t when, const char *who, const char *action,
 		 const struct prefix *prefix, const char *reason);
+
+/* ----------------------------------------------- aggregator checkpoint */
+
+/*
+ * The aggregator's state (an opaque image, aggregator/state.c) kept in the
+ * database so that a restart after a crash loads it and replays only the
+ * evidence rows stored after it. db_checkpoint_put() is called inside a
+ * batch, before db_commit(), so the image and the batch's file offsets
+ * commit together; it records max_event_id, the largest event id stored up
+ * to and including this batch. One checkpoint is kept (the newest).
+ */
+struct db_checkpoint {
+	int64_t at;	      /* wall clock when written */
+	int64_t newest_us;    /* the newest event time the image holds */
+	int64_t max_event_id; /* events with a larger id were stored after it */
+	int64_t lines;	      /* lines read by the writer when written (for logs) */
+	void *data;	      /* the image (malloc'd by db_checkpoint_get) */
+	size_t len;
+};
+/* Store the checkpoint (replacing the last one). Returns 0, or -1. RW. */
+int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t lines, const void *data,
+		      size_t len);
+/* Load the last checkpoint into *c (c->data to be freed by the caller).
+ * Returns 1, 0 when there is none, -1 on error. */
+int db_checkpoint_get(struct db *db, struct db_checkpoint *c);
+/* Every stored event with an id above after_id, in id order (see
+ * db_events_scan). Returns 0, the callback's value, or -1. */
+int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *arg);
 
 /* -------------------------------------------- queries (CLI and web share) */
 

@@ -6,6 +6,7 @@
  * It stores what the aggregator (or an operator) decided; it must never
  * make or change a decision on its own (no expiry rewriting, no merging).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "db/db_internal.h"
@@ -64,6 +65,116 @@ int db_decision_end(struct db *db, int64_t id, int64_t at, const char *who, cons
 	if (db_step_done(db, st, "end decision") < 0)
 		return -1;
 	return sqlite3_changes(db->h) == 1 ? 0 : 1;
+}
+
+static const char SQL_EXPIRED_ANY[] = "SELECT 1 FROM decisions WHERE ended_at IS NULL AND until <= ? LIMIT 1";
+static const char SQL_EXPIRE[] =
+    "UPDATE decisions SET ended_at = until, ended_by = ?2, end_reason = 'expired'"
+    " WHERE ended_at IS NULL AND until <= ?1";
+
+int64_t db_decisions_expire(struct db *db, int64_t now, const char *who)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_EXPIRED_ANY);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail_sql(db, "expired decisions");
+	st = db_stmt_sql(db, SQL_EXPIRE);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, who ? who : "engine", -1, SQLITE_TRANSIENT);
+	if (db_step_done(db, st, "expire decisions") < 0)
+		return -1;
+	return sqlite3_changes(db->h);
+}
+
+static const char SQL_UPGRADE[] = "UPDATE decisions SET response = ?1, rule = ?2, reason = ?3, score = ?4,"
+				  " until = max(until, ?5), evidence = coalesce(?6, evidence)"
+				  " WHERE id = ?7 AND ended_at IS NULL";
+static const char SQL_CHANGE_ADD[] =
+    "INSERT INTO decision_changes(decision_id, at, change, from_response, response, score, rule, reason,"
+    " until) VALUES(?1, ?2, 'upgrade', ?3, ?4, ?5, ?6, ?7, ?8)";
+
+int db_decision_upgrade(struct db *db, const struct decision *d, enum response from,
+			const char *evidence_json, int64_t at)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	if ((unsigned)d->response >= RESP__COUNT || (unsigned)from >= RESP__COUNT)
+		return db_fail(db, "decision with an invalid response");
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_UPGRADE);
+	if (!st)
+		return -1;
+	size_t rl = strnlen(d->rule, sizeof(d->rule)), rs = strnlen(d->reason, sizeof(d->reason));
+	sqlite3_bind_text(st, 1, response_name(d->response), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, d->rule, (int)rl, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, d->reason, (int)rs, SQLITE_TRANSIENT);
+	sqlite3_bind_double(st, 4, d->score);
+	sqlite3_bind_int64(st, 5, d->until);
+	if (evidence_json)
+		sqlite3_bind_text(st, 6, evidence_json, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 7, d->id);
+	if (db_step_done(db, st, "upgrade decision") < 0)
+		return -1;
+	if (sqlite3_changes(db->h) != 1)
+		return 1;
+	st = db_stmt_sql(db, SQL_CHANGE_ADD);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, d->id);
+	sqlite3_bind_int64(st, 2, at);
+	sqlite3_bind_text(st, 3, response_name(from), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, response_name(d->response), -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 5, d->score);
+	sqlite3_bind_text(st, 6, d->rule, (int)rl, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 7, d->reason, (int)rs, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 8, d->until);
+	if (db_step_done(db, st, "decision change") < 0)
+		return -1;
+	char why[320];
+	snprintf(why, sizeof why, "%s -> %s (%s, score %.2f)", response_name(from),
+		 response_name(d->response), d->rule, d->score);
+	return db_audit_add(db, at, "engine", "upgrade", &d->prefix, why);
+}
+
+static const char SQL_CHANGES[] = "SELECT at, change, from_response, response, score, rule, reason, until"
+				  " FROM decision_changes WHERE decision_id = ? ORDER BY id";
+
+json_t *db_decision_changes_json(struct db *db, int64_t id)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_CHANGES);
+	if (!st)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	json_t *a = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+		json_object_set_new(o, "at", db_json_time(sqlite3_column_int64(st, 0)));
+		json_object_set_new(o, "change", db_json_column(st, 1));
+		json_object_set_new(o, "from", db_json_column(st, 2));
+		json_object_set_new(o, "response", db_json_column(st, 3));
+		json_object_set_new(o, "score", json_real(sqlite3_column_double(st, 4)));
+		json_object_set_new(o, "rule", db_json_column(st, 5));
+		json_object_set_new(o, "reason", db_json_column(st, 6));
+		json_object_set_new(o, "until", db_json_time(sqlite3_column_int64(st, 7)));
+		json_array_append_new(a, o);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(a);
+		db_fail_sql(db, "decision changes");
+		return NULL;
+	}
+	return a;
 }
 
 static const char *col_str(sqlite3_stmt *st, int col)

@@ -2,7 +2,7 @@
  * retention.c - pruning old rows in bounded chunks, each table in its own
  * short transaction, so that the writer (and the engine's batches between
  * two calls) never waits long. It must never delete a decision still in
- * force or one that ended within retention_decisions.
+ * force or one that ended within retention_decisions (nor its upgrades).
  */
 #include <string.h>
 
@@ -32,6 +32,11 @@ static const char SQL_PRUNE_INGEST[] = "DELETE FROM ingest_minute WHERE t IN"
 static const char SQL_PRUNE_DECISIONS[] =
     "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE"
     " (ended_at IS NOT NULL AND ended_at < ?1) OR (ended_at IS NULL AND until < ?1) LIMIT ?2)";
+
+/* the upgrades of decisions that are gone (pruned above, or deleted by hand) */
+static const char SQL_PRUNE_CHANGES[] =
+    "DELETE FROM decision_changes WHERE id IN (SELECT c.id FROM decision_changes c"
+    " LEFT JOIN decisions d ON d.id = c.decision_id WHERE d.id IS NULL AND c.at < ?1 LIMIT ?2)";
 
 /* One chunk of one table in its own transaction; rows deleted or -1. */
 static int64_t prune(struct db *db, const char *sql, int64_t cutoff, bool event_rows)
@@ -78,6 +83,7 @@ int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
 	    {SQL_PRUNE_CLASS_HOUR, now - keep_hour},
 	    {SQL_PRUNE_INGEST, now - conf->retention_rollups},
 	    {SQL_PRUNE_DECISIONS, now - conf->retention_decisions},
+	    {SQL_PRUNE_CHANGES, INT64_MAX}, /* whenever their decision is gone */
 	};
 	int64_t total = 0;
 	for (size_t i = 0; i < MXW_ARRAY_LEN(jobs); i++) {

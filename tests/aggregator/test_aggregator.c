@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "aggregator/aggregator.h"
+#include "db/db.h"
 
 #define T0 1795000000LL /* a fixed time: tests never depend on today */
 
@@ -129,6 +131,9 @@ struct collected {
 	struct decision d[16];
 	char *evidence[16];
 	int n, ended;
+	struct decision up[8]; /* upgrades */
+	enum response up_from[8];
+	int nup;
 };
 
 static int64_t collect(void *arg, const struct agg_change *ch)
@@ -137,6 +142,14 @@ static int64_t collect(void *arg, const struct agg_change *ch)
 	if (ch->kind == AGG_CHANGE_ENDED) {
 		c->ended++;
 		return 0;
+	}
+	if (ch->kind == AGG_CHANGE_UPGRADED) {
+		if (c->nup < 8) {
+			c->up[c->nup] = *ch->d;
+			c->up_from[c->nup] = ch->from;
+		}
+		c->nup++;
+		return ch->d->id;
 	}
 	if (c->n < 16) {
 		c->d[c->n] = *ch->d;
@@ -557,6 +570,151 @@ static void test_memory_per_ip(void **state)
 	config_free(&cfg);
 }
 
+/* A decision in force whose prefix keeps misbehaving is upgraded when its
+ * score calls for a stronger response: same id and since, response and
+ * score up, until never earlier, never downgraded; a manual decision is
+ * never touched. score_reject 3 and score_drop 6 with the retry rule
+ * (severity 2, threshold 3): 4 rejections of one pair = score 2 (defer),
+ * 6 = 3.33 (reject), 10 = 6 (drop). */
+static void test_upgrade(void **state)
+{
+	static const struct {
+		const char *name;
+		int batches[4]; /* rejections fed before each aggregator_take_changes */
+		int want_new;
+		int want_up;
+		enum response want_resp;
+		enum response want_from_last;
+	} t[] = {
+	    {"one step at a time", {4, 2, 4, 3}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"all in one batch", {13, 0, 0, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"defer stays defer below the reject score", {4, 1, 0, 0}, 1, 0, RESP_DEFER, RESP_OBSERVE},
+	    {"drop is the top: more changes nothing", {10, 5, 5, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		cfg_setup();
+		cfg.rules.score_defer = 1;
+		cfg.rules.score_reject = 3;
+		cfg.rules.score_drop = 6;
+		cfg.rules.block_base = 3600;
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct collected got = {0};
+		int64_t first_until = 0;
+		for (int b = 0; b < 4; b++) {
+			struct step s = REJ("198.51.100.50", t[i].batches[b], 30, CAT_UNKNOWN_RECIPIENT, 550,
+					    ST_RCPT, "gone@example.com");
+			if (s.repeat)
+				feed(a, &s, &ts);
+			aggregator_take_changes(a, collect, &got);
+			if (b == 0 && got.n == 1)
+				first_until = got.d[0].until;
+		}
+		if (got.n != t[i].want_new || got.nup != t[i].want_up)
+			fail_msg("%s: got %d new and %d upgrades, want %d and %d", t[i].name, got.n, got.nup,
+				 t[i].want_new, t[i].want_up);
+		const struct decision *v;
+		size_t n;
+		aggregator_active(a, &v, &n);
+		assert_int_equal(n, 1);
+		if (v[0].response != t[i].want_resp)
+			fail_msg("%s: got response %s, want %s", t[i].name, response_name(v[0].response),
+				 response_name(t[i].want_resp));
+		assert_int_equal(v[0].id, 1001);
+		assert_int_equal(v[0].since, got.d[0].since);
+		if (v[0].until < first_until)
+			fail_msg("%s: until went from %lld down to %lld", t[i].name, (long long)first_until,
+				 (long long)v[0].until);
+		for (int u = 0; u < got.nup && u < 8; u++) {
+			enum response before = u ? got.up[u - 1].response : got.d[0].response;
+			if (got.up[u].id != 1001 || got.up_from[u] != before || got.up[u].response <= before)
+				fail_msg("%s: upgrade %d: got id %lld %s -> %s, want 1001 from %s upwards",
+					 t[i].name, u, (long long)got.up[u].id, response_name(got.up_from[u]),
+					 response_name(got.up[u].response), response_name(before));
+			if (strstr(got.up[u].reason, "script") || strstr(got.up[u].reason, "example"))
+				fail_msg("%s: log text in the reason: %s", t[i].name, got.up[u].reason);
+		}
+		if (got.nup && got.up_from[got.nup - 1] != t[i].want_from_last)
+			fail_msg("%s: last upgrade from %s, want %s", t[i].name,
+				 response_name(got.up_from[got.nup - 1]), response_name(t[i].want_from_last));
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+/* The checkpoint in the database: a class connection flood cut in two by
+ * a restart (a new aggregator restored from the database) gives the same
+ * decision as one aggregator fed everything; without the checkpoint the
+ * restored aggregator has forgotten the connects (they are not stored as
+ * rows) and decides nothing. */
+static void test_checkpoint_restore(void **state)
+{
+	static const struct {
+		const char *name;
+		bool checkpoint;
+		const char *want; /* the decision on the class, NULL = none */
+		unsigned conns;	  /* the connections its evidence counts */
+	} t[] = {
+	    {"restored from the checkpoint", true, "203.0.113.0/24", 150},
+	    {"restored without a checkpoint", false, NULL, 0},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		cfg_setup();
+		char path[] = "/tmp/mxw-agg-ckpt-XXXXXX";
+		int fd = mkstemp(path);
+		assert_true(fd >= 0);
+		close(fd);
+		unlink(path);
+		char err[256];
+		struct db *db = db_open(path, DB_RW | DB_FAST, err, sizeof err);
+		assert_non_null(db);
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct step part1 = CONN("203.0.113.%d", 100, 1); /* 100 of 150: under */
+		feed(a, &part1, &ts);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		assert_int_equal(got.n, 0);
+		if (t[i].checkpoint) {
+			char *data;
+			size_t len;
+			int64_t newest;
+			assert_int_equal(aggregator_checkpoint(a, &data, &len, &newest), 0);
+			assert_int_equal(newest, (ts - 1) * 1000000);
+			assert_int_equal(db_begin(db), 0);
+			assert_int_equal(db_checkpoint_put(db, ts, newest, 100, data, len), 0);
+			assert_int_equal(db_commit(db), 0);
+			free(data);
+		}
+		aggregator_free(a);
+		a = aggregator_new(&cfg); /* the restart */
+		assert_int_equal(aggregator_restore(a, db, ts), 0);
+		struct step part2 = CONN("203.0.113.%d", 60, 1);
+		feed(a, &part2, &ts);
+		aggregator_take_changes(a, collect, &got);
+		const struct decision *d = t[i].want ? find_decision(&got, t[i].want) : NULL;
+		if (t[i].want && (!d || strcmp(d->rule, "flood") != 0))
+			fail_msg("%s: got %d decisions, want a flood decision on %s", t[i].name, got.n,
+				 t[i].want);
+		if (!t[i].want && got.n != 0)
+			fail_msg("%s: got %d decisions, want none", t[i].name, got.n);
+		if (d) {
+			json_t *o = json_loads(got.evidence[0], 0, NULL);
+			unsigned c = (unsigned)json_integer_value(
+			    json_object_get(json_object_get(o, "numbers"), "connections"));
+			json_decref(o);
+			if (c != t[i].conns)
+				fail_msg("%s: got %u connections, want %u", t[i].name, c, t[i].conns);
+		}
+		collected_free(&got);
+		aggregator_free(a);
+		db_close(db);
+		unlink(path);
+		config_free(&cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +724,8 @@ int main(void)
 	    cmocka_unit_test(test_evidence),
 	    cmocka_unit_test(test_widening),
 	    cmocka_unit_test(test_dry_run),
+	    cmocka_unit_test(test_upgrade),
+	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_memory_per_ip),
 	};

@@ -801,6 +801,133 @@ static void test_decisions(void **state)
 	json_decref(o);
 }
 
+static int64_t changes_of(struct db *db, int64_t id)
+{
+	json_t *a = db_decision_changes_json(db, id);
+	assert_non_null(a);
+	int64_t n = (int64_t)json_array_size(a);
+	json_decref(a);
+	return n;
+}
+
+/* The life of a decision after it was made: an expiry is recorded once and
+ * survives a clock that steps back; an upgrade raises the response, never
+ * shortens until, keeps its history and an audit row, and leaves an ended
+ * decision alone; the upgrades of a pruned decision are pruned with it;
+ * the checkpoint row round-trips. */
+static void test_decision_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	int64_t live = add_decision(f->db, "203.0.113.5", SCOPE_IP, NOW - 100, NOW + 3600, "{}");
+	int64_t lapsed = add_decision(f->db, "203.0.113.6", SCOPE_IP, NOW - 7200, NOW - 10, NULL);
+	int64_t ended = add_decision(f->db, "203.0.113.7", SCOPE_IP, NOW - 100, NOW + 3600, NULL);
+	assert_int_equal(db_decision_end(f->db, ended, NOW, "cli:root", "unblocked"), 0);
+
+	static const struct {
+		int64_t now;
+		int64_t want_ended;
+	} ex[] = {{NOW - 86400, 0}, {NOW, 1}, {NOW, 0}, {NOW - 86400, 0}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(ex); i++) {
+		int64_t got = db_decisions_expire(f->db, ex[i].now, "engine");
+		if (got != ex[i].want_ended)
+			fail_msg("expire #%zu at now%+lld: got %lld ended, want %lld", i,
+				 (long long)(ex[i].now - NOW), (long long)got, (long long)ex[i].want_ended);
+	}
+	/* a day back: the lapsed decision stays ended, the live one is active */
+	struct dlist act = {0};
+	assert_int_equal(db_decisions_active(f->db, NOW - 86400 + 200, dcb, &act), 0);
+	assert_int_equal(act.n, 1);
+	assert_int_equal(act.ids[0], live);
+	sqlite3_stmt *st;
+	assert_int_equal(
+	    sqlite3_prepare_v2(f->db->h,
+			       "SELECT ended_at = until, ended_by, end_reason FROM decisions WHERE id = ?",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_int64(st, 1, lapsed);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_string_equal((const char *)sqlite3_column_text(st, 1), "engine");
+	assert_string_equal((const char *)sqlite3_column_text(st, 2), "expired");
+	sqlite3_finalize(st);
+
+	/* upgrades */
+	const struct {
+		int64_t id;
+		enum response from, to;
+		int64_t until;
+		int want_rc;
+		int64_t want_until, want_changes;
+	} up[] = {
+	    {live, RESP_REJECT, RESP_DROP, NOW + 1800, 0, NOW + 3600, 1},  /* until never earlier */
+	    {live, RESP_DROP, RESP_DROP, NOW + 9000, 0, NOW + 9000, 2},	   /* ...later is taken */
+	    {ended, RESP_REJECT, RESP_DROP, NOW + 9000, 1, NOW + 3600, 0}, /* an ended one: untouched */
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(up); i++) {
+		struct decision d = {
+		    .id = up[i].id, .response = up[i].to, .until = up[i].until, .score = 4.5};
+		prefix_parse(&d.prefix, "203.0.113.5", 11, true);
+		snprintf(d.rule, sizeof d.rule, "flood");
+		snprintf(d.reason, sizeof d.reason, "opened 90 connections in 10m");
+		int rc = db_decision_upgrade(f->db, &d, up[i].from, "{\"upgraded\":1}", NOW + (int64_t)i);
+		if (rc != up[i].want_rc)
+			fail_msg("upgrade #%zu: got %d, want %d", i, rc, up[i].want_rc);
+		struct dlist one = {0};
+		assert_int_equal(db_decision_get(f->db, up[i].id, dcb, &one), 1);
+		(void)one;
+		assert_int_equal(sqlite3_prepare_v2(f->db->h,
+						    "SELECT until, response FROM decisions WHERE id = ?", -1,
+						    &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_int64(st, 1, up[i].id);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		if (sqlite3_column_int64(st, 0) != up[i].want_until)
+			fail_msg("upgrade #%zu: got until %lld, want %lld", i,
+				 (long long)sqlite3_column_int64(st, 0), (long long)up[i].want_until);
+		if (up[i].want_rc == 0)
+			assert_string_equal((const char *)sqlite3_column_text(st, 1), "drop");
+		sqlite3_finalize(st);
+		assert_int_equal(changes_of(f->db, up[i].id), up[i].want_changes);
+	}
+	json_t *ch = db_decision_changes_json(f->db, live);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 0), "from")), "reject");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 0), "response")), "drop");
+	json_decref(ch);
+	assert_int_equal(sqlite3_prepare_v2(f->db->h, "SELECT count(*) FROM audit WHERE action = 'upgrade'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+
+	/* retention: the live decision, once ended long ago, goes with its upgrades */
+	assert_int_equal(db_decision_end(f->db, live, NOW - 500 * 86400, "cli:root", "old"), 0);
+	struct config conf;
+	config_defaults(&conf);
+	int64_t n;
+	while ((n = db_retention_run(f->db, NOW + 10, &conf)) > 0)
+		;
+	assert_int_equal(n, 0);
+	config_free(&conf);
+	assert_int_equal(changes_of(f->db, live), 0);
+	struct dlist gone = {0};
+	assert_int_equal(db_decision_get(f->db, live, dcb, &gone), 0);
+
+	/* the checkpoint row */
+	struct db_checkpoint c;
+	assert_int_equal(db_checkpoint_get(f->db, &c), 0);
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_checkpoint_put(f->db, NOW, 123, 7, "image\0bytes", 11), 0);
+	assert_int_equal(db_commit(f->db), 0);
+	assert_int_equal(db_checkpoint_get(f->db, &c), 1);
+	assert_int_equal(c.len, 11);
+	assert_memory_equal(c.data, "image\0bytes", 11);
+	assert_int_equal(c.newest_us, 123);
+	assert_int_equal(c.lines, 7);
+	assert_int_equal(c.max_event_id, 0);
+	free(c.data);
+}
+
 static void test_rollup_queries(void **state)
 {
 	struct fixture *f = *state;
@@ -1629,6 +1756,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decisions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_decision_lifecycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollup_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_many_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),

@@ -94,8 +94,14 @@ append(log, seq_lines(100, 150))
 check("lines keep flowing after a jump a day back", wait_for(lambda: len(seq_counts(db)), 150, 20) == 150,
       len(seq_counts(db)))
 got = plain_set(plain)
-known_bug("an expired block does not come back when the clock steps back a day (expiry is only 'until > now'; "
-          "no end is recorded when a block lapses)", "198.51.100.0/24" not in got, got)
+check("an expired block does not come back when the clock steps back a day", "198.51.100.0/24" not in got, got)
+check("the running block stays across the step back", "203.0.113.0/24" in got, got)
+ended = q(db, "SELECT end_reason, ended_at = until FROM decisions WHERE prefix = '198.51.100.0/24'")
+check("the expiry is recorded in the database (ended_at = until, 'expired')", ended == [("expired", 1)], ended)
+st, j = get_json(dm.port, "/api/v1/lookup/198.51.100.99")
+check("lookup after the step back: not blocked", st == 200 and j and j.get("blocked") is False,
+      (st, j and j.get("blocked")))
+check("the step is logged", "wall clock stepped" in dm.stderr(), dm.stderr()[-400:])
 check("the daemon is still up", dm.alive(), dm.stderr()[-600:])
 rc = dm.stop()
 check("clean stop", rc == 0, (rc, dm.stderr()[-400:]))

@@ -75,6 +75,15 @@ ic = con.execute("PRAGMA integrity_check").fetchone()[0]
 check("PRAGMA integrity_check = ok", ic == "ok", ic)
 con.close()
 
+# the aggregator is exact too: the decisions taken by the daemon that was locked out for HOLD s equal
+# those of an import of the same file into a fresh database (nothing counted twice or lost)
+ref_db = os.path.join(d, "ref.db")
+r = run([MXW, "import", "-q", "--db", ref_db, log], timeout=120)
+dec_sql = "SELECT prefix, rule, response, since, until, reason FROM decisions WHERE manual = 0 ORDER BY since, prefix"
+got, want = q(db, dec_sql), q(ref_db, dec_sql) if r.returncode == 0 else None
+check("decisions after the lock equal those of an import of the same lines", r.returncode == 0 and got == want and
+      len(got) >= 1, (got, want, r.stderr[-300:]))
+
 # 3. `import` against a locked database fails cleanly and a retry imports everything once
 src = os.path.join(d, "old.log")
 append(src, seq_lines(n, n + 5000), "w")

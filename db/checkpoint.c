@@ -1,0 +1,96 @@
+/*
+ * checkpoint.c - the aggregator's checkpoint in the database: one row of
+ * agg_checkpoint holding the state image with the largest event id stored
+ * when it was written, and the scan of the events stored after it.
+ *
+ * It stores and returns the image as opaque bytes: it must never look
+ * inside it, nor write a checkpoint outside the caller's batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_internal.h"
+
+static const char SQL_MAX_ID[] = "SELECT coalesce(max(id), 0) FROM events";
+static const char SQL_PUT[] =
+    "INSERT OR REPLACE INTO agg_checkpoint(id, at, newest, max_event_id, lines, data)"
+    " VALUES(1, ?1, ?2, ?3, ?4, ?5)";
+static const char SQL_GET[] = "SELECT at, newest, max_event_id, lines, data FROM agg_checkpoint WHERE id = 1";
+static const char SQL_SCAN_AFTER[] = "SELECT " DB_EVENT_COLS " FROM events WHERE id > ? ORDER BY id";
+
+int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t lines, const void *data,
+		      size_t len)
+{
+	if (!db->rw)
+		return db_fail(db, "read-only connection");
+	if (len > (size_t)INT32_MAX - 1)
+		return db_fail(db, "checkpoint of %zu bytes is too large", len);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_MAX_ID);
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail_sql(db, "checkpoint: max event id");
+	}
+	int64_t max_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = db_stmt_sql(db, SQL_PUT);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, at);
+	sqlite3_bind_int64(st, 2, newest_us);
+	sqlite3_bind_int64(st, 3, max_id);
+	sqlite3_bind_int64(st, 4, lines);
+	sqlite3_bind_blob(st, 5, len ? data : "", (int)len, SQLITE_STATIC);
+	return db_step_done(db, st, "checkpoint");
+}
+
+int db_checkpoint_get(struct db *db, struct db_checkpoint *c)
+{
+	memset(c, 0, sizeof *c);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_GET);
+	if (!st)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail_sql(db, "checkpoint");
+	}
+	c->at = sqlite3_column_int64(st, 0);
+	c->newest_us = sqlite3_column_int64(st, 1);
+	c->max_event_id = sqlite3_column_int64(st, 2);
+	c->lines = sqlite3_column_int64(st, 3);
+	const void *p = sqlite3_column_blob(st, 4);
+	int n = sqlite3_column_bytes(st, 4);
+	c->len = n > 0 ? (size_t)n : 0;
+	c->data = xmalloc(c->len ? c->len : 1);
+	if (c->len)
+		memcpy(c->data, p, c->len);
+	sqlite3_reset(st);
+	return 1;
+}
+
+int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *arg)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_SCAN_AFTER);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, after_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct event ev;
+		int64_t id, src;
+		db_event_from_row(st, &ev, &id, &src);
+		int r = cb(arg, id, &ev);
+		if (r) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_fail_sql(db, "scan events");
+}

@@ -1,0 +1,104 @@
+"""test_lifecycle.py - the life of a decision through `mxwarden run` (issue 5):
+an address whose decision is in force keeps misbehaving and crosses the rule
+with a higher score: the same decision is upgraded defer -> reject -> drop
+(one decision row, its history of changes, audit rows, until never earlier),
+the emitters see the change (an output with min_response = reject gets the
+address only after the upgrade), `lookup --json` shows the current response,
+until and the upgrades, and `unblock` of the upgraded decision ends it
+everywhere. Thresholds: retry_count 1 (2 rejections of one pair = score 2),
+score_reject 3, score_drop 6."""
+import json, os
+from rellib import *
+
+
+def plain_set(path):
+    try:
+        with open(path) as f:
+            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
+    except OSError:
+        return set()
+
+
+def retry_line(n):
+    """A 5xx to the same (sender, recipient) pair from 198.51.100.50."""
+    return ("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[198.51.100.50]: 550 5.1.1 "
+            "<gone@example.com>: Recipient address rejected: User unknown in local recipient table; "
+            "from=<a@b.example> to=<gone@example.com> proto=ESMTP helo=<x>\n" % (stamp(), 2000 + n))
+
+
+d = scratch()
+log, db = os.path.join(d, "mail.log"), os.path.join(d, "m.db")
+out_all, out_rej, out_drop = (os.path.join(d, n) for n in ("all.plain", "rej.plain", "drop.plain"))
+conf = os.path.join(d, "mxw.conf")
+with open(conf, "w") as f:
+    f.write("[rules]\nretry_count = 1\nscore_defer = 1\nscore_reject = 3\nscore_drop = 6\nblock_jitter = 0\n"
+            "[output all]\nformat = plain\npath = %s\nmin_response = defer\n"
+            "[output rej]\nformat = plain\npath = %s\nmin_response = reject\n"
+            "[output drop]\nformat = plain\npath = %s\nmin_response = drop\n" % (out_all, out_rej, out_drop))
+append(log, "", "w")
+dm = Daemon(db, follow=[log], conf=conf).start()
+check("daemon started", dm.port is not None, dm.stderr()[-800:])
+IP = "198.51.100.50/32"
+
+# 2 rejections of one pair: retried once = score 2: defer
+append(log, retry_line(0) + retry_line(1))
+check("defer: in the defer output", wait_for(lambda: IP in plain_set(out_all), True, 20), plain_set(out_all))
+check("defer: not in the reject output", IP not in plain_set(out_rej), plain_set(out_rej))
+rows = q(db, "SELECT id, response, since, until FROM decisions WHERE prefix = ?", IP)
+check("one decision, response defer", len(rows) == 1 and rows[0][1] == "defer", rows)
+did, _, since0, until0 = rows[0] if rows else (0, 0, 0, 0)
+
+# a third rejection: retried twice = score 4: reject
+append(log, retry_line(2))
+check("upgraded to reject: now in the reject output", wait_for(lambda: IP in plain_set(out_rej), True, 20),
+      plain_set(out_rej))
+check("...not yet in the drop output", IP not in plain_set(out_drop), plain_set(out_drop))
+# a fourth: retried three times = score 6: drop
+append(log, retry_line(3))
+check("upgraded to drop: now in the drop output", wait_for(lambda: IP in plain_set(out_drop), True, 20),
+      plain_set(out_drop))
+rows = q(db, "SELECT id, response, since, until, score, ended_at FROM decisions WHERE prefix = ?", IP)
+check("still one decision row, same id and since, response drop, until not earlier",
+      len(rows) == 1 and rows[0][0] == did and rows[0][1] == "drop" and rows[0][2] == since0 and
+      rows[0][3] >= until0 and rows[0][5] is None, (rows, did, since0, until0))
+ch = q(db, "SELECT from_response, response FROM decision_changes WHERE decision_id = ? ORDER BY id", did)
+check("its history: defer -> reject, reject -> drop", ch == [("defer", "reject"), ("reject", "drop")], ch)
+au = q(db, "SELECT who, action FROM audit WHERE prefix = ? AND action = 'upgrade'", IP)
+check("two audit rows for the upgrades", len(au) == 2, au)
+
+# more of the same changes nothing (never downgraded, no churn)
+append(log, retry_line(4) + retry_line(5))
+time.sleep(2)
+ch2 = q(db, "SELECT count(*) FROM decision_changes WHERE decision_id = ?", did)
+check("no further change at the top response", ch2 == [(2,)], ch2)
+
+r = run([MXW, "lookup", "--json", "--db", db, "198.51.100.50"])
+j = json.loads(r.stdout) if r.returncode == 0 else {}
+dec = j.get("decision") or {}
+check("lookup: blocked, the current response drop", j.get("blocked") is True and dec.get("response") == "drop",
+      r.stdout[:600])
+check("lookup: the upgrades in order", [(c.get("from"), c.get("response")) for c in dec.get("changes", [])] ==
+      [("defer", "reject"), ("reject", "drop")], dec.get("changes"))
+want_until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rows[0][3])) if rows else None
+check("lookup: until is the upgraded decision's until", dec.get("until") == want_until, (dec.get("until"), want_until))
+st, api = get_json(dm.port, "/api/v1/lookup/198.51.100.50")
+check("the API says the same", st == 200 and api and (api.get("decision") or {}).get("response") == "drop" and
+      (api.get("decision") or {}).get("until") == want_until, (st, api and api.get("decision")))
+r = run([MXW, "lookup", "--db", db, "198.51.100.50"])
+check("lookup (text) prints the upgrades", r.returncode == 0 and "defer -> reject" in r.stdout and
+      "reject -> drop" in r.stdout, r.stdout[:800])
+
+# unblock the upgraded decision: ended everywhere
+r = run([MXW, "unblock", IP, "--reason", "lifecycle test", "--db", db])
+check("unblock exits 0", r.returncode == 0, r.stderr)
+check("unblocked: gone from every output",
+      wait_for(lambda: any(IP in plain_set(p) for p in (out_all, out_rej, out_drop)), False, 20),
+      [plain_set(p) for p in (out_all, out_rej, out_drop)])
+rows = q(db, "SELECT end_reason FROM decisions WHERE id = ?", did)
+check("the decision row is ended", rows and rows[0][0] is not None, rows)
+st, api = get_json(dm.port, "/api/v1/lookup/198.51.100.50")
+check("the API says not blocked", st == 200 and api and api.get("blocked") is False, (st, api and api.get("blocked")))
+check("the daemon is up", dm.alive(), dm.stderr()[-600:])
+rc = dm.stop()
+check("clean stop", rc == 0, (rc, dm.stderr()[-400:]))
+done()

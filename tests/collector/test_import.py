@@ -52,7 +52,8 @@ def tables(db):
     out = {}
     for t, cols in (("events", "*"), ("rollup_minute", "*"), ("rollup_hour", "*"), ("top_hour", "*"),
                     ("counters", "*"), ("class_minute", "*"), ("class_hour", "*"),
-                    ("decisions", "id, prefix, rule, reason, score, since, until, evidence"),
+                    ("decisions", "id, prefix, rule, reason, score, since, until, evidence, response"),
+                    ("decision_changes", "id, decision_id, change, from_response, response, score, rule, until"),
                     ("sources", "id, path, offset, lines_read")):
         out[t] = q(db, "SELECT %s FROM %s ORDER BY 1, 2, 3" % (cols, t))
     return out
@@ -66,8 +67,10 @@ r1 = subprocess.run([MXW, "import", "-q", "-c", small, "--db", pp, log], capture
 r2 = subprocess.run([MXW, "import", "-q", "-c", small, "--no-pipeline", "--db", npp, log], capture_output=True,
                     timeout=120)
 tp, tn = tables(pp), tables(npp)
-check("pipelined import = one-thread import: every table (events, rollups, decisions, offsets)",
+check("pipelined import = one-thread import: every table (events, rollups, decisions and their upgrades, "
+      "offsets)",
       r1.returncode == 0 and r2.returncode == 0 and tp == tn and len(tp["decisions"]) > 0 and
+      len(tp["decision_changes"]) > 0 and
       len(tp["events"]) > 1000, [k for k in tp if tp[k] != tn[k]])
 # Sendmail: rows stored before the line naming their client are attributed
 # later (by the row's handle in the pipe), also across batches and files
@@ -108,7 +111,7 @@ for delay in (0.03, 0.04, 0.05, 0.06, 0.08):
         mid.append(lines_read(kk))
 rk = subprocess.run([MXW, "import", "-q", "-c", small, "--db", kk, log], capture_output=True, timeout=120)
 tk = tables(kk)
-same = [t for t in tp if t != "decisions" and tp[t] != tk[t]]
+same = [t for t in tp if t not in ("decisions", "decision_changes") and tp[t] != tk[t]]
 check("pipelined import killed %d times (kill -9), then run to the end: every table but decisions as one "
       "clean import" % kills, rk.returncode == 0 and kills >= 2 and not same and
       any(0 < m < nlines for m in mid), (same, mid, rk.stderr[-300:]))

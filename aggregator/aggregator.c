@@ -835,12 +835,12 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
-static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint32_t t)
+static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
-	    !table_find(&a->ips, ip))
+	    !table_find_h(&a->ips, ip, hv))
 		evict_some(a, t, 64, true);
-	return table_get(&a->ips, ip, NULL);
+	return table_get_h(&a->ips, ip, hv, NULL);
 }
 
 /* The same for classes: idle ones go, and max_tracked_ips bounds them too
@@ -983,6 +983,7 @@ static bool is_4xx(const struct event *ev)
 /* Window increments one event makes, per window. */
 struct delta {
 	unsigned w[W__COUNT];
+	unsigned wmask; /* bit i: w[i] was set (DSET), so loops skip the others */
 	bool bad;	/* an abuse signal: record evidence, evaluate rules */
 	bool retry;	/* a 5xx with a sender/recipient pair */
 	bool rcpt_bit;	/* an unknown recipient to count distinct */
@@ -992,6 +993,9 @@ struct delta {
 	bool conn;	/* a new connection */
 	unsigned flags; /* F_NO_RDNS, F_NO_MX */
 };
+
+/* Set window i's increment in a delta, and its bit in wmask. */
+#define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
 
 static void classify(const struct aggregator *a, const struct event *ev, struct delta *d)
 {
@@ -1010,11 +1014,11 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		d->conn = true;
 		break;
 	case EV_ACCEPT:
-		d->w[W_ACCEPT] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_ACCEPT, 1);
+		DSET(d, W_RCPT, 1);
 		break;
 	case EV_AUTH_FAILURE:
-		d->w[W_AUTH] = 1;
+		DSET(d, W_AUTH, 1);
 		d->user_bit = !span_empty(ev->user);
 		d->bad = true;
 		break;
@@ -1022,7 +1026,7 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 		/* a scanner hangs up before MAIL; a legit client may lose DATA */
 		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
 		    ev->stage == ST_OTHER) {
-			d->w[W_PROTO] = 1;
+			DSET(d, W_PROTO, 1);
 			d->bad = true;
 		}
 		break;
@@ -1035,44 +1039,44 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	if (is_4xx(ev))
 		d->temp = true;
 	if (is_5xx(ev))
-		d->w[W_REJ] = 1;
+		DSET(d, W_REJ, 1);
 	switch (ev->cat) {
 	case CAT_UNKNOWN_RECIPIENT:
-		d->w[W_UNKNOWN] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_UNKNOWN, 1);
+		DSET(d, W_RCPT, 1);
 		d->rcpt_bit = !span_empty(ev->to);
 		d->bad = true;
 		break;
 	case CAT_RELAY_DENIED:
-		d->w[W_RELAY] = 1;
-		d->w[W_RCPT] = 1;
+		DSET(d, W_RELAY, 1);
+		DSET(d, W_RCPT, 1);
 		d->bad = true;
 		break;
 	case CAT_NO_RDNS:
 		d->flags |= F_NO_RDNS;
 		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
 	case CAT_UNKNOWN_SENDER_DOMAIN:
 		d->flags |= F_NO_MX;
 		if (ev->kind == EV_REJECT) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
 	case CAT_GREYLISTED: break;
 	case CAT_RATE_LIMITED:
 		d->flags |= F_LIMITED;
-		d->w[W_CONN] = (unsigned)MXW_MAX(r->flood_limit_weight, 0);
+		DSET(d, W_CONN, (unsigned)MXW_MAX(r->flood_limit_weight, 0));
 		d->bad = true;
 		break;
 	case CAT_DNSBL:
 	case CAT_CLIENT_POLICY:
 		/* a verdict on the client itself; a 4xx one ("try later") is not */
 		if (!is_4xx(ev)) {
-			d->w[W_POLICY] = (unsigned)MXW_MAX(r->policy_client_weight, 1);
+			DSET(d, W_POLICY, (unsigned)MXW_MAX(r->policy_client_weight, 1));
 			d->bad = true;
 		}
 		break;
@@ -1082,7 +1086,7 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_SIZE:
 		/* a 4xx here (mailbox full, try later) invites a retry */
 		if (!is_4xx(ev)) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
@@ -1090,15 +1094,15 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_PREGREET:
 	case CAT_NON_SMTP:
 		/* what bots and HTTP probes do, never a real MTA */
-		d->w[W_PROTO] = (unsigned)MXW_MAX(r->protocol_bot_weight, 1);
+		DSET(d, W_PROTO, (unsigned)MXW_MAX(r->protocol_bot_weight, 1));
 		d->bad = true;
 		break;
 	case CAT_TOO_MANY_ERRORS:
-		d->w[W_PROTO] = 1;
+		DSET(d, W_PROTO, 1);
 		d->bad = true;
 		break;
 	case CAT_AUTH:
-		d->w[W_AUTH] = 1;
+		DSET(d, W_AUTH, 1);
 		d->user_bit = !span_empty(ev->user);
 		d->bad = true;
 		break;
@@ -1106,10 +1110,10 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	case CAT_NONE:
 	default:
 		if (ev->kind == EV_PROTOCOL) {
-			d->w[W_PROTO] = 1;
+			DSET(d, W_PROTO, 1);
 			d->bad = true;
 		} else if (!is_4xx(ev)) {
-			d->w[W_POLICY] = 1;
+			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
 		break;
@@ -1142,6 +1146,14 @@ static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct p
 	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
 }
 
+/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
+ * a whole address masks nothing. */
+static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
+{
+	out->addr = *ip;
+	out->len = (uint8_t)ipaddr_bits(ip);
+}
+
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
 	/* a decided record is judged too: its decision may be upgraded */
@@ -1152,7 +1164,7 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	if (rule < 0 || no_upgrade(a, p->flags, rule, ratio))
 		return;
 	struct prefix px;
-	prefix_from_addr(&px, &p->ip, ipaddr_bits(&p->ip));
+	host_prefix(&px, &p->ip);
 	struct evslot *s = ev_get(a, &p->ev, &px, false);
 	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
 	p->flags = decided_flags(a, p->flags, &px);
@@ -1232,13 +1244,14 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
-	table_prefetch(&a->ips, &ip); /* hidden behind classify() */
+	uint64_t ip_hv = table_hash(&a->ips, &ip);
+	table_prefetch_h(&a->ips, ip_hv); /* hidden behind classify() */
 	struct delta d;
 	classify(a, ev, &d);
 	if (ev->kind == EV_DISCONNECT) {
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
 		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
-			d.w[W_PROTO] = 1;
+			DSET(&d, W_PROTO, 1);
 			d.bad = true;
 		}
 	}
@@ -1248,8 +1261,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
 	    !(ev->kind == EV_REJECT && !span_empty(ev->queue_id))) {
 		bool any = false;
-		for (int w = 0; w < W__COUNT; w++)
-			any |= d.w[w] != 0;
+		for (unsigned m = d.wmask; m; m &= m - 1)
+			any |= d.w[__builtin_ctz(m)] != 0;
 		if (!any)
 			return;
 	}
@@ -1261,7 +1274,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p = a->last_p;
 		c = a->last_c;
 	} else {
-		p = ip_get(a, &ip, t);
+		p = ip_get(a, &ip, ip_hv, t);
 		struct prefix cp;
 		if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
 			cp = ev->cls;
@@ -1278,7 +1291,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		a->last_c = c;
 		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
 	}
-	if (c == &a->scratch) { /* a lone member: its class is not tracked yet */
+	/* a lone member: its class is not tracked yet. The scratch record is
+	 * never read except for this event's connection count (cn below) and
+	 * its evidence test (false with no ip_bits), so its windows and
+	 * distinct counts are not kept at all */
+	bool lone = c == &a->scratch;
+	if (lone) {
 		memset(c, 0, sizeof *c);
 		c->flags = F_DECIDED; /* never judged */
 	}
@@ -1296,14 +1314,15 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		if (postscreen)
 			p->last_ps = t;
 		if (!dup) {
-			d.w[W_CONN] += 1;
+			DSET(&d, W_CONN, d.w[W_CONN] + 1);
 			if (p->last_temp && t >= p->last_temp &&
 			    t - p->last_temp < a->r->backoff_min_interval) {
-				d.w[W_BACKOFF] = 1;
+				DSET(&d, W_BACKOFF, 1);
 				d.backoff = !d.bad;
 				d.bad = true;
 			}
-			bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
+			if (!lone)
+				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
 		}
 	}
 	if (d.temp) {
@@ -1316,28 +1335,35 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
 		 * the content: that message was not accepted after all */
 		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
-		win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+		if (!lone)
+			win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
-	for (int w = 0; w < W__COUNT; w++)
+	for (unsigned m = d.wmask; m; m &= m - 1) { /* the windows classify() touched, in order */
+		int w = __builtin_ctz(m);
 		if (d.w[w]) {
 			win8_add(&p->w[w], bucket(a, t, w), d.w[w]);
-			win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
+			if (!lone)
+				win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
 		}
+	}
 	if (d.rcpt_bit) {
 		uint64_t h = span_hash(ev->to, 1);
 		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
-		bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+		if (!lone)
+			bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
 	}
 	if (d.user_bit) {
 		uint64_t h = span_hash(ev->user, 2);
 		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
-		bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
+		if (!lone)
+			bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
 	}
 	if (d.retry) {
 		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
 		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
 		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
-		retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
+		if (!lone)
+			retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
 		if (now > before)
 			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
 		p->last_code = (int16_t)ev_code(ev);
@@ -1347,10 +1373,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* a connection can only cross the flood rule; keep connect lines
 		 * as evidence once a flood is plausible */
 		unsigned n = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
-		unsigned cn = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
+		/* a lone member's class window holds this event's count only */
+		unsigned cn =
+		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
 			struct prefix px;
-			prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+			host_prefix(&px, &ip);
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
 		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
@@ -1367,11 +1395,11 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p->first_bad = t;
 	if (!c->first_bad)
 		c->first_bad = t;
-	if (!d.backoff)
+	if (!d.backoff && !lone)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
 			 ipaddr_hash(&ip));
 	struct prefix px;
-	prefix_from_addr(&px, &ip, ipaddr_bits(&ip));
+	host_prefix(&px, &ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */

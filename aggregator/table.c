@@ -112,9 +112,23 @@ void table_prefetch(const struct table *t, const void *key)
 	__builtin_prefetch(&t->idx[(uint32_t)key_hash(key, t->keysz) & t->mask]);
 }
 
+uint64_t table_hash(const struct table *t, const void *key)
+{
+	return key_hash(key, t->keysz);
+}
+
+void table_prefetch_h(const struct table *t, uint64_t hv)
+{
+	__builtin_prefetch(&t->idx[(uint32_t)hv & t->mask]);
+}
+
 void *table_find(const struct table *t, const void *key)
 {
-	uint64_t hv = key_hash(key, t->keysz);
+	return table_find_h(t, key, key_hash(key, t->keysz));
+}
+
+void *table_find_h(const struct table *t, const void *key, uint64_t hv)
+{
 	uint32_t tag = TAG_OF(hv);
 	uint32_t h = (uint32_t)hv & t->mask;
 	for (;;) {
@@ -148,9 +162,13 @@ static uint32_t alloc_rec(struct table *t)
 
 void *table_get(struct table *t, const void *key, int *created)
 {
+	return table_get_h(t, key, key_hash(key, t->keysz), created);
+}
+
+void *table_get_h(struct table *t, const void *key, uint64_t hv, int *created)
+{
 	if (created)
 		*created = 0;
-	uint64_t hv = key_hash(key, t->keysz);
 	uint32_t tag = TAG_OF(hv);
 	uint32_t h = (uint32_t)hv & t->mask;
 	for (;;) {

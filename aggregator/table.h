@@ -37,6 +37,12 @@ void *table_find(const struct table *t, const void *key);
 /* Start loading the index slot of key into the cache (a hint, no effect
  * on the table): call it early, do other work, then look the key up. */
 void table_prefetch(const struct table *t, const void *key);
+/* The same three with the key's hash computed once (table_hash(); it does
+ * not change when the table grows or loses records). */
+uint64_t table_hash(const struct table *t, const void *key);
+void table_prefetch_h(const struct table *t, uint64_t hv);
+void *table_find_h(const struct table *t, const void *key, uint64_t hv);
+void *table_get_h(struct table *t, const void *key, uint64_t hv, int *created);
 /* The record with this key; created zeroed (key set) when missing, *created
  * then true. Never returns NULL (dies on OOM). */
 void *table_get(struct table *t, const void *key, int *created);

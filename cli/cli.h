@@ -54,6 +54,7 @@ struct engine_opts {
 	int64_t poll_ms;	   /* 0 = [collector] poll_interval */
 	bool db_fast;		   /* synchronous=OFF (tests, benchmarks) */
 	bool quiet;		   /* no progress line */
+	bool no_pipeline;	   /* import: SQLite writes on the parsing thread (bench, tests) */
 };
 /* Follow until SIGTERM/SIGINT; returns the exit status. */
 int engine_run(const struct engine_opts *o);

@@ -4,6 +4,9 @@
  * progress line on a terminal. A file already imported (or followed), found
  * by its fingerprint, is read only past the stored offset, so importing the
  * same file twice adds nothing.
+ *
+ * --no-pipeline writes SQLite on the parsing thread (as `run` does) instead
+ * of the pipe's writer thread: the same database, for benchmarks and tests.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,15 +15,12 @@
 
 int cmd_import(int argc, char **argv)
 {
-	enum { OPT_FAST = 256 };
+	enum { OPT_FAST = 256, OPT_NO_PIPELINE };
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"db", required_argument, NULL, 'd'},
-	    {"format", required_argument, NULL, 'F'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"db-fast", no_argument, NULL, OPT_FAST},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"db", required_argument, NULL, 'd'},
+	    {"format", required_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
+	    {"db-fast", no_argument, NULL, OPT_FAST}, {"no-pipeline", no_argument, NULL, OPT_NO_PIPELINE},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	struct engine_opts o = {0};
 	int ch;
@@ -31,8 +31,10 @@ int cmd_import(int argc, char **argv)
 		case 'F': o.format = optarg; break;
 		case 'q': o.quiet = true; break;
 		case OPT_FAST: o.db_fast = true; break;
+		case OPT_NO_PIPELINE: o.no_pipeline = true; break;
 		case 'h':
-			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] FILE...|-\n");
+			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] "
+			       "[--no-pipeline] FILE...|-\n");
 			return 0;
 		default: return cli_usage_error("import", NULL);
 		}

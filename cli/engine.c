@@ -50,6 +50,7 @@
 #define RETENTION_EVERY_US  (60LL * 1000000)
 #define AGG_TICK_EVERY_US   (1000LL * 1000)
 #define REPLAY_ROTATE_BYTES (8 << 20)
+#define IMPORT_BATCH_FACTOR 20 /* import commits every 20 x batch_lines lines */
 
 /* What the engine keeps per collector source (a followed path). */
 struct esrc {
@@ -133,6 +134,13 @@ struct engine {
 	int64_t progress_t0_us, progress_last_us;
 	bool progress_done; /* the 100% line was printed */
 	bool importing;
+	/* import: batches staged here and written by the pipe's writer thread
+	 * (NULL: written by this thread, as `run` does). One pipe serves the
+	 * whole import (pipe_keep; its row handles stay valid across files);
+	 * pipe is set while a file's lines are read. */
+	struct db_pipe *pipe, *pipe_keep;
+	bool staging;	  /* a batch is being staged in the pipe */
+	bool pipe_failed; /* pipe_keep refused a batch: no more pipelining */
 	uint64_t decisions_made;
 	const char *progress_name;
 	/* the blocklists ([output NAME]), `run` only */
@@ -248,16 +256,21 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		 * back) makes the decision active again */
 		const char *why = ch->end_reason ? ch->end_reason : "ended";
 		bool expired = strcmp(why, "expired") == 0;
-		if (ch->d->id > 0 && db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(),
-						     "engine", why) < 0)
+		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
+			db_pipe_decision_end(e->pipe, ch->d, expired ? ch->d->until : clock_now(), why);
+		else if (ch->d->id > 0 &&
+			 db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(), "engine",
+					 why) < 0)
 			log_warn("database: end of decision %lld: %s (the next tick tries again)",
 				 (long long)ch->d->id, db_errmsg(e->db));
 		log_info("decision on %s ended (%s)", px, why);
 		return 0;
 	}
 	if (ch->kind == AGG_CHANGE_UPGRADED) {
-		if (ch->d->id > 0 &&
-		    db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
+		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
+			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, clock_now());
+		else if (ch->d->id > 0 &&
+			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
 			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
 				  db_errmsg(e->db));
 		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
@@ -267,7 +280,9 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		return ch->d->id;
 	}
 	struct decision d = *ch->d;
-	if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
+	if (e->pipe) /* written with its batch; its id is not known here (import needs none) */
+		db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
+	else if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;
 	}
@@ -284,6 +299,13 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 static void store_attribution(void *arg, const struct agg_attribution *x)
 {
 	struct engine *e = arg;
+	if (e->pipe) { /* written by the pipe's writer, after the rows of its batch */
+		if (x->row < 0)
+			db_pipe_attribution_dropped(e->pipe, -x->row);
+		else
+			db_pipe_attribute(e->pipe, x->row, &x->ip, &x->cls);
+		return;
+	}
 	if ((x->row < 0 ? db_attribution_dropped(e->db, -x->row)
 			: db_event_attribute(e->db, x->row, &x->ip, &x->cls)) < 0)
 		log_error("database: attribution: %s", db_errmsg(e->db));
@@ -453,6 +475,16 @@ static void db_failed(struct engine *e)
 
 static int batch_begin(struct engine *e)
 {
+	if (e->pipe) {
+		if (e->import_failed)
+			return -1;
+		if (!e->staging) {
+			e->staging = true;
+			e->batch_lines = 0;
+			e->batch_start_us = clock_mono_us();
+		}
+		return 0;
+	}
 	if (db_in_batch(e->db))
 		return 0;
 	if (e->db_down || e->import_failed)
@@ -508,8 +540,12 @@ static bool checkpoint_due(const struct engine *e)
 /* Stage the positions of every source that moved, then commit. Returns 0,
  * or -1 (the batch was rolled back: nothing of it is stored, and the
  * positions of the sources are not either, so the lines are read again). */
+static int pipe_commit(struct engine *e);
+
 static int batch_commit(struct engine *e)
 {
+	if (e->pipe)
+		return pipe_commit(e);
 	if (!db_in_batch(e->db))
 		return 0;
 	int64_t now = clock_now();
@@ -589,6 +625,44 @@ fail:
 	return -1;
 }
 
+/* The pipe's failure, seen at a submit or drain: the import of this file
+ * stops (what was committed stays). */
+static void pipe_failed(struct engine *e)
+{
+	if (!e->import_failed)
+		log_error("database: %s", db_pipe_errmsg(e->pipe));
+	e->commit_errors++;
+	e->import_failed = true;
+}
+
+/* batch_commit() of an import through the pipe: stage the unparsed counts
+ * and the file's offset, then hand the batch to the writer thread (it
+ * commits them in one transaction while the next batch is parsed). */
+static int pipe_commit(struct engine *e)
+{
+	if (!e->staging)
+		return 0;
+	e->staging = false;
+	int64_t now = clock_now();
+	for (int r = 0; r < (int)MXW_ARRAY_LEN(e->unparsed); r++) {
+		if (!e->unparsed[r])
+			continue;
+		const char *name = r == UNPARSED_OVERLONG ? "overlong" : parser_reason_name(r);
+		if (db_pipe_unparsed(e->pipe, name, e->unparsed[r]) < 0)
+			log_error("database: %s", db_errmsg(e->db));
+	}
+	memset(e->unparsed, 0, sizeof e->unparsed);
+	e->batch_lines = 0;
+	if (e->import_src_id)
+		db_pipe_offset(e->pipe, e->import_src_id, e->import_offset, e->import_lines, now);
+	if (e->import_failed || db_pipe_submit(e->pipe) < 0) {
+		pipe_failed(e);
+		return -1;
+	}
+	e->commits++;
+	return 0;
+}
+
 /*
  * One line from any source: parse it, store the event, let the aggregator
  * see it, count what did not parse. ps is the stream's parser state,
@@ -618,7 +692,8 @@ static void engine_line(struct engine *e, struct parser_source *ps, int64_t sour
 	}
 	if (r == 0)
 		return;
-	int64_t id = db_event_insert(e->db, &ev, source_id);
+	int64_t id =
+	    e->pipe ? db_pipe_event(e->pipe, &ev, source_id) : db_event_insert(e->db, &ev, source_id);
 	if (id < 0) {
 		log_error("database: event: %s", db_errmsg(e->db));
 		return;
@@ -949,6 +1024,11 @@ static void replay_tick(struct engine *e)
 
 /* ---------------------------------------------------------------- setup */
 
+static int engine_db_flags(const struct engine *e)
+{
+	return DB_RW | (e->o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0);
+}
+
 static int engine_open(struct engine *e, const struct engine_opts *o, bool importing)
 {
 	memset(e, 0, sizeof *e);
@@ -975,8 +1055,7 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 	if (!e->parser)
 		return -1;
 	char err[512];
-	e->db = db_open(e->db_path, DB_RW | (o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0), err,
-			sizeof err);
+	e->db = db_open(e->db_path, engine_db_flags(e), err, sizeof err);
 	if (!e->db) {
 		log_error("%s", err);
 		return -1;
@@ -1040,6 +1119,9 @@ static bool checkpoint_final(struct engine *e)
 
 static void engine_close(struct engine *e)
 {
+	e->pipe = NULL;
+	db_pipe_free(e->pipe_keep); /* drained at the end of each file */
+	e->pipe_keep = NULL;
 	if (e->db && db_in_batch(e->db))
 		batch_commit(e);
 	bool saved = checkpoint_final(e);
@@ -1374,6 +1456,8 @@ static void import_progress(void *ctx, int64_t disk_read, int64_t disk_size, int
 		eta, last ? "\n" : "");
 }
 
+static int engine_db_flags(const struct engine *e);
+
 static int import_one(struct engine *e, const char *path, bool tty)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
@@ -1422,6 +1506,18 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->import_offset = ds.offset;
 	if (sp && sp->offset > e->import_offset)
 		e->import_offset = sp->offset;
+	if (!e->o->no_pipeline && !e->pipe_failed) {
+		/* the source row first, in a transaction of its own (the pipe is
+		 * drained); then the lines through the pipe: parsing here, SQLite
+		 * on the writer thread */
+		if (batch_commit(e) < 0)
+			return -1;
+		char err[512];
+		if (!e->pipe_keep &&
+		    !(e->pipe_keep = db_pipe_new(e->db, engine_db_flags(e), err, sizeof err)))
+			log_warn("%s: importing on one thread", err);
+		e->pipe = e->pipe_keep;
+	}
 	parser_source_free(e->import_ps);
 	e->import_ps = parser_source_new(e->parser, path, e->hint);
 	e->progress_t0_us = e->progress_last_us = clock_mono_us();
@@ -1440,6 +1536,16 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	}
 	if (batch_commit(e) < 0)
 		rc = -1;
+	if (e->pipe) {
+		if (!e->import_failed && db_pipe_drain(e->pipe) < 0)
+			pipe_failed(e);
+		if (e->import_failed) {
+			/* a refused batch: the pipe writes nothing more; the next
+			 * files are read on one thread */
+			e->pipe_failed = true;
+		}
+		e->pipe = NULL;
+	}
 	e->import_src_id = 0;
 	if (e->import_failed) {
 		if (tty)
@@ -1465,11 +1571,13 @@ int engine_import(const struct engine_opts *o, char **files, int nfiles)
 	if (engine_open(e, o, true) < 0)
 		goto out;
 	engine_restore(e);
-	/* bigger batches for bulk work (10 x batch_lines, 50,000 by default):
-	 * fewer commits and fewer rollup upserts (one per key and batch), the
-	 * same exactly-once; import needs no low latency */
-	if (e->conf.batch_lines < INT64_MAX / 10)
-		e->conf.batch_lines *= 10;
+	/* bigger batches for bulk work (IMPORT_BATCH_FACTOR x batch_lines,
+	 * 100,000 lines by default): fewer commits and fewer rollup upserts
+	 * (one per key and batch), the same exactly-once; import needs no low
+	 * latency. Two batches are in memory at a time (one staged, one being
+	 * written): a few MB each. */
+	if (e->conf.batch_lines < INT64_MAX / IMPORT_BATCH_FACTOR)
+		e->conf.batch_lines *= IMPORT_BATCH_FACTOR;
 	bool tty = isatty(2) && !o->quiet;
 	rc = 0;
 	int64_t t0 = clock_mono_us();

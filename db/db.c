@@ -122,6 +122,7 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_EVENT_MAX_ID] = "SELECT max(id) FROM events WHERE id BETWEEN ? AND ?",
+    [Q_EVENT_TOP_ID] = "SELECT max(id) FROM events",
     [Q_EVENT_INSERT] =
 	"INSERT INTO events(id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns,"
 	" helo, mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id)"
@@ -493,6 +494,7 @@ int db_begin(struct db *db)
 		return -1;
 	db->in_batch = true;
 	db->last_event_id = -1;
+	db->top_event_id = -2;
 	db->batch_rows = 0;
 	agg_clear(&db->agg);
 	return 0;

@@ -93,6 +93,71 @@ int db_rollback(struct db *db);
 /* True between db_begin() and db_commit()/db_rollback(). */
 bool db_in_batch(const struct db *db);
 
+/* ------------------------------------------------------ pipelined batches */
+
+/*
+ * A pipe (bulk import): the calling thread stages a batch in memory while
+ * one writer thread, on a connection of its own, writes the previous batch
+ * in one transaction (its events, counts, decisions, unparsed counts and
+ * offsets, exactly as db_begin() ... db_commit() would). So parsing and
+ * SQLite run on two cores, and still only one thread writes SQLite.
+ *
+ * db_pipe_new(db, flags): opens the writer connection (flags as db_open(),
+ * DB_RW implied) and starts the thread. db must be a RW connection with no
+ * batch open; until db_pipe_free() it may only be used for reads, and its
+ * db_decisions_count() also counts the decisions staged and not committed
+ * yet (the same number a single connection's open batch would give).
+ * NULL with a message in err on failure.
+ *
+ * Staging (calling thread): db_pipe_event() checks an event, keeps what
+ * the rollups count of it (the writer counts it) and copies it when it
+ * gets a row (the spans are read during the call only); it returns 0 for a
+ * counted-only event, -1 for an invalid one (message on db), and for a row
+ * a handle > 0 that stands for its id (DB_PIPE_ROW set: never a real id)
+ * until the writer assigns it: db_pipe_attribute() (db_event_attribute()
+ * of that row, by handle or by real id) and db_pipe_attribution_dropped()
+ * are written in the batch after its events. Handles stay valid for the
+ * pipe's life. db_pipe_decision() copies a
+ * decision (it gets its id when written: callers see none);
+ * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);
+ * db_pipe_offset() sets a source's offset and lines_read for the batch
+ * (the last call per source wins).
+ *
+ * db_pipe_submit(): waits until the writer finished the previous batch,
+ * then hands it the staged one and returns 0 at once. Once a write failed
+ * (database locked past the busy timeout, disk full), that batch is rolled
+ * back, nothing later is written, and submit/drain return -1
+ * (db_pipe_errmsg() says why): the committed batches stay, the staged one
+ * is dropped. db_pipe_drain(): waits until the writer is idle; 0 or -1 as
+ * submit; drained (and with nothing staged), db may be written again
+ * (db_begin() ... db_commit()) before more is staged. db_pipe_free(): stops the thread after the batch it
+ * writes and closes its connection; what was staged and not submitted is dropped. db_pipe_free(NULL) is a
+ * no-op.
+ */
+struct db_pipe;
+#define DB_PIPE_ROW ((int64_t)1 << 62)
+struct db_pipe *db_pipe_new(struct db *db, int flags, char *err, size_t errsz);
+void db_pipe_free(struct db_pipe *p);
+int64_t db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
+void db_pipe_attribute(struct db_pipe *p, int64_t row, const struct ipaddr *ip, const struct prefix *cls);
+void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n);
+void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
+		      const char *who);
+/* A change of a decision staged with db_pipe_decision() (the caller knows
+ * no id): the writer finds it by prefix and since (db_decision_find()) and
+ * applies db_decision_upgrade(d, from, evidence_json, at) or
+ * db_decision_end(at, "engine", why), in staging order. */
+void db_pipe_decision_upgrade(struct db_pipe *p, const struct decision *d, enum response from,
+			      const char *evidence_json, int64_t at);
+void db_pipe_decision_end(struct db_pipe *p, const struct decision *d, int64_t at, const char *why);
+int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
+void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_t lines_read, int64_t now);
+int db_pipe_submit(struct db_pipe *p);
+int db_pipe_drain(struct db_pipe *p);
+const char *db_pipe_errmsg(struct db_pipe *p);
+/* Evidence events staged in the open batch (tests). */
+size_t db_pipe_staged_events(const struct db_pipe *p);
+
 /* --------------------------------------------------------------- events */
 
 /*
@@ -283,6 +348,9 @@ int db_decisions_history(struct db *db, const struct prefix *q, db_decision_cb c
 /* How many decisions (any state, manual or not) were made on exactly p with
  * since >= since: the escalation count. Returns the count, or -1. */
 int64_t db_decisions_count(struct db *db, const struct prefix *p, int64_t since);
+/* The id of the newest decision on exactly p made at since: the id, 0 when
+ * there is none, -1 on error. */
+int64_t db_decision_find(struct db *db, const struct prefix *p, int64_t since);
 /* Fetch one decision by id. Returns 1 and calls cb once, 0 when unknown, -1. */
 int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
 

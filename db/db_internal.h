@@ -17,6 +17,7 @@ enum stmt_id {
 	Q_COMMIT,
 	Q_ROLLBACK,
 	Q_EVENT_MAX_ID,
+	Q_EVENT_TOP_ID,
 	Q_EVENT_INSERT,
 	Q_ROLLUP_MINUTE_ADD,
 	Q_ROLLUP_HOUR_ADD,
@@ -69,15 +70,29 @@ struct agg_slot {
 	uint64_t hash; /* of key, never 0; 0 = a free slot */
 };
 
+#define AGG_MIN_CELLS (EV__COUNT * CAT__COUNT * CC__COUNT)
+
 struct agg {
 	struct agg_slot *slots;
 	size_t cap; /* a power of two, or 0 */
 	size_t used;
 	uint32_t *order; /* indexes of the used slots, in insertion order */
 	uint32_t last;	 /* the slot agg_add() hit last (valid while used > 0) */
+	/* The overall minute rollup of one minute (min_t), dense by kind x
+	 * category x code class: every event counts there, so it costs an
+	 * increment instead of a hash probe. Moved into the table (agg_spill)
+	 * when another minute comes and before a flush. */
+	int64_t min_t;
+	uint32_t min_n[AGG_MIN_CELLS];
+	uint16_t min_cells[AGG_MIN_CELLS]; /* the non-zero cells of min_n */
+	size_t min_used;
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
+/* Count one event of minute t (seconds) in the overall minute rollup. */
+void agg_minute(struct agg *a, int64_t t, unsigned kind, unsigned cat, unsigned cc);
+/* Move the dense minute into the table (agg_add). */
+void agg_spill(struct agg *a);
 void agg_clear(struct agg *a);
 void agg_free(struct agg *a);
 
@@ -103,12 +118,20 @@ struct db {
 	struct agg agg;
 	/* The last event id given in this batch (-1: none yet); see next_event_id(). */
 	int64_t last_event_id;
+	/* The highest id in the events table as of the last look in this
+	 * batch (-1: none; -2: not looked yet). Only this connection inserts
+	 * while the batch is open, so a newer second above it needs no lookup;
+	 * a value too high (rows deleted meanwhile) only costs a lookup. */
+	int64_t top_event_id;
 	/* Event rows inserted in this batch (the 'rows' counter). */
 	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
 	sqlite3_stmt *multi[6];
 	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
+	/* The pipe whose writer this connection's reader side waits on
+	 * (pipe.c): db_decisions_count() adds its staged decisions. */
+	struct db_pipe *pipe;
 };
 
 /* The cached statement for a static SQL string, reset and unbound; NULL
@@ -148,6 +171,31 @@ int db_rows_add(struct db *db, int64_t n);
 
 /* Flush the accumulator into the tables (inside the open transaction). */
 int db_agg_flush(struct db *db);
+
+/* The pieces of db_event_insert() (events.c), for the pipe (pipe.c):
+ * check an event (0, or -1 with the error set on db), count it into a, say
+ * whether it gets a row, and insert its row in db's open batch (the id, or
+ * -1). */
+int db_event_check(struct db *db, const struct event *ev);
+void db_count_event(struct agg *a, const struct event *ev);
+/* What db_count_event() reads of an event, for counting it later (the
+ * pipe's writer thread counts what the engine thread staged). */
+struct db_countrec {
+	int64_t ts_us;
+	int16_t code;
+	uint8_t kind, cat;
+	bool has_ip;
+	struct ipaddr ip;
+	struct prefix cls;
+};
+void db_countrec_of(struct db_countrec *r, const struct event *ev);
+void db_count_rec(struct agg *a, const struct db_countrec *r);
+bool db_event_is_evidence(const struct event *ev);
+int64_t db_event_row(struct db *db, const struct event *ev, int64_t source_id);
+
+/* db_decisions_count() by SQL only, and with a pipe's staged decisions. */
+int64_t db_decisions_count_sql(struct db *db, const struct prefix *p, int64_t since);
+int64_t db_pipe_count_decisions(struct db_pipe *pipe, const struct prefix *p, int64_t since);
 
 /* The 17-byte key of an address in the events table (family, 16 bytes),
  * and the [lo, hi] keys of every address inside a prefix. */

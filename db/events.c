@@ -34,6 +34,51 @@ const char *code_class_name(enum code_class c)
 	return (unsigned)c < CC__COUNT ? cc_names[c] : "invalid";
 }
 
+/* ------------------------------------------------------------ address text */
+
+/* Decimal digits of v (< 1000) at out; returns how many. */
+static size_t put_u8(char *out, unsigned v)
+{
+	if (v >= 100) {
+		out[0] = (char)('0' + v / 100);
+		out[1] = (char)('0' + v / 10 % 10);
+		out[2] = (char)('0' + v % 10);
+		return 3;
+	}
+	if (v >= 10) {
+		out[0] = (char)('0' + v / 10);
+		out[1] = (char)('0' + v % 10);
+		return 2;
+	}
+	out[0] = (char)('0' + v);
+	return 1;
+}
+
+/* ipaddr_format() and prefix_format(), byte for byte, without snprintf for
+ * IPv4 (the flush formats one per top_hour row, the event row two). */
+static size_t ip_text(const struct ipaddr *ip, char out[IPADDR_STRLEN])
+{
+	if (ip->family != IPADDR_V4)
+		return ipaddr_format(ip, out);
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			out[n++] = '.';
+		n += put_u8(out + n, ip->a[i]);
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static size_t prefix_text(const struct prefix *p, char out[PREFIX_STRLEN])
+{
+	size_t n = ip_text(&p->addr, out);
+	out[n++] = '/';
+	n += put_u8(out + n, p->len);
+	out[n] = '\0';
+	return n;
+}
+
 /* --------------------------------------------------------- the accumulator */
 
 static uint64_t key_hash(const struct agg_key *k)
@@ -88,7 +133,7 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 		a->slots[a->last].n += n;
 		return;
 	}
-	if ((a->used + 1) * 4 > a->cap * 3)
+	if ((a->used + 1) * 2 > a->cap) /* at most half full: short probes */
 		agg_grow(a);
 	uint64_t h = key_hash(k);
 	size_t j = h & (a->cap - 1);
@@ -107,12 +152,45 @@ void agg_add(struct agg *a, const struct agg_key *k, int64_t n)
 	a->last = (uint32_t)j;
 }
 
+void agg_spill(struct agg *a)
+{
+	if (!a->min_used)
+		return;
+	struct agg_key k;
+	memset(&k, 0, sizeof(k));
+	k.table = AGG_MINUTE;
+	k.t = a->min_t;
+	for (size_t i = 0; i < a->min_used; i++) {
+		unsigned c = a->min_cells[i];
+		k.kind = (uint8_t)(c / (CAT__COUNT * CC__COUNT));
+		k.cat = (uint8_t)(c / CC__COUNT % CAT__COUNT);
+		k.cc = (uint8_t)(c % CC__COUNT);
+		agg_add(a, &k, a->min_n[c]);
+		a->min_n[c] = 0;
+	}
+	a->min_used = 0;
+}
+
+void agg_minute(struct agg *a, int64_t t, unsigned kind, unsigned cat, unsigned cc)
+{
+	if (t != a->min_t) {
+		agg_spill(a);
+		a->min_t = t;
+	}
+	unsigned c = (kind * CAT__COUNT + cat) * CC__COUNT + cc;
+	if (a->min_n[c]++ == 0)
+		a->min_cells[a->min_used++] = (uint16_t)c;
+}
+
 void agg_clear(struct agg *a)
 {
+	for (size_t i = 0; i < a->min_used; i++)
+		a->min_n[a->min_cells[i]] = 0;
+	a->min_used = 0;
 	if (a->used == 0)
 		return;
 	/* A huge batch leaves a huge table: shrink back instead of keeping it. */
-	if (a->cap > 65536) {
+	if (a->cap > 131072) {
 		agg_free(a);
 		return;
 	}
@@ -123,6 +201,9 @@ void agg_clear(struct agg *a)
 
 void agg_free(struct agg *a)
 {
+	for (size_t i = 0; i < a->min_used; i++)
+		a->min_n[a->min_cells[i]] = 0;
+	a->min_used = 0;
 	free(a->slots);
 	free(a->order);
 	a->slots = NULL;
@@ -216,7 +297,7 @@ static void bind_row(sqlite3_stmt *st, int r, const struct agg_slot *s, char tex
 		struct prefix p = {.len = k->plen};
 		p.addr.family = k->fam;
 		memcpy(p.addr.a, k->addr, 16);
-		size_t n = k->scope == SCOPE_IP ? ipaddr_format(&p.addr, text) : prefix_format(&p, text);
+		size_t n = k->scope == SCOPE_IP ? ip_text(&p.addr, text) : prefix_text(&p, text);
 		sqlite3_bind_int64(st, i, k->t);
 		sqlite3_bind_text(st, i + 1, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, i + 2, text, (int)n, SQLITE_STATIC);
@@ -275,6 +356,7 @@ static int flush_rows(struct db *db, enum flush_dest d, const struct agg_slot *c
 int db_agg_flush(struct db *db)
 {
 	struct agg *a = &db->agg;
+	agg_spill(a);
 	/* The hourly rollups and the lifetime counters are sums of the minute
 	 * rollups: derive them here, once per key, not once per event. */
 	size_t n0 = a->used;
@@ -350,18 +432,17 @@ static int64_t floor_div(int64_t a, int64_t b)
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static void count_event(struct db *db, const struct event *ev)
+void db_count_rec(struct agg *a, const struct db_countrec *ev)
 {
 	int64_t secs = floor_div(ev->ts_us, 1000000);
 	struct agg_key k;
 	memset(&k, 0, sizeof(k));
-	k.kind = (uint8_t)ev->kind;
-	k.cat = (uint8_t)ev->cat;
+	k.kind = ev->kind;
+	k.cat = ev->cat;
 	k.cc = (uint8_t)code_class_of(ev->code);
-	k.table = AGG_MINUTE;
 	k.t = floor_div(secs, 60) * 60;
-	agg_add(&db->agg, &k, 1); /* hours and counters are derived at flush */
-	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence(ev->kind))) {
+	agg_minute(a, k.t, k.kind, k.cat, k.cc); /* hours and counters are derived at flush */
+	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence((enum ev_kind)ev->kind))) {
 		if (ev->cls.addr.family && ev->kind != EV_CONNECT) {
 			/* The class's minute, with the code class (hours at flush).
 			 * Not connects: they would add 20% to an import's CPU
@@ -370,7 +451,7 @@ static void count_event(struct db *db, const struct event *ev)
 			k.fam = ev->cls.addr.family;
 			k.plen = ev->cls.len;
 			memcpy(k.addr, ev->cls.addr.a, 16);
-			agg_add(&db->agg, &k, 1);
+			agg_add(a, &k, 1);
 		}
 		k.table = AGG_TOP;
 		k.t = floor_div(secs, 3600) * 3600;
@@ -379,15 +460,33 @@ static void count_event(struct db *db, const struct event *ev)
 		k.fam = ev->ip.family;
 		k.plen = (uint8_t)ipaddr_bits(&ev->ip);
 		memcpy(k.addr, ev->ip.a, 16);
-		agg_add(&db->agg, &k, 1);
+		agg_add(a, &k, 1);
 		if (ev->cls.addr.family) {
 			k.scope = SCOPE_CLASS;
 			k.fam = ev->cls.addr.family;
 			k.plen = ev->cls.len;
 			memcpy(k.addr, ev->cls.addr.a, 16);
-			agg_add(&db->agg, &k, 1);
+			agg_add(a, &k, 1);
 		}
 	}
+}
+
+void db_countrec_of(struct db_countrec *r, const struct event *ev)
+{
+	r->ts_us = ev->ts_us;
+	r->code = ev->code;
+	r->kind = (uint8_t)ev->kind;
+	r->cat = (uint8_t)ev->cat;
+	r->has_ip = ev->has_ip;
+	r->ip = ev->ip;
+	r->cls = ev->cls;
+}
+
+void db_count_event(struct agg *a, const struct event *ev)
+{
+	struct db_countrec r;
+	db_countrec_of(&r, ev);
+	db_count_rec(a, &r);
 }
 
 static void bind_sp(sqlite3_stmt *st, int i, struct span s)
@@ -399,7 +498,8 @@ static void bind_sp(sqlite3_stmt *st, int i, struct span s)
  * The id for an event at ts_us (DB_EVENT_ID in db.h): the next free number
  * of its second. Within a batch, consecutive events of the same second take
  * the next number without a lookup; otherwise the highest id of that second
- * is looked up (an index seek). A full second (2^20 events) spills into the
+ * is looked up (an index seek), unless the second is after the highest id
+ * in the table (looked up once per batch). A full second (2^20 events) spills into the
  * next one: the order stays right, the id's second is then one too late.
  */
 static int64_t next_event_id(struct db *db, int64_t ts_us)
@@ -409,6 +509,22 @@ static int64_t next_event_id(struct db *db, int64_t ts_us)
 	int64_t last = db->last_event_id;
 	if (last >= 0 && last >= base && last + 1 < base + span)
 		return last + 1;
+	if (db->top_event_id == -2) {
+		sqlite3_stmt *st = db_stmt(db, Q_EVENT_TOP_ID);
+		if (!st)
+			return -1;
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return db_fail_sql(db, "event id");
+		}
+		db->top_event_id =
+		    sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	/* a second after every stored event (the usual case of an import or
+	 * a follow): its first number, without a lookup */
+	if (base > db->top_event_id)
+		return base;
 	for (;; base += span) {
 		sqlite3_stmt *st = db_stmt(db, Q_EVENT_MAX_ID);
 		if (!st)
@@ -430,10 +546,8 @@ static int64_t next_event_id(struct db *db, int64_t ts_us)
 	}
 }
 
-int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id)
+int db_event_check(struct db *db, const struct event *ev)
 {
-	if (!db->in_batch)
-		return db_fail(db, "db_event_insert: no batch open");
 	if ((unsigned)ev->kind >= EV__COUNT || (unsigned)ev->cat >= CAT__COUNT ||
 	    (unsigned)ev->stage >= ST__COUNT || (unsigned)ev->mta >= MTA__COUNT)
 		return db_fail(db, "db_event_insert: event with an invalid kind, category, stage or mta");
@@ -441,58 +555,79 @@ int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id
 		return db_fail(db, "db_event_insert: event with an invalid address");
 	if (ev->ts_us < 0)
 		return db_fail(db, "db_event_insert: event time before 1970");
-	int64_t id = 0;
-	if (is_evidence(ev->kind)) {
-		id = next_event_id(db, ev->ts_us);
-		if (id < 0)
-			return -1;
-		sqlite3_stmt *st = db_stmt(db, Q_EVENT_INSERT);
-		if (!st)
-			return -1;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, ev->ts_us);
-		sqlite3_bind_text(st, 3, mta_name(ev->mta), -1, SQLITE_STATIC);
-		bind_sp(st, 4, ev->host);
-		bind_sp(st, 5, ev->program);
-		if (ev->pid >= 0)
-			sqlite3_bind_int(st, 6, ev->pid);
-		bind_sp(st, 7, ev->queue_id);
-		char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
-		uint8_t key[17];
-		if (ev->has_ip) {
-			size_t n = ipaddr_format(&ev->ip, ip);
-			sqlite3_bind_text(st, 8, ip, (int)n, SQLITE_STATIC);
-			db_ip_key(&ev->ip, key);
-			sqlite3_bind_blob(st, 9, key, sizeof(key), SQLITE_STATIC);
-			if (ev->cls.addr.family) {
-				n = prefix_format(&ev->cls, cls);
-				sqlite3_bind_text(st, 10, cls, (int)n, SQLITE_STATIC);
-			}
+	return 0;
+}
+
+bool db_event_is_evidence(const struct event *ev)
+{
+	return is_evidence(ev->kind);
+}
+
+int64_t db_event_row(struct db *db, const struct event *ev, int64_t source_id)
+{
+	int64_t id = next_event_id(db, ev->ts_us);
+	if (id < 0)
+		return -1;
+	sqlite3_stmt *st = db_stmt(db, Q_EVENT_INSERT);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, ev->ts_us);
+	sqlite3_bind_text(st, 3, mta_name(ev->mta), -1, SQLITE_STATIC);
+	bind_sp(st, 4, ev->host);
+	bind_sp(st, 5, ev->program);
+	if (ev->pid >= 0)
+		sqlite3_bind_int(st, 6, ev->pid);
+	bind_sp(st, 7, ev->queue_id);
+	char ip[IPADDR_STRLEN], cls[PREFIX_STRLEN];
+	uint8_t key[17];
+	if (ev->has_ip) {
+		size_t n = ip_text(&ev->ip, ip);
+		sqlite3_bind_text(st, 8, ip, (int)n, SQLITE_STATIC);
+		db_ip_key(&ev->ip, key);
+		sqlite3_bind_blob(st, 9, key, sizeof(key), SQLITE_STATIC);
+		if (ev->cls.addr.family) {
+			n = prefix_text(&ev->cls, cls);
+			sqlite3_bind_text(st, 10, cls, (int)n, SQLITE_STATIC);
 		}
-		if (ev->port)
-			sqlite3_bind_int(st, 11, ev->port);
-		bind_sp(st, 12, ev->rdns);
-		bind_sp(st, 13, ev->helo);
-		bind_sp(st, 14, ev->from);
-		bind_sp(st, 15, ev->to);
-		bind_sp(st, 16, ev->user);
-		sqlite3_bind_text(st, 17, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 18, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
-		if (ev->code >= 0)
-			sqlite3_bind_int(st, 19, ev->code);
-		bind_sp(st, 20, ev->dsn);
-		sqlite3_bind_text(st, 21, ev_category_name(ev->cat), -1, SQLITE_STATIC);
-		bind_sp(st, 22, ev->text);
-		/* The raw line as a BLOB: bytes exactly, an empty line is "" not NULL. */
-		sqlite3_bind_blob(st, 23, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
-		if (source_id > 0)
-			sqlite3_bind_int64(st, 24, source_id);
-		if (db_step_done(db, st, "insert event") < 0)
-			return -1;
-		db->last_event_id = id;
-		db->batch_rows++;
 	}
-	count_event(db, ev);
+	if (ev->port)
+		sqlite3_bind_int(st, 11, ev->port);
+	bind_sp(st, 12, ev->rdns);
+	bind_sp(st, 13, ev->helo);
+	bind_sp(st, 14, ev->from);
+	bind_sp(st, 15, ev->to);
+	bind_sp(st, 16, ev->user);
+	sqlite3_bind_text(st, 17, ev_stage_name(ev->stage), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 18, ev_kind_name(ev->kind), -1, SQLITE_STATIC);
+	if (ev->code >= 0)
+		sqlite3_bind_int(st, 19, ev->code);
+	bind_sp(st, 20, ev->dsn);
+	sqlite3_bind_text(st, 21, ev_category_name(ev->cat), -1, SQLITE_STATIC);
+	bind_sp(st, 22, ev->text);
+	/* The raw line as a BLOB: bytes exactly, an empty line is "" not NULL. */
+	sqlite3_bind_blob(st, 23, ev->line.p ? ev->line.p : "", (int)ev->line.n, SQLITE_STATIC);
+	if (source_id > 0)
+		sqlite3_bind_int64(st, 24, source_id);
+	if (db_step_done(db, st, "insert event") < 0)
+		return -1;
+	db->last_event_id = id;
+	if (id > db->top_event_id)
+		db->top_event_id = id;
+	db->batch_rows++;
+	return id;
+}
+
+int64_t db_event_insert(struct db *db, const struct event *ev, int64_t source_id)
+{
+	if (!db->in_batch)
+		return db_fail(db, "db_event_insert: no batch open");
+	if (db_event_check(db, ev) < 0)
+		return -1;
+	int64_t id = 0;
+	if (is_evidence(ev->kind) && (id = db_event_row(db, ev, source_id)) < 0)
+		return -1;
+	db_count_event(&db->agg, ev);
 	return id;
 }
 

@@ -46,7 +46,7 @@ db2 = os.path.join(d, "i.db")
 subprocess.run([MXW, "import", "-q", "--db", db2, log], check=True, capture_output=True)  # creates the schema
 cfg = os.path.join(d, "small.ini")
 with open(cfg, "w") as f:
-    f.write("[collector]\nbatch_lines = 100\n")  # import commits every 10 x 100 lines
+    f.write("[collector]\nbatch_lines = 50\n")  # import commits every 20 x 50 lines (IMPORT_BATCH_FACTOR)
 # standard input paces the import: two batches committed, then the lock, then more lines
 p = subprocess.Popen([MXW, "import", "-q", "-c", cfg, "--db", db2, "-"], stdin=subprocess.PIPE,
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

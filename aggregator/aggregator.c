@@ -1126,14 +1126,6 @@ static void classify(const struct aggregator *a, const struct event *ev, struct 
 	}
 }
 
-/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
- * a whole address masks nothing. */
-static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
-{
-	out->addr = *ip;
-	out->len = (uint8_t)ipaddr_bits(ip);
-}
-
 /* A decided record (F_DECIDED) whose new score cannot raise the response
  * of its decision: nothing to do. */
 static bool no_upgrade(const struct aggregator *a, uint8_t flags, int rule, double ratio)
@@ -1152,6 +1144,14 @@ static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct p
 		return flags;
 	unsigned r = ac->d.manual ? 3u : MXW_MIN((unsigned)ac->d.response, 3u);
 	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
+}
+
+/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
+ * a whole address masks nothing. */
+static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
+{
+	out->addr = *ip;
+	out->len = (uint8_t)ipaddr_bits(ip);
 }
 
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)

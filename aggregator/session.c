@@ -357,11 +357,12 @@ static void skey_of(struct aggregator *a, const struct event *ev, struct skey *k
 	memset(k, 0, sizeof *k);
 	k->tag = (uint8_t)(ev->mta + 1);
 	k->pid = ev->pid;
-	if (ev->host.n != a->host_n || ev->host.n > sizeof a->host_s ||
-	    memcmp(ev->host.p, a->host_s, ev->host.n) != 0) {
+	/* no syslog host (Exim's mainlog): an empty span, p may be NULL */
+	if (ev->host.n != a->host_n || (ev->host.n && (ev->host.n > sizeof a->host_s ||
+						       memcmp(ev->host.p, a->host_s, ev->host.n) != 0))) {
 		a->host_h = host_hash(ev->host);
 		a->host_n = ev->host.n;
-		if (ev->host.n <= sizeof a->host_s)
+		if (ev->host.n && ev->host.n <= sizeof a->host_s)
 			memcpy(a->host_s, ev->host.p, ev->host.n);
 	}
 	k->host = a->host_h;

@@ -256,9 +256,8 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		 * back) makes the decision active again */
 		const char *why = ch->end_reason ? ch->end_reason : "ended";
 		bool expired = strcmp(why, "expired") == 0;
-		if (e->pipe && ch->d->id > 0) /* with its batch; the id may be a pipe's handle */
-			db_pipe_decision_end(e->pipe, ch->d->id, expired ? ch->d->until : clock_now(),
-					     "engine", why);
+		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
+			db_pipe_decision_end(e->pipe, ch->d, expired ? ch->d->until : clock_now(), why);
 		else if (ch->d->id > 0 &&
 			 db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(), "engine",
 					 why) < 0)
@@ -268,7 +267,7 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		return 0;
 	}
 	if (ch->kind == AGG_CHANGE_UPGRADED) {
-		if (e->pipe && ch->d->id > 0)
+		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
 			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, clock_now());
 		else if (ch->d->id > 0 &&
 			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
@@ -281,8 +280,8 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		return ch->d->id;
 	}
 	struct decision d = *ch->d;
-	if (e->pipe) /* written with its batch: the aggregator gets a handle for its id */
-		d.id = db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
+	if (e->pipe) /* written with its batch; its id is not known here (import needs none) */
+		db_pipe_decision(e->pipe, &d, ch->evidence_json, "engine");
 	else if (db_decision_insert(e->db, &d, ch->evidence_json, "engine") < 0) {
 		log_error("database: decision: %s", db_errmsg(e->db));
 		return 0;

@@ -117,11 +117,8 @@ bool db_in_batch(const struct db *db);
  * until the writer assigns it: db_pipe_attribute() (db_event_attribute()
  * of that row, by handle or by real id) and db_pipe_attribution_dropped()
  * are written in the batch after its events. Handles stay valid for the
- * pipe's life. db_pipe_decision() copies a new decision and returns a
- * handle for its id (DB_PIPE_ROW set) that db_pipe_decision_end() and
- * db_pipe_decision_upgrade() (db_decision_end(), db_decision_upgrade())
- * accept as well as real ids; decision changes are written in the order
- * staged;
+ * pipe's life. db_pipe_decision() copies a
+ * decision (it gets its id when written: callers see none);
  * db_pipe_unparsed() adds to a count by reason (-1 for a bad reason);
  * db_pipe_offset() sets a source's offset and lines_read for the batch
  * (the last call per source wins).
@@ -144,11 +141,15 @@ void db_pipe_free(struct db_pipe *p);
 int64_t db_pipe_event(struct db_pipe *p, const struct event *ev, int64_t source_id);
 void db_pipe_attribute(struct db_pipe *p, int64_t row, const struct ipaddr *ip, const struct prefix *cls);
 void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n);
-int64_t db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
-			 const char *who);
-void db_pipe_decision_end(struct db_pipe *p, int64_t id, int64_t at, const char *who, const char *why);
+void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
+		      const char *who);
+/* A change of a decision staged with db_pipe_decision() (the caller knows
+ * no id): the writer finds it by prefix and since (db_decision_find()) and
+ * applies db_decision_upgrade(d, from, evidence_json, at) or
+ * db_decision_end(at, "engine", why), in staging order. */
 void db_pipe_decision_upgrade(struct db_pipe *p, const struct decision *d, enum response from,
 			      const char *evidence_json, int64_t at);
+void db_pipe_decision_end(struct db_pipe *p, const struct decision *d, int64_t at, const char *why);
 int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
 void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_t lines_read, int64_t now);
 int db_pipe_submit(struct db_pipe *p);
@@ -347,6 +348,9 @@ int db_decisions_history(struct db *db, const struct prefix *q, db_decision_cb c
 /* How many decisions (any state, manual or not) were made on exactly p with
  * since >= since: the escalation count. Returns the count, or -1. */
 int64_t db_decisions_count(struct db *db, const struct prefix *p, int64_t since);
+/* The id of the newest decision on exactly p made at since: the id, 0 when
+ * there is none, -1 on error. */
+int64_t db_decision_find(struct db *db, const struct prefix *p, int64_t since);
 /* Fetch one decision by id. Returns 1 and calls cb once, 0 when unknown, -1. */
 int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
 

@@ -96,6 +96,26 @@ int64_t db_decisions_expire(struct db *db, int64_t now, const char *who)
 	return sqlite3_changes(db->h);
 }
 
+static const char SQL_FIND[] =
+    "SELECT id FROM decisions WHERE prefix = ?1 AND since = ?2 ORDER BY id DESC LIMIT 1";
+
+int64_t db_decision_find(struct db *db, const struct prefix *p, int64_t since)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_FIND);
+	if (!st)
+		return -1;
+	char px[PREFIX_STRLEN];
+	prefix_format(p, px);
+	sqlite3_bind_text(st, 1, px, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, since);
+	int rc = sqlite3_step(st);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, "find decision: %s", sqlite3_errmsg(db->h));
+	return id;
+}
+
 static const char SQL_UPGRADE[] = "UPDATE decisions SET response = ?1, rule = ?2, reason = ?3, score = ?4,"
 				  " until = max(until, ?5), evidence = coalesce(?6, evidence)"
 				  " WHERE id = ?7 AND ended_at IS NULL";

@@ -30,17 +30,14 @@ struct stage_ev {
 	int64_t source_id;
 };
 
-/* A decision change, written in staging order: a new decision, an end or
- * an upgrade (of d.id: a handle or a real id). */
-enum dec_op { DEC_NEW, DEC_END, DEC_UPGRADE };
+enum stage_dec_kind { DEC_NEW, DEC_UPGRADE, DEC_END };
 struct stage_dec {
-	enum dec_op op;
 	struct decision d;
 	size_t json; /* arena offset + 1 of the evidence JSON text (NUL-terminated), 0 = none */
-	size_t who;  /* likewise for the author */
-	size_t why;  /* DEC_END: likewise for the reason */
-	int64_t at;  /* DEC_END, DEC_UPGRADE */
-	enum response from;
+	size_t who;  /* likewise for the author; the end's reason for DEC_END */
+	enum stage_dec_kind kind;
+	enum response from; /* DEC_UPGRADE */
+	int64_t at;	    /* DEC_UPGRADE, DEC_END */
 };
 
 struct stage_unparsed {
@@ -94,9 +91,6 @@ struct db_pipe {
 	uint64_t staged_rows; /* engine thread: rows staged over the pipe's life (handles) */
 	int64_t *ids;	      /* writer thread: ids[h - 1] is the id of handle h's row */
 	size_t nids, capids;
-	uint64_t staged_decs; /* likewise for decisions */
-	int64_t *dec_ids;
-	size_t ndec_ids, capdec_ids;
 	char err[512];
 	uint64_t commits;
 };
@@ -213,31 +207,24 @@ static int stage_write(struct db_pipe *p, struct db_stage *s)
 	for (size_t i = 0; i < s->ndec; i++) {
 		const struct stage_dec *x = &s->dec[i];
 		struct decision d = x->d;
+		d.id = 0;
 		const char *json = x->json ? s->arena.data + x->json - 1 : NULL;
 		const char *who = x->who ? s->arena.data + x->who - 1 : NULL;
-		if (x->op == DEC_NEW) {
-			d.id = 0;
+		if (x->kind == DEC_NEW) {
 			if (db_decision_insert(w, &d, json, who) < 0)
 				goto fail;
-			if (p->ndec_ids == p->capdec_ids) {
-				p->capdec_ids = p->capdec_ids ? 2 * p->capdec_ids : 256;
-				p->dec_ids = xrealloc(p->dec_ids, p->capdec_ids * sizeof(*p->dec_ids));
-			}
-			p->dec_ids[p->ndec_ids++] = d.id;
 			continue;
 		}
-		if (d.id & DB_PIPE_ROW) {
-			uint64_t h = (uint64_t)(d.id & ~DB_PIPE_ROW);
-			if (h == 0 || h > p->ndec_ids) {
-				db_fail(w, "change of an unknown staged decision");
-				goto fail;
-			}
-			d.id = p->dec_ids[h - 1];
-		}
-		int rc = x->op == DEC_END ? db_decision_end(w, d.id, x->at, who,
-							    x->why ? s->arena.data + x->why - 1 : NULL)
-					  : db_decision_upgrade(w, &d, x->from, json, x->at);
-		if (rc < 0)
+		/* a change of a decision written by this pipe: found by prefix
+		 * and since (an upgrade keeps both) */
+		d.id = db_decision_find(w, &d.prefix, d.since);
+		if (d.id < 0)
+			goto fail;
+		if (d.id == 0)
+			continue; /* not stored (pruned meanwhile): nothing to change */
+		if (x->kind == DEC_UPGRADE
+			? db_decision_upgrade(w, &d, x->from, json, x->at) < 0
+			: db_decision_end(w, d.id, x->at, "engine", who ? who : "ended") < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < s->nunp; i++)
@@ -366,7 +353,6 @@ void db_pipe_free(struct db_pipe *p)
 	stage_free(&p->stages[0]);
 	stage_free(&p->stages[1]);
 	free(p->ids);
-	free(p->dec_ids);
 	free(p);
 }
 
@@ -428,8 +414,7 @@ void db_pipe_attribution_dropped(struct db_pipe *p, int64_t n)
 		attr_new(p->fill)->dropped = n;
 }
 
-static void dec_stage(struct db_pipe *p, enum dec_op op, const struct decision *d, const char *json,
-		      const char *who, const char *why, int64_t at, enum response from)
+void db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json, const char *who)
 {
 	struct db_stage *s = p->fill;
 	if (s->ndec == s->capdec) {
@@ -437,36 +422,31 @@ static void dec_stage(struct db_pipe *p, enum dec_op op, const struct decision *
 		s->dec = xrealloc(s->dec, s->capdec * sizeof(*s->dec));
 	}
 	struct stage_dec *x = &s->dec[s->ndec];
-	memset(x, 0, sizeof(*x));
-	x->op = op;
 	x->d = *d;
-	x->json = json ? arena_put(s, json, strlen(json), true) : 0;
+	x->json = evidence_json ? arena_put(s, evidence_json, strlen(evidence_json), true) : 0;
 	x->who = who ? arena_put(s, who, strlen(who), true) : 0;
-	x->why = why ? arena_put(s, why, strlen(why), true) : 0;
-	x->at = at;
-	x->from = from;
+	x->kind = DEC_NEW;
+	x->from = RESP_OBSERVE;
+	x->at = 0;
 	s->ndec++; /* counted only once complete */
-}
-
-int64_t db_pipe_decision(struct db_pipe *p, const struct decision *d, const char *evidence_json,
-			 const char *who)
-{
-	dec_stage(p, DEC_NEW, d, evidence_json, who, NULL, 0, RESP_OBSERVE);
-	return DB_PIPE_ROW | (int64_t)++p->staged_decs;
-}
-
-void db_pipe_decision_end(struct db_pipe *p, int64_t id, int64_t at, const char *who, const char *why)
-{
-	struct decision d;
-	memset(&d, 0, sizeof(d));
-	d.id = id;
-	dec_stage(p, DEC_END, &d, NULL, who, why, at, RESP_OBSERVE);
 }
 
 void db_pipe_decision_upgrade(struct db_pipe *p, const struct decision *d, enum response from,
 			      const char *evidence_json, int64_t at)
 {
-	dec_stage(p, DEC_UPGRADE, d, evidence_json, NULL, NULL, at, from);
+	db_pipe_decision(p, d, evidence_json, NULL);
+	struct stage_dec *x = &p->fill->dec[p->fill->ndec - 1];
+	x->kind = DEC_UPGRADE;
+	x->from = from;
+	x->at = at;
+}
+
+void db_pipe_decision_end(struct db_pipe *p, const struct decision *d, int64_t at, const char *why)
+{
+	db_pipe_decision(p, d, NULL, why);
+	struct stage_dec *x = &p->fill->dec[p->fill->ndec - 1];
+	x->kind = DEC_END;
+	x->at = at;
 }
 
 int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n)
@@ -549,8 +529,7 @@ static int64_t stage_count(const struct db_stage *s, const struct prefix *q, int
 {
 	int64_t n = 0;
 	for (size_t i = 0; i < s->ndec; i++)
-		if (s->dec[i].op == DEC_NEW && s->dec[i].d.since >= since &&
-		    prefix_cmp(&s->dec[i].d.prefix, q) == 0)
+		if (s->dec[i].d.since >= since && prefix_cmp(&s->dec[i].d.prefix, q) == 0)
 			n++;
 	return n;
 }

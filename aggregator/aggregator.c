@@ -641,6 +641,40 @@ static void pend_push(struct aggregator *a, const struct pending *p)
 	a->pend[a->npend++] = *p;
 }
 
+static size_t act_slot(const struct aggregator *a, const struct prefix *p)
+{
+	uint64_t h = 1469598103934665603ULL ^ p->addr.family ^ ((uint64_t)p->len << 8);
+	for (size_t i = 0; i < sizeof p->addr.a; i++)
+		h = (h ^ p->addr.a[i]) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 29)) & (a->act_ixcap - 1);
+}
+
+static void act_index_put(struct aggregator *a, size_t i)
+{
+	size_t h = act_slot(a, &a->act[i].d.prefix);
+	while (a->act_ix[h])
+		h = (h + 1) & (a->act_ixcap - 1);
+	a->act_ix[h] = (uint32_t)(i + 1);
+}
+
+/* at most half full, so probes stay short */
+static void act_index_rebuild(struct aggregator *a)
+{
+	size_t cap = 64;
+	while (cap < 2 * a->nact + 2)
+		cap *= 2;
+	if (cap != a->act_ixcap) {
+		free(a->act_ix);
+		a->act_ix = xcalloc(cap, sizeof *a->act_ix);
+		a->act_ixcap = cap;
+	} else {
+		memset(a->act_ix, 0, cap * sizeof *a->act_ix);
+	}
+	for (size_t i = 0; i < a->nact; i++)
+		act_index_put(a, i);
+	a->act_ix_dirty = false;
+}
+
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence)
 {
 	if (a->nact == a->capact) {
@@ -648,6 +682,10 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 		a->act = xrealloc(a->act, a->capact * sizeof *a->act);
 	}
 	a->act[a->nact++].d = *d;
+	if (!a->act_ix_dirty && a->act_ixcap && 2 * a->nact + 2 <= a->act_ixcap)
+		act_index_put(a, a->nact - 1);
+	else
+		a->act_ix_dirty = true;
 	if (announce)
 		pend_push(a, &(struct pending){.kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence});
 	else
@@ -656,9 +694,15 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 
 static struct active *active_find(struct aggregator *a, const struct prefix *p)
 {
-	for (size_t i = 0; i < a->nact; i++)
-		if (prefix_cmp(&a->act[i].d.prefix, p) == 0)
-			return &a->act[i];
+	if (!a->nact)
+		return NULL;
+	if (a->act_ix_dirty || 2 * a->nact + 2 > a->act_ixcap)
+		act_index_rebuild(a);
+	for (size_t h = act_slot(a, p); a->act_ix[h]; h = (h + 1) & (a->act_ixcap - 1)) {
+		struct active *x = &a->act[a->act_ix[h] - 1];
+		if (prefix_cmp(&x->d.prefix, p) == 0)
+			return x;
+	}
 	return NULL;
 }
 
@@ -708,7 +752,7 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		json_t *o = explain(a, &up, rule, v, evs, -1);
 		json_object_set_new(o, "upgraded_from", json_string(response_name(from)));
 		json_object_set_new(o, "since", json_integer(up.since));
-		char *text = json_dumps(o, JSON_COMPACT);
+		char *text = agg_json_text(o);
 		json_decref(o);
 		pend_push(a, &(struct pending){
 				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text, .from = from});
@@ -740,7 +784,7 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		json_object_set_new(o, "dry_run", json_true());
 		d.response = RESP_OBSERVE;
 	}
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text = agg_json_text(o);
 	json_decref(o);
 	agg_decision_add(a, &d, true, text);
 	return true;
@@ -1156,7 +1200,10 @@ static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
 
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
-	/* a decided record is judged too: its decision may be upgraded */
+	/* a decided record is judged too: its decision may be upgraded, unless
+	 * it drops already (or is manual) and is counted in its class */
+	if ((p->flags & (F_DECIDED | F_FLAGGED | F_RESP_MASK)) == (F_DECIDED | F_FLAGGED | F_RESP_MASK))
+		return;
 	struct view v;
 	ip_view(a, p, t, &v);
 	double ratio;
@@ -1213,6 +1260,8 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 {
 	if (c == &a->scratch)
 		return; /* a lone member's class is never judged */
+	if ((c->flags & (F_DECIDED | F_RESP_MASK)) == (F_DECIDED | F_RESP_MASK))
+		return; /* dropped already (or manual): nothing to upgrade */
 	struct view v;
 	cls_view(a, c, t, &v);
 	if (v.ips < 2 && v.flagged < 2) {
@@ -1511,6 +1560,7 @@ void aggregator_free(struct aggregator *a)
 		free(a->pend[i].evidence);
 	free(a->pend);
 	free(a->act);
+	free(a->act_ix);
 	free(a->out);
 	free(a->ev);
 	free(a->state_path);
@@ -1541,6 +1591,7 @@ void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool ann
 {
 	struct decision d = a->act[i].d;
 	a->act[i] = a->act[--a->nact];
+	a->act_ix_dirty = true;
 	if (!d.manual)
 		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
 	if (announce)

@@ -224,6 +224,11 @@ struct aggregator {
 	/* decisions */
 	struct active *act;
 	size_t nact, capact;
+	/* act by prefix: open addressing, index + 1 (0 = empty), rebuilt
+	 * after a removal (rare: expiry, unblock) */
+	uint32_t *act_ix;
+	size_t act_ixcap;
+	bool act_ix_dirty;
 	struct decision *out; /* aggregator_active() view */
 	size_t capout;
 	struct pending *pend;
@@ -262,6 +267,8 @@ int agg_state_load(struct aggregator *a);
 /* the same from a checkpoint image in memory; 0 or -1 */
 int agg_state_load_mem(struct aggregator *a, const void *data, size_t len);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
+/* jsonw.c: json_dumps(v, JSON_COMPACT), faster; free() the text */
+char *agg_json_text(const json_t *v);
 /* aggregator.c: the evidence slot of owner, or NULL */
 struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct prefix *owner);
 /* session.c */

@@ -1683,4 +1683,5 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->attributed = a->attributed;
 	st->unattributed = a->unattributed;
 	st->restored = a->restored_rows;
+	st->from_checkpoint = a->from_checkpoint;
 }

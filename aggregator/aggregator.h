@@ -221,6 +221,7 @@ struct agg_stats {
 	uint64_t attributed;   /* held events applied with their queue id's client */
 	uint64_t unattributed; /* events without a client dropped (no line named it) */
 	uint64_t restored;     /* events replayed by the last aggregator_restore() */
+	bool from_checkpoint;  /* ... which loaded the database's checkpoint */
 };
 void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 

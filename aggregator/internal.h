@@ -257,6 +257,7 @@ struct aggregator {
 	struct qcache qc[QC_SIZE];
 	size_t sess_cursor;
 	uint64_t restored_rows; /* events replayed by the last aggregator_restore() */
+	bool from_checkpoint;	/* ... which loaded the database's checkpoint */
 };
 
 /* aggregator.c */

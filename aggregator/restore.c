@@ -126,6 +126,7 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		return -1;
 	}
 	a->restored_rows = a->events - ev0;
+	a->from_checkpoint = ckpt;
 	char how[128];
 	if (loaded)
 		snprintf(how, sizeof how, "state of the last clean stop loaded");

@@ -153,6 +153,7 @@ struct engine {
 	int64_t ckpt_last_us; /* monotonic, the last one committed */
 	bool ckpt_in_batch;   /* the open batch carries one */
 	uint64_t ckpt_lines;  /* e->lines when it was written */
+	bool ckpt_current;    /* the stored checkpoint is the state: restored from it, nothing since */
 	/* exactness across a refused batch (db_failed) */
 	bool agg_recover; /* lines the aggregator saw are being read again */
 	bool no_agg;	  /* engine_line: store the line, do not count it again */
@@ -1085,6 +1086,7 @@ static void engine_restore(struct engine *e)
 	struct agg_stats st;
 	aggregator_stats(e->agg, &st);
 	e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
+	e->ckpt_current = rc == 0 && st.from_checkpoint && st.restored == 0;
 	if (rc < 0)
 		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
 	else if (!e->importing)
@@ -1099,6 +1101,8 @@ static bool checkpoint_final(struct engine *e)
 {
 	if (!e->db || !e->agg || db_in_batch(e->db) || e->db_down || e->import_failed || e->agg_recover)
 		return false;
+	if (e->ckpt_current && e->lines == 0)
+		return true; /* nothing read since the checkpoint it was restored from */
 	int64_t t0 = clock_mono_us();
 	if (db_begin(e->db) < 0) {
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));

@@ -643,9 +643,7 @@ static void pend_push(struct aggregator *a, const struct pending *p)
 
 static size_t act_slot(const struct aggregator *a, const struct prefix *p)
 {
-	uint64_t h = 1469598103934665603ULL ^ p->addr.family ^ ((uint64_t)p->len << 8);
-	for (size_t i = 0; i < sizeof p->addr.a; i++)
-		h = (h ^ p->addr.a[i]) * 1099511628211ULL;
+	uint64_t h = ipaddr_hash(&p->addr) ^ ((uint64_t)p->len * 0x9e3779b97f4a7c15ULL);
 	return (size_t)(h ^ (h >> 29)) & (a->act_ixcap - 1);
 }
 
@@ -994,12 +992,6 @@ static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint
 }
 
 /* ------------------------------------------------------------------ events */
-
-static bool span_ends(struct span s, const char *suffix)
-{
-	size_t n = strlen(suffix);
-	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
-}
 
 /* The reply code, or the class of the enhanced status code when the MTA
  * logged only that (Postfix cleanup: "5.7.1 Message content rejected"). */

@@ -289,12 +289,6 @@ bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row
 
 /* ------------------------------------------------------------ sessions */
 
-static bool ends_with(struct span s, const char *suffix)
-{
-	size_t n = strlen(suffix);
-	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
-}
-
 /* "X.Y.Z" -> X * 1000000 + Y * 1000 + Z, 0 when not one */
 static uint32_t dsn_pack(struct span d)
 {
@@ -342,7 +336,7 @@ static bool session_program(const struct event *ev)
 	if (ev->pid < 0)
 		return false;
 	if (ev->mta == MTA_POSTFIX)
-		return ends_with(ev->program, "smtpd");
+		return span_ends(ev->program, "smtpd");
 	/* Exim's daemon logs "SMTP connection from" with its own pid: the
 	 * child's first line opens the session */
 	if (ev->mta == MTA_EXIM)
@@ -543,7 +537,7 @@ void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, u
 		/* Postfix cleanup refuses the content of a message of a live
 		 * smtpd session: joined by its queue id */
 		if (ev->mta == MTA_POSTFIX && ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
-		    ends_with(ev->program, "cleanup")) {
+		    span_ends(ev->program, "cleanup")) {
 			struct qkey k;
 			struct qcache *q = qkey_of(ev, &k) ? &a->qc[k.q % QC_SIZE] : NULL;
 			struct sessrec *r = q && q->q == k.q && q->host == k.host && q->sess

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MXW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MXW_MIN(a, b)	 ((a) < (b) ? (a) : (b))
@@ -218,6 +219,12 @@ struct span {
 static inline bool span_empty(struct span s)
 {
 	return s.n == 0;
+}
+/* s ends with suffix (a C string): "postfix/smtpd" ends with "smtpd" */
+static inline bool span_ends(struct span s, const char *suffix)
+{
+	size_t n = strlen(suffix);
+	return s.n >= n && memcmp(s.p + s.n - n, suffix, n) == 0;
 }
 
 enum mta { MTA_UNKNOWN, MTA_POSTFIX, MTA_EXIM, MTA_SENDMAIL, MTA_CUSTOM, MTA__COUNT };

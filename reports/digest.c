@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "reports/reports.h"
+#include "reports/internal.h"
 
 int report_format_parse(const char *s)
 {
@@ -136,20 +136,11 @@ static json_t *period_decisions(struct db *db, int64_t from, int64_t to, int64_t
 			bump(by_rule, json_string_value(json_object_get(d, "rule")));
 			bump(by_scope, json_string_value(json_object_get(d, "scope")));
 			bump(by_resp, json_string_value(json_object_get(d, "response")));
-			if (json_array_size(items) < (size_t)top) {
-				json_t *x = json_object();
-				static const char *const keep[] = {"prefix", "scope", "rule",  "response",
-								   "reason", "since", "until", "manual"};
-				for (size_t k = 0; k < MXW_ARRAY_LEN(keep); k++)
-					json_object_set(x, keep[k], json_object_get(d, keep[k]));
-				json_array_append_new(items, x);
-			}
+			if (json_array_size(items) < (size_t)top)
+				json_array_append_new(items, report_decision_brief(d));
 		}
-		const char *next = json_string_value(json_object_get(p, "next"));
-		if (!next || strlen(next) >= sizeof cursor)
-			more = false;
-		else
-			memcpy(cursor, next, strlen(next) + 1);
+		if (more)
+			more = report_next_cursor(p, cursor, sizeof cursor);
 		json_decref(p);
 	}
 	json_object_set_new(o, "new", json_integer(n));

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reports/reports.h"
+#include "reports/internal.h"
 
 /* Replace every occurrence of what (n bytes) in s by mask. */
 static void redact(struct buf *s, const char *what, size_t n, const char *mask)
@@ -73,14 +73,7 @@ static json_t *decisions_of(struct db *db, const struct prefix *q, int64_t now)
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(h, "items"), i, d)
-	{
-		json_t *x = json_object();
-		static const char *const keep[] = {"prefix", "scope", "rule",	"response", "reason",
-						   "since",  "until", "active", "manual"};
-		for (size_t k = 0; k < MXW_ARRAY_LEN(keep); k++)
-			json_object_set(x, keep[k], json_object_get(d, keep[k]));
-		json_array_append_new(out, x);
-	}
+	    json_array_append_new(out, report_decision_brief(d));
 	json_decref(h);
 	return out;
 }
@@ -99,15 +92,15 @@ json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now,
 	}
 	/* newest first from the database: keep the newest max_lines, print
 	 * them oldest first */
-	json_t *lines = json_array();
+	json_t *newest = json_array();
 	char cursor[128] = "";
 	int64_t total = 0;
-	for (bool more = true, first = true; more && json_array_size(lines) < (size_t)max_lines;
+	for (bool more = true, first = true; more && json_array_size(newest) < (size_t)max_lines;
 	     first = false) {
-		int want = max_lines - (int)json_array_size(lines);
+		int want = max_lines - (int)json_array_size(newest);
 		json_t *p = db_events_json(db, q, -1, want > 1000 ? 1000 : want, first ? NULL : cursor);
 		if (!p) {
-			json_decref(decs), json_decref(act), json_decref(lines);
+			json_decref(decs), json_decref(act), json_decref(newest);
 			buf_printf(err, "cannot read the evidence lines");
 			return NULL;
 		}
@@ -117,14 +110,15 @@ json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now,
 		{
 			json_t *l = event_line(ev, red);
 			if (l)
-				json_array_insert_new(lines, 0, l);
+				json_array_append_new(newest, l);
 		}
-		const char *next = json_string_value(json_object_get(p, "next"));
-		more = next && strlen(next) < sizeof cursor;
-		if (more)
-			memcpy(cursor, next, strlen(next) + 1);
+		more = report_next_cursor(p, cursor, sizeof cursor);
 		json_decref(p);
 	}
+	json_t *lines = json_array();
+	for (size_t i = json_array_size(newest); i > 0; i--)
+		json_array_append(lines, json_array_get(newest, i - 1));
+	json_decref(newest);
 	total = json_integer_value(json_object_get(act, "total"));
 
 	json_t *r = json_object();

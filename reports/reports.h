@@ -31,7 +31,8 @@ int report_format_parse(const char *s);
  * "categories": {...}}, "previous": (the same for the period of the same
  * length just before), "decisions": {"new", "manual", "by_rule",
  * "by_scope", "by_response", "items": [the `top` newest, each {"prefix",
- * "scope", "rule", "response", "reason", "since", "until", "manual"}]},
+ * "scope", "rule", "response", "reason", "since", "until", "active",
+ * "manual"}]},
  * "active_now", "top_ips", "top_classes", "top_connecting_classes" (each
  * [{"prefix", "count", "categories"}])}. Periods longer than 2000 minutes
  * are counted by whole hours (from rounded down, to rounded up). NULL and

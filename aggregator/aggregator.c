@@ -1063,8 +1063,7 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	/* Postfix smtpd writes every client as name[addr], "unknown" when the
 	 * name did not resolve: any of its lines tells, the stored evidence
 	 * lines too (so a restart keeps the weight) */
-	if (ev->mta == MTA_POSTFIX && role == ROLE_SMTPD && span_empty(ev->rdns) &&
-	    ev->kind != EV_DISCONNECT)
+	if (ev->mta == MTA_POSTFIX && role == ROLE_SMTPD && span_empty(ev->rdns) && ev->kind != EV_DISCONNECT)
 		d->flags |= F_NO_RDNS;
 	switch (ev->kind) {
 	case EV_CONNECT:

@@ -302,7 +302,8 @@ struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct p
  * cleanup lines by queue id), starting one on its first line and folding
  * it into the evidence of its IP and class when it ends badly. bad: ev is
  * an abuse signal (classify); role: prog_role(ev). Sets a->cur. */
-void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad, uint32_t t);
+void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad,
+		       uint32_t t);
 /* Append to reason (size n, NUL-terminated) what the worst connection of
  * slot s (or the current one) shows, when it fits: numbers and fixed words
  * only. */

@@ -348,7 +348,7 @@ static bool session_program(const struct event *ev, enum prog_role role)
  * names are short, a loop beats a call */
 static inline bool host_same(struct span s, const char *host)
 {
-	if (s.n > sizeof ((struct aggregator *)0)->host_s)
+	if (s.n > sizeof((struct aggregator *)0)->host_s)
 		return false;
 	for (uint32_t i = 0; i < s.n; i++)
 		if (s.p[i] != host[i])
@@ -542,7 +542,8 @@ static void note(struct sessrec *r, const struct event *ev, bool bad, uint32_t t
 	}
 }
 
-void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad, uint32_t t)
+void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad,
+		       uint32_t t)
 {
 	a->cur = NULL;
 	a->sess_new = NULL;

@@ -252,7 +252,7 @@ static struct evslot *ev_get(struct aggregator *a, uint32_t *slotp, const struct
 		return NULL;
 	if (*slotp) {
 		struct evslot *s = ev_slot(a, *slotp - 1);
-		if (memcmp(&s->owner, owner, sizeof *owner) == 0)
+		if (prefix_same(&s->owner, owner))
 			return s;
 		*slotp = 0; /* stolen by another owner */
 	}
@@ -963,7 +963,7 @@ static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const s
 	struct seenrec *sr;
 	if (p->cls_ref & CLS_LONE) {
 		sr = table_deref(&a->seen, p->cls_ref & ~CLS_LONE, cp);
-		if (sr && memcmp(&sr->ip, &p->ip, sizeof p->ip) == 0) {
+		if (sr && ip_same(&sr->ip, &p->ip)) {
 			sr->last_seen = t;
 			return &a->scratch;
 		}
@@ -989,7 +989,7 @@ static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const s
 		return &a->scratch;
 	}
 	sr->last_seen = t;
-	if (memcmp(&sr->ip, &p->ip, sizeof p->ip) == 0) {
+	if (ip_same(&sr->ip, &p->ip)) {
 		p->cls_ref = CLS_LONE | table_ref(&a->seen, sr);
 		return &a->scratch;
 	}
@@ -1326,7 +1326,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached = a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
-		      memcmp(&a->last_ip, &ip, sizeof ip) == 0;
+		      ip_same(&a->last_ip, &ip);
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, &ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */

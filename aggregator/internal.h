@@ -9,6 +9,23 @@
 #include "aggregator/aggregator.h"
 #include "aggregator/table.h"
 
+/* Two addresses alike (family and bytes), without a call. */
+static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
+{
+	uint64_t a0, a1, b0, b1;
+	memcpy(&a0, x->a, 8);
+	memcpy(&a1, x->a + 8, 8);
+	memcpy(&b0, y->a, 8);
+	memcpy(&b1, y->a + 8, 8);
+	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+/* Two prefixes alike (length, family and bytes), without a call. */
+static inline bool prefix_same(const struct prefix *x, const struct prefix *y)
+{
+	return x->len == y->len && ip_same(&x->addr, &y->addr);
+}
+
 /* What the line's program is (Postfix's smtpd, postscreen, cleanup), told
  * once per event by the end of its name (events replayed from the database
  * carry the name only). */

@@ -46,17 +46,6 @@ struct hold {
 	uint64_t head, tail; /* ring positions: [tail, head) may be live */
 };
 
-/* Two addresses alike (family and bytes), without a call. */
-static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
-{
-	uint64_t a0, a1, b0, b1;
-	memcpy(&a0, x->a, 8);
-	memcpy(&a1, x->a + 8, 8);
-	memcpy(&b0, y->a, 8);
-	memcpy(&b1, y->a + 8, 8);
-	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
-}
-
 static uint32_t host_hash(struct span s)
 {
 	uint32_t h = 2166136261u;

@@ -46,16 +46,27 @@ static void win8_add(struct win8 *w, uint32_t bi, unsigned k)
 	w->b[i % WIN_SUB] = (uint8_t)MXW_MIN(v, 255u);
 }
 
+/* keep_bytes[j][d]: of 4 sub-buckets whose newest is number j, the bytes
+ * (sub-bucket k in byte k) of the 4 - d newest: the d oldest have left the
+ * window */
+_Static_assert(WIN_SUB == 4, "keep_bytes is written for 4 sub-buckets");
+static const uint32_t keep_bytes[WIN_SUB][WIN_SUB + 1] = {
+    {0xffffffffu, 0xffff00ffu, 0xff0000ffu, 0x000000ffu, 0x00000000u},
+    {0xffffffffu, 0xff00ffffu, 0x0000ffffu, 0x0000ff00u, 0x00000000u},
+    {0xffffffffu, 0x00ffffffu, 0x00ffff00u, 0x00ff0000u, 0x00000000u},
+    {0xffffffffu, 0xffffff00u, 0xffff0000u, 0xff000000u, 0x00000000u},
+};
+
+/* The sum of a window's sub-buckets still inside it at bucket bi. */
 static unsigned win8_sum(const struct win8 *w, uint32_t bi)
 {
-	uint16_t i = (uint16_t)bi;
-	uint16_t d = (uint16_t)(i - w->idx);
-	if (d >= 0x8000)
-		d = 0;
-	unsigned s = 0;
-	for (unsigned m = 0; m + d < WIN_SUB; m++)
-		s += w->b[(uint16_t)(w->idx - m) % WIN_SUB];
-	return s;
+	uint16_t d = (uint16_t)((uint16_t)bi - w->idx);
+	d = d >= 0x8000 ? 0 : d > WIN_SUB ? WIN_SUB : d;
+	uint32_t x =
+	    (uint32_t)w->b[0] | (uint32_t)w->b[1] << 8 | (uint32_t)w->b[2] << 16 | (uint32_t)w->b[3] << 24;
+	x &= keep_bytes[w->idx % WIN_SUB][d];
+	x = (x & 0x00ff00ffu) + ((x >> 8) & 0x00ff00ffu);
+	return (x & 0xffffu) + (x >> 16);
 }
 
 static void win32_add(struct win32 *w, uint32_t bi, unsigned k)

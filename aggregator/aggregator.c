@@ -1356,7 +1356,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
 		return;
 	a->events++;
-	struct ipaddr ip = ev->ip; /* agg_session_route() took those without */
+	/* agg_session_route() took those without; not a copy: reading a copy
+	 * just written back in 8-byte words stalls on store forwarding */
+	const struct ipaddr *ip = &ev->ip;
 	if (ev->ts_us <= 0)
 		return;
 	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
@@ -1382,9 +1384,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached =
-	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, &ip);
+	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, ip);
 	if (!quiet && !cached) {
-		ip_hv = table_hash(&a->ips, &ip);
+		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
 	}
 	agg_session_event(a, ev, role, d.bad, t);
@@ -1397,14 +1399,14 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p = a->last_p;
 		c = a->last_c;
 	} else {
-		p = ip_get(a, &ip, ip_hv, t);
+		p = ip_get(a, ip, ip_hv, t);
 		struct prefix cp;
-		if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
+		if (ev->has_ip && ev->cls.addr.family == ip->family && ev->cls.len)
 			cp = ev->cls;
 		else
-			ipaddr_class(&ip, &a->c->classes, &cp);
+			ipaddr_class(ip, &a->c->classes, &cp);
 		c = cls_resolve(a, p, &cp, t);
-		a->last_ip = ip;
+		a->last_ip = *ip;
 		a->last_p = p;
 		a->last_c = c;
 		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
@@ -1444,7 +1446,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 				d.bad = true;
 			}
 			if (!lone)
-				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
+				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(ip));
 		}
 	}
 	if (d.temp) {
@@ -1500,7 +1502,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
 			struct prefix px;
-			host_prefix(&px, &ip);
+			host_prefix(&px, ip);
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
 		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
@@ -1519,9 +1521,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		c->first_bad = t;
 	if (!d.backoff && !lone)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
-			 ipaddr_hash(&ip));
+			 ipaddr_hash(ip));
 	struct prefix px;
-	host_prefix(&px, &ip);
+	host_prefix(&px, ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */

@@ -58,7 +58,7 @@ static const uint32_t keep_bytes[WIN_SUB][WIN_SUB + 1] = {
 };
 
 /* The sum of a window's sub-buckets still inside it at bucket bi. */
-static unsigned win8_sum(const struct win8 *w, uint32_t bi)
+static inline unsigned win8_sum(const struct win8 *w, uint32_t bi)
 {
 	uint16_t d = (uint16_t)((uint16_t)bi - w->idx);
 	d = d >= 0x8000 ? 0 : d > WIN_SUB ? WIN_SUB : d;
@@ -91,16 +91,28 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 	w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 }
 
-static unsigned win32_sum(const struct win32 *w, uint32_t bi)
+/* keep_words[j][d]: the same for 16-bit sub-buckets (sub-bucket k in bits
+ * 16k to 16k + 15) */
+static const uint64_t keep_words[WIN_SUB][WIN_SUB + 1] = {
+    {0xffffffffffffffffull, 0xffffffff0000ffffull, 0xffff00000000ffffull, 0x000000000000ffffull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0xffff0000ffffffffull, 0x00000000ffffffffull, 0x00000000ffff0000ull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0x0000ffffffffffffull, 0x0000ffffffff0000ull, 0x0000ffff00000000ull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0xffffffffffff0000ull, 0xffffffff00000000ull, 0xffff000000000000ull,
+     0x0000000000000000ull},
+};
+
+static inline unsigned win32_sum(const struct win32 *w, uint32_t bi)
 {
-	uint32_t i = bi;
-	uint32_t d = i - w->idx;
-	if (d >= 0x80000000u)
-		d = 0;
-	unsigned s = 0;
-	for (unsigned m = 0; m + d < WIN_SUB; m++)
-		s += w->b[(w->idx - m) % WIN_SUB];
-	return s;
+	uint32_t d = bi - w->idx;
+	d = d >= 0x80000000u ? 0 : d > WIN_SUB ? WIN_SUB : d;
+	uint64_t x =
+	    (uint64_t)w->b[0] | (uint64_t)w->b[1] << 16 | (uint64_t)w->b[2] << 32 | (uint64_t)w->b[3] << 48;
+	x &= keep_words[w->idx % WIN_SUB][d];
+	x = (x & 0x0000ffff0000ffffull) + ((x >> 16) & 0x0000ffff0000ffffull);
+	return (unsigned)((x & 0xffffffffu) + (x >> 32));
 }
 
 /* Take back one count from the newest non-empty bucket inside the window. */
@@ -387,7 +399,9 @@ static double thr_of(bool on, int64_t count, double mult)
 	return t < 1 ? 1 : t;
 }
 
-static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+/* The thresholds, multiplier and windows of view v (accepted, rejected and
+ * conns set) of a record with flags: the rules as configured. */
+static void view_rules_of(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
 {
 	const struct rules_conf *r = a->r;
 	double m = 1;
@@ -423,6 +437,40 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->window[R_POLICY] = a->wlen[W_POLICY];
 	v->window[R_FLOOD] = a->wlen[W_CONN];
 	v->window[R_CLASS] = (unsigned)MXW_MAX(r->idle_evict, 3600);
+}
+
+/* view_rules_of() for every (accepted mail, no rDNS, no MX), once. */
+static void rules_precompute(struct aggregator *a)
+{
+	_Static_assert(R__COUNT <= AGG_RULES_MAX, "pre_thr holds every rule");
+	for (int cls = 0; cls < 2; cls++) {
+		for (unsigned k = 0; k < 8; k++) {
+			struct view v;
+			memset(&v, 0, sizeof v);
+			v.accepted = k & 1;
+			v.rejected = v.accepted + 1; /* not gated */
+			/* F_LIMITED: the busy-sender exemption is decided per view */
+			unsigned flags = F_LIMITED | (k & 2 ? F_NO_RDNS : 0) | (k & 4 ? F_NO_MX : 0);
+			view_rules_of(a, &v, flags, cls);
+			a->pre_mult[k] = v.mult;
+			memcpy(a->pre_thr[cls][k], v.thr, sizeof v.thr);
+			memcpy(a->pre_window, v.window, sizeof v.window);
+		}
+	}
+}
+
+/* view_rules_of() from the tables rules_precompute() made. */
+static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+{
+	unsigned k = (v->accepted ? 1u : 0u) | (flags & F_NO_RDNS ? 2u : 0u) | (flags & F_NO_MX ? 4u : 0u);
+	v->mult = a->pre_mult[k];
+	memcpy(v->thr, a->pre_thr[cls][k], sizeof v->thr);
+	memcpy(v->window, a->pre_window, sizeof v->window);
+	v->gated = v->accepted && v->accepted >= v->rejected;
+	if (v->gated)
+		v->thr[R_RETRY] = v->thr[R_HARVEST] = v->thr[R_POLICY] = 0;
+	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
+		v->thr[R_FLOOD] = 0; /* the busy sender of view_rules_of() */
 }
 
 /* The harvest value: distinct unknown recipients, or the threshold itself
@@ -1593,6 +1641,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	double wmax = MXW_MAX(r->no_rdns_weight, 1.0) * MXW_MAX(r->no_mx_weight, 1.0);
 	a->flood_ip_min = MXW_MAX(1.0, (double)r->flood_ip_count / wmax);
 	a->flood_cls_min = MXW_MAX(1.0, (double)r->flood_class_count / wmax);
+	rules_precompute(a);
 	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
 	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));

@@ -258,9 +258,15 @@ struct pending {
 struct aggregator {
 	const struct config *c;
 	const struct rules_conf *r;
-	uint32_t blen[W__COUNT];	       /* sub-bucket length of each window, seconds */
-	uint32_t wlen[W__COUNT];	       /* window length, seconds */
-	double flood_ip_min, flood_cls_min;    /* lowest flood thresholds */
+	uint32_t blen[W__COUNT];	    /* sub-bucket length of each window, seconds */
+	uint32_t wlen[W__COUNT];	    /* window length, seconds */
+	double flood_ip_min, flood_cls_min; /* lowest flood thresholds */
+	/* the thresholds of the rules (aggregator.c, view_rules()) for a class
+	 * or an IP, by (accepted mail, no rDNS, no MX), computed once */
+#define AGG_RULES_MAX 12
+	double pre_mult[8];
+	double pre_thr[2][8][AGG_RULES_MAX];
+	unsigned pre_window[AGG_RULES_MAX];
 	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
 	/* the records of the last event's address: a session's lines come together */
 	struct ipaddr last_ip;

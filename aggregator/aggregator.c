@@ -399,6 +399,15 @@ static double thr_of(bool on, int64_t count, double mult)
 	return t < 1 ? 1 : t;
 }
 
+/* A sender whose connections mostly deliver mail is busy, not flooding,
+ * unless the MTA itself rate-limited it (per-IP sub-buckets saturate at
+ * 255: hundreds is "busy"). Its flood threshold is 0, and its connections
+ * are not kept as evidence of a flood. */
+static inline bool busy(unsigned flags, unsigned accepted, unsigned conns)
+{
+	return !(flags & F_LIMITED) && accepted && (accepted * 2 >= conns || accepted >= 200);
+}
+
 /* The thresholds, multiplier and windows of view v (accepted, rejected and
  * conns set) of a record with flags: the rules as configured. */
 static void view_rules_of(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
@@ -422,10 +431,8 @@ static void view_rules_of(const struct aggregator *a, struct view *v, unsigned f
 	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
 	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
-	/* a sender whose connections mostly deliver mail is busy, not
-	 * flooding, unless the MTA itself rate-limited it */
-	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
-		v->thr[R_FLOOD] = 0; /* (per-IP sub-buckets saturate at 255: hundreds is "busy") */
+	if (busy(flags, v->accepted, v->conns))
+		v->thr[R_FLOOD] = 0;
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -469,8 +476,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->gated = v->accepted && v->accepted >= v->rejected;
 	if (v->gated)
 		v->thr[R_RETRY] = v->thr[R_HARVEST] = v->thr[R_POLICY] = 0;
-	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
-		v->thr[R_FLOOD] = 0; /* the busy sender of view_rules_of() */
+	if (busy(flags, v->accepted, v->conns))
+		v->thr[R_FLOOD] = 0;
 }
 
 /* The harvest value: distinct unknown recipients, or the threshold itself
@@ -1548,12 +1555,14 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* a lone member's class window holds this event's count only */
 		unsigned cn =
 		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
-		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
+		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count &&
+		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n)) {
 			struct prefix px;
 			host_prefix(&px, ip);
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
-		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
+		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count &&
+		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
 			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 		if (a->r->flood_enabled && (double)n >= a->flood_ip_min)
 			check_ip(a, p, c, t);

@@ -1486,10 +1486,11 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	p->flags |= (uint8_t)d.flags;
 	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
+	bool dup = false; /* the smtpd connect of a connection postscreen logged */
 	if (d.conn) {
 		bool postscreen = role == ROLE_POSTSCREEN;
 		/* one session logs a postscreen CONNECT and then an smtpd connect */
-		bool dup = !postscreen && p->last_ps && t >= p->last_ps && t - p->last_ps <= 30;
+		dup = !postscreen && p->last_ps && t >= p->last_ps && t - p->last_ps <= 30;
 		if (postscreen)
 			p->last_ps = t;
 		if (!dup) {
@@ -1564,6 +1565,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count &&
 		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
 			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+		/* the smtpd line of a connection postscreen logged seconds
+		 * before counts nothing: it is not judged again (only the decay
+		 * of accepted mail could tip a rule since, and the next counted
+		 * event sees that) */
+		if (dup)
+			return;
 		if (a->r->flood_enabled && (double)n >= a->flood_ip_min)
 			check_ip(a, p, c, t);
 		if (a->r->flood_enabled && (double)cn >= a->flood_cls_min)

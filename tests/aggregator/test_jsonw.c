@@ -173,6 +173,66 @@ static uint64_t next(void)
 	return rng;
 }
 
+/* The writer's text of real v is json_dumps' text. */
+static void same_real(double v)
+{
+	json_t *j = json_real(v);
+	char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	assert_non_null(want);
+	struct buf b = BUF_INIT;
+	struct jw w;
+	jw_init(&w, &b);
+	jw_real(&w, NULL, v);
+	jw_free(&w);
+	if (strcmp(buf_str(&b), want) != 0)
+		fail_msg("real %a: got %s, want %s", v, buf_str(&b), want);
+	buf_free(&b);
+	free(want);
+}
+
+/* Reals are printed without printf where it can be done exactly: random
+ * ones across the decimal exponents of both notations, the thresholds of
+ * the rules (counts times weights), the neighbours of powers of ten and
+ * exact ties at the 17th digit (rounded to even, as glibc does). */
+static void test_reals(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 100000; i++) {
+		uint64_t m = next() >> 11 | 1ULL << 52;
+		int e = (int)(next() % 130) - 80; /* about 1e-8 to 1e23 */
+		same_real(ldexp((double)m, e - 52) * (next() & 1 ? -1 : 1));
+	}
+	static const double weights[] = {1.5, 2.0 / 3, 0.75, 0.1, 1.0 / 7, 3.0, 0.3};
+	for (int k = 1; k <= 5000; k++)
+		for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
+			same_real(k * weights[i]);
+			same_real(k / weights[i]);
+			same_real(round(k * weights[i] * 100.0) / 100.0); /* scores */
+		}
+	for (int j = -6; j <= 17; j++) {
+		double p = pow(10, j), v = p;
+		for (int u = 0; u < 4; u++) {
+			same_real(v);
+			same_real(-v);
+			v = nextafter(v, 0);
+		}
+		v = p;
+		for (int u = 0; u < 4; u++)
+			same_real(v = nextafter(v, INFINITY));
+	}
+	for (int d = 1; d <= 15; d++) { /* d integer digits, 18 - d binary fraction digits */
+		int j = 18 - d;
+		double lo = ldexp(pow(10, d - 1), j), span = ldexp(pow(10, d), j) - lo;
+		for (int i = 0; i < 2000; i++) {
+			uint64_t m = ((uint64_t)lo + next() % (uint64_t)span) | 1;
+			same_real(ldexp((double)m, -j));
+		}
+	}
+	for (int j = 1; j <= 20; j++) /* 0.5, 0.25, ... 2^-20: short exact expansions */
+		same_real(ldexp(1, -j));
+}
+
 static json_t *rand_string(void)
 {
 	static const char *const pieces[] = {"a",
@@ -472,8 +532,8 @@ static void test_evidence(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cases), cmocka_unit_test(test_not_finite), cmocka_unit_test(test_random),
-	    cmocka_unit_test(test_utf8),  cmocka_unit_test(test_evidence),
+	    cmocka_unit_test(test_cases),  cmocka_unit_test(test_not_finite), cmocka_unit_test(test_reals),
+	    cmocka_unit_test(test_random), cmocka_unit_test(test_utf8),	      cmocka_unit_test(test_evidence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,7 +252,7 @@ static struct evslot *ev_get(struct aggregator *a, uint32_t *slotp, const struct
 		return NULL;
 	if (*slotp) {
 		struct evslot *s = ev_slot(a, *slotp - 1);
-		if (memcmp(&s->owner, owner, sizeof *owner) == 0)
+		if (prefix_same(&s->owner, owner))
 			return s;
 		*slotp = 0; /* stolen by another owner */
 	}
@@ -952,24 +952,46 @@ static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec 
 
 /* The class record of member p, or the scratch record while p is the only
  * member seen: most classes never get a second member, and a class rule
- * needs two. */
+ * needs two. p->cls_ref remembers which (see struct iprec). A class has a
+ * class record or a seen record, never both: the seen record goes when the
+ * second member makes the class record. So a seen record that still names
+ * p says that p is alone, without looking for a class record. */
 static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t)
 {
-	struct clsrec *c = table_find(&a->classes, cp);
-	if (c)
+	struct clsrec *c;
+	struct seenrec *sr;
+	if (p->cls_ref & CLS_LONE) {
+		sr = table_deref(&a->seen, p->cls_ref & ~CLS_LONE, cp);
+		if (sr && ip_same(&sr->ip, &p->ip)) {
+			sr->last_seen = t;
+			return &a->scratch;
+		}
+	} else {
+		c = table_deref(&a->classes, p->cls_ref, cp);
+		if (c)
+			return c;
+	}
+	p->cls_ref = 0;
+	c = table_find(&a->classes, cp);
+	if (c) {
+		p->cls_ref = table_ref(&a->classes, c);
 		return c;
-	struct seenrec *sr = table_find(&a->seen, cp);
+	}
+	sr = table_find(&a->seen, cp);
 	if (!sr) {
 		if (a->r->max_tracked_ips > 0 && a->seen.n >= (size_t)a->r->max_tracked_ips)
 			evict_seen(a, t, 64, true);
 		sr = table_get(&a->seen, cp, NULL);
 		sr->ip = p->ip;
 		sr->last_seen = t;
+		p->cls_ref = CLS_LONE | table_ref(&a->seen, sr);
 		return &a->scratch;
 	}
 	sr->last_seen = t;
-	if (memcmp(&sr->ip, &p->ip, sizeof p->ip) == 0)
+	if (ip_same(&sr->ip, &p->ip)) {
+		p->cls_ref = CLS_LONE | table_ref(&a->seen, sr);
 		return &a->scratch;
+	}
 	/* a second member: track the class, starting from the first one's counts */
 	struct ipaddr first = sr->ip;
 	table_remove(&a->seen, sr);
@@ -979,6 +1001,7 @@ static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const s
 		cls_seed(a, c, q, t);
 		q->cls_ref = table_ref(&a->classes, c);
 	}
+	p->cls_ref = table_ref(&a->classes, c);
 	return c;
 }
 
@@ -1032,15 +1055,14 @@ struct delta {
 /* Set window i's increment in a delta, and its bit in wmask. */
 #define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
 
-static void classify(const struct aggregator *a, const struct event *ev, struct delta *d)
+static void classify(const struct aggregator *a, const struct event *ev, enum prog_role role, struct delta *d)
 {
 	const struct rules_conf *r = a->r;
 	memset(d, 0, sizeof *d);
 	/* Postfix smtpd writes every client as name[addr], "unknown" when the
 	 * name did not resolve: any of its lines tells, the stored evidence
 	 * lines too (so a restart keeps the weight) */
-	if (ev->mta == MTA_POSTFIX && span_ends(ev->program, "smtpd") && span_empty(ev->rdns) &&
-	    ev->kind != EV_DISCONNECT)
+	if (ev->mta == MTA_POSTFIX && role == ROLE_SMTPD && span_empty(ev->rdns) && ev->kind != EV_DISCONNECT)
 		d->flags |= F_NO_RDNS;
 	switch (ev->kind) {
 	case EV_CONNECT:
@@ -1284,10 +1306,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 
-	uint64_t ip_hv = table_hash(&a->ips, &ip);
-	table_prefetch_h(&a->ips, ip_hv); /* hidden behind classify() */
+	enum prog_role role = prog_role(ev);
 	struct delta d;
-	classify(a, ev, &d);
+	classify(a, ev, role, &d);
 	if (ev->kind == EV_DISCONNECT) {
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
 		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
@@ -1295,22 +1316,27 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			d.bad = true;
 		}
 	}
-	agg_session_event(a, ev, d.bad, t);
 	/* most lines change nothing (postscreen PASS, disconnects, notes):
-	 * leave before touching the tables */
-	if (!d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
-	    !(ev->kind == EV_REJECT && !span_empty(ev->queue_id))) {
-		bool any = false;
+	 * they leave after their session is noted, before touching the tables */
+	bool quiet = !d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
+		     !(ev->kind == EV_REJECT && !span_empty(ev->queue_id));
+	if (quiet)
 		for (unsigned m = d.wmask; m; m &= m - 1)
-			any |= d.w[__builtin_ctz(m)] != 0;
-		if (!any)
-			return;
+			quiet &= d.w[__builtin_ctz(m)] == 0;
+	uint64_t ip_hv = 0;
+	bool cached = a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
+		      ip_same(&a->last_ip, &ip);
+	if (!quiet && !cached) {
+		ip_hv = table_hash(&a->ips, &ip);
+		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
 	}
+	agg_session_event(a, ev, role, d.bad, t);
+	if (quiet)
+		return;
 
 	struct iprec *p;
 	struct clsrec *c;
-	uint64_t gen = a->ips.removals + a->classes.removals;
-	if (a->last_p && gen == a->last_gen && memcmp(&a->last_ip, &ip, sizeof ip) == 0) {
+	if (cached) {
 		p = a->last_p;
 		c = a->last_c;
 	} else {
@@ -1320,12 +1346,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			cp = ev->cls;
 		else
 			ipaddr_class(&ip, &a->c->classes, &cp);
-		c = table_deref(&a->classes, p->cls_ref, &cp);
-		if (!c) {
-			c = cls_resolve(a, p, &cp, t);
-			if (c != &a->scratch)
-				p->cls_ref = table_ref(&a->classes, c);
-		}
+		c = cls_resolve(a, p, &cp, t);
 		a->last_ip = ip;
 		a->last_p = p;
 		a->last_c = c;
@@ -1333,12 +1354,16 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	}
 	/* a lone member: its class is not tracked yet. The scratch record is
 	 * never read except for this event's connection count (cn below) and
-	 * its evidence test (false with no ip_bits), so its windows and
+	 * its evidence and flag counts (reset here), so its windows and
 	 * distinct counts are not kept at all */
 	bool lone = c == &a->scratch;
 	if (lone) {
-		memset(c, 0, sizeof *c);
 		c->flags = F_DECIDED; /* never judged */
+		c->ev = 0;
+		c->ip_bits = 0;
+		c->first_bad = 0;
+		c->nflagged = 0;
+		c->flagged_t0 = 0;
 	}
 	if (a->sess_new)
 		agg_session_begin(a, p, t);
@@ -1348,7 +1373,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
 	if (d.conn) {
-		bool postscreen = span_ends(ev->program, "postscreen");
+		bool postscreen = role == ROLE_POSTSCREEN;
 		/* one session logs a postscreen CONNECT and then an smtpd connect */
 		bool dup = !postscreen && p->last_ps && t >= p->last_ps && t - p->last_ps <= 30;
 		if (postscreen)

@@ -9,6 +9,40 @@
 #include "aggregator/aggregator.h"
 #include "aggregator/table.h"
 
+/* Two addresses alike (family and bytes), without a call. */
+static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
+{
+	uint64_t a0, a1, b0, b1;
+	memcpy(&a0, x->a, 8);
+	memcpy(&a1, x->a + 8, 8);
+	memcpy(&b0, y->a, 8);
+	memcpy(&b1, y->a + 8, 8);
+	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+/* Two prefixes alike (length, family and bytes), without a call. */
+static inline bool prefix_same(const struct prefix *x, const struct prefix *y)
+{
+	return x->len == y->len && ip_same(&x->addr, &y->addr);
+}
+
+/* What the line's program is (Postfix's smtpd, postscreen, cleanup), told
+ * once per event by the end of its name (events replayed from the database
+ * carry the name only). */
+enum prog_role { ROLE_OTHER, ROLE_SMTPD, ROLE_POSTSCREEN, ROLE_CLEANUP };
+static inline enum prog_role prog_role(const struct event *ev)
+{
+	struct span s = ev->program;
+	if (!s.n)
+		return ROLE_OTHER;
+	switch (s.p[s.n - 1]) {
+	case 'd': return span_ends(s, "smtpd") ? ROLE_SMTPD : ROLE_OTHER;
+	case 'n': return span_ends(s, "postscreen") ? ROLE_POSTSCREEN : ROLE_OTHER;
+	case 'p': return span_ends(s, "cleanup") ? ROLE_CLEANUP : ROLE_OTHER;
+	default: return ROLE_OTHER;
+	}
+}
+
 /* Windowed counters: each rule's window is cut in 4 sub-buckets, so a count
  * "within T" covers between T and T + T/4. */
 enum win_id {
@@ -56,13 +90,16 @@ struct retry {
 	uint32_t t0; /* start of the retry window of all slots */
 };
 
+#define CLS_LONE 0x80000000u /* struct iprec .cls_ref: a seen record */
+
 struct iprec {
 	struct ipaddr ip; /* key (17 bytes): family is never 0 when live */
 	uint8_t flags;
 	int16_t last_code; /* last 5xx reply code */
 	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
 	uint32_t rcpt_t0, user_t0;
-	uint32_t cls_ref;	       /* table_ref() of its class record: saves a lookup */
+	uint32_t cls_ref;	       /* table_ref() of its class record, or CLS_LONE | table_ref() of the
+					* seen record that names it as its class's only member */
 	int16_t temp_code;	       /* the reply code of last_temp (session.c: back-off) */
 	uint16_t temp_dsn;	       /* its enhanced status, X * 1000 + Y * 100 + Z when they fit */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
@@ -131,10 +168,14 @@ struct sesssum {
 	uint8_t helo;		      /* 0 not known, 1 HELO/EHLO seen, 2 none (ehlo=0) */
 	uint8_t pad[3];
 };
+/* One per (mta, syslog host, pid): a process serves one connection after
+ * another, so its record stays when a connection ends (closed) and the
+ * next connection starts over in it; idle records go at the hold time. */
 struct sessrec {
 	struct skey k;
 	struct ipaddr ip;
-	uint8_t pad[3];
+	uint8_t closed; /* the connection ended: folded already */
+	uint8_t pad[2];
 	struct sesssum s;
 	int16_t alt_code; /* the second refusal code seen, for the dominant one */
 	uint16_t alt_n;
@@ -306,8 +347,9 @@ struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct p
  * one process per connection, keyed by mta, syslog host and pid; Postfix
  * cleanup lines by queue id), starting one on its first line and folding
  * it into the evidence of its IP and class when it ends badly. bad: ev is
- * an abuse signal (classify). Sets a->cur. */
-void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, uint32_t t);
+ * an abuse signal (classify); role: prog_role(ev). Sets a->cur. */
+void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad,
+		       uint32_t t);
 /* Append to reason (size n, NUL-terminated) what the worst connection of
  * slot s (or the current one) shows, when it fits: numbers and fixed words
  * only. */

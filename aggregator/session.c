@@ -46,17 +46,6 @@ struct hold {
 	uint64_t head, tail; /* ring positions: [tail, head) may be live */
 };
 
-/* Two addresses alike (family and bytes), without a call. */
-static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
-{
-	uint64_t a0, a1, b0, b1;
-	memcpy(&a0, x->a, 8);
-	memcpy(&a1, x->a + 8, 8);
-	memcpy(&b0, y->a, 8);
-	memcpy(&b1, y->a + 8, 8);
-	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
-}
-
 static uint32_t host_hash(struct span s)
 {
 	uint32_t h = 2166136261u;
@@ -331,17 +320,29 @@ static int ev_reply(const struct event *ev)
 /* Which lines belong to one connection's process: Postfix smtpd (not
  * postscreen, one process for all clients), Exim's and Sendmail's
  * per-connection children. */
-static bool session_program(const struct event *ev)
+static bool session_program(const struct event *ev, enum prog_role role)
 {
 	if (ev->pid < 0)
 		return false;
 	if (ev->mta == MTA_POSTFIX)
-		return span_ends(ev->program, "smtpd");
+		return role == ROLE_SMTPD;
 	/* Exim's daemon logs "SMTP connection from" with its own pid: the
 	 * child's first line opens the session */
 	if (ev->mta == MTA_EXIM)
 		return ev->kind != EV_CONNECT;
 	return ev->mta == MTA_SENDMAIL;
+}
+
+/* s is the remembered host (of the same length, at most its size): host
+ * names are short, a loop beats a call */
+static inline bool host_same(struct span s, const char *host)
+{
+	if (s.n > sizeof((struct aggregator *)0)->host_s)
+		return false;
+	for (uint32_t i = 0; i < s.n; i++)
+		if (s.p[i] != host[i])
+			return false;
+	return true;
 }
 
 /* The session key of ev; the hash of the syslog host (one or a few per
@@ -352,8 +353,7 @@ static void skey_of(struct aggregator *a, const struct event *ev, struct skey *k
 	k->tag = (uint8_t)(ev->mta + 1);
 	k->pid = ev->pid;
 	/* no syslog host (Exim's mainlog): an empty span, p may be NULL */
-	if (ev->host.n != a->host_n || (ev->host.n && (ev->host.n > sizeof a->host_s ||
-						       memcmp(ev->host.p, a->host_s, ev->host.n) != 0))) {
+	if (ev->host.n != a->host_n || !host_same(ev->host, a->host_s)) {
 		a->host_h = host_hash(ev->host);
 		a->host_n = ev->host.n;
 		if (ev->host.n && ev->host.n <= sizeof a->host_s)
@@ -401,6 +401,8 @@ static void fold(struct aggregator *a, const struct sessrec *r)
 	}
 }
 
+/* The connection of r ends: folded, and the record kept closed for the
+ * next connection of its process. */
 static void session_end(struct aggregator *a, struct sessrec *r)
 {
 	a->ended = r->s;
@@ -409,7 +411,7 @@ static void session_end(struct aggregator *a, struct sessrec *r)
 	fold(a, r);
 	if (a->sess_new == r)
 		a->sess_new = NULL;
-	table_remove(&a->sessions, r);
+	r->closed = 1;
 }
 
 void agg_session_temp(struct iprec *p, const struct event *ev)
@@ -529,21 +531,22 @@ static void note(struct sessrec *r, const struct event *ev, bool bad, uint32_t t
 	}
 }
 
-void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, uint32_t t)
+void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_role role, bool bad,
+		       uint32_t t)
 {
 	a->cur = NULL;
 	a->sess_new = NULL;
-	if (!session_program(ev)) {
+	if (!session_program(ev, role)) {
 		/* Postfix cleanup refuses the content of a message of a live
 		 * smtpd session: joined by its queue id */
 		if (ev->mta == MTA_POSTFIX && ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
-		    span_ends(ev->program, "cleanup")) {
+		    role == ROLE_CLEANUP) {
 			struct qkey k;
 			struct qcache *q = qkey_of(ev, &k) ? &a->qc[k.q % QC_SIZE] : NULL;
 			struct sessrec *r = q && q->q == k.q && q->host == k.host && q->sess
 						? table_at(&a->sessions, q->sess - 1)
 						: NULL;
-			if (r && ip_same(&r->ip, &ev->ip)) {
+			if (r && !r->closed && ip_same(&r->ip, &ev->ip)) {
 				note(r, ev, bad, t);
 				a->cur = &r->s;
 			}
@@ -557,14 +560,19 @@ void agg_session_event(struct aggregator *a, const struct event *ev, bool bad, u
 	uint32_t *ref = &a->sref[((uint32_t)k.pid * 2654435761u ^ k.host) % SREF_SIZE];
 	struct sessrec *r = table_deref(&a->sessions, *ref, &k);
 	if (!r) {
-		int created = 0;
-		r = ev->kind == EV_DISCONNECT ? table_find(&a->sessions, &k)
-					      : table_get(&a->sessions, &k, &created);
-		if (!r)
-			return; /* its connect was before we started */
-		if (created)
-			session_start(a, r, ev, t);
+		r = table_find(&a->sessions, &k);
+		if (!r) {
+			if (ev->kind == EV_DISCONNECT)
+				return; /* its connect was before we started */
+			r = table_get(&a->sessions, &k, NULL);
+			r->closed = 1;
+		}
 		*ref = table_ref(&a->sessions, r);
+	}
+	if (r->closed) {
+		if (ev->kind == EV_DISCONNECT)
+			return; /* its connect was before we started */
+		session_start(a, r, ev, t);
 	}
 	bool opens = ev->kind == EV_CONNECT && ev->stage == ST_CONNECT;
 	if (a->sess_new != r && (opens || !ip_same(&r->ip, &ev->ip))) {
@@ -714,8 +722,11 @@ void agg_session_tick(struct aggregator *a, uint32_t t)
 	/* connections that never logged their end */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		struct sessrec *r = table_at(&a->sessions, a->sess_cursor++ % a->sessions.nrec);
-		if (r && t > r->s.end && t - r->s.end > HOLD_SECS)
-			session_end(a, r);
+		if (r && t > r->s.end && t - r->s.end > HOLD_SECS) {
+			if (!r->closed)
+				session_end(a, r);
+			table_remove(&a->sessions, r);
+		}
 	}
 	a->cur = NULL;
 	qids_evict(a, t, false);

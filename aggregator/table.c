@@ -13,8 +13,9 @@
  * table_remove() zeroes the record and keeps the free-list link after the key. */
 
 /* Keys are 12-18 bytes: two 8-byte words and a short tail, multiplied
- * in, then a final avalanche (the low bits pick the slot, the high half is
- * the tag). */
+ * in, then a final avalanche. The high half is the tag kept in the index,
+ * and its low bits pick the slot, so that growing the table or shifting an
+ * entry back never reads a record. */
 static inline uint64_t key_hash(const void *key, size_t n)
 {
 	const unsigned char *p = key;
@@ -36,24 +37,24 @@ static inline uint64_t key_hash(const void *key, size_t n)
 	return h;
 }
 
-/* memcmp for the key sizes in use, without a library call */
+/* Key equality for the key sizes in use (12 to 18 bytes), without a
+ * library call: 8-byte words, the last one overlapping the one before. */
 static inline int key_eq(const void *x, const void *y, size_t n)
 {
+	const char *p = x, *q = y;
 	uint64_t a0, a1, b0, b1;
-	memcpy(&a0, x, 8);
-	memcpy(&b0, y, 8);
-	if (a0 != b0)
+	memcpy(&a0, p, 8);
+	memcpy(&b0, q, 8);
+	memcpy(&a1, p + n - 8, 8);
+	memcpy(&b1, q + n - 8, 8);
+	if (((a0 ^ b0) | (a1 ^ b1)) != 0)
 		return 0;
-	if (n < 16)
-		return memcmp((const char *)x + 8, (const char *)y + 8, n - 8) == 0;
-	memcpy(&a1, (const char *)x + 8, 8);
-	memcpy(&b1, (const char *)y + 8, 8);
-	if (a1 != b1)
-		return 0;
-	for (size_t i = 16; i < n; i++)
-		if (((const unsigned char *)x)[i] != ((const unsigned char *)y)[i])
-			return 0;
-	return 1;
+	if (n <= 16)
+		return 1;
+	uint64_t c0, c1;
+	memcpy(&c0, p + 8, 8);
+	memcpy(&c1, q + 8, 8);
+	return c0 == c1;
 }
 
 #define ENT_REC(e)     ((uint32_t)(e))
@@ -95,9 +96,9 @@ static void rehash(struct table *t, uint32_t newmask)
 		uint64_t e = t->idx[i];
 		if (!e)
 			continue;
-		/* the tag is the hash's high half; the slot comes from the low
-		 * half, so recompute it from the key */
-		uint32_t h = (uint32_t)key_hash(rec_ptr(t, ENT_REC(e) - 1), t->keysz) & newmask;
+		/* the tag is the hash's high half, and the slot is its low bits:
+		 * no key is read again */
+		uint32_t h = ENT_TAG(e) & newmask;
 		while (ni[h])
 			h = (h + 1) & newmask;
 		ni[h] = e;
@@ -109,7 +110,7 @@ static void rehash(struct table *t, uint32_t newmask)
 
 void table_prefetch(const struct table *t, const void *key)
 {
-	__builtin_prefetch(&t->idx[(uint32_t)key_hash(key, t->keysz) & t->mask]);
+	__builtin_prefetch(&t->idx[TAG_OF(key_hash(key, t->keysz)) & t->mask]);
 }
 
 uint64_t table_hash(const struct table *t, const void *key)
@@ -119,7 +120,7 @@ uint64_t table_hash(const struct table *t, const void *key)
 
 void table_prefetch_h(const struct table *t, uint64_t hv)
 {
-	__builtin_prefetch(&t->idx[(uint32_t)hv & t->mask]);
+	__builtin_prefetch(&t->idx[TAG_OF(hv) & t->mask]);
 }
 
 void *table_find(const struct table *t, const void *key)
@@ -130,7 +131,7 @@ void *table_find(const struct table *t, const void *key)
 void *table_find_h(const struct table *t, const void *key, uint64_t hv)
 {
 	uint32_t tag = TAG_OF(hv);
-	uint32_t h = (uint32_t)hv & t->mask;
+	uint32_t h = TAG_OF(hv) & t->mask;
 	for (;;) {
 		uint64_t e = t->idx[h];
 		if (!e)
@@ -170,7 +171,7 @@ void *table_get_h(struct table *t, const void *key, uint64_t hv, int *created)
 	if (created)
 		*created = 0;
 	uint32_t tag = TAG_OF(hv);
-	uint32_t h = (uint32_t)hv & t->mask;
+	uint32_t h = TAG_OF(hv) & t->mask;
 	for (;;) {
 		uint64_t e = t->idx[h];
 		if (!e)
@@ -184,7 +185,7 @@ void *table_get_h(struct table *t, const void *key, uint64_t hv, int *created)
 	}
 	if ((t->n + 1) * 4 > ((size_t)t->mask + 1) * 3) {
 		rehash(t, t->mask * 2 + 1);
-		h = (uint32_t)hv & t->mask;
+		h = TAG_OF(hv) & t->mask;
 		while (t->idx[h])
 			h = (h + 1) & t->mask;
 	}
@@ -202,7 +203,7 @@ void *table_get_h(struct table *t, const void *key, uint64_t hv, int *created)
 void table_remove(struct table *t, void *rec)
 {
 	uint64_t hv = key_hash(rec, t->keysz);
-	uint32_t h = (uint32_t)hv & t->mask;
+	uint32_t h = TAG_OF(hv) & t->mask;
 	uint64_t e;
 	for (;;) {
 		e = t->idx[h];
@@ -220,7 +221,7 @@ void table_remove(struct table *t, void *rec)
 		uint64_t ej = t->idx[j];
 		if (!ej)
 			break;
-		uint32_t home = (uint32_t)key_hash(rec_ptr(t, ENT_REC(ej) - 1), t->keysz) & t->mask;
+		uint32_t home = ENT_TAG(ej) & t->mask;
 		/* move ej into the hole when its home is not in (hole, j] */
 		if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
 			t->idx[hole] = ej;

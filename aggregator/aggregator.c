@@ -46,16 +46,27 @@ static void win8_add(struct win8 *w, uint32_t bi, unsigned k)
 	w->b[i % WIN_SUB] = (uint8_t)MXW_MIN(v, 255u);
 }
 
+/* keep_bytes[j][d]: of 4 sub-buckets whose newest is number j, the bytes
+ * (sub-bucket k in byte k) of the 4 - d newest: the d oldest have left the
+ * window */
+_Static_assert(WIN_SUB == 4, "keep_bytes is written for 4 sub-buckets");
+static const uint32_t keep_bytes[WIN_SUB][WIN_SUB + 1] = {
+    {0xffffffffu, 0xffff00ffu, 0xff0000ffu, 0x000000ffu, 0x00000000u},
+    {0xffffffffu, 0xff00ffffu, 0x0000ffffu, 0x0000ff00u, 0x00000000u},
+    {0xffffffffu, 0x00ffffffu, 0x00ffff00u, 0x00ff0000u, 0x00000000u},
+    {0xffffffffu, 0xffffff00u, 0xffff0000u, 0xff000000u, 0x00000000u},
+};
+
+/* The sum of a window's sub-buckets still inside it at bucket bi. */
 static unsigned win8_sum(const struct win8 *w, uint32_t bi)
 {
-	uint16_t i = (uint16_t)bi;
-	uint16_t d = (uint16_t)(i - w->idx);
-	if (d >= 0x8000)
-		d = 0;
-	unsigned s = 0;
-	for (unsigned m = 0; m + d < WIN_SUB; m++)
-		s += w->b[(uint16_t)(w->idx - m) % WIN_SUB];
-	return s;
+	uint16_t d = (uint16_t)((uint16_t)bi - w->idx);
+	d = d >= 0x8000 ? 0 : d > WIN_SUB ? WIN_SUB : d;
+	uint32_t x =
+	    (uint32_t)w->b[0] | (uint32_t)w->b[1] << 8 | (uint32_t)w->b[2] << 16 | (uint32_t)w->b[3] << 24;
+	x &= keep_bytes[w->idx % WIN_SUB][d];
+	x = (x & 0x00ff00ffu) + ((x >> 8) & 0x00ff00ffu);
+	return (x & 0xffffu) + (x >> 16);
 }
 
 static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
@@ -834,6 +845,53 @@ static uint32_t idle_window(const struct aggregator *a)
 	return (uint32_t)MXW_MAX(a->r->idle_evict, 60);
 }
 
+/* The seen record that names p as its class's only member, or NULL. */
+static struct seenrec *seen_of(struct aggregator *a, const struct iprec *p)
+{
+	if (!(p->cls_ref & CLS_LONE))
+		return NULL;
+	struct prefix cp;
+	ipaddr_class(&p->ip, &a->c->classes, &cp);
+	struct seenrec *sr = table_deref(&a->seen, p->cls_ref & ~CLS_LONE, &cp);
+	return sr && ip_same(&sr->ip, &p->ip) ? sr : NULL;
+}
+
+/* Forget ip record p. A lone member's events do not touch its seen record
+ * (cls_resolve()): the seen record takes its last activity now. */
+static void ip_remove(struct aggregator *a, struct iprec *p)
+{
+	struct seenrec *sr = seen_of(a, p);
+	if (sr && p->last_seen > sr->last_seen)
+		sr->last_seen = p->last_seen;
+	table_remove(&a->ips, p);
+}
+
+/* The last activity of seen record r's member (kept in its ip record while
+ * it is tracked), copied into r. */
+static void seen_refresh(struct aggregator *a, struct seenrec *r)
+{
+	struct iprec *q = table_find(&a->ips, &r->ip);
+	if (q && (q->cls_ref & CLS_LONE) && q->last_seen > r->last_seen)
+		r->last_seen = q->last_seen;
+}
+
+/* Remove seen record r; its member, when tracked, looks its class up again. */
+static void seen_remove(struct aggregator *a, struct seenrec *r)
+{
+	struct iprec *q = table_find(&a->ips, &r->ip);
+	if (q && (q->cls_ref & CLS_LONE))
+		q->cls_ref = 0;
+	table_remove(&a->seen, r);
+}
+
+static void rec_remove(struct aggregator *a, struct table *t, void *r)
+{
+	if (t == &a->ips)
+		ip_remove(a, r);
+	else
+		table_remove(t, r);
+}
+
 /*
  * Eviction for a table of iprec or clsrec: looks at budget records from
  * *cursor on; idle ones go (decided ones stay). With force, and the table
@@ -855,7 +913,7 @@ static void evict_from(struct aggregator *a, struct table *t, size_t *cursor, si
 		uint32_t seen;
 		memcpy(&seen, r + off_seen, sizeof seen);
 		if (now > seen && now - seen > idle) {
-			table_remove(t, r);
+			rec_remove(a, t, r);
 			a->evicted++;
 			continue;
 		}
@@ -865,7 +923,7 @@ static void evict_from(struct aggregator *a, struct table *t, size_t *cursor, si
 		}
 	}
 	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n) {
-		table_remove(t, oldest);
+		rec_remove(a, t, oldest);
 		a->evicted++;
 	}
 }
@@ -903,15 +961,17 @@ static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool f
 		struct seenrec *r = table_at(t, a->evict_cursor_seen++ % t->nrec);
 		if (!r)
 			continue;
+		if (force || (now > r->last_seen && now - r->last_seen > idle))
+			seen_refresh(a, r); /* idle, unless its member was active */
 		if (now > r->last_seen && now - r->last_seen > idle) {
-			table_remove(t, r);
+			seen_remove(a, r);
 			continue;
 		}
 		if (force && (!oldest || r->last_seen < oldest->last_seen))
 			oldest = r;
 	}
 	if (force && oldest && (size_t)a->r->max_tracked_ips <= t->n)
-		table_remove(t, oldest);
+		seen_remove(a, oldest);
 }
 
 static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t);
@@ -954,23 +1014,19 @@ static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec 
  * member seen: most classes never get a second member, and a class rule
  * needs two. p->cls_ref remembers which (see struct iprec). A class has a
  * class record or a seen record, never both: the seen record goes when the
- * second member makes the class record. So a seen record that still names
- * p says that p is alone, without looking for a class record. */
+ * second member makes the class record, and that sets the first member's
+ * cls_ref; a seen record that goes otherwise (seen_remove()) clears its
+ * member's. So while cls_ref says CLS_LONE, p is alone, and its events touch
+ * neither table (the seen record's last activity is p's: seen_refresh()). */
 static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t)
 {
 	struct clsrec *c;
 	struct seenrec *sr;
-	if (p->cls_ref & CLS_LONE) {
-		sr = table_deref(&a->seen, p->cls_ref & ~CLS_LONE, cp);
-		if (sr && ip_same(&sr->ip, &p->ip)) {
-			sr->last_seen = t;
-			return &a->scratch;
-		}
-	} else {
-		c = table_deref(&a->classes, p->cls_ref, cp);
-		if (c)
-			return c;
-	}
+	if (p->cls_ref & CLS_LONE)
+		return &a->scratch; /* see seen_remove() and seen_refresh() */
+	c = table_deref(&a->classes, p->cls_ref, cp);
+	if (c)
+		return c;
 	p->cls_ref = 0;
 	c = table_find(&a->classes, cp);
 	if (c) {
@@ -1324,8 +1380,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		for (unsigned m = d.wmask; m; m &= m - 1)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
-	bool cached = a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
-		      ip_same(&a->last_ip, &ip);
+	bool cached =
+	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, &ip);
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, &ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
@@ -1591,7 +1647,7 @@ static void clear_decided(struct aggregator *a, const struct prefix *p, bool for
 	if (prefix_is_host(p)) {
 		struct iprec *r = table_find(&a->ips, &p->addr);
 		if (r && forgive)
-			table_remove(&a->ips, r);
+			ip_remove(a, r);
 		else if (r)
 			r->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	} else {

@@ -76,7 +76,8 @@ static bool qkey_of(const struct event *ev, struct qkey *k)
 		h ^= h >> 29;
 	}
 	uint64_t w = 0;
-	memcpy(&w, p, n);
+	for (uint32_t i = 0; i < n; i++) /* the last 0-7 bytes: no call */
+		w |= (uint64_t)(unsigned char)p[i] << (8 * i);
 	h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 32;
 	k->q = h;

@@ -212,6 +212,13 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 			memset(a->ev, 0, a->ev_n * a->ev_stride);
 		return -1;
 	}
+	/* records are numbered anew when read: references to seen records
+	 * (which are not checked when used) are looked up again */
+	for (size_t i = 0; i < a->ips.nrec; i++) {
+		struct iprec *p = table_at(&a->ips, i);
+		if (p && (p->cls_ref & CLS_LONE))
+			p->cls_ref = 0;
+	}
 	a->newest = h.newest;
 	a->events = h.events;
 	a->ev_next = h.ev_next;

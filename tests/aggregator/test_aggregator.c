@@ -537,6 +537,43 @@ static void test_bounds(void **state)
 	config_free(&cfg);
 }
 
+/* A class's only member that stays active keeps its class's seen record
+ * through idle eviction (its own events never touch it), so a second
+ * member later still makes the class record; one idle for longer than
+ * idle_evict is forgotten, class and all. */
+static void test_lone_member_eviction(void **state)
+{
+	for (int active = 0; active < 2; active++) {
+		cfg_setup();
+		cfg.rules.idle_evict = 3600;
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct step first = CONN("198.51.100.7", 1, 1);
+		feed(a, &first, &ts);
+		if (active) { /* every 50 minutes: never idle for an hour */
+			for (int k = 0; k < 3; k++) {
+				ts += 3000;
+				feed(a, &first, &ts);
+			}
+		} else {
+			ts += 9000;
+		}
+		aggregator_tick(a, ts);
+		ts += 60;
+		struct step second = CONN("198.51.100.8", 1, 1);
+		feed(a, &second, &ts);
+		struct agg_stats st;
+		aggregator_stats(a, &st);
+		size_t want_ips = active ? 2 : 1, want_classes = active ? 1 : 0;
+		if (st.classes != want_classes || st.ips != want_ips)
+			fail_msg("%s first member: got %zu IPs and %zu class records, want %zu and %zu",
+				 active ? "an active" : "an idle", st.ips, st.classes, want_ips,
+				 want_classes);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
 /* Memory: fixed-size records; well under 268 bytes per tracked IP. */
 static void test_memory_per_ip(void **state)
 {
@@ -727,6 +764,7 @@ int main(void)
 	    cmocka_unit_test(test_upgrade),
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_lone_member_eviction),
 	    cmocka_unit_test(test_memory_per_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,16 +147,17 @@ static char *put_string(char *o, const char *s, size_t n)
 /* v in decimal at o (room for 21 bytes); returns the end */
 static char *put_integer(char *o, json_int_t v)
 {
-	char t[24];
-	size_t i = sizeof t;
 	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-	do
-		t[--i] = (char)('0' + u % 10);
-	while (u /= 10);
 	if (v < 0)
-		t[--i] = '-';
-	memcpy(o, t + i, sizeof t - i);
-	return o + (sizeof t - i);
+		*o++ = '-';
+	size_t n = 1;
+	for (unsigned long long t = u; t >= 10; t /= 10)
+		n++;
+	char *p = o + n;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	return o + n;
 }
 
 #ifdef __SIZEOF_INT128__
@@ -299,12 +300,22 @@ static char *begin_at(struct jw *w, char *o, const char *key, size_t klen)
 {
 	if (w->more)
 		*o++ = ',';
-	if (key) {
-		o = put_string(o, key, klen);
+	if (!key)
+		return o;
+	/* names are fixed words: copied as they are unless one needs more */
+	char *start = o;
+	*o++ = '"';
+	const unsigned char *k = (const unsigned char *)key;
+	while (*k >= 0x20 && *k < 0x80 && *k != '"' && *k != '\\')
+		*o++ = (char)*k++;
+	if (*k) {
+		o = put_string(start, key, klen);
 		if (!o)
 			BUG("JSON key not UTF-8");
-		*o++ = ':';
+	} else {
+		*o++ = '"';
 	}
+	*o++ = ':';
 	return o;
 }
 

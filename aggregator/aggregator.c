@@ -58,7 +58,7 @@ static const uint32_t keep_bytes[WIN_SUB][WIN_SUB + 1] = {
 };
 
 /* The sum of a window's sub-buckets still inside it at bucket bi. */
-static unsigned win8_sum(const struct win8 *w, uint32_t bi)
+static inline unsigned win8_sum(const struct win8 *w, uint32_t bi)
 {
 	uint16_t d = (uint16_t)((uint16_t)bi - w->idx);
 	d = d >= 0x8000 ? 0 : d > WIN_SUB ? WIN_SUB : d;
@@ -91,16 +91,28 @@ static void win32_add(struct win32 *w, uint32_t bi, unsigned k)
 	w->b[i % WIN_SUB] = (uint16_t)MXW_MIN(w->b[i % WIN_SUB] + k, 65535u);
 }
 
-static unsigned win32_sum(const struct win32 *w, uint32_t bi)
+/* keep_words[j][d]: the same for 16-bit sub-buckets (sub-bucket k in bits
+ * 16k to 16k + 15) */
+static const uint64_t keep_words[WIN_SUB][WIN_SUB + 1] = {
+    {0xffffffffffffffffull, 0xffffffff0000ffffull, 0xffff00000000ffffull, 0x000000000000ffffull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0xffff0000ffffffffull, 0x00000000ffffffffull, 0x00000000ffff0000ull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0x0000ffffffffffffull, 0x0000ffffffff0000ull, 0x0000ffff00000000ull,
+     0x0000000000000000ull},
+    {0xffffffffffffffffull, 0xffffffffffff0000ull, 0xffffffff00000000ull, 0xffff000000000000ull,
+     0x0000000000000000ull},
+};
+
+static inline unsigned win32_sum(const struct win32 *w, uint32_t bi)
 {
-	uint32_t i = bi;
-	uint32_t d = i - w->idx;
-	if (d >= 0x80000000u)
-		d = 0;
-	unsigned s = 0;
-	for (unsigned m = 0; m + d < WIN_SUB; m++)
-		s += w->b[(w->idx - m) % WIN_SUB];
-	return s;
+	uint32_t d = bi - w->idx;
+	d = d >= 0x80000000u ? 0 : d > WIN_SUB ? WIN_SUB : d;
+	uint64_t x =
+	    (uint64_t)w->b[0] | (uint64_t)w->b[1] << 16 | (uint64_t)w->b[2] << 32 | (uint64_t)w->b[3] << 48;
+	x &= keep_words[w->idx % WIN_SUB][d];
+	x = (x & 0x0000ffff0000ffffull) + ((x >> 16) & 0x0000ffff0000ffffull);
+	return (unsigned)((x & 0xffffffffu) + (x >> 32));
 }
 
 /* Take back one count from the newest non-empty bucket inside the window. */
@@ -379,7 +391,18 @@ static double thr_of(bool on, int64_t count, double mult)
 	return t < 1 ? 1 : t;
 }
 
-static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+/* A sender whose connections mostly deliver mail is busy, not flooding,
+ * unless the MTA itself rate-limited it (per-IP sub-buckets saturate at
+ * 255: hundreds is "busy"). Its flood threshold is 0, and its connections
+ * are not kept as evidence of a flood. */
+static inline bool busy(unsigned flags, unsigned accepted, unsigned conns)
+{
+	return !(flags & F_LIMITED) && accepted && (accepted * 2 >= conns || accepted >= 200);
+}
+
+/* The thresholds, multiplier and windows of view v (accepted, rejected and
+ * conns set) of a record with flags: the rules as configured. */
+static void view_rules_of(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
 {
 	const struct rules_conf *r = a->r;
 	double m = 1;
@@ -400,10 +423,8 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
 	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
 	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
-	/* a sender whose connections mostly deliver mail is busy, not
-	 * flooding, unless the MTA itself rate-limited it */
-	if (!(flags & F_LIMITED) && v->accepted && (v->accepted * 2 >= v->conns || v->accepted >= 200))
-		v->thr[R_FLOOD] = 0; /* (per-IP sub-buckets saturate at 255: hundreds is "busy") */
+	if (busy(flags, v->accepted, v->conns))
+		v->thr[R_FLOOD] = 0;
 	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
 	v->thr[R_WIDEN] = 0;
 	v->window[R_RETRY] = a->wlen[W_RETRY];
@@ -415,6 +436,40 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 	v->window[R_POLICY] = a->wlen[W_POLICY];
 	v->window[R_FLOOD] = a->wlen[W_CONN];
 	v->window[R_CLASS] = (unsigned)MXW_MAX(r->idle_evict, 3600);
+}
+
+/* view_rules_of() for every (accepted mail, no rDNS, no MX), once. */
+static void rules_precompute(struct aggregator *a)
+{
+	_Static_assert(R__COUNT <= AGG_RULES_MAX, "pre_thr holds every rule");
+	for (int cls = 0; cls < 2; cls++) {
+		for (unsigned k = 0; k < 8; k++) {
+			struct view v;
+			memset(&v, 0, sizeof v);
+			v.accepted = k & 1;
+			v.rejected = v.accepted + 1; /* not gated */
+			/* F_LIMITED: the busy-sender exemption is decided per view */
+			unsigned flags = F_LIMITED | (k & 2 ? F_NO_RDNS : 0) | (k & 4 ? F_NO_MX : 0);
+			view_rules_of(a, &v, flags, cls);
+			a->pre_mult[k] = v.mult;
+			memcpy(a->pre_thr[cls][k], v.thr, sizeof v.thr);
+			memcpy(a->pre_window, v.window, sizeof v.window);
+		}
+	}
+}
+
+/* view_rules_of() from the tables rules_precompute() made. */
+static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+{
+	unsigned k = (v->accepted ? 1u : 0u) | (flags & F_NO_RDNS ? 2u : 0u) | (flags & F_NO_MX ? 4u : 0u);
+	v->mult = a->pre_mult[k];
+	memcpy(v->thr, a->pre_thr[cls][k], sizeof v->thr);
+	memcpy(v->window, a->pre_window, sizeof v->window);
+	v->gated = v->accepted && v->accepted >= v->rejected;
+	if (v->gated)
+		v->thr[R_RETRY] = v->thr[R_HARVEST] = v->thr[R_POLICY] = 0;
+	if (busy(flags, v->accepted, v->conns))
+		v->thr[R_FLOOD] = 0;
 }
 
 /* The harvest value: distinct unknown recipients, or the threshold itself
@@ -1355,7 +1410,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
 		return;
 	a->events++;
-	struct ipaddr ip = ev->ip; /* agg_session_route() took those without */
+	/* agg_session_route() took those without; not a copy: reading a copy
+	 * just written back in 8-byte words stalls on store forwarding */
+	const struct ipaddr *ip = &ev->ip;
 	if (ev->ts_us <= 0)
 		return;
 	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
@@ -1381,9 +1438,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached =
-	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, &ip);
+	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, ip);
 	if (!quiet && !cached) {
-		ip_hv = table_hash(&a->ips, &ip);
+		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
 	}
 	agg_session_event(a, ev, role, d.bad, t);
@@ -1396,14 +1453,14 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		p = a->last_p;
 		c = a->last_c;
 	} else {
-		p = ip_get(a, &ip, ip_hv, t);
+		p = ip_get(a, ip, ip_hv, t);
 		struct prefix cp;
-		if (ev->has_ip && ev->cls.addr.family == ip.family && ev->cls.len)
+		if (ev->has_ip && ev->cls.addr.family == ip->family && ev->cls.len)
 			cp = ev->cls;
 		else
-			ipaddr_class(&ip, &a->c->classes, &cp);
+			ipaddr_class(ip, &a->c->classes, &cp);
 		c = cls_resolve(a, p, &cp, t);
-		a->last_ip = ip;
+		a->last_ip = *ip;
 		a->last_p = p;
 		a->last_c = c;
 		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
@@ -1443,7 +1500,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 				d.bad = true;
 			}
 			if (!lone)
-				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(&ip));
+				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(ip));
 		}
 	}
 	if (d.temp) {
@@ -1497,12 +1554,14 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* a lone member's class window holds this event's count only */
 		unsigned cn =
 		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
-		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) {
+		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count &&
+		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n)) {
 			struct prefix px;
-			host_prefix(&px, &ip);
+			host_prefix(&px, ip);
 			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 		}
-		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)
+		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count &&
+		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
 			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 		if (a->r->flood_enabled && (double)n >= a->flood_ip_min)
 			check_ip(a, p, c, t);
@@ -1518,9 +1577,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		c->first_bad = t;
 	if (!d.backoff && !lone)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
-			 ipaddr_hash(&ip));
+			 ipaddr_hash(ip));
 	struct prefix px;
-	host_prefix(&px, &ip);
+	host_prefix(&px, ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */
@@ -1590,6 +1649,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	double wmax = MXW_MAX(r->no_rdns_weight, 1.0) * MXW_MAX(r->no_mx_weight, 1.0);
 	a->flood_ip_min = MXW_MAX(1.0, (double)r->flood_ip_count / wmax);
 	a->flood_cls_min = MXW_MAX(1.0, (double)r->flood_class_count / wmax);
+	rules_precompute(a);
 	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
 	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));

@@ -9,15 +9,19 @@
 #include "aggregator/aggregator.h"
 #include "aggregator/table.h"
 
-/* Two addresses alike (family and bytes), without a call. */
+/* Two addresses alike (family and bytes), without a call. The words are
+ * read from the start of the struct, as a struct copy writes them: a read
+ * across two recent stores cannot be forwarded and stalls. */
 static inline bool ip_same(const struct ipaddr *x, const struct ipaddr *y)
 {
+	_Static_assert(sizeof(struct ipaddr) == 17, "ipaddr: family and 16 bytes");
+	const char *p = (const char *)x, *q = (const char *)y;
 	uint64_t a0, a1, b0, b1;
-	memcpy(&a0, x->a, 8);
-	memcpy(&a1, x->a + 8, 8);
-	memcpy(&b0, y->a, 8);
-	memcpy(&b1, y->a + 8, 8);
-	return x->family == y->family && ((a0 ^ b0) | (a1 ^ b1)) == 0;
+	memcpy(&a0, p, 8);
+	memcpy(&a1, p + 8, 8);
+	memcpy(&b0, q, 8);
+	memcpy(&b1, q + 8, 8);
+	return ((a0 ^ b0) | (a1 ^ b1) | (uint64_t)(p[16] ^ q[16])) == 0;
 }
 
 /* Two prefixes alike (length, family and bytes), without a call. */
@@ -96,16 +100,22 @@ struct iprec {
 	struct ipaddr ip; /* key (17 bytes): family is never 0 when live */
 	uint8_t flags;
 	int16_t last_code; /* last 5xx reply code */
-	uint32_t last_seen, first_bad, last_temp, last_ps, ev;
-	uint32_t rcpt_t0, user_t0;
+	/* what every connection and accepted message touches, in the first
+	 * 64 bytes: one cache line for most events */
+	uint32_t last_seen, last_temp, last_ps;
 	uint32_t cls_ref;	       /* table_ref() of its class record, or CLS_LONE | table_ref() of the
 					* seen record that names it as its class's only member */
-	int16_t temp_code;	       /* the reply code of last_temp (session.c: back-off) */
-	uint16_t temp_dsn;	       /* its enhanced status, X * 1000 + Y * 100 + Z when they fit */
+	struct win8 w[W__COUNT];       /* W_CONN, W_ACCEPT and W_RCPT first */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
-	struct win8 w[W__COUNT];
+	uint32_t first_bad, ev;
+	uint32_t rcpt_t0, user_t0;
+	int16_t temp_code; /* the reply code of last_temp (session.c: back-off) */
+	uint16_t temp_dsn; /* its enhanced status, X * 1000 + Y * 100 + Z when they fit */
 };
+_Static_assert(offsetof(struct iprec, w) + (W_RCPT + 1) * sizeof(struct win8) <= 64,
+	       "iprec: the fields of a connection in the first cache line");
+_Static_assert(sizeof(struct iprec) == 160, "iprec: 160 bytes (memory per tracked IP)");
 
 struct clsrec {
 	struct prefix p; /* key (18 bytes) */
@@ -219,11 +229,12 @@ struct evslot {
 	uint16_t pad;
 	uint32_t nfirst; /* lines in the first half */
 	uint32_t nlast;	 /* lines written to the ring of last lines */
+	uint32_t pad2;
+	int64_t first_ts, last_ts;
 	uint32_t cats[CAT__COUNT];
 	uint32_t kinds[EV__COUNT];
-	int64_t first_ts, last_ts;
 	uint32_t sessions_bad; /* connections that ended badly (session.c) */
-	uint32_t pad2;
+	uint32_t pad3;
 	struct sesssum worst; /* the worst of them */
 			      /* then 2 * evidence_lines entries of struct evline */
 };
@@ -247,9 +258,15 @@ struct pending {
 struct aggregator {
 	const struct config *c;
 	const struct rules_conf *r;
-	uint32_t blen[W__COUNT];	       /* sub-bucket length of each window, seconds */
-	uint32_t wlen[W__COUNT];	       /* window length, seconds */
-	double flood_ip_min, flood_cls_min;    /* lowest flood thresholds */
+	uint32_t blen[W__COUNT];	    /* sub-bucket length of each window, seconds */
+	uint32_t wlen[W__COUNT];	    /* window length, seconds */
+	double flood_ip_min, flood_cls_min; /* lowest flood thresholds */
+	/* the thresholds of the rules (aggregator.c, view_rules()) for a class
+	 * or an IP, by (accepted mail, no rDNS, no MX), computed once */
+#define AGG_RULES_MAX 12
+	double pre_mult[8];
+	double pre_thr[2][8][AGG_RULES_MAX];
+	unsigned pre_window[AGG_RULES_MAX];
 	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
 	/* the records of the last event's address: a session's lines come together */
 	struct ipaddr last_ip;

@@ -350,9 +350,16 @@ static inline bool host_same(struct span s, const char *host)
  * log) is remembered. */
 static void skey_of(struct aggregator *a, const struct event *ev, struct skey *k)
 {
-	memset(k, 0, sizeof *k);
-	k->tag = (uint8_t)(ev->mta + 1);
-	k->pid = ev->pid;
+	/* the first 8 bytes in one store: the table reads them as one word */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	uint64_t w = (uint64_t)(uint8_t)(ev->mta + 1) << 56 | (uint32_t)ev->pid;
+#else
+	uint64_t w = (uint64_t)(uint8_t)(ev->mta + 1) | (uint64_t)(uint32_t)ev->pid << 32;
+#endif
+	_Static_assert(offsetof(struct skey, pid) == 4 && offsetof(struct skey, host) == 8 &&
+			   sizeof(struct skey) == 12,
+		       "skey: tag, pad, pid, host");
+	memcpy(k, &w, 8);
 	/* no syslog host (Exim's mainlog): an empty span, p may be NULL */
 	if (ev->host.n != a->host_n || !host_same(ev->host, a->host_s)) {
 		a->host_h = host_hash(ev->host);

@@ -18,7 +18,7 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
-#define STATE_MAGIC "MXWAGG03"
+#define STATE_MAGIC "MXWAGG04"
 
 struct state_hdr {
 	char magic[8];

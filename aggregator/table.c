@@ -38,23 +38,40 @@ static inline uint64_t key_hash(const void *key, size_t n)
 }
 
 /* Key equality for the key sizes in use (12 to 18 bytes), without a
- * library call: 8-byte words, the last one overlapping the one before. */
+ * library call: 8-byte words from the start, then 4, 2 and 1 bytes, so that
+ * a key just built on the stack field by field is read as it was written
+ * (a read across two recent stores stalls on store forwarding). */
 static inline int key_eq(const void *x, const void *y, size_t n)
 {
 	const char *p = x, *q = y;
-	uint64_t a0, a1, b0, b1;
-	memcpy(&a0, p, 8);
-	memcpy(&b0, q, 8);
-	memcpy(&a1, p + n - 8, 8);
-	memcpy(&b1, q + n - 8, 8);
-	if (((a0 ^ b0) | (a1 ^ b1)) != 0)
-		return 0;
-	if (n <= 16)
-		return 1;
-	uint64_t c0, c1;
-	memcpy(&c0, p + 8, 8);
-	memcpy(&c1, q + 8, 8);
-	return c0 == c1;
+	uint64_t a, b, diff;
+	size_t i = 8;
+	memcpy(&a, p, 8);
+	memcpy(&b, q, 8);
+	diff = a ^ b;
+	if (n >= 16) {
+		memcpy(&a, p + 8, 8);
+		memcpy(&b, q + 8, 8);
+		diff |= a ^ b;
+		i = 16;
+	}
+	if (n - i >= 4) {
+		uint32_t c, d;
+		memcpy(&c, p + i, 4);
+		memcpy(&d, q + i, 4);
+		diff |= c ^ d;
+		i += 4;
+	}
+	if (n - i >= 2) {
+		uint16_t c, d;
+		memcpy(&c, p + i, 2);
+		memcpy(&d, q + i, 2);
+		diff |= (uint16_t)(c ^ d);
+		i += 2;
+	}
+	if (n - i >= 1)
+		diff |= (unsigned char)(p[i] ^ q[i]);
+	return diff == 0;
 }
 
 #define ENT_REC(e)     ((uint32_t)(e))

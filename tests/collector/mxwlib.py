@@ -153,6 +153,19 @@ def stats_json(db):
     return json.loads(p.stdout) if p.returncode == 0 else {}
 
 
+def wait_port(port, timeout=30):
+    """Until something accepts TCP connections on 127.0.0.1:port (the syslog
+    receiver binds its UDP socket first, so UDP is ready then too)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ local0.* action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
 '''.format(d=d, sock=sock, port=port))
 db = os.path.join(d, "m.db")
 dm = Daemon(db, [], ["--syslog-listen", "127.0.0.1:%d" % port]).start()
-time.sleep(0.5)
+check("the syslog receiver listens", wait_port(port), dm.stderr()[-500:])
 rs = subprocess.Popen(["rsyslogd", "-n", "-f", conf, "-i", pidf], stdout=subprocess.DEVNULL,
                       stderr=subprocess.PIPE, text=True)
 for _ in range(50):

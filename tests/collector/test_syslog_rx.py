@@ -13,7 +13,8 @@ d = scratch()
 db = os.path.join(d, "m.db")
 port = free_port()
 dm = Daemon(db, [], ["--syslog-listen", "127.0.0.1:%d" % port]).start()
-time.sleep(0.7)
+# a fixed sleep lost the UDP datagrams on a loaded machine: wait for the port
+check("the syslog receiver listens", wait_port(port), dm.stderr()[-500:])
 
 
 def body(n):
@@ -56,7 +57,7 @@ check("the over-long message is counted as syslog_dropped", st.get("unparsed", {
 db2 = os.path.join(d, "b.db")
 port2 = free_port()
 dm = Daemon(db2, [], ["--syslog-listen", str(port2)]).start()
-time.sleep(0.7)
+check("the syslog receiver listens on a bare port", wait_port(port2), dm.stderr()[-500:])
 u.sendto(("<22>%s mxbare %s" % (stamp, body(500)[3:])).encode(), ("127.0.0.1", port2))
 c = wait_for(lambda: seq_counts(db2), {500: 1}, timeout=10)
 dm.stop()

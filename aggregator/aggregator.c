@@ -317,46 +317,38 @@ static void ev_record(struct aggregator *a, struct evslot *s, const struct event
 	l->len = (uint16_t)n;
 }
 
-static json_t *line_json(const char *s, size_t n)
+/* The members lines_seen ... sessions of the evidence object w writes:
+ * the first and last lines of slot s (NULL: none) and its counts. */
+static void ev_json(struct aggregator *a, struct evslot *s, struct jw *w)
 {
-	json_t *j = json_stringn(s, n);
-	if (j)
-		return j;
-	struct buf b = BUF_INIT; /* not UTF-8: mask it */
-	buf_append_printable(&b, s, n);
-	j = json_string(buf_str(&b));
-	buf_free(&b);
-	return j;
-}
-
-static void ev_json(struct aggregator *a, struct evslot *s, json_t *o)
-{
-	json_t *first = json_array(), *last = json_array(), *counts = json_object();
 	if (s) {
-		for (size_t i = 0; i < s->nfirst; i++) {
-			struct evline *l = ev_line(a, s, i);
-			json_array_append_new(first, line_json(l->s, l->len));
-		}
-		size_t nl = MXW_MIN((size_t)s->nlast, a->ev_lines);
-		for (size_t k = 0; k < nl; k++) {
-			size_t i = (s->nlast - nl + k) % a->ev_lines;
-			struct evline *l = ev_line(a, s, a->ev_lines + i);
-			json_array_append_new(last, line_json(l->s, l->len));
-		}
-		for (int c = 1; c < CAT__COUNT; c++)
-			if (s->cats[c])
-				json_object_set_new(counts, ev_category_name(c), json_integer(s->cats[c]));
-		for (int k = 1; k < EV__COUNT; k++)
-			if (s->kinds[k])
-				json_object_set_new(counts, ev_kind_name(k), json_integer(s->kinds[k]));
-		json_object_set_new(o, "lines_seen", json_integer((json_int_t)(s->nfirst + s->nlast)));
-		json_object_set_new(o, "first_seen", json_integer(s->first_ts));
-		json_object_set_new(o, "last_seen", json_integer(s->last_ts));
+		jw_int(w, "lines_seen", (json_int_t)(s->nfirst + s->nlast));
+		jw_int(w, "first_seen", s->first_ts);
+		jw_int(w, "last_seen", s->last_ts);
 	}
-	json_object_set_new(o, "first", first);
-	json_object_set_new(o, "last", last);
-	json_object_set_new(o, "counts", counts);
-	agg_session_json(a, s, o);
+	jw_arr_begin(w, "first");
+	for (size_t i = 0; s && i < s->nfirst; i++) {
+		struct evline *l = ev_line(a, s, i);
+		jw_line(w, NULL, l->s, l->len);
+	}
+	jw_arr_end(w);
+	jw_arr_begin(w, "last");
+	size_t nl = s ? MXW_MIN((size_t)s->nlast, a->ev_lines) : 0;
+	for (size_t k = 0; k < nl; k++) {
+		size_t i = (s->nlast - nl + k) % a->ev_lines;
+		struct evline *l = ev_line(a, s, a->ev_lines + i);
+		jw_line(w, NULL, l->s, l->len);
+	}
+	jw_arr_end(w);
+	jw_obj_begin(w, "counts");
+	for (int c = 1; s && c < CAT__COUNT; c++)
+		if (s->cats[c])
+			jw_int(w, ev_category_name(c), s->cats[c]);
+	for (int k = 1; s && k < EV__COUNT; k++)
+		if (s->kinds[k])
+			jw_int(w, ev_kind_name(k), s->kinds[k]);
+	jw_obj_end(w);
+	agg_session_json(a, s, w);
 }
 
 /* ------------------------------------------------------------------ rules */
@@ -770,8 +762,8 @@ static struct active *active_find(struct aggregator *a, const struct prefix *p)
 	return NULL;
 }
 
-static json_t *explain(struct aggregator *a, const struct decision *d, int rule, const struct view *v,
-		       struct evslot *evs, long long past);
+static void explain(struct aggregator *a, struct jw *w, const struct decision *d, int rule,
+		    const struct view *v, struct evslot *evs, long long past);
 
 /* Decide on prefix p by rule, with the numbers of view v. Returns true when
  * a new decision was made; a decision in force on p is upgraded instead
@@ -813,13 +805,16 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		if (again > up.until)
 			up.until = again;
 		cur->d = up;
-		json_t *o = explain(a, &up, rule, v, evs, -1);
-		json_object_set_new(o, "upgraded_from", json_string(response_name(from)));
-		json_object_set_new(o, "since", json_integer(up.since));
-		char *text = agg_json_text(o);
-		json_decref(o);
+		struct buf text = BUF_INIT;
+		struct jw w;
+		jw_init(&w, &text);
+		explain(a, &w, &up, rule, v, evs, -1);
+		jw_str(&w, "upgraded_from", response_name(from));
+		jw_int(&w, "since", up.since);
+		jw_obj_end(&w);
+		jw_free(&w);
 		pend_push(a, &(struct pending){
-				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text, .from = from});
+				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from});
 		return false;
 	}
 	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
@@ -842,56 +837,60 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	off->n++;
 	off->t = (uint32_t)ts;
 
-	json_t *o = explain(a, &d, rule, v, evs, n);
+	struct buf text = BUF_INIT;
+	struct jw w;
+	jw_init(&w, &text);
+	explain(a, &w, &d, rule, v, evs, n);
 	if (a->c->rules.dry_run) {
 		/* decided and explained, flagged only: nothing reaches a blocklist */
-		json_object_set_new(o, "dry_run", json_true());
+		jw_bool(&w, "dry_run", true);
 		d.response = RESP_OBSERVE;
 	}
-	char *text = agg_json_text(o);
-	json_decref(o);
-	agg_decision_add(a, &d, true, text);
+	jw_obj_end(&w);
+	jw_free(&w);
+	agg_decision_add(a, &d, true, text.data);
 	return true;
 }
 
-/* The explanation of decision d by rule with the numbers of view v: a new
- * JSON object. past < 0 leaves out past_decisions. */
-static json_t *explain(struct aggregator *a, const struct decision *d, int rule, const struct view *v,
-		       struct evslot *evs, long long past)
+/* The explanation of decision d by rule with the numbers of view v: an
+ * object begun in w, its members written, left open for the caller's
+ * last members. past < 0 leaves out past_decisions. */
+static void explain(struct aggregator *a, struct jw *w, const struct decision *d, int rule,
+		    const struct view *v, struct evslot *evs, long long past)
 {
 	enum scope scope = d->scope;
-	json_t *o = json_object();
-	json_object_set_new(o, "rule", json_string(d->rule));
-	json_object_set_new(o, "scope", json_string(scope_name(scope)));
-	json_object_set_new(o, "window", json_integer(v->window[rule]));
-	json_object_set_new(o, "value", json_integer(v->v[rule]));
-	json_object_set_new(o, "threshold", json_real(v->thr[rule]));
-	json_object_set_new(o, "multiplier", json_real(v->mult));
-	json_object_set_new(o, "score", json_real(d->score));
-	json_object_set_new(o, "response", json_string(response_name(d->response)));
+	buf_grow(w->b, 4096);
+	jw_obj_begin(w, NULL);
+	jw_str(w, "rule", d->rule);
+	jw_str(w, "scope", scope_name(scope));
+	jw_int(w, "window", v->window[rule]);
+	jw_int(w, "value", v->v[rule]);
+	jw_real(w, "threshold", v->thr[rule]);
+	jw_real(w, "multiplier", v->mult);
+	jw_real(w, "score", d->score);
+	jw_str(w, "response", response_name(d->response));
 	if (past >= 0)
-		json_object_set_new(o, "past_decisions", json_integer(past));
-	json_t *nums = json_object(), *thr = json_object();
-	for (int i = 0; i < R__COUNT; i++) {
-		if (i == R_WIDEN || (i == R_CLASS && scope != SCOPE_CLASS))
-			continue;
-		json_object_set_new(nums, rule_names[i], json_integer(v->v[i]));
-		if (v->thr[i] > 0)
-			json_object_set_new(thr, rule_names[i], json_real(v->thr[i]));
-	}
-	json_object_set_new(nums, "accepted", json_integer(v->accepted));
-	json_object_set_new(nums, "rejected_5xx", json_integer(v->rejected));
-	json_object_set_new(nums, "unknown_recipients", json_integer(v->unknown));
-	json_object_set_new(nums, "rcpts", json_integer(v->rcpts));
-	json_object_set_new(nums, "auth_failures", json_integer(v->auth));
-	json_object_set_new(nums, "auth_users", json_integer(v->users));
-	json_object_set_new(nums, "connections", json_integer(v->conns));
+		jw_int(w, "past_decisions", past);
+	jw_obj_begin(w, "numbers");
+	for (int i = 0; i < R__COUNT; i++)
+		if (i != R_WIDEN && (i != R_CLASS || scope == SCOPE_CLASS))
+			jw_int(w, rule_names[i], v->v[i]);
+	jw_int(w, "accepted", v->accepted);
+	jw_int(w, "rejected_5xx", v->rejected);
+	jw_int(w, "unknown_recipients", v->unknown);
+	jw_int(w, "rcpts", v->rcpts);
+	jw_int(w, "auth_failures", v->auth);
+	jw_int(w, "auth_users", v->users);
+	jw_int(w, "connections", v->conns);
 	if (scope == SCOPE_CLASS)
-		json_object_set_new(nums, "addresses", json_integer(v->ips));
-	json_object_set_new(o, "numbers", nums);
-	json_object_set_new(o, "thresholds", thr);
-	ev_json(a, evs, o);
-	return o;
+		jw_int(w, "addresses", v->ips);
+	jw_obj_end(w);
+	jw_obj_begin(w, "thresholds");
+	for (int i = 0; i < R__COUNT; i++)
+		if (i != R_WIDEN && (i != R_CLASS || scope == SCOPE_CLASS) && v->thr[i] > 0)
+			jw_real(w, rule_names[i], v->thr[i]);
+	jw_obj_end(w);
+	ev_json(a, evs, w);
 }
 
 /* ---------------------------------------------------------------- tables */

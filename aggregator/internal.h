@@ -326,8 +326,37 @@ int agg_state_load(struct aggregator *a);
 /* the same from a checkpoint image in memory; 0 or -1 */
 int agg_state_load_mem(struct aggregator *a, const void *data, size_t len);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
-/* jsonw.c: json_dumps(v, JSON_COMPACT), faster; free() the text */
-char *agg_json_text(const json_t *v);
+/*
+ * jsonw.c: a JSON writer into a buffer, for the evidence texts. It writes
+ * the bytes json_dumps(v, JSON_COMPACT) writes for the tree v that
+ * json_object_set_new / json_array_append_new calls in the same order
+ * would build (a repeated key is not merged: callers never repeat one).
+ * key names the member inside an object (a fixed word: not checked), NULL
+ * for an array element or the top value; the writer puts the commas. A
+ * string that is not valid UTF-8 and a real that is not finite are left
+ * out, member and all, as jansson leaves out the NULL json_stringn and
+ * json_real give. jw_free frees only the writer's scratch, not *b.
+ */
+struct jw {
+	struct buf *b;
+	bool more;	/* a value ended at this level: the next needs a comma */
+	struct buf tmp; /* jw_line's masked copy */
+};
+void jw_init(struct jw *w, struct buf *b);
+void jw_free(struct jw *w);
+void jw_obj_begin(struct jw *w, const char *key);
+void jw_obj_end(struct jw *w);
+void jw_arr_begin(struct jw *w, const char *key);
+void jw_arr_end(struct jw *w);
+void jw_str(struct jw *w, const char *key, const char *s);
+void jw_strn(struct jw *w, const char *key, const char *s, size_t n);
+/* Log text s[0..n): as a string when it is valid UTF-8 (NUL included),
+ * else masked by buf_append_printable() first (evidence keeps every line) */
+void jw_line(struct jw *w, const char *key, const char *s, size_t n);
+void jw_int(struct jw *w, const char *key, json_int_t v);
+void jw_real(struct jw *w, const char *key, double v);
+void jw_bool(struct jw *w, const char *key, bool v);
+void jw_null(struct jw *w, const char *key);
 /* aggregator.c: the evidence slot of owner, or NULL */
 struct evslot *agg_ev_find(struct aggregator *a, uint32_t *slotp, const struct prefix *owner);
 /* session.c */
@@ -342,8 +371,9 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
  * slot s (or the current one) shows, when it fits: numbers and fixed words
  * only. */
 void agg_session_reason(const struct aggregator *a, const struct evslot *s, char *reason, size_t n);
-/* Add "sessions" (the worst connection and counts) to the evidence o. */
-void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t *o);
+/* Write the member "sessions" (the worst connection and counts) of the
+ * evidence object being written by w. */
+void agg_session_json(const struct aggregator *a, const struct evslot *s, struct jw *w);
 /* The event opened a session (a->sess_new): note the back-off from its
  * IP's record p, before the event itself changes it. */
 void agg_session_begin(struct aggregator *a, const struct iprec *p, uint32_t t);

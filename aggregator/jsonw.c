@@ -1,12 +1,22 @@
 /*
- * jsonw.c - the evidence of a decision as compact JSON text, fast: the same
- * bytes as jansson's json_dumps(v, JSON_COMPACT), written into one growing
- * buffer. json_dumps goes through a callback per fragment and formats
- * every number with snprintf; on a busy log it was most of what deciding
- * costs (one evidence object of a few KiB per decision and per upgrade).
- * Strings in a json_t are valid UTF-8 (jansson checks it): only '"', '\\'
- * and control characters are escaped, as jansson does. A test compares the
- * two byte for byte.
+ * jsonw.c - the evidence of a decision written as compact JSON text straight
+ * into a buffer: the bytes jansson's json_dumps(v, JSON_COMPACT) writes for
+ * the tree the same calls would have built with json_object_set_new and
+ * json_array_append_new, without building it. Building a tree of a few
+ * hundred values, hashing every key and then walking it again to print it
+ * was most of what a decision cost (one evidence object of a few KiB per
+ * decision and per upgrade).
+ *
+ * Being the same bytes is the contract, so jansson's rules are copied, not
+ * improved: only '"', '\\' and control characters are escaped ("\u00XX"
+ * upper case), reals are "%.17g" with a ".0" when they would read back as
+ * integers, a string that is not valid UTF-8 (jansson's check: no overlong
+ * forms, surrogates or code points above U+10FFFF; NUL is valid) and a
+ * real that is not finite are left out, as json_stringn and json_real give
+ * NULL and setting a NULL member does nothing. tests/aggregator/test_jsonw.c
+ * compares the two byte for byte.
+ *
+ * It must never write log text unchecked: log lines go through jw_line.
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,63 +24,255 @@
 
 #include "aggregator/internal.h"
 
-static void put_string(struct buf *b, const char *s, size_t n)
+void jw_init(struct jw *w, struct buf *b)
 {
-	buf_grow(b, n + 2);
-	buf_appendc(b, '"');
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		buf_append(b, s + run, i - run);
-		run = i + 1;
-		switch (c) {
-		case '"': buf_append(b, "\\\"", 2); break;
-		case '\\': buf_append(b, "\\\\", 2); break;
-		case '\b': buf_append(b, "\\b", 2); break;
-		case '\f': buf_append(b, "\\f", 2); break;
-		case '\n': buf_append(b, "\\n", 2); break;
-		case '\r': buf_append(b, "\\r", 2); break;
-		case '\t': buf_append(b, "\\t", 2); break;
-		default: {
-			static const char hex[] = "0123456789ABCDEF";
-			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			buf_append(b, u, 6);
+	w->b = b;
+	w->more = false;
+	w->tmp = (struct buf)BUF_INIT;
+}
+
+void jw_free(struct jw *w)
+{
+	buf_free(&w->tmp);
+}
+
+/* The length of the UTF-8 sequence at p (end - p bytes left) when it is
+ * valid by jansson's rules (utf8_check_first / utf8_check_full), else 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+	unsigned c = *p;
+	size_t len;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0; /* a continuation byte, 0xC0, 0xC1 or above 0xF4 */
+	}
+	if ((size_t)(end - p) < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3Fu);
+	}
+	if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* x holds no byte below 0x20, no '"', no '\\' and nothing above 0x7F */
+static inline bool plain8(uint64_t x)
+{
+	uint64_t q = x ^ (ONES * '"'), bs = x ^ (ONES * '\\');
+	return (((x - ONES * 0x20) | (q - ONES) | (bs - ONES) | x) & HIGHS) == 0;
+}
+
+/* Room for n more bytes at the end of b: the caller writes them and ends
+ * with done(). */
+static char *room(struct buf *b, size_t n)
+{
+	if (b->len + n >= b->cap)
+		buf_grow(b, n);
+	return b->data + b->len;
+}
+static void done(struct buf *b, char *end)
+{
+	*end = '\0';
+	b->len = (size_t)(end - b->data);
+}
+
+/* s[0..n) as a JSON string at o (room for 6 * n + 2 bytes), escaped as
+ * jansson escapes. Returns the end, or NULL when s is not valid UTF-8. */
+static char *put_string(char *o, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	*o++ = '"';
+	while (p < end) {
+		/* the common case: plain ASCII, 8 bytes at a time, then byte
+		 * by byte up to the next byte that is not */
+		uint64_t x;
+		while (end - p >= 8 && (memcpy(&x, p, 8), plain8(x))) {
+			memcpy(o, p, 8);
+			o += 8;
+			p += 8;
 		}
+		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+			*o++ = (char)*p++;
+		if (p == end)
+			break;
+		unsigned c = *p;
+		if (c >= 0x80) {
+			size_t k = utf8_seq(p, end);
+			if (!k)
+				return NULL;
+			memcpy(o, p, k);
+			o += k;
+			p += k;
+			continue;
+		}
+		p++;
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
 		}
 	}
-	buf_append(b, s + run, n - run);
-	buf_appendc(b, '"');
+	*o++ = '"';
+	return o;
 }
 
-static void put_integer(struct buf *b, json_int_t v)
+/* v in decimal at o (room for 21 bytes); returns the end */
+static char *put_integer(char *o, json_int_t v)
 {
-	char t[24];
-	size_t i = sizeof t;
 	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-	do
-		t[--i] = (char)('0' + u % 10);
-	while (u /= 10);
 	if (v < 0)
-		t[--i] = '-';
-	buf_append(b, t + i, sizeof t - i);
+		*o++ = '-';
+	size_t n = 1;
+	for (unsigned long long t = u; t >= 10; t /= 10)
+		n++;
+	char *p = o + n;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	return o + n;
 }
 
-/* jansson's real format: %.17g, a ".0" when it would read back as an
- * integer, no '+' and no leading zeros in the exponent */
-static void put_real(struct buf *b, double v)
+#ifdef __SIZEOF_INT128__
+/* %.17g of 1e-4 <= |v| < 1e15 without printf (snprintf was a third of the
+ * cost of an evidence text: thresholds like 1.3333333333333333), the same
+ * text, which test_jsonw checks on over 200,000 reals: 17 significant
+ * digits of the exact binary value, rounded to nearest with ties to even as
+ * glibc rounds, in fixed notation (%g's choice for exponents -4 to 16),
+ * trailing zeros of the fraction dropped. v = m / 2^k exactly, so v * 10^s
+ * = m * 10^s / 2^k is exact in 128 bits (m < 2^53, 10^s <= 10^21, k <= 66).
+ * Returns the end, or NULL out of that range. */
+static char *put_real_fixed(char *o, double v)
+{
+	static const uint64_t p10[] = {1,
+				       10,
+				       100,
+				       1000,
+				       10000,
+				       100000,
+				       1000000,
+				       10000000,
+				       100000000,
+				       1000000000,
+				       10000000000ULL,
+				       100000000000ULL,
+				       1000000000000ULL,
+				       10000000000000ULL,
+				       100000000000000ULL,
+				       1000000000000000ULL,
+				       10000000000000000ULL,
+				       100000000000000000ULL,
+				       1000000000000000000ULL,
+				       10000000000000000000ULL};
+	const uint64_t lo = p10[16], hi = p10[17];
+	double a = fabs(v);
+	if (!(a >= 1e-4 && a < 1e15))
+		return NULL;
+	int be;
+	uint64_t m = (uint64_t)ldexp(frexp(a, &be), 53);
+	/* e: the decimal exponent, a guess from the binary one (2^(be-1) <= a <
+	 * 2^be, log10(2) = 0.30103), put right below */
+	int k = 53 - be, e = (int)floor((be - 1) * 0.30103);
+	unsigned __int128 q = 0, n;
+	for (int tries = 0;; tries++) {
+		int s = 16 - e;
+		if (tries == 4 || s < 0 || s > 21)
+			return NULL;
+		unsigned __int128 ps = s > 19 ? (unsigned __int128)p10[s - 2] * 100 : p10[s];
+		n = (unsigned __int128)m * ps;
+		q = n >> k;
+		if (q < lo)
+			e--;
+		else if (q >= hi)
+			e++;
+		else
+			break;
+	}
+	unsigned __int128 r = n - (q << k), half = (unsigned __int128)1 << (k - 1);
+	if (r > half || (r == half && (q & 1)))
+		q++;
+	if (q == hi) { /* 9.99...95 rounded up to 10.0... */
+		q = lo;
+		e++;
+	}
+	if (e < -4 || e > 15)
+		return NULL; /* (not reached: a is in range) */
+	char d[17];
+	uint64_t u = (uint64_t)q;
+	for (int i = 16; i >= 0; i--, u /= 10)
+		d[i] = (char)('0' + u % 10);
+	int last = 16; /* the last digit kept: trailing zeros of the fraction go */
+	while (last > e && last > 0 && d[last] == '0')
+		last--;
+	if (v < 0)
+		*o++ = '-';
+	if (e >= 0) {
+		memcpy(o, d, (size_t)e + 1);
+		o += e + 1;
+		*o++ = '.';
+		if (last > e) {
+			memcpy(o, d + e + 1, (size_t)(last - e));
+			o += last - e;
+		} else {
+			*o++ = '0'; /* jansson's ".0" */
+		}
+	} else {
+		memcpy(o, "0.000", (size_t)(1 - e));
+		o += 1 - e;
+		memcpy(o, d, (size_t)last + 1);
+		o += last + 1;
+	}
+	return o;
+}
+#endif
+
+/* jansson's real format at o (room for 48 bytes): %.17g, a ".0" when it
+ * would read back as an integer, no '+' and no leading zeros in the
+ * exponent. Returns the end. */
+static char *put_real(char *o, double v)
 {
 	/* most reals here are whole (thresholds): %.17g prints their digits */
-	if (v == v && v >= -1e15 && v <= 1e15 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-		put_integer(b, (json_int_t)v);
-		buf_append(b, ".0", 2);
-		return;
+	if (v >= -1e15 && v <= 1e15 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+		o = put_integer(o, (json_int_t)v);
+		memcpy(o, ".0", 2);
+		return o + 2;
 	}
+#ifdef __SIZEOF_INT128__
+	char *end = put_real_fixed(o, v);
+	if (end)
+		return end;
+#endif
 	char t[48];
 	int n = snprintf(t, sizeof t, "%.17g", v);
 	if (n <= 0 || (size_t)n >= sizeof t - 3)
-		return;
+		return o;
 	if (!strchr(t, '.') && !strchr(t, 'e')) {
 		t[n++] = '.';
 		t[n++] = '0';
@@ -87,56 +289,150 @@ static void put_real(struct buf *b, double v)
 			p++;
 		memmove(q, p, strlen(p) + 1);
 	}
-	buf_appends(b, t);
+	n = (int)strlen(t);
+	memcpy(o, t, (size_t)n);
+	return o + n;
 }
 
-static void put_value(struct buf *b, const json_t *v)
+/* The comma before a value or member and the member's name at o (room for
+ * 6 * strlen(key) + 3 bytes). Returns the end. */
+static char *begin_at(struct jw *w, char *o, const char *key, size_t klen)
 {
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: {
-		buf_appendc(b, '{');
-		const char *k;
-		json_t *x;
-		bool first = true;
-		json_object_foreach((json_t *)v, k, x)
-		{
-			if (!first)
-				buf_appendc(b, ',');
-			first = false;
-			put_string(b, k, strlen(k));
-			buf_appendc(b, ':');
-			put_value(b, x);
-		}
-		buf_appendc(b, '}');
-		break;
+	if (w->more)
+		*o++ = ',';
+	if (!key)
+		return o;
+	/* names are fixed words: copied as they are unless one needs more */
+	char *start = o;
+	*o++ = '"';
+	const unsigned char *k = (const unsigned char *)key;
+	while (*k >= 0x20 && *k < 0x80 && *k != '"' && *k != '\\')
+		*o++ = (char)*k++;
+	if (*k) {
+		o = put_string(start, key, klen);
+		if (!o)
+			BUG("JSON key not UTF-8");
+	} else {
+		*o++ = '"';
 	}
-	case JSON_ARRAY: {
-		buf_appendc(b, '[');
-		size_t i;
-		json_t *x;
-		json_array_foreach(v, i, x)
-		{
-			if (i)
-				buf_appendc(b, ',');
-			put_value(b, x);
-		}
-		buf_appendc(b, ']');
-		break;
-	}
-	case JSON_STRING: put_string(b, json_string_value(v), json_string_length(v)); break;
-	case JSON_INTEGER: put_integer(b, json_integer_value(v)); break;
-	case JSON_REAL: put_real(b, json_real_value(v)); break;
-	case JSON_TRUE: buf_append(b, "true", 4); break;
-	case JSON_FALSE: buf_append(b, "false", 5); break;
-	case JSON_NULL: buf_append(b, "null", 4); break;
-	}
+	*o++ = ':';
+	return o;
 }
 
-char *agg_json_text(const json_t *v)
+static size_t klen_of(const char *key)
 {
-	struct buf b = BUF_INIT;
-	buf_grow(&b, 4096);
-	put_value(&b, v);
-	buf_appendc(&b, '\0');
-	return b.data; /* malloc'd: free() it */
+	return key ? strlen(key) : 0;
+}
+
+/* Open an object or array: the comma, the name and c. */
+static void open_(struct jw *w, const char *key, char c)
+{
+	size_t kl = klen_of(key);
+	char *o = begin_at(w, room(w->b, 6 * kl + 4), key, kl);
+	*o++ = c;
+	done(w->b, o);
+	w->more = false;
+}
+
+static void close_(struct jw *w, char c)
+{
+	char *o = room(w->b, 1);
+	*o++ = c;
+	done(w->b, o);
+	w->more = true;
+}
+
+void jw_obj_begin(struct jw *w, const char *key)
+{
+	open_(w, key, '{');
+}
+
+void jw_obj_end(struct jw *w)
+{
+	close_(w, '}');
+}
+
+void jw_arr_begin(struct jw *w, const char *key)
+{
+	open_(w, key, '[');
+}
+
+void jw_arr_end(struct jw *w)
+{
+	close_(w, ']');
+}
+
+/* The member or element s[0..n); false (nothing written) when s is not
+ * valid UTF-8. */
+static bool put_member_string(struct jw *w, const char *key, const char *s, size_t n)
+{
+	size_t kl = klen_of(key);
+	char *o = begin_at(w, room(w->b, 6 * kl + 3 + 6 * n + 2), key, kl);
+	o = put_string(o, s, n);
+	if (!o) {
+		done(w->b, w->b->data + w->b->len); /* undone */
+		return false;
+	}
+	done(w->b, o);
+	w->more = true;
+	return true;
+}
+
+void jw_strn(struct jw *w, const char *key, const char *s, size_t n)
+{
+	put_member_string(w, key, s, n);
+}
+
+void jw_str(struct jw *w, const char *key, const char *s)
+{
+	put_member_string(w, key, s, strlen(s));
+}
+
+void jw_line(struct jw *w, const char *key, const char *s, size_t n)
+{
+	if (put_member_string(w, key, s, n))
+		return;
+	buf_reset(&w->tmp); /* not UTF-8: masked, printable ASCII */
+	buf_append_printable(&w->tmp, s, n);
+	put_member_string(w, key, w->tmp.data, w->tmp.len);
+}
+
+void jw_int(struct jw *w, const char *key, json_int_t v)
+{
+	size_t kl = klen_of(key);
+	char *o = begin_at(w, room(w->b, 6 * kl + 3 + 21), key, kl);
+	done(w->b, put_integer(o, v));
+	w->more = true;
+}
+
+void jw_real(struct jw *w, const char *key, double v)
+{
+	if (!isfinite(v))
+		return;
+	size_t kl = klen_of(key);
+	char *o = begin_at(w, room(w->b, 6 * kl + 3 + 48), key, kl);
+	done(w->b, put_real(o, v));
+	w->more = true;
+}
+
+static void put_word(struct jw *w, const char *key, const char *word, size_t n)
+{
+	size_t kl = klen_of(key);
+	char *o = begin_at(w, room(w->b, 6 * kl + 3 + n), key, kl);
+	memcpy(o, word, n);
+	done(w->b, o + n);
+	w->more = true;
+}
+
+void jw_bool(struct jw *w, const char *key, bool v)
+{
+	if (v)
+		put_word(w, key, "true", 4);
+	else
+		put_word(w, key, "false", 5);
+}
+
+void jw_null(struct jw *w, const char *key)
+{
+	put_word(w, key, "null", 4);
 }

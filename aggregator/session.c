@@ -660,52 +660,68 @@ void agg_session_reason(const struct aggregator *a, const struct evslot *s, char
 	}
 }
 
-static json_t *sum_json(const struct sesssum *s)
+/* Member key: what connection s showed. */
+static void sum_json(struct jw *w, const char *key, const struct sesssum *s)
 {
 	char dsn[24];
-	json_t *o = json_object();
-	json_object_set_new(o, "start", json_integer(s->start));
-	json_object_set_new(o, "end", json_integer(s->end));
-	json_object_set_new(o, "rcpts", json_integer(s->rcpt));
-	json_object_set_new(o, "rejected", json_integer(s->rejected));
-	json_object_set_new(o, "unknown_recipients", json_integer(s->unknown));
-	json_object_set_new(o, "other_rejections", json_integer(s->other_rej));
-	json_object_set_new(o, "auth_failures", json_integer(s->auth_fail));
-	json_object_set_new(o, "protocol", json_integer(s->proto));
-	json_object_set_new(o, "accepted", json_integer(s->accepted));
+	jw_obj_begin(w, key);
+	jw_int(w, "start", s->start);
+	jw_int(w, "end", s->end);
+	jw_int(w, "rcpts", s->rcpt);
+	jw_int(w, "rejected", s->rejected);
+	jw_int(w, "unknown_recipients", s->unknown);
+	jw_int(w, "other_rejections", s->other_rej);
+	jw_int(w, "auth_failures", s->auth_fail);
+	jw_int(w, "protocol", s->proto);
+	jw_int(w, "accepted", s->accepted);
 	if (s->code) {
 		dsn_format(s->dsn, dsn, sizeof dsn);
-		json_object_set_new(o, "code", json_integer(s->code));
-		json_object_set_new(o, "dsn", s->dsn ? json_string(dsn) : json_null());
-		json_object_set_new(o, "code_count", json_integer(s->code_n));
+		jw_int(w, "code", s->code);
+		if (s->dsn)
+			jw_str(w, "dsn", dsn);
+		else
+			jw_null(w, "dsn");
+		jw_int(w, "code_count", s->code_n);
 	}
-	json_object_set_new(o, "helo", s->helo ? json_boolean(s->helo == 1) : json_null());
+	if (s->helo)
+		jw_bool(w, "helo", s->helo == 1);
+	else
+		jw_null(w, "helo");
 	if (s->cmds_total) {
-		json_t *c = json_array();
-		json_array_append_new(c, json_integer(s->cmds_ok));
-		json_array_append_new(c, json_integer(s->cmds_total));
-		json_object_set_new(o, "commands", c);
+		jw_arr_begin(w, "commands");
+		jw_int(w, NULL, s->cmds_ok);
+		jw_int(w, NULL, s->cmds_total);
+		jw_arr_end(w);
 	}
 	if (s->temp_code) {
-		json_t *b = json_object();
 		dsn_format(s->temp_dsn, dsn, sizeof dsn);
-		json_object_set_new(b, "after_code", json_integer(s->temp_code));
-		json_object_set_new(b, "after_dsn", s->temp_dsn ? json_string(dsn) : json_null());
-		json_object_set_new(b, "seconds", json_integer(s->gap));
-		json_object_set_new(o, "back_off", b);
+		jw_obj_begin(w, "back_off");
+		jw_int(w, "after_code", s->temp_code);
+		if (s->temp_dsn)
+			jw_str(w, "after_dsn", dsn);
+		else
+			jw_null(w, "after_dsn");
+		jw_int(w, "seconds", s->gap);
+		jw_obj_end(w);
 	}
-	return o;
+	jw_obj_end(w);
 }
 
-void agg_session_json(const struct aggregator *a, const struct evslot *s, json_t *o)
+void agg_session_json(const struct aggregator *a, const struct evslot *s, struct jw *w)
 {
-	json_t *j = json_object();
-	json_object_set_new(j, "bad", json_integer(s ? s->sessions_bad : 0));
-	const struct sesssum *w = worst_of(a, s);
-	json_object_set_new(j, "worst", w ? sum_json(w) : json_null());
+	jw_obj_begin(w, "sessions");
+	jw_int(w, "bad", s ? s->sessions_bad : 0);
+	const struct sesssum *wst = worst_of(a, s);
+	if (wst)
+		sum_json(w, "worst", wst);
+	else
+		jw_null(w, "worst");
 	/* the connection of the triggering line, unless it is the worst */
-	json_object_set_new(j, "current", a->cur && a->cur != w ? sum_json(a->cur) : json_null());
-	json_object_set_new(o, "sessions", j);
+	if (a->cur && a->cur != wst)
+		sum_json(w, "current", a->cur);
+	else
+		jw_null(w, "current");
+	jw_obj_end(w);
 }
 
 void agg_session_tick(struct aggregator *a, uint32_t t)

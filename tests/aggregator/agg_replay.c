@@ -5,10 +5,16 @@
  *   {"prefix", "scope", "rule", "reason", "score", "response", "since", "until"}
  * and a last line {"summary": {...}} with counts, timings and memory.
  *
- *   agg_replay [-c CONFIG] [--protect-none] [--no-aggregate] [--quiet] FILE...
+ *   agg_replay [-c CONFIG] [--protect-none] [--no-aggregate] [--quiet]
+ *              [--evidence] [--check-evidence] FILE...
  *
  * --no-aggregate parses only (the baseline of the overhead benchmark);
- * --quiet prints the summary only. It never touches a database: it is the
+ * --quiet prints the summary only. --evidence prints, instead of the
+ * decisions, every new and upgraded decision as "new|upgraded PREFIX TEXT"
+ * with the evidence text as the aggregator wrote it (to compare builds byte
+ * for byte). --check-evidence checks that every evidence text is what
+ * jansson's json_dumps(JSON_COMPACT) writes for it once parsed, and exits 1
+ * when one is not or when there was none. It never touches a database: it is the
  * pure "what would the aggregator decide on this log" path used by
  * bench/quality and the integration tests.
  */
@@ -21,14 +27,41 @@
 #include "aggregator/aggregator.h"
 #include "parsers/parsers.h"
 
+struct opts {
+	bool quiet, evidence, check;
+	uint64_t checked, bad;
+};
+
+/* The evidence text is the bytes jansson writes for what it parses to. */
+static void check_evidence(struct opts *o, const struct agg_change *ch, const char *px)
+{
+	json_error_t err;
+	json_t *v = json_loads(ch->evidence_json, JSON_ALLOW_NUL, &err);
+	char *again = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	o->checked++;
+	if (!again || strcmp(again, ch->evidence_json) != 0) {
+		o->bad++;
+		fprintf(stderr, "%s: evidence is not json_dumps' bytes (%s)\n got  %s\n want %s\n", px,
+			v ? "differs" : err.text, ch->evidence_json, again ? again : "(none)");
+	}
+	free(again);
+	json_decref(v);
+}
+
 static int64_t print_change(void *arg, const struct agg_change *ch)
 {
-	bool quiet = *(bool *)arg;
-	if (ch->kind != AGG_CHANGE_NEW || quiet)
+	struct opts *op = arg;
+	if (ch->kind == AGG_CHANGE_ENDED)
 		return 0;
 	const struct decision *d = ch->d;
 	char px[PREFIX_STRLEN];
 	prefix_format(&d->prefix, px);
+	if (op->check)
+		check_evidence(op, ch, px);
+	if (op->evidence)
+		printf("%s %s %s\n", ch->kind == AGG_CHANGE_NEW ? "new" : "upgraded", px, ch->evidence_json);
+	if (ch->kind != AGG_CHANGE_NEW || op->quiet || op->evidence)
+		return 0;
 	json_t *o = json_object();
 	json_object_set_new(o, "prefix", json_string(px));
 	json_object_set_new(o, "scope", json_string(scope_name(d->scope)));
@@ -51,11 +84,14 @@ static int64_t print_change(void *arg, const struct agg_change *ch)
 int main(int argc, char **argv)
 {
 	const char *cfgpath = NULL;
-	bool protect_none = false, no_agg = false, quiet = false;
+	bool protect_none = false, no_agg = false;
+	struct opts op = {0};
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"protect-none", no_argument, NULL, 'P'},
 					     {"no-aggregate", no_argument, NULL, 'N'},
 					     {"quiet", no_argument, NULL, 'q'},
+					     {"evidence", no_argument, NULL, 'E'},
+					     {"check-evidence", no_argument, NULL, 'C'},
 					     {NULL, 0, NULL, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -63,7 +99,9 @@ int main(int argc, char **argv)
 		case 'c': cfgpath = optarg; break;
 		case 'P': protect_none = true; break;
 		case 'N': no_agg = true; break;
-		case 'q': quiet = true; break;
+		case 'q': op.quiet = true; break;
+		case 'E': op.evidence = true; break;
+		case 'C': op.check = true; break;
 		default: fprintf(stderr, "usage: agg_replay [-c FILE] [--protect-none] FILE...\n"); return 2;
 		}
 	}
@@ -112,7 +150,7 @@ int main(int argc, char **argv)
 			if (a) {
 				aggregator_event(a, &ev);
 				if ((events & 1023) == 0)
-					aggregator_take_changes(a, print_change, &quiet);
+					aggregator_take_changes(a, print_change, &op);
 			}
 		}
 		parser_source_free(src);
@@ -122,7 +160,7 @@ int main(int argc, char **argv)
 	int64_t t1 = clock_mono_us();
 	struct agg_stats st = {0};
 	if (a) {
-		aggregator_take_changes(a, print_change, &quiet);
+		aggregator_take_changes(a, print_change, &op);
 		aggregator_stats(a, &st);
 	}
 	struct rusage ru;
@@ -135,9 +173,13 @@ int main(int argc, char **argv)
 	       (unsigned long long)lines, (unsigned long long)events, (double)(t1 - t0) / 1e6, cpu, st.ips,
 	       st.classes, st.bytes, st.decisions, (unsigned long long)st.suppressed, ru.ru_maxrss,
 	       (long long)newest);
+	if (op.check)
+		fprintf(stderr, "agg_replay: %llu evidence texts checked, %llu not json_dumps' bytes\n",
+			(unsigned long long)op.checked, (unsigned long long)op.bad);
+	int rc = op.check && (op.bad || !op.checked) ? 1 : 0;
 	aggregator_free(a);
 	parser_free(p);
 	config_free(&c);
 	errlist_free(&errs);
-	return 0;
+	return rc;
 }

@@ -217,9 +217,9 @@ struct qrec {
 #define QC_SIZE	  1024
 #define SREF_SIZE 256
 struct qcache {
-	uint64_t q;    /* struct qkey .q */
-	uint32_t host; /* struct qkey .host */
-	uint32_t sess; /* table_ref() of the session, 0 = none */
+	uint64_t q;	      /* struct qkey .q */
+	uint32_t host;	      /* struct qkey .host */
+	struct sessrec *sess; /* the session (see struct aggregator .sref), NULL = none */
 };
 
 /* Evidence: the first and last lines and counts of one prefix. */
@@ -307,8 +307,11 @@ struct aggregator {
 	uint64_t drops_pending; /* unattributed since aggregator_take_attributions() */
 	/* the session of the event being handled (for the explanation) */
 	const struct sesssum *cur;
-	struct sesssum ended;	  /* ... a copy when the event ended it */
-	uint32_t sref[SREF_SIZE]; /* table_ref() of recent sessions, by pid */
+	struct sesssum ended; /* ... a copy when the event ended it */
+	/* recent sessions by pid: records never move, so a pointer checked
+	 * against the key (a removed record is zeroed) is as good as a lookup;
+	 * cleared when the table is rebuilt (agg_session_forget_refs) */
+	struct sessrec *sref[SREF_SIZE];
 	uint32_t host_h, host_n;  /* the last syslog host's hash, its length */
 	char host_s[64];	  /* ... and its bytes */
 	struct sessrec *sess_new; /* opened by this event: agg_session_begin() */
@@ -380,6 +383,8 @@ void agg_session_begin(struct aggregator *a, const struct iprec *p, uint32_t t);
 /* Remember the reply of p's last 4xx (ev) for the back-off explanation. */
 void agg_session_temp(struct iprec *p, const struct event *ev);
 void agg_session_init(struct aggregator *a);
+/* Forget the pointers into the session table (before it is freed or read). */
+void agg_session_forget_refs(struct aggregator *a);
 void agg_session_free(struct aggregator *a);
 /* Called first for every event (row: its stored id, 0 = none). An event
  * without a client is held by queue id, or applied at once with the known

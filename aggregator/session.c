@@ -346,6 +346,18 @@ static inline bool host_same(struct span s, const char *host)
 	return true;
 }
 
+/* Two session keys alike: read as they are written (skey_of) */
+static inline bool skey_same(const struct skey *x, const struct skey *y)
+{
+	uint64_t a0, b0;
+	uint32_t a1, b1;
+	memcpy(&a0, x, 8);
+	memcpy(&b0, y, 8);
+	memcpy(&a1, &x->host, 4);
+	memcpy(&b1, &y->host, 4);
+	return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 /* The session key of ev; the hash of the syslog host (one or a few per
  * log) is remembered. */
 static void skey_of(struct aggregator *a, const struct event *ev, struct skey *k)
@@ -551,9 +563,7 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 		    role == ROLE_CLEANUP) {
 			struct qkey k;
 			struct qcache *q = qkey_of(ev, &k) ? &a->qc[k.q % QC_SIZE] : NULL;
-			struct sessrec *r = q && q->q == k.q && q->host == k.host && q->sess
-						? table_at(&a->sessions, q->sess - 1)
-						: NULL;
+			struct sessrec *r = q && q->q == k.q && q->host == k.host ? q->sess : NULL;
 			if (r && !r->closed && ip_same(&r->ip, &ev->ip)) {
 				note(r, ev, bad, t);
 				a->cur = &r->s;
@@ -565,9 +575,9 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 	skey_of(a, ev, &k);
 	/* a few hundred processes serve all connections: a direct-mapped cache
 	 * of references (checked against the key) saves most lookups */
-	uint32_t *ref = &a->sref[((uint32_t)k.pid * 2654435761u ^ k.host) % SREF_SIZE];
-	struct sessrec *r = table_deref(&a->sessions, *ref, &k);
-	if (!r) {
+	struct sessrec **ref = &a->sref[((uint32_t)k.pid * 2654435761u ^ k.host) % SREF_SIZE];
+	struct sessrec *r = *ref;
+	if (!r || !skey_same(&r->k, &k)) {
 		r = table_find(&a->sessions, &k);
 		if (!r) {
 			if (ev->kind == EV_DISCONNECT)
@@ -575,7 +585,7 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 			r = table_get(&a->sessions, &k, NULL);
 			r->closed = 1;
 		}
-		*ref = table_ref(&a->sessions, r);
+		*ref = r;
 	}
 	if (r->closed) {
 		if (ev->kind == EV_DISCONNECT)
@@ -598,7 +608,7 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 			struct qcache *q = &a->qc[qk.q % QC_SIZE];
 			q->q = qk.q;
 			q->host = qk.host;
-			q->sess = *ref;
+			q->sess = r;
 		}
 	}
 	bool ends = ev->kind == EV_DISCONNECT || (ev->kind == EV_LOST && ev->mta != MTA_POSTFIX);
@@ -738,6 +748,12 @@ void agg_session_tick(struct aggregator *a, uint32_t t)
 	}
 	a->cur = NULL;
 	qids_evict(a, t, false);
+}
+
+void agg_session_forget_refs(struct aggregator *a)
+{
+	memset(a->sref, 0, sizeof a->sref);
+	memset(a->qc, 0, sizeof a->qc);
 }
 
 void agg_session_init(struct aggregator *a)

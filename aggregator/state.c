@@ -190,6 +190,7 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 		log_info("aggregator: [rules] changed since %s was saved; replaying events instead", what);
 		return -1;
 	}
+	agg_session_forget_refs(a);
 	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 || read_table(fp, &a->seen) < 0 ||
 	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
 	    read_table(fp, &a->wider) < 0 || read_slots(a, fp) < 0) {

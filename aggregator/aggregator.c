@@ -298,7 +298,7 @@ static void ev_record(struct aggregator *a, struct evslot *s, const struct event
 {
 	if (!s)
 		return;
-	int64_t ts = ev->ts_us / 1000000;
+	int64_t ts = agg_seconds(a, ev->ts_us);
 	if (!s->first_ts)
 		s->first_ts = ts;
 	s->last_ts = ts;
@@ -1415,7 +1415,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	const struct ipaddr *ip = &ev->ip;
 	if (ev->ts_us <= 0)
 		return;
-	uint32_t t = (uint32_t)(ev->ts_us / 1000000);
+	uint32_t t = agg_seconds(a, ev->ts_us);
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
 

@@ -268,6 +268,8 @@ struct aggregator {
 	double pre_thr[2][8][AGG_RULES_MAX];
 	unsigned pre_window[AGG_RULES_MAX];
 	uint32_t bucket_t, bucket_i[W__COUNT]; /* bucket indexes of time bucket_t */
+	int64_t sec_us; /* the second of the last event, in microseconds (agg_seconds) */
+	uint32_t sec;
 	/* the records of the last event's address: a session's lines come together */
 	struct ipaddr last_ip;
 	struct iprec *last_p;
@@ -320,6 +322,17 @@ struct aggregator {
 	uint64_t restored_rows; /* events replayed by the last aggregator_restore() */
 	bool from_checkpoint;	/* ... which loaded the database's checkpoint */
 };
+
+/* The event time ts_us in seconds: events come in time order, so the
+ * division is done once per second of log time. */
+static inline uint32_t agg_seconds(struct aggregator *a, int64_t ts_us)
+{
+	if ((uint64_t)(ts_us - a->sec_us) >= 1000000) {
+		a->sec = (uint32_t)(ts_us / 1000000);
+		a->sec_us = (int64_t)a->sec * 1000000;
+	}
+	return a->sec;
+}
 
 /* aggregator.c */
 void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);

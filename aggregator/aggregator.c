@@ -1437,8 +1437,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		for (unsigned m = d.wmask; m; m &= m - 1)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
-	bool cached =
-	    a->last_p && a->ips.removals + a->classes.removals == a->last_gen && ip_same(&a->last_ip, ip);
+	bool cached = !quiet && a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
+		      ip_same(&a->last_ip, ip);
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */

@@ -714,7 +714,7 @@ static void act_index_put(struct aggregator *a, size_t i)
 }
 
 /* at most half full, so probes stay short */
-static void act_index_rebuild(struct aggregator *a)
+static AGG_COLD void act_index_rebuild(struct aggregator *a)
 {
 	size_t cap = 64;
 	while (cap < 2 * a->nact + 2)
@@ -913,7 +913,7 @@ static struct seenrec *seen_of(struct aggregator *a, const struct iprec *p)
 
 /* Forget ip record p. A lone member's events do not touch its seen record
  * (cls_resolve()): the seen record takes its last activity now. */
-static void ip_remove(struct aggregator *a, struct iprec *p)
+static AGG_COLD void ip_remove(struct aggregator *a, struct iprec *p)
 {
 	struct seenrec *sr = seen_of(a, p);
 	if (sr && p->last_seen > sr->last_seen)
@@ -923,7 +923,7 @@ static void ip_remove(struct aggregator *a, struct iprec *p)
 
 /* The last activity of seen record r's member (kept in its ip record while
  * it is tracked), copied into r. */
-static void seen_refresh(struct aggregator *a, struct seenrec *r)
+static AGG_COLD void seen_refresh(struct aggregator *a, struct seenrec *r)
 {
 	struct iprec *q = table_find(&a->ips, &r->ip);
 	if (q && (q->cls_ref & CLS_LONE) && q->last_seen > r->last_seen)
@@ -931,7 +931,7 @@ static void seen_refresh(struct aggregator *a, struct seenrec *r)
 }
 
 /* Remove seen record r; its member, when tracked, looks its class up again. */
-static void seen_remove(struct aggregator *a, struct seenrec *r)
+static AGG_COLD void seen_remove(struct aggregator *a, struct seenrec *r)
 {
 	struct iprec *q = table_find(&a->ips, &r->ip);
 	if (q && (q->cls_ref & CLS_LONE))
@@ -953,8 +953,8 @@ static void rec_remove(struct aggregator *a, struct table *t, void *r)
  * holding max_tracked_ips records, the least recently seen of those looked at
  * goes too. off_flags and off_seen locate the two fields in t's records.
  */
-static void evict_from(struct aggregator *a, struct table *t, size_t *cursor, size_t off_flags,
-		       size_t off_seen, uint32_t now, size_t budget, bool force)
+static AGG_COLD void evict_from(struct aggregator *a, struct table *t, size_t *cursor, size_t off_flags,
+				size_t off_seen, uint32_t now, size_t budget, bool force)
 {
 	if (!t->nrec)
 		return;
@@ -1005,7 +1005,7 @@ static void evict_classes(struct aggregator *a, uint32_t now, size_t budget, boo
 		   offsetof(struct clsrec, last_seen), now, budget, force);
 }
 
-static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool force)
+static AGG_COLD void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool force)
 {
 	struct table *t = &a->seen;
 	if (!t->nrec)
@@ -1032,7 +1032,7 @@ static void evict_seen(struct aggregator *a, uint32_t now, size_t budget, bool f
 static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t);
 
 /* Seed a new class record with the counts of its first member q. */
-static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec *q, uint32_t t)
+static AGG_COLD void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec *q, uint32_t t)
 {
 	for (int w = 0; w < W__COUNT; w++) {
 		const struct win8 *s = &q->w[w];
@@ -1073,15 +1073,23 @@ static void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec 
  * cls_ref; a seen record that goes otherwise (seen_remove()) clears its
  * member's. So while cls_ref says CLS_LONE, p is alone, and its events touch
  * neither table (the seen record's last activity is p's: seen_refresh()). */
-static struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t)
+static struct clsrec *cls_lookup(struct aggregator *a, struct iprec *p, const struct prefix *cp, uint32_t t);
+
+static inline struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, const struct prefix *cp,
+					 uint32_t t)
+{
+	if (p->cls_ref & CLS_LONE)
+		return &a->scratch; /* see seen_remove() and seen_refresh() */
+	struct clsrec *c = table_deref(&a->classes, p->cls_ref, cp);
+	return c ? c : cls_lookup(a, p, cp, t);
+}
+
+/* cls_resolve() without a valid reference: look the class up. */
+static AGG_COLD struct clsrec *cls_lookup(struct aggregator *a, struct iprec *p, const struct prefix *cp,
+					  uint32_t t)
 {
 	struct clsrec *c;
 	struct seenrec *sr;
-	if (p->cls_ref & CLS_LONE)
-		return &a->scratch; /* see seen_remove() and seen_refresh() */
-	c = table_deref(&a->classes, p->cls_ref, cp);
-	if (c)
-		return c;
 	p->cls_ref = 0;
 	c = table_find(&a->classes, cp);
 	if (c) {
@@ -1351,7 +1359,7 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	}
 }
 
-static void widen(struct aggregator *a, const struct clsrec *c, uint32_t t)
+static AGG_COLD void widen(struct aggregator *a, const struct clsrec *c, uint32_t t)
 {
 	const struct rules_conf *r = a->r;
 	if (!r->class_enabled || r->class_widen_classes <= 0)
@@ -1403,6 +1411,82 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 	c->flags = decided_flags(a, c->flags, &c->p);
 	if (made)
 		widen(a, c, t);
+}
+
+/* The hot path of aggregator_event() stays small (the instruction cache
+ * holds it and the parser's): what only some events do is out of line. */
+
+/* Distinct unknown recipients and user names, and retries of a refused
+ * (sender, recipient) pair. */
+static __attribute__((noinline)) void count_distinct(struct aggregator *a, const struct event *ev,
+						     const struct delta *d, struct iprec *p, struct clsrec *c,
+						     bool lone, uint32_t t)
+{
+	if (d->rcpt_bit) {
+		uint64_t h = span_hash(ev->to, 1);
+		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+		if (!lone)
+			bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+	}
+	if (d->user_bit) {
+		uint64_t h = span_hash(ev->user, 2);
+		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
+		if (!lone)
+			bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
+	}
+	if (d->retry) {
+		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
+		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
+		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
+		if (!lone)
+			retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
+		if (now > before)
+			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
+		p->last_code = (int16_t)ev_code(ev);
+		c->last_code = (int16_t)ev_code(ev);
+	}
+}
+
+/* A connection of an IP (n connections in its window) or class (cn) whose
+ * flood is plausible: its line is kept as evidence, unless the sender is
+ * busy delivering mail. */
+static __attribute__((noinline)) void flood_evidence(struct aggregator *a, const struct event *ev,
+						     struct iprec *p, struct clsrec *c, bool lone, unsigned n,
+						     unsigned cn, uint32_t t)
+{
+	if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count &&
+	    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n)) {
+		struct prefix px;
+		host_prefix(&px, &ev->ip);
+		ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+	}
+	if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count &&
+	    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
+		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+}
+
+/* An abuse signal: evidence for the IP (and its class once a second member
+ * misbehaves), and both judged. */
+static __attribute__((noinline)) void judge_bad(struct aggregator *a, const struct event *ev,
+						const struct delta *d, struct iprec *p, struct clsrec *c,
+						bool lone, uint32_t t)
+{
+	if (!p->first_bad)
+		p->first_bad = t;
+	if (!c->first_bad)
+		c->first_bad = t;
+	if (!d->backoff && !lone)
+		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
+			 ipaddr_hash(&ev->ip));
+	struct prefix px;
+	host_prefix(&px, &ev->ip);
+	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+	/* a class keeps lines of its own once a second member misbehaves (a
+	 * lone member's lines are in its own slot): most classes have one */
+	if (c->ev || bits_estimate(c->ip_bits) >= 2)
+		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+	check_ip(a, p, c, t);
+	check_class(a, c, t);
 }
 
 void aggregator_event(struct aggregator *a, const struct event *ev)
@@ -1525,29 +1609,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 				win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
 		}
 	}
-	if (d.rcpt_bit) {
-		uint64_t h = span_hash(ev->to, 1);
-		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
-		if (!lone)
-			bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
-	}
-	if (d.user_bit) {
-		uint64_t h = span_hash(ev->user, 2);
-		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
-		if (!lone)
-			bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
-	}
-	if (d.retry) {
-		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
-		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
-		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
-		if (!lone)
-			retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
-		if (now > before)
-			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
-		p->last_code = (int16_t)ev_code(ev);
-		c->last_code = (int16_t)ev_code(ev);
-	}
+	if (d.rcpt_bit || d.user_bit || d.retry)
+		count_distinct(a, ev, &d, p, c, lone, t);
 	if (d.conn && !d.bad) {
 		/* a connection can only cross the flood rule; keep connect lines
 		 * as evidence once a flood is plausible */
@@ -1555,15 +1618,9 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* a lone member's class window holds this event's count only */
 		unsigned cn =
 		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
-		if (a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count &&
-		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n)) {
-			struct prefix px;
-			host_prefix(&px, ip);
-			ev_record(a, ev_get(a, &p->ev, &px, true), ev);
-		}
-		if (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count &&
-		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
-			ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
+		if ((a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) ||
+		    (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count))
+			flood_evidence(a, ev, p, c, lone, n, cn, t);
 		/* the smtpd line of a connection postscreen logged seconds
 		 * before counts nothing: it is not judged again (only the decay
 		 * of accepted mail could tip a rule since, and the next counted
@@ -1576,29 +1633,13 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			check_class(a, c, t);
 		return;
 	}
-	if (!d.bad)
-		return;
-	if (!p->first_bad)
-		p->first_bad = t;
-	if (!c->first_bad)
-		c->first_bad = t;
-	if (!d.backoff && !lone)
-		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
-			 ipaddr_hash(ip));
-	struct prefix px;
-	host_prefix(&px, ip);
-	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
-	/* a class keeps lines of its own once a second member misbehaves (a
-	 * lone member's lines are in its own slot): most classes have one */
-	if (c->ev || bits_estimate(c->ip_bits) >= 2)
-		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
-	check_ip(a, p, c, t);
-	check_class(a, c, t);
+	if (d.bad)
+		judge_bad(a, ev, &d, p, c, lone, t);
 }
 
 /* ----------------------------------------------------------- life cycle */
 
-static void load_allow_file(struct aggregator *a, const char *path)
+static AGG_COLD void load_allow_file(struct aggregator *a, const char *path)
 {
 	FILE *fp = fopen(path, "r");
 	if (!fp) {

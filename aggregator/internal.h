@@ -94,6 +94,9 @@ struct retry {
 	uint32_t t0; /* start of the retry window of all slots */
 };
 
+/* Rarely run: out of line and apart, so the hot path stays compact. */
+#define AGG_COLD __attribute__((cold, noinline))
+
 #define CLS_LONE 0x80000000u /* struct iprec .cls_ref: a seen record */
 
 struct iprec {

@@ -1627,9 +1627,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		 * event sees that) */
 		if (dup)
 			return;
-		if (a->r->flood_enabled && (double)n >= a->flood_ip_min)
+		/* nor is a busy sender's connection: it cannot flood */
+		if (a->r->flood_enabled && (double)n >= a->flood_ip_min &&
+		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n))
 			check_ip(a, p, c, t);
-		if (a->r->flood_enabled && (double)cn >= a->flood_cls_min)
+		if (a->r->flood_enabled && (double)cn >= a->flood_cls_min &&
+		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
 			check_class(a, c, t);
 		return;
 	}

@@ -395,11 +395,9 @@ static bool worse(const struct sesssum *x, const struct sesssum *y)
 
 /* A connection that ended badly: into the evidence of its IP and class
  * (when they keep evidence: they misbehaved before). */
-static void fold(struct aggregator *a, const struct sessrec *r)
+static AGG_COLD void fold_bad(struct aggregator *a, const struct sessrec *r)
 {
 	const struct sesssum *s = &r->s;
-	if (!badness(s))
-		return;
 	struct iprec *p = table_find(&a->ips, &r->ip);
 	if (!p)
 		return;
@@ -419,6 +417,12 @@ static void fold(struct aggregator *a, const struct sessrec *r)
 		if (!e->worst.start || worse(s, &e->worst))
 			e->worst = *s;
 	}
+}
+
+static inline void fold(struct aggregator *a, const struct sessrec *r)
+{
+	if (badness(&r->s)) /* most connections end well */
+		fold_bad(a, r);
 }
 
 /* The connection of r ends: folded, and the record kept closed for the

@@ -1527,7 +1527,12 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
 	}
-	agg_session_event(a, ev, role, d.bad, t);
+	if (role == ROLE_POSTSCREEN && ev->mta == MTA_POSTFIX) {
+		a->cur = NULL; /* before any connection: no session (agg_session_event) */
+		a->sess_new = NULL;
+	} else {
+		agg_session_event(a, ev, role, d.bad, t);
+	}
 	if (quiet)
 		return;
 

@@ -7,7 +7,8 @@
  * decisions for the engine to store and emit. It must never do I/O on the
  * hot path, allocate per event once the tables are warm, or put
  * log-derived text into a reason (reasons hold numbers and fixed words
- * only; evidence lines are escaped by jansson at the JSON sink).
+ * only; evidence lines are escaped at the JSON sink, aggregator/jsonw.c,
+ * by jansson's rules).
  */
 #include <math.h>
 #include <stdio.h>

@@ -1807,23 +1807,26 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 	size_t n = a->npend;
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = &a->pend[i];
-		if (p->kind != AGG_CHANGE_NEW && p->d.id == 0) /* made in this same batch */
-			for (size_t k = 0; k < a->nact; k++)
+		/* the decision in force it concerns: by the prefix index (a manual
+		 * block can share the prefix: then by prefix and since) */
+		struct active *x = active_find(a, &p->d.prefix);
+		if (x && x->d.since != p->d.since) {
+			x = NULL;
+			for (size_t k = 0; k < a->nact && !x; k++)
 				if (prefix_cmp(&a->act[k].d.prefix, &p->d.prefix) == 0 &&
 				    a->act[k].d.since == p->d.since)
-					p->d.id = a->act[k].d.id;
+					x = &a->act[k];
+		}
+		if (p->kind != AGG_CHANGE_NEW && p->d.id == 0 && x) /* made in this same batch */
+			p->d.id = x->d.id;
 		struct agg_change ch = {.kind = p->kind,
 					.d = &p->d,
 					.evidence_json = p->evidence,
 					.end_reason = p->end_reason,
 					.from = p->from};
 		int64_t id = fn ? fn(arg, &ch) : 0;
-		if (p->kind == AGG_CHANGE_NEW && id > 0) {
-			for (size_t k = 0; k < a->nact; k++)
-				if (prefix_cmp(&a->act[k].d.prefix, &p->d.prefix) == 0 &&
-				    a->act[k].d.since == p->d.since && a->act[k].d.id == 0)
-					a->act[k].d.id = id;
-		}
+		if (p->kind == AGG_CHANGE_NEW && id > 0 && x && x->d.id == 0)
+			x->d.id = id;
 		free(p->evidence);
 	}
 	a->npend = 0;

@@ -1323,14 +1323,6 @@ static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct p
 	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
 }
 
-/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
- * a whole address masks nothing. */
-static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
-{
-	out->addr = *ip;
-	out->len = (uint8_t)ipaddr_bits(ip);
-}
-
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
 {
 	/* a decided record is judged too: its decision may be upgraded, unless

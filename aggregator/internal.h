@@ -30,6 +30,14 @@ static inline bool prefix_same(const struct prefix *x, const struct prefix *y)
 	return x->len == y->len && ip_same(&x->addr, &y->addr);
 }
 
+/* prefix_from_addr(out, ip, ipaddr_bits(ip)) without its masking loop:
+ * a whole address masks nothing. */
+static inline void host_prefix(struct prefix *out, const struct ipaddr *ip)
+{
+	out->addr = *ip;
+	out->len = (uint8_t)ipaddr_bits(ip);
+}
+
 /* What the line's program is (Postfix's smtpd, postscreen, cleanup), told
  * once per event by the end of its name (events replayed from the database
  * carry the name only). */

@@ -402,7 +402,7 @@ static AGG_COLD void fold_bad(struct aggregator *a, const struct sessrec *r)
 	if (!p)
 		return;
 	struct prefix px, cp;
-	prefix_from_addr(&px, &r->ip, ipaddr_bits(&r->ip));
+	host_prefix(&px, &r->ip);
 	struct evslot *e = agg_ev_find(a, &p->ev, &px);
 	if (e) {
 		e->sessions_bad++;
@@ -674,10 +674,21 @@ void agg_session_reason(const struct aggregator *a, const struct evslot *s, char
 	}
 }
 
+/* Member key: a packed enhanced status code as "X.Y.Z", null for none. */
+static void dsn_json(struct jw *w, const char *key, uint32_t d)
+{
+	char s[24];
+	if (!d) {
+		jw_null(w, key);
+		return;
+	}
+	dsn_format(d, s, sizeof s);
+	jw_str(w, key, s);
+}
+
 /* Member key: what connection s showed. */
 static void sum_json(struct jw *w, const char *key, const struct sesssum *s)
 {
-	char dsn[24];
 	jw_obj_begin(w, key);
 	jw_int(w, "start", s->start);
 	jw_int(w, "end", s->end);
@@ -689,12 +700,8 @@ static void sum_json(struct jw *w, const char *key, const struct sesssum *s)
 	jw_int(w, "protocol", s->proto);
 	jw_int(w, "accepted", s->accepted);
 	if (s->code) {
-		dsn_format(s->dsn, dsn, sizeof dsn);
 		jw_int(w, "code", s->code);
-		if (s->dsn)
-			jw_str(w, "dsn", dsn);
-		else
-			jw_null(w, "dsn");
+		dsn_json(w, "dsn", s->dsn);
 		jw_int(w, "code_count", s->code_n);
 	}
 	if (s->helo)
@@ -708,13 +715,9 @@ static void sum_json(struct jw *w, const char *key, const struct sesssum *s)
 		jw_arr_end(w);
 	}
 	if (s->temp_code) {
-		dsn_format(s->temp_dsn, dsn, sizeof dsn);
 		jw_obj_begin(w, "back_off");
 		jw_int(w, "after_code", s->temp_code);
-		if (s->temp_dsn)
-			jw_str(w, "after_dsn", dsn);
-		else
-			jw_null(w, "after_dsn");
+		dsn_json(w, "after_dsn", s->temp_dsn);
 		jw_int(w, "seconds", s->gap);
 		jw_obj_end(w);
 	}

@@ -29,6 +29,16 @@ int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((forma
  */
 int cli_load_config(struct config *c, const char *path);
 
+/* Parse the command's address or prefix argument s into *out (strict:
+ * host bits must be zero). 0, or a usage error (2) naming s, escaped. */
+int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix *out);
+
+struct db;
+/* cli_load_config() into *c, then open the database (db_path, or the
+ * configuration's) read-only. NULL after printing why ("mxwarden NAME:
+ * ..."), with *c freed: the command exits 1. */
+struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_path, struct config *c);
+
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

@@ -89,15 +89,8 @@ static int setup(const char *name, int argc, char **argv, struct common *o, bool
 	}
 	if (optind != argc - 1)
 		return cli_usage_error(name, "one address or prefix, please");
-	const char *q = argv[optind];
-	if (prefix_parse(&o->p, q, strlen(q), true) < 0) {
-		struct buf b = BUF_INIT;
-		buf_append_printable(&b, q, strlen(q));
-		int rc = cli_usage_error(name, "'%s' is not an IP address or prefix (host bits must be zero)",
-					 buf_str(&b));
-		buf_free(&b);
-		return rc;
-	}
+	if (cli_parse_prefix(name, argv[optind], true, &o->p))
+		return 2;
 	if (!o->reason || !*o->reason)
 		return cli_usage_error(name, "--reason is required (it is recorded with your name)");
 	if (block && !o->dur)

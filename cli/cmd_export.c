@@ -70,19 +70,12 @@ int cmd_export(int argc, char **argv)
 		    "rbldnsd, rbldnsd6, plain, json)",
 		    format);
 	struct config c;
-	if (cli_load_config(&c, conf_path) < 0) {
-		config_free(&c);
+	struct db *db = cli_open_ro("export", conf_path, db_path, &c);
+	if (!db)
 		return 1;
-	}
 	int rc = 1;
-	char err[512];
-	struct db *db = db_open(db_path ? db_path : c.db_path, DB_RO, err, sizeof err);
 	struct collect col = {0};
 	struct buf out = BUF_INIT, msg = BUF_INIT;
-	if (!db) {
-		fprintf(stderr, "mxwarden export: %s\n", err);
-		goto done;
-	}
 	int64_t now = clock_now();
 	if (db_decisions_active(db, now, collect, &col) < 0) {
 		fprintf(stderr, "mxwarden export: reading decisions: %s\n", db_errmsg(db));

@@ -194,26 +194,12 @@ int cmd_lookup(int argc, char **argv)
 							       : "which address or prefix?");
 	const char *query = argv[optind];
 	struct prefix q;
-	if (prefix_parse(&q, query, strlen(query), false) < 0) {
-		struct buf b = BUF_INIT;
-		buf_append_printable(&b, query, strlen(query));
-		int rc = cli_usage_error("lookup", "'%s' is not an IP address or prefix", buf_str(&b));
-		buf_free(&b);
-		return rc;
-	}
+	if (cli_parse_prefix("lookup", query, false, &q))
+		return 2;
 	struct config c;
-	if (cli_load_config(&c, conf_path) < 0) {
-		config_free(&c);
+	struct db *db = cli_open_ro("lookup", conf_path, db_path, &c);
+	if (!db)
 		return 1;
-	}
-	const char *path = db_path ? db_path : c.db_path;
-	char err[512];
-	struct db *db = db_open(path, DB_RO, err, sizeof err);
-	if (!db) {
-		fprintf(stderr, "mxwarden lookup: %s\n", err);
-		config_free(&c);
-		return 1;
-	}
 	struct buf e = BUF_INIT;
 	json_t *o = aggregator_lookup_json(db, &c, query, clock_now(), &e);
 	int rc = 0;

@@ -136,29 +136,14 @@ int cmd_report(int argc, char **argv)
 	} else {
 		if (optind != argc - 1)
 			return cli_usage_error("report", "which address or prefix?");
-		const char *s = argv[optind];
-		if (prefix_parse(&q, s, strlen(s), false) < 0) {
-			struct buf b = BUF_INIT;
-			buf_append_printable(&b, s, strlen(s));
-			int rc =
-			    cli_usage_error("report", "'%s' is not an IP address or prefix", buf_str(&b));
-			buf_free(&b);
-			return rc;
-		}
+		if (cli_parse_prefix("report", argv[optind], false, &q))
+			return 2;
 	}
 
 	struct config c;
-	if (cli_load_config(&c, conf_path) < 0) {
-		config_free(&c);
+	struct db *db = cli_open_ro("report", conf_path, db_path, &c);
+	if (!db)
 		return 1;
-	}
-	char err[512];
-	struct db *db = db_open(db_path ? db_path : c.db_path, DB_RO, err, sizeof err);
-	if (!db) {
-		fprintf(stderr, "mxwarden report: %s\n", err);
-		config_free(&c);
-		return 1;
-	}
 	int64_t now = clock_now();
 	struct buf e = BUF_INIT, out = BUF_INIT;
 	json_t *r;

@@ -90,18 +90,10 @@ int cmd_stats(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
 	struct config c;
-	if (cli_load_config(&c, conf_path) < 0) {
-		config_free(&c);
+	struct db *db = cli_open_ro("stats", conf_path, db_path, &c);
+	if (!db)
 		return 1;
-	}
 	const char *path = db_path ? db_path : c.db_path;
-	char err[512];
-	struct db *db = db_open(path, DB_RO, err, sizeof(err));
-	if (!db) {
-		fprintf(stderr, "mxwarden stats: %s\n", err);
-		config_free(&c);
-		return 1;
-	}
 	json_t *o = db_stats_json(db, clock_now());
 	int rc = 0;
 	if (!o) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "db/db.h"
 
 static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
@@ -70,6 +71,33 @@ int cli_load_config(struct config *c, const char *path)
 	int rc = errs.msgs.n ? -1 : 0;
 	errlist_free(&errs);
 	return rc;
+}
+
+int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix *out)
+{
+	if (prefix_parse(out, s, strlen(s), strict) == 0)
+		return 0;
+	struct buf b = BUF_INIT;
+	buf_append_printable(&b, s, strlen(s));
+	int rc = cli_usage_error(name, "'%s' is not an IP address or prefix%s", buf_str(&b),
+				 strict ? " (host bits must be zero)" : "");
+	buf_free(&b);
+	return rc;
+}
+
+struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_path, struct config *c)
+{
+	if (cli_load_config(c, conf_path) < 0) {
+		config_free(c);
+		return NULL;
+	}
+	char err[512];
+	struct db *db = db_open(db_path ? db_path : c->db_path, DB_RO, err, sizeof err);
+	if (!db) {
+		fprintf(stderr, "mxwarden %s: %s\n", name, err);
+		config_free(c);
+	}
+	return db;
 }
 
 int main(int argc, char **argv)

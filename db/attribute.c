@@ -65,13 +65,7 @@ static int count_row(struct db *db, const struct ipaddr *ip, const struct prefix
 
 static int count_add(struct db *db, const char *key, int64_t n)
 {
-	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
-	if (!st)
-		return -1;
-	sqlite3_bind_text(st, 1, "attribution", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, n);
-	return db_step_done(db, st, "attribution counter");
+	return db_counter_add(db, "attribution", key, n);
 }
 
 int db_attribution_dropped(struct db *db, int64_t n)

@@ -80,17 +80,5 @@ int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, after_id);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct event ev;
-		int64_t id, src;
-		db_event_from_row(st, &ev, &id, &src);
-		int r = cb(arg, id, &ev);
-		if (r) {
-			sqlite3_reset(st);
-			return r;
-		}
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_fail_sql(db, "scan events");
+	return db_events_scan_rows(db, st, cb, arg);
 }

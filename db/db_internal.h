@@ -159,6 +159,11 @@ sqlite3_stmt *db_prepare(struct db *db, const char *sql);
 /* Decode an events row selected with the column order of Q_EVENTS_SCAN
  * (id, ts, mta, ..., raw, source_id); spans point into the statement. */
 void db_event_from_row(sqlite3_stmt *st, struct event *ev, int64_t *id, int64_t *source_id);
+/* Step st (bound, selecting the event columns) and call cb for each row;
+ * reset it. 0, cb's non-zero return, or -1 on an SQLite error (logged). */
+int db_events_scan_rows(struct db *db, sqlite3_stmt *st, db_event_cb cb, void *arg);
+/* Add n to counters(name, key) (name a literal, key copied); 0 or -1. */
+int db_counter_add(struct db *db, const char *name, const char *key, int64_t n);
 #define DB_EVENT_COLS                                                                                       \
 	"id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo, mail_from, rcpt_to," \
 	" user, stage, kind, code, dsn, category, text, raw, source_id"

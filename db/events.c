@@ -406,17 +406,20 @@ int db_agg_flush(struct db *db)
 	return db_rows_add(db, db->batch_rows);
 }
 
-int db_rows_add(struct db *db, int64_t n)
+int db_counter_add(struct db *db, const char *name, const char *key, int64_t n)
 {
-	if (n == 0)
-		return 0;
 	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, "rows", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, "events", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, n);
-	return db_step_done(db, st, "rows counter");
+	return db_step_done(db, st, name);
+}
+
+int db_rows_add(struct db *db, int64_t n)
+{
+	return n == 0 ? 0 : db_counter_add(db, "rows", "events", n);
 }
 
 /* ----------------------------------------------------------------- events */
@@ -639,15 +642,10 @@ int db_unparsed_add(struct db *db, const char *reason, int64_t n)
 		return db_fail(db, "db_unparsed_add: bad reason or count");
 	if (n == 0)
 		return 0;
-	sqlite3_stmt *st = db_stmt(db, Q_COUNTER_ADD);
+	if (db_counter_add(db, "unparsed", reason, n) < 0)
+		return -1;
+	sqlite3_stmt *st = db_stmt(db, Q_INGEST_ADD);
 	if (!st)
-		return -1;
-	sqlite3_bind_text(st, 1, "unparsed", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, n);
-	if (db_step_done(db, st, "unparsed") < 0)
-		return -1;
-	if (!(st = db_stmt(db, Q_INGEST_ADD)))
 		return -1;
 	sqlite3_bind_int64(st, 1, floor_div(clock_now(), 60) * 60);
 	sqlite3_bind_int64(st, 2, 0);
@@ -718,6 +716,11 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	/* The id bounds the index range; ts makes the start exact. */
 	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
 	sqlite3_bind_int64(st, 2, from_us);
+	return db_events_scan_rows(db, st, cb, arg);
+}
+
+int db_events_scan_rows(struct db *db, sqlite3_stmt *st, db_event_cb cb, void *arg)
+{
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct event ev;
@@ -729,11 +732,7 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 			return r;
 		}
 	}
-	if (rc != SQLITE_DONE) {
-		db_fail_sql(db, "scan events");
-		sqlite3_reset(st);
-		return -1;
-	}
+	int ret = rc == SQLITE_DONE ? 0 : db_fail_sql(db, "scan events"); /* before the reset */
 	sqlite3_reset(st);
-	return 0;
+	return ret;
 }

@@ -2,7 +2,7 @@
 "ok"/"FAIL"/"KNOWN BUG", a scratch directory, `mxwarden run` as a child
 process (its web port read from its log), lines carrying a unique sequence
 number, read-only queries of the database and small HTTP requests."""
-import http.client, json, os, re, signal, sqlite3, subprocess, sys, tempfile, time
+import http.client, json, os, re, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
 MXW = os.environ.get("MXWARDEN", "build/cli/mxwarden")
 SHARED = os.environ.get("MXW_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
@@ -34,6 +34,35 @@ def done():
     if known:
         print("%d known bug(s) marked as expected failures" % len(known), flush=True)
     sys.exit(1 if failures else 0)
+
+
+def private_mount_ns():
+    """Run this test again inside a private mount namespace (`unshare -m`),
+    where it may mount a tmpfs of its own; exit 77 (skipped) when that is
+    not permitted. Returns in the namespace."""
+    if os.environ.get("MXW_IN_NS") == "1":
+        return
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("SKIP: needs root and unshare(1) for a private tmpfs", flush=True)
+        sys.exit(77)
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        print("SKIP: cannot mount a tmpfs in a private mount namespace: " + probe.stderr.strip(), flush=True)
+        sys.exit(77)
+    os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv,
+               dict(os.environ, MXW_IN_NS="1"))
+
+
+def plain_entries(path, none_if_missing=False):
+    """The entries of a plain blocklist (comment and blank lines left out):
+    an empty set, or None with none_if_missing, when it cannot be read."""
+    try:
+        with open(path) as f:
+            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
+    except OSError:
+        return None if none_if_missing else set()
 
 
 def skip(why):

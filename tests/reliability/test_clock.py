@@ -14,14 +14,6 @@ def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def plain_set(path):
-    try:
-        with open(path) as f:
-            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
-    except OSError:
-        return set()
-
-
 # (a) the turn of the year
 d = scratch()
 log, db = os.path.join(d, "mail.log"), os.path.join(d, "m.db")
@@ -77,11 +69,11 @@ fenv = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": tsfile, "FAKETIME_CACHE_DU
 dm = Daemon(db, follow=[log], conf=conf, env=fenv).start()
 check("daemon started under libfaketime", dm.port is not None, dm.stderr()[-500:])
 both = {"198.51.100.0/24", "203.0.113.0/24"}
-check("both blocks are emitted", wait_for(lambda: plain_set(plain), both, 20) == both, plain_set(plain))
+check("both blocks are emitted", wait_for(lambda: plain_entries(plain), both, 20) == both, plain_entries(plain))
 check("50 lines stored", wait_for(lambda: len(seq_counts(db)), 50, 20) == 50)
 with open(tsfile, "w") as f:
     f.write("+2h\n")
-got = wait_for(lambda: plain_set(plain), {"203.0.113.0/24"}, 20)
+got = wait_for(lambda: plain_entries(plain), {"203.0.113.0/24"}, 20)
 check("after a 2 h jump forward the 1 h block expires and the 3 h block stays", got == {"203.0.113.0/24"}, got)
 append(log, seq_lines(50, 100))
 check("lines keep flowing after the jump", wait_for(lambda: len(seq_counts(db)), 100, 20) == 100,
@@ -93,7 +85,7 @@ time.sleep(3)
 append(log, seq_lines(100, 150))
 check("lines keep flowing after a jump a day back", wait_for(lambda: len(seq_counts(db)), 150, 20) == 150,
       len(seq_counts(db)))
-got = plain_set(plain)
+got = plain_entries(plain)
 check("an expired block does not come back when the clock steps back a day", "198.51.100.0/24" not in got, got)
 check("the running block stays across the step back", "203.0.113.0/24" in got, got)
 ended = q(db, "SELECT end_reason, ended_at = until FROM decisions WHERE prefix = '198.51.100.0/24'")

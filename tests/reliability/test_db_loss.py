@@ -19,11 +19,7 @@ for p in sorted(want):
 
 
 def plain_set():
-    try:
-        with open(plain) as f:
-            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
-    except OSError:
-        return None
+    return plain_entries(plain, none_if_missing=True)
 
 
 dm = Daemon(db, conf=conf, log=os.path.join(d, "log1")).start()

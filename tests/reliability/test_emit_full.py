@@ -4,22 +4,11 @@ that is then filled up, and a new block arrives. Pass: the target stays
 byte-identical to the previous version (no truncated file), the failure is
 logged, the reload command is not run for the failed write, the daemon stays
 up, and once space returns the next change is written and reloaded."""
-import os, shutil, subprocess, sys
-
-if os.environ.get("MXW_IN_NS") != "1":
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        print("SKIP: needs root and unshare(1) for a private tmpfs", flush=True)
-        sys.exit(77)
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        print("SKIP: cannot mount a tmpfs in a private mount namespace: " + probe.stderr.strip(), flush=True)
-        sys.exit(77)
-    os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv,
-               dict(os.environ, MXW_IN_NS="1"))
+import os, subprocess, sys
 
 from rellib import *
+
+private_mount_ns()
 
 d = scratch()
 small = os.path.join(d, "small")

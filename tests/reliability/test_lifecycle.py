@@ -11,14 +11,6 @@ import json, os
 from rellib import *
 
 
-def plain_set(path):
-    try:
-        with open(path) as f:
-            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
-    except OSError:
-        return set()
-
-
 def retry_line(n):
     """A 5xx to the same (sender, recipient) pair from 198.51.100.50."""
     return ("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[198.51.100.50]: 550 5.1.1 "
@@ -42,21 +34,21 @@ IP = "198.51.100.50/32"
 
 # 2 rejections of one pair: retried once = score 2: defer
 append(log, retry_line(0) + retry_line(1))
-check("defer: in the defer output", wait_for(lambda: IP in plain_set(out_all), True, 20), plain_set(out_all))
-check("defer: not in the reject output", IP not in plain_set(out_rej), plain_set(out_rej))
+check("defer: in the defer output", wait_for(lambda: IP in plain_entries(out_all), True, 20), plain_entries(out_all))
+check("defer: not in the reject output", IP not in plain_entries(out_rej), plain_entries(out_rej))
 rows = q(db, "SELECT id, response, since, until FROM decisions WHERE prefix = ?", IP)
 check("one decision, response defer", len(rows) == 1 and rows[0][1] == "defer", rows)
 did, _, since0, until0 = rows[0] if rows else (0, 0, 0, 0)
 
 # a third rejection: retried twice = score 4: reject
 append(log, retry_line(2))
-check("upgraded to reject: now in the reject output", wait_for(lambda: IP in plain_set(out_rej), True, 20),
-      plain_set(out_rej))
-check("...not yet in the drop output", IP not in plain_set(out_drop), plain_set(out_drop))
+check("upgraded to reject: now in the reject output", wait_for(lambda: IP in plain_entries(out_rej), True, 20),
+      plain_entries(out_rej))
+check("...not yet in the drop output", IP not in plain_entries(out_drop), plain_entries(out_drop))
 # a fourth: retried three times = score 6: drop
 append(log, retry_line(3))
-check("upgraded to drop: now in the drop output", wait_for(lambda: IP in plain_set(out_drop), True, 20),
-      plain_set(out_drop))
+check("upgraded to drop: now in the drop output", wait_for(lambda: IP in plain_entries(out_drop), True, 20),
+      plain_entries(out_drop))
 rows = q(db, "SELECT id, response, since, until, score, ended_at FROM decisions WHERE prefix = ?", IP)
 check("still one decision row, same id and since, response drop, until not earlier",
       len(rows) == 1 and rows[0][0] == did and rows[0][1] == "drop" and rows[0][2] == since0 and
@@ -92,8 +84,8 @@ check("lookup (text) prints the upgrades", r.returncode == 0 and "defer -> rejec
 r = run([MXW, "unblock", IP, "--reason", "lifecycle test", "--db", db])
 check("unblock exits 0", r.returncode == 0, r.stderr)
 check("unblocked: gone from every output",
-      wait_for(lambda: any(IP in plain_set(p) for p in (out_all, out_rej, out_drop)), False, 20),
-      [plain_set(p) for p in (out_all, out_rej, out_drop)])
+      wait_for(lambda: any(IP in plain_entries(p) for p in (out_all, out_rej, out_drop)), False, 20),
+      [plain_entries(p) for p in (out_all, out_rej, out_drop)])
 rows = q(db, "SELECT end_reason FROM decisions WHERE id = ?", did)
 check("the decision row is ended", rows and rows[0][0] is not None, rows)
 st, api = get_json(dm.port, "/api/v1/lookup/198.51.100.50")

@@ -10,22 +10,11 @@ run on a roomy disk with the same lines (prefix, rule, connections counted,
 response): the aggregator counted each line once, however often the lines
 were read. Also:
 every line exactly once in the database."""
-import json, os, shutil, subprocess, sys
-
-if os.environ.get("MXW_IN_NS") != "1":
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        print("SKIP: needs root and unshare(1) for a private tmpfs", flush=True)
-        sys.exit(77)
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        print("SKIP: cannot mount a tmpfs in a private mount namespace: " + probe.stderr.strip(), flush=True)
-        sys.exit(77)
-    env = dict(os.environ, MXW_IN_NS="1")
-    os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv, env)
+import json, os, subprocess, sys
 
 from rellib import *
+
+private_mount_ns()
 
 HOLD = float(os.environ.get("MXW_FULL_HOLD", "5"))
 FILLER_IP = "10.9.9.9"  # a protected network: stored, never decided

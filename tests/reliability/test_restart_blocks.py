@@ -46,11 +46,7 @@ def entries():
 
 
 def plain_set():
-    try:
-        with open(plain) as f:
-            return {l.strip() for l in f if l.strip() and not l.startswith("#")}
-    except OSError:
-        return set()
+    return plain_entries(plain)
 
 
 dm = Daemon(db, follow=[log], conf=conf, env=at(T0 + 60)).start()

@@ -238,6 +238,8 @@ enum ev_kind {
 	EV_AUTH_FAILURE,
 	EV_PROTOCOL,
 	EV_LOST,
+	EV_NOTE, /* a signal about the client, not a refusal: no-rDNS warnings,
+		  * reject_warning (what the MTA would have refused), DNSBL ranks */
 	EV__COUNT
 };
 
@@ -306,6 +308,7 @@ struct event {
 	uint16_t port;	     /* client port, 0 when not logged */
 	int16_t code;	     /* SMTP reply code, -1 when none */
 	bool auth_ok;	     /* accept: the client authenticated successfully */
+	uint16_t nrcpt;	     /* accept: recipients accepted, when the MTA logged them (0 = not logged) */
 	int32_t pid;	     /* -1 when none */
 	struct span host;    /* the syslog host (the MTA host or the forwarder) */
 	struct span program; /* "postfix/smtpd", "exim", "sm-mta" */

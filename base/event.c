@@ -8,8 +8,8 @@
 #include "base.h"
 
 static const char *const mta_names[MTA__COUNT] = {"unknown", "postfix", "exim", "sendmail", "custom"};
-static const char *const kind_names[EV__COUNT] = {"none",   "connect",	    "disconnect", "accept",
-						  "reject", "auth_failure", "protocol",	  "lost"};
+static const char *const kind_names[EV__COUNT] = {
+    "none", "connect", "disconnect", "accept", "reject", "auth_failure", "protocol", "lost", "note"};
 static const char *const stage_names[ST__COUNT] = {"connect", "helo",	     "mail", "rcpt",
 						   "data",    "end-of-data", "auth", "other"};
 static const char *const cat_names[CAT__COUNT] = {"none",

@@ -965,10 +965,6 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	const char *why;
 	if (a->replaying)
 		return false;
-	if (aggregator_blockable(a, p, &why) < 0) {
-		a->suppressed++;
-		return false;
-	}
 	struct decision d;
 	memset(&d, 0, sizeof d);
 	d.prefix = *p;
@@ -984,6 +980,8 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		 * this decision is one offence already */
 		d.response = response_for(a, rule, d.score, off->n > 1 ? off->n - 1 : 0);
 		if (cur->d.manual || a->c->rules.dry_run || d.response <= cur->d.response)
+			return false;
+		if (aggregator_blockable(a, p, &why) < 0) /* the allow list changed since */
 			return false;
 		reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], evs,
 			  d.reason, sizeof d.reason);
@@ -1009,6 +1007,10 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		jw_free(&w);
 		pend_push(a, &(struct pending){
 				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from});
+		return false;
+	}
+	if (aggregator_blockable(a, p, &why) < 0) {
+		a->suppressed++;
 		return false;
 	}
 	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], evs,
@@ -1188,7 +1190,8 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
-static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
+static inline __attribute__((always_inline)) struct iprec *
+ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
 	    !table_find_h(&a->ips, ip, hv))
@@ -1481,7 +1484,8 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	/* our text in the reply (a Postfix table, an rbldnsd TXT record), or
 	 * postscreen refusing by its access list (DENYLISTED carries no text) */
 	if (ev->kind == EV_REJECT &&
-	    (names_us(ev->text) || (ev->cat == CAT_CLIENT_POLICY && role == ROLE_POSTSCREEN)))
+	    (ev->cat == CAT_CLIENT_POLICY || ev->cat == CAT_DNSBL || ev->cat == CAT_OTHER) &&
+	    (role == ROLE_POSTSCREEN || names_us(ev->text)))
 		d->maybe_own = true;
 	switch (ev->cat) {
 	case CAT_UNKNOWN_RECIPIENT:
@@ -1745,8 +1749,8 @@ static __attribute__((noinline)) void flood_evidence(struct aggregator *a, const
  * "client=" lines; the disconnect counts say what it delivered. When every
  * message came to DATA, its accepted recipients count (success weighs by
  * recipients); when some never did (a client that hangs up after RCPT),
- * only those delivered count. A member that delivered mail and never
- * misbehaved is a good member of its class. */
+ * only those delivered count. (Its class counted it a good member at its
+ * "client=" line already: the lenient side.) */
 static AGG_COLD void delivered(struct aggregator *a, const struct event *ev, struct delta *d, struct iprec *p,
 			       struct clsrec *c, bool feed, uint32_t t)
 {
@@ -1762,8 +1766,6 @@ static AGG_COLD void delivered(struct aggregator *a, const struct event *ev, str
 		if (feed)
 			win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
-	if (data && feed && !p->first_bad)
-		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(&ev->ip));
 }
 
 #define SESS_GAP  60  /* seconds: lines of no known connection this far apart are two */
@@ -1838,7 +1840,8 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 	if (!d->backoff && feed)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
 			 ipaddr_hash(&ev->ip));
-	if (new_connection(a, p, 1, t))
+	bool fresh = new_connection(a, p, 1, t);
+	if (fresh)
 		win8_add(&p->w[W_SESS], bucket(a, t, W_SESS), 1);
 	struct prefix px;
 	host_prefix(&px, &ev->ip);
@@ -1852,8 +1855,15 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 	 * can be (Postfix sends at most 50 RCPTs a connection and drops a
 	 * client after 20 errors) */
 	bool later = a->cur && a->cur != &a->ended && a->cur->rejected + a->cur->other_rej < LATER_MAX;
-	if (later)
+	if (later) {
 		a->cur->judge = 1;
+		/* another refusal of the same connection: only the rules that
+		 * wait for its end count it */
+		const unsigned now_rules =
+		    1u << W_RELAY | 1u << W_AUTH | 1u << W_PROTO | 1u << W_CONN | 1u << W_BACKOFF;
+		if (!fresh && !(d->wmask & now_rules))
+			return;
+	}
 	check_ip(a, p, c, t, later);
 	if (feed)
 		check_class(a, c, t, later);
@@ -2016,8 +2026,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	}
 	if (d.delivered)
 		delivered(a, ev, &d, p, c, feed, t);
-	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad &&
-		 !(role == ROLE_SMTPD && ev->mta == MTA_POSTFIX))
+	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad)
 		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(ip));
 
 	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&

@@ -148,8 +148,9 @@ int main(int argc, char **argv)
 			if (ev.ts_us / 1000000 > newest)
 				newest = ev.ts_us / 1000000;
 			if (a) {
-				/* the engine's periodic work, on the log's clock */
-				if (newest - last_tick >= 60) {
+				/* the engine's periodic work (idle eviction, connections
+				 * that never logged their end), hourly on the log's clock */
+				if (newest - last_tick >= 3600) {
 					aggregator_tick(a, newest);
 					last_tick = newest;
 				}

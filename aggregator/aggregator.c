@@ -637,6 +637,13 @@ static int view_pick(const struct aggregator *a, const struct view *v, bool cls,
 		}
 		if (i == R_HARVEST && rt < 1.0 && harvest_ratio_holds(a, v))
 			rt = 1.0;
+		/* a sender that delivers mail: a harvest is nearly every RCPT
+		 * unknown (a backup MX or a forwarder relays spam to made-up
+		 * addresses beside wanted mail), a policy verdict more refusals
+		 * than accepted recipients (a relay of mixed mail, not a spammer) */
+		if (v->accepted && ((i == R_HARVEST && !harvest_ratio_holds(a, v)) ||
+				    (i == R_POLICY && v->accepted >= v->v[R_POLICY])))
+			continue;
 		if (rt < 1.0 || !view_independent(a, v, i, cls, rt))
 			continue;
 		if (rt * rule_severity[i] > br * (best >= 0 ? rule_severity[best] : 1)) {
@@ -845,12 +852,19 @@ static enum response response_of(const struct rules_conf *r, double score)
  * URL, reaches the sender's postmaster in the bounce; a drop only shows
  * as timeouts in the sending MTA's queue), and a repeat offender that
  * would be refused is dropped. */
-static enum response response_for(const struct aggregator *a, int rule, double score, unsigned past)
+static enum response response_for(const struct aggregator *a, bool attack, double score, unsigned past)
 {
 	enum response r = response_of(a->r, score);
 	if (past && r >= RESP_REJECT)
 		return RESP_DROP;
-	return r == RESP_DROP && !rule_is_attack(rule) ? RESP_REJECT : r;
+	return r == RESP_DROP && !attack ? RESP_REJECT : r;
+}
+
+/* A clear attack (rule_is_attack), but one user name failing AUTH again
+ * and again is a stale password more often than a guess. */
+static bool view_attack(const struct view *v, int rule, double ratio)
+{
+	return rule_is_attack(rule) && !(rule == R_AUTH && v->users < 2 && ratio < 2);
 }
 
 int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why)
@@ -973,12 +987,13 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	double sev = rule_severity[rule];
 	d.score = round(sev * ratio * 100.0) / 100.0;
 	struct countrec *off = agg_offense(a, p, true);
-	d.response = response_for(a, rule, d.score, off->n);
+	bool attack = view_attack(v, rule, ratio);
+	d.response = response_for(a, attack, d.score, off->n);
 	struct active *cur = active_find(a, p);
 	if (cur) {
 		/* in force already: upgraded when the response rises, never lowered;
 		 * this decision is one offence already */
-		d.response = response_for(a, rule, d.score, off->n > 1 ? off->n - 1 : 0);
+		d.response = response_for(a, attack, d.score, off->n > 1 ? off->n - 1 : 0);
 		if (cur->d.manual || a->c->rules.dry_run || d.response <= cur->d.response)
 			return false;
 		if (aggregator_blockable(a, p, &why) < 0) /* the allow list changed since */
@@ -1023,7 +1038,7 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		if (past > (int64_t)n)
 			n = (unsigned)past;
 	}
-	d.response = response_for(a, rule, d.score, n);
+	d.response = response_for(a, attack, d.score, n);
 	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < 16; i++)
 		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
@@ -1273,7 +1288,7 @@ static AGG_COLD void cls_seed(struct aggregator *a, struct clsrec *c, const stru
 		}
 		c->first_bad = q->first_bad;
 	}
-	c->flags |= (uint8_t)(q->flags & (F_NO_MX | F_LIMITED));
+	c->flags |= (uint8_t)(q->flags & (F_NO_MX | F_LIMITED | F_AUTH_OK));
 	c->last_code = q->last_code;
 	uint64_t h = ipaddr_hash(&q->ip);
 	if (q->first_bad && !decided)
@@ -1600,6 +1615,9 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 		return;
 	struct view v;
 	ip_view(a, p, t, &v);
+	/* IPv6 hosts have addresses of their own: the office is its /64 */
+	if (p->ip.family == IPADDR_V6 && c != &a->scratch && (c->flags & F_AUTH_OK))
+		v.per_user = true;
 	if (later)
 		later_mask(&v);
 	double ratio;
@@ -1745,6 +1763,12 @@ static __attribute__((noinline)) void flood_evidence(struct aggregator *a, const
 		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 }
 
+static AGG_COLD void lost_is_flaky(struct delta *d)
+{
+	d->w[W_PROTO] = 0;
+	d->bad = false;
+}
+
 /* A Postfix connection ended: its messages were counted one each at their
  * "client=" lines; the disconnect counts say what it delivered. When every
  * message came to DATA, its accepted recipients count (success weighs by
@@ -1869,6 +1893,22 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 		check_class(a, c, t, later);
 }
 
+/* A connection that delivered mail to valid recipients is not harvesting
+ * (an old distribution list, a backup MX flushing its queue, a
+ * forwarder): its unknown recipients are taken back from the windows
+ * (and so from the distinct count, which never exceeds them). */
+static AGG_COLD void unknown_delivered(struct aggregator *a, struct iprec *p, const struct sesssum *s,
+				       uint32_t t)
+{
+	for (unsigned k = 0; k < s->unknown; k++)
+		win8_sub(&p->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
+	struct prefix cp;
+	ipaddr_class(&p->ip, &a->c->classes, &cp);
+	struct clsrec *c = s->cls_unknown ? table_find(&a->classes, &cp) : NULL;
+	for (unsigned k = 0; c && k < s->cls_unknown; k++)
+		win32_sub(&c->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
+}
+
 /* Judge the connections that ended with rules left to judge (session.c):
  * a repeated refusal is a retry only when the connection delivered
  * nothing; then every rule, with what it finally showed. */
@@ -1882,6 +1922,8 @@ static AGG_COLD void judge_later_run(struct aggregator *a)
 			continue;
 		if (j->s.retry_pending && !j->s.accepted)
 			win8_add(&p->w[W_RETRY], bucket(a, j->t, W_RETRY), j->s.retry_pending);
+		if (j->s.accepted && j->s.unknown)
+			unknown_delivered(a, p, &j->s, j->t);
 		if (!j->s.judge && !(j->s.retry_pending && !j->s.accepted))
 			continue;
 		struct prefix cp;
@@ -1991,7 +2033,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	p->last_seen = t;
 	c->last_seen = t;
 	p->flags |= (uint8_t)d.flags;
-	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
+	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED | F_AUTH_OK));
 
 	/* our own block refused it: the sender came back while blocked */
 	if (d.maybe_own && (refuses(p->flags) || (!lone && refuses(c->flags)))) {
@@ -2001,6 +2043,12 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	/* the class hears of members that are not blocked on their own: a
 	 * blocked member's refusals are its own business */
 	bool feed = !lone && !(p->flags & F_DECIDED);
+	/* a hang-up of a client that delivers mail or authenticates is a
+	 * flaky link (a phone, an office NAT), not a scanner */
+	if (ev->kind == EV_LOST && d.bad &&
+	    ((p->flags & F_AUTH_OK) || win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)) ||
+	     (ip->family == IPADDR_V6 && !lone && (c->flags & F_AUTH_OK))))
+		lost_is_flaky(&d);
 
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */
 	if (d.conn) {
@@ -2044,8 +2092,12 @@ static void event_body(struct aggregator *a, const struct event *ev)
 			continue;
 		if (feed) {
 			unsigned kc = class_share(a, p, w, k, t);
-			if (kc)
+			if (kc) {
 				win32_add(&c->w[w], bucket(a, t, w), kc);
+				if (w == W_UNKNOWN && a->cur)
+					a->cur->cls_unknown =
+					    (uint16_t)MXW_MIN(a->cur->cls_unknown + kc, 65535u);
+			}
 		}
 		win8_add(&p->w[w], bucket(a, t, w), k);
 	}

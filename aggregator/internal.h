@@ -95,9 +95,9 @@ enum {
 	 * of the active decisions unless their score calls for more */
 	F_RESP_SHIFT = 5,
 	F_RESP_MASK = 3 << 5,
-	/* iprec: the client authenticated successfully, so its AUTH failures
-	 * are judged per user name (one stale password never blocks the
-	 * office behind a NAT) */
+	/* the client (a class: a member) authenticated successfully, so its
+	 * AUTH failures are judged per user name (one stale password never
+	 * blocks the office behind a NAT, or in its IPv6 /64) */
 	F_AUTH_OK = 128,
 };
 
@@ -200,7 +200,8 @@ struct sesssum {
 	uint8_t counted;	      /* its abuse signals were counted as one connection (W_SESS) */
 	uint16_t retry_pending; /* refusals of a pair refused before: retries unless it delivered mail */
 	uint8_t judge;		/* rules that count refusals are judged when it ends */
-	uint8_t pad[3];
+	uint8_t pad;
+	uint16_t cls_unknown; /* ... of its unknown recipients, those its class counted */
 };
 /* One per (mta, syslog host, pid): a process serves one connection after
  * another, so its record stays when a connection ends (closed) and the

@@ -17,8 +17,8 @@ The four checks (issue 12):
 
 When a decision was in force and how strongly is read from `decisions` (since, until, ended_at) and
 `decision_changes` (each upgrade: at, from_response, response, until). The `until` a decision had
-before its first upgrade is not stored; it is taken as at least since + 0.9 x block_base (the
-shortest first duration, 1h less the 10% jitter), and as continuing when the first upgrade came
+before its first upgrade is not stored; it is taken as since + block_base x (1 - block_jitter) (the
+shortest first duration: 54 minutes by default), and as continuing when the first upgrade came
 before that. An upgrade after the decision had expired does not make it in force in between.
 """
 import ipaddress
@@ -32,9 +32,10 @@ MIN_FIRST_DURATION = 3240.0  # block_base 1h less block_jitter 0.1
 
 class Decision:
     __slots__ = ("id", "prefix", "net", "scope", "rule", "reason", "response", "since", "until", "ended_at",
-                 "end_reason", "manual", "changes", "segments", "max_resp")
+                 "end_reason", "manual", "changes", "segments", "max_resp", "min_first")
 
-    def __init__(self, row, changes):
+    def __init__(self, row, changes, min_first=MIN_FIRST_DURATION):
+        self.min_first = min_first
         (self.id, self.prefix, self.scope, self.response, self.rule, self.reason, self.since, self.until,
          self.ended_at, self.end_reason, self.manual) = row
         self.net = ipaddress.ip_network(self.prefix, strict=False)
@@ -54,10 +55,10 @@ class Decision:
         first = chs[0]
         resp0 = first[2] or self.response
         # the first until: unknown; the upgrade extended it only if it came while in force
-        if first[0] <= self.since + MIN_FIRST_DURATION:
+        if first[0] <= self.since + self.min_first:
             u0 = max(first[0], self.since)
         else:
-            u0 = self.since + MIN_FIRST_DURATION
+            u0 = self.since + self.min_first
         segs = []
         pieces = [(self.since, u0, resp0, None, None)]
         for i, c in enumerate(chs):
@@ -88,7 +89,8 @@ class Decision:
                 "reason": self.reason, "upgrades": len(self.changes)}
 
 
-def read_decisions(db):
+def read_decisions(db, min_first=MIN_FIRST_DURATION):
+    """min_first: the shortest first duration of a decision, block_base x (1 - block_jitter)."""
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
     try:
         rows = con.execute("SELECT id, prefix, scope, response, rule, reason, since, until, ended_at, end_reason, "
@@ -103,7 +105,7 @@ def read_decisions(db):
     by = {}
     for c in ch:
         by.setdefault(c[0], []).append(tuple(c[1:]))
-    return [Decision(r, by.get(r[0], [])) for r in rows]
+    return [Decision(r, by.get(r[0], []), min_first) for r in rows]
 
 
 def _addr(a):

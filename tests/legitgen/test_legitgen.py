@@ -21,7 +21,8 @@ GEN = os.path.join(SRC, "tests", "legitgen", "legitgen")
 MXW = mxwlib.MXW
 LEGIT_KINDS = {"background", "big_provider", "greylist", "retry_postfix", "retry_exim", "retry_sendmail",
                "retry_provider", "mailing_list", "srs_forwarder", "backup_mx", "office_nat", "hosting_neighbour",
-               "shared_relay", "pregreet_once", "full_mailbox", "stale_list", "no_rdns", "new_correspondent"}
+               "shared_relay", "pregreet_once", "flaky_network", "full_mailbox", "stale_list", "no_rdns",
+               "new_correspondent"}
 ABUSE_KINDS = {"retry_after_5xx", "dictionary_harvest", "relay_probe", "auth_bruteforce", "protocol_bot",
                "dnsbl_spam_run", "hosting_spammer", "snowshoe_class", "rotating_class6"}
 

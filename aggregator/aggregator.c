@@ -739,12 +739,15 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 		a->act = xrealloc(a->act, a->capact * sizeof *a->act);
 	}
 	a->act[a->nact++].d = *d;
+	if (d->until < a->next_until)
+		a->next_until = d->until;
 	if (!a->act_ix_dirty && a->act_ixcap && 2 * a->nact + 2 <= a->act_ixcap)
 		act_index_put(a, a->nact - 1);
 	else
 		a->act_ix_dirty = true;
 	if (announce)
-		pend_push(a, &(struct pending){.kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence});
+		pend_push(a, &(struct pending){
+				 .kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence, .at = d->since});
 	else
 		free(evidence);
 }
@@ -775,6 +778,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	const char *why;
 	if (a->replaying)
 		return false;
+	/* made at the judge's time: an event older than the clock (a late
+	 * syslog line, a log behind the wall clock) does not make a decision
+	 * that began, or even ended, before now */
+	if (ts < a->clock)
+		ts = a->clock;
 	if (aggregator_blockable(a, p, &why) < 0) {
 		a->suppressed++;
 		return false;
@@ -814,8 +822,10 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		jw_int(&w, "since", up.since);
 		jw_obj_end(&w);
 		jw_free(&w);
-		pend_push(a, &(struct pending){
-				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from});
+		pend_push(
+		    a,
+		    &(struct pending){
+			.kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from, .at = ts});
 		return false;
 	}
 	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
@@ -899,6 +909,16 @@ static void explain(struct aggregator *a, struct jw *w, const struct decision *d
 static uint32_t idle_window(const struct aggregator *a)
 {
 	return (uint32_t)MXW_MAX(a->r->idle_evict, 60);
+}
+
+/* What an idle sweep (evict_from) removes at t: a record last seen more
+ * than idle_evict before t without a decision in force. Such a record
+ * that is touched again is forgotten first, as if a sweep had removed it,
+ * so that the decisions do not depend on when the sweeps ran (a restart,
+ * an import or a follow of the same log sweep at other times). */
+static inline bool stale(const struct aggregator *a, uint8_t flags, uint32_t seen, uint32_t t)
+{
+	return !(flags & F_DECIDED) && seen && t > seen && t - seen > idle_window(a);
 }
 
 /* The seen record that names p as its class's only member, or NULL. */
@@ -990,12 +1010,25 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
+/* ip_remove() and a new record for the same address, in place. */
+static AGG_COLD void ip_forget(struct aggregator *a, struct iprec *p)
+{
+	struct seenrec *sr = seen_of(a, p);
+	if (sr && p->last_seen > sr->last_seen)
+		sr->last_seen = p->last_seen;
+	memset((char *)p + sizeof p->ip, 0, sizeof *p - sizeof p->ip);
+	a->evicted++;
+}
+
 static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
 	    !table_find_h(&a->ips, ip, hv))
 		evict_some(a, t, 64, true);
-	return table_get_h(&a->ips, ip, hv, NULL);
+	struct iprec *p = table_get_h(&a->ips, ip, hv, NULL);
+	if (stale(a, p->flags, p->last_seen, t))
+		ip_forget(a, p);
+	return p;
 }
 
 /* The same for classes: idle ones go, and max_tracked_ips bounds them too
@@ -1082,7 +1115,7 @@ static inline struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, 
 	if (p->cls_ref & CLS_LONE)
 		return &a->scratch; /* see seen_remove() and seen_refresh() */
 	struct clsrec *c = table_deref(&a->classes, p->cls_ref, cp);
-	return c ? c : cls_lookup(a, p, cp, t);
+	return c && !stale(a, c->flags, c->last_seen, t) ? c : cls_lookup(a, p, cp, t);
 }
 
 /* cls_resolve() without a valid reference: look the class up. */
@@ -1093,11 +1126,23 @@ static AGG_COLD struct clsrec *cls_lookup(struct aggregator *a, struct iprec *p,
 	struct seenrec *sr;
 	p->cls_ref = 0;
 	c = table_find(&a->classes, cp);
+	if (c && stale(a, c->flags, c->last_seen, t)) { /* see stale() */
+		table_remove(&a->classes, c);
+		a->evicted++;
+		c = NULL;
+	}
 	if (c) {
 		p->cls_ref = table_ref(&a->classes, c);
 		return c;
 	}
 	sr = table_find(&a->seen, cp);
+	if (sr) {
+		seen_refresh(a, sr); /* its member's last activity */
+		if (t > sr->last_seen && t - sr->last_seen > idle_window(a)) {
+			seen_remove(a, sr);
+			sr = NULL;
+		}
+	}
 	if (!sr) {
 		if (a->r->max_tracked_ips > 0 && a->seen.n >= (size_t)a->r->max_tracked_ips)
 			evict_seen(a, t, 64, true);
@@ -1495,6 +1540,16 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	uint32_t t = agg_seconds(a, ev->ts_us);
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
+	/* the judge's clock first: what ended by now is over before the event
+	 * is judged (aggregator.h, "Time") */
+	if (t > a->clock)
+		agg_clock_advance(a, t);
+	/* sessions and held events go by the events' own clock, never by a
+	 * wall-clock tick, so that a follow tidies them where an import does */
+	if (t / 60 > a->sess_min) {
+		a->sess_min = t / 60;
+		agg_session_tick(a, t);
+	}
 
 	enum prog_role role = prog_role(ev);
 	struct delta d;
@@ -1515,7 +1570,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached = !quiet && a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
-		      ip_same(&a->last_ip, ip);
+		      ip_same(&a->last_ip, ip) && t - a->last_p->last_seen <= idle_window(a);
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
@@ -1671,6 +1726,7 @@ struct aggregator *aggregator_new(const struct config *c)
 {
 	struct aggregator *a = xcalloc(1, sizeof *a);
 	bits_init();
+	a->next_until = INT64_MAX;
 	a->c = c;
 	a->r = &c->rules;
 	const struct rules_conf *r = a->r;
@@ -1775,23 +1831,58 @@ void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool ann
 	a->act_ix_dirty = true;
 	if (!d.manual)
 		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
-	if (announce)
-		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED, .d = d, .end_reason = why});
+	if (announce) /* an expiry happened at the until, whenever the clock saw it pass */
+		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED,
+					       .d = d,
+					       .end_reason = why,
+					       .at = strcmp(why, "expired") == 0 ? d.until : a->clock});
+}
+
+/* Every decision whose until has come by now ends (manual ones too:
+ * recorded); a replay ends them without a word (the database has their
+ * end already). */
+static AGG_COLD void expire_due(struct aggregator *a, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	for (size_t i = 0; i < a->nact;) {
+		if (a->act[i].d.until <= now) {
+			agg_active_remove(a, i, "expired", !a->replaying);
+			continue;
+		}
+		if (a->act[i].d.until < next)
+			next = a->act[i].d.until;
+		i++;
+	}
+	a->next_until = next;
+}
+
+void agg_clock_advance(struct aggregator *a, int64_t t)
+{
+	if (t <= a->clock)
+		return;
+	a->clock = t;
+	if (t >= a->next_until)
+		expire_due(a, t);
+	/* idle records go once a minute of the clock; when they go changes
+	 * nothing (a record touched after idle_evict is forgotten first:
+	 * ip_get(), cls_resolve()), so the budget bounds only the memory */
+	if (t / 60 != a->house_min) {
+		a->house_min = t / 60;
+		uint32_t u = (uint32_t)t;
+		evict_some(a, u, 16384, false);
+		evict_classes(a, u, 4096, false);
+		evict_seen(a, u, 4096, false);
+	}
 }
 
 void aggregator_tick(struct aggregator *a, int64_t now)
 {
-	for (size_t i = 0; i < a->nact;) {
-		if (a->act[i].d.until <= now)
-			agg_active_remove(a, i, "expired", true); /* manual ones too: recorded */
-		else
-			i++;
-	}
-	uint32_t t = (uint32_t)now;
-	evict_some(a, t, 4096, false);
-	evict_classes(a, t, 4096, false);
-	evict_seen(a, t, 4096, false);
-	agg_session_tick(a, (uint32_t)(a->newest / 1000000)); /* log time */
+	agg_clock_to(a, now);
+}
+
+int64_t aggregator_clock(const struct aggregator *a)
+{
+	return a->clock;
 }
 
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg)
@@ -1815,7 +1906,8 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 					.d = &p->d,
 					.evidence_json = p->evidence,
 					.end_reason = p->end_reason,
-					.from = p->from};
+					.from = p->from,
+					.at = p->at};
 		int64_t id = fn ? fn(arg, &ch) : 0;
 		if (p->kind == AGG_CHANGE_NEW && id > 0 && x && x->d.id == 0)
 			x->d.id = id;

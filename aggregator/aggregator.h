@@ -53,6 +53,25 @@
  * Reject-count rules (1, 2, 8) also require, when the sender had accepted
  * mail, more rejections than accepted messages: a big legitimate sender
  * with a few stale addresses is never blocked.
+ *
+ * Time. The judge's clock is log time: the newest event time seen, or a
+ * later now handed to aggregator_tick() (the engine hands the wall clock
+ * while following, once its sources are drained, so that an idle server
+ * still ends blocks); it never goes back. Before an event at log time t is
+ * judged the clock moves to t, and every decision whose until <= t ends
+ * (AGG_CHANGE_ENDED, at = until, "expired"), so that a sender who comes
+ * back after its decision ended gets a new one, escalated (durations grow
+ * with the earlier decisions on the prefix), at the right log time. New
+ * decisions, upgrades and their changes carry the clock's time (an event
+ * older than the clock is decided at the clock, never in the past), as do
+ * idle eviction and the expiry of sessions and held events. A record idle
+ * for longer than idle_evict is forgotten when it is touched again even if
+ * no sweep removed it yet, so the sweeps' timing changes no decision. The
+ * clock is part of the saved state and the checkpoint: a restart judges on
+ * from where it stopped, never by the wall clock of the restart. So the
+ * same log gives the same decisions (prefix, rule, response, since, until,
+ * changes) imported in one go, in parts, resumed after a crash or a stop,
+ * or followed while it is written; manual decisions keep wall-clock times.
  */
 #ifndef MXWARDEN_AGGREGATOR_H
 #define MXWARDEN_AGGREGATOR_H
@@ -149,10 +168,14 @@ typedef void (*agg_attr_fn)(void *arg, const struct agg_attribution *x);
 size_t aggregator_take_attributions(struct aggregator *a, agg_attr_fn fn, void *arg);
 
 /*
- * Periodic work at time now (UTC seconds): expire decisions whose until has
- * passed (queued as ended), evict idle state, check class widening.
+ * Move the judge's clock to now (UTC seconds) when it is later (see
+ * "Time" above; an earlier now does nothing): decisions whose until has
+ * come end (queued as ended), idle state is swept once a minute of the
+ * clock.
  */
 void aggregator_tick(struct aggregator *a, int64_t now);
+/* The judge's clock (UTC seconds; 0 before the first event or tick). */
+int64_t aggregator_clock(const struct aggregator *a);
 
 /*
  * One change to hand to the database and the emitters. UPGRADED: an
@@ -170,6 +193,8 @@ struct agg_change {
 	const char *evidence_json; /* NEW, UPGRADED: the explanation (JSON object text); ENDED: NULL */
 	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; else NULL */
 	enum response from;	   /* UPGRADED: the response before */
+	int64_t at;		   /* when, on the judge's clock: NEW d->since, UPGRADED the
+				    * upgrade, ENDED "expired" d->until */
 };
 /*
  * Called once per change, in order. For a NEW change the callback returns

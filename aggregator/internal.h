@@ -264,6 +264,7 @@ struct pending {
 	char *evidence; /* NEW, UPGRADED: owned JSON text */
 	const char *end_reason;
 	enum response from; /* UPGRADED */
+	int64_t at;	    /* the judge's time of the change (struct agg_change) */
 };
 
 struct aggregator {
@@ -305,9 +306,15 @@ struct aggregator {
 	struct pending *pend;
 	size_t npend, cappend;
 	bool replaying;
-	struct db *db;	  /* set by aggregator_restore: escalation counts */
-	int64_t newest;	  /* newest event time seen, microseconds */
-	char *state_path; /* aggregator_set_state_path() */
+	struct db *db;	/* set by aggregator_restore: escalation counts */
+	int64_t newest; /* newest event time seen, microseconds */
+	/* the judge's clock (aggregator.h, "Time"): log time in seconds, or a
+	 * later now given to aggregator_tick(); never goes back */
+	int64_t clock;
+	int64_t next_until; /* no decision in force ends before this (a lower bound) */
+	int64_t house_min;  /* clock / 60 at the last idle sweep */
+	uint32_t sess_min;  /* event time / 60 at the last session sweep */
+	char *state_path;   /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
 	/* session.c: events held by queue id until their client is known */
@@ -347,6 +354,13 @@ static inline uint32_t agg_seconds(struct aggregator *a, int64_t ts_us)
 
 /* aggregator.c */
 void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);
+/* Move the judge's clock to t when t is later (aggregator.h, "Time"). */
+void agg_clock_advance(struct aggregator *a, int64_t t);
+static inline void agg_clock_to(struct aggregator *a, int64_t t)
+{
+	if (t > a->clock)
+		agg_clock_advance(a, t);
+}
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);

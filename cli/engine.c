@@ -75,6 +75,7 @@ struct jchange {
 	char *evidence;
 	const char *end_reason;
 	enum response from;
+	int64_t at;
 };
 
 struct replay {
@@ -118,6 +119,7 @@ struct engine {
 	int64_t last_retention_us, last_agg_tick_us;
 	int64_t clk_wall_us, clk_mono_us; /* at the last aggregator tick: clock steps */
 	bool retention_more;
+	bool drained; /* the collector had nothing more to read (the judge may take the wall clock) */
 	volatile bool stop;
 	/* the database refused a begin or commit: lines since the last commit are
 	 * ignored, then read again from the committed positions after a pause */
@@ -192,6 +194,7 @@ static void journal_add(struct engine *e, const struct agg_change *ch, int64_t i
 	j->evidence = ch->evidence_json ? xstrdup(ch->evidence_json) : NULL;
 	j->end_reason = ch->end_reason;
 	j->from = ch->from;
+	j->at = ch->at;
 }
 
 static void journal_clear(struct engine *e)
@@ -225,7 +228,8 @@ static int journal_redo(struct engine *e)
 					.d = &j->d,
 					.evidence_json = j->evidence,
 					.end_reason = j->end_reason,
-					.from = j->from};
+					.from = j->from,
+					.at = j->at};
 		if (j->kind == AGG_CHANGE_NEW) {
 			int64_t old = j->d.id;
 			j->d.id = 0;
@@ -254,24 +258,22 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 	prefix_format(&ch->d->prefix, px);
 	if (ch->kind == AGG_CHANGE_ENDED) {
 		/* an end is an event: recorded, so that no later clock (a step
-		 * back) makes the decision active again */
+		 * back) makes the decision active again; at the judge's time (an
+		 * expiry: its until), log time when judging an old log */
 		const char *why = ch->end_reason ? ch->end_reason : "ended";
-		bool expired = strcmp(why, "expired") == 0;
 		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
-			db_pipe_decision_end(e->pipe, ch->d, expired ? ch->d->until : clock_now(), why);
-		else if (ch->d->id > 0 &&
-			 db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(), "engine",
-					 why) < 0)
+			db_pipe_decision_end(e->pipe, ch->d, ch->at, why);
+		else if (ch->d->id > 0 && db_decision_end(e->db, ch->d->id, ch->at, "engine", why) < 0)
 			log_warn("database: end of decision %lld: %s (the next tick tries again)",
 				 (long long)ch->d->id, db_errmsg(e->db));
-		log_info("decision on %s ended (%s)", px, why);
+		(e->importing ? log_debug : log_info)("decision on %s ended (%s)", px, why);
 		return 0;
 	}
 	if (ch->kind == AGG_CHANGE_UPGRADED) {
 		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
-			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, clock_now());
+			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, ch->at);
 		else if (ch->d->id > 0 &&
-			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
+			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, ch->at) < 0)
 			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
 				  db_errmsg(e->db));
 		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
@@ -322,27 +324,32 @@ static void hook_aggregator_event(struct engine *e, const struct event *ev, int6
 }
 
 /*
- * hook_aggregator_tick: called about once a second with the wall clock
- * (clock_now()), outside of any line: expire windows and decisions, evict
- * idle state, pick up `mxwarden block/unblock` from the database. Return
- * true when decisions changed (the emitters then run).
+ * hook_aggregator_tick: called about once a second, outside of any line,
+ * with the wall clock (clock_now()) when the sources are drained, else 0:
+ * the judge's clock is log time (aggregator.h, "Time"), and the wall clock
+ * moves it on only when no line waits (an idle server still ends blocks;
+ * lines still to read are judged at their own time, as an import judges
+ * them). Ends decisions, evicts idle state, picks up `mxwarden
+ * block/unblock` from the database. Returns true when decisions changed
+ * (the emitters then run).
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
+	aggregator_tick(e->agg, now);
+	int64_t clk = aggregator_clock(e->agg);
 	/* decisions whose until passed, also those the aggregator does not hold
 	 * (they lapsed while mxwarden was stopped): ended for good */
-	int64_t ended = db_decisions_expire(e->db, now, "engine");
+	int64_t ended = clk > 0 ? db_decisions_expire(e->db, clk, "engine") : 0;
 	if (ended < 0)
 		log_warn("database: expiring decisions: %s", db_errmsg(e->db));
 	else if (ended > 0)
 		e->decisions_changed = true;
-	aggregator_tick(e->agg, now);
 	/* changes of a refused batch go back in first: the sync below would
 	 * take a decision missing from the database for an unblock */
 	if (e->redo && batch_begin(e) < 0)
 		return false;
 	aggregator_take_changes(e->agg, store_change, e);
-	if (aggregator_sync(e->agg, e->db, now) > 0) {
+	if (aggregator_sync(e->agg, e->db, clk) > 0) {
 		const struct decision *v;
 		size_t n;
 		aggregator_active(e->agg, &v, &n);
@@ -1076,9 +1083,10 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 static void engine_restore(struct engine *e)
 {
 	int64_t t0 = clock_mono_us();
-	int64_t ended = db_decisions_expire(e->db, clock_now(), "engine");
-	if (ended > 0)
-		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
+	/* the judge's clock goes on from the saved state's log time, not from
+	 * the wall clock of this start: `run` moves it to the wall clock once
+	 * the lines written while it was stopped are read (what lapsed
+	 * meanwhile ends then, at its until) */
 	int rc = aggregator_restore(e->agg, e->db, clock_now());
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	/* rows replayed: a checkpoint at the first batch, so that the next
@@ -1214,7 +1222,7 @@ static void periodic(struct engine *e)
 		e->clk_wall_us = wall_us;
 		e->clk_mono_us = now_us;
 		/* every tick: expiries, timeout refreshes, reload timeouts */
-		hook_emitters(e, hook_aggregator_tick(e, clock_now()));
+		hook_emitters(e, hook_aggregator_tick(e, e->drained ? clock_now() : 0));
 	}
 	if (!db_in_batch(e->db) &&
 	    (e->retention_more || now_us - e->last_retention_us >= RETENTION_EVERY_US)) {
@@ -1384,6 +1392,7 @@ int engine_run(const struct engine_opts *o)
 			log_info("database: trying again from the committed positions");
 		}
 		more = collector_run(e->coll);
+		e->drained = !more;
 		/* lines wait at most batch_ms (a busy loop must not starve the timer's
 		 * flush); when the input is drained, a batch a quarter that old is
 		 * committed already: low latency when idle, big batches under load */

@@ -170,6 +170,9 @@ static const char *const stmt_sql[Q__COUNT] = {
 	" created_at, ended_at, ended_by, end_reason"
     [Q_DECISIONS_ACTIVE] = "SELECT " DECISION_COLS " FROM decisions WHERE ended_at IS NULL AND until > ?"
 			   " ORDER BY since, id",
+    [Q_DECISIONS_IN_FORCE_AT] = "SELECT " DECISION_COLS " FROM decisions WHERE until > ?1"
+				" AND (ended_at IS NULL OR ended_at > ?1) AND (manual != 0 OR since <= ?1)"
+				" ORDER BY since, id",
     [Q_DECISIONS_FAMILY] = "SELECT " DECISION_COLS " FROM decisions WHERE family = ?"
 			   " ORDER BY since DESC, id DESC",
     [Q_DECISIONS_COUNT] = "SELECT count(*) FROM decisions WHERE prefix = ? AND since >= ?",

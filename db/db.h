@@ -221,6 +221,9 @@ int db_unparsed_add(struct db *db, const char *reason, int64_t n);
  */
 typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);
+/* The log second of the newest stored event (by id, which follows log
+ * time), 0 when there is none, or -1. */
+int64_t db_events_newest(struct db *db);
 
 /* -------------------------------------------------------------- sources */
 
@@ -339,6 +342,14 @@ typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct 
  * first (by since, then id). Returns 0, the callback's value, or -1.
  */
 int db_decisions_active(struct db *db, int64_t now, db_decision_cb cb, void *arg);
+/*
+ * Every decision that was in force at the instant at: made by then (manual
+ * ones whenever: they carry wall-clock times), until after it, not ended by
+ * then (ended_at later or none), oldest first. What a judge whose clock
+ * stood at `at` held (aggregator_restore): a decision ended since is in it.
+ * Returns 0, the callback's value, or -1.
+ */
+int db_decisions_in_force_at(struct db *db, int64_t at, db_decision_cb cb, void *arg);
 /*
  * Every decision whose prefix contains q or lies inside q (same family),
  * active or not, newest first (by since, then id). Returns 0, the

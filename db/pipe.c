@@ -528,8 +528,9 @@ size_t db_pipe_staged_events(const struct db_pipe *p)
 static int64_t stage_count(const struct db_stage *s, const struct prefix *q, int64_t since)
 {
 	int64_t n = 0;
-	for (size_t i = 0; i < s->ndec; i++)
-		if (s->dec[i].d.since >= since && prefix_cmp(&s->dec[i].d.prefix, q) == 0)
+	for (size_t i = 0; i < s->ndec; i++) /* new decisions: an upgrade or end is no other decision */
+		if (s->dec[i].kind == DEC_NEW && s->dec[i].d.since >= since &&
+		    prefix_cmp(&s->dec[i].d.prefix, q) == 0)
 			n++;
 	return n;
 }

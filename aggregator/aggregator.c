@@ -776,8 +776,6 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		   const struct view *v, int64_t ts, int64_t first_bad, struct evslot *evs)
 {
 	const char *why;
-	if (a->replaying)
-		return false;
 	/* made at the judge's time: an event older than the clock (a late
 	 * syslog line, a log behind the wall clock) does not make a decision
 	 * that began, or even ended, before now */
@@ -814,6 +812,8 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		if (again > up.until)
 			up.until = again;
 		cur->d = up;
+		if (a->replaying)
+			return false; /* stored before the restart */
 		struct buf text = BUF_INIT;
 		struct jw w;
 		jw_init(&w, &text);
@@ -836,6 +836,9 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	unsigned n = off->n;
 	if (a->db) { /* decisions stored before a restart or by hand count too */
 		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
+		/* a replay: this decision and later ones are stored already */
+		if (a->replaying && past > 0)
+			past -= MXW_MAX(db_decisions_count(a->db, p, ts), 0);
 		if (past > (int64_t)n)
 			n = (unsigned)past;
 	}
@@ -847,6 +850,18 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	d.until = ts + aggregator_duration(a->r, n, seed);
 	off->n++;
 	off->t = (uint32_t)ts;
+	if (a->replaying) {
+		/* made before the restart: in force again with the id it was
+		 * stored under, so that the replay goes on as the run did */
+		if (a->c->rules.dry_run)
+			d.response = RESP_OBSERVE;
+		int64_t id = a->db ? db_decision_find(a->db, p, ts) : 0;
+		if (id <= 0)
+			return false;
+		d.id = id;
+		agg_decision_add(a, &d, false, NULL);
+		return true;
+	}
 
 	struct buf text = BUF_INIT;
 	struct jw w;
@@ -918,7 +933,7 @@ static uint32_t idle_window(const struct aggregator *a)
  * an import or a follow of the same log sweep at other times). */
 static inline bool stale(const struct aggregator *a, uint8_t flags, uint32_t seen, uint32_t t)
 {
-	return !(flags & F_DECIDED) && seen && t > seen && t - seen > idle_window(a);
+	return !(flags & F_DECIDED) && seen && t > seen && t - seen > a->idle;
 }
 
 /* The seen record that names p as its class's only member, or NULL. */
@@ -979,6 +994,8 @@ static AGG_COLD void evict_from(struct aggregator *a, struct table *t, size_t *c
 {
 	if (!t->nrec)
 		return;
+	if (budget > t->nrec)
+		budget = t->nrec; /* once round is enough */
 	uint32_t idle = idle_window(a);
 	void *oldest = NULL;
 	uint32_t oldest_seen = 0;
@@ -1044,6 +1061,8 @@ static AGG_COLD void evict_seen(struct aggregator *a, uint32_t now, size_t budge
 	struct table *t = &a->seen;
 	if (!t->nrec)
 		return;
+	if (budget > t->nrec)
+		budget = t->nrec;
 	uint32_t idle = idle_window(a);
 	struct seenrec *oldest = NULL;
 	for (size_t k = 0; k < budget; k++) {
@@ -1138,7 +1157,7 @@ static AGG_COLD struct clsrec *cls_lookup(struct aggregator *a, struct iprec *p,
 	sr = table_find(&a->seen, cp);
 	if (sr) {
 		seen_refresh(a, sr); /* its member's last activity */
-		if (t > sr->last_seen && t - sr->last_seen > idle_window(a)) {
+		if (t > sr->last_seen && t - sr->last_seen > a->idle) {
 			seen_remove(a, sr);
 			sr = NULL;
 		}
@@ -1386,7 +1405,7 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
 	p->flags = decided_flags(a, p->flags, &px);
 	bool held = p->flags & F_DECIDED;
-	if ((held || a->replaying) && !(p->flags & F_FLAGGED)) {
+	if (held && !(p->flags & F_FLAGGED)) {
 		p->flags |= F_FLAGGED;
 		uint32_t win = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
 		if (!c->flagged_t0 || t - c->flagged_t0 > win) {
@@ -1527,6 +1546,8 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 	check_class(a, c, t);
 }
 
+static void agg_time(struct aggregator *a, uint32_t t);
+
 void aggregator_event(struct aggregator *a, const struct event *ev)
 {
 	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
@@ -1540,16 +1561,8 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	uint32_t t = agg_seconds(a, ev->ts_us);
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
-	/* the judge's clock first: what ended by now is over before the event
-	 * is judged (aggregator.h, "Time") */
-	if (t > a->clock)
-		agg_clock_advance(a, t);
-	/* sessions and held events go by the events' own clock, never by a
-	 * wall-clock tick, so that a follow tidies them where an import does */
-	if (t / 60 > a->sess_min) {
-		a->sess_min = t / 60;
-		agg_session_tick(a, t);
-	}
+	if (t != a->time_t) /* once per second of log time */
+		agg_time(a, t);
 
 	enum prog_role role = prog_role(ev);
 	struct delta d;
@@ -1570,7 +1583,7 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached = !quiet && a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
-		      ip_same(&a->last_ip, ip) && t - a->last_p->last_seen <= idle_window(a);
+		      ip_same(&a->last_ip, ip); /* not stale: agg_clock_advance() */
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
@@ -1727,6 +1740,8 @@ struct aggregator *aggregator_new(const struct config *c)
 	struct aggregator *a = xcalloc(1, sizeof *a);
 	bits_init();
 	a->next_until = INT64_MAX;
+	a->idle = (uint32_t)MXW_MAX(c->rules.idle_evict, 60);
+	a->house_period = MXW_MIN(a->idle, 600u);
 	a->c = c;
 	a->r = &c->rules;
 	const struct rules_conf *r = a->r;
@@ -1863,15 +1878,34 @@ void agg_clock_advance(struct aggregator *a, int64_t t)
 	a->clock = t;
 	if (t >= a->next_until)
 		expire_due(a, t);
-	/* idle records go once a minute of the clock; when they go changes
+	/* idle records go every 10 minutes of the clock; when they go changes
 	 * nothing (a record touched after idle_evict is forgotten first:
 	 * ip_get(), cls_resolve()), so the budget bounds only the memory */
-	if (t / 60 != a->house_min) {
-		a->house_min = t / 60;
+	if (t / a->house_period != a->house) {
+		a->house = t / a->house_period;
+		/* the records of the last event are looked up again: less than
+		 * a period (at most idle_evict) ago, the cache is never stale */
+		a->last_p = NULL;
 		uint32_t u = (uint32_t)t;
-		evict_some(a, u, 16384, false);
-		evict_classes(a, u, 4096, false);
-		evict_seen(a, u, 4096, false);
+		evict_some(a, u, 32768, false);
+		evict_classes(a, u, 8192, false);
+		evict_seen(a, u, 8192, false);
+	}
+}
+
+/* A new second of log time (the event's): the judge's clock first, so
+ * that what ended by now is over before the event is judged (aggregator.h,
+ * "Time"); then sessions and held events, which go by the events' own
+ * time, never by a wall-clock tick, so that a follow tidies them where an
+ * import does. */
+static AGG_COLD void agg_time(struct aggregator *a, uint32_t t)
+{
+	a->time_t = t;
+	if (t > a->clock)
+		agg_clock_advance(a, t);
+	if (t >= a->sess_next) { /* every 10 minutes */
+		a->sess_next = (t / 600 + 1) * 600;
+		agg_session_tick(a, t);
 	}
 }
 

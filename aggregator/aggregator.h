@@ -84,6 +84,7 @@
 
 struct aggregator;
 struct db;
+struct db_checkpoint;
 
 /*
  * Create an aggregator for the configuration c, which must outlive it.
@@ -95,19 +96,32 @@ struct aggregator *aggregator_new(const struct config *c);
 void aggregator_free(struct aggregator *a); /* NULL is a no-op */
 
 /*
- * Rebuild state from the database on start, so that a restart changes no
- * decision: loads the active decisions (automatic and manual), the number
- * of past decisions per prefix (escalation), then the in-memory state from,
- * in order of preference: the file of a clean stop
- * (aggregator_set_state_path), replaying the events stored after it; the
- * database's checkpoint (db_checkpoint_get), replaying the evidence events
- * stored after it (connects and accepted mail after it are not stored, so
- * they are lost: at most checkpoint_interval of them); nothing, replaying
- * the stored events of the last max-window seconds before now. Replays
- * never decide. Returns 0, or -1 when the database could not be read (state
- * is then empty but usable).
+ * A feeder for aggregator_restore(): the checkpoint c was loaded; feed the
+ * events of the lines read after it (aggregator_event(), in log order) and
+ * return 1, or return 0 to have the evidence rows stored after it replayed
+ * instead, -1 on error. The engine reads the checkpoint's file again from
+ * its position (db_checkpoint.source_id/source_offset).
  */
-int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
+typedef int (*agg_feed_fn)(void *arg, struct aggregator *a, const struct db_checkpoint *c);
+
+/*
+ * Rebuild state from the database on start, so that a restart changes no
+ * decision. The in-memory state and the judge's clock come from, in order
+ * of preference: the file of a clean stop (aggregator_set_state_path),
+ * replaying the events stored after it; the database's checkpoint
+ * (db_checkpoint_get), then the lines after it from feed (NULL: none),
+ * else the evidence events stored after it (connects and accepted mail
+ * after it are not stored, so they are lost: at most checkpoint_interval of
+ * them); nothing, replaying the stored events of the longest window before
+ * the newest one. The decisions in force when the state was saved come
+ * first (db_decisions_in_force_at: the judge's clock, not now); a replay
+ * decides as the run before the restart did and takes the decision it
+ * stored (by prefix and since), ends and upgrades without a word, and at
+ * the end the database's active set on the judge's clock is the one in
+ * force. now (wall clock) is for the log only. Returns 0, or -1 when the
+ * database could not be read (state is then empty but usable).
+ */
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now, agg_feed_fn feed, void *arg);
 
 /*
  * Where a clean stop keeps the in-memory state (windows, sessions,

@@ -311,10 +311,13 @@ struct aggregator {
 	/* the judge's clock (aggregator.h, "Time"): log time in seconds, or a
 	 * later now given to aggregator_tick(); never goes back */
 	int64_t clock;
-	int64_t next_until; /* no decision in force ends before this (a lower bound) */
-	int64_t house_min;  /* clock / 60 at the last idle sweep */
-	uint32_t sess_min;  /* event time / 60 at the last session sweep */
-	char *state_path;   /* aggregator_set_state_path() */
+	int64_t next_until;    /* no decision in force ends before this (a lower bound) */
+	int64_t house;	       /* clock / house_period at the last idle sweep */
+	uint32_t house_period; /* seconds: 10 min, or idle_evict when shorter */
+	uint32_t idle;	       /* idle_evict, at least 60 s */
+	uint32_t time_t;       /* the second of the last event (agg_time) */
+	uint32_t sess_next;    /* event time of the next session sweep (10 minutes) */
+	char *state_path;      /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
 	/* session.c: events held by queue id until their client is known */

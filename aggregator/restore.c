@@ -126,7 +126,7 @@ static int reconcile(struct aggregator *a, struct db *db, bool count)
 	return 0;
 }
 
-int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now, agg_feed_fn feed, void *arg)
 {
 	a->db = db;
 	bool loaded = agg_state_load(a) == 0;
@@ -141,6 +141,7 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		free(c.data);
 	}
 	int64_t from_us = a->newest + 1; /* only what was stored after the clean stop */
+	int64_t at = a->clock;
 	if (!loaded && !ckpt) {
 		/* no state: the stored events of the longest window before the
 		 * newest one, on the log's clock (the wall clock may be days
@@ -151,10 +152,11 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 			return -1;
 		}
 		from_us = top > 0 ? (top - longest_window(a)) * 1000000 : 0;
+		at = top; /* roughly: what was in force at the end */
 	}
 	/* what the judge held when its clock stood where the state stops */
 	struct adding x = {a, !loaded && !ckpt};
-	if (a->clock > 0 && db_decisions_in_force_at(db, a->clock, add_active, &x) < 0) {
+	if (at > 0 && db_decisions_in_force_at(db, at, add_active, &x) < 0) {
 		log_warn("aggregator: cannot read the active decisions: %s", db_errmsg(db));
 		return -1;
 	}
@@ -166,7 +168,11 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 	a->replaying = true;
 	int rc;
 	if (ckpt) {
-		rc = db_events_scan_after(db, c.max_event_id, replay_after_id, a);
+		rc = feed ? feed(arg, a, &c) : 0;
+		if (rc == 0)
+			rc = db_events_scan_after(db, c.max_event_id, replay_after_id, a);
+		else if (rc > 0)
+			rc = 0;
 	} else {
 		struct replay r = {a, loaded ? a->newest : INT64_MIN};
 		rc = db_events_scan(db, from_us, replay_event, &r);

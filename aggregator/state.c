@@ -224,8 +224,8 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 	}
 	a->newest = h.newest;
 	a->clock = h.clock;
-	a->house_min = h.clock / 60;
-	a->sess_min = (uint32_t)(h.newest / 1000000 / 60);
+	a->house = h.clock / a->house_period;
+	a->sess_next = (uint32_t)((h.newest / 1000000 / 600 + 1) * 600);
 	a->events = h.events;
 	a->ev_next = h.ev_next;
 	return 0;

@@ -152,10 +152,13 @@ struct engine {
 	size_t em_n, em_cap;
 	struct web *web; /* the dashboard and API (run only) */
 	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
-	int64_t ckpt_last_us; /* monotonic, the last one committed */
-	bool ckpt_in_batch;   /* the open batch carries one */
-	uint64_t ckpt_lines;  /* e->lines when it was written */
-	bool ckpt_current;    /* the stored checkpoint is the state: restored from it, nothing since */
+	int64_t ckpt_last_us;	 /* monotonic, the last one committed */
+	bool ckpt_in_batch;	 /* the open batch carries one */
+	uint64_t ckpt_lines;	 /* e->lines when it was written */
+	uint64_t ckpt_put_lines; /* ... the one in the open batch */
+	bool ckpt_current;	 /* the stored checkpoint is the state: restored from it, nothing since */
+	bool ckpt_written;	 /* ... or one written by this run (with ckpt_lines == lines) */
+	bool ckpt_force;	 /* a checkpoint with the next batch (the end of an imported file) */
 	/* exactness across a refused batch (db_failed) */
 	bool agg_recover; /* lines the aggregator saw are being read again */
 	bool no_agg;	  /* engine_line: store the line, do not count it again */
@@ -528,11 +531,15 @@ static int checkpoint_put(struct engine *e)
 		return 0; /* logged; the last checkpoint stays */
 	int rc = db_checkpoint_put(e->db, clock_now(), newest, (int64_t)e->lines, data, len);
 	free(data);
+	/* an import: where in its file (refeed()) */
+	if (rc == 0 && e->import_src_id)
+		rc = db_checkpoint_set_source(e->db, e->import_src_id, e->import_offset, e->import_lines);
 	if (rc < 0) {
 		log_error("database: checkpoint: %s", db_errmsg(e->db));
 		return -1;
 	}
 	e->ckpt_in_batch = true;
+	e->ckpt_put_lines = e->lines;
 	log_debug("aggregator: checkpoint of %zu bytes in %.3fs", len, (double)(clock_mono_us() - t0) / 1e6);
 	return 0;
 }
@@ -542,7 +549,7 @@ static bool checkpoint_due(const struct engine *e)
 	/* not while lines the aggregator saw are being stored again: a crash
 	 * would read them once more on top of the checkpoint */
 	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines && !e->agg_recover &&
-	       clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000;
+	       (e->ckpt_force || clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000);
 }
 
 /* Stage the positions of every source that moved, then commit. Returns 0,
@@ -616,9 +623,11 @@ static int batch_commit(struct engine *e)
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	if (e->ckpt_in_batch) {
 		e->ckpt_last_us = clock_mono_us();
-		e->ckpt_lines = e->lines;
+		e->ckpt_lines = e->ckpt_put_lines;
+		e->ckpt_written = true;
 	}
 	e->ckpt_in_batch = false;
+	e->ckpt_force = false;
 	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;
@@ -663,6 +672,20 @@ static int pipe_commit(struct engine *e)
 	e->batch_lines = 0;
 	if (e->import_src_id)
 		db_pipe_offset(e->pipe, e->import_src_id, e->import_offset, e->import_lines, now);
+	if (!e->import_failed && checkpoint_due(e)) {
+		/* with the batch, at its position in the file (refeed()) */
+		char *data;
+		size_t len;
+		int64_t newest;
+		if (aggregator_checkpoint(e->agg, &data, &len, &newest) == 0) {
+			db_pipe_checkpoint(e->pipe, now, newest, (int64_t)e->lines, data, len,
+					   e->import_src_id, e->import_offset, e->import_lines);
+			e->ckpt_last_us = clock_mono_us();
+			e->ckpt_lines = e->lines;
+			e->ckpt_written = true;
+		}
+	}
+	e->ckpt_force = false;
 	if (e->import_failed || db_pipe_submit(e->pipe) < 0) {
 		pipe_failed(e);
 		return -1;
@@ -1076,6 +1099,93 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 	return 0;
 }
 
+/* refeed(): the lines of one file between a checkpoint and the committed
+ * position, into the aggregator only (they are stored already). */
+struct refeed {
+	struct engine *e;
+	struct aggregator *a;
+	struct parser_source *ps;
+	int64_t upto;  /* the committed offset: the import goes on from there */
+	int64_t lines; /* lines fed */
+};
+
+static void refeed_line(void *ctx, const struct coll_line *ln)
+{
+	struct refeed *r = ctx;
+	if (ln->off_after > r->upto)
+		return; /* not committed: the import reads it */
+	r->lines++;
+	struct event ev;
+	int reason = 0;
+	if (ln->overlong || parser_parse(r->e->parser, r->ps, ln->p, ln->n, &ev, &reason) <= 0)
+		return;
+	aggregator_event_row(r->a, &ev, 0);
+	aggregator_take_attributions(r->a, NULL, NULL); /* stored with the lines already */
+}
+
+static int find_source(void *arg, const struct db_source *s)
+{
+	struct db_source *want = arg;
+	if (s->id != want->id)
+		return 0;
+	*want = *s;
+	return 1;
+}
+
+/*
+ * The aggregator's feeder at a restart (agg_feed_fn): the checkpoint stands
+ * at a position of an imported file and later batches of that file were
+ * committed (a crash, kill -9 or SIGTERM, during the import): read those
+ * lines again from the file, so that the state is the one the import had
+ * (the rows stored after the checkpoint lack the connects, accepted mail
+ * and ends of sessions, and judge differently). Returns 1 when fed, 0 when
+ * the stored rows must do (no file position, the file is gone or changed,
+ * rows of another source were stored after it), -1 on a database error.
+ */
+static int refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c)
+{
+	struct engine *e = arg;
+	if (c->source_id <= 0)
+		return 0;
+	struct db_source s;
+	memset(&s, 0, sizeof s);
+	s.id = c->source_id;
+	int rc = db_sources_list(e->db, find_source, &s);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 || s.offset <= c->source_offset || s.kind == DB_SRC_STDIN || s.kind == DB_SRC_SYSLOG)
+		return 0;
+	rc = db_events_other_source_after(e->db, c->max_event_id, s.id);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	struct coll_pos id;
+	if (collector_identify(s.path, (uint32_t)s.fp_len, &id) < 0 || id.fp != s.fp_hash ||
+	    (int64_t)id.fp_len != s.fp_len) {
+		log_warn("%s: not the file the checkpoint was taken in any more: replaying the stored events "
+			 "instead",
+			 s.path);
+		return 0;
+	}
+	struct coll_pos stored, pos;
+	memset(&stored, 0, sizeof stored);
+	stored.fp = s.fp_hash;
+	stored.fp_len = (uint32_t)s.fp_len;
+	stored.offset = c->source_offset;
+	struct refeed r = {e, a, parser_source_new(e->parser, s.path, e->hint), s.offset, 0};
+	char err[512] = "";
+	int64_t n = collector_import(s.path, c->source_offset ? &stored : NULL, &pos, 0, refeed_line, NULL,
+				     &r, err, sizeof err);
+	parser_source_free(r.ps);
+	if (n < 0)
+		log_warn("%s", err);
+	if (r.lines != s.lines_read - c->source_lines)
+		log_warn("%s: read %lld lines again after the checkpoint, the database says %lld", s.path,
+			 (long long)r.lines, (long long)(s.lines_read - c->source_lines));
+	else
+		log_info("%s: %lld lines after the checkpoint read again", s.path, (long long)r.lines);
+	return 1;
+}
+
 /* Rebuild the aggregator's state (saved state, else a replay of the
  * database) and log how long it took. `run` calls it after the web server
  * started (the dashboard reads SQLite only, so it is up during a long
@@ -1087,7 +1197,7 @@ static void engine_restore(struct engine *e)
 	 * the wall clock of this start: `run` moves it to the wall clock once
 	 * the lines written while it was stopped are read (what lapsed
 	 * meanwhile ends then, at its until) */
-	int rc = aggregator_restore(e->agg, e->db, clock_now());
+	int rc = aggregator_restore(e->agg, e->db, clock_now(), refeed, e);
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	/* rows replayed: a checkpoint at the first batch, so that the next
 	 * crash does not replay them again */
@@ -1111,6 +1221,8 @@ static bool checkpoint_final(struct engine *e)
 		return false;
 	if (e->ckpt_current && e->lines == 0)
 		return true; /* nothing read since the checkpoint it was restored from */
+	if (e->ckpt_written && e->lines == e->ckpt_lines)
+		return true; /* the last one holds it (the end of an imported file) */
 	int64_t t0 = clock_mono_us();
 	if (db_begin(e->db) < 0) {
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
@@ -1519,6 +1631,20 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->import_offset = ds.offset;
 	if (sp && sp->offset > e->import_offset)
 		e->import_offset = sp->offset;
+	/* the checkpoint stands at the start of this file, so that a crash in
+	 * it reads the file again from here (refeed()), not the stored rows:
+	 * re-pointed when it holds the state already, else written */
+	if (e->conf.checkpoint_interval > 0) {
+		bool exact = e->lines == e->ckpt_lines && (e->ckpt_written || e->ckpt_current);
+		int r = exact ? db_checkpoint_set_source(e->db, e->import_src_id, e->import_offset,
+							 e->import_lines)
+			      : checkpoint_put(e);
+		if (r < 0) {
+			log_error("database: checkpoint: %s", db_errmsg(e->db));
+			db_failed(e);
+			return -1;
+		}
+	}
 	if (!e->o->no_pipeline && !e->pipe_failed) {
 		/* the source row first, in a transaction of its own (the pipe is
 		 * drained); then the lines through the pipe: parsing here, SQLite
@@ -1547,6 +1673,10 @@ static int import_one(struct engine *e, const char *path, bool tty)
 		log_error("%s", err);
 		rc = -1;
 	}
+	/* the state at the end of each file goes with its last batch: a crash
+	 * in the next file reads only that one again (refeed()) */
+	if (!e->import_failed && n > 0 && e->conf.checkpoint_interval > 0 && batch_begin(e) == 0)
+		e->ckpt_force = true;
 	if (batch_commit(e) < 0)
 		rc = -1;
 	if (e->pipe) {

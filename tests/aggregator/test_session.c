@@ -284,7 +284,7 @@ static void eng_start(struct eng *e, const char *path)
 	e->a = aggregator_new(&cfg);
 	e->src = parser_source_new(P, "test", MTA_UNKNOWN);
 	/* restart 10 min after the first line (21:44:02): it is replayed */
-	assert_int_equal(aggregator_restore(e->a, e->db, 1795815842 + 600), 0);
+	assert_int_equal(aggregator_restore(e->a, e->db, 1795815842 + 600, NULL, NULL), 0);
 }
 
 static void eng_stop(struct eng *e)

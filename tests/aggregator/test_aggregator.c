@@ -627,6 +627,7 @@ static void test_log_clock(void **state)
 	aggregator_tick(a, T0); /* never back */
 	assert_int_equal(aggregator_clock(a), T0 + 7202);
 	aggregator_free(a);
+	config_free(&cfg);
 
 	/* 198.51.100.9 has no rDNS (thresholds / no_rdns_weight) until its
 	 * record is forgotten: 2 relay attempts block it within idle_evict, not
@@ -656,8 +657,8 @@ static void test_log_clock(void **state)
 			fail_msg("back after %ds%s: got %d decisions, want %d", idle ? 5400 : 3000,
 				 ticks ? ", sweeps every minute" : "", u.n, idle ? 0 : 1);
 		aggregator_free(a);
+		config_free(&cfg);
 	}
-	config_free(&cfg);
 }
 
 /* A class's only member that stays active keeps its class's seen record

@@ -943,12 +943,15 @@ void agg_decision_add(struct aggregator *a, const struct decision *d, bool annou
 		a->act = xrealloc(a->act, a->capact * sizeof *a->act);
 	}
 	a->act[a->nact++].d = *d;
+	if (d->until < a->next_until)
+		a->next_until = d->until;
 	if (!a->act_ix_dirty && a->act_ixcap && 2 * a->nact + 2 <= a->act_ixcap)
 		act_index_put(a, a->nact - 1);
 	else
 		a->act_ix_dirty = true;
 	if (announce)
-		pend_push(a, &(struct pending){.kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence});
+		pend_push(a, &(struct pending){
+				 .kind = AGG_CHANGE_NEW, .d = *d, .evidence = evidence, .at = d->since});
 	else
 		free(evidence);
 }
@@ -977,8 +980,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		   const struct view *v, int64_t ts, int64_t first_bad, struct evslot *evs)
 {
 	const char *why;
-	if (a->replaying)
-		return false;
+	/* made at the judge's time: an event older than the clock (a late
+	 * syslog line, a log behind the wall clock) does not make a decision
+	 * that began, or even ended, before now */
+	if (ts < a->clock)
+		ts = a->clock;
 	struct decision d;
 	memset(&d, 0, sizeof d);
 	d.prefix = *p;
@@ -1012,6 +1018,8 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		if (again > up.until)
 			up.until = again;
 		cur->d = up;
+		if (a->replaying)
+			return false; /* stored before the restart */
 		struct buf text = BUF_INIT;
 		struct jw w;
 		jw_init(&w, &text);
@@ -1020,8 +1028,10 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		jw_int(&w, "since", up.since);
 		jw_obj_end(&w);
 		jw_free(&w);
-		pend_push(a, &(struct pending){
-				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from});
+		pend_push(
+		    a,
+		    &(struct pending){
+			.kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from, .at = ts});
 		return false;
 	}
 	if (aggregator_blockable(a, p, &why) < 0) {
@@ -1035,6 +1045,9 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	unsigned n = off->n;
 	if (a->db) { /* decisions stored before a restart or by hand count too */
 		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
+		/* a replay: this decision and later ones are stored already */
+		if (a->replaying && past > 0)
+			past -= MXW_MAX(db_decisions_count(a->db, p, ts), 0);
 		if (past > (int64_t)n)
 			n = (unsigned)past;
 	}
@@ -1047,6 +1060,18 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	d.until = ts + aggregator_duration(a->r, n, seed);
 	off->n++;
 	off->t = (uint32_t)ts;
+	if (a->replaying) {
+		/* made before the restart: in force again with the id it was
+		 * stored under, so that the replay goes on as the run did */
+		if (a->c->rules.dry_run)
+			d.response = RESP_OBSERVE;
+		int64_t id = a->db ? db_decision_find(a->db, p, ts) : 0;
+		if (id <= 0)
+			return false;
+		d.id = id;
+		agg_decision_add(a, &d, false, NULL);
+		return true;
+	}
 
 	struct buf text = BUF_INIT;
 	struct jw w;
@@ -1116,6 +1141,16 @@ static uint32_t idle_window(const struct aggregator *a)
 	return (uint32_t)MXW_MAX(a->r->idle_evict, 60);
 }
 
+/* What an idle sweep (evict_from) removes at t: a record last seen more
+ * than idle_evict before t without a decision in force. Such a record
+ * that is touched again is forgotten first, as if a sweep had removed it,
+ * so that the decisions do not depend on when the sweeps ran (a restart,
+ * an import or a follow of the same log sweep at other times). */
+static inline bool stale(const struct aggregator *a, uint8_t flags, uint32_t seen, uint32_t t)
+{
+	return !(flags & F_DECIDED) && seen && t > seen && t - seen > a->idle;
+}
+
 /* The seen record that names p as its class's only member, or NULL. */
 static struct seenrec *seen_of(struct aggregator *a, const struct iprec *p)
 {
@@ -1174,6 +1209,8 @@ static AGG_COLD void evict_from(struct aggregator *a, struct table *t, size_t *c
 {
 	if (!t->nrec)
 		return;
+	if (budget > t->nrec)
+		budget = t->nrec; /* once round is enough */
 	uint32_t idle = idle_window(a);
 	void *oldest = NULL;
 	uint32_t oldest_seen = 0;
@@ -1205,13 +1242,26 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
+/* ip_remove() and a new record for the same address, in place. */
+static AGG_COLD void ip_forget(struct aggregator *a, struct iprec *p)
+{
+	struct seenrec *sr = seen_of(a, p);
+	if (sr && p->last_seen > sr->last_seen)
+		sr->last_seen = p->last_seen;
+	memset((char *)p + sizeof p->ip, 0, sizeof *p - sizeof p->ip);
+	a->evicted++;
+}
+
 static inline __attribute__((always_inline)) struct iprec *
 ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
 	    !table_find_h(&a->ips, ip, hv))
 		evict_some(a, t, 64, true);
-	return table_get_h(&a->ips, ip, hv, NULL);
+	struct iprec *p = table_get_h(&a->ips, ip, hv, NULL);
+	if (stale(a, p->flags, p->last_seen, t))
+		ip_forget(a, p);
+	return p;
 }
 
 /* The same for classes: idle ones go, and max_tracked_ips bounds them too
@@ -1227,6 +1277,8 @@ static AGG_COLD void evict_seen(struct aggregator *a, uint32_t now, size_t budge
 	struct table *t = &a->seen;
 	if (!t->nrec)
 		return;
+	if (budget > t->nrec)
+		budget = t->nrec;
 	uint32_t idle = idle_window(a);
 	struct seenrec *oldest = NULL;
 	for (size_t k = 0; k < budget; k++) {
@@ -1319,7 +1371,7 @@ static inline struct clsrec *cls_resolve(struct aggregator *a, struct iprec *p, 
 	if (p->cls_ref & CLS_LONE)
 		return &a->scratch; /* see seen_remove() and seen_refresh() */
 	struct clsrec *c = table_deref(&a->classes, p->cls_ref, cp);
-	return c ? c : cls_lookup(a, p, cp, t);
+	return c && !stale(a, c->flags, c->last_seen, t) ? c : cls_lookup(a, p, cp, t);
 }
 
 /* cls_resolve() without a valid reference: look the class up. */
@@ -1330,11 +1382,23 @@ static AGG_COLD struct clsrec *cls_lookup(struct aggregator *a, struct iprec *p,
 	struct seenrec *sr;
 	p->cls_ref = 0;
 	c = table_find(&a->classes, cp);
+	if (c && stale(a, c->flags, c->last_seen, t)) { /* see stale() */
+		table_remove(&a->classes, c);
+		a->evicted++;
+		c = NULL;
+	}
 	if (c) {
 		p->cls_ref = table_ref(&a->classes, c);
 		return c;
 	}
 	sr = table_find(&a->seen, cp);
+	if (sr) {
+		seen_refresh(a, sr); /* its member's last activity */
+		if (t > sr->last_seen && t - sr->last_seen > a->idle) {
+			seen_remove(a, sr);
+			sr = NULL;
+		}
+	}
 	if (!sr) {
 		if (a->r->max_tracked_ips > 0 && a->seen.n >= (size_t)a->r->max_tracked_ips)
 			evict_seen(a, t, 64, true);
@@ -1630,7 +1694,7 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
 	p->flags = decided_flags(a, p->flags, &px);
 	bool held = p->flags & F_DECIDED;
-	if ((held || a->replaying) && !(p->flags & F_FLAGGED)) {
+	if (held && !(p->flags & F_FLAGGED)) {
 		p->flags |= F_FLAGGED;
 		uint32_t win = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
 		if (!c->flagged_t0 || t - c->flagged_t0 > win) {
@@ -1957,6 +2021,8 @@ void agg_seed_accepted(struct aggregator *a, const struct ipaddr *ip, uint32_t t
 	a->last_p = NULL;
 }
 
+static void agg_time(struct aggregator *a, uint32_t t);
+
 static void event_body(struct aggregator *a, const struct event *ev)
 {
 	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
@@ -1970,6 +2036,8 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	uint32_t t = agg_seconds(a, ev->ts_us);
 	if (ev->ts_us > a->newest)
 		a->newest = ev->ts_us;
+	if (t != a->time_t) /* once per second of log time */
+		agg_time(a, t);
 
 	enum prog_role role = prog_role(ev);
 	struct delta d;
@@ -1983,7 +2051,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
 	uint64_t ip_hv = 0;
 	bool cached = !quiet && a->last_p && a->ips.removals + a->classes.removals == a->last_gen &&
-		      ip_same(&a->last_ip, ip);
+		      ip_same(&a->last_ip, ip); /* not stale: agg_clock_advance() */
 	if (!quiet && !cached) {
 		ip_hv = table_hash(&a->ips, ip);
 		table_prefetch_h(&a->ips, ip_hv); /* hidden behind the session */
@@ -2172,6 +2240,9 @@ struct aggregator *aggregator_new(const struct config *c)
 {
 	struct aggregator *a = xcalloc(1, sizeof *a);
 	bits_init();
+	a->next_until = INT64_MAX;
+	a->idle = (uint32_t)MXW_MAX(c->rules.idle_evict, 60);
+	a->house_period = MXW_MIN(a->idle, 600u);
 	a->c = c;
 	a->r = &c->rules;
 	const struct rules_conf *r = a->r;
@@ -2295,26 +2366,79 @@ void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool ann
 	a->act_ix_dirty = true;
 	if (!d.manual)
 		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
-	if (announce)
-		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED, .d = d, .end_reason = why});
+	if (announce) /* an expiry happened at the until, whenever the clock saw it pass */
+		pend_push(a, &(struct pending){.kind = AGG_CHANGE_ENDED,
+					       .d = d,
+					       .end_reason = why,
+					       .at = strcmp(why, "expired") == 0 ? d.until : a->clock});
+}
+
+/* Every decision whose until has come by now ends (manual ones too:
+ * recorded); a replay ends them without a word (the database has their
+ * end already). */
+static AGG_COLD void expire_due(struct aggregator *a, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	for (size_t i = 0; i < a->nact;) {
+		if (a->act[i].d.until <= now) {
+			agg_active_remove(a, i, "expired", !a->replaying);
+			continue;
+		}
+		if (a->act[i].d.until < next)
+			next = a->act[i].d.until;
+		i++;
+	}
+	a->next_until = next;
+}
+
+void agg_clock_advance(struct aggregator *a, int64_t t)
+{
+	if (t <= a->clock)
+		return;
+	a->clock = t;
+	if (t >= a->next_until)
+		expire_due(a, t);
+	/* idle records go every 10 minutes of the clock; when they go changes
+	 * nothing (a record touched after idle_evict is forgotten first:
+	 * ip_get(), cls_resolve()), so the budget bounds only the memory */
+	if (t / a->house_period != a->house) {
+		a->house = t / a->house_period;
+		/* the records of the last event are looked up again: less than
+		 * a period (at most idle_evict) ago, the cache is never stale */
+		a->last_p = NULL;
+		uint32_t u = (uint32_t)t;
+		evict_some(a, u, 32768, false);
+		evict_classes(a, u, 8192, false);
+		evict_seen(a, u, 8192, false);
+	}
+}
+
+/* A new second of log time (the event's): the judge's clock first, so
+ * that what ended by now is over before the event is judged (aggregator.h,
+ * "Time"); then sessions and held events, which go by the events' own
+ * time, never by a wall-clock tick, so that a follow tidies them where an
+ * import does. */
+static AGG_COLD void agg_time(struct aggregator *a, uint32_t t)
+{
+	a->time_t = t;
+	if (t > a->clock)
+		agg_clock_advance(a, t);
+	if (t >= a->sess_next) { /* every 10 minutes */
+		a->sess_next = (t / 600 + 1) * 600;
+		agg_session_tick(a, t, t);
+	}
 }
 
 void aggregator_tick(struct aggregator *a, int64_t now)
 {
-	for (size_t i = 0; i < a->nact;) {
-		if (a->act[i].d.until <= now)
-			agg_active_remove(a, i, "expired", true); /* manual ones too: recorded */
-		else
-			i++;
-	}
-	uint32_t t = (uint32_t)now;
-	evict_some(a, t, 4096, false);
-	evict_classes(a, t, 4096, false);
-	evict_seen(a, t, 4096, false);
-	uint32_t lt = (uint32_t)(a->newest / 1000000); /* log time */
-	agg_session_tick(a, lt, MXW_MAX(lt, t));
+	agg_clock_to(a, now);
 	if (a->njq)
 		judge_later_run(a);
+}
+
+int64_t aggregator_clock(const struct aggregator *a)
+{
+	return a->clock;
 }
 
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg)
@@ -2338,7 +2462,8 @@ size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg
 					.d = &p->d,
 					.evidence_json = p->evidence,
 					.end_reason = p->end_reason,
-					.from = p->from};
+					.from = p->from,
+					.at = p->at};
 		int64_t id = fn ? fn(arg, &ch) : 0;
 		if (p->kind == AGG_CHANGE_NEW && id > 0 && x && x->d.id == 0)
 			x->d.id = id;

@@ -75,6 +75,25 @@
  * score_defer/reject/drop), but a first offence that is not a clear attack
  * (9, 5, 4, 11) is at most reject, and a repeat offender that is refused is
  * dropped.
+ *
+ * Time. The judge's clock is log time: the newest event time seen, or a
+ * later now handed to aggregator_tick() (the engine hands the wall clock
+ * while following, once its sources are drained, so that an idle server
+ * still ends blocks); it never goes back. Before an event at log time t is
+ * judged the clock moves to t, and every decision whose until <= t ends
+ * (AGG_CHANGE_ENDED, at = until, "expired"), so that a sender who comes
+ * back after its decision ended gets a new one, escalated (durations grow
+ * with the earlier decisions on the prefix), at the right log time. New
+ * decisions, upgrades and their changes carry the clock's time (an event
+ * older than the clock is decided at the clock, never in the past), as do
+ * idle eviction and the expiry of sessions and held events. A record idle
+ * for longer than idle_evict is forgotten when it is touched again even if
+ * no sweep removed it yet, so the sweeps' timing changes no decision. The
+ * clock is part of the saved state and the checkpoint: a restart judges on
+ * from where it stopped, never by the wall clock of the restart. So the
+ * same log gives the same decisions (prefix, rule, response, since, until,
+ * changes) imported in one go, in parts, resumed after a crash or a stop,
+ * or followed while it is written; manual decisions keep wall-clock times.
  */
 #ifndef MXWARDEN_AGGREGATOR_H
 #define MXWARDEN_AGGREGATOR_H
@@ -87,6 +106,7 @@
 
 struct aggregator;
 struct db;
+struct db_checkpoint;
 
 /*
  * Create an aggregator for the configuration c, which must outlive it.
@@ -98,19 +118,32 @@ struct aggregator *aggregator_new(const struct config *c);
 void aggregator_free(struct aggregator *a); /* NULL is a no-op */
 
 /*
- * Rebuild state from the database on start, so that a restart changes no
- * decision: loads the active decisions (automatic and manual), the number
- * of past decisions per prefix (escalation), then the in-memory state from,
- * in order of preference: the file of a clean stop
- * (aggregator_set_state_path), replaying the events stored after it; the
- * database's checkpoint (db_checkpoint_get), replaying the evidence events
- * stored after it (connects and accepted mail after it are not stored, so
- * they are lost: at most checkpoint_interval of them); nothing, replaying
- * the stored events of the last max-window seconds before now. Replays
- * never decide. Returns 0, or -1 when the database could not be read (state
- * is then empty but usable).
+ * A feeder for aggregator_restore(): the checkpoint c was loaded; feed the
+ * events of the lines read after it (aggregator_event(), in log order) and
+ * return 1, or return 0 to have the evidence rows stored after it replayed
+ * instead, -1 on error. The engine reads the checkpoint's file again from
+ * its position (db_checkpoint.source_id/source_offset).
  */
-int aggregator_restore(struct aggregator *a, struct db *db, int64_t now);
+typedef int (*agg_feed_fn)(void *arg, struct aggregator *a, const struct db_checkpoint *c);
+
+/*
+ * Rebuild state from the database on start, so that a restart changes no
+ * decision. The in-memory state and the judge's clock come from, in order
+ * of preference: the file of a clean stop (aggregator_set_state_path),
+ * replaying the events stored after it; the database's checkpoint
+ * (db_checkpoint_get), then the lines after it from feed (NULL: none),
+ * else the evidence events stored after it (connects and accepted mail
+ * after it are not stored, so they are lost: at most checkpoint_interval of
+ * them); nothing, replaying the stored events of the longest window before
+ * the newest one. The decisions in force when the state was saved come
+ * first (db_decisions_in_force_at: the judge's clock, not now); a replay
+ * decides as the run before the restart did and takes the decision it
+ * stored (by prefix and since), ends and upgrades without a word, and at
+ * the end the database's active set on the judge's clock is the one in
+ * force. now (wall clock) is for the log only. Returns 0, or -1 when the
+ * database could not be read (state is then empty but usable).
+ */
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now, agg_feed_fn feed, void *arg);
 
 /*
  * Where a clean stop keeps the in-memory state (windows, sessions,
@@ -171,10 +204,14 @@ typedef void (*agg_attr_fn)(void *arg, const struct agg_attribution *x);
 size_t aggregator_take_attributions(struct aggregator *a, agg_attr_fn fn, void *arg);
 
 /*
- * Periodic work at time now (UTC seconds): expire decisions whose until has
- * passed (queued as ended), evict idle state, check class widening.
+ * Move the judge's clock to now (UTC seconds) when it is later (see
+ * "Time" above; an earlier now does nothing): decisions whose until has
+ * come end (queued as ended), idle state is swept once a minute of the
+ * clock.
  */
 void aggregator_tick(struct aggregator *a, int64_t now);
+/* The judge's clock (UTC seconds; 0 before the first event or tick). */
+int64_t aggregator_clock(const struct aggregator *a);
 
 /*
  * One change to hand to the database and the emitters. UPGRADED: an
@@ -192,6 +229,8 @@ struct agg_change {
 	const char *evidence_json; /* NEW, UPGRADED: the explanation (JSON object text); ENDED: NULL */
 	const char *end_reason;	   /* ENDED: "expired", "unblocked", ...; else NULL */
 	enum response from;	   /* UPGRADED: the response before */
+	int64_t at;		   /* when, on the judge's clock: NEW d->since, UPGRADED the
+				    * upgrade, ENDED "expired" d->until */
 };
 /*
  * Called once per change, in order. For a NEW change the callback returns

@@ -286,6 +286,7 @@ struct pending {
 	char *evidence; /* NEW, UPGRADED: owned JSON text */
 	const char *end_reason;
 	enum response from; /* UPGRADED */
+	int64_t at;	    /* the judge's time of the change (struct agg_change) */
 };
 
 struct aggregator {
@@ -327,9 +328,18 @@ struct aggregator {
 	struct pending *pend;
 	size_t npend, cappend;
 	bool replaying;
-	struct db *db;	  /* set by aggregator_restore: escalation counts */
-	int64_t newest;	  /* newest event time seen, microseconds */
-	char *state_path; /* aggregator_set_state_path() */
+	struct db *db;	/* set by aggregator_restore: escalation counts */
+	int64_t newest; /* newest event time seen, microseconds */
+	/* the judge's clock (aggregator.h, "Time"): log time in seconds, or a
+	 * later now given to aggregator_tick(); never goes back */
+	int64_t clock;
+	int64_t next_until;    /* no decision in force ends before this (a lower bound) */
+	int64_t house;	       /* clock / house_period at the last idle sweep */
+	uint32_t house_period; /* seconds: 10 min, or idle_evict when shorter */
+	uint32_t idle;	       /* idle_evict, at least 60 s */
+	uint32_t time_t;       /* the second of the last event (agg_time) */
+	uint32_t sess_next;    /* event time of the next session sweep (10 minutes) */
+	char *state_path;      /* aggregator_set_state_path() */
 	size_t evict_cursor, evict_cursor_cls, evict_cursor_seen;
 	uint64_t events, evicted, suppressed;
 	/* session.c: events held by queue id until their client is known */
@@ -376,6 +386,13 @@ static inline uint32_t agg_seconds(struct aggregator *a, int64_t ts_us)
 
 /* aggregator.c */
 void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce);
+/* Move the judge's clock to t when t is later (aggregator.h, "Time"). */
+void agg_clock_advance(struct aggregator *a, int64_t t);
+static inline void agg_clock_to(struct aggregator *a, int64_t t)
+{
+	if (t > a->clock)
+		agg_clock_advance(a, t);
+}
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);

@@ -14,16 +14,27 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
+struct adding {
+	struct aggregator *a;
+	bool count; /* no state was loaded: count them for escalation */
+};
+
 static int add_active(void *arg, const struct decision *d, const struct db_decision_info *info)
 {
-	struct aggregator *a = arg;
+	struct adding *x = arg;
+	struct aggregator *a = x->a;
 	(void)info;
 	for (size_t i = 0; i < a->nact; i++)
-		if (a->act[i].d.id == d->id)
+		if (a->act[i].d.id == d->id) {
+			if (!d->manual) /* upgraded since: the stored one is the newest */
+				a->act[i].d = *d;
 			return 0;
+		}
 	agg_decision_add(a, d, false, NULL);
-	struct countrec *off = agg_offense(a, &d->prefix, true);
-	off->n++;
+	if (x->count) {
+		struct countrec *off = agg_offense(a, &d->prefix, true);
+		off->n++;
+	}
 	return 0;
 }
 
@@ -85,21 +96,45 @@ static int seed_accepted(void *arg, int64_t t, const struct ipaddr *ip, int64_t 
 	return 0;
 }
 
+static int still_active(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	(void)arg;
+	(void)d;
+	return info->ended_at ? 0 : 1;
+}
+
 static int replay_after_id(void *arg, int64_t id, const struct event *ev)
 {
 	aggregator_event_row(arg, ev, id); /* a row without a client is held again */
 	return 0;
 }
 
-int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
+/* The decisions in force at the end of a restore: those the database
+ * holds as active on the judge's clock. A decision made or upgraded after
+ * the state was saved (its events were replayed, which decides nothing)
+ * is taken from it; one ended by hand meanwhile goes, as aggregator_sync()
+ * would have made it go. */
+static int reconcile(struct aggregator *a, struct db *db, bool count)
+{
+	struct adding x = {a, count};
+	if (db_decisions_active(db, a->clock, add_active, &x) < 0)
+		return -1;
+	for (size_t i = 0; i < a->nact;) {
+		const struct decision *d = &a->act[i].d;
+		bool gone =
+		    d->id > 0 && d->until > a->clock && db_decision_get(db, d->id, still_active, NULL) == 0;
+		if (gone) {
+			agg_active_remove(a, i, "unblocked", false);
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+int aggregator_restore(struct aggregator *a, struct db *db, int64_t now, agg_feed_fn feed, void *arg)
 {
 	a->db = db;
-	if (db_decisions_active(db, now, add_active, a) < 0) {
-		log_warn("aggregator: cannot read the active decisions: %s", db_errmsg(db));
-		return -1;
-	}
-	size_t nact = a->nact;
-	int64_t from_us = (now - longest_window(a)) * 1000000;
 	bool loaded = agg_state_load(a) == 0;
 	bool ckpt = false;
 	struct db_checkpoint c;
@@ -111,8 +146,26 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		ckpt = r == 1 && agg_state_load_mem(a, c.data, c.len) == 0;
 		free(c.data);
 	}
-	if (loaded)
-		from_us = a->newest + 1; /* only what was stored after the clean stop */
+	int64_t from_us = a->newest + 1; /* only what was stored after the clean stop */
+	int64_t at = a->clock;
+	if (!loaded && !ckpt) {
+		/* no state: the stored events of the longest window before the
+		 * newest one, on the log's clock (the wall clock may be days
+		 * after it: an import of old logs) */
+		int64_t top = db_events_newest(db);
+		if (top < 0) {
+			log_warn("aggregator: cannot read the events: %s", db_errmsg(db));
+			return -1;
+		}
+		from_us = top > 0 ? (top - longest_window(a)) * 1000000 : 0;
+		at = top; /* roughly: what was in force at the end */
+	}
+	/* what the judge held when its clock stood where the state stops */
+	struct adding x = {a, !loaded && !ckpt};
+	if (at > 0 && db_decisions_in_force_at(db, at, add_active, &x) < 0) {
+		log_warn("aggregator: cannot read the active decisions: %s", db_errmsg(db));
+		return -1;
+	}
 	if (loaded || ckpt) {
 		decided_resync(a);
 		agg_session_restore(a, db, a->newest); /* held at the stop: not in the state */
@@ -121,7 +174,11 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 	a->replaying = true;
 	int rc;
 	if (ckpt) {
-		rc = db_events_scan_after(db, c.max_event_id, replay_after_id, a);
+		rc = feed ? feed(arg, a, &c) : 0;
+		if (rc == 0)
+			rc = db_events_scan_after(db, c.max_event_id, replay_after_id, a);
+		else if (rc > 0)
+			rc = 0;
 	} else {
 		struct replay r = {a, loaded ? a->newest : INT64_MIN};
 		rc = db_events_scan(db, from_us, replay_event, &r);
@@ -134,6 +191,12 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));
 		return -1;
 	}
+	if (reconcile(a, db, !loaded && !ckpt) < 0) {
+		log_warn("aggregator: cannot read the active decisions: %s", db_errmsg(db));
+		return -1;
+	}
+	decided_resync(a);
+	size_t nact = a->nact;
 	a->restored_rows = a->events - ev0;
 	a->from_checkpoint = ckpt;
 	char how[128];

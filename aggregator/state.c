@@ -25,6 +25,7 @@ struct state_hdr {
 	uint32_t sizes[6]; /* iprec, clsrec, sessrec, countrec, ev_stride, ev_n */
 	uint64_t conf_hash;
 	int64_t newest;
+	int64_t clock; /* the judge's clock (aggregator.h, "Time") */
 	uint64_t events;
 	uint64_t ev_next;
 };
@@ -116,6 +117,7 @@ static int state_write(const struct aggregator *a, FILE *fp)
 	struct state_hdr h;
 	fill_hdr(a, &h);
 	h.newest = a->newest;
+	h.clock = a->clock;
 	h.events = a->events;
 	h.ev_next = a->ev_next;
 	return fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
@@ -221,6 +223,9 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 			p->cls_ref = 0;
 	}
 	a->newest = h.newest;
+	a->clock = h.clock;
+	a->house = h.clock / a->house_period;
+	a->sess_next = (uint32_t)((h.newest / 1000000 / 600 + 1) * 600);
 	a->events = h.events;
 	a->ev_next = h.ev_next;
 	return 0;

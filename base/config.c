@@ -137,7 +137,7 @@ void config_defaults(struct config *c)
 	r->auth_enabled = true;
 	r->auth_count = 5;
 	r->auth_users = 3;
-	r->auth_window = 3600;
+	r->auth_window = 600;
 	r->protocol_enabled = true;
 	r->protocol_count = 3;
 	r->protocol_window = 3600;

@@ -75,6 +75,7 @@ struct jchange {
 	char *evidence;
 	const char *end_reason;
 	enum response from;
+	int64_t at;
 };
 
 struct replay {
@@ -118,6 +119,7 @@ struct engine {
 	int64_t last_retention_us, last_agg_tick_us;
 	int64_t clk_wall_us, clk_mono_us; /* at the last aggregator tick: clock steps */
 	bool retention_more;
+	bool drained; /* the collector had nothing more to read (the judge may take the wall clock) */
 	volatile bool stop;
 	/* the database refused a begin or commit: lines since the last commit are
 	 * ignored, then read again from the committed positions after a pause */
@@ -150,10 +152,13 @@ struct engine {
 	size_t em_n, em_cap;
 	struct web *web; /* the dashboard and API (run only) */
 	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
-	int64_t ckpt_last_us; /* monotonic, the last one committed */
-	bool ckpt_in_batch;   /* the open batch carries one */
-	uint64_t ckpt_lines;  /* e->lines when it was written */
-	bool ckpt_current;    /* the stored checkpoint is the state: restored from it, nothing since */
+	int64_t ckpt_last_us;	 /* monotonic, the last one committed */
+	bool ckpt_in_batch;	 /* the open batch carries one */
+	uint64_t ckpt_lines;	 /* e->lines when it was written */
+	uint64_t ckpt_put_lines; /* ... the one in the open batch */
+	bool ckpt_current;	 /* the stored checkpoint is the state: restored from it, nothing since */
+	bool ckpt_written;	 /* ... or one written by this run (with ckpt_lines == lines) */
+	bool ckpt_force;	 /* a checkpoint with the next batch (the end of an imported file) */
 	/* exactness across a refused batch (db_failed) */
 	bool agg_recover; /* lines the aggregator saw are being read again */
 	bool no_agg;	  /* engine_line: store the line, do not count it again */
@@ -192,6 +197,7 @@ static void journal_add(struct engine *e, const struct agg_change *ch, int64_t i
 	j->evidence = ch->evidence_json ? xstrdup(ch->evidence_json) : NULL;
 	j->end_reason = ch->end_reason;
 	j->from = ch->from;
+	j->at = ch->at;
 }
 
 static void journal_clear(struct engine *e)
@@ -225,7 +231,8 @@ static int journal_redo(struct engine *e)
 					.d = &j->d,
 					.evidence_json = j->evidence,
 					.end_reason = j->end_reason,
-					.from = j->from};
+					.from = j->from,
+					.at = j->at};
 		if (j->kind == AGG_CHANGE_NEW) {
 			int64_t old = j->d.id;
 			j->d.id = 0;
@@ -254,24 +261,22 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 	prefix_format(&ch->d->prefix, px);
 	if (ch->kind == AGG_CHANGE_ENDED) {
 		/* an end is an event: recorded, so that no later clock (a step
-		 * back) makes the decision active again */
+		 * back) makes the decision active again; at the judge's time (an
+		 * expiry: its until), log time when judging an old log */
 		const char *why = ch->end_reason ? ch->end_reason : "ended";
-		bool expired = strcmp(why, "expired") == 0;
 		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
-			db_pipe_decision_end(e->pipe, ch->d, expired ? ch->d->until : clock_now(), why);
-		else if (ch->d->id > 0 &&
-			 db_decision_end(e->db, ch->d->id, expired ? ch->d->until : clock_now(), "engine",
-					 why) < 0)
+			db_pipe_decision_end(e->pipe, ch->d, ch->at, why);
+		else if (ch->d->id > 0 && db_decision_end(e->db, ch->d->id, ch->at, "engine", why) < 0)
 			log_warn("database: end of decision %lld: %s (the next tick tries again)",
 				 (long long)ch->d->id, db_errmsg(e->db));
-		log_info("decision on %s ended (%s)", px, why);
+		(e->importing ? log_debug : log_info)("decision on %s ended (%s)", px, why);
 		return 0;
 	}
 	if (ch->kind == AGG_CHANGE_UPGRADED) {
 		if (e->pipe && ch->d->id <= 0) /* made by this import: the pipe finds it */
-			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, clock_now());
+			db_pipe_decision_upgrade(e->pipe, ch->d, ch->from, ch->evidence_json, ch->at);
 		else if (ch->d->id > 0 &&
-			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, clock_now()) < 0)
+			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, ch->at) < 0)
 			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
 				  db_errmsg(e->db));
 		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
@@ -322,27 +327,32 @@ static void hook_aggregator_event(struct engine *e, const struct event *ev, int6
 }
 
 /*
- * hook_aggregator_tick: called about once a second with the wall clock
- * (clock_now()), outside of any line: expire windows and decisions, evict
- * idle state, pick up `mxwarden block/unblock` from the database. Return
- * true when decisions changed (the emitters then run).
+ * hook_aggregator_tick: called about once a second, outside of any line,
+ * with the wall clock (clock_now()) when the sources are drained, else 0:
+ * the judge's clock is log time (aggregator.h, "Time"), and the wall clock
+ * moves it on only when no line waits (an idle server still ends blocks;
+ * lines still to read are judged at their own time, as an import judges
+ * them). Ends decisions, evicts idle state, picks up `mxwarden
+ * block/unblock` from the database. Returns true when decisions changed
+ * (the emitters then run).
  */
 static bool hook_aggregator_tick(struct engine *e, int64_t now)
 {
+	aggregator_tick(e->agg, now);
+	int64_t clk = aggregator_clock(e->agg);
 	/* decisions whose until passed, also those the aggregator does not hold
 	 * (they lapsed while mxwarden was stopped): ended for good */
-	int64_t ended = db_decisions_expire(e->db, now, "engine");
+	int64_t ended = clk > 0 ? db_decisions_expire(e->db, clk, "engine") : 0;
 	if (ended < 0)
 		log_warn("database: expiring decisions: %s", db_errmsg(e->db));
 	else if (ended > 0)
 		e->decisions_changed = true;
-	aggregator_tick(e->agg, now);
 	/* changes of a refused batch go back in first: the sync below would
 	 * take a decision missing from the database for an unblock */
 	if (e->redo && batch_begin(e) < 0)
 		return false;
 	aggregator_take_changes(e->agg, store_change, e);
-	if (aggregator_sync(e->agg, e->db, now) > 0) {
+	if (aggregator_sync(e->agg, e->db, clk) > 0) {
 		const struct decision *v;
 		size_t n;
 		aggregator_active(e->agg, &v, &n);
@@ -521,11 +531,15 @@ static int checkpoint_put(struct engine *e)
 		return 0; /* logged; the last checkpoint stays */
 	int rc = db_checkpoint_put(e->db, clock_now(), newest, (int64_t)e->lines, data, len);
 	free(data);
+	/* an import: where in its file (refeed()) */
+	if (rc == 0 && e->import_src_id)
+		rc = db_checkpoint_set_source(e->db, e->import_src_id, e->import_offset, e->import_lines);
 	if (rc < 0) {
 		log_error("database: checkpoint: %s", db_errmsg(e->db));
 		return -1;
 	}
 	e->ckpt_in_batch = true;
+	e->ckpt_put_lines = e->lines;
 	log_debug("aggregator: checkpoint of %zu bytes in %.3fs", len, (double)(clock_mono_us() - t0) / 1e6);
 	return 0;
 }
@@ -535,7 +549,7 @@ static bool checkpoint_due(const struct engine *e)
 	/* not while lines the aggregator saw are being stored again: a crash
 	 * would read them once more on top of the checkpoint */
 	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines && !e->agg_recover &&
-	       clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000;
+	       (e->ckpt_force || clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000);
 }
 
 /* Stage the positions of every source that moved, then commit. Returns 0,
@@ -609,9 +623,11 @@ static int batch_commit(struct engine *e)
 	memset(e->unparsed, 0, sizeof e->unparsed);
 	if (e->ckpt_in_batch) {
 		e->ckpt_last_us = clock_mono_us();
-		e->ckpt_lines = e->lines;
+		e->ckpt_lines = e->ckpt_put_lines;
+		e->ckpt_written = true;
 	}
 	e->ckpt_in_batch = false;
+	e->ckpt_force = false;
 	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;
@@ -656,6 +672,20 @@ static int pipe_commit(struct engine *e)
 	e->batch_lines = 0;
 	if (e->import_src_id)
 		db_pipe_offset(e->pipe, e->import_src_id, e->import_offset, e->import_lines, now);
+	if (!e->import_failed && checkpoint_due(e)) {
+		/* with the batch, at its position in the file (refeed()) */
+		char *data;
+		size_t len;
+		int64_t newest;
+		if (aggregator_checkpoint(e->agg, &data, &len, &newest) == 0) {
+			db_pipe_checkpoint(e->pipe, now, newest, (int64_t)e->lines, data, len,
+					   e->import_src_id, e->import_offset, e->import_lines);
+			e->ckpt_last_us = clock_mono_us();
+			e->ckpt_lines = e->lines;
+			e->ckpt_written = true;
+		}
+	}
+	e->ckpt_force = false;
 	if (e->import_failed || db_pipe_submit(e->pipe) < 0) {
 		pipe_failed(e);
 		return -1;
@@ -1069,6 +1099,93 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 	return 0;
 }
 
+/* refeed(): the lines of one file between a checkpoint and the committed
+ * position, into the aggregator only (they are stored already). */
+struct refeed {
+	struct engine *e;
+	struct aggregator *a;
+	struct parser_source *ps;
+	int64_t upto;  /* the committed offset: the import goes on from there */
+	int64_t lines; /* lines fed */
+};
+
+static void refeed_line(void *ctx, const struct coll_line *ln)
+{
+	struct refeed *r = ctx;
+	if (ln->off_after > r->upto)
+		return; /* not committed: the import reads it */
+	r->lines++;
+	struct event ev;
+	int reason = 0;
+	if (ln->overlong || parser_parse(r->e->parser, r->ps, ln->p, ln->n, &ev, &reason) <= 0)
+		return;
+	aggregator_event_row(r->a, &ev, 0);
+	aggregator_take_attributions(r->a, NULL, NULL); /* stored with the lines already */
+}
+
+static int find_source(void *arg, const struct db_source *s)
+{
+	struct db_source *want = arg;
+	if (s->id != want->id)
+		return 0;
+	*want = *s;
+	return 1;
+}
+
+/*
+ * The aggregator's feeder at a restart (agg_feed_fn): the checkpoint stands
+ * at a position of an imported file and later batches of that file were
+ * committed (a crash, kill -9 or SIGTERM, during the import): read those
+ * lines again from the file, so that the state is the one the import had
+ * (the rows stored after the checkpoint lack the connects, accepted mail
+ * and ends of sessions, and judge differently). Returns 1 when fed, 0 when
+ * the stored rows must do (no file position, the file is gone or changed,
+ * rows of another source were stored after it), -1 on a database error.
+ */
+static int refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c)
+{
+	struct engine *e = arg;
+	if (c->source_id <= 0)
+		return 0;
+	struct db_source s;
+	memset(&s, 0, sizeof s);
+	s.id = c->source_id;
+	int rc = db_sources_list(e->db, find_source, &s);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 || s.offset <= c->source_offset || s.kind == DB_SRC_STDIN || s.kind == DB_SRC_SYSLOG)
+		return 0;
+	rc = db_events_other_source_after(e->db, c->max_event_id, s.id);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	struct coll_pos id;
+	if (collector_identify(s.path, (uint32_t)s.fp_len, &id) < 0 || id.fp != s.fp_hash ||
+	    (int64_t)id.fp_len != s.fp_len) {
+		log_warn("%s: not the file the checkpoint was taken in any more: replaying the stored events "
+			 "instead",
+			 s.path);
+		return 0;
+	}
+	struct coll_pos stored, pos;
+	memset(&stored, 0, sizeof stored);
+	stored.fp = s.fp_hash;
+	stored.fp_len = (uint32_t)s.fp_len;
+	stored.offset = c->source_offset;
+	struct refeed r = {e, a, parser_source_new(e->parser, s.path, e->hint), s.offset, 0};
+	char err[512] = "";
+	int64_t n = collector_import(s.path, c->source_offset ? &stored : NULL, &pos, 0, refeed_line, NULL,
+				     &r, err, sizeof err);
+	parser_source_free(r.ps);
+	if (n < 0)
+		log_warn("%s", err);
+	if (r.lines != s.lines_read - c->source_lines)
+		log_warn("%s: read %lld lines again after the checkpoint, the database says %lld", s.path,
+			 (long long)r.lines, (long long)(s.lines_read - c->source_lines));
+	else
+		log_info("%s: %lld lines after the checkpoint read again", s.path, (long long)r.lines);
+	return 1;
+}
+
 /* Rebuild the aggregator's state (saved state, else a replay of the
  * database) and log how long it took. `run` calls it after the web server
  * started (the dashboard reads SQLite only, so it is up during a long
@@ -1076,10 +1193,11 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 static void engine_restore(struct engine *e)
 {
 	int64_t t0 = clock_mono_us();
-	int64_t ended = db_decisions_expire(e->db, clock_now(), "engine");
-	if (ended > 0)
-		log_info("%lld decision(s) expired while mxwarden was stopped", (long long)ended);
-	int rc = aggregator_restore(e->agg, e->db, clock_now());
+	/* the judge's clock goes on from the saved state's log time, not from
+	 * the wall clock of this start: `run` moves it to the wall clock once
+	 * the lines written while it was stopped are read (what lapsed
+	 * meanwhile ends then, at its until) */
+	int rc = aggregator_restore(e->agg, e->db, clock_now(), refeed, e);
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	/* rows replayed: a checkpoint at the first batch, so that the next
 	 * crash does not replay them again */
@@ -1103,6 +1221,8 @@ static bool checkpoint_final(struct engine *e)
 		return false;
 	if (e->ckpt_current && e->lines == 0)
 		return true; /* nothing read since the checkpoint it was restored from */
+	if (e->ckpt_written && e->lines == e->ckpt_lines)
+		return true; /* the last one holds it (the end of an imported file) */
 	int64_t t0 = clock_mono_us();
 	if (db_begin(e->db) < 0) {
 		log_warn("database: final checkpoint: %s", db_errmsg(e->db));
@@ -1214,7 +1334,7 @@ static void periodic(struct engine *e)
 		e->clk_wall_us = wall_us;
 		e->clk_mono_us = now_us;
 		/* every tick: expiries, timeout refreshes, reload timeouts */
-		hook_emitters(e, hook_aggregator_tick(e, clock_now()));
+		hook_emitters(e, hook_aggregator_tick(e, e->drained ? clock_now() : 0));
 	}
 	if (!db_in_batch(e->db) &&
 	    (e->retention_more || now_us - e->last_retention_us >= RETENTION_EVERY_US)) {
@@ -1384,6 +1504,7 @@ int engine_run(const struct engine_opts *o)
 			log_info("database: trying again from the committed positions");
 		}
 		more = collector_run(e->coll);
+		e->drained = !more;
 		/* lines wait at most batch_ms (a busy loop must not starve the timer's
 		 * flush); when the input is drained, a batch a quarter that old is
 		 * committed already: low latency when idle, big batches under load */
@@ -1510,6 +1631,20 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->import_offset = ds.offset;
 	if (sp && sp->offset > e->import_offset)
 		e->import_offset = sp->offset;
+	/* the checkpoint stands at the start of this file, so that a crash in
+	 * it reads the file again from here (refeed()), not the stored rows:
+	 * re-pointed when it holds the state already, else written */
+	if (e->conf.checkpoint_interval > 0) {
+		bool exact = e->lines == e->ckpt_lines && (e->ckpt_written || e->ckpt_current);
+		int r = exact ? db_checkpoint_set_source(e->db, e->import_src_id, e->import_offset,
+							 e->import_lines)
+			      : checkpoint_put(e);
+		if (r < 0) {
+			log_error("database: checkpoint: %s", db_errmsg(e->db));
+			db_failed(e);
+			return -1;
+		}
+	}
 	if (!e->o->no_pipeline && !e->pipe_failed) {
 		/* the source row first, in a transaction of its own (the pipe is
 		 * drained); then the lines through the pipe: parsing here, SQLite
@@ -1538,6 +1673,10 @@ static int import_one(struct engine *e, const char *path, bool tty)
 		log_error("%s", err);
 		rc = -1;
 	}
+	/* the state at the end of each file goes with its last batch: a crash
+	 * in the next file reads only that one again (refeed()) */
+	if (!e->import_failed && n > 0 && e->conf.checkpoint_interval > 0 && batch_begin(e) == 0)
+		e->ckpt_force = true;
 	if (batch_commit(e) < 0)
 		rc = -1;
 	if (e->pipe) {

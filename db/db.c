@@ -115,6 +115,14 @@ static const char *const migrations[] = {
      "CREATE TABLE IF NOT EXISTS agg_checkpoint(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, newest INTEGER "
      "NOT NULL,"
      " max_event_id INTEGER NOT NULL, lines INTEGER NOT NULL, data BLOB NOT NULL);"),
+    /* 5 -> 6: where in its file an import stood when the checkpoint was
+     * written (the batch's committed position), so that a restart after a
+     * crash reads the lines after it again into the aggregator: the rows
+     * stored after it lack the connects and accepted mail, and replaying
+     * only them judges differently. One row (id 1) or none, replaced and
+     * deleted with the checkpoint's row. */
+    ("CREATE TABLE IF NOT EXISTS agg_checkpoint_source(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL,"
+     " source_offset INTEGER NOT NULL, source_lines INTEGER NOT NULL);"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -172,6 +180,9 @@ static const char *const stmt_sql[Q__COUNT] = {
 	" created_at, ended_at, ended_by, end_reason"
     [Q_DECISIONS_ACTIVE] = "SELECT " DECISION_COLS " FROM decisions WHERE ended_at IS NULL AND until > ?"
 			   " ORDER BY since, id",
+    [Q_DECISIONS_IN_FORCE_AT] = "SELECT " DECISION_COLS " FROM decisions WHERE until > ?1"
+				" AND (ended_at IS NULL OR ended_at > ?1) AND (manual != 0 OR since <= ?1)"
+				" ORDER BY since, id",
     [Q_DECISIONS_FAMILY] = "SELECT " DECISION_COLS " FROM decisions WHERE family = ?"
 			   " ORDER BY since DESC, id DESC",
     [Q_DECISIONS_COUNT] = "SELECT count(*) FROM decisions WHERE prefix = ? AND since >= ?",

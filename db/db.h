@@ -76,7 +76,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -152,6 +152,11 @@ void db_pipe_decision_upgrade(struct db_pipe *p, const struct decision *d, enum 
 void db_pipe_decision_end(struct db_pipe *p, const struct decision *d, int64_t at, const char *why);
 int db_pipe_unparsed(struct db_pipe *p, const char *reason, int64_t n);
 void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_t lines_read, int64_t now);
+/* A checkpoint with the staged batch (db_checkpoint_put() and, with a
+ * source_id, db_checkpoint_set_source() in its transaction). Takes data
+ * (malloc'd). */
+void db_pipe_checkpoint(struct db_pipe *p, int64_t at, int64_t newest_us, int64_t lines, char *data,
+			size_t len, int64_t source_id, int64_t source_offset, int64_t source_lines);
 int db_pipe_submit(struct db_pipe *p);
 int db_pipe_drain(struct db_pipe *p);
 const char *db_pipe_errmsg(struct db_pipe *p);
@@ -221,6 +226,9 @@ int db_unparsed_add(struct db *db, const char *reason, int64_t n);
  */
 typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);
+/* The log second of the newest stored event (by id, which follows log
+ * time), 0 when there is none, or -1. */
+int64_t db_events_newest(struct db *db);
 
 /*
  * Call cb for the accepted messages counted per client and hour (top_hour)
@@ -350,6 +358,14 @@ typedef int (*db_decision_cb)(void *arg, const struct decision *d, const struct 
  */
 int db_decisions_active(struct db *db, int64_t now, db_decision_cb cb, void *arg);
 /*
+ * Every decision that was in force at the instant at: made by then (manual
+ * ones whenever: they carry wall-clock times), until after it, not ended by
+ * then (ended_at later or none), oldest first. What a judge whose clock
+ * stood at `at` held (aggregator_restore): a decision ended since is in it.
+ * Returns 0, the callback's value, or -1.
+ */
+int db_decisions_in_force_at(struct db *db, int64_t at, db_decision_cb cb, void *arg);
+/*
  * Every decision whose prefix contains q or lies inside q (same family),
  * active or not, newest first (by since, then id). Returns 0, the
  * callback's value, or -1.
@@ -386,6 +402,10 @@ struct db_checkpoint {
 	int64_t lines;	      /* lines read by the writer when written (for logs) */
 	void *data;	      /* the image (malloc'd by db_checkpoint_get) */
 	size_t len;
+	/* the file source whose lines the image holds up to source_offset
+	 * (source_lines lines), 0 = none (db_checkpoint_set_source; table
+	 * agg_checkpoint_source) */
+	int64_t source_id, source_offset, source_lines;
 };
 /* Store the checkpoint (replacing the last one). Returns 0, or -1. RW. */
 int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t lines, const void *data,
@@ -393,6 +413,14 @@ int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t line
 /* Load the last checkpoint into *c (c->data to be freed by the caller).
  * Returns 1, 0 when there is none, -1 on error. */
 int db_checkpoint_get(struct db *db, struct db_checkpoint *c);
+/* Record, after db_checkpoint_put() in the same batch, that the image
+ * holds the lines of file source source_id up to offset (lines lines, the
+ * batch's committed position): a restart reads that file again from there
+ * (aggregator_restore's feeder). Returns 0, or -1. RW. */
+int db_checkpoint_set_source(struct db *db, int64_t source_id, int64_t offset, int64_t lines);
+/* Whether an event stored after the event id after_id came from another
+ * source than source_id: 1, 0, or -1. */
+int db_events_other_source_after(struct db *db, int64_t after_id, int64_t source_id);
 /* Every stored event with an id above after_id, in id order (see
  * db_events_scan). Returns 0, the callback's value, or -1. */
 int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *arg);

@@ -268,6 +268,15 @@ int db_decisions_active(struct db *db, int64_t now, db_decision_cb cb, void *arg
 	return each_decision(db, st, NULL, cb, arg);
 }
 
+int db_decisions_in_force_at(struct db *db, int64_t at, db_decision_cb cb, void *arg)
+{
+	sqlite3_stmt *st = db_stmt(db, Q_DECISIONS_IN_FORCE_AT);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, at);
+	return each_decision(db, st, NULL, cb, arg);
+}
+
 int db_decisions_history(struct db *db, const struct prefix *q, db_decision_cb cb, void *arg)
 {
 	sqlite3_stmt *st = db_stmt(db, Q_DECISIONS_FAMILY);

@@ -711,6 +711,19 @@ void db_event_from_row(sqlite3_stmt *st, struct event *ev, int64_t *id, int64_t 
 	*source_id = sqlite3_column_int64(st, 23);
 }
 
+int64_t db_events_newest(struct db *db)
+{
+	sqlite3_stmt *st = db_stmt(db, Q_EVENT_TOP_ID);
+	if (!st)
+		return -1;
+	int rc = sqlite3_step(st);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail_sql(db, "newest event");
+	return id > 0 ? id >> EVENT_ID_BITS : 0;
+}
+
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 {
 	sqlite3_stmt *st = db_stmt(db, Q_EVENTS_SCAN);

@@ -73,6 +73,10 @@ struct db_stage {
 	struct stage_attr *attr;
 	size_t nattr, capattr;
 	bool committed; /* under the pipe's lock: its decisions are in SQLite now */
+	/* db_pipe_checkpoint(): written last in the batch (ckpt NULL = none) */
+	char *ckpt;
+	size_t ckpt_len;
+	int64_t ckpt_at, ckpt_newest, ckpt_lines, ckpt_src, ckpt_off, ckpt_src_lines;
 };
 
 struct db_pipe {
@@ -101,6 +105,8 @@ static void stage_clear(struct db_stage *s)
 	buf_reset(&s->arena);
 	s->nev = s->ndec = s->nunp = s->noff = s->ncnt = s->nattr = 0;
 	s->committed = false;
+	free(s->ckpt);
+	s->ckpt = NULL;
 }
 
 static void stage_free(struct db_stage *s)
@@ -112,6 +118,7 @@ static void stage_free(struct db_stage *s)
 	free(s->dec);
 	free(s->off);
 	free(s->attr);
+	free(s->ckpt);
 }
 
 /* Copy n bytes at p into the arena: the offset + 1, or 0 for NULL. */
@@ -235,6 +242,11 @@ static int stage_write(struct db_pipe *p, struct db_stage *s)
 					    s->off[i].now) < 0)
 			goto fail;
 	if (db_agg_flush(w) < 0)
+		goto fail;
+	/* after the batch's events: its max_event_id counts them */
+	if (s->ckpt &&
+	    (db_checkpoint_put(w, s->ckpt_at, s->ckpt_newest, s->ckpt_lines, s->ckpt, s->ckpt_len) < 0 ||
+	     (s->ckpt_src && db_checkpoint_set_source(w, s->ckpt_src, s->ckpt_off, s->ckpt_src_lines) < 0)))
 		goto fail;
 	sqlite3_stmt *st = db_stmt(w, Q_COMMIT);
 	if (!st)
@@ -483,6 +495,21 @@ void db_pipe_offset(struct db_pipe *p, int64_t source_id, int64_t offset, int64_
 	s->off[s->noff++] = (struct stage_off){source_id, offset, lines_read, now};
 }
 
+void db_pipe_checkpoint(struct db_pipe *p, int64_t at, int64_t newest_us, int64_t lines, char *data,
+			size_t len, int64_t source_id, int64_t source_offset, int64_t source_lines)
+{
+	struct db_stage *s = p->fill;
+	free(s->ckpt);
+	s->ckpt = data;
+	s->ckpt_len = len;
+	s->ckpt_at = at;
+	s->ckpt_newest = newest_us;
+	s->ckpt_lines = lines;
+	s->ckpt_src = source_id;
+	s->ckpt_off = source_offset;
+	s->ckpt_src_lines = source_lines;
+}
+
 int db_pipe_submit(struct db_pipe *p)
 {
 	pthread_mutex_lock(&p->mu);
@@ -528,8 +555,9 @@ size_t db_pipe_staged_events(const struct db_pipe *p)
 static int64_t stage_count(const struct db_stage *s, const struct prefix *q, int64_t since)
 {
 	int64_t n = 0;
-	for (size_t i = 0; i < s->ndec; i++)
-		if (s->dec[i].d.since >= since && prefix_cmp(&s->dec[i].d.prefix, q) == 0)
+	for (size_t i = 0; i < s->ndec; i++) /* new decisions: an upgrade or end is no other decision */
+		if (s->dec[i].kind == DEC_NEW && s->dec[i].d.since >= since &&
+		    prefix_cmp(&s->dec[i].d.prefix, q) == 0)
 			n++;
 	return n;
 }

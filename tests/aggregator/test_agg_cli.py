@@ -88,8 +88,13 @@ with tempfile.TemporaryDirectory(prefix="mxw-agg-") as tmp:
     db_c = os.path.join(tmp, "c.db")
     live = os.path.join(tmp, "live.log")
     open(live, "wb").close()
+    # the wall clock starts at the log's first line, as when the log is being
+    # written: the judge's clock is log time, and a drained follow moves it
+    # on to the wall clock (never back), so a wall clock after the log would
+    # decide at its own time (aggregator.h, "Time")
     d = subprocess.Popen([MXW, "run", "-c", cfg, "--db", db_c, "--follow", live, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(ENV, MXWARDEN_NOW="2026-11-27T20:23:14Z"))
     time.sleep(0.5)
     with open(live, "ab") as f:
         for i, l in enumerate(lines):

@@ -652,6 +652,130 @@ static void test_bounds(void **state)
 	config_free(&cfg);
 }
 
+/* The changes of a run, in order: kind, prefix, since, until, at. */
+struct timeline {
+	int n;
+	struct {
+		enum agg_change_kind kind;
+		char prefix[PREFIX_STRLEN];
+		int64_t since, until, at;
+	} c[32];
+};
+
+static int64_t note_time(void *arg, const struct agg_change *ch)
+{
+	struct timeline *t = arg;
+	if (t->n < 32) {
+		t->c[t->n].kind = ch->kind;
+		prefix_format(&ch->d->prefix, t->c[t->n].prefix);
+		t->c[t->n].since = ch->d->since;
+		t->c[t->n].until = ch->d->until;
+		t->c[t->n].at = ch->at;
+	}
+	t->n++;
+	return t->n;
+}
+
+/* One Postfix smtpd line of ip at ts; rdns NULL: "unknown[ip]". */
+static void one(struct aggregator *a, int64_t ts, const char *ip, enum ev_kind kind, enum ev_category cat,
+		int code, const char *rdns)
+{
+	struct event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.ts_us = ts * 1000000;
+	ev.mta = MTA_POSTFIX;
+	ev.kind = kind;
+	ev.cat = cat;
+	ev.stage = kind == EV_CONNECT ? ST_CONNECT : ST_RCPT;
+	ev.code = (int16_t)(code ? code : -1);
+	ev.has_ip = true;
+	assert_int_equal(ipaddr_parse(&ev.ip, ip, strlen(ip)), 0);
+	ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+	static int32_t pid = 4242; /* each event a connection of its own */
+	ev.pid = pid++;
+	ev.host = (struct span){"mx", 2};
+	ev.program = (struct span){"postfix/smtpd", 13};
+	if (rdns)
+		ev.rdns = (struct span){rdns, (uint32_t)strlen(rdns)};
+	ev.from = (struct span){"a@example.org", 13};
+	ev.to = (struct span){"b@example.com", 13};
+	ev.line = (struct span){"a line", 6};
+	aggregator_event(a, &ev);
+}
+
+/* The judge's clock is log time (aggregator.h, "Time"): with no tick at
+ * all (an import), a decision ends at its until once an event comes after
+ * it, before that event is judged, and the sender who comes back gets a
+ * new, escalated decision; an event older than the clock is decided at the
+ * clock. A record idle for longer than idle_evict is forgotten when it is
+ * touched again, whether or not a sweep reached it, so sweeps at other
+ * times (a wall-clock tick every minute) change no decision. */
+static void test_log_clock(void **state)
+{
+	(void)state;
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	struct timeline t = {0};
+	for (int i = 0; i < 3; i++)
+		one(a, T0 + i, "198.51.100.20", EV_REJECT, CAT_RELAY_DENIED, 554, "mx.example.net");
+	aggregator_take_changes(a, note_time, &t);
+	assert_int_equal(t.n, 1);
+	int64_t until1 = t.c[0].until;
+	assert_int_equal(until1 - t.c[0].since, 3600);
+	for (int i = 0; i < 3; i++)
+		one(a, T0 + 7200 + i, "198.51.100.20", EV_REJECT, CAT_RELAY_DENIED, 554, "mx.example.net");
+	aggregator_take_changes(a, note_time, &t);
+	if (t.n != 3 || t.c[1].kind != AGG_CHANGE_ENDED || t.c[1].at != until1 ||
+	    t.c[2].kind != AGG_CHANGE_NEW || t.c[2].since != T0 + 7202 || t.c[2].until - t.c[2].since != 7200)
+		fail_msg(
+		    "came back after the until: got %d changes (%d at %lld, %d since %lld for %llds), want "
+		    "ENDED at %lld, NEW since %lld for 7200s",
+		    t.n, t.c[1].kind, (long long)t.c[1].at, t.c[2].kind, (long long)t.c[2].since,
+		    (long long)(t.c[2].until - t.c[2].since), (long long)until1, T0 + 7202);
+	assert_int_equal(aggregator_clock(a), T0 + 7202);
+	/* a late line: decided at the clock, never in the past */
+	for (int i = 0; i < 3; i++)
+		one(a, T0 + 3600 + i, "203.0.113.30", EV_REJECT, CAT_RELAY_DENIED, 554, "mx.example.net");
+	aggregator_take_changes(a, note_time, &t);
+	if (t.n != 4 || t.c[3].since != T0 + 7202)
+		fail_msg("a late line: got %d changes, since %lld, want one since %lld", t.n,
+			 (long long)t.c[3].since, T0 + 7202);
+	aggregator_tick(a, T0); /* never back */
+	assert_int_equal(aggregator_clock(a), T0 + 7202);
+	aggregator_free(a);
+	config_free(&cfg);
+
+	/* 198.51.100.9 has no rDNS (thresholds / no_rdns_weight) until its
+	 * record is forgotten: 2 pregreets (protocol_count 3 / 1.5) block it
+	 * within idle_evict, not after it, with 40,000 other records (more than
+	 * one sweep visits) and with or without sweeps every minute in between */
+	for (int k = 0; k < 4; k++) {
+		bool idle = k & 1, ticks = k & 2;
+		cfg_setup();
+		cfg.rules.idle_evict = 3600;
+		a = aggregator_new(&cfg);
+		char ip[32];
+		for (int i = 0; i < 40000; i++) {
+			snprintf(ip, sizeof ip, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+			one(a, T0, ip, EV_CONNECT, CAT_NONE, 0, "mail.example.net");
+		}
+		/* the last record: one sweep (32,768 records) does not reach it */
+		one(a, T0 + 1, "198.51.100.9", EV_CONNECT, CAT_NONE, 0, NULL);
+		int64_t back = T0 + (idle ? 5400 : 3000);
+		for (int64_t w = T0 + 60; ticks && w < back; w += 60)
+			aggregator_tick(a, w);
+		for (int i = 0; i < 2; i++)
+			one(a, back + i, "198.51.100.9", EV_PROTOCOL, CAT_PREGREET, 0, "mail.example.net");
+		struct timeline u = {0};
+		aggregator_take_changes(a, note_time, &u);
+		if (u.n != (idle ? 0 : 1))
+			fail_msg("back after %ds%s: got %d decisions, want %d", idle ? 5400 : 3000,
+				 ticks ? ", sweeps every minute" : "", u.n, idle ? 0 : 1);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
 /* A class's only member that stays active keeps its class's seen record
  * through idle eviction (its own events never touch it), so a second
  * member later still makes the class record; one idle for longer than
@@ -1008,7 +1132,7 @@ static void test_checkpoint_restore(void **state)
 		}
 		aggregator_free(a);
 		a = aggregator_new(&cfg); /* the restart */
-		assert_int_equal(aggregator_restore(a, db, ts), 0);
+		assert_int_equal(aggregator_restore(a, db, ts, NULL, NULL), 0);
 		struct step part2 = CONN("203.0.113.%d", 60, 1);
 		feed(a, &part2, &ts);
 		aggregator_take_changes(a, collect, &got);
@@ -1051,6 +1175,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_lone_member_eviction),
+	    cmocka_unit_test(test_log_clock),
 	    cmocka_unit_test(test_memory_per_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

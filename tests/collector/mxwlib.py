@@ -95,9 +95,10 @@ class Daemon:
 
 
 def q(db, sql, *args):
+    mode = "ro"
     for attempt in range(50):
         try:
-            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+            con = sqlite3.connect("file:%s?mode=%s" % (db, mode), uri=True, timeout=10)
             try:
                 return con.execute(sql, args).fetchall()
             finally:
@@ -105,6 +106,11 @@ def q(db, sql, *args):
         except sqlite3.OperationalError as e:
             if "no such table" in str(e) or "unable to open" in str(e) or "locked" in str(e):
                 time.sleep(0.1)
+                continue
+            if "readonly" in str(e) and mode == "ro":
+                # a writer killed while it updated the WAL index: only a
+                # read-write connection may rebuild it (reading changes nothing)
+                mode = "rw"
                 continue
             raise
     return []

@@ -925,7 +925,27 @@ static void test_decision_lifecycle(void **state)
 	assert_int_equal(c.newest_us, 123);
 	assert_int_equal(c.lines, 7);
 	assert_int_equal(c.max_event_id, 0);
+	assert_int_equal(c.source_id, 0);
 	free(c.data);
+	/* an import's position in its file goes with it, and a new image
+	 * stands at none until it is set again */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_checkpoint_set_source(f->db, 3, 4096, 40), 0);
+	assert_int_equal(db_commit(f->db), 0);
+	assert_int_equal(db_checkpoint_get(f->db, &c), 1);
+	if (c.source_id != 3 || c.source_offset != 4096 || c.source_lines != 40)
+		fail_msg("checkpoint position: got %lld %lld %lld, want 3 4096 40", (long long)c.source_id,
+			 (long long)c.source_offset, (long long)c.source_lines);
+	free(c.data);
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(db_checkpoint_put(f->db, NOW, 124, 8, "x", 1), 0);
+	assert_int_equal(db_commit(f->db), 0);
+	assert_int_equal(db_checkpoint_get(f->db, &c), 1);
+	assert_int_equal(c.source_id, 0);
+	assert_int_equal(c.source_offset, 0);
+	free(c.data);
+	assert_int_equal(db_events_other_source_after(f->db, 0, 1), 0);
+	assert_int_equal(db_events_newest(f->db), 0);
 }
 
 static void test_rollup_queries(void **state)

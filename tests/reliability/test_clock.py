@@ -22,6 +22,7 @@ text = ""
 for i in range(12):  # 6 before midnight, 6 after, one a minute
     t = NEWYEAR - 360 + 60 * i
     text += seq_line(i, ip="192.0.2.88", when=time.strftime("%b %e %H:%M:%S", time.gmtime(t)))
+text += disconnect_line("192.0.2.88", time.strftime("%b %e %H:%M:%S", time.gmtime(NEWYEAR + 300)), 12)
 append(log, text, "w")
 env = {"TZ": "UTC", "MXWARDEN_NOW": iso(NEWYEAR + 1800)}
 dm = Daemon(db, follow=[log], env=env).start()

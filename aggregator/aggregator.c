@@ -1844,7 +1844,7 @@ static AGG_COLD void delivered(struct aggregator *a, const struct event *ev, str
 {
 	unsigned msgs = a->cur ? a->cur->accepted : 0;
 	unsigned data = ev->stats.data_ok, rcpts = ev->stats.rcpt_ok;
-	unsigned want = data >= msgs ? MXW_MAX(rcpts, msgs) : data;
+	unsigned want = !data ? 0 : data >= msgs ? MXW_MAX(rcpts, msgs) : data;
 	if (want > msgs) {
 		DSET(d, W_ACCEPT, want - msgs);
 		DSET(d, W_RCPT, want - msgs);
@@ -2115,7 +2115,10 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	 * flaky link (a phone, an office NAT), not a scanner */
 	if (ev->kind == EV_LOST && d.bad &&
 	    ((p->flags & F_AUTH_OK) || win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)) ||
-	     (ip->family == IPADDR_V6 && !lone && (c->flags & F_AUTH_OK))))
+	     (ip->family == IPADDR_V6 && !lone && (c->flags & F_AUTH_OK)) ||
+	     /* a client that failed AUTH and hung up: the AUTH rule judges it
+	      * (a stale password does this at every poll) */
+	     (ev->stage == ST_AUTH && a->cur && a->cur->auth_fail)))
 		lost_is_flaky(&d);
 
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */

@@ -742,7 +742,11 @@ json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t sin
 		last = MXW_MAX(last, sqlite3_column_int64(st, 4));
 		if (k)
 			add_count(kinds, k, (size_t)sqlite3_column_bytes(st, 0), n);
-		if (c)
+		/* an event without a category (a lost connection) is named by
+		 * its kind, never "none" */
+		if (c && strcmp(c, "none") == 0 && k)
+			add_count(cats, k, (size_t)sqlite3_column_bytes(st, 0), n);
+		else if (c)
 			add_count(cats, c, (size_t)sqlite3_column_bytes(st, 1), n);
 	}
 	sqlite3_reset(st);

@@ -2148,7 +2148,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad)
 		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(ip));
 
-	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
+	if (ev->kind == EV_REJECT && ev->mta == MTA_POSTFIX && !span_empty(ev->queue_id) &&
 	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
 		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
 		 * the content: that message was not accepted after all */

@@ -541,8 +541,8 @@ static void note(struct sessrec *r, const struct event *ev, bool bad, uint32_t t
 		}
 		/* Postfix counted the message at its "client=" line; its content
 		 * was refused after all */
-		if (!span_empty(ev->queue_id) && (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA) &&
-		    s->accepted)
+		if (ev->mta == MTA_POSTFIX && !span_empty(ev->queue_id) &&
+		    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA) && s->accepted)
 			s->accepted--;
 		if (code)
 			note_code(r, code, dsn_pack(ev->dsn));

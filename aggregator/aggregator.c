@@ -1691,8 +1691,11 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 	struct prefix px;
 	host_prefix(&px, &p->ip);
 	struct evslot *s = ev_get(a, &p->ev, &px, false);
-	decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s);
-	p->flags = decided_flags(a, p->flags, &px);
+	size_t np = a->npend;
+	/* the decision in force is looked up again only when one was made or
+	 * upgraded (or silently, in a replay) */
+	if (decide(a, &px, SCOPE_IP, rule, ratio, &v, t, p->first_bad, s) || a->npend != np || a->replaying)
+		p->flags = decided_flags(a, p->flags, &px);
 	bool held = p->flags & F_DECIDED;
 	if (held && !(p->flags & F_FLAGGED)) {
 		p->flags |= F_FLAGGED;
@@ -1751,8 +1754,10 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t, bool
 	if (rule < 0 || no_upgrade(a, c->flags, rule, ratio))
 		return;
 	struct evslot *s = ev_get(a, &c->ev, &c->p, false);
+	size_t np = a->npend;
 	bool made = decide(a, &c->p, SCOPE_CLASS, rule, ratio, &v, t, c->first_bad, s);
-	c->flags = decided_flags(a, c->flags, &c->p);
+	if (made || a->npend != np || a->replaying)
+		c->flags = decided_flags(a, c->flags, &c->p);
 	if (made)
 		widen(a, c, t);
 }
@@ -2145,8 +2150,10 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	}
 	if (d.delivered)
 		delivered(a, ev, &d, p, c, feed, t);
-	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad)
-		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(ip));
+	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad &&
+		 (__builtin_popcountll(c->good_bits) < 8 || t - c->good_t0 > a->wlen[W_ACCEPT] / 2))
+		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT],
+			 ipaddr_hash(ip)); /* 8 tell enough */
 
 	if (ev->kind == EV_REJECT && ev->mta == MTA_POSTFIX && !span_empty(ev->queue_id) &&
 	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {

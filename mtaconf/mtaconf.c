@@ -76,6 +76,8 @@ static void split_around(const struct prefix *p, const struct prefix *x, struct 
 
 static void add_trusted(struct rd *r, const struct prefix *p, const char *what, const char *tok, size_t n)
 {
+	if (r->capped)
+		return; /* said once */
 	struct buf t = BUF_INIT;
 	if (r->opaque) {
 		warnf(r, what,
@@ -87,7 +89,7 @@ static void add_trusted(struct rd *r, const struct prefix *p, const char *what, 
 	unsigned floor = p->addr.family == IPADDR_V4 ? 8 : 16;
 	if (p->len < floor) {
 		warnf(r, what,
-		      "'%s' not allow-listed: wider than /%u (a MTA that trusts it relays for much of the "
+		      "'%s' not allow-listed: wider than /%u (an MTA that trusts it relays for much of the "
 		      "Internet)",
 		      shown(&t, tok, n), floor);
 		buf_free(&t);
@@ -271,7 +273,8 @@ static void pf_cidr(struct rd *r, bool neg, const char *tok, size_t tn, const ch
 		}
 		if (pn == 2 && memcmp(line, "if", 2) == 0) {
 			if (sp == 16) {
-				buf_printf(&t, "%s:%d: if..endif nested too deep", path, ln);
+				buf_reset(&t);
+				buf_printf(&t, "line %d: if..endif nested too deep", ln);
 				unread(r, neg, buf_str(&label), line, strlen(line), buf_str(&t));
 				goto done;
 			}
@@ -659,10 +662,17 @@ static int run(char *const argv[], struct buf *out, struct buf *errout)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
-/* the first line of a program's stderr, masked, for a message */
+/* the line of a program's stderr that says why (Postfix's "fatal:" line,
+ * after its warnings), else the first one; masked, for a message */
 static void first_line(struct buf *dst, const struct buf *err)
 {
 	const char *s = buf_str(err);
+	const char *f = strstr(s, "fatal:");
+	if (f) {
+		while (f > s && f[-1] != '\n')
+			f--;
+		s = f;
+	}
 	buf_append_printable(dst, s, strcspn(s, "\n"));
 }
 
@@ -690,7 +700,7 @@ static void read_postfix(struct config *c, struct strv *warn, struct strv *err)
 		 * no Postfix at all */
 		bool unconfigured = strstr(buf_str(&e), "main.cf: No such file") != NULL;
 		if (must || !unconfigured || dir) {
-			buf_printf(&msg, "postfix mynetworks: `postconf%s%s -h mynetworks` failed (%s): ",
+			buf_printf(&msg, "postfix mynetworks: `postconf%s%s -xh mynetworks` failed (%s): ",
 				   dir ? " -c " : "", dir ? dir : "",
 				   rc < 0 ? "did not finish" : "exit status");
 			first_line(&msg, &e);

@@ -17,7 +17,7 @@
  * hash: table, a host name, an expansion, a named list) is skipped with a
  * warning that names it; after an exclusion that cannot be read, nothing
  * more is taken from that list (its extent is unknown). Networks wider than
- * /8 (IPv4) or /16 (IPv6) are skipped with a warning (a MTA that trusts
+ * /8 (IPv4) or /16 (IPv6) are skipped with a warning (an MTA that trusts
  * them is an open relay, and an allow list that wide would disarm
  * mxwarden). It never runs a shell: programs get an argv, and their output
  * is bounded (4 MiB) and timed (10 s).

@@ -676,6 +676,30 @@ static void first_line(struct buf *dst, const struct buf *err)
 	buf_append_printable(dst, s, strcspn(s, "\n"));
 }
 
+/* Whether Postfix's default configuration directory ($MAIL_CONFIG, else
+ * its compiled-in one) holds a main.cf. Asked first because a postconf
+ * that fails (no main.cf: Debian's package installed, never configured)
+ * takes a second: Postfix's fatal errors sleep before they exit. */
+static bool postfix_configured(char *prog)
+{
+	struct buf out = BUF_INIT, e = BUF_INIT, path = BUF_INIT;
+	const char *mc = getenv("MAIL_CONFIG");
+	if (mc && *mc) {
+		buf_appends(&out, mc);
+	} else {
+		char *argv[] = {prog, "-dh", "config_directory", NULL};
+		if (run(argv, &out, &e) != 0)
+			buf_reset(&out);
+	}
+	buf_append(&path, buf_str(&out), strcspn(buf_str(&out), "\n"));
+	buf_appends(&path, "/main.cf");
+	bool ok = out.len && access(buf_str(&path), R_OK) == 0;
+	buf_free(&out);
+	buf_free(&e);
+	buf_free(&path);
+	return ok;
+}
+
 static void read_postfix(struct config *c, struct strv *warn, struct strv *err)
 {
 	bool must = c->mta_trusted & TRUST_POSTFIX;
@@ -687,6 +711,8 @@ static void read_postfix(struct config *c, struct strv *warn, struct strv *err)
 		goto out;
 	}
 	const char *dir = c->postfix_config && *c->postfix_config ? c->postfix_config : NULL;
+	if (!must && !dir && !postfix_configured(prog))
+		goto out; /* auto: installed but never configured is no Postfix */
 	/* -x: $names expanded ("$config_directory/mynetworks") */
 	char *argv[] = {prog, "-c", (char *)dir, "-xh", "mynetworks", NULL};
 	if (!dir) {

@@ -365,13 +365,23 @@ enum rule {
 	R_FLOOD,
 	R_CLASS,
 	R_WIDEN,
+	R_RETURNED,
 	R__COUNT
 };
-static const char *const rule_names[R__COUNT] = {"retry",    "harvest", "backoff", "relay", "auth",
-						 "protocol", "policy",	"flood",   "class", "widen"};
+static const char *const rule_names[R__COUNT] = {"retry", "harvest",  "backoff", "relay",
+						 "auth",  "protocol", "policy",	 "flood",
+						 "class", "widen",    "returned"};
 /* How bad crossing each rule is: the score is severity x (value/threshold),
  * and the response follows score_defer/reject/drop. */
-static const double rule_severity[R__COUNT] = {2, 2, 1, 4, 4, 2, 2, 4, 2, 2};
+static const double rule_severity[R__COUNT] = {2, 2, 1, 4, 4, 2, 2, 4, 2, 2, 4};
+
+/* Clear attacks: a flood, AUTH brute force, relay probing, and coming back
+ * again and again while blocked. Only these may drop a first offender (the
+ * others start at reject: its reply reaches the sender's postmaster). */
+static bool rule_is_attack(int rule)
+{
+	return rule == R_FLOOD || rule == R_AUTH || rule == R_RELAY || rule == R_RETURNED;
+}
 
 /* What one record (IP or class) shows, as numbers the rules compare. */
 struct view {
@@ -379,8 +389,12 @@ struct view {
 	double thr[R__COUNT]; /* the effective threshold (0 = rule off) */
 	unsigned window[R__COUNT];
 	unsigned accepted, rejected, unknown, rcpts, users, pairs, ips, flagged, auth, conns;
+	unsigned sess; /* IP: connections with an abuse signal; class: misbehaving members */
+	unsigned good; /* class: members with accepted mail that never misbehaved */
 	double mult;
-	bool gated; /* accepted mail outweighs rejections: reject-count rules hold */
+	bool gated;    /* accepted mail outweighs rejections: reject-count rules hold */
+	bool per_user; /* AUTH failures judged by user names only (it authenticated or delivered before) */
+	bool limited;  /* the MTA rate-limited it (flood counts include its warnings) */
 	int16_t code;
 };
 
@@ -401,33 +415,42 @@ static inline bool busy(unsigned flags, unsigned accepted, unsigned conns)
 	return !(flags & F_LIMITED) && accepted && (accepted * 2 >= conns || accepted >= 200);
 }
 
-/* The thresholds, multiplier and windows of view v (accepted, rejected and
- * conns set) of a record with flags: the rules as configured. */
-static void view_rules_of(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+/* The precomputed key of a view: success (accepted mail, a successful
+ * AUTH; for a class: a member that delivered and never misbehaved), no
+ * rDNS, no MX. */
+static inline unsigned view_key(bool success, unsigned flags)
+{
+	return (success ? 1u : 0u) | (flags & F_NO_RDNS ? 2u : 0u) | (flags & F_NO_MX ? 4u : 0u);
+}
+
+/* The thresholds, multipliers and windows of a record with key k, as
+ * configured. The success factor raises every threshold; the rule 7
+ * weights (no rDNS, sender domain without MX) lower those of the rules
+ * about unwanted mail, not those about passwords or relaying, which a
+ * missing PTR record says nothing about. */
+static void view_rules_of(const struct aggregator *a, struct view *v, unsigned k, bool cls)
 {
 	const struct rules_conf *r = a->r;
-	double m = 1;
-	if (v->accepted)
-		m *= r->success_factor > 0 ? r->success_factor : 1;
-	if ((flags & F_NO_RDNS) && r->no_rdns_weight > 0)
-		m /= r->no_rdns_weight;
-	if ((flags & F_NO_MX) && r->no_mx_weight > 0)
-		m /= r->no_mx_weight;
-	v->mult = m;
-	v->gated = v->accepted && v->accepted >= v->rejected;
-	v->thr[R_RETRY] = v->gated ? 0 : thr_of(r->retry_enabled, r->retry_count, m);
-	v->thr[R_HARVEST] = v->gated ? 0 : thr_of(r->harvest_enabled, r->harvest_distinct, m);
-	/* back-off is a property of one client's retry queue: not summed */
-	v->thr[R_BACKOFF] = cls ? 0 : thr_of(r->backoff_enabled, r->backoff_count, m);
+	double m = k & 1 ? (r->success_factor > 0 ? r->success_factor : 1) : 1;
+	double w = 1;
+	if ((k & 2) && r->no_rdns_weight > 0)
+		w /= r->no_rdns_weight;
+	if ((k & 4) && r->no_mx_weight > 0)
+		w /= r->no_mx_weight;
+	v->mult = m * w;
+	/* a retry and a back-off are one client's queue: not summed */
+	v->thr[R_RETRY] = cls ? 0 : thr_of(r->retry_enabled, r->retry_count, m * w);
+	v->thr[R_HARVEST] = thr_of(r->harvest_enabled, r->harvest_distinct, m * w);
+	v->thr[R_BACKOFF] = cls ? 0 : thr_of(r->backoff_enabled, r->backoff_count, m * w);
 	v->thr[R_RELAY] = thr_of(r->relay_enabled, r->relay_count, m);
 	v->thr[R_AUTH] = thr_of(r->auth_enabled, r->auth_count, m);
-	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m);
-	v->thr[R_POLICY] = v->gated ? 0 : thr_of(r->policy_enabled, r->policy_count, m);
-	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m);
-	if (busy(flags, v->accepted, v->conns))
-		v->thr[R_FLOOD] = 0;
-	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, 1) : 0;
+	v->thr[R_PROTOCOL] = thr_of(r->protocol_enabled, r->protocol_count, m * w);
+	v->thr[R_POLICY] = thr_of(r->policy_enabled, r->policy_count, m * w);
+	v->thr[R_FLOOD] = thr_of(r->flood_enabled, cls ? r->flood_class_count : r->flood_ip_count, m * w);
+	/* a class whose other members deliver accepted mail needs more */
+	v->thr[R_CLASS] = cls ? thr_of(r->class_enabled, r->class_flagged_ips, m) : 0;
 	v->thr[R_WIDEN] = 0;
+	v->thr[R_RETURNED] = cls ? 0 : thr_of(true, r->returned_count, 1);
 	v->window[R_RETRY] = a->wlen[W_RETRY];
 	v->window[R_HARVEST] = a->wlen[W_UNKNOWN];
 	v->window[R_BACKOFF] = a->wlen[W_BACKOFF];
@@ -437,9 +460,10 @@ static void view_rules_of(const struct aggregator *a, struct view *v, unsigned f
 	v->window[R_POLICY] = a->wlen[W_POLICY];
 	v->window[R_FLOOD] = a->wlen[W_CONN];
 	v->window[R_CLASS] = (unsigned)MXW_MAX(r->idle_evict, 3600);
+	v->window[R_RETURNED] = a->wlen[W_OWN];
 }
 
-/* view_rules_of() for every (accepted mail, no rDNS, no MX), once. */
+/* view_rules_of() for every key, once. */
 static void rules_precompute(struct aggregator *a)
 {
 	_Static_assert(R__COUNT <= AGG_RULES_MAX, "pre_thr holds every rule");
@@ -447,11 +471,7 @@ static void rules_precompute(struct aggregator *a)
 		for (unsigned k = 0; k < 8; k++) {
 			struct view v;
 			memset(&v, 0, sizeof v);
-			v.accepted = k & 1;
-			v.rejected = v.accepted + 1; /* not gated */
-			/* F_LIMITED: the busy-sender exemption is decided per view */
-			unsigned flags = F_LIMITED | (k & 2 ? F_NO_RDNS : 0) | (k & 4 ? F_NO_MX : 0);
-			view_rules_of(a, &v, flags, cls);
+			view_rules_of(a, &v, k, cls);
 			a->pre_mult[k] = v.mult;
 			memcpy(a->pre_thr[cls][k], v.thr, sizeof v.thr);
 			memcpy(a->pre_window, v.window, sizeof v.window);
@@ -459,10 +479,13 @@ static void rules_precompute(struct aggregator *a)
 	}
 }
 
-/* view_rules_of() from the tables rules_precompute() made. */
-static void view_rules(const struct aggregator *a, struct view *v, unsigned flags, bool cls)
+/* view_rules_of() from the tables rules_precompute() made, then what
+ * depends on the view's own numbers: reject-count rules hold while
+ * accepted recipients outnumber rejections (a big legitimate sender with
+ * stale addresses), a busy sender cannot flood. */
+static void view_rules(const struct aggregator *a, struct view *v, bool success, unsigned flags, bool cls)
 {
-	unsigned k = (v->accepted ? 1u : 0u) | (flags & F_NO_RDNS ? 2u : 0u) | (flags & F_NO_MX ? 4u : 0u);
+	unsigned k = view_key(success, flags);
 	v->mult = a->pre_mult[k];
 	memcpy(v->thr, a->pre_thr[cls][k], sizeof v->thr);
 	memcpy(v->window, a->pre_window, sizeof v->window);
@@ -471,19 +494,21 @@ static void view_rules(const struct aggregator *a, struct view *v, unsigned flag
 		v->thr[R_RETRY] = v->thr[R_HARVEST] = v->thr[R_POLICY] = 0;
 	if (busy(flags, v->accepted, v->conns))
 		v->thr[R_FLOOD] = 0;
+	v->limited = flags & F_LIMITED;
 }
 
-/* The harvest value: distinct unknown recipients, or the threshold itself
- * when the unknown ratio rule holds. */
-static unsigned harvest_value(const struct aggregator *a, const struct view *v)
+/* Distinct counts are estimates: one never exceeds the refusals it
+ * counts, nor those the RCPT attempts. */
+static void view_clamp(struct view *v)
 {
-	const struct rules_conf *r = a->r;
-	unsigned distinct = v->v[R_HARVEST];
-	double min_att = MXW_MAX(1.0, (double)r->harvest_min_attempts * v->mult);
-	if (r->harvest_ratio > 0 && v->thr[R_HARVEST] > 0 && (double)v->rcpts >= min_att &&
-	    (double)v->unknown >= r->harvest_ratio * (double)v->rcpts && distinct < v->thr[R_HARVEST])
-		return (unsigned)ceil(v->thr[R_HARVEST]);
-	return distinct;
+	if (v->unknown > v->rcpts)
+		v->rcpts = v->unknown;
+	if (v->v[R_HARVEST] > v->unknown)
+		v->v[R_HARVEST] = v->unknown;
+	if (v->users > v->auth)
+		v->users = v->auth;
+	if (v->pairs > v->v[R_RETRY])
+		v->pairs = v->v[R_RETRY];
 }
 
 static void ip_view(struct aggregator *a, const struct iprec *p, uint32_t t, struct view *v)
@@ -494,35 +519,40 @@ static void ip_view(struct aggregator *a, const struct iprec *p, uint32_t t, str
 	v->unknown = win8_sum(&p->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
 	v->rcpts = win8_sum(&p->w[W_RCPT], bucket(a, t, W_RCPT));
 	v->conns = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
-	view_rules(a, v, p->flags, false);
-	v->v[R_RETRY] = retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
+	view_rules(a, v, v->accepted || (p->flags & F_AUTH_OK), p->flags, false);
+	v->v[R_RETRY] = win8_sum(&p->w[W_RETRY], bucket(a, t, W_RETRY));
+	retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
 	v->v[R_HARVEST] = bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]);
-	v->v[R_HARVEST] = harvest_value(a, v);
 	v->v[R_BACKOFF] = win8_sum(&p->w[W_BACKOFF], bucket(a, t, W_BACKOFF));
 	v->v[R_RELAY] = win8_sum(&p->w[W_RELAY], bucket(a, t, W_RELAY));
 	v->auth = win8_sum(&p->w[W_AUTH], bucket(a, t, W_AUTH));
 	v->users = bits_get(p->user_bits, p->user_t0, t, a->wlen[W_AUTH]);
 	v->v[R_AUTH] = v->auth;
+	/* a client that authenticated or delivered before: a stale password
+	 * is one user name failing again and again, brute force many names */
+	v->per_user = (p->flags & F_AUTH_OK) || v->accepted;
 	v->v[R_PROTOCOL] = win8_sum(&p->w[W_PROTO], bucket(a, t, W_PROTO));
 	v->v[R_POLICY] = win8_sum(&p->w[W_POLICY], bucket(a, t, W_POLICY));
 	v->v[R_FLOOD] = v->conns;
+	v->v[R_RETURNED] = win8_sum(&p->w[W_OWN], bucket(a, t, W_OWN));
+	v->sess = win8_sum(&p->w[W_SESS], bucket(a, t, W_SESS));
 	v->code = p->last_code;
 	v->ips = 1;
+	view_clamp(v);
 }
 
 static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, struct view *v)
 {
 	memset(v, 0, sizeof *v);
+	uint32_t mwin = (uint32_t)MXW_MAX(a->r->idle_evict, 3600);
 	v->accepted = win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	v->rejected = win32_sum(&c->w[W_REJ], bucket(a, t, W_REJ));
 	v->unknown = win32_sum(&c->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
 	v->rcpts = win32_sum(&c->w[W_RCPT], bucket(a, t, W_RCPT));
 	v->conns = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
-	view_rules(a, v, c->flags, true);
-	v->v[R_RETRY] = retry_get(&c->r, t, a->wlen[W_RETRY], &v->pairs);
+	v->good = bits_get(c->good_bits, c->good_t0, t, a->wlen[W_ACCEPT]);
+	view_rules(a, v, v->good > 0, c->flags, true);
 	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
-	v->v[R_HARVEST] = harvest_value(a, v);
-	v->v[R_BACKOFF] = win32_sum(&c->w[W_BACKOFF], bucket(a, t, W_BACKOFF));
 	v->v[R_RELAY] = win32_sum(&c->w[W_RELAY], bucket(a, t, W_RELAY));
 	v->auth = win32_sum(&c->w[W_AUTH], bucket(a, t, W_AUTH));
 	v->users = bits_get(c->user_bits, c->user_t0, t, a->wlen[W_AUTH]);
@@ -533,37 +563,83 @@ static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, s
 	v->flagged = c->nflagged;
 	v->v[R_CLASS] = c->nflagged;
 	v->code = c->last_code;
-	v->ips = bits_get(c->ip_bits, c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600));
-	unsigned cips = bits_get(c->conn_ip_bits, c->cipb_t0, t, a->wlen[W_CONN]);
+	v->ips = bits_get(c->ip_bits, c->ipb_t0, t, mwin);
+	v->sess = v->ips;
 	/* a class-wide flood needs several sources; one IP is rule 9 per IP */
-	if (cips < 2)
+	unsigned cips = bits_get(c->conn_ip_bits, c->cipb_t0, t, a->wlen[W_CONN]);
+	if (cips < (unsigned)MXW_MAX(a->r->class_min_members, 2))
 		v->thr[R_FLOOD] = 0;
-	/* light members each refused once or twice: from three members on, the
-	 * class's refusals of any kind count together for rule 8 */
-	if (v->ips >= 3) {
-		unsigned all = v->v[R_POLICY] + v->unknown + v->v[R_RELAY];
-		if (all > v->v[R_POLICY])
-			v->v[R_POLICY] = all;
-	}
+	view_clamp(v);
 }
 
-/* The rule crossed with the highest ratio, or -1. Auth also fires on
- * distinct user names. */
-static int view_pick(const struct aggregator *a, const struct view *v, double *ratio)
+/* Light members each refused once or twice, for different reasons: when
+ * no rule is crossed on its own, the class's refusals of any kind count
+ * together for rule 8. */
+static bool cls_view_together(struct view *v)
 {
+	unsigned all = v->v[R_POLICY] + v->unknown + v->v[R_RELAY];
+	if (all <= v->v[R_POLICY])
+		return false;
+	v->v[R_POLICY] = all;
+	return true;
+}
+
+/* The share of RCPTs refused as unknown reaches harvest_ratio over at
+ * least harvest_min_attempts. */
+static bool harvest_ratio_holds(const struct aggregator *a, const struct view *v)
+{
+	const struct rules_conf *r = a->r;
+	double min_att = MXW_MAX(1.0, (double)r->harvest_min_attempts * v->mult);
+	return r->harvest_ratio > 0 && (double)v->rcpts >= min_att &&
+	       (double)v->unknown >= r->harvest_ratio * (double)v->rcpts;
+}
+
+/* Whether rule i of view v rests on independent evidence: on an IP,
+ * abuse signals in min_sessions connections (a flood is many connections
+ * by itself; relay probing, a harvest and AUTH guessing at twice their
+ * threshold are clear attacks in one); on a class, class_min_members
+ * members that misbehaved each (one member's events never block its
+ * neighbours). */
+static bool view_independent(const struct aggregator *a, const struct view *v, int i, bool cls, double rt)
+{
+	const struct rules_conf *r = a->r;
+	if (i == R_FLOOD || i == R_CLASS || i == R_WIDEN || i == R_RETURNED)
+		return true;
+	if (cls)
+		return v->ips >= (unsigned)MXW_MAX(r->class_min_members, 2);
+	if (v->sess >= (unsigned)MXW_MAX(r->min_sessions, 1))
+		return true;
+	/* a dictionary attack: the distinct threshold, and (nearly) every
+	 * RCPT of the visit refused as unknown */
+	if (i == R_HARVEST && rt >= 1.0 && harvest_ratio_holds(a, v))
+		return true;
+	return (i == R_HARVEST || i == R_RELAY || i == R_AUTH) && rt >= 2.0;
+}
+
+/* The rule crossed with the highest score, or -1. Auth also fires on
+ * distinct user names (only on them when per_user), harvest on the share
+ * of RCPTs refused as unknown. */
+static int view_pick(const struct aggregator *a, const struct view *v, bool cls, double *ratio)
+{
+	const struct rules_conf *r = a->r;
 	int best = -1;
 	double br = 0;
 	for (int i = 0; i < R__COUNT; i++) {
 		if (v->thr[i] <= 0)
 			continue;
 		double rt = (double)v->v[i] / v->thr[i];
-		if (i == R_AUTH && a->r->auth_users > 0 && v->auth >= 2) {
-			double tu = MXW_MAX(1.0, (double)a->r->auth_users * v->mult);
-			double ru = (double)v->users / tu;
-			if (ru > rt)
-				rt = ru;
+		if (i == R_AUTH && r->auth_users > 0) {
+			/* thresholds of user names rise with success, not with rDNS */
+			double succ = v->per_user && r->success_factor > 0 ? r->success_factor : 1;
+			double tu = MXW_MAX(2.0, (double)r->auth_users * succ);
+			double ru = v->auth >= 2 ? (double)v->users / tu : 0;
+			rt = v->per_user ? ru : MXW_MAX(rt, ru);
 		}
-		if (rt >= 1.0 && rt * rule_severity[i] > br * (best >= 0 ? rule_severity[best] : 1)) {
+		if (i == R_HARVEST && rt < 1.0 && harvest_ratio_holds(a, v))
+			rt = 1.0;
+		if (rt < 1.0 || !view_independent(a, v, i, cls, rt))
+			continue;
+		if (rt * rule_severity[i] > br * (best >= 0 ? rule_severity[best] : 1)) {
 			best = i;
 			br = rt;
 		}
@@ -581,50 +657,150 @@ static void fmt_dur(int64_t s, char *out, size_t n)
 	duration_format(s, out, n);
 }
 
-/* One sentence of numbers and fixed words: never log-derived text. */
-static void reason_of(const struct aggregator *a, int rule, const struct view *v, bool cls, int64_t span,
-		      char *out, size_t n)
+/* What the evidence of slot s shows most among the categories cats[]
+ * (names for a reason: fixed words), NULL when none. */
+static const char *ev_most(const struct evslot *s, const int *cats, const char *const *names, size_t n)
 {
-	char d[32], mi[32];
+	const char *best = NULL;
+	uint32_t bn = 0;
+	for (size_t i = 0; s && i < n; i++)
+		if (s->cats[cats[i]] > bn) {
+			bn = s->cats[cats[i]];
+			best = names[i];
+		}
+	return best;
+}
+
+/* "in 3 connections " (n >= 2), else nothing */
+static void in_conns(char *out, size_t n, unsigned sess)
+{
+	if (sess >= 2)
+		snprintf(out, n, " in %u connections", sess);
+	else
+		out[0] = '\0';
+}
+
+/* The protocol violations of the evidence in s, named: "2 pregreet, 1 lost
+ * connection" (fixed words and counts of what was stored). */
+static void proto_names(const struct evslot *s, char *out, size_t n)
+{
+	static const int cats[] = {CAT_PREGREET, CAT_PIPELINING, CAT_NON_SMTP, CAT_TOO_MANY_ERRORS};
+	static const char *const names[] = {"pregreet", "pipelining", "non-SMTP command", "too many errors"};
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t i = 0; s && i < MXW_ARRAY_LEN(cats); i++)
+		if (s->cats[cats[i]] && len < n) {
+			int w = snprintf(out + len, n - len, "%s%u %s", len ? ", " : "", s->cats[cats[i]],
+					 names[i]);
+			if (w > 0)
+				len = MXW_MIN(n - 1, len + (size_t)w);
+		}
+	if (s && s->kinds[EV_LOST] && len < n)
+		snprintf(out + len, n - len, "%s%u lost connection", len ? ", " : "", s->kinds[EV_LOST]);
+}
+
+/* One sentence of numbers and fixed words: never log-derived text. The
+ * counts are events (never weights), distinct counts never exceed their
+ * totals, and what the MTA refused is named as such. */
+static void reason_of(const struct aggregator *a, int rule, const struct view *v, bool cls, int64_t span,
+		      const struct evslot *evs, char *out, size_t n)
+{
+	char d[32], mi[32], conns[48], what[128];
 	fmt_dur(MXW_MIN(span, (int64_t)v->window[rule]), d, sizeof d);
 	duration_format(a->r->backoff_min_interval, mi, sizeof mi);
+	in_conns(conns, sizeof conns, cls ? 0 : v->sess);
 	char pre[64] = "";
 	if (cls && rule != R_CLASS && rule != R_WIDEN)
 		snprintf(pre, sizeof pre, "%u addresses of this class ", MXW_MAX(v->ips, 2u));
 	int w = 0;
+	unsigned val = v->v[rule];
 	switch (rule) {
 	case R_RETRY:
-		w = snprintf(out, n, "%sretried %u time%s after %d to %u recipient%s in %s", pre, v->v[rule],
-			     v->v[rule] == 1 ? "" : "s", v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u),
-			     v->pairs > 1 ? "s" : "", d);
-		break;
-	case R_HARVEST:
-		w = snprintf(out, n, "%stried %u unknown recipients (%u of %u RCPTs rejected) in %s", pre,
-			     v->v[rule], v->unknown, v->rcpts, d);
-		break;
-	case R_BACKOFF:
-		w = snprintf(out, n, "%scame back %u times sooner than %s after a 4xx in %s", pre, v->v[rule],
-			     mi, d);
-		break;
-	case R_RELAY: w = snprintf(out, n, "%stried to relay %u times in %s", pre, v->v[rule], d); break;
-	case R_AUTH:
-		w = snprintf(out, n, "%sfailed AUTH %u times with %u user names in %s", pre, v->auth,
-			     v->users, d);
-		break;
-	case R_PROTOCOL:
 		w = snprintf(
 		    out, n,
-		    "%sbroke the SMTP protocol %u times (pregreet, pipelining, non-SMTP, errors) in %s", pre,
-		    v->v[rule], d);
+		    "%sretried %u time%s after %d (the same sender and recipient again, %u pair%s, in "
+		    "connections that delivered nothing) in %s",
+		    pre, val, val == 1 ? "" : "s", v->code > 0 ? v->code : 550, MXW_MAX(v->pairs, 1u),
+		    v->pairs > 1 ? "s" : "", d);
 		break;
-	case R_POLICY:
+	case R_HARVEST:
 		w = snprintf(out, n,
-			     "%skept coming back although refused by the MTA's policy (weight %u) in %s", pre,
-			     v->v[rule], d);
+			     "%stried %u unknown recipient%s (%u of %u RCPTs rejected as unknown)%s in %s",
+			     pre, val, val == 1 ? "" : "s", v->unknown, v->rcpts, conns, d);
 		break;
-	case R_FLOOD: w = snprintf(out, n, "%sopened %u connections in %s", pre, v->v[rule], d); break;
+	case R_BACKOFF:
+		w = snprintf(out, n,
+			     "%scame back %u times sooner than %s after a 4xx for the same message in %s",
+			     pre, val, mi, d);
+		break;
+	case R_RELAY:
+		w = snprintf(out, n, "%stried to relay %u time%s%s in %s", pre, val, val == 1 ? "" : "s",
+			     conns, d);
+		break;
+	case R_AUTH:
+		if (v->per_user)
+			w = snprintf(
+			    out, n,
+			    "%sfailed AUTH with %u user names (%u failures)%s in %s, although it had "
+			    "authenticated or delivered mail before",
+			    pre, v->users, v->auth, conns, d);
+		else
+			w = snprintf(out, n, "%sfailed AUTH %u time%s with %u user name%s%s in %s", pre,
+				     v->auth, v->auth == 1 ? "" : "s", MXW_MAX(v->users, 1u),
+				     v->users > 1 ? "s" : "", conns, d);
+		break;
+	case R_PROTOCOL:
+		proto_names(evs, what, sizeof what);
+		if (evs && evs->kinds[EV_LOST] && !evs->kinds[EV_PROTOCOL])
+			w = snprintf(out, n,
+				     "%shung up %u time%s before sending mail (lost connection)%s in %s", pre,
+				     val, val == 1 ? "" : "s", conns, d);
+		else if (what[0])
+			w = snprintf(out, n, "%sbroke the SMTP protocol %u time%s (%s)%s in %s", pre, val,
+				     val == 1 ? "" : "s", what, conns, d);
+		else
+			w = snprintf(out, n, "%sbroke the SMTP protocol %u time%s%s in %s", pre, val,
+				     val == 1 ? "" : "s", conns, d);
+		break;
+	case R_POLICY: {
+		static const int cats[] = {CAT_DNSBL,	      CAT_CLIENT_POLICY,	 CAT_HELO,
+					   CAT_SENDER_POLICY, CAT_RECIPIENT_POLICY,	 CAT_SIZE,
+					   CAT_NO_RDNS,	      CAT_UNKNOWN_SENDER_DOMAIN, CAT_OTHER};
+		static const char *const names[] = {"a DNSBL",
+						    "a client block",
+						    "HELO checks",
+						    "sender checks",
+						    "recipient checks",
+						    "size limits",
+						    "reverse DNS checks",
+						    "sender domain checks",
+						    "content or other checks"};
+		const char *most = ev_most(evs, cats, names, MXW_ARRAY_LEN(cats));
+		w = snprintf(
+		    out, n,
+		    "%swas refused %u time%s by the MTA's own policy%s%s%s and kept coming back%s in %s", pre,
+		    val, val == 1 ? "" : "s", most ? " (mostly " : "", most ? most : "", most ? ")" : "",
+		    conns, d);
+		break;
+	}
+	case R_FLOOD:
+		if (v->limited)
+			w = snprintf(
+			    out, n,
+			    "%shit the MTA's connection rate limit (connections and limit warnings count %u, "
+			    "each warning as %lld) in %s",
+			    pre, val, (long long)a->r->flood_limit_weight, d);
+		else
+			w = snprintf(out, n, "%sopened %u connections in %s", pre, val, d);
+		break;
 	case R_CLASS:
-		w = snprintf(out, n, "%u addresses of this class were flagged in %s", v->flagged, d);
+		w = snprintf(out, n, "%u addresses of this class were blocked on their own in %s", v->flagged,
+			     d);
+		break;
+	case R_RETURNED:
+		w = snprintf(out, n,
+			     "came back %u times while blocked (connections refused by our own block) in %s",
+			     val, d);
 		break;
 	default: w = snprintf(out, n, "%u classes of this network were blocked", v->flagged); break;
 	}
@@ -661,6 +837,20 @@ static enum response response_of(const struct rules_conf *r, double score)
 	if (score >= r->score_defer)
 		return RESP_DEFER;
 	return RESP_OBSERVE;
+}
+
+/* The response to a decision by rule with score, on a prefix with past
+ * earlier decisions: the score's, but a first offence that is not a clear
+ * attack gets reject at most (its reply, with the reason and the lookup
+ * URL, reaches the sender's postmaster in the bounce; a drop only shows
+ * as timeouts in the sending MTA's queue), and a repeat offender that
+ * would be refused is dropped. */
+static enum response response_for(const struct aggregator *a, int rule, double score, unsigned past)
+{
+	enum response r = response_of(a->r, score);
+	if (past && r >= RESP_REJECT)
+		return RESP_DROP;
+	return r == RESP_DROP && !rule_is_attack(rule) ? RESP_REJECT : r;
 }
 
 int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why)
@@ -775,10 +965,6 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	const char *why;
 	if (a->replaying)
 		return false;
-	if (aggregator_blockable(a, p, &why) < 0) {
-		a->suppressed++;
-		return false;
-	}
 	struct decision d;
 	memset(&d, 0, sizeof d);
 	d.prefix = *p;
@@ -786,15 +972,20 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 	str_copy(d.rule, sizeof d.rule, rule_names[rule], strlen(rule_names[rule]));
 	double sev = rule_severity[rule];
 	d.score = round(sev * ratio * 100.0) / 100.0;
-	d.response = response_of(a->r, d.score);
+	struct countrec *off = agg_offense(a, p, true);
+	d.response = response_for(a, rule, d.score, off->n);
 	struct active *cur = active_find(a, p);
 	if (cur) {
-		/* in force already: upgraded when the response rises, never lowered */
+		/* in force already: upgraded when the response rises, never lowered;
+		 * this decision is one offence already */
+		d.response = response_for(a, rule, d.score, off->n > 1 ? off->n - 1 : 0);
 		if (cur->d.manual || a->c->rules.dry_run || d.response <= cur->d.response)
 			return false;
-		reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule],
+		if (aggregator_blockable(a, p, &why) < 0) /* the allow list changed since */
+			return false;
+		reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], evs,
 			  d.reason, sizeof d.reason);
-		if (rule != R_WIDEN)
+		if (rule != R_WIDEN && rule != R_RETURNED)
 			agg_session_reason(a, evs, d.reason, sizeof d.reason);
 		struct decision up = cur->d;
 		enum response from = up.response;
@@ -818,17 +1009,21 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 				 .kind = AGG_CHANGE_UPGRADED, .d = up, .evidence = text.data, .from = from});
 		return false;
 	}
-	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], d.reason,
-		  sizeof d.reason);
-	if (rule != R_WIDEN)
+	if (aggregator_blockable(a, p, &why) < 0) {
+		a->suppressed++;
+		return false;
+	}
+	reason_of(a, rule, v, scope == SCOPE_CLASS, first_bad ? ts - first_bad : v->window[rule], evs,
+		  d.reason, sizeof d.reason);
+	if (rule != R_WIDEN && rule != R_RETURNED)
 		agg_session_reason(a, evs, d.reason, sizeof d.reason);
-	struct countrec *off = agg_offense(a, p, true);
 	unsigned n = off->n;
 	if (a->db) { /* decisions stored before a restart or by hand count too */
 		int64_t past = db_decisions_count(a->db, p, ts - MXW_MAX(a->c->retention_decisions, 86400));
 		if (past > (int64_t)n)
 			n = (unsigned)past;
 	}
+	d.response = response_for(a, rule, d.score, n);
 	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < 16; i++)
 		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
@@ -874,7 +1069,8 @@ static void explain(struct aggregator *a, struct jw *w, const struct decision *d
 		jw_int(w, "past_decisions", past);
 	jw_obj_begin(w, "numbers");
 	for (int i = 0; i < R__COUNT; i++)
-		if (i != R_WIDEN && (i != R_CLASS || scope == SCOPE_CLASS))
+		if (i != R_WIDEN && (i != R_CLASS || scope == SCOPE_CLASS) &&
+		    (i != R_RETURNED || scope == SCOPE_IP))
 			jw_int(w, rule_names[i], v->v[i]);
 	jw_int(w, "accepted", v->accepted);
 	jw_int(w, "rejected_5xx", v->rejected);
@@ -883,8 +1079,12 @@ static void explain(struct aggregator *a, struct jw *w, const struct decision *d
 	jw_int(w, "auth_failures", v->auth);
 	jw_int(w, "auth_users", v->users);
 	jw_int(w, "connections", v->conns);
-	if (scope == SCOPE_CLASS)
+	if (scope == SCOPE_CLASS) {
 		jw_int(w, "addresses", v->ips);
+		jw_int(w, "good_members", v->good);
+	} else {
+		jw_int(w, "bad_connections", v->sess);
+	}
 	jw_obj_end(w);
 	jw_obj_begin(w, "thresholds");
 	for (int i = 0; i < R__COUNT; i++)
@@ -990,7 +1190,8 @@ static void evict_some(struct aggregator *a, uint32_t now, size_t budget, bool f
 		   offsetof(struct iprec, last_seen), now, budget, force);
 }
 
-static struct iprec *ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
+static inline __attribute__((always_inline)) struct iprec *
+ip_get(struct aggregator *a, const struct ipaddr *ip, uint64_t hv, uint32_t t)
 {
 	if (a->r->max_tracked_ips > 0 && a->ips.n >= (size_t)a->r->max_tracked_ips &&
 	    !table_find_h(&a->ips, ip, hv))
@@ -1032,34 +1233,55 @@ static AGG_COLD void evict_seen(struct aggregator *a, uint32_t now, size_t budge
 
 static struct clsrec *cls_get(struct aggregator *a, const struct prefix *p, uint32_t t);
 
-/* Seed a new class record with the counts of its first member q. */
+/* Seed a new class record with the counts of its first member q, as if
+ * its events had come while the class was tracked: capped shares, nothing
+ * of a member blocked on its own but its mail and RCPTs. */
 static AGG_COLD void cls_seed(struct aggregator *a, struct clsrec *c, const struct iprec *q, uint32_t t)
 {
+	bool decided = q->flags & F_DECIDED;
 	for (int w = 0; w < W__COUNT; w++) {
 		const struct win8 *s = &q->w[w];
-		if (!(s->b[0] | s->b[1] | s->b[2] | s->b[3]))
+		uint32_t cap = a->cls_cap[w];
+		if (!(s->b[0] | s->b[1] | s->b[2] | s->b[3]) || !cap)
+			continue;
+		if (decided && w != W_ACCEPT && w != W_RCPT)
 			continue;
 		uint32_t cur = bucket(a, t, w);
 		uint16_t back = (uint16_t)((uint16_t)cur - s->idx);
 		if (back >= WIN_SUB)
 			continue; /* all of it is older than the window */
+		if (cap != UINT32_MAX) {
+			unsigned sum = win8_sum(s, cur);
+			if (sum)
+				win32_add(&c->w[w], cur, MXW_MIN(sum, cap));
+			continue;
+		}
 		c->w[w].idx = cur - back;
 		for (int k = 0; k < WIN_SUB; k++)
 			c->w[w].b[k] = s->b[k];
 	}
-	c->rcpt_bits = q->rcpt_bits;
-	c->rcpt_t0 = q->rcpt_t0;
-	c->user_bits = q->user_bits;
-	c->user_t0 = q->user_t0;
-	c->r = q->r;
+	if (!decided) {
+		unsigned rcap = (unsigned)MXW_MAX(1, (a->r->harvest_distinct + 1) / 2);
+		unsigned ucap = (unsigned)MXW_MAX(1, (a->r->auth_users + 1) / 2);
+		if (bits_get(q->rcpt_bits, q->rcpt_t0, t, a->wlen[W_UNKNOWN]) <= rcap) {
+			c->rcpt_bits = q->rcpt_bits;
+			c->rcpt_t0 = q->rcpt_t0;
+		}
+		if (bits_get(q->user_bits, q->user_t0, t, a->wlen[W_AUTH]) <= ucap) {
+			c->user_bits = q->user_bits;
+			c->user_t0 = q->user_t0;
+		}
+		c->first_bad = q->first_bad;
+	}
 	c->flags |= (uint8_t)(q->flags & (F_NO_MX | F_LIMITED));
-	c->first_bad = q->first_bad;
 	c->last_code = q->last_code;
 	uint64_t h = ipaddr_hash(&q->ip);
-	if (q->first_bad)
+	if (q->first_bad && !decided)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600), h);
-	if (win8_sum(&q->w[W_CONN], bucket(a, t, W_CONN)))
+	if (!decided && win8_sum(&q->w[W_CONN], bucket(a, t, W_CONN)))
 		bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], h);
+	if (!q->first_bad && win8_sum(&q->w[W_ACCEPT], bucket(a, t, W_ACCEPT)))
+		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], h);
 	if (q->flags & F_FLAGGED) {
 		c->nflagged = 1;
 		c->flagged_t0 = t;
@@ -1169,11 +1391,29 @@ struct delta {
 	bool temp;	/* a 4xx: starts a back-off period */
 	bool backoff;	/* the only signal is an early return (not a class member's fault) */
 	bool conn;	/* a new connection */
-	unsigned flags; /* F_NO_RDNS, F_NO_MX */
+	bool maybe_own; /* a refusal our own block may have caused (our text, a client block) */
+	bool delivered; /* a disconnect whose counts correct the connection's accepted mail */
+	unsigned flags; /* F_NO_RDNS, F_NO_MX, F_LIMITED, F_AUTH_OK */
 };
 
 /* Set window i's increment in a delta, and its bit in wmask. */
 #define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
+
+/* A refusal about the recipient's address or mailbox (X.1.Y: moved, bad
+ * mailbox; X.2.Y: full, disabled, too big for it) says nothing of the
+ * sender: only its repetition (a retry) does. */
+static bool mailbox_state(const struct event *ev)
+{
+	return ev->dsn.n >= 3 && ev->dsn.p[1] == '.' && (ev->dsn.p[2] == '1' || ev->dsn.p[2] == '2');
+}
+
+/* Our own blocks name us in the reply (emitters/text.c) or in the DNSBL
+ * TXT record (rbldnsd): "mxwarden". */
+static bool names_us(struct span text)
+{
+	static const char us[] = "mxwarden";
+	return text.n >= sizeof us - 1 && memmem(text.p, text.n, us, sizeof us - 1) != NULL;
+}
 
 static void classify(const struct aggregator *a, const struct event *ev, enum prog_role role, struct delta *d)
 {
@@ -1189,16 +1429,41 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		if (ev->stage != ST_CONNECT)
 			return; /* postscreen PASS NEW/OLD and the like: same connection */
 		d->conn = true;
-		break;
-	case EV_ACCEPT:
-		DSET(d, W_ACCEPT, 1);
-		DSET(d, W_RCPT, 1);
-		break;
+		return;
+	case EV_ACCEPT: {
+		/* success weighs by recipients where the MTA logs them */
+		unsigned k = ev->nrcpt > 1 ? ev->nrcpt : 1;
+		DSET(d, W_ACCEPT, k);
+		DSET(d, W_RCPT, k);
+		if (ev->auth_ok)
+			d->flags |= F_AUTH_OK;
+		return;
+	}
+	case EV_DISCONNECT:
+		if (!ev->stats.present)
+			return;
+		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
+		if (ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
+			DSET(d, W_PROTO, 1);
+			d->bad = true;
+		}
+		/* Postfix counted a message at its "client=" line (the first
+		 * accepted RCPT): the counts tell how many recipients it had and
+		 * whether its DATA came at all (delivered(), below) */
+		if (ev->stats.rcpt_ok > 1 || (ev->stats.rcpt_ok && !ev->stats.data_ok))
+			d->delivered = true;
+		return;
+	case EV_NOTE:
+		/* a signal, never a refusal: no rDNS weighs; a reject_warning
+		 * (what the MTA would have refused) and a DNSBL rank are observed */
+		if (ev->cat == CAT_NO_RDNS)
+			d->flags |= F_NO_RDNS;
+		return;
 	case EV_AUTH_FAILURE:
 		DSET(d, W_AUTH, 1);
 		d->user_bit = !span_empty(ev->user);
 		d->bad = true;
-		break;
+		return;
 	case EV_LOST:
 		/* a scanner hangs up before MAIL; a legit client may lose DATA */
 		if (ev->stage == ST_CONNECT || ev->stage == ST_HELO || ev->stage == ST_AUTH ||
@@ -1206,17 +1471,22 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 			DSET(d, W_PROTO, 1);
 			d->bad = true;
 		}
-		break;
+		return;
 	case EV_PROTOCOL:
 	case EV_REJECT: break;
 	default: return;
 	}
-	if (ev->kind != EV_REJECT && ev->kind != EV_PROTOCOL)
-		return;
-	if (is_4xx(ev))
+	bool temp = is_4xx(ev);
+	if (temp)
 		d->temp = true;
 	if (is_5xx(ev))
 		DSET(d, W_REJ, 1);
+	/* our text in the reply (a Postfix table, an rbldnsd TXT record), or
+	 * postscreen refusing by its access list (DENYLISTED carries no text) */
+	if (ev->kind == EV_REJECT &&
+	    (ev->cat == CAT_CLIENT_POLICY || ev->cat == CAT_DNSBL || ev->cat == CAT_OTHER) &&
+	    (role == ROLE_POSTSCREEN || names_us(ev->text)))
+		d->maybe_own = true;
 	switch (ev->cat) {
 	case CAT_UNKNOWN_RECIPIENT:
 		DSET(d, W_UNKNOWN, 1);
@@ -1231,7 +1501,7 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		break;
 	case CAT_NO_RDNS:
 		d->flags |= F_NO_RDNS;
-		if (ev->kind == EV_REJECT) { /* Exim's "no host name found" is only a note */
+		if (ev->kind == EV_REJECT) {
 			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
@@ -1251,18 +1521,12 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		break;
 	case CAT_DNSBL:
 	case CAT_CLIENT_POLICY:
-		/* a verdict on the client itself; a 4xx one ("try later") is not */
-		if (!is_4xx(ev)) {
-			DSET(d, W_POLICY, (unsigned)MXW_MAX(r->policy_client_weight, 1));
-			d->bad = true;
-		}
-		break;
 	case CAT_HELO:
 	case CAT_SENDER_POLICY:
 	case CAT_RECIPIENT_POLICY:
 	case CAT_SIZE:
-		/* a 4xx here (mailbox full, try later) invites a retry */
-		if (!is_4xx(ev)) {
+		/* a 4xx here (try later, mailbox full) invites a retry */
+		if (!temp && !mailbox_state(ev)) {
 			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
@@ -1270,10 +1534,6 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	case CAT_PIPELINING:
 	case CAT_PREGREET:
 	case CAT_NON_SMTP:
-		/* what bots and HTTP probes do, never a real MTA */
-		DSET(d, W_PROTO, (unsigned)MXW_MAX(r->protocol_bot_weight, 1));
-		d->bad = true;
-		break;
 	case CAT_TOO_MANY_ERRORS:
 		DSET(d, W_PROTO, 1);
 		d->bad = true;
@@ -1289,7 +1549,7 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		if (ev->kind == EV_PROTOCOL) {
 			DSET(d, W_PROTO, 1);
 			d->bad = true;
-		} else if (!is_4xx(ev)) {
+		} else if (!temp && !mailbox_state(ev)) {
 			DSET(d, W_POLICY, 1);
 			d->bad = true;
 		}
@@ -1323,7 +1583,16 @@ static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct p
 	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
 }
 
-static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t)
+/* The rules that count refusals (retry, harvest, policy) wait for the end
+ * of a live connection: only then is it known whether it delivered mail
+ * to other recipients (a mailing list's post, an old distribution list)
+ * and how many recipients it had accepted. */
+static void later_mask(struct view *v)
+{
+	v->thr[R_RETRY] = v->thr[R_HARVEST] = v->thr[R_POLICY] = 0;
+}
+
+static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t, bool later)
 {
 	/* a decided record is judged too: its decision may be upgraded, unless
 	 * it drops already (or is manual) and is counted in its class */
@@ -1331,8 +1600,10 @@ static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, ui
 		return;
 	struct view v;
 	ip_view(a, p, t, &v);
+	if (later)
+		later_mask(&v);
 	double ratio;
-	int rule = view_pick(a, &v, &ratio);
+	int rule = view_pick(a, &v, false, &ratio);
 	if (rule < 0 || no_upgrade(a, p->flags, rule, ratio))
 		return;
 	struct prefix px;
@@ -1381,7 +1652,7 @@ static AGG_COLD void widen(struct aggregator *a, const struct clsrec *c, uint32_
 	decide(a, &w, SCOPE_CLASS, R_WIDEN, (double)cr->n / (double)r->class_widen_classes, &v, t, 0, NULL);
 }
 
-static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
+static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t, bool later)
 {
 	if (c == &a->scratch)
 		return; /* a lone member's class is never judged */
@@ -1389,14 +1660,12 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 		return; /* dropped already (or manual): nothing to upgrade */
 	struct view v;
 	cls_view(a, c, t, &v);
-	if (v.ips < 2 && v.flagged < 2) {
-		/* one source is judged per IP; a class needs several members */
-		for (int i = 0; i < R__COUNT; i++)
-			if (i != R_FLOOD)
-				v.thr[i] = 0;
-	}
+	if (later)
+		later_mask(&v);
 	double ratio;
-	int rule = view_pick(a, &v, &ratio);
+	int rule = view_pick(a, &v, true, &ratio);
+	if (rule < 0 && cls_view_together(&v))
+		rule = view_pick(a, &v, true, &ratio);
 	if (rule < 0 || no_upgrade(a, c->flags, rule, ratio))
 		return;
 	struct evslot *s = ev_get(a, &c->ev, &c->p, false);
@@ -1409,32 +1678,50 @@ static void check_class(struct aggregator *a, struct clsrec *c, uint32_t t)
 /* The hot path of aggregator_event() stays small (the instruction cache
  * holds it and the parser's): what only some events do is out of line. */
 
-/* Distinct unknown recipients and user names, and retries of a refused
- * (sender, recipient) pair. */
+/* What member p may add to its class's window w when it adds k: the class
+ * rules must rest on several members, so one member's share is capped. */
+static inline unsigned class_share(struct aggregator *a, const struct iprec *p, int w, unsigned k, uint32_t t)
+{
+	uint32_t cap = a->cls_cap[w];
+	if (cap == UINT32_MAX || !k)
+		return k;
+	unsigned before = cap ? win8_sum(&p->w[w], bucket(a, t, w)) : cap;
+	return before >= cap ? 0 : MXW_MIN(k, cap - before);
+}
+
+/* Distinct unknown recipients and user names, and repeated refusals of a
+ * (sender, recipient) pair. A repeat in a live connection is a retry only
+ * if the connection delivers nothing (session.c judges it at its end); a
+ * line of no known connection counts at once. */
 static __attribute__((noinline)) void count_distinct(struct aggregator *a, const struct event *ev,
 						     const struct delta *d, struct iprec *p, struct clsrec *c,
-						     bool lone, uint32_t t)
+						     bool feed, uint32_t t)
 {
 	if (d->rcpt_bit) {
 		uint64_t h = span_hash(ev->to, 1);
-		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
-		if (!lone)
+		unsigned cap = (unsigned)MXW_MAX(1, (a->r->harvest_distinct + 1) / 2);
+		if (feed && bits_get(p->rcpt_bits, p->rcpt_t0, t, a->wlen[W_UNKNOWN]) < cap)
 			bits_add(&c->rcpt_bits, &c->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
+		bits_add(&p->rcpt_bits, &p->rcpt_t0, t, a->wlen[W_UNKNOWN], h);
 	}
 	if (d->user_bit) {
 		uint64_t h = span_hash(ev->user, 2);
-		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
-		if (!lone)
+		unsigned cap = (unsigned)MXW_MAX(1, (a->r->auth_users + 1) / 2);
+		if (feed && bits_get(p->user_bits, p->user_t0, t, a->wlen[W_AUTH]) < cap)
 			bits_add(&c->user_bits, &c->user_t0, t, a->wlen[W_AUTH], h);
+		bits_add(&p->user_bits, &p->user_t0, t, a->wlen[W_AUTH], h);
 	}
 	if (d->retry) {
 		uint32_t h = (uint32_t)(span_hash(ev->from, 3) ^ span_hash(ev->to, 4));
 		unsigned before = retry_get(&p->r, t, a->wlen[W_RETRY], NULL);
 		unsigned now = retry_add(&p->r, t, a->wlen[W_RETRY], h, NULL);
-		if (!lone)
-			retry_add(&c->r, t, a->wlen[W_RETRY], h, NULL);
-		if (now > before)
-			win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
+		if (now > before) {
+			struct sesssum *s = a->cur;
+			if (s && s != &a->ended)
+				s->retry_pending = (uint16_t)MXW_MIN(s->retry_pending + 1u, 65535u);
+			else if (!s || !s->accepted)
+				win8_add(&p->w[W_RETRY], bucket(a, t, W_RETRY), 1);
+		}
 		p->last_code = (int16_t)ev_code(ev);
 		c->last_code = (int16_t)ev_code(ev);
 	}
@@ -1458,31 +1745,177 @@ static __attribute__((noinline)) void flood_evidence(struct aggregator *a, const
 		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
 }
 
+/* A Postfix connection ended: its messages were counted one each at their
+ * "client=" lines; the disconnect counts say what it delivered. When every
+ * message came to DATA, its accepted recipients count (success weighs by
+ * recipients); when some never did (a client that hangs up after RCPT),
+ * only those delivered count. (Its class counted it a good member at its
+ * "client=" line already: the lenient side.) */
+static AGG_COLD void delivered(struct aggregator *a, const struct event *ev, struct delta *d, struct iprec *p,
+			       struct clsrec *c, bool feed, uint32_t t)
+{
+	unsigned msgs = a->cur ? a->cur->accepted : 0;
+	unsigned data = ev->stats.data_ok, rcpts = ev->stats.rcpt_ok;
+	unsigned want = data >= msgs ? MXW_MAX(rcpts, msgs) : data;
+	if (want > msgs) {
+		DSET(d, W_ACCEPT, want - msgs);
+		DSET(d, W_RCPT, want - msgs);
+	}
+	for (unsigned k = want; k < msgs; k++) {
+		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+		if (feed)
+			win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
+	}
+}
+
+#define SESS_GAP  60  /* seconds: lines of no known connection this far apart are two */
+#define LATER_MAX 100 /* refusals after which a live connection is judged at once */
+
+/* Whether ev is the first of its connection to count as what (1: an abuse
+ * signal, 2: refused by our own block). A connection is the MTA's process
+ * (session.c); without one (postscreen, logs without process ids), a
+ * connect of the client since the last one counted, or a pause. */
+static bool new_connection(struct aggregator *a, struct iprec *p, unsigned what, uint32_t t)
+{
+	struct sesssum *s = a->cur;
+	if (s) {
+		if (s->counted & what)
+			return false;
+		s->counted |= (uint8_t)what;
+		p->last_bad = t;
+		return true;
+	}
+	bool fresh =
+	    !p->last_bad || p->last_ps > p->last_bad || t < p->last_bad || t - p->last_bad >= SESS_GAP;
+	if (fresh)
+		p->last_bad = t;
+	return fresh;
+}
+
+/* A refusal by a block of ours (the record or its class is decided, with a
+ * response that refuses, and the refusal names us or is a client block):
+ * evidence against the sender that it came back while blocked, never
+ * against its class, nor counted as anything else. */
+static AGG_COLD void own_refusal(struct aggregator *a, const struct event *ev, struct iprec *p,
+				 struct clsrec *c, uint32_t t)
+{
+	struct prefix px;
+	host_prefix(&px, &ev->ip);
+	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+	if (new_connection(a, p, 2, t))
+		win8_add(&p->w[W_OWN], bucket(a, t, W_OWN), 1);
+	check_ip(a, p, c, t, false);
+}
+
+static inline bool refuses(uint8_t flags)
+{
+	return (flags & F_DECIDED) && ((flags & F_RESP_MASK) >> F_RESP_SHIFT) >= RESP_DEFER;
+}
+
+/* A back-off violation: a 4xx for the same (sender, recipient) as the
+ * client's last 4xx, sooner than backoff_min_interval, in another
+ * connection. Many new messages greylisted at once are not. */
+static bool backoff_violation(struct aggregator *a, const struct event *ev, struct iprec *p, uint32_t t)
+{
+	uint32_t h = (uint32_t)(span_hash(ev->from, 5) ^ span_hash(ev->to, 6));
+	bool again = p->last_temp && p->temp_pair == h && t >= p->last_temp &&
+		     t - p->last_temp < a->r->backoff_min_interval;
+	bool other = a->cur ? !(a->cur->counted & 4) : t > p->last_temp;
+	if (a->cur)
+		a->cur->counted |= 4;
+	p->temp_pair = h;
+	return again && other;
+}
+
 /* An abuse signal: evidence for the IP (and its class once a second member
  * misbehaves), and both judged. */
 static __attribute__((noinline)) void judge_bad(struct aggregator *a, const struct event *ev,
 						const struct delta *d, struct iprec *p, struct clsrec *c,
-						bool lone, uint32_t t)
+						bool feed, uint32_t t)
 {
 	if (!p->first_bad)
 		p->first_bad = t;
-	if (!c->first_bad)
+	if (feed && !c->first_bad)
 		c->first_bad = t;
-	if (!d->backoff && !lone)
+	if (!d->backoff && feed)
 		bits_add(&c->ip_bits, &c->ipb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600),
 			 ipaddr_hash(&ev->ip));
+	bool fresh = new_connection(a, p, 1, t);
+	if (fresh)
+		win8_add(&p->w[W_SESS], bucket(a, t, W_SESS), 1);
 	struct prefix px;
 	host_prefix(&px, &ev->ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */
-	if (c->ev || bits_estimate(c->ip_bits) >= 2)
+	if (feed && (c->ev || bits_estimate(c->ip_bits) >= 2))
 		ev_record(a, ev_get(a, &c->ev, &c->p, true), ev);
-	check_ip(a, p, c, t);
-	check_class(a, c, t);
+	/* the rules that count refusals wait for the end of a live connection,
+	 * unless it was refused more than a legitimate sender's connection
+	 * can be (Postfix sends at most 50 RCPTs a connection and drops a
+	 * client after 20 errors) */
+	bool later = a->cur && a->cur != &a->ended && a->cur->rejected + a->cur->other_rej < LATER_MAX;
+	if (later) {
+		a->cur->judge = 1;
+		/* another refusal of the same connection: only the rules that
+		 * wait for its end count it */
+		const unsigned now_rules =
+		    1u << W_RELAY | 1u << W_AUTH | 1u << W_PROTO | 1u << W_CONN | 1u << W_BACKOFF;
+		if (!fresh && !(d->wmask & now_rules))
+			return;
+	}
+	check_ip(a, p, c, t, later);
+	if (feed)
+		check_class(a, c, t, later);
 }
 
-void aggregator_event(struct aggregator *a, const struct event *ev)
+/* Judge the connections that ended with rules left to judge (session.c):
+ * a repeated refusal is a retry only when the connection delivered
+ * nothing; then every rule, with what it finally showed. */
+static AGG_COLD void judge_later_run(struct aggregator *a)
+{
+	struct sesssum *saved = a->cur;
+	for (size_t i = 0; i < a->njq; i++) {
+		struct judge_later *j = &a->jq[i];
+		struct iprec *p = table_find(&a->ips, &j->ip);
+		if (!p)
+			continue;
+		if (j->s.retry_pending && !j->s.accepted)
+			win8_add(&p->w[W_RETRY], bucket(a, j->t, W_RETRY), j->s.retry_pending);
+		if (!j->s.judge && !(j->s.retry_pending && !j->s.accepted))
+			continue;
+		struct prefix cp;
+		ipaddr_class(&j->ip, &a->c->classes, &cp);
+		struct clsrec *c = cls_resolve(a, p, &cp, j->t);
+		a->cur = &j->s;
+		check_ip(a, p, c, j->t, false);
+		check_class(a, c, j->t, false); /* the member may just have been flagged */
+	}
+	a->cur = saved;
+	a->njq = 0;
+	a->last_p = NULL;
+}
+
+void agg_seed_accepted(struct aggregator *a, const struct ipaddr *ip, uint32_t t, unsigned n)
+{
+	struct iprec *p = ip_get(a, ip, table_hash(&a->ips, ip), t);
+	struct prefix cp;
+	ipaddr_class(ip, &a->c->classes, &cp);
+	struct clsrec *c = cls_resolve(a, p, &cp, t);
+	if (t > p->last_seen)
+		p->last_seen = t;
+	win8_add(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT), n);
+	win8_add(&p->w[W_RCPT], bucket(a, t, W_RCPT), n);
+	if (c != &a->scratch && !(p->flags & F_DECIDED)) {
+		win32_add(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT), n);
+		win32_add(&c->w[W_RCPT], bucket(a, t, W_RCPT), n);
+		if (!p->first_bad)
+			bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(ip));
+	}
+	a->last_p = NULL;
+}
+
+static void event_body(struct aggregator *a, const struct event *ev)
 {
 	if ((!ev->has_ip || a->held) && agg_session_route(a, ev, 0))
 		return;
@@ -1499,17 +1932,10 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	enum prog_role role = prog_role(ev);
 	struct delta d;
 	classify(a, ev, role, &d);
-	if (ev->kind == EV_DISCONNECT) {
-		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
-		if (ev->stats.present && ev->stats.ehlo_total == 0 && ev->stats.mail_total > 0) {
-			DSET(&d, W_PROTO, 1);
-			d.bad = true;
-		}
-	}
 	/* most lines change nothing (postscreen PASS, disconnects, notes):
 	 * they leave after their session is noted, before touching the tables */
 	bool quiet = !d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
-		     !(ev->kind == EV_REJECT && !span_empty(ev->queue_id));
+		     !d.delivered && !(ev->kind == EV_REJECT && !span_empty(ev->queue_id));
 	if (quiet)
 		for (unsigned m = d.wmask; m; m &= m - 1)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
@@ -1567,6 +1993,15 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 	p->flags |= (uint8_t)d.flags;
 	c->flags |= (uint8_t)(d.flags & (F_NO_MX | F_LIMITED));
 
+	/* our own block refused it: the sender came back while blocked */
+	if (d.maybe_own && (refuses(p->flags) || (!lone && refuses(c->flags)))) {
+		own_refusal(a, ev, p, c, t);
+		return;
+	}
+	/* the class hears of members that are not blocked on their own: a
+	 * blocked member's refusals are its own business */
+	bool feed = !lone && !(p->flags & F_DECIDED);
+
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */
 	if (d.conn) {
 		bool postscreen = role == ROLE_POSTSCREEN;
@@ -1576,39 +2011,46 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 			p->last_ps = t;
 		if (!dup) {
 			DSET(&d, W_CONN, d.w[W_CONN] + 1);
-			if (p->last_temp && t >= p->last_temp &&
-			    t - p->last_temp < a->r->backoff_min_interval) {
-				DSET(&d, W_BACKOFF, 1);
-				d.backoff = !d.bad;
-				d.bad = true;
-			}
-			if (!lone)
+			if (feed)
 				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(ip));
 		}
 	}
 	if (d.temp) {
+		if (backoff_violation(a, ev, p, t)) {
+			DSET(&d, W_BACKOFF, 1);
+			d.backoff = !d.bad;
+			d.bad = true;
+		}
 		p->last_temp = t;
 		agg_session_temp(p, ev);
 	}
+	if (d.delivered)
+		delivered(a, ev, &d, p, c, feed, t);
+	else if (ev->kind == EV_ACCEPT && feed && !p->first_bad)
+		bits_add(&c->good_bits, &c->good_t0, t, a->wlen[W_ACCEPT], ipaddr_hash(ip));
 
 	if (ev->kind == EV_REJECT && !span_empty(ev->queue_id) &&
 	    (ev->stage == ST_DATA || ev->stage == ST_END_OF_DATA)) {
 		/* Postfix logs "QID: client=" (an accept) before cleanup rejects
 		 * the content: that message was not accepted after all */
 		win8_sub(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
-		if (!lone)
+		if (feed)
 			win32_sub(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT));
 	}
 	for (unsigned m = d.wmask; m; m &= m - 1) { /* the windows classify() touched, in order */
 		int w = __builtin_ctz(m);
-		if (d.w[w]) {
-			win8_add(&p->w[w], bucket(a, t, w), d.w[w]);
-			if (!lone)
-				win32_add(&c->w[w], bucket(a, t, w), d.w[w]);
+		unsigned k = d.w[w];
+		if (!k)
+			continue;
+		if (feed) {
+			unsigned kc = class_share(a, p, w, k, t);
+			if (kc)
+				win32_add(&c->w[w], bucket(a, t, w), kc);
 		}
+		win8_add(&p->w[w], bucket(a, t, w), k);
 	}
 	if (d.rcpt_bit || d.user_bit || d.retry)
-		count_distinct(a, ev, &d, p, c, lone, t);
+		count_distinct(a, ev, &d, p, c, feed, t);
 	if (d.conn && !d.bad) {
 		/* a connection can only cross the flood rule; keep connect lines
 		 * as evidence once a flood is plausible */
@@ -1628,14 +2070,21 @@ void aggregator_event(struct aggregator *a, const struct event *ev)
 		/* nor is a busy sender's connection: it cannot flood */
 		if (a->r->flood_enabled && (double)n >= a->flood_ip_min &&
 		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n))
-			check_ip(a, p, c, t);
-		if (a->r->flood_enabled && (double)cn >= a->flood_cls_min &&
-		    (lone || !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn)))
-			check_class(a, c, t);
+			check_ip(a, p, c, t, false);
+		if (a->r->flood_enabled && feed && (double)cn >= a->flood_cls_min &&
+		    !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn))
+			check_class(a, c, t, false);
 		return;
 	}
 	if (d.bad)
-		judge_bad(a, ev, &d, p, c, lone, t);
+		judge_bad(a, ev, &d, p, c, feed, t);
+}
+
+void aggregator_event(struct aggregator *a, const struct event *ev)
+{
+	event_body(a, ev);
+	if (a->njq)
+		judge_later_run(a);
 }
 
 /* ----------------------------------------------------------- life cycle */
@@ -1697,6 +2146,10 @@ struct aggregator *aggregator_new(const struct config *c)
 	wl[W_BACKOFF] = r->backoff_window;
 	wl[W_RETRY] = r->retry_window;
 	wl[W_REJ] = r->success_window;
+	wl[W_SESS] = MXW_MAX(MXW_MAX(MXW_MAX(r->retry_window, r->harvest_window),
+				     MXW_MAX(r->policy_window, r->protocol_window)),
+			     MXW_MAX(r->relay_window, r->auth_window));
+	wl[W_OWN] = r->policy_window;
 	for (int i = 0; i < W__COUNT; i++) {
 		int64_t w = MXW_MAX(wl[i], (int64_t)WIN_SUB);
 		if (w > 400LL * 86400)
@@ -1710,6 +2163,20 @@ struct aggregator *aggregator_new(const struct config *c)
 	a->flood_ip_min = MXW_MAX(1.0, (double)r->flood_ip_count / wmax);
 	a->flood_cls_min = MXW_MAX(1.0, (double)r->flood_class_count / wmax);
 	rules_precompute(a);
+	/* one member's share of its class's windows: half a rule's count, so
+	 * that a class crosses a rule only on what several members did */
+	for (int i = 0; i < W__COUNT; i++)
+		a->cls_cap[i] = UINT32_MAX;
+	a->cls_cap[W_CONN] = (uint32_t)MXW_MAX(1, r->flood_ip_count / 2);
+	a->cls_cap[W_UNKNOWN] = (uint32_t)MXW_MAX(1, (r->harvest_distinct + 1) / 2);
+	a->cls_cap[W_RELAY] = (uint32_t)MXW_MAX(1, (r->relay_count + 1) / 2);
+	a->cls_cap[W_AUTH] = (uint32_t)MXW_MAX(1, (r->auth_count + 1) / 2);
+	a->cls_cap[W_PROTO] = (uint32_t)MXW_MAX(1, (r->protocol_count + 1) / 2);
+	a->cls_cap[W_POLICY] = (uint32_t)MXW_MAX(1, (r->policy_count + 1) / 2);
+	a->cls_cap[W_REJ] = (uint32_t)MXW_MAX(1, r->harvest_distinct);
+	/* one client's queue (retries, back-off) and its own connections and
+	 * returns are never its class's */
+	a->cls_cap[W_BACKOFF] = a->cls_cap[W_RETRY] = a->cls_cap[W_SESS] = a->cls_cap[W_OWN] = 0;
 	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
 	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
 	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
@@ -1753,6 +2220,7 @@ void aggregator_free(struct aggregator *a)
 	free(a->out);
 	free(a->ev);
 	free(a->state_path);
+	free(a->jq);
 	free(a);
 }
 
@@ -1799,7 +2267,10 @@ void aggregator_tick(struct aggregator *a, int64_t now)
 	evict_some(a, t, 4096, false);
 	evict_classes(a, t, 4096, false);
 	evict_seen(a, t, 4096, false);
-	agg_session_tick(a, (uint32_t)(a->newest / 1000000)); /* log time */
+	uint32_t lt = (uint32_t)(a->newest / 1000000); /* log time */
+	agg_session_tick(a, lt, MXW_MAX(lt, t));
+	if (a->njq)
+		judge_later_run(a);
 }
 
 size_t aggregator_take_changes(struct aggregator *a, agg_change_fn fn, void *arg)

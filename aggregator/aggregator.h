@@ -20,39 +20,61 @@
  * be called from any thread with its own db connection.
  *
  * Rules (thresholds in struct rules_conf; a rule's count of 0 or its
- * switch off disables it). "mult" below is the success-aware multiplier:
- * success_factor when the IP (or class) had accepted mail or a successful
- * AUTH within success_window, else 1, divided by no_rdns_weight when the
- * client has no reverse DNS and by no_mx_weight when its sender domain
- * failed (rule 7 never blocks on its own).
- *   1 retry     the same (client, sender, recipient) rejected with 5xx again
- *               retry_count times within retry_window.
+ * switch off disables a rule). "mult" below is the success-aware multiplier:
+ * success_factor when the IP had accepted mail (counted by recipients where
+ * the MTA logs them) or a successful AUTH within success_window (a class:
+ * a member that delivered and never misbehaved), else 1, divided by
+ * no_rdns_weight when the client has no reverse DNS and by no_mx_weight
+ * when its sender domain failed (rule 7, never a block on its own; not for
+ * rules 4 and 5: a PTR record says nothing about relaying or passwords).
+ *   1 retry     the same (client, sender, recipient) refused with 5xx again
+ *               retry_count times within retry_window, in connections that
+ *               delivered nothing (a list's post to live subscribers is a
+ *               new message, not a retry). Per IP only.
  *   2 harvest   harvest_distinct distinct unknown recipients within
  *               harvest_window, or an unknown-recipient ratio of at least
  *               harvest_ratio over at least harvest_min_attempts RCPTs.
- *   3 backoff   reconnects sooner than backoff_min_interval after a 4xx,
- *               backoff_count times within backoff_window.
+ *   3 backoff   the same (sender, recipient) refused 4xx again sooner than
+ *               backoff_min_interval in another connection, backoff_count
+ *               times within backoff_window. Per IP only.
  *   4 relay     relay_count "Relay access denied" within relay_window.
  *   5 auth      auth_count AUTH failures, or auth_users distinct user names,
- *               within auth_window.
+ *               within auth_window; an address that authenticated or
+ *               delivered before: only distinct user names (x success_factor).
  *   6 protocol  protocol_count protocol violations (pregreet, pipelining,
  *               non-SMTP command, too many errors, lost connection before
  *               MAIL) within protocol_window.
- *   8 policy    policy_count rejections by the MTA's own policy (DNSBL,
- *               deny lists, HELO, sender, content, size) within
- *               policy_window; a client-level verdict (DNSBL, client deny
- *               list, blocked network) counts policy_client_weight.
+ *   8 policy    policy_count refusals by the MTA's own policy (DNSBL, deny
+ *               lists, HELO, sender, content, size; not a refusal about the
+ *               recipient's mailbox) within policy_window.
  *   9 flood     flood_ip_count connections per IP, flood_class_count per
- *               class (from at least 2 IPs) within flood_window; each MTA
- *               rate-limit warning counts flood_limit_weight connections.
- *  10 class     class_flagged_ips flagged IPs in one class, or the class as
- *               a whole crossing rule 1-9 (sums over its members, at least
- *               2 members), block the class; class_widen_classes flagged
- *               classes inside one ipv4_widen/ipv6_widen network block that
- *               network, never shorter than [safety] ipv4_floor/ipv6_floor.
- * Reject-count rules (1, 2, 8) also require, when the sender had accepted
- * mail, more rejections than accepted messages: a big legitimate sender
- * with a few stale addresses is never blocked.
+ *               class (from at least class_min_members IPs) within
+ *               flood_window; each MTA rate-limit warning counts
+ *               flood_limit_weight connections.
+ *  10 class     class_flagged_ips IPs blocked on their own in one class (x
+ *               success_factor when other members deliver), or the class as
+ *               a whole crossing rules 2-9 with at least class_min_members
+ *               misbehaving members, each adding at most half a rule's count
+ *               and nothing once blocked on its own, block the class;
+ *               class_widen_classes blocked classes inside one
+ *               ipv4_widen/ipv6_widen network block that network, never
+ *               shorter than [safety] ipv4_floor/ipv6_floor.
+ *  11 returned  returned_count connections refused by our own block (the
+ *               refusal names mxwarden, or postscreen's access list refused
+ *               a blocked prefix): the decision drops. Such refusals count
+ *               for nothing else, and never for the class.
+ * Independent evidence: on an IP every rule but 9 and 11 needs abuse
+ * signals in min_sessions connections; harvest, relay and auth may decide
+ * in one connection at twice their threshold (harvest also at its distinct
+ * threshold with the ratio holding: a dictionary attack). The rules that
+ * count refusals (1, 2, 8) wait for the end of a live connection, when it is
+ * known whether it delivered mail. Reject-count rules (1, 2, 8) also
+ * require, when the sender had accepted mail, more rejections than accepted
+ * recipients: a big legitimate sender with a few stale addresses is never
+ * blocked. Responses: the score's (severity x value/threshold against
+ * score_defer/reject/drop), but a first offence that is not a clear attack
+ * (9, 5, 4, 11) is at most reject, and a repeat offender that is refused is
+ * dropped.
  */
 #ifndef MXWARDEN_AGGREGATOR_H
 #define MXWARDEN_AGGREGATOR_H

@@ -69,6 +69,8 @@ enum win_id {
 	W_BACKOFF,
 	W_RETRY,
 	W_REJ,
+	W_SESS, /* connections with an abuse signal (independent evidence) */
+	W_OWN,	/* refusals our own block caused: the sender came back while blocked */
 	W__COUNT
 };
 #define WIN_SUB 4
@@ -93,6 +95,10 @@ enum {
 	 * of the active decisions unless their score calls for more */
 	F_RESP_SHIFT = 5,
 	F_RESP_MASK = 3 << 5,
+	/* iprec: the client authenticated successfully, so its AUTH failures
+	 * are judged per user name (one stale password never blocks the
+	 * office behind a NAT) */
+	F_AUTH_OK = 128,
 };
 
 #define RETRY_SLOTS 3
@@ -123,10 +129,13 @@ struct iprec {
 	uint32_t rcpt_t0, user_t0;
 	int16_t temp_code; /* the reply code of last_temp (session.c: back-off) */
 	uint16_t temp_dsn; /* its enhanced status, X * 1000 + Y * 100 + Z when they fit */
+	uint32_t
+	    temp_pair; /* hash of (sender, recipient) of the last 4xx: back-off is the same message again */
+	uint32_t last_bad; /* when the last connection with an abuse signal was counted (W_SESS) */
 };
 _Static_assert(offsetof(struct iprec, w) + (W_RCPT + 1) * sizeof(struct win8) <= 64,
 	       "iprec: the fields of a connection in the first cache line");
-_Static_assert(sizeof(struct iprec) == 160, "iprec: 160 bytes (memory per tracked IP)");
+_Static_assert(sizeof(struct iprec) == 184, "iprec: 184 bytes (memory per tracked IP)");
 
 struct clsrec {
 	struct prefix p; /* key (18 bytes) */
@@ -134,8 +143,9 @@ struct clsrec {
 	int16_t last_code;
 	uint32_t last_seen, first_bad, ev, nflagged, flagged_t0;
 	uint32_t rcpt_t0, user_t0, ipb_t0, cipb_t0;
-	uint64_t rcpt_bits, user_bits, ip_bits,
-	    conn_ip_bits; /* distinct: rcpts, users, bad IPs, connecting IPs */
+	uint32_t good_t0;
+	uint64_t rcpt_bits, user_bits, ip_bits, conn_ip_bits,
+	    good_bits; /* distinct: rcpts, users, bad IPs, connecting IPs, members with accepted mail only */
 	struct retry r;
 	struct win32 w[W__COUNT];
 };
@@ -187,6 +197,9 @@ struct sesssum {
 	uint32_t gap;		      /* seconds from that 4xx to this connection */
 	uint16_t cmds_ok, cmds_total; /* Postfix disconnect "commands=ok/total" */
 	uint8_t helo;		      /* 0 not known, 1 HELO/EHLO seen, 2 none (ehlo=0) */
+	uint8_t counted;	      /* its abuse signals were counted as one connection (W_SESS) */
+	uint16_t retry_pending; /* refusals of a pair refused before: retries unless it delivered mail */
+	uint8_t judge;		/* rules that count refusals are judged when it ends */
 	uint8_t pad[3];
 };
 /* One per (mta, syslog host, pid): a process serves one connection after
@@ -231,6 +244,14 @@ struct qcache {
 	uint64_t q;	      /* struct qkey .q */
 	uint32_t host;	      /* struct qkey .host */
 	struct sessrec *sess; /* the session (see struct aggregator .sref), NULL = none */
+};
+
+/* A connection that ended with rules left to judge: a copy of what it
+ * showed, its client and when it ended. */
+struct judge_later {
+	struct ipaddr ip;
+	uint32_t t;
+	struct sesssum s;
 };
 
 /* Evidence: the first and last lines and counts of one prefix. */
@@ -319,7 +340,7 @@ struct aggregator {
 	uint64_t held, attributed, unattributed;
 	uint64_t drops_pending; /* unattributed since aggregator_take_attributions() */
 	/* the session of the event being handled (for the explanation) */
-	const struct sesssum *cur;
+	struct sesssum *cur;
 	struct sesssum ended; /* ... a copy when the event ended it */
 	/* recent sessions by pid: records never move, so a pointer checked
 	 * against the key (a removed record is zeroed) is as good as a lookup;
@@ -330,6 +351,13 @@ struct aggregator {
 	struct sessrec *sess_new; /* opened by this event: agg_session_begin() */
 	struct qcache qc[QC_SIZE];
 	size_t sess_cursor;
+	/* the class rules judge what several members did: what one member
+	 * may add to its class's window w (0: nothing, UINT32_MAX: no cap) */
+	uint32_t cls_cap[W__COUNT];
+	/* connections whose refusal-counting rules wait for their end
+	 * (session.c pushes them, aggregator.c judges them) */
+	struct judge_later *jq;
+	size_t njq, capjq;
 	uint64_t restored_rows; /* events replayed by the last aggregator_restore() */
 	bool from_checkpoint;	/* ... which loaded the database's checkpoint */
 };
@@ -353,6 +381,9 @@ int agg_state_load(struct aggregator *a);
 /* the same from a checkpoint image in memory; 0 or -1 */
 int agg_state_load_mem(struct aggregator *a, const void *data, size_t len);
 struct countrec *agg_offense(struct aggregator *a, const struct prefix *p, bool create);
+/* n messages accepted from ip in the hour starting at t (a restart without
+ * saved state: the database counts them by hour) */
+void agg_seed_accepted(struct aggregator *a, const struct ipaddr *ip, uint32_t t, unsigned n);
 /*
  * jsonw.c: a JSON writer into a buffer, for the evidence texts. It writes
  * the bytes json_dumps(v, JSON_COMPACT) writes for the tree v that
@@ -418,7 +449,9 @@ void agg_session_free(struct aggregator *a);
 bool agg_session_route(struct aggregator *a, const struct event *ev, int64_t row);
 /* Drop held events and known queue ids older than the hold time at log
  * time t. */
-void agg_session_tick(struct aggregator *a, uint32_t t);
+/* Idle connections end at log time t; those whose judging waits are judged
+ * once quiet for a while at time now (an MTA that logs no end of them). */
+void agg_session_tick(struct aggregator *a, uint32_t t, uint32_t now);
 size_t agg_session_bytes(const struct aggregator *a);
 /* Hold again the stored events still without a client (restart after a
  * clean stop): rows of the hold time before newest_us, up to it. */

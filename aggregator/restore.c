@@ -79,6 +79,12 @@ static void decided_resync(struct aggregator *a)
 	}
 }
 
+static int seed_accepted(void *arg, int64_t t, const struct ipaddr *ip, int64_t n)
+{
+	agg_seed_accepted(arg, ip, (uint32_t)t, (unsigned)MXW_MIN(n, 255));
+	return 0;
+}
+
 static int replay_after_id(void *arg, int64_t id, const struct event *ev)
 {
 	aggregator_event_row(arg, ev, id); /* a row without a client is held again */
@@ -120,6 +126,9 @@ int aggregator_restore(struct aggregator *a, struct db *db, int64_t now)
 		struct replay r = {a, loaded ? a->newest : INT64_MIN};
 		rc = db_events_scan(db, from_us, replay_event, &r);
 	}
+	/* no state at all: who delivered mail is known by the hour only */
+	if (rc >= 0 && !loaded && !ckpt && a->newest > 0)
+		rc = db_accepts_scan(db, a->newest / 1000000 - (int64_t)a->wlen[W_ACCEPT], seed_accepted, a);
 	a->replaying = false;
 	if (rc < 0) {
 		log_warn("aggregator: cannot replay recent events: %s", db_errmsg(db));

@@ -30,6 +30,7 @@
 #define HOLD_TEXT  640
 #define HOLD_SECS  3600
 #define QIDS_MAX   65536 /* queue ids remembered (Postfix: for cleanup's lines) */
+#define JUDGE_IDLE 120	 /* seconds: a connection quiet this long is judged without its end */
 
 struct hslot {
 	struct event ev; /* spans rebased into txt */
@@ -419,10 +420,24 @@ static AGG_COLD void fold_bad(struct aggregator *a, const struct sessrec *r)
 	}
 }
 
+/* A connection ended with rules left to judge (aggregator.c: the rules
+ * that count refusals wait for its end; a repeated refusal is a retry
+ * only if it delivered nothing): queued for judge_later_run(). */
+static AGG_COLD void judge_push(struct aggregator *a, const struct sessrec *r)
+{
+	if (a->njq == a->capjq) {
+		a->capjq = a->capjq ? a->capjq * 2 : 16;
+		a->jq = xrealloc(a->jq, a->capjq * sizeof *a->jq);
+	}
+	a->jq[a->njq++] = (struct judge_later){.ip = r->ip, .t = r->s.end, .s = r->s};
+}
+
 static inline void fold(struct aggregator *a, const struct sessrec *r)
 {
 	if (badness(&r->s)) /* most connections end well */
 		fold_bad(a, r);
+	if (r->s.judge || r->s.retry_pending)
+		judge_push(a, r);
 }
 
 /* The connection of r ends: folded, and the record kept closed for the
@@ -615,9 +630,20 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 			q->sess = r;
 		}
 	}
-	bool ends = ev->kind == EV_DISCONNECT || (ev->kind == EV_LOST && ev->mta != MTA_POSTFIX);
-	if (ends)
+	/* Exim and Sendmail close a connection refused at connect */
+	bool ends = ev->kind == EV_DISCONNECT ||
+		    (ev->mta != MTA_POSTFIX &&
+		     (ev->kind == EV_LOST || (ev->kind == EV_REJECT && ev->stage == ST_CONNECT)));
+	if (ends) {
 		session_end(a, r);
+	} else if (ev->mta == MTA_SENDMAIL && !span_empty(ev->from) && ev->kind != EV_REJECT &&
+		   (r->s.judge || r->s.retry_pending)) {
+		/* Sendmail logs no end of a connection, but the end of each
+		 * message (from=..., nrcpts=...): what waits is judged there */
+		judge_push(a, r);
+		r->s.judge = 0;
+		r->s.retry_pending = 0;
+	}
 }
 
 /* Append fmt to out (holding a NUL-terminated string of size n) only when
@@ -741,16 +767,25 @@ void agg_session_json(const struct aggregator *a, const struct evslot *s, struct
 	jw_obj_end(w);
 }
 
-void agg_session_tick(struct aggregator *a, uint32_t t)
+void agg_session_tick(struct aggregator *a, uint32_t t, uint32_t now)
 {
 	hold_expire(a, t);
 	/* connections that never logged their end */
 	for (size_t k = 0; k < 1024 && a->sessions.nrec; k++) {
 		struct sessrec *r = table_at(&a->sessions, a->sess_cursor++ % a->sessions.nrec);
-		if (r && t > r->s.end && t - r->s.end > HOLD_SECS) {
+		if (!r || (t <= r->s.end && now <= r->s.end))
+			continue;
+		if (t > r->s.end && t - r->s.end > HOLD_SECS) {
 			if (!r->closed)
 				session_end(a, r);
 			table_remove(&a->sessions, r);
+		} else if (!r->closed && (r->s.judge || r->s.retry_pending) && now > r->s.end &&
+			   now - r->s.end > JUDGE_IDLE) {
+			/* an MTA that logs no end of a connection: judged when it
+			 * went quiet, and again if it goes on */
+			judge_push(a, r);
+			r->s.judge = 0;
+			r->s.retry_pending = 0;
 		}
 	}
 	a->cur = NULL;

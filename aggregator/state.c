@@ -18,7 +18,7 @@
 #include "aggregator/internal.h"
 #include "db/db.h"
 
-#define STATE_MAGIC "MXWAGG04"
+#define STATE_MAGIC "MXWAGG05"
 
 struct state_hdr {
 	char magic[8];

@@ -435,13 +435,11 @@ struct rules_conf {
 	bool protocol_enabled;
 	int64_t protocol_count;
 	int64_t protocol_window;
-	int64_t protocol_bot_weight; /* pregreet, non-SMTP command, pipelining count this many */
 	double no_rdns_weight;
 	double no_mx_weight;
 	bool policy_enabled;
 	int64_t policy_count;
 	int64_t policy_window;
-	int64_t policy_client_weight; /* a client-level verdict (DNSBL, deny list) counts this many */
 	bool flood_enabled;
 	int64_t flood_ip_count;
 	int64_t flood_class_count;
@@ -450,6 +448,9 @@ struct rules_conf {
 	bool class_enabled;
 	int64_t class_flagged_ips;
 	int64_t class_widen_classes;
+	int64_t class_min_members; /* members that misbehaved each before a class crosses rules 1-9 */
+	int64_t min_sessions;	   /* connections with abuse signals a rule needs (not floods) */
+	int64_t returned_count;	   /* connections refused by our own block that make it drop (0 = off) */
 	double success_factor;
 	int64_t success_window;
 	int64_t block_base;

@@ -120,7 +120,7 @@ void config_defaults(struct config *c)
 
 	struct rules_conf *r = &c->rules;
 	r->retry_enabled = true;
-	r->retry_count = 1;
+	r->retry_count = 3;
 	r->retry_window = 3600;
 	r->harvest_enabled = true;
 	r->harvest_distinct = 10;
@@ -135,19 +135,17 @@ void config_defaults(struct config *c)
 	r->relay_count = 2;
 	r->relay_window = 3600;
 	r->auth_enabled = true;
-	r->auth_count = 3;
+	r->auth_count = 5;
 	r->auth_users = 3;
 	r->auth_window = 3600;
 	r->protocol_enabled = true;
-	r->protocol_count = 2;
+	r->protocol_count = 3;
 	r->protocol_window = 3600;
-	r->protocol_bot_weight = 2;
 	r->no_rdns_weight = 1.5;
 	r->no_mx_weight = 1.5;
 	r->policy_enabled = true;
 	r->policy_count = 3;
 	r->policy_window = 3600;
-	r->policy_client_weight = 5;
 	r->flood_enabled = true;
 	r->flood_ip_count = 60;
 	r->flood_class_count = 80;
@@ -155,6 +153,9 @@ void config_defaults(struct config *c)
 	r->flood_limit_weight = 20;
 	r->class_enabled = true;
 	r->class_flagged_ips = 3;
+	r->class_min_members = 3;
+	r->min_sessions = 2;
+	r->returned_count = 30;
 	r->class_widen_classes = 4;
 	r->success_factor = 3.0;
 	r->success_window = 86400;
@@ -163,7 +164,7 @@ void config_defaults(struct config *c)
 	r->block_factor = 2.0;
 	r->block_jitter = 0.1;
 	r->score_defer = 1.0;
-	r->score_reject = 2.0;
+	r->score_reject = 1.0;
 	r->score_drop = 4.0;
 	r->max_tracked_ips = 2000000;
 	r->idle_evict = 86400;
@@ -208,6 +209,7 @@ enum ktype {
 	K_KIND,	     /* char *, an event kind name */
 	K_ADDRPORT,  /* char *, ADDR:PORT */
 	K_TRUST,     /* unsigned TRUST_* bits: auto, none, or postfix and/or exim */
+	K_OBSOLETE,  /* a key that no longer does anything: a warning, not an error */
 };
 
 struct key {
@@ -287,14 +289,13 @@ static const struct key rules_keys[] = {
     RK("protocol", K_BOOL, protocol_enabled, "rule 6: protocol abuse"),
     RK("protocol_count", K_INT, protocol_count, ""),
     RK("protocol_window", K_DUR, protocol_window, ""),
-    RK("protocol_bot_weight", K_INT, protocol_bot_weight,
-       "a pregreet, non-SMTP command or pipelining counts this many"),
+    {"protocol_bot_weight", K_OBSOLETE, 0, "obsolete: each protocol violation counts once"},
     RK("no_rdns_weight", K_DOUBLE, no_rdns_weight, "rule 7: multiplier on evidence"),
     RK("no_mx_weight", K_DOUBLE, no_mx_weight, "rule 7: multiplier on evidence"),
     RK("policy", K_BOOL, policy_enabled, "rule 8: persists after policy rejections"),
     RK("policy_count", K_INT, policy_count, ""),
     RK("policy_window", K_DUR, policy_window, ""),
-    RK("policy_client_weight", K_INT, policy_client_weight, "a DNSBL or deny-list hit counts this many"),
+    {"policy_client_weight", K_OBSOLETE, 0, "obsolete: each policy refusal counts once"},
     RK("flood", K_BOOL, flood_enabled, "rule 9: connection floods"),
     RK("flood_ip_count", K_INT, flood_ip_count, ""),
     RK("flood_class_count", K_INT, flood_class_count, ""),
@@ -303,6 +304,12 @@ static const struct key rules_keys[] = {
     RK("class", K_BOOL, class_enabled, "rule 10: class escalation"),
     RK("class_flagged_ips", K_INT, class_flagged_ips, ""),
     RK("class_widen_classes", K_INT, class_widen_classes, ""),
+    RK("class_min_members", K_INT, class_min_members,
+       "members that misbehaved each before a class crosses rules 1-9 as a whole"),
+    RK("min_sessions", K_INT, min_sessions,
+       "connections with abuse signals a rule needs (clear attacks: one at twice the threshold)"),
+    RK("returned_count", K_INT, returned_count,
+       "connections refused by our own block that make a block drop (0: off)"),
     RK("success_factor", K_DOUBLE, success_factor, "threshold multiplier for senders with accepted mail"),
     RK("success_window", K_DUR, success_window, ""),
     RK("block_base", K_DUR, block_base, "first block duration"),
@@ -510,6 +517,7 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 	int64_t i64;
 	char msg[256];
 	switch (k->type) {
+	case K_OBSOLETE: log_warn("%s:%d: %s: %s, ignored", x->file, x->line, k->name, k->help); return;
 	case K_STR:
 	case K_CATEGORY:
 	case K_KIND:
@@ -953,8 +961,11 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 	for (const struct key *k = keys; k->name; k++) {
 		const void *f = (const char *)base + k->off;
 		char tmp[PREFIX_STRLEN];
+		if (k->type == K_OBSOLETE)
+			continue;
 		buf_printf(out, "%s = ", k->name);
 		switch (k->type) {
+		case K_OBSOLETE: break;
 		case K_STR:
 		case K_CATEGORY:
 		case K_KIND:

@@ -142,6 +142,8 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_INGEST_ADD] = "INSERT INTO ingest_minute(t, lines, unparsed) VALUES(?,?,?)"
 		     " ON CONFLICT DO UPDATE SET lines = lines + excluded.lines,"
 		     " unparsed = unparsed + excluded.unparsed",
+    [Q_ACCEPTS_SCAN] = "SELECT t, prefix, sum(n) FROM top_hour WHERE t >= ?1 AND scope = 'ip'"
+		       " AND kind = 'accept' GROUP BY t, prefix ORDER BY t",
     [Q_EVENTS_SCAN] = "SELECT id, ts, mta, host, program, pid, queue_id, ip, ip_bin, cls, port, rdns, helo,"
 		      " mail_from, rcpt_to, user, stage, kind, code, dsn, category, text, raw, source_id"
 		      " FROM events WHERE id >= ?1 AND ts >= ?2 ORDER BY id",

@@ -222,6 +222,16 @@ int db_unparsed_add(struct db *db, const char *reason, int64_t n);
 typedef int (*db_event_cb)(void *arg, int64_t id, const struct event *ev);
 int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg);
 
+/*
+ * Call cb for the accepted messages counted per client and hour (top_hour)
+ * from hour t >= from on, oldest first: n messages from ip in the hour
+ * starting at t. Accepted mail is not stored row by row; this is what lets
+ * a restart without a checkpoint know who delivered. Returns 0, the
+ * callback's value, or -1.
+ */
+typedef int (*db_accept_cb)(void *arg, int64_t t, const struct ipaddr *ip, int64_t n);
+int db_accepts_scan(struct db *db, int64_t from, db_accept_cb cb, void *arg);
+
 /* -------------------------------------------------------------- sources */
 
 enum db_source_kind { DB_SRC_FOLLOW, DB_SRC_IMPORT, DB_SRC_SYSLOG, DB_SRC_STDIN };

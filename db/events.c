@@ -445,8 +445,11 @@ void db_count_rec(struct agg *a, const struct db_countrec *ev)
 	k.cc = (uint8_t)code_class_of(ev->code);
 	k.t = floor_div(secs, 60) * 60;
 	agg_minute(a, k.t, k.kind, k.cat, k.cc); /* hours and counters are derived at flush */
-	if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence((enum ev_kind)ev->kind))) {
-		if (ev->cls.addr.family && ev->kind != EV_CONNECT) {
+	/* accepted mail too, by IP and hour: the judge's success counts are
+	 * rebuilt from them after a crash without a checkpoint */
+	if (ev->has_ip &&
+	    (ev->kind == EV_CONNECT || ev->kind == EV_ACCEPT || is_evidence((enum ev_kind)ev->kind))) {
+		if (ev->cls.addr.family && ev->kind != EV_CONNECT && ev->kind != EV_ACCEPT) {
 			/* The class's minute, with the code class (hours at flush).
 			 * Not connects: they would add 20% to an import's CPU
 			 * time (top_hour has them by class, hourly). */
@@ -464,7 +467,7 @@ void db_count_rec(struct agg *a, const struct db_countrec *ev)
 		k.plen = (uint8_t)ipaddr_bits(&ev->ip);
 		memcpy(k.addr, ev->ip.a, 16);
 		agg_add(a, &k, 1);
-		if (ev->cls.addr.family) {
+		if (ev->cls.addr.family && ev->kind != EV_ACCEPT) {
 			k.scope = SCOPE_CLASS;
 			k.fam = ev->cls.addr.family;
 			k.plen = ev->cls.len;
@@ -717,6 +720,25 @@ int db_events_scan(struct db *db, int64_t from_us, db_event_cb cb, void *arg)
 	sqlite3_bind_int64(st, 1, from_us <= 0 ? INT64_MIN : (from_us / 1000000) << EVENT_ID_BITS);
 	sqlite3_bind_int64(st, 2, from_us);
 	return db_events_scan_rows(db, st, cb, arg);
+}
+
+int db_accepts_scan(struct db *db, int64_t from, db_accept_cb cb, void *arg)
+{
+	sqlite3_stmt *st = db_stmt(db, Q_ACCEPTS_SCAN);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	int rc = SQLITE_DONE, r = 0;
+	while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *px = (const char *)sqlite3_column_text(st, 1);
+		struct prefix p;
+		if (!px || prefix_parse(&p, px, strlen(px), false) < 0 || !prefix_is_host(&p))
+			continue;
+		r = cb(arg, sqlite3_column_int64(st, 0), &p.addr, sqlite3_column_int64(st, 2));
+	}
+	int ret = r ? r : rc == SQLITE_DONE ? 0 : db_fail_sql(db, "scan accepted mail");
+	sqlite3_reset(st);
+	return ret;
 }
 
 int db_events_scan_rows(struct db *db, sqlite3_stmt *st, db_event_cb cb, void *arg)

@@ -26,7 +26,7 @@ void emit_header(struct buf *out, const char *lead, const char *format, const st
 /* Seconds until d expires at ctx->now, clamped to [1, EMIT_MAX_TIMEOUT]. */
 int64_t emit_timeout(const struct emit_ctx *ctx, const struct decision *d);
 
-/* "rule: reason see URL", at most max bytes: rule and reason sanitized
+/* "mxwarden rule: reason see URL", at most max bytes: rule and reason sanitized
  * and cut to leave room for the URL (dropped only when it would not leave
  * 24 bytes of text). */
 void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decision *d, size_t max,

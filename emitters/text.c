@@ -132,6 +132,9 @@ void emit_text(struct buf *out, const struct emit_ctx *ctx, const struct decisio
 		avail = max - u.len - 5;
 	else
 		buf_reset(&u);
+	/* "mxwarden" first: the MTA logs this text with each refusal, and the
+	 * judge tells its own blocks' refusals by it (aggregator.c names_us) */
+	buf_appends(out, "mxwarden ");
 	emit_sanitize(out, rule[0] ? rule : "blocked", MXW_MIN(avail, (size_t)32));
 	if (reason[0] && out->len - start + 3 < avail) {
 		buf_appends(out, ": ");

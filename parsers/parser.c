@@ -706,6 +706,7 @@ static inline void ev_reset(struct event *ev)
 	ev->port = 0;
 	ev->code = -1;
 	ev->auth_ok = false;
+	ev->nrcpt = 0;
 	ev->pid = -1;
 	ev->host = ev->program = ev->queue_id = ev->rdns = ev->helo = SPAN_NULL;
 	ev->from = ev->to = ev->user = ev->dsn = ev->text = ev->line = SPAN_NULL;

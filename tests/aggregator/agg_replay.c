@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 		return 1;
 	struct aggregator *a = no_agg ? NULL : aggregator_new(&c);
 	uint64_t lines = 0, events = 0;
-	int64_t t0 = clock_mono_us(), newest = 0;
+	int64_t t0 = clock_mono_us(), newest = 0, last_tick = 0;
 	char *line = NULL;
 	size_t cap = 0;
 	for (int i = optind; i < argc; i++) {
@@ -148,6 +148,12 @@ int main(int argc, char **argv)
 			if (ev.ts_us / 1000000 > newest)
 				newest = ev.ts_us / 1000000;
 			if (a) {
+				/* the engine's periodic work (idle eviction, connections
+				 * that never logged their end), hourly on the log's clock */
+				if (newest - last_tick >= 3600) {
+					aggregator_tick(a, newest);
+					last_tick = newest;
+				}
 				aggregator_event(a, &ev);
 				if ((events & 1023) == 0)
 					aggregator_take_changes(a, print_change, &op);
@@ -160,6 +166,8 @@ int main(int argc, char **argv)
 	int64_t t1 = clock_mono_us();
 	struct agg_stats st = {0};
 	if (a) {
+		/* connections whose end was never logged are judged once quiet */
+		aggregator_tick(a, newest + 300);
 		aggregator_take_changes(a, print_change, &op);
 		aggregator_stats(a, &st);
 	}

@@ -27,6 +27,8 @@ struct step {
 	enum ev_stage stage;
 	const char *to; /* "%d" is replaced by the repetition index (distinct recipients) */
 	const char *user;
+	bool one_conn;	  /* all repetitions in one connection (default: one connection each) */
+	const char *text; /* the reply text, NULL = none */
 };
 
 struct want {
@@ -64,9 +66,7 @@ static void cfg_setup(void)
 	r->auth_count = 5;
 	r->auth_users = 3;
 	r->protocol_count = 3;
-	r->protocol_bot_weight = 1;
 	r->policy_count = 5;
-	r->policy_client_weight = 5;
 	r->flood_ip_count = 60;
 	r->flood_class_count = 150;
 	r->flood_window = 600;
@@ -77,6 +77,12 @@ static void cfg_setup(void)
 	r->no_rdns_weight = 1.5;
 	r->no_mx_weight = 1.5;
 	r->block_jitter = 0;
+	r->min_sessions = 2;
+	r->class_min_members = 3;
+	r->returned_count = 30;
+	r->score_defer = 1;
+	r->score_reject = 1;
+	r->score_drop = 4;
 }
 
 static void subst(char *out, size_t n, const char *tmpl, int i)
@@ -91,38 +97,68 @@ static void subst(char *out, size_t n, const char *tmpl, int i)
 
 static char linebuf[512];
 
+/* One event of a Postfix smtpd process pid; kind EV_DISCONNECT ends its
+ * connection. */
+static void send_event(struct aggregator *a, int64_t ts, const char *ip, int pid, const struct step *s,
+		       const char *to, int i)
+{
+	struct event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.ts_us = ts * 1000000;
+	ev.mta = MTA_POSTFIX;
+	ev.kind = s->kind;
+	ev.cat = s->cat;
+	ev.stage = s->stage;
+	ev.code = (int16_t)(s->code ? s->code : -1);
+	ev.has_ip = true;
+	assert_int_equal(ipaddr_parse(&ev.ip, ip, strlen(ip)), 0);
+	ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+	ev.pid = pid;
+	ev.host = (struct span){"mx", 2};
+	ev.program = (struct span){"postfix/smtpd", 13};
+	ev.rdns = (struct span){"mail.example.net", 16};
+	/* log-derived text that must never reach a reason */
+	ev.helo = (struct span){"<script>evil", 12};
+	ev.from = (struct span){"a@example.org", 13};
+	if (to && *to)
+		ev.to = (struct span){to, (uint32_t)strlen(to)};
+	if (s->user) {
+		ev.user = (struct span){s->user, (uint32_t)strlen(s->user)};
+		ev.auth_ok = s->kind == EV_ACCEPT;
+	}
+	if (s->text)
+		ev.text = (struct span){s->text, (uint32_t)strlen(s->text)};
+	if (s->text && s->text[0] >= '2' && s->text[0] <= '5' && s->text[1] == '.')
+		ev.dsn = (struct span){s->text, 5}; /* "5.2.2 Mailbox full" */
+	int n = snprintf(linebuf, sizeof linebuf, "line %d from [%s] to <%s> helo=<script>evil", i, ip,
+			 to ? to : "");
+	ev.line = (struct span){linebuf, (uint32_t)n};
+	aggregator_event(a, &ev);
+}
+
+static void disconnect(struct aggregator *a, int64_t ts, const char *ip, int pid)
+{
+	struct step d = {1, 0, ip, EV_DISCONNECT, CAT_NONE, 0, ST_OTHER, NULL, NULL, false, NULL};
+	send_event(a, ts, ip, pid, &d, NULL, 0);
+}
+
+/* A step: each repetition is a connection of its own (a process of its
+ * own, ended by a disconnect line), unless one_conn. */
 static void feed(struct aggregator *a, const struct step *s, int64_t *ts)
 {
 	for (int i = 0; i < s->repeat; i++) {
-		char ip[64], to[128];
+		char ip[64], to[128], user[64];
 		subst(ip, sizeof ip, s->ip, i + 1);
 		subst(to, sizeof to, s->to ? s->to : "", i + 1);
-		struct event ev;
-		memset(&ev, 0, sizeof ev);
-		ev.ts_us = *ts * 1000000;
-		ev.mta = MTA_POSTFIX;
-		ev.kind = s->kind;
-		ev.cat = s->cat;
-		ev.stage = s->stage;
-		ev.code = (int16_t)(s->code ? s->code : -1);
-		ev.has_ip = true;
-		assert_int_equal(ipaddr_parse(&ev.ip, ip, strlen(ip)), 0);
-		ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
-		ev.pid = 100 + i;
-		ev.host = (struct span){"mx", 2};
-		ev.program = (struct span){"postfix/smtpd", 13};
-		ev.rdns = (struct span){"mail.example.net", 16};
-		/* log-derived text that must never reach a reason */
-		ev.helo = (struct span){"<script>evil", 12};
-		ev.from = (struct span){"a@example.org", 13};
-		if (s->to)
-			ev.to = (struct span){to, (uint32_t)strlen(to)};
-		if (s->user)
-			ev.user = (struct span){s->user, (uint32_t)strlen(s->user)};
-		int n = snprintf(linebuf, sizeof linebuf, "line %d from [%s] to <%s> helo=<script>evil", i,
-				 ip, to);
-		ev.line = (struct span){linebuf, (uint32_t)n};
-		aggregator_event(a, &ev);
+		struct step si = *s;
+		if (s->user) {
+			subst(user, sizeof user, s->user, i + 1);
+			si.user = user;
+		}
+		int pid = s->one_conn ? 99 : 100 + i;
+		send_event(a, *ts, ip, pid, &si, to, i);
+		if (!s->one_conn || i == s->repeat - 1)
+			disconnect(a, *ts, ip, pid);
 		*ts += s->every;
 	}
 }
@@ -176,29 +212,45 @@ static const struct decision *find_decision(const struct collected *c, const cha
 	return NULL;
 }
 
-#define ACC(ip, n, every)                                                                     \
-	{                                                                                     \
-		n, every, ip, EV_ACCEPT, CAT_NONE, 250, ST_END_OF_DATA, "x@example.com", NULL \
+#define ACC(ip, n, every)                                                                                  \
+	{                                                                                                  \
+		n, every, ip, EV_ACCEPT, CAT_NONE, 250, ST_END_OF_DATA, "x@example.com", NULL, false, NULL \
 	}
-#define REJ(ip, n, every, cat, code, stage, to)                     \
-	{                                                           \
-		n, every, ip, EV_REJECT, cat, code, stage, to, NULL \
+/* an accepted message of a client that authenticated as user */
+#define ACC_AUTH(ip, n, every, user)                                                                \
+	{                                                                                           \
+		n, every, ip, EV_ACCEPT, CAT_NONE, 250, ST_MAIL, "x@example.com", user, false, NULL \
 	}
-#define CONN(ip, n, every)                                                    \
-	{                                                                     \
-		n, every, ip, EV_CONNECT, CAT_NONE, 0, ST_CONNECT, NULL, NULL \
+#define REJ(ip, n, every, cat, code, stage, to)                                  \
+	{                                                                        \
+		n, every, ip, EV_REJECT, cat, code, stage, to, NULL, false, NULL \
+	}
+/* the same, all in one connection */
+#define REJ1(ip, n, every, cat, code, stage, to)                                \
+	{                                                                       \
+		n, every, ip, EV_REJECT, cat, code, stage, to, NULL, true, NULL \
+	}
+#define CONN(ip, n, every)                                                                 \
+	{                                                                                  \
+		n, every, ip, EV_CONNECT, CAT_NONE, 0, ST_CONNECT, NULL, NULL, false, NULL \
+	}
+#define AUTHF(ip, n, every, user)                                                              \
+	{                                                                                      \
+		n, every, ip, EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, user, false, NULL \
 	}
 
+/* Unless a case says otherwise, each repetition is a connection of its own
+ * (one line and a disconnect). */
 static const struct casedef cases[] = {
-    {"retry: 4 rejections of the same pair = 3 retries",
+    {"retry: the same pair refused 4 times in 4 connections = 3 retries",
      {REJ("198.51.100.7", 4, 60, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com")},
      {{"198.51.100.7/32", "retry"}},
      1},
-    {"retry: 3 rejections of the same pair stay below",
+    {"retry: 3 refusals of the same pair stay below (a person re-sending twice)",
      {REJ("198.51.100.7", 3, 60, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com")},
      {{NULL, NULL}},
      0},
-    {"harvest: 10 distinct unknown recipients",
+    {"harvest: 10 distinct unknown recipients in 10 connections",
      {REJ("198.51.100.8", 10, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
      {{"198.51.100.8/32", "harvest"}},
      1},
@@ -206,41 +258,85 @@ static const struct casedef cases[] = {
      {REJ("198.51.100.8", 7, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
      {{NULL, NULL}},
      0},
+    {"harvest: 20 unknown recipients in one connection is a dictionary attack",
+     {REJ1("198.51.100.8", 20, 1, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
+     {{"198.51.100.8/32", "harvest"}},
+     1},
+    {"harvest: 8 unknown recipients in one connection stay below",
+     {REJ1("198.51.100.8", 8, 1, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "user%d@example.com")},
+     {{NULL, NULL}},
+     0},
     {"harvest is success-aware: a bulk sender with many accepted messages",
      {ACC("198.51.100.9", 200, 2),
       REJ("198.51.100.9", 20, 5, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "stale%d@example.com")},
      {{NULL, NULL}},
      0},
-    {"relay: 3 relay attempts",
+    {"relay: 3 relay attempts in 3 connections",
      {REJ("198.51.100.10", 3, 30, CAT_RELAY_DENIED, 554, ST_RCPT, "x%d@elsewhere.example")},
      {{"198.51.100.10/32", "relay"}},
      1},
-    {"auth: 5 AUTH failures",
-     {{5, 10, "2001:db8:1::5", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "admin"}},
-     {{"2001:db8:1::5/128", "auth"}},
+    {"relay: 3 relay attempts in one connection are a client's mistake, not yet probing",
+     {REJ1("198.51.100.10", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "x%d@elsewhere.example")},
+     {{NULL, NULL}},
+     0},
+    {"relay: 6 relay attempts in one connection are probing",
+     {REJ1("198.51.100.10", 6, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "x%d@elsewhere.example")},
+     {{"198.51.100.10/32", "relay"}},
      1},
+    {"auth: 5 AUTH failures", {AUTHF("2001:db8:1::5", 5, 10, "admin")}, {{"2001:db8:1::5/128", "auth"}}, 1},
     {"auth: 3 distinct user names",
-     {{1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "admin"},
-      {1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "root"},
-      {1, 10, "2001:db8:1::6", EV_AUTH_FAILURE, CAT_AUTH, 535, ST_AUTH, NULL, "test"}},
+     {AUTHF("2001:db8:1::6", 1, 10, "admin"), AUTHF("2001:db8:1::6", 1, 10, "root"),
+      AUTHF("2001:db8:1::6", 1, 10, "test")},
      {{"2001:db8:1::6/128", "auth"}},
      1},
-    {"protocol: 3 pregreets",
+    {"auth: one stale password behind a NAT where others authenticate",
+     {ACC_AUTH("198.51.100.60", 3, 60, "alice"), AUTHF("198.51.100.60", 20, 120, "bob"),
+      ACC_AUTH("198.51.100.60", 3, 60, "carol")},
+     {{NULL, NULL}},
+     0},
+    {"auth: many user names from a NAT where others authenticate",
+     {ACC_AUTH("198.51.100.61", 3, 60, "alice"), AUTHF("198.51.100.61", 1, 5, "u1"),
+      AUTHF("198.51.100.61", 1, 5, "u2"), AUTHF("198.51.100.61", 1, 5, "u3"),
+      AUTHF("198.51.100.61", 12, 5, "guess%d")},
+     {{"198.51.100.61/32", "auth"}},
+     1},
+    {"protocol: 3 pregreets in 3 connections",
      {REJ("198.51.100.11", 3, 30, CAT_PREGREET, 0, ST_CONNECT, NULL)},
      {{"198.51.100.11/32", "protocol"}},
      1},
-    {"policy: a DNSBL rejection is a client verdict",
+    {"protocol: one pregreet is a well-known false alarm",
+     {REJ("198.51.100.11", 1, 30, CAT_PREGREET, 0, ST_CONNECT, NULL)},
+     {{NULL, NULL}},
+     0},
+    {"protocol: 3 lost connections after CONNECT",
+     {{3, 30, "198.51.100.12", EV_LOST, CAT_NONE, 0, ST_CONNECT, NULL, NULL, false, NULL}},
+     {{"198.51.100.12/32", "protocol"}},
+     1},
+    {"policy: a DNSBL refusal is the MTA doing its job",
      {REJ("198.51.100.12", 1, 30, CAT_DNSBL, 554, ST_RCPT, "a@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"policy: refused by a DNSBL and back 4 more times",
+     {REJ("198.51.100.12", 5, 30, CAT_DNSBL, 554, ST_RCPT, "a%d@example.com")},
      {{"198.51.100.12/32", "policy"}},
      1},
-    {"policy: 4 HELO rejections stay below 5",
+    {"policy: 5 HELO refusals in one connection: it never came back",
+     {REJ1("198.51.100.13", 5, 1, CAT_HELO, 504, ST_RCPT, "b%d@example.com")},
+     {{NULL, NULL}},
+     0},
+    {"policy: 4 HELO refusals stay below 5",
      {REJ("198.51.100.13", 4, 30, CAT_HELO, 504, ST_RCPT, "b%d@example.com")},
      {{NULL, NULL}},
      0},
-    {"policy: 5 HELO rejections",
+    {"policy: 5 HELO refusals",
      {REJ("198.51.100.13", 5, 30, CAT_HELO, 504, ST_RCPT, "b%d@example.com")},
      {{"198.51.100.13/32", "policy"}},
      1},
+    {"a full mailbox (552 5.2.2) re-sent by hand is no policy refusal",
+     {{6, 300, "198.51.100.14", EV_REJECT, CAT_RECIPIENT_POLICY, 552, ST_RCPT, "full%d@example.com", NULL,
+       false, "5.2.2 Mailbox full"}},
+     {{NULL, NULL}},
+     0},
     {"flood: 60 connections in 10 minutes",
      {CONN("198.51.100.14", 60, 5)},
      {{"198.51.100.14/32", "flood"}},
@@ -250,14 +346,14 @@ static const struct casedef cases[] = {
      {CONN("198.51.100.15", 20, 1), REJ("198.51.100.15", 2, 1, CAT_RATE_LIMITED, 0, ST_CONNECT, NULL)},
      {{"198.51.100.15/32", "flood"}},
      1},
-    {"backoff: 5 quick reconnects after 450",
-     {REJ("198.51.100.16", 1, 5, CAT_GREYLISTED, 450, ST_RCPT, "c@example.com"),
-      CONN("198.51.100.16", 1, 5),
-      REJ("198.51.100.16", 1, 5, CAT_GREYLISTED, 450, ST_RCPT, "c@example.com"),
-      CONN("198.51.100.16", 1, 5),
-      {4, 5, "198.51.100.16", EV_CONNECT, CAT_NONE, 0, ST_CONNECT, NULL, NULL}},
+    {"backoff: the same message back 5 times within a minute of its 450",
+     {REJ("198.51.100.16", 6, 10, CAT_GREYLISTED, 450, ST_RCPT, "c@example.com")},
      {{"198.51.100.16/32", "backoff"}},
      1},
+    {"backoff: many new messages greylisted at once are no back-off violation",
+     {REJ("198.51.100.16", 12, 5, CAT_GREYLISTED, 450, ST_RCPT, "c%d@example.com")},
+     {{NULL, NULL}},
+     0},
     {"greylisted sender that waits is left alone",
      {REJ("198.51.100.17", 1, 600, CAT_GREYLISTED, 451, ST_RCPT, "d@example.com"),
       CONN("198.51.100.17", 1, 1),
@@ -269,10 +365,21 @@ static const struct casedef cases[] = {
      {REJ("203.0.113.%d", 12, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "u%d@example.com")},
      {{"203.0.113.0/24", "policy"}},
      1},
-    {"class: a harvest spread over two addresses below the per-IP threshold",
+    {"class: unknown recipients spread over three addresses below the per-IP threshold",
+     {REJ("203.0.113.7", 4, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "a%d@example.com"),
+      REJ("203.0.113.8", 4, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "b%d@example.com"),
+      REJ("203.0.113.9", 4, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "c%d@example.com")},
+     {{"203.0.113.0/24", NULL}},
+     1},
+    {"class: two members are not several",
      {REJ("203.0.113.7", 6, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "a%d@example.com"),
       REJ("203.0.113.8", 6, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "b%d@example.com")},
-     {{"203.0.113.0/24", "harvest"}},
+     {{NULL, NULL}},
+     0},
+    {"class: one member's refusals, summed with a neighbour's one each, never block the class",
+     {REJ("203.0.113.20", 30, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "s%d@example.com"),
+      REJ("203.0.113.%d", 3, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "stale@example.com")},
+     {{"203.0.113.20/32", "harvest"}},
      1},
     {"class: a connection flood over many IPs each below the per-IP limit",
      {CONN("203.0.113.%d", 40, 1), CONN("203.0.113.%d", 40, 1), CONN("203.0.113.%d", 40, 1),
@@ -285,6 +392,12 @@ static const struct casedef cases[] = {
       REJ("192.0.2.3", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
      {{"192.0.2.1/32", "relay"}, {"192.0.2.2/32", "relay"}, {"192.0.2.0/24", NULL}},
      4},
+    {"class: 3 flagged IPs among neighbours that deliver mail need more",
+     {ACC("192.0.2.%d", 12, 30), REJ("192.0.2.101", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example"),
+      REJ("192.0.2.102", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example"),
+      REJ("192.0.2.103", 3, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
+     {{"192.0.2.101/32", "relay"}, {"192.0.2.102/32", "relay"}, {"192.0.2.103/32", "relay"}},
+     3},
     {"protected networks are never blocked",
      {REJ("10.1.2.3", 5, 1, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example")},
      {{NULL, NULL}},
@@ -457,7 +570,9 @@ static void test_evidence(void **state)
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(o, "counts"), "unknown_recipient")), 4);
 	json_decref(o);
-	if (strcmp(got.d[0].reason, "retried 3 times after 550 to 1 recipient in 3m") != 0)
+	if (strcmp(got.d[0].reason,
+		   "retried 3 times after 550 (the same sender and recipient again, 1 pair, in "
+		   "connections that delivered nothing) in 3m") != 0)
 		fail_msg("reason: got '%s'", got.d[0].reason);
 	collected_free(&got);
 	aggregator_free(a);
@@ -610,37 +725,37 @@ static void test_memory_per_ip(void **state)
 /* A decision in force whose prefix keeps misbehaving is upgraded when its
  * score calls for a stronger response: same id and since, response and
  * score up, until never earlier, never downgraded; a manual decision is
- * never touched. score_reject 3 and score_drop 6 with the retry rule
- * (severity 2, threshold 3): 4 rejections of one pair = score 2 (defer),
- * 6 = 3.33 (reject), 10 = 6 (drop). */
+ * never touched. score_reject 6 and score_drop 10 with the relay rule
+ * (severity 4, threshold 3): 3 relay attempts = score 4 (defer), 5 = 6.67
+ * (reject), 8 = 10.67 (drop). */
 static void test_upgrade(void **state)
 {
 	static const struct {
 		const char *name;
-		int batches[4]; /* rejections fed before each aggregator_take_changes */
+		int batches[4]; /* relay attempts fed before each aggregator_take_changes */
 		int want_new;
 		int want_up;
 		enum response want_resp;
 		enum response want_from_last;
 	} t[] = {
-	    {"one step at a time", {4, 2, 4, 3}, 1, 2, RESP_DROP, RESP_REJECT},
-	    {"all in one batch", {13, 0, 0, 0}, 1, 2, RESP_DROP, RESP_REJECT},
-	    {"defer stays defer below the reject score", {4, 1, 0, 0}, 1, 0, RESP_DEFER, RESP_OBSERVE},
-	    {"drop is the top: more changes nothing", {10, 5, 5, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"one step at a time", {3, 2, 3, 2}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"all in one batch", {10, 0, 0, 0}, 1, 2, RESP_DROP, RESP_REJECT},
+	    {"defer stays defer below the reject score", {3, 1, 0, 0}, 1, 0, RESP_DEFER, RESP_OBSERVE},
+	    {"drop is the top: more changes nothing", {8, 5, 5, 0}, 1, 2, RESP_DROP, RESP_REJECT},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		cfg_setup();
 		cfg.rules.score_defer = 1;
-		cfg.rules.score_reject = 3;
-		cfg.rules.score_drop = 6;
+		cfg.rules.score_reject = 6;
+		cfg.rules.score_drop = 10;
 		cfg.rules.block_base = 3600;
 		struct aggregator *a = aggregator_new(&cfg);
 		int64_t ts = T0;
 		struct collected got = {0};
 		int64_t first_until = 0;
 		for (int b = 0; b < 4; b++) {
-			struct step s = REJ("198.51.100.50", t[i].batches[b], 30, CAT_UNKNOWN_RECIPIENT, 550,
-					    ST_RCPT, "gone@example.com");
+			struct step s = REJ("198.51.100.50", t[i].batches[b], 30, CAT_RELAY_DENIED, 554,
+					    ST_RCPT, "r%d@x.example");
 			if (s.repeat)
 				feed(a, &s, &ts);
 			aggregator_take_changes(a, collect, &got);
@@ -674,6 +789,173 @@ static void test_upgrade(void **state)
 		if (got.nup && got.up_from[got.nup - 1] != t[i].want_from_last)
 			fail_msg("%s: last upgrade from %s, want %s", t[i].name,
 				 response_name(got.up_from[got.nup - 1]), response_name(t[i].want_from_last));
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+/* The response: a first offence that is no clear attack gets reject
+ * however high its score (the reply reaches the sender's postmaster), a
+ * clear attack (relay probing) drop at once, a repeat offender drop. */
+static void test_first_offence(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	int64_t ts = T0;
+	/* 13 refusals of one pair: 12 retries, score 2 x 12/3 = 8 */
+	struct step retry =
+	    REJ("198.51.100.70", 13, 30, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com");
+	feed(a, &retry, &ts);
+	struct step relay = REJ("198.51.100.71", 3, 30, CAT_RELAY_DENIED, 554, ST_RCPT, "r%d@x.example");
+	feed(a, &relay, &ts);
+	struct collected got = {0};
+	aggregator_take_changes(a, collect, &got);
+	const struct decision *d = find_decision(&got, "198.51.100.70/32");
+	if (!d || d->response != RESP_REJECT || got.nup != 0)
+		fail_msg("first retry offence: got %s with %d upgrades, want reject and none",
+			 d ? response_name(d->response) : "no decision", got.nup);
+	d = find_decision(&got, "198.51.100.71/32");
+	if (!d || d->response != RESP_DROP)
+		fail_msg("relay probing: got %s, want drop", d ? response_name(d->response) : "no decision");
+	/* the retrier comes back after its block ended: drop, for twice as long */
+	int64_t until = find_decision(&got, "198.51.100.70/32")->until;
+	aggregator_tick(a, until + 1);
+	ts = until + 60;
+	struct step again =
+	    REJ("198.51.100.70", 13, 30, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "other@example.com");
+	feed(a, &again, &ts);
+	aggregator_take_changes(a, collect, &got);
+	if (got.n != 3 || got.d[2].response != RESP_DROP || got.d[2].until - got.d[2].since != 7200)
+		fail_msg(
+		    "the retrier's second offence: got %d decisions, the last %s for %llds, want drop for 2h",
+		    got.n, got.n >= 3 ? response_name(got.d[2].response) : "-",
+		    got.n >= 3 ? (long long)(got.d[2].until - got.d[2].since) : 0LL);
+	collected_free(&got);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
+/* Refusals our own block caused (they name us) are the sender coming back
+ * while blocked: never its class's evidence nor any other rule's; from
+ * returned_count connections on the block drops, and the reason says so. */
+static void test_own_refusals(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	int64_t ts = T0;
+	struct step spam =
+	    REJ("203.0.113.40", 10, 30, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "s%d@example.com");
+	feed(a, &spam, &ts);
+	struct collected got = {0};
+	aggregator_take_changes(a, collect, &got);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.d[0].response, RESP_REJECT);
+	/* blocked: our table refuses it, 40 connections in 40 minutes */
+	struct step ours = {
+	    40,
+	    60,
+	    "203.0.113.40",
+	    EV_REJECT,
+	    CAT_CLIENT_POLICY,
+	    554,
+	    ST_RCPT,
+	    "s%d@example.com",
+	    NULL,
+	    false,
+	    "<203.0.113.40>: Client host rejected: mxwarden harvest: tried 10 unknown recipients"};
+	feed(a, &ours, &ts);
+	/* neighbours each refused once for a stale address */
+	struct step nb = REJ("203.0.113.%d", 4, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "stale@example.com");
+	feed(a, &nb, &ts);
+	aggregator_take_changes(a, collect, &got);
+	if (got.n != 1)
+		fail_msg("own refusals: got %d decisions (a class?), want the one on the sender", got.n);
+	if (got.nup != 1 || got.up[0].response != RESP_DROP || strcmp(got.up[0].rule, "returned") != 0 ||
+	    strncmp(got.up[0].reason, "came back 30 times while blocked", 32) != 0)
+		fail_msg("own refusals: got %d upgrades (%s: %s), want one to drop by rule returned", got.nup,
+			 got.nup ? got.up[0].rule : "-", got.nup ? got.up[0].reason : "-");
+	collected_free(&got);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
+/* An old distribution list: one connection, 15 departed recipients
+ * refused and 30 accepted; a dictionary attack: the same 15 refused and
+ * nothing accepted. */
+static void test_distribution_list(void **state)
+{
+	for (int list = 0; list < 2; list++) {
+		cfg_setup();
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		char to[64];
+		struct step dead = REJ("198.51.100.90", 1, 0, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "x");
+		for (int k = 0; k < 15; k++) {
+			snprintf(to, sizeof to, "left%d@example.com", k);
+			send_event(a, ts, "198.51.100.90", 400, &dead, to, k);
+		}
+		struct step acc = ACC("198.51.100.90", 1, 0);
+		if (list)
+			send_event(a, ts, "198.51.100.90", 400, &acc, "x@example.com", 0);
+		struct event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.ts_us = ts * 1000000;
+		ev.mta = MTA_POSTFIX;
+		ev.kind = EV_DISCONNECT;
+		ev.stage = ST_OTHER;
+		ev.code = -1;
+		ev.has_ip = true;
+		ipaddr_parse(&ev.ip, "198.51.100.90", 13);
+		ipaddr_class(&ev.ip, &cfg.classes, &ev.cls);
+		ev.pid = 400;
+		ev.host = (struct span){"mx", 2};
+		ev.program = (struct span){"postfix/smtpd", 13};
+		ev.rdns = (struct span){"lists.example.net", 17};
+		ev.stats.present = true;
+		ev.stats.rcpt_ok = (uint16_t)(list ? 30 : 0);
+		ev.stats.rcpt_total = (uint16_t)(list ? 45 : 15);
+		ev.stats.data_ok = ev.stats.data_total = (uint16_t)(list ? 1 : 0);
+		aggregator_event(a, &ev);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		if (list && got.n != 0)
+			fail_msg("distribution list: got %d decisions (%s: %s), want none", got.n,
+				 got.d[0].rule, got.d[0].reason);
+		if (!list && (got.n != 1 || strcmp(got.d[0].rule, "harvest") != 0))
+			fail_msg("dictionary attack: got %d decisions, want one by rule harvest", got.n);
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+/* A mailing list posts to a dead subscriber and, in the same connection,
+ * to its live ones: new messages, never retries; a bot refused for the same
+ * pair in connections that deliver nothing is retrying. */
+static void test_list_is_no_retry(void **state)
+{
+	for (int list = 0; list < 2; list++) {
+		cfg_setup();
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct step dead =
+		    REJ("198.51.100.80", 1, 0, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com");
+		struct step live = ACC("198.51.100.80", 1, 0);
+		for (int post = 0; post < 20; post++) {
+			send_event(a, ts, "198.51.100.80", 300, &dead, "gone@example.com", post);
+			if (list)
+				send_event(a, ts, "198.51.100.80", 300, &live, "x@example.com", post);
+			disconnect(a, ts, "198.51.100.80", 300);
+			ts += 180; /* a busy thread: a post every 3 minutes */
+		}
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		if (list && got.n != 0)
+			fail_msg("mailing list: got %d decisions (%s: %s), want none", got.n, got.d[0].rule,
+				 got.d[0].reason);
+		if (!list && (got.n != 1 || strcmp(got.d[0].rule, "retry") != 0))
+			fail_msg("retrying bot: got %d decisions, want one by rule retry", got.n);
 		collected_free(&got);
 		aggregator_free(a);
 		config_free(&cfg);
@@ -762,6 +1044,10 @@ int main(void)
 	    cmocka_unit_test(test_widening),
 	    cmocka_unit_test(test_dry_run),
 	    cmocka_unit_test(test_upgrade),
+	    cmocka_unit_test(test_first_offence),
+	    cmocka_unit_test(test_own_refusals),
+	    cmocka_unit_test(test_list_is_no_retry),
+	    cmocka_unit_test(test_distribution_list),
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_lone_member_eviction),

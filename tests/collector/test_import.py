@@ -63,7 +63,8 @@ def tables(db):
 
 small = os.path.join(d, "small.ini")
 with open(small, "w") as f:
-    f.write("[collector]\nbatch_lines = 20\n")
+    # score_reject above score_defer: decisions start at defer and some are upgraded
+    f.write("[collector]\nbatch_lines = 20\n[rules]\nscore_reject = 3\n")
 pp, npp = os.path.join(d, "pipe.db"), os.path.join(d, "nopipe.db")
 r1 = subprocess.run([MXW, "import", "-q", "-c", small, "--db", pp, log], capture_output=True, timeout=120)
 r2 = subprocess.run([MXW, "import", "-q", "-c", small, "--no-pipeline", "--db", npp, log], capture_output=True,

@@ -1028,8 +1028,13 @@ static void test_rollup_queries(void **state)
 			    "192.0.2.0/24");
 	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), want_rejects + 120);
 	json_decref(o);
-	/* accepts are not counted per IP; connects are */
+	/* accepts and connects are counted per IP (accepts not per class) */
 	o = db_top_json(f->db, SCOPE_IP, NOW - 3600, NOW, EV_ACCEPT, -1, 10);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_int_equal(jint(json_array_get(items, 0), "count", NULL), 60);
+	json_decref(o);
+	o = db_top_json(f->db, SCOPE_CLASS, NOW - 3600, NOW, EV_ACCEPT, -1, 10);
 	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
 	json_decref(o);
 	o = db_top_json(f->db, SCOPE_IP, NOW - 3 * 86400, NOW, EV_CONNECT, -1, 10);

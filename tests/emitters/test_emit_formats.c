@@ -75,8 +75,8 @@ static void test_facts(void **state)
 		const char *text;
 		bool present;
 	} cases[] = {
-	    {"postfix", "198.51.100.9/32\t450 4.7.1 backoff: ", true},
-	    {"postfix", "198.51.100.7/32\t554 5.7.1 retry: ", true},
+	    {"postfix", "198.51.100.9/32\t450 4.7.1 mxwarden backoff: ", true},
+	    {"postfix", "198.51.100.7/32\t554 5.7.1 mxwarden retry: ", true},
 	    {"postfix", "see https://postmaster.example.net/lookup/198.51.100.7\n", true},
 	    {"postfix", "203.0.113.77", false},
 	    {"postfix", "198.51.100.200", false},
@@ -86,12 +86,12 @@ static void test_facts(void **state)
 	    {"postfix", "\"", false},
 	    /* first match wins: the /32 inside the /24 comes before it */
 	    {"postfix",
-	     "203.0.113.5/32\t554 5.7.1 auth: AUTH brute force, 40 users see "
+	     "203.0.113.5/32\t554 5.7.1 mxwarden auth: AUTH brute force, 40 users see "
 	     "https://postmaster.example.net/lookup/203.0.113.5\n203.0.113.0/24\t",
 	     true},
 	    {"postscreen", "198.51.100.9/32\treject\n", true},
 	    {"postscreen", "554", false},
-	    {"ipset", "add mxwarden4-new 198.51.100.7/32 timeout 600 comment \"retry: ", true},
+	    {"ipset", "add mxwarden4-new 198.51.100.7/32 timeout 600 comment \"mxwarden retry: ", true},
 	    {"ipset", "add mxwarden6-new 2001:db8:5::/64 timeout 2147483 comment", true},
 	    {"ipset", "HELO mx.example see", true},
 	    {"ipset", "swap mxwarden4-new mxwarden4\n", true},
@@ -103,8 +103,8 @@ static void test_facts(void **state)
 	    {"iptables", "2001:db8", false},
 	    {"ip6tables", "-A mxwarden -s 2001:db8:5::/64 ", true},
 	    {"ip6tables", "198.51.100", false},
-	    {"rbldnsd", "198.51.100.9/32 :127.0.0.3:backoff", true},
-	    {"rbldnsd", "203.0.113.0/24 :127.0.0.2:class", true},
+	    {"rbldnsd", "198.51.100.9/32 :127.0.0.3:mxwarden backoff", true},
+	    {"rbldnsd", "203.0.113.0/24 :127.0.0.2:mxwarden class", true},
 	    {"rbldnsd", "lookup/$\n", true},
 	    {"rbldnsd", "127.255.255", false},
 	    {"rbldnsd", "2001:db8", false},
@@ -168,7 +168,7 @@ static void test_validators(void **state)
 	    {"postfix", "198.51.100.7/32\t554 5.7.1 x\x01y\n", -1},
 	    {"postscreen", "198.51.100.7/32\tpermit\n", 0},
 	    {"postscreen", "198.51.100.7/32\t554 5.7.1 x\n", -1},
-	    {"rbldnsd", "198.51.100.7/32 :127.0.0.2:x see $\n", 0},
+	    {"rbldnsd", "198.51.100.7/32 :127.0.0.2:mxwarden x see $\n", 0},
 	    {"rbldnsd", "$TTL 0\n", -1},
 	    {"rbldnsd", "198.51.100.7/32 :127.255.255.254:x\n", -1},
 	    {"ipset", "add mxwarden4-new 198.51.100.7/32 timeout 5 comment \"x\"\n", 0},

@@ -92,7 +92,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 [ $gone = 1 ] && ok "run rewrote the output when the decision expired" || bad "run: 198.51.100.99 still listed after its expiry"
-grep -q "^203.0.113.0/24	554 5.7.1 class:" "$dir/access.cidr" && ok "run wrote the postfix output" || bad "run: access.cidr: $(cat "$dir/access.cidr" 2>&1 | head -3)"
+grep -q "^203.0.113.0/24	554 5.7.1 mxwarden class:" "$dir/access.cidr" && ok "run wrote the postfix output" || bad "run: access.cidr: $(cat "$dir/access.cidr" 2>&1 | head -3)"
 # SIGHUP: a new [output] section is written without a restart
 printf '[output hup]\nformat = plain\npath = %s\n' "$dir/hup.txt" >>"$dir/conf.ini"
 kill -HUP "$run_pid"

@@ -85,6 +85,13 @@ def seq_line(n, ip="198.51.100.7", when=None):
             "to=<u%010d@example.com> proto=ESMTP helo=<x>\n" % (when or stamp(), ip, n, n))
 
 
+def disconnect_line(ip, when, rcpts):
+    """The end of seq_line's connection (smtpd[1234]) after rcpts refused RCPTs: the judge weighs a
+    connection's refusals once it ends."""
+    return "%s mx postfix/smtpd[1234]: disconnect from unknown[%s] ehlo=1 mail=1 rcpt=0/%d commands=2/%d\n" % (
+        when, ip, rcpts, rcpts + 2)
+
+
 def seq_lines(a, b, **kw):
     return "".join(seq_line(i, **kw) for i in range(a, b))
 

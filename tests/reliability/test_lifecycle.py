@@ -5,17 +5,18 @@ with a higher score: the same decision is upgraded defer -> reject -> drop
 the emitters see the change (an output with min_response = reject gets the
 address only after the upgrade), `lookup --json` shows the current response,
 until and the upgrades, and `unblock` of the upgraded decision ends it
-everywhere. Thresholds: retry_count 1 (2 rejections of one pair = score 2),
-score_reject 3, score_drop 6."""
+everywhere. Relay probing (a clear attack, severity 4: the one kind of rule
+that may drop a first offender), each attempt a connection of its own:
+relay_count 2 (2 attempts = score 4), score_reject 6, score_drop 10."""
 import json, os
 from rellib import *
 
 
 def retry_line(n):
-    """A 5xx to the same (sender, recipient) pair from 198.51.100.50."""
-    return ("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[198.51.100.50]: 550 5.1.1 "
-            "<gone@example.com>: Recipient address rejected: User unknown in local recipient table; "
-            "from=<a@b.example> to=<gone@example.com> proto=ESMTP helo=<x>\n" % (stamp(), 2000 + n))
+    """A relay attempt from 198.51.100.50 in a connection of its own."""
+    return ("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[198.51.100.50]: 554 5.7.1 "
+            "<x%d@elsewhere.example>: Relay access denied; "
+            "from=<a@b.example> to=<x%d@elsewhere.example> proto=ESMTP helo=<x>\n" % (stamp(), 2000 + n, n, n))
 
 
 d = scratch()
@@ -23,7 +24,7 @@ log, db = os.path.join(d, "mail.log"), os.path.join(d, "m.db")
 out_all, out_rej, out_drop = (os.path.join(d, n) for n in ("all.plain", "rej.plain", "drop.plain"))
 conf = os.path.join(d, "mxw.conf")
 with open(conf, "w") as f:
-    f.write("[rules]\nretry_count = 1\nscore_defer = 1\nscore_reject = 3\nscore_drop = 6\nblock_jitter = 0\n"
+    f.write("[rules]\nrelay_count = 2\nscore_defer = 1\nscore_reject = 6\nscore_drop = 10\nblock_jitter = 0\n"
             "[output all]\nformat = plain\npath = %s\nmin_response = defer\n"
             "[output rej]\nformat = plain\npath = %s\nmin_response = reject\n"
             "[output drop]\nformat = plain\npath = %s\nmin_response = drop\n" % (out_all, out_rej, out_drop))
@@ -32,7 +33,7 @@ dm = Daemon(db, follow=[log], conf=conf).start()
 check("daemon started", dm.port is not None, dm.stderr()[-800:])
 IP = "198.51.100.50/32"
 
-# 2 rejections of one pair: retried once = score 2: defer
+# 2 relay attempts = score 4: defer
 append(log, retry_line(0) + retry_line(1))
 check("defer: in the defer output", wait_for(lambda: IP in plain_entries(out_all), True, 20), plain_entries(out_all))
 check("defer: not in the reject output", IP not in plain_entries(out_rej), plain_entries(out_rej))
@@ -40,13 +41,13 @@ rows = q(db, "SELECT id, response, since, until FROM decisions WHERE prefix = ?"
 check("one decision, response defer", len(rows) == 1 and rows[0][1] == "defer", rows)
 did, _, since0, until0 = rows[0] if rows else (0, 0, 0, 0)
 
-# a third rejection: retried twice = score 4: reject
+# a third = score 6: reject
 append(log, retry_line(2))
 check("upgraded to reject: now in the reject output", wait_for(lambda: IP in plain_entries(out_rej), True, 20),
       plain_entries(out_rej))
 check("...not yet in the drop output", IP not in plain_entries(out_drop), plain_entries(out_drop))
-# a fourth: retried three times = score 6: drop
-append(log, retry_line(3))
+# a fourth and fifth = score 10: drop
+append(log, retry_line(3) + retry_line(4))
 check("upgraded to drop: now in the drop output", wait_for(lambda: IP in plain_entries(out_drop), True, 20),
       plain_entries(out_drop))
 rows = q(db, "SELECT id, response, since, until, score, ended_at FROM decisions WHERE prefix = ?", IP)
@@ -59,7 +60,7 @@ au = q(db, "SELECT who, action FROM audit WHERE prefix = ? AND action = 'upgrade
 check("two audit rows for the upgrades", len(au) == 2, au)
 
 # more of the same changes nothing (never downgraded, no churn)
-append(log, retry_line(4) + retry_line(5))
+append(log, retry_line(5) + retry_line(6))
 time.sleep(2)
 ch2 = q(db, "SELECT count(*) FROM decision_changes WHERE decision_id = ?", did)
 check("no further change at the top response", ch2 == [(2,)], ch2)

@@ -33,6 +33,7 @@ for pfx, why in (("198.51.100.0/24", "support ticket 1"), ("203.0.113.0/24", "su
 
 # a harvester seen at T0 + 1 min: 12 unknown recipients in 12 s
 harvest = "".join(seq_line(i, ip="192.0.2.77", when=stamp(T0 + 60 + i)) for i in range(12))
+harvest += disconnect_line("192.0.2.77", stamp(T0 + 72), 12)
 append(log, harvest, "w")
 
 

@@ -351,7 +351,7 @@ lookup_url = {lookup}
         check("the table's reply names the lookup URL of the abuser (%s)" % lookup_for[ABUSER],
               lookup_for[ABUSER] in text, text)
         check("the table's reply is mxwarden's: the rule, then a reason with its numbers",
-              re.search(r"Client host rejected: [a-z_]+: [^:]*\d[^:]* see https://", text) is not None, text)
+              re.search(r"Client host rejected: (mxwarden )?[a-z_]+: .*\d.* see https://", text) is not None, text)
         later = [res["rcpt"] for _, res in ab[first:] if not by_table(res)]
         check("every later abuser session is refused by the table too", not later, later[:3])
 
@@ -417,7 +417,7 @@ lookup_url = {lookup}
     # the reasons as the table showed them, round by round, then as stored
     shown = {}
     for rnd, line in table_lines:
-        m = re.match(r"\S+\t\S+ \S+ ([a-z_]+): (.*) see ", line)
+        m = re.match(r"\S+\t\S+ \S+ (?:mxwarden )?([a-z_]+): (.*) see ", line)
         if m and (m.group(1), m.group(2)) not in shown:
             shown[(m.group(1), m.group(2))] = rnd
     check("the table showed the abuser's reason", len(shown) >= 1, table_lines[:3])

@@ -676,16 +676,20 @@ static void first_line(struct buf *dst, const struct buf *err)
 	buf_append_printable(dst, s, strcspn(s, "\n"));
 }
 
-/* Whether Postfix's default configuration directory ($MAIL_CONFIG, else
- * its compiled-in one) holds a main.cf. Asked first because a postconf
- * that fails (no main.cf: Debian's package installed, never configured)
- * takes a second: Postfix's fatal errors sleep before they exit. */
+/* Whether Postfix's default configuration directory holds a main.cf:
+ * $MAIL_CONFIG, else /etc/postfix when it exists (Debian's and most
+ * systems' compiled-in one: no process to start), else what `postconf -dh
+ * config_directory` says. Asked first because a postconf that fails (no
+ * main.cf: the package installed, never configured) takes a second:
+ * Postfix's fatal errors sleep before they exit. */
 static bool postfix_configured(char *prog)
 {
 	struct buf out = BUF_INIT, e = BUF_INIT, path = BUF_INIT;
 	const char *mc = getenv("MAIL_CONFIG");
 	if (mc && *mc) {
 		buf_appends(&out, mc);
+	} else if (access("/etc/postfix", X_OK) == 0) {
+		buf_appends(&out, "/etc/postfix");
 	} else {
 		char *argv[] = {prog, "-dh", "config_directory", NULL};
 		if (run(argv, &out, &e) != 0)

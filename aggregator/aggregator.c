@@ -2246,6 +2246,17 @@ static AGG_COLD void load_allow_file(struct aggregator *a, const char *path)
 	fclose(fp);
 }
 
+void aggregator_allow_reload(struct aggregator *a, const struct config *c)
+{
+	a->allow.n = 0;
+	for (size_t i = 0; i < c->allow.n; i++)
+		prefix_list_add(&a->allow, &c->allow.v[i]);
+	for (size_t i = 0; i < c->allow_files.n; i++)
+		load_allow_file(a, c->allow_files.v[i]);
+	for (size_t i = 0; i < c->trusted_nets.n; i++)
+		prefix_list_add(&a->allow, &c->trusted_nets.v[i]);
+}
+
 struct aggregator *aggregator_new(const struct config *c)
 {
 	struct aggregator *a = xcalloc(1, sizeof *a);
@@ -2310,10 +2321,7 @@ struct aggregator *aggregator_new(const struct config *c)
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
 	if (c->protected_default)
 		config_protected_add_local(&a->protected_nets);
-	for (size_t i = 0; i < c->allow.n; i++)
-		prefix_list_add(&a->allow, &c->allow.v[i]);
-	for (size_t i = 0; i < c->allow_files.n; i++)
-		load_allow_file(a, c->allow_files.v[i]);
+	aggregator_allow_reload(a, c);
 	a->ev_lines = (size_t)MXW_MIN(MXW_MAX(r->evidence_lines, 0), 50);
 	if (a->ev_lines) {
 		a->ev_n = 2048;

@@ -110,12 +110,22 @@ struct db_checkpoint;
 
 /*
  * Create an aggregator for the configuration c, which must outlive it.
- * Loads [safety] allow_files (an unreadable file or bad line is a warning,
- * the rest still loads) and, when protected_networks is the default, adds
- * the host's own addresses. Never returns NULL.
+ * Builds the allow list (aggregator_allow_reload) and, when
+ * protected_networks is the default, adds the host's own addresses. Never
+ * returns NULL.
  */
 struct aggregator *aggregator_new(const struct config *c);
 void aggregator_free(struct aggregator *a); /* NULL is a no-op */
+
+/*
+ * (Re)build the allow list from c: [safety] allow, the files of allow_files
+ * (read now; an unreadable file or bad line is a warning, the rest still
+ * loads) and the networks the MTA trusts (c->trusted_nets, read by the
+ * caller with mtaconf_read). Decisions already in force are not touched;
+ * new ones on an allowed prefix are not made. Called by aggregator_new()
+ * and on SIGHUP; c need not outlive the call.
+ */
+void aggregator_allow_reload(struct aggregator *a, const struct config *c);
 
 /*
  * A feeder for aggregator_restore(): the checkpoint c was loaded; feed the
@@ -295,7 +305,10 @@ int aggregator_blockable(const struct aggregator *a, const struct prefix *p, con
 /*
  * Answer "is this address or prefix blocked, and why?" from the database:
  * a new JSON object with query, blocked, decision (the one in force on the
- * address or its class, or null), history, recent. Used by `mxwarden lookup`
+ * address or its class, or null), history, recent, and whether it overlaps
+ * a protected network, the allow list or the MTA's trusted clients
+ * (protected, allowed, trusted; c->trusted_nets as the caller read it).
+ * Used by `mxwarden lookup`
  * and the web API alike. Returns NULL with a message in err on a bad query
  * (not an address or prefix) or a database error.
  */

@@ -121,5 +121,7 @@ json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char
 	bool allow = prefix_list_overlaps(&c->allow, &q);
 	json_object_set_new(o, "protected", json_boolean(prot));
 	json_object_set_new(o, "allowed", json_boolean(allow));
+	/* the MTA's trusted clients, when the caller read them (mtaconf) */
+	json_object_set_new(o, "trusted", json_boolean(prefix_list_overlaps(&c->trusted_nets, &q)));
 	return o;
 }

@@ -378,6 +378,9 @@ void strv_free(struct strv *sv);
 int strv_split_command(struct strv *out, const char *s, char *err, size_t errsz);
 
 enum { FAMILY_V4 = 1, FAMILY_V6 = 2 };
+/* [safety] mta_trusted: "auto" reads every MTA that is installed and
+ * configured, "postfix" and "exim" insist (an error when unreadable). */
+enum { TRUST_POSTFIX = 1, TRUST_EXIM = 2, TRUST_AUTO = 4 };
 
 struct output_conf {
 	char *name;
@@ -496,6 +499,15 @@ struct config {
 	bool protected_default; /* protected_networks not set: use the default list */
 	struct prefix_list allow;
 	struct strv allow_files;
+	unsigned mta_trusted; /* TRUST_* bits: whose trusted clients are allow-listed (0 = none) */
+	char *postfix_config; /* postconf -c DIR; NULL = Postfix's default */
+	char *exim_config;    /* exim -C FILE; NULL = Exim's default */
+	/* The clients the MTA itself trusts, as read at start and on SIGHUP
+	 * (mtaconf_read), never by config_load: prefixes and, at the same
+	 * index, where each came from ("postfix mynetworks"). Allow-listed
+	 * like allow. */
+	struct prefix_list trusted_nets;
+	struct strv trusted_src;
 	unsigned v4_floor;
 	unsigned v6_floor;
 	int64_t max_entries;

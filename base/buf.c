@@ -135,6 +135,7 @@ void buf_append_printable(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	buf_grow(b, n);
+	b->data[b->len] = '\0'; /* also when n is 0: buf_grow may have just allocated */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '\\') {

@@ -171,6 +171,7 @@ void config_defaults(struct config *c)
 	r->evidence_lines = 5;
 
 	c->protected_default = true;
+	c->mta_trusted = TRUST_AUTO;
 	c->v4_floor = 16;
 	c->v6_floor = 32;
 	c->max_entries = 100000;
@@ -207,6 +208,7 @@ enum ktype {
 	K_CATEGORY,  /* char *, a category name */
 	K_KIND,	     /* char *, an event kind name */
 	K_ADDRPORT,  /* char *, ADDR:PORT */
+	K_TRUST,     /* unsigned TRUST_* bits: auto, none, or postfix and/or exim */
 	K_OBSOLETE,  /* a key that no longer does anything: a warning, not an error */
 };
 
@@ -327,6 +329,12 @@ static const struct key safety_keys[] = {
     CK("protected_networks", K_PROTECTED, protected_networks, "never blocked"),
     CK("allow", K_PREFIXES, allow, "allow list (addresses and CIDRs)"),
     CK("allow_files", K_STRLIST, allow_files, "files with one address or CIDR per line"),
+    CK("mta_trusted", K_TRUST, mta_trusted,
+       "allow-list the clients the MTA trusts: auto, none, postfix, exim (Postfix mynetworks, Exim "
+       "relay_from_hosts)"),
+    CK("postfix_config", K_STR, postfix_config,
+       "Postfix configuration directory (postconf -c), empty = default"),
+    CK("exim_config", K_STR, exim_config, "Exim configuration file (exim -C), empty = default"),
     CK("ipv4_floor", K_PLEN4, v4_floor, "shortest IPv4 prefix ever emitted"),
     CK("ipv6_floor", K_PLEN6, v6_floor, "shortest IPv6 prefix ever emitted"),
     CK("max_entries", K_INT, max_entries, "cap on entries per output"),
@@ -462,6 +470,20 @@ static int add_family(struct ctx *x, void *arg, const char *t)
 		*f |= FAMILY_V6;
 	else {
 		ERR(x, "families: '%s' is not ipv4 or ipv6", t);
+		return -1;
+	}
+	return 0;
+}
+
+static int add_trust(struct ctx *x, void *arg, const char *t)
+{
+	unsigned *f = arg;
+	if (strcmp(t, "postfix") == 0)
+		*f |= TRUST_POSTFIX;
+	else if (strcmp(t, "exim") == 0)
+		*f |= TRUST_EXIM;
+	else {
+		ERR(x, "mta_trusted: '%s' is not auto, none, postfix or exim", t);
 		return -1;
 	}
 	return 0;
@@ -606,6 +628,13 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 	case K_FAMILIES:
 		*(unsigned *)f = 0;
 		each_item(x, k->name, v, add_family, f);
+		return;
+	case K_TRUST:
+		*(unsigned *)f = 0;
+		if (strcmp(v, "auto") == 0)
+			*(unsigned *)f = TRUST_AUTO;
+		else if (strcmp(v, "none") != 0)
+			each_item(x, k->name, v, add_trust, f);
 		return;
 	case K_OSCOPE:
 		if (strcmp(v, "all") == 0)
@@ -907,6 +936,10 @@ void config_free(struct config *c)
 	prefix_list_free(&c->protected_networks);
 	prefix_list_free(&c->allow);
 	strv_free(&c->allow_files);
+	free(c->postfix_config);
+	free(c->exim_config);
+	prefix_list_free(&c->trusted_nets);
+	strv_free(&c->trusted_src);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
 		free(o->name);
@@ -977,7 +1010,33 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 			break;
 		}
 		case K_OSCOPE: buf_appends(out, *(const bool *)f ? "class" : "all"); break;
+		case K_TRUST: {
+			unsigned t = *(const unsigned *)f;
+			buf_appends(out, t & TRUST_AUTO			     ? "auto"
+					 : t == (TRUST_POSTFIX | TRUST_EXIM) ? "postfix, exim"
+					 : t & TRUST_POSTFIX		     ? "postfix"
+					 : t & TRUST_EXIM		     ? "exim"
+									     : "none");
+			break;
 		}
+		}
+		buf_appendc(out, '\n');
+	}
+}
+
+/* The clients the MTA trusts, as comments (the dump stays a valid file):
+ * "#   203.0.113.0/28  # postfix mynetworks". */
+static void dump_trusted(struct buf *out, const struct config *c)
+{
+	if (!c->mta_trusted)
+		return;
+	buf_printf(out, "# allow-listed because the MTA trusts them (mta_trusted): %zu\n", c->trusted_nets.n);
+	for (size_t i = 0; i < c->trusted_nets.n; i++) {
+		char p[PREFIX_STRLEN];
+		prefix_format(&c->trusted_nets.v[i], p);
+		buf_printf(out, "#   %-18s # ", p);
+		const char *src = i < c->trusted_src.n ? c->trusted_src.v[i] : "";
+		buf_append_printable(out, src, strlen(src));
 		buf_appendc(out, '\n');
 	}
 }
@@ -1000,6 +1059,8 @@ void config_dump(const struct config *c, struct buf *out)
 		} else {
 			buf_printf(out, "[%s]\n", sections[i].name);
 			dump_keys(out, sections[i].keys, c);
+			if (sections[i].sec == SEC_SAFETY)
+				dump_trusted(out, c);
 			buf_appendc(out, '\n');
 		}
 	}

@@ -29,6 +29,14 @@ int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((forma
  */
 int cli_load_config(struct config *c, const char *path);
 
+/*
+ * Read the clients the MTA trusts ([safety] mta_trusted: Postfix mynetworks,
+ * Exim relay_from_hosts) into c->trusted_nets (mtaconf_read). Logs each
+ * skipped pattern as a warning; returns -1 (logged) when an MTA named
+ * explicitly cannot be read.
+ */
+int cli_load_trusted(struct config *c);
+
 /* Parse the command's address or prefix argument s into *out (strict:
  * host bits must be zero). 0, or a usage error (2) naming s, escaped. */
 int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix *out);

@@ -134,6 +134,8 @@ int cmd_block(int argc, char **argv)
 		rc = cli_usage_error("block", "--response: observe, defer, reject or drop");
 		goto out;
 	}
+	if (cli_load_trusted(&o.c) < 0)
+		goto out; /* the MTA's trusted clients are never blocked, by hand either */
 	struct aggregator *a = aggregator_new(&o.c);
 	const char *why = NULL;
 	int ok = aggregator_blockable(a, &o.p, &why);

@@ -1,7 +1,8 @@
 /*
  * cmd_check_config.c - `mxwarden check-config [-c FILE] [-v]`: read the
  * file, report every mistake as FILE:LINE: message, exit 1 when there is
- * any; with -v print the effective configuration.
+ * any; with -v print the effective configuration, with the networks the
+ * MTA trusts (mta_trusted) and where each came from.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@ int cmd_check_config(int argc, char **argv)
 		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
 	struct config c;
 	int rc = cli_load_config(&c, path);
+	if (rc == 0)
+		rc = cli_load_trusted(&c); /* -v shows each network with its source */
 	if (rc == 0) {
 		/* compile the [parser NAME] patterns: a bad one is reported with its offset */
 		struct errlist errs = {0};

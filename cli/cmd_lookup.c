@@ -145,6 +145,8 @@ static void print_text(json_t *o)
 		printf("note:     inside a protected network: never blocked automatically\n");
 	if (json_is_true(json_object_get(o, "allowed")))
 		printf("note:     on the allow list: never blocked automatically\n");
+	if (json_is_true(json_object_get(o, "trusted")))
+		printf("note:     trusted by the MTA ([safety] mta_trusted): never blocked\n");
 	json_t *h = json_object_get(o, "history");
 	printf("history:  %zu other decision%s\n", json_array_size(h), json_array_size(h) == 1 ? "" : "s");
 	size_t i;
@@ -200,6 +202,7 @@ int cmd_lookup(int argc, char **argv)
 	struct db *db = cli_open_ro("lookup", conf_path, db_path, &c);
 	if (!db)
 		return 1;
+	cli_load_trusted(&c); /* for "trusted"; a failure is logged, the lookup goes on */
 	struct buf e = BUF_INIT;
 	json_t *o = aggregator_lookup_json(db, &c, query, clock_now(), &e);
 	int rc = 0;

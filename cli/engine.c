@@ -93,6 +93,7 @@ struct replay {
 struct engine {
 	const struct engine_opts *o;
 	struct config conf;
+	size_t trusted_n; /* networks the MTA trusts, as last read (start, SIGHUP) */
 	char *db_path;
 	struct db *db;
 	struct parser *parser;
@@ -1068,6 +1069,11 @@ static int engine_open(struct engine *e, const struct engine_opts *o, bool impor
 	e->replay.fd = -1;
 	if (cli_load_config(&e->conf, o->config_path) < 0)
 		return -1;
+	if (cli_load_trusted(&e->conf) < 0)
+		return -1;
+	e->trusted_n = e->conf.trusted_nets.n;
+	if (e->trusted_n)
+		log_info("mta_trusted: %zu network(s) the MTA trusts are allow-listed", e->trusted_n);
 	if (e->conf.log_syslog)
 		log_set_syslog(true, "mxwarden");
 	e->db_path = xstrdup(o->db_path ? o->db_path : e->conf.db_path);
@@ -1273,7 +1279,9 @@ static void engine_close(struct engine *e)
 }
 
 /* SIGHUP: read the configuration again. What can change while running:
- * batch sizes and new files to follow; the rest needs a restart (logged). */
+ * batch sizes, new files to follow, the outputs and [safety] (emitters),
+ * the allow lists and the MTA's trusted clients (read again from the MTA);
+ * the rest needs a restart (logged). */
 static void engine_reload(struct engine *e)
 {
 	if (!e->o->config_path) {
@@ -1299,11 +1307,25 @@ static void engine_reload(struct engine *e)
 			log_info("SIGHUP: now following %s", nc.follow.v[i]);
 		}
 	}
+	if (cli_load_trusted(&nc) < 0) {
+		log_error("SIGHUP: the MTA's trusted clients cannot be read (above); keeping the running "
+			  "configuration");
+		config_free(&nc);
+		return;
+	}
 	if (e->em) /* outputs and [safety]: emitters keep copies */
 		emitters_reconfigure(e->em, &nc);
+	/* the aggregator's allow list: allow, allow_files and the MTA's
+	 * trusted clients as they are now. e->conf keeps its start values:
+	 * the web threads read it (lookup's "allowed", "trusted") */
+	aggregator_allow_reload(e->agg, &nc);
+	if (nc.trusted_nets.n != e->trusted_n)
+		log_info("SIGHUP: mta_trusted: %zu network(s) the MTA trusts are allow-listed (were %zu)",
+			 nc.trusted_nets.n, e->trusted_n);
+	e->trusted_n = nc.trusted_nets.n;
 	config_free(&nc);
-	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs; other changes need a "
-		 "restart)",
+	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs, allow lists and the "
+		 "MTA's trusted clients; other changes need a restart)",
 		 e->o->config_path);
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "db/db.h"
+#include "mtaconf/mtaconf.h"
 
 static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
@@ -70,6 +71,21 @@ int cli_load_config(struct config *c, const char *path)
 		fprintf(stderr, "%s\n", errs.msgs.v[i]);
 	int rc = errs.msgs.n ? -1 : 0;
 	errlist_free(&errs);
+	return rc;
+}
+
+int cli_load_trusted(struct config *c)
+{
+	struct strv warn = {0}, err = {0};
+	int rc = mtaconf_read(c, &warn, &err);
+	for (size_t i = 0; i < warn.n; i++)
+		log_warn("mta_trusted: %s", warn.v[i]);
+	for (size_t i = 0; i < err.n; i++)
+		log_error("mta_trusted: %s", err.v[i]);
+	if (c->trusted_nets.n)
+		log_debug("mta_trusted: %zu network(s) the MTA trusts are allow-listed", c->trusted_nets.n);
+	strv_free(&warn);
+	strv_free(&err);
 	return rc;
 }
 

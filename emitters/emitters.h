@@ -14,8 +14,9 @@
  *     /8 for IPv4 or /16 for IPv6, whatever the configuration says), so
  *     0.0.0.0/0 and ::/0 are impossible,
  *   - any prefix that overlaps, in either direction, an allow-listed
- *     prefix (allow, allow_files) or a protected network (protected_networks,
- *     plus the host's own addresses when the default list is in use), or
+ *     prefix (allow, allow_files, the clients the MTA trusts) or a
+ *     protected network (protected_networks, plus the host's own
+ *     addresses when the default list is in use), or
  *     one of the networks no configuration can unprotect (0/8, 127/8,
  *     224/3, ::/8 with ::ffff:0:0/96, fe80::/10, ff00::/8),
  * keeps one decision per prefix (the strongest response, then the latest
@@ -97,7 +98,8 @@ const struct emit_format *const *emit_formats(size_t *n);
 
 /* ----------------------------------------------------------------- filter */
 
-/* The [safety] settings, resolved (allow_files read, local addresses added). */
+/* The [safety] settings, resolved (allow_files read, the MTA's trusted
+ * clients of c->trusted_nets taken, local addresses added). */
 struct emit_safety {
 	struct prefix_list protect;
 	struct prefix_list allow;

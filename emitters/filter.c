@@ -74,6 +74,7 @@ int emit_safety_init(struct emit_safety *s, const struct config *c, struct buf *
 		config_protected_add_local(&s->protect);
 	}
 	list_copy(&s->allow, &c->allow);
+	list_copy(&s->allow, &c->trusted_nets); /* the MTA's own trusted clients */
 	s->v4_floor = MXW_MAX(c->v4_floor, (unsigned)EMIT_HARD_FLOOR_V4);
 	s->v6_floor = MXW_MAX(c->v6_floor, (unsigned)EMIT_HARD_FLOOR_V6);
 	s->max_entries = c->max_entries > 0 ? (size_t)c->max_entries : 100000;

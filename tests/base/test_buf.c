@@ -51,6 +51,7 @@ static void test_printable_table(void **state)
 	} cases[] = {
 	    {"plain", 5, "plain"},	  {"a\nb", 3, "a\\x0ab"}, {"a\\b", 3, "a\\\\b"},
 	    {"\x1b[31m", 5, "\\x1b[31m"}, {"n\0l", 3, "n\\x00l"}, {"\xc3\xa9", 2, "\\xc3\\xa9"},
+	    {"nothing", 0, ""}, /* an empty buffer that gets memory is still a C string */
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
 		struct buf b = BUF_INIT;

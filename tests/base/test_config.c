@@ -33,6 +33,7 @@ static void test_defaults_valid(void **state)
 	assert_int_equal(c.classes.v4_len, 24);
 	assert_int_equal(c.classes.v6_len, 64);
 	assert_true(c.protected_networks.n > 10);
+	assert_int_equal(c.mta_trusted, TRUST_AUTO);
 	config_free(&c);
 	errlist_free(&e);
 }
@@ -56,6 +57,8 @@ static void test_values(void **state)
 			    "[safety]\n"
 			    "protected_networks = none\n"
 			    "allow = 198.51.100.0/24, 2001:db8::1\n"
+			    "mta_trusted = exim, postfix\n"
+			    "postfix_config = /etc/postfix-out\n"
 			    "[output fw]\n"
 			    "format = ipset\n"
 			    "path = /tmp/out.ipset\n"
@@ -87,6 +90,10 @@ static void test_values(void **state)
 	assert_int_equal(c.protected_networks.n, 0);
 	assert_false(c.protected_default);
 	assert_int_equal(c.allow.n, 2);
+	assert_int_equal(c.mta_trusted, TRUST_POSTFIX | TRUST_EXIM);
+	assert_string_equal(c.postfix_config, "/etc/postfix-out");
+	assert_null(c.exim_config);
+	assert_int_equal(c.trusted_nets.n, 0); /* read by mtaconf_read, never by config_load */
 	assert_int_equal(c.n_outputs, 1);
 	assert_string_equal(c.outputs[0].format, "ipset");
 	assert_int_equal(c.outputs[0].families, FAMILY_V4);
@@ -116,6 +123,8 @@ static void test_errors_table(void **state)
 	    {"key = 1\n[web\n[web]\nlisten = 1.2.3.4\n",
 	     {":1: key 'key' outside of any section", ":2: malformed section header",
 	      ":4: listen: '1.2.3.4' is not ADDR:PORT", NULL}},
+	    {"[safety]\nmta_trusted = postfix, sendmail\n",
+	     {":2: mta_trusted: 'sendmail' is not auto, none, postfix or exim", NULL}},
 	    {"[rules]\nretry_count = 3\nretry_count = 4\nharvest_ratio = abc\n",
 	     {":3: 'retry_count' already set at line 2",
 	      ":4: harvest_ratio: 'abc' is not a non-negative number", NULL}},

@@ -178,3 +178,118 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+# ------------------------------------------------------------ a real Postfix
+
+def postfix_missing():
+    """Why a private Postfix instance cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "needs root to start a Postfix instance"
+    import shutil
+    if not shutil.which("postfix") or not os.path.exists("/usr/lib/postfix/sbin/master"):
+        return "postfix is not installed (scripts/install-deps test installs it)"
+    try:
+        import grp, pwd
+        pwd.getpwnam("postfix")
+        grp.getgrnam("postdrop")
+    except KeyError:
+        return "no postfix user or postdrop group"
+    return None
+
+
+class Postfix:
+    """Debian's Postfix with its own configuration directory, queue and log
+    file under d (`postfix -c d/etc`): smtpd on each address of listen
+    ("127.0.0.1:2525", "[2001:db8::1]:25"), the log in maillog_file d/maillog
+    with d as its prefix, local mail discarded, nothing sent out, no DNS.
+    main is extra main.cf text (restrictions, mynetworks, inet_interfaces).
+    wrap runs the postfix command (and so the master) under a prefix, e.g.
+    ["ip", "netns", "exec", NS]."""
+
+    def __init__(self, d, listen, main="", wrap=()):
+        import shutil
+        os.chmod(d, 0o755)
+        self.etc, self.spool, self.data = (os.path.join(d, x) for x in ("etc", "spool", "data"))
+        for x in (self.etc, self.spool, self.data):
+            os.makedirs(x, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        self.maillog = os.path.join(d, "maillog")
+        self.wrap = list(wrap)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("""compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.test.invalid
+mydomain = test.invalid
+myorigin = $myhostname
+mydestination = mx.test.invalid, localhost
+maillog_file = {maillog}
+maillog_file_prefixes = {prefix}
+smtpd_peername_lookup = no
+alias_maps =
+alias_database =
+biff = no
+default_transport = error:no outbound mail in tests
+local_transport = discard:local
+shlib_directory = /usr/lib/postfix
+daemon_directory = /usr/lib/postfix/sbin
+command_directory = /usr/sbin
+meta_directory = /etc/postfix
+""".format(spool=self.spool, data=self.data, maillog=self.maillog, prefix=d) + main)
+        services = [(a, "inet", "n", "-", "n", "-", "-", "smtpd") for a in listen] + [
+            (n, t, "n" if n in ("pickup", "cleanup", "qmgr", "showq", "flush") else "-", "-", "n", w, lim, cmd)
+            for n, t, w, lim, cmd in (
+                ("pickup", "unix", "60", "1", "pickup"), ("cleanup", "unix", "-", "0", "cleanup"),
+                ("qmgr", "unix", "300", "1", "qmgr"), ("rewrite", "unix", "-", "-", "trivial-rewrite"),
+                ("bounce", "unix", "-", "0", "bounce"), ("defer", "unix", "-", "0", "bounce"),
+                ("trace", "unix", "-", "0", "bounce"), ("verify", "unix", "-", "1", "verify"),
+                ("flush", "unix", "1000?", "0", "flush"), ("proxymap", "unix", "-", "-", "proxymap"),
+                ("showq", "unix", "-", "-", "showq"), ("error", "unix", "-", "-", "error"),
+                ("retry", "unix", "-", "-", "error"), ("discard", "unix", "-", "-", "discard"),
+                ("anvil", "unix", "-", "1", "anvil"), ("scache", "unix", "-", "1", "scache"))] + [
+            ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd")]
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            for s in services:
+                f.write(" ".join(s) + "\n")
+
+    def command(self, cmd):
+        """The argv of `postfix -c ETC cmd` (for a reload = line, say)."""
+        return ["/usr/sbin/postfix", "-c", self.etc, cmd]
+
+    def run(self, cmd):
+        return subprocess.run(self.wrap + self.command(cmd), capture_output=True, text=True, timeout=60)
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def log_tail(self, n=1500):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """postfix stop, then wait for the master to be gone (SIGKILL to that
+        pid after 10 s), so that nothing of this instance outlives the test."""
+        pid = self.master_pid()
+        self.run("stop")
+        end = time.time() + 10
+        while pid and time.time() < end:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass

@@ -1,6 +1,6 @@
 /*
- * parser.c - the front of the parsers module: line hygiene (length, NUL,
- * CR, UTF-8), the envelopes (RFC 3164 with year inference and the configured
+ * parser.c - the front of the parsers module: line hygiene (length, leading
+ * NULs, CRLF), the envelopes (RFC 3164 with year inference and the configured
  * time zone, RFC 3339 / ISO 8601, RFC 5424, journalctl short-iso, Exim's own
  * stamps), dispatch by program tag to postfix.c, exim.c, sendmail.c and the
  * custom rules, and the helpers they share.
@@ -16,8 +16,7 @@
 #include "parsers/internal.h"
 
 static const char *const reason_names[PARSE_R__COUNT] = {
-    "none",	   "too_long",	      "nul_byte",	 "bad_utf8",  "bad_envelope",
-    "bad_address", "unknown_program", "unknown_message", "truncated",
+    "none", "too_long", "bad_envelope", "bad_address", "unknown_program", "unknown_message", "truncated",
 };
 
 const char *parser_reason_name(int reason)
@@ -553,85 +552,6 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 	return parse_host_tag(q, end, e);
 }
 
-/* ------------------------------------------------------------- hygiene */
-
-/* Length of the valid UTF-8 sequence at s (< n bytes available), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xe0 && s[1] < 0xa0)
-			return 0;
-		if (c == 0xed && s[1] > 0x9f)
-			return 0; /* surrogates */
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xf0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xf4 && s[1] > 0x8f)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-size_t utf8_valid_prefix(const char *s, size_t n);
-size_t utf8_valid_prefix(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		size_t k = utf8_seq(u + i, n - i);
-		if (k == 0)
-			return i;
-		i += k;
-	}
-	return n;
-}
-
-#define ONES	   0x0101010101010101ULL
-#define HIGHS	   0x8080808080808080ULL
-#define HASZERO(x) (((x)-ONES) & ~(x)&HIGHS)
-
-/*
- * PARSE_R_NONE when the line is ASCII/UTF-8 without NUL. A CR inside a line
- * is not a line end (a reader that split there would let a message forge
- * a second line); it stays a byte of the message and is escaped at the sinks.
- */
-static int line_hygiene(const char *line, size_t len)
-{
-	size_t i = 0;
-	bool high = false;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, line + i, 8);
-		if (w & HIGHS) {
-			high = true;
-		}
-		if (HASZERO(w))
-			break;
-	}
-	for (; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-		if (c == 0)
-			return PARSE_R_NUL_BYTE;
-		if (c & 0x80)
-			high = true;
-	}
-	if (high && utf8_valid_prefix(line, len) != len)
-		return PARSE_R_BAD_UTF8;
-	return PARSE_R_NONE;
-}
-
 /* -------------------------------------------------------------- parser */
 
 struct parser *parser_new(const struct config *conf, struct errlist *errs)
@@ -738,11 +658,10 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	}
 	if (len && line[len - 1] == '\r')
 		len--; /* CRLF line ends */
-	int r = line_hygiene(line, len);
-	if (r != PARSE_R_NONE) {
-		*reason = r;
-		return -1;
-	}
+	/* Bytes that are not valid UTF-8, NUL and other control bytes are
+	 * bytes of the line like any other: the scanners work on spans and
+	 * every sink shows them safely (base/utf8.c), so a spammer who puts
+	 * one in its HELO is counted as if it had not. */
 	const char *end = line + len;
 	struct envelope e;
 	if (parse_envelope(p, s, line, end, &e) < 0) {

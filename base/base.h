@@ -307,6 +307,8 @@ enum ev_category {
 	CAT_TOO_MANY_ERRORS,
 	CAT_AUTH,
 	CAT_OTHER,
+	CAT_CONTENT, /* the message refused or flagged for its content: spam score, virus, local_scan */
+	CAT_NO_MAIL, /* a connection that ended without MAIL (a probe): a note */
 	CAT__COUNT
 };
 

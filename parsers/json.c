@@ -251,6 +251,7 @@ void event_to_json(const struct event *ev, struct buf *b)
 	KEY_SPAN(b, ",\"dsn\":", ev->dsn);
 	KEY_NAME(b, ",\"category\":", ev->cat == CAT_NONE ? NULL : ev_category_name(ev->cat));
 	KEY_SPAN(b, ",\"text\":", ev->text);
+	KEY_UINT(b, ",\"nrcpt\":", ev->nrcpt != 0, ev->nrcpt);
 	key(b, ",\"stats\":");
 	append_stats(b, ev);
 	KEY_SPAN(b, ",\"line\":", ev->line);

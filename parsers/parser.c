@@ -298,9 +298,24 @@ static int infer_year(struct parser_source *s, int mo, int d)
 	return s->year;
 }
 
-/* Parse "host prog[pid]: " at q; fills e->host, e->program, e->pid, e->msg. */
+/* Parse "host prog[pid]: " at q; fills e->host, e->program, e->pid, e->msg.
+ * A "<facility.priority> " tag before the host (FreeBSD's syslogd -v writes
+ * "<mail.info>", -vv "<2.6>") is skipped. */
 static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 {
+	if (q < end && *q == '<') {
+		const char *r = q + 1;
+		bool dot = false;
+		while (r < end && r - q < 24 &&
+		       ((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '.')) {
+			dot |= *r == '.';
+			r++;
+		}
+		const char *after = dot ? SKIP(r, end, "> ") : NULL;
+		if (!after)
+			return -1;
+		q = after;
+	}
 	const char *h = q;
 	while (q < end && *q != ' ')
 		q++;
@@ -348,7 +363,7 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
  * the time is local in the configured zone).
  */
 static int parse_iso(struct parser *p, struct parser_source *s, const char *q, const char *end, int64_t *us,
-		     char *sep)
+		     char *sep, bool space_zone)
 {
 	if (end - q < 19 || q[4] != '-' || q[7] != '-' || q[13] != ':' || q[16] != ':')
 		return -1;
@@ -381,6 +396,10 @@ static int parse_iso(struct parser *p, struct parser_source *s, const char *q, c
 		if (r == fs)
 			return -1;
 	}
+	/* Exim with log_timezone writes the zone after a space: " +0100" */
+	if (space_zone && end - r >= 7 && r[0] == ' ' && (r[1] == '+' || r[1] == '-') && dig2(r + 2) >= 0 &&
+	    dig2(r + 4) >= 0 && r[6] == ' ')
+		r++;
 	if (r < end && *r == 'Z') {
 		r++;
 		*us = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se) *
@@ -434,7 +453,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 			/* RFC 5424: 1 TIMESTAMP HOST APP PROCID MSGID SD MSG */
 			q += 2;
 			char sep;
-			int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
+			int n = parse_iso(p, s, q, end, &e->ts_us, &sep, false);
 			if (n < 0 || q + n >= end || q[n] != ' ')
 				return -1;
 			q += n + 1;
@@ -490,7 +509,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 	}
 	if (q < end && *q >= '0' && *q <= '9') {
 		char sep;
-		int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
+		int n = parse_iso(p, s, q, end, &e->ts_us, &sep, q + 10 < end && q[10] == ' ');
 		if (n < 0 || q + n >= end || q[n] != ' ')
 			return -1;
 		q += n + 1;
@@ -626,6 +645,7 @@ static inline void ev_reset(struct event *ev)
 	ev->port = 0;
 	ev->code = -1;
 	ev->auth_ok = false;
+	ev->nrcpt = 0;
 	ev->pid = -1;
 	ev->host = ev->program = ev->queue_id = ev->rdns = ev->helo = SPAN_NULL;
 	ev->from = ev->to = ev->user = ev->dsn = ev->text = ev->line = SPAN_NULL;
@@ -636,6 +656,15 @@ static bool span_eq(struct span s, const char *lit)
 {
 	size_t n = strlen(lit);
 	return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* The names Sendmail logs under: its own, the Debian binary, the
+ * submission queue runner and the process titles some syslog setups take
+ * for the tag. */
+static bool is_sendmail(struct span pg)
+{
+	return span_eq(pg, "sm-mta") || span_eq(pg, "sendmail") || span_eq(pg, "sm-msp-queue") ||
+	       span_eq(pg, "sm-acceptingconnections") || span_eq(pg, "sm-mta-rx");
 }
 
 int parser_parse(struct parser *p, struct parser_source *s, const char *line, size_t len, struct event *ev,
@@ -684,11 +713,9 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	} else if (slash && (s->hint == MTA_POSTFIX || (pg.n >= 7 && memcmp(pg.p, "postfix", 7) == 0))) {
 		ev->mta = MTA_POSTFIX;
 		rc = postfix_parse(p, &e, ev, reason);
-	} else if (span_eq(pg, "sm-mta") || span_eq(pg, "sendmail")) {
+	} else if (is_sendmail(pg)) {
 		ev->mta = MTA_SENDMAIL;
 		rc = sendmail_parse(p, &e, ev, reason);
-	} else if (span_eq(pg, "sm-msp-queue")) {
-		rc = 0; /* the submission queue runner: outbound only */
 	} else {
 		rc = -1;
 		*reason = PARSE_R_UNKNOWN_PROGRAM;

@@ -11,7 +11,7 @@ exe = os.environ["MXWARDEN"]
 shared = os.environ.get("MXW_SHARED", "../shared")
 env = dict(os.environ, MXWARDEN_NOW="2026-11-28T00:00:00Z", TZ="UTC")
 FIELDS = ["ts", "host", "mta", "program", "pid", "queue_id", "ip", "port", "class", "rdns", "helo",
-          "from", "to", "user", "stage", "kind", "code", "dsn", "category", "text", "stats", "line"]
+          "from", "to", "user", "stage", "kind", "code", "dsn", "category", "text", "nrcpt", "stats", "line"]
 STATS = ["ehlo", "mail", "rcpt", "data", "auth", "commands"]
 failures = []
 

@@ -8,10 +8,13 @@
 
 #define IN(p, end, lit) (FIND((p), (end), (lit)) != NULL)
 
-/* A content scanner's verdict (after DNSBL names such as "spamhaus" were
- * ruled out). */
-static bool content_words(const char *t, const char *end)
+/* A content scanner's verdict on the message (after DNSBL names such as
+ * "spamhaus" were ruled out): only once the message was seen, at DATA or
+ * after it ("your network is listed for spam" at RCPT is about the client). */
+static bool content_words(const char *t, const char *end, enum ev_stage st)
 {
+	if (st != ST_DATA && st != ST_END_OF_DATA)
+		return false;
 	return IN(t, end, "spam") || IN(t, end, "Spam") || IN(t, end, "SPAM") || IN(t, end, "virus") ||
 	       IN(t, end, "Virus") || IN(t, end, "malware") || IN(t, end, "Malware") ||
 	       IN(t, end, "infected");
@@ -23,7 +26,7 @@ static bool dsn_is(struct span dsn, const char *s)
 	return dsn.n >= n && memcmp(dsn.p + 1, s + 1, n - 1) == 0 && dsn.n == n;
 }
 
-enum ev_category category_of_postfix(const char *t, const char *end, struct span dsn)
+enum ev_category category_of_postfix(const char *t, const char *end, struct span dsn, enum ev_stage st)
 {
 	if (!t)
 		return CAT_OTHER;
@@ -60,7 +63,7 @@ enum ev_category category_of_postfix(const char *t, const char *end, struct span
 		return CAT_RECIPIENT_POLICY;
 	if (IN(t, end, "Client host rejected"))
 		return CAT_CLIENT_POLICY;
-	if (content_words(t, end))
+	if (content_words(t, end, st))
 		return CAT_CONTENT;
 	return CAT_OTHER;
 }
@@ -74,7 +77,7 @@ enum ev_category category_of_exim(const char *t, const char *end, enum ev_stage 
 	if (IN(t, end, "listed at ") || IN(t, end, "RBL") || IN(t, end, "blacklisted") ||
 	    IN(t, end, "blocked using") || IN(t, end, "dnsbl") || IN(t, end, "black list"))
 		return CAT_DNSBL;
-	if (content_words(t, end))
+	if (content_words(t, end, st))
 		return CAT_CONTENT;
 	if (IN(t, end, "relay not permitted") || IN(t, end, "Relay not permitted"))
 		return CAT_RELAY_DENIED;

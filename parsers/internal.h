@@ -186,7 +186,7 @@ void custom_free(struct parser *p);
 int custom_parse(struct parser *p, const struct envelope *e, struct event *ev);
 
 /* categories from reply text */
-enum ev_category category_of_postfix(const char *text, const char *end, struct span dsn);
+enum ev_category category_of_postfix(const char *text, const char *end, struct span dsn, enum ev_stage st);
 enum ev_category category_of_exim(const char *text, const char *end, enum ev_stage st);
 
 #endif

@@ -448,7 +448,7 @@ static int pf_smtpd(struct parser *p, const char *q, const char *end, struct eve
 	}
 	ev->kind = kind;
 	pf_reject_tail(t, end, ev);
-	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn);
+	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn, ev->stage);
 	return 1;
 }
 
@@ -548,7 +548,7 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
 		    FIND(ev->text.p, te, "all server ports busy"))
 			ev->cat = CAT_RATE_LIMITED;
 		else
-			ev->cat = category_of_postfix(ev->text.p, te, ev->dsn);
+			ev->cat = category_of_postfix(ev->text.p, te, ev->dsn, ev->stage);
 		return 1;
 	}
 	return 0; /* cache cleanup, WHITELISTED/ALLOWLISTED, warnings */
@@ -605,7 +605,7 @@ static int pf_cleanup(struct parser *p, const char *q, const char *end, struct e
 		if (SKIP(a, end, "header ") || SKIP(a, end, "body "))
 			ev->stage = ST_DATA;
 	}
-	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn);
+	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn, ev->stage);
 	(void)reason;
 	return 1;
 }

@@ -308,7 +308,7 @@ enum ev_category {
 	CAT_AUTH,
 	CAT_OTHER,
 	CAT_CONTENT, /* the message refused or flagged for its content: spam score, virus, local_scan */
-	CAT_NO_MAIL, /* a connection that ended without MAIL (a probe): a note */
+	CAT_NO_MAIL, /* a connection that ended without MAIL (a probe) */
 	CAT__COUNT
 };
 

@@ -32,19 +32,23 @@ bool exim_dedup_seen(struct parser *p, const struct parser_source *s, const char
 
 /* What may follow a host field: Exim writes the end, ':' (text or a port's
  * end), ',', ')' (closing "(during SMTP connection from HOST)" or
- * "(host=NAME [ip])"), or a blank and a field, a verb or " (TCP/IP
- * connection count". A junk HELO's next part ("(y) [ip]") starts with a
- * blank and '(' or '['. This test only drops candidates that cannot be
- * the host field, so it must accept all Exim writes (were the real one
- * dropped, a lone imitation would be taken). */
+ * "(host=NAME [ip])"), a blank and a field or a verb, or a blank and a
+ * parenthesis (" (TCP/IP connection count = 1)", "verify rejected: ...
+ * (reason)"). This test only drops candidates that cannot be the host
+ * field, so it must accept all that Exim writes: were the real one dropped,
+ * a lone imitation would be taken. A candidate inside a junk HELO is
+ * followed by the rest of the HELO and then ") [ip]" (the real bracket):
+ * so a blank and '(' counts only when no ") [" comes after it. */
 static bool ex_field_follows(const char *q, const char *end)
 {
 	if (q == end || *q == ':' || *q == ',' || *q == ')')
 		return true;
-	if (*q != ' ')
+	if (*q != ' ' || end - q < 2)
 		return false;
-	if (end - q >= 2 && (q[1] == '(' || q[1] == '['))
-		return SKIP(q, end, " (TCP/IP connection count") != NULL;
+	if (q[1] == '[')
+		return false;
+	if (q[1] == '(')
+		return !FIND(q, end, ") [");
 	return true;
 }
 
@@ -211,7 +215,8 @@ static enum ev_category ex_category(const struct event *ev, bool temp)
  * The verb after a host field and its fields: "[temporarily ]rejected
  * WHAT[: text]" (the ACL refusals of smtp_handle_acl_fail and local_scan),
  * "sender verify fail|defer for <addr>[: text]" (a note: the refusal that
- * follows is logged on its own line), "dropped: too many ...". Returns 1
+ * follows is logged on its own line), "dropped: too many ...", "RCPT <a>:
+ * discarded by RCPT ACL" (the ACL's discard verb). Returns 1
  * (event) or 0 (Warning:, incomplete transaction, TLS notes ...).
  */
 static int ex_verb(const char *q, const char *end, struct event *ev)
@@ -240,6 +245,33 @@ static int ex_verb(const char *q, const char *end, struct event *ev)
 		ev->cat = FIND(v, end, "unrecognized commands") ? CAT_NON_SMTP : CAT_TOO_MANY_ERRORS;
 		ev->code = 421;
 		ev->text = mkspan(v, end);
+		return 1;
+	}
+	if ((v = SKIP(r, end, "RCPT ")) != NULL) {
+		/* "RCPT <a>: discarded by RCPT ACL[: text]": refused, though the
+		 * client was told 250 (no code) */
+		struct span to = SPAN_NULL;
+		const char *t = SKIP(ex_addr_arg(v, end, &to), end, ": ");
+		if (!t || !SKIP(t, end, "discarded by "))
+			return 0;
+		ev->kind = EV_REJECT;
+		ev->stage = ST_RCPT;
+		ev->to = to;
+		ev->text = mkspan(t, end);
+		ev->cat = category_of_exim(t, end, ST_RCPT);
+		return 1;
+	}
+	if ((v = SKIP(r, end, "incomplete transaction (")) != NULL) {
+		/* the client left after MAIL without sending a message (QUIT or
+		 * connection lost): a note, its refusals were logged before */
+		ev->kind = EV_NOTE;
+		ev->stage = ST_MAIL;
+		ev->cat = CAT_OTHER;
+		const char *f = FIND_AFTER(v, end, ") from <");
+		if (f && end[-1] == '>')
+			ev->from = mkspan(f, end - 1);
+		const char *te = memchr(v, ')', (size_t)(end - v));
+		ev->text = mkspan(r, te ? te + 1 : end);
 		return 1;
 	}
 	bool temp = false;
@@ -386,7 +418,7 @@ static int ex_sa_action(struct parser *p, const char *q, const char *end, struct
 static int ex_body(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
 	const char *h, *r;
-	bool mail = false, data = false;
+	bool mail = false, data = false, syntax = false;
 	if ((h = SKIP(q, end, "H=")) != NULL)
 		return ex_h_line(p, h, end, ev, reason);
 	switch (*q) {
@@ -487,12 +519,15 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			return 1;
 		}
 		if ((h = SKIP(q, end, "SMTP protocol error in \"")) != NULL ||
-		    (h = SKIP(q, end, "SMTP syntax error in \"")) != NULL) {
+		    (syntax = (h = SKIP(q, end, "SMTP syntax error in \"")) != NULL)) {
 			/* the quoted command is the client's text */
 			if (ex_host_agreed(p, h, end, LIT("\" H="), ev, &h) < 0)
 				goto bad;
 			h = ex_fields(h, end, ev);
-			ev->kind = EV_PROTOCOL;
+			/* each syntax error is a note: Exim drops the client after
+			 * a few ("SMTP call from ... dropped: too many syntax or
+			 * protocol errors"), and that line is the event */
+			ev->kind = syntax ? EV_NOTE : EV_PROTOCOL;
 			ev->stage = ST_OTHER;
 			ev->cat = CAT_OTHER;
 			r = SKIP(h, end, " ");
@@ -544,7 +579,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		break;
 	case 'n':
 		if ((h = SKIP(q, end, "no MAIL in ")) != NULL) {
-			/* a note beside the connection's own "closed by QUIT" / "lost" line */
+			/* beside the connection's own "closed by QUIT" / "lost" line,
+			 * as Sendmail's "did not issue MAIL" */
 			if ((r = SKIP(h, end, "TFO* ")) != NULL || (r = SKIP(h, end, "TFO ")) != NULL)
 				h = r;
 			if (!(h = SKIP(h, end, "SMTP connection from ")))
@@ -552,7 +588,7 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			if (ex_host(p, &h, end, ev) < 0)
 				goto bad;
 			ex_fields(h, end, ev);
-			ev->kind = EV_NOTE;
+			ev->kind = EV_PROTOCOL;
 			ev->stage = ST_OTHER;
 			ev->cat = CAT_NO_MAIL;
 			ev->text = SPAN_LIT("no MAIL");
@@ -586,6 +622,21 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		}
 		break;
 	default: break;
+	}
+	/* "unqualified verify rejected: <addr> H=host ... (reason)": a VRFY
+	 * refused; the address before the host field is the client's */
+	const char *lim = end - q > 32 ? q + 32 : end;
+	const char *vr = FIND(q, lim, " verify rejected: ");
+	if (vr && !memchr(q, ' ', (size_t)(vr - q))) {
+		if (ex_host_agreed(p, SKIP(vr, end, " verify rejected: "), end, LIT(" H="), ev, &r) < 0)
+			goto bad;
+		r = ex_fields(r, end, ev);
+		ev->kind = EV_REJECT;
+		ev->stage = ST_OTHER;
+		ev->cat = CAT_OTHER;
+		const char *t = SKIP(r, end, " (");
+		ev->text = t && end[-1] == ')' ? mkspan(t, end - 1) : SPAN_NULL;
+		return 1;
 	}
 	return ex_auth_failed(p, q, end, ev, reason);
 bad:
@@ -662,13 +713,21 @@ int exim_parse(struct parser *p, struct parser_source *s, const struct envelope 
 {
 	const char *q = e->msg, *end = e->end;
 	if (!e->exim_native) {
-		/* syslog cuts a long message into "[1\2] ...", "[2\2] ...": the
-		 * host field is in the first part */
-		if (end - q > 6 && q[0] == '[' && q[1] >= '1' && q[1] <= '9' && q[2] == '\\' && q[4] == ']' &&
-		    q[5] == ' ') {
-			if (q[1] != '1')
-				return 0;
-			q += 6;
+		/* Exim cuts a long syslog message into "[1\10] ...", "[2\10]
+		 * ...", "[10/10] ...": the host field is in the first part */
+		const char *n = q < end && *q == '[' ? q + 1 : NULL, *d = n;
+		while (d && d < end && *d >= '0' && *d <= '9' && d - n < 4)
+			d++;
+		if (d && d > n && d < end && (*d == '\\' || *d == '/')) {
+			const char *m = d + 1, *me = m;
+			while (me < end && *me >= '0' && *me <= '9' && me - m < 4)
+				me++;
+			const char *after = me > m ? SKIP(me, end, "] ") : NULL;
+			if (after) {
+				if (d - n != 1 || *n != '1')
+					return 0; /* a later part */
+				q = after;
+			}
 		}
 		q = ex_inner_stamp(q, end); /* "exim[1]: 2026-11-27 20:26:42 [1] ..." */
 	}

@@ -240,9 +240,9 @@ static enum ev_stage sm_after(const char *q, const char *end)
 
 /* Lines that start with the client ("name [ip]" or "[ip]", " (may be
  * forged)"): "CLIENT: possible SMTP attack: command=AUTH, count=5",
- * "CLIENT: probable open proxy: command=...", "CLIENT: EXPN root
- * [rejected]", "CLIENT did not issue MAIL/EXPN/VRFY/ETRN during connection
- * to MTA". */
+ * "CLIENT: probable open proxy: command=...", "CLIENT: Possible SMTP RCPT
+ * flood, throttling.", "CLIENT: EXPN root [rejected]", "CLIENT did not
+ * issue MAIL/EXPN/VRFY/ETRN during connection to MTA". */
 static int sm_client_first(struct parser *p, const char *q, const char *end, struct event *ev)
 {
 	const char *h = q, *t;
@@ -268,10 +268,18 @@ static int sm_client_first(struct parser *p, const char *q, const char *end, str
 		return 1;
 	}
 	if ((t = SKIP(h, end, " did not issue ")) != NULL) {
-		ev->kind = EV_NOTE;
+		ev->kind = EV_PROTOCOL;
 		ev->stage = ST_OTHER;
 		ev->cat = CAT_NO_MAIL;
 		ev->text = mkspan(SKIP(h, end, " "), end);
+		return 1;
+	}
+	if ((t = SKIP(h, end, ": Possible SMTP RCPT flood, throttling.")) != NULL) {
+		/* BadRcptThrottle: too many refused recipients in one connection */
+		ev->kind = EV_PROTOCOL;
+		ev->stage = ST_RCPT;
+		ev->cat = CAT_TOO_MANY_ERRORS;
+		ev->text = mkspan(SKIP(h, end, ": "), t);
 		return 1;
 	}
 	if ((t = SKIP(h, end, ": ")) != NULL && end - t > 11 && SKIP(end - 11, end, " [rejected]")) {

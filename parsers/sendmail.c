@@ -308,6 +308,8 @@ int sendmail_parse(struct parser *p, const struct envelope *e, struct event *ev,
 		ev->queue_id = mkspan(q, r);
 		q = after;
 	}
+	if (q >= end)
+		return 0; /* an empty message (fuzz finding: *q read past the end) */
 	if ((h = SKIP(q, end, "ruleset=")) != NULL)
 		return sm_ruleset(p, h, end, ev, reason);
 	if ((h = SKIP(q, end, "from=")) != NULL)

@@ -327,8 +327,11 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		e->host = mkspan(h, q);
 		q++;
 	}
+	/* the bytes that end a program tag, looked up in one step (this scan
+	 * runs on every line) */
+	static const bool tag_end[256] = {[' '] = true, ['['] = true, [':'] = true};
 	const char *t = q;
-	while (q < end && *q != '[' && *q != ':' && *q != ' ')
+	while (q < end && !tag_end[(unsigned char)*q])
 		q++;
 	if (q == t || q >= end)
 		return -1;

@@ -52,87 +52,6 @@ static bool ex_field_follows(const char *q, const char *end)
 	return true;
 }
 
-/* "[ip]" with an optional ":port" (or ".port", Exim before 4.8x for IPv6)
- * at q into ev; returns the position after it, or NULL. */
-static const char *ex_addr(struct parser *p, const char *q, const char *end, struct event *ev)
-{
-	struct span ip;
-	if (scan_bracket(&q, end, &ip) != PARSE_R_NONE || ev_set_ip(p, ev, ip.p, ip.n) < 0)
-		return NULL;
-	ev->port = 0;
-	scan_opt_port(&q, end, true, &ev->port);
-	return q;
-}
-
-/* A host field at *pp (without "H="). Advances past it (and its port). */
-static int ex_host(struct parser *p, const char **pp, const char *end, struct event *ev)
-{
-	const char *q = *pp;
-	struct span name = SPAN_NULL, helo = SPAN_NULL;
-	if (q < end && *q != '[' && *q != '(') {
-		const char *n = q;
-		while (q < end && *q != ' ' && *q != '[' && *q != '(' && *q != ']' && *q != ')')
-			q++;
-		if (q >= end || *q != ' ' || q == n)
-			return -1;
-		name = mkspan(n, q);
-		q++;
-	}
-	struct event got = *ev;
-	const char *after = NULL;
-	if (q < end && *q == '(') {
-		/* the HELO ends at the first ") [ip]" followed by what follows a
-		 * host field: the last bracket before the fixed fields */
-		const char *hs = q + 1;
-		for (const char *r = hs; !after && (r = FIND(r, end, ") [")) != NULL; r++) {
-			struct event cand = *ev;
-			const char *a = ex_addr(p, SKIP(r, end, ") "), end, &cand);
-			if (a && ex_field_follows(a, end)) {
-				got = cand;
-				helo = mkspan(hs, r);
-				after = a;
-			}
-		}
-		if (!after)
-			return -1;
-	} else {
-		after = ex_addr(p, q, end, &got);
-		if (!after || !ex_field_follows(after, end))
-			return -1;
-	}
-	got.rdns = name;
-	got.helo = helo;
-	*ev = got;
-	*pp = after;
-	return 0;
-}
-
-/*
- * The host field that follows one of the occurrences of marker (e.g.
- * "\" H="); each occurrence whose host parses counts. Returns 0 when there
- * is at least one and all agree (*after past the first), -1 otherwise.
- */
-static int ex_host_agreed(struct parser *p, const char *q, const char *end, const char *marker, size_t ml,
-			  struct event *ev, const char **after)
-{
-	int found = 0;
-	struct event first = *ev, cur;
-	for (const char *r = q; (r = find(r, end, marker, ml)) != NULL; r++) {
-		const char *h = r + ml;
-		cur = first;
-		if (ex_host(p, &h, end, &cur) == 0) {
-			if (found && ipaddr_cmp(&cur.ip, &ev->ip) != 0)
-				return -1;
-			if (!found) {
-				*ev = cur;
-				*after = h;
-			}
-			found++;
-		}
-	}
-	return found ? 0 : -1;
-}
-
 /*
  * The fields log_selector adds after a host field: " I=[ip]:port",
  * " U=ident", " Ci=N", " X=TLS...", " CV=yes", " DN=\"...\"", " D=1s",
@@ -174,6 +93,158 @@ static const char *ex_fields(const char *q, const char *end, struct event *ev)
 		q = ve;
 	}
 	return q;
+}
+
+/* "[ip]" with an optional ":port" (or ".port", Exim before 4.8x for IPv6)
+ * at q into ev; returns the position after it, or NULL. */
+static const char *ex_addr(struct parser *p, const char *q, const char *end, struct event *ev)
+{
+	struct span ip;
+	if (scan_bracket(&q, end, &ip) != PARSE_R_NONE || ev_set_ip(p, ev, ip.p, ip.n) < 0)
+		return NULL;
+	ev->port = 0;
+	scan_opt_port(&q, end, true, &ev->port);
+	return q;
+}
+
+/* What a shape writes after its host field and the log_selector fields:
+ * a candidate is the host field only when that follows it. A HELO that
+ * imitates a host field ("H=(a) [192.0.2.66] x) [ip]") is then followed by
+ * the rest of the HELO, not by the shape's fixed text. */
+enum ex_tail {
+	EXT_ANY,     /* what ex_field_follows allows (arrivals) */
+	EXT_VERB,    /* "H=" lines: rejected, sender verify, dropped, RCPT ... */
+	EXT_COLON,   /* ": text" */
+	EXT_CONN,    /* " (TCP/IP connection count", " closed by ", " lost" */
+	EXT_DROPPED, /* " dropped: " */
+	EXT_INPUT,   /* the end, " input=" or " next input=" */
+	EXT_TEXT,    /* Exim's own message: a blank and a letter, no ") [" after */
+	EXT_END,     /* the end of the line */
+	EXT_CLOSE,   /* ")" ending the line */
+	EXT_PAREN,   /* " (reason)" ending the line, no ") [" after */
+	EXT_REFUSED, /* " refused" */
+	EXT_SA,	     /* ") for " (SA-Exim's "(host=NAME [ip]) for rcpts") */
+};
+
+static bool ex_tail_ok(const char *a, const char *end, enum ex_tail tail)
+{
+	struct event scratch; /* ex_fields keeps F=; not wanted here */
+	const char *f = tail == EXT_ANY || tail == EXT_SA ? a : ex_fields(a, end, &scratch);
+	switch (tail) {
+	case EXT_ANY: return true;
+	case EXT_VERB:
+		return SKIP(f, end, " rejected ") || SKIP(f, end, " temporarily rejected ") ||
+		       SKIP(f, end, " sender verify ") || SKIP(f, end, " dropped: ") ||
+		       SKIP(f, end, " RCPT ") || SKIP(f, end, " incomplete transaction") ||
+		       SKIP(f, end, " Warning: ");
+	case EXT_COLON: return SKIP(f, end, ": ") != NULL;
+	case EXT_CONN:
+		return SKIP(f, end, " (TCP/IP connection count") || SKIP(f, end, " closed by ") ||
+		       SKIP(f, end, " lost");
+	case EXT_DROPPED: return SKIP(f, end, " dropped: ") != NULL;
+	case EXT_INPUT: return f == end || SKIP(f, end, " input=") || SKIP(f, end, " next input=");
+	case EXT_TEXT:
+		return end - f >= 2 && f[0] == ' ' &&
+		       ((f[1] >= 'a' && f[1] <= 'z') || (f[1] >= 'A' && f[1] <= 'Z')) && !FIND(f, end, ") [");
+	case EXT_END: return f == end;
+	case EXT_CLOSE: return f + 1 == end && *f == ')';
+	case EXT_PAREN: return SKIP(f, end, " (") && end[-1] == ')' && !FIND(f, end, ") [");
+	case EXT_REFUSED: return SKIP(f, end, " refused") != NULL;
+	case EXT_SA: return SKIP(f, end, ") for ") != NULL;
+	}
+	return false;
+}
+
+/* A host field at *pp (without "H=") followed by what the shape writes
+ * after it (tail). Advances past it (and its port). Returns 0, -1 (no host
+ * field) or -2 (host fields, none followed by the shape's text: a shape not
+ * known, no event). */
+static int ex_host(struct parser *p, const char **pp, const char *end, struct event *ev, enum ex_tail tail)
+{
+	const char *q = *pp;
+	struct span name = SPAN_NULL, helo = SPAN_NULL;
+	if (q < end && *q != '[' && *q != '(') {
+		const char *n = q;
+		while (q < end && *q != ' ' && *q != '[' && *q != '(' && *q != ']' && *q != ')')
+			q++;
+		if (q >= end || *q != ' ' || q == n)
+			return -1;
+		name = mkspan(n, q);
+		q++;
+	}
+	struct event got = *ev;
+	const char *after = NULL;
+	if (q < end && *q == '(') {
+		/* the HELO ends at the first ") [ip]" followed by what follows a
+		 * host field: the last bracket before the fixed fields */
+		const char *hs = q + 1;
+		bool addr = false;
+		for (const char *r = hs; !after && (r = FIND(r, end, ") [")) != NULL; r++) {
+			struct event cand = *ev;
+			const char *a = ex_addr(p, SKIP(r, end, ") "), end, &cand);
+			addr |= a != NULL;
+			if (a && ex_field_follows(a, end) && ex_tail_ok(a, end, tail)) {
+				got = cand;
+				helo = mkspan(hs, r);
+				after = a;
+			}
+		}
+		if (!after)
+			return addr ? -2 : -1;
+	} else {
+		after = ex_addr(p, q, end, &got);
+		if (!after)
+			return -1;
+		if (!ex_field_follows(after, end) || !ex_tail_ok(after, end, tail))
+			return -2;
+	}
+	got.rdns = name;
+	got.helo = helo;
+	*ev = got;
+	*pp = after;
+	return 0;
+}
+
+/*
+ * The host field that follows one of the occurrences of marker (e.g.
+ * "\" H="); each occurrence whose host parses and is followed by the
+ * shape's text counts. Returns 0 when there is at least one and all agree
+ * (*after past the first), else as ex_host() (-1, or -2: hosts, none
+ * followed by the shape's text); disagreeing hosts are -1.
+ */
+static int ex_host_agreed(struct parser *p, const char *q, const char *end, const char *marker, size_t ml,
+			  enum ex_tail tail, struct event *ev, const char **after)
+{
+	int found = 0;
+	struct event first = *ev, cur;
+	bool addr = false;
+	for (const char *r = q; (r = find(r, end, marker, ml)) != NULL; r++) {
+		const char *h = r + ml;
+		cur = first;
+		int hr = ex_host(p, &h, end, &cur, tail);
+		addr |= hr == -2;
+		if (hr == 0) {
+			if (found && ipaddr_cmp(&cur.ip, &ev->ip) != 0)
+				return -1;
+			if (!found) {
+				*ev = cur;
+				*after = h;
+			}
+			found++;
+		}
+	}
+	return found ? 0 : addr ? -2 : -1;
+}
+
+/* What a shape returns when ex_host() or ex_host_agreed() gave hr < 0: no
+ * host field is an unparsed line (bad_address); host fields not followed by
+ * the shape's text are a line not known (no event). */
+static int ex_no_host(int hr, int *reason)
+{
+	if (hr == -2)
+		return 0;
+	*reason = PARSE_R_BAD_ADDRESS;
+	return -1;
 }
 
 static void ex_text_after(struct event *ev, const char *q, const char *end)
@@ -322,10 +393,9 @@ static int ex_verb(const char *q, const char *end, struct event *ev)
 /* "H=host fields verb" (the H= already skipped). */
 static int ex_h_line(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
-	if (ex_host(p, &q, end, ev) < 0) {
-		*reason = PARSE_R_BAD_ADDRESS;
-		return -1;
-	}
+	int hr = ex_host(p, &q, end, ev, EXT_VERB);
+	if (hr < 0)
+		return ex_no_host(hr, reason);
 	return ex_verb(ex_fields(q, end, ev), end, ev);
 }
 
@@ -337,10 +407,9 @@ static int ex_auth_failed(struct parser *p, const char *q, const char *end, stru
 	if (!af || memchr(q, ' ', (size_t)(af - q)))
 		return 0; /* the authenticator's name is one word */
 	const char *h = SKIP(af, end, " authenticator failed for ");
-	if (ex_host(p, &h, end, ev) < 0) {
-		*reason = PARSE_R_BAD_ADDRESS;
-		return -1;
-	}
+	int hr = ex_host(p, &h, end, ev, EXT_COLON);
+	if (hr < 0)
+		return ex_no_host(hr, reason);
 	h = ex_fields(h, end, ev);
 	ev->kind = EV_AUTH_FAILURE;
 	ev->stage = ST_AUTH;
@@ -393,10 +462,9 @@ static int ex_connection(const char *h, const char *end, struct event *ev)
 static int ex_sa_action(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
 	const char *h;
-	if (ex_host_agreed(p, q, end, LIT(" (host="), ev, &h) < 0) {
-		*reason = PARSE_R_BAD_ADDRESS;
-		return -1;
-	}
+	int hr = ex_host_agreed(p, q, end, LIT(" (host="), EXT_SA, ev, &h);
+	if (hr < 0)
+		return ex_no_host(hr, reason);
 	ev->stage = ST_END_OF_DATA;
 	ev->cat = CAT_CONTENT;
 	const char *te = memchr(q, ':', (size_t)(end - q));
@@ -418,7 +486,8 @@ static int ex_sa_action(struct parser *p, const char *q, const char *end, struct
 static int ex_body(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
 	const char *h, *r;
-	bool mail = false, data = false, syntax = false;
+	int hr;
+	bool mail = false, data = false;
 	if ((h = SKIP(q, end, "H=")) != NULL)
 		return ex_h_line(p, h, end, ev, reason);
 	switch (*q) {
@@ -429,8 +498,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			/* "F=<a@b>" or, before 4.7x, "F=a@b" */
 			const char *a = SKIP(r, end, "<");
 			const char *fe = a ? FIND(a, end, "> ") : memchr(r, ' ', (size_t)(end - r));
-			if (ex_host_agreed(p, q, end, LIT(" H="), ev, &h) < 0)
-				goto bad;
+			if ((hr = ex_host_agreed(p, q, end, LIT(" H="), EXT_VERB, ev, &h)) < 0)
+				return ex_no_host(hr, reason);
 			if (fe)
 				ev->from = mkspan(a ? a : r, fe);
 			return ex_verb(ex_fields(h, end, ev), end, ev);
@@ -440,8 +509,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		if ((mail = (h = SKIP(q, end, "rejected MAIL FROM:")) != NULL) ||
 		    (h = SKIP(q, end, "rejected RCPT TO:")) != NULL) {
 			/* "rejected MAIL FROM:<client text> H=host: text" */
-			if (ex_host_agreed(p, h, end, LIT(" H="), ev, &h) < 0)
-				goto bad;
+			if ((hr = ex_host_agreed(p, h, end, LIT(" H="), EXT_COLON, ev, &h)) < 0)
+				return ex_no_host(hr, reason);
 			ev->kind = EV_REJECT;
 			ev->stage = mail ? ST_MAIL : ST_RCPT;
 			ev->code = 550;
@@ -459,8 +528,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			r = SKIP(w, end, " from ");
 			if (w == h || !r)
 				break;
-			if (ex_host(p, &r, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &r, end, ev, EXT_COLON)) < 0)
+				return ex_no_host(hr, reason);
 			r = ex_fields(r, end, ev);
 			ev->kind = EV_REJECT;
 			ev->stage = stage_of_command(h, (size_t)(w - h));
@@ -489,26 +558,26 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			}
 			if (!(h = SKIP(h, end, "from ")))
 				break;
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_CONN)) < 0)
+				return ex_no_host(hr, reason);
 			return ex_connection(h, end, ev);
 		}
 		if ((h = SKIP(q, end, "SMTP call from ")) != NULL) {
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_DROPPED)) < 0)
+				return ex_no_host(hr, reason);
 			return ex_verb(ex_fields(h, end, ev), end, ev);
 		}
 		if (SKIP(q, end, "SMTP protocol synchronization error (")) {
 			/* "...: rejected connection from H=host input=..." (before the
 			 * greeting) or "...: rejected \"CMD\" H=host next input=..." */
 			if ((h = FIND_AFTER(q, end, "): rejected connection from H=")) != NULL) {
-				if (ex_host(p, &h, end, ev) < 0)
-					goto bad;
+				if ((hr = ex_host(p, &h, end, ev, EXT_INPUT)) < 0)
+					return ex_no_host(hr, reason);
 				ev->stage = ST_CONNECT;
 				ev->cat = CAT_PREGREET;
 			} else {
-				if (ex_host_agreed(p, q, end, LIT("\" H="), ev, &h) < 0)
-					goto bad;
+				if ((hr = ex_host_agreed(p, q, end, LIT("\" H="), EXT_INPUT, ev, &h)) < 0)
+					return ex_no_host(hr, reason);
 				ev->stage = ST_OTHER;
 				ev->cat = CAT_PIPELINING;
 			}
@@ -519,15 +588,12 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			return 1;
 		}
 		if ((h = SKIP(q, end, "SMTP protocol error in \"")) != NULL ||
-		    (syntax = (h = SKIP(q, end, "SMTP syntax error in \"")) != NULL)) {
+		    (h = SKIP(q, end, "SMTP syntax error in \"")) != NULL) {
 			/* the quoted command is the client's text */
-			if (ex_host_agreed(p, h, end, LIT("\" H="), ev, &h) < 0)
-				goto bad;
+			if ((hr = ex_host_agreed(p, h, end, LIT("\" H="), EXT_TEXT, ev, &h)) < 0)
+				return ex_no_host(hr, reason);
 			h = ex_fields(h, end, ev);
-			/* each syntax error is a note: Exim drops the client after
-			 * a few ("SMTP call from ... dropped: too many syntax or
-			 * protocol errors"), and that line is the event */
-			ev->kind = syntax ? EV_NOTE : EV_PROTOCOL;
+			ev->kind = EV_PROTOCOL; /* as Postfix's "Illegal address syntax" */
 			ev->stage = ST_OTHER;
 			ev->cat = CAT_OTHER;
 			r = SKIP(h, end, " ");
@@ -540,8 +606,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 				h = r;
 			if (!(h = SKIP(h, end, "connection from ")))
 				break;
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_END)) < 0)
+				return ex_no_host(hr, reason);
 			ex_fields(h, end, ev);
 			ev->kind = EV_LOST;
 			ev->stage = data ? ST_DATA : ST_OTHER;
@@ -553,8 +619,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		break;
 	case 'C':
 		if ((h = SKIP(q, end, "Connection from ")) != NULL) {
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_REFUSED)) < 0)
+				return ex_no_host(hr, reason);
 			h = ex_fields(h, end, ev);
 			if (!SKIP(h, end, " refused"))
 				return 0;
@@ -568,8 +634,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 		break;
 	case 'u':
 		if ((h = SKIP(q, end, "unexpected disconnection while reading SMTP command from ")) != NULL) {
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_END)) < 0)
+				return ex_no_host(hr, reason);
 			ex_fields(h, end, ev);
 			ev->kind = EV_LOST;
 			ev->stage = ST_OTHER;
@@ -585,8 +651,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 				h = r;
 			if (!(h = SKIP(h, end, "SMTP connection from ")))
 				break;
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_END)) < 0)
+				return ex_no_host(hr, reason);
 			ex_fields(h, end, ev);
 			ev->kind = EV_PROTOCOL;
 			ev->stage = ST_OTHER;
@@ -609,8 +675,8 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 			h = RFIND_AFTER(q, end, " (during SMTP connection from ");
 			if (!h)
 				return 0;
-			if (ex_host(p, &h, end, ev) < 0)
-				goto bad;
+			if ((hr = ex_host(p, &h, end, ev, EXT_CLOSE)) < 0)
+				return ex_no_host(hr, reason);
 			h = ex_fields(h, end, ev);
 			if (h + 1 != end || *h != ')')
 				goto bad;
@@ -628,8 +694,9 @@ static int ex_body(struct parser *p, const char *q, const char *end, struct even
 	const char *lim = end - q > 32 ? q + 32 : end;
 	const char *vr = FIND(q, lim, " verify rejected: ");
 	if (vr && !memchr(q, ' ', (size_t)(vr - q))) {
-		if (ex_host_agreed(p, SKIP(vr, end, " verify rejected: "), end, LIT(" H="), ev, &r) < 0)
-			goto bad;
+		if ((hr = ex_host_agreed(p, SKIP(vr, end, " verify rejected: "), end, LIT(" H="), EXT_PAREN,
+					 ev, &r)) < 0)
+			return ex_no_host(hr, reason);
 		r = ex_fields(r, end, ev);
 		ev->kind = EV_REJECT;
 		ev->stage = ST_OTHER;
@@ -741,7 +808,7 @@ int exim_parse(struct parser *p, struct parser_source *s, const struct envelope 
 		if (a) {
 			/* arrival: "<= sender H=host ... P=esmtp S=123" (sender is client text) */
 			const char *h;
-			if (ex_host_agreed(p, a, end, LIT(" H="), ev, &h) < 0)
+			if (ex_host_agreed(p, a, end, LIT(" H="), EXT_ANY, ev, &h) < 0)
 				return 0; /* local submission (no H=), or ambiguous */
 			ev->kind = EV_ACCEPT;
 			ev->stage = ST_DATA;

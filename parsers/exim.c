@@ -11,13 +11,13 @@
  * The HELO in parentheses is the client's text: Exim prints it as it came
  * when helo_accept_junk_hosts lets it hold blanks, brackets and parentheses
  * ("H=(x) [192.0.2.66] (y) [203.0.113.109]:4000"). The client is the last
- * bracket before the fixed fields: the first ") [ip]" followed by what
- * Exim writes after a host field (a junk HELO's next part, "(y) [ip]", is
- * not). Text the client chooses after the host field (a sender, a
- * recipient, a set_id) is never searched for the client. Residual risk,
- * only where helo_accept_junk_hosts is set: a HELO that imitates a whole
- * host field and the fields after it reads as the client; by default
- * (no blanks in a HELO) that reading cannot be produced. Where Exim prints
+ * bracket before the fixed fields: the first ") [ip]" followed by what the
+ * shape writes after its host field (enum ex_tail; a junk HELO's next
+ * part, "(y) [ip]", is not that). Text the client chooses after the host
+ * field (a sender, a recipient, a set_id) is never searched for the client.
+ * Residual risk, only where helo_accept_junk_hosts is set: a HELO that
+ * imitates a whole host field and the shape's text after it reads as the
+ * client; by default (no blanks in a HELO) that reading cannot occur. Where Exim prints
  * client text before the host field (a quoted command, a sender address),
  * every host field after its marker is parsed and the line is dropped
  * unless all agree.

@@ -416,7 +416,7 @@ void agg_seed_accepted(struct aggregator *a, const struct ipaddr *ip, uint32_t t
 struct jw {
 	struct buf *b;
 	bool more;	/* a value ended at this level: the next needs a comma */
-	struct buf tmp; /* jw_line's masked copy */
+	struct buf tmp; /* jw_line's cleaned copy */
 };
 void jw_init(struct jw *w, struct buf *b);
 void jw_free(struct jw *w);
@@ -427,7 +427,8 @@ void jw_arr_end(struct jw *w);
 void jw_str(struct jw *w, const char *key, const char *s);
 void jw_strn(struct jw *w, const char *key, const char *s, size_t n);
 /* Log text s[0..n): as a string when it is valid UTF-8 (NUL included),
- * else masked by buf_append_printable() first (evidence keeps every line) */
+ * else with each invalid byte shown as U+FFFD (utf8_append_clean(), as
+ * every sink shows it; evidence keeps every line) */
 void jw_line(struct jw *w, const char *key, const char *s, size_t n);
 void jw_int(struct jw *w, const char *key, json_int_t v);
 void jw_real(struct jw *w, const char *key, double v);

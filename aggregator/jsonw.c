@@ -36,40 +36,6 @@ void jw_free(struct jw *w)
 	buf_free(&w->tmp);
 }
 
-/* The length of the UTF-8 sequence at p (end - p bytes left) when it is
- * valid by jansson's rules (utf8_check_first / utf8_check_full), else 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-	static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
-	unsigned c = *p;
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0; /* a continuation byte, 0xC0, 0xC1 or above 0xF4 */
-	}
-	if ((size_t)(end - p) < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3Fu);
-	}
-	if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 /* x holds no byte below 0x20, no '"', no '\\' and nothing above 0x7F */
@@ -115,7 +81,8 @@ static char *put_string(char *o, const char *s, size_t n)
 			break;
 		unsigned c = *p;
 		if (c >= 0x80) {
-			size_t k = utf8_seq(p, end);
+			/* base/utf8.c's rule is jansson's (utf8_check_full) */
+			size_t k = utf8_seq((const char *)p, (size_t)(end - p));
 			if (!k)
 				return NULL;
 			memcpy(o, p, k);
@@ -392,8 +359,8 @@ void jw_line(struct jw *w, const char *key, const char *s, size_t n)
 {
 	if (put_member_string(w, key, s, n))
 		return;
-	buf_reset(&w->tmp); /* not UTF-8: masked, printable ASCII */
-	buf_append_printable(&w->tmp, s, n);
+	buf_reset(&w->tmp); /* not UTF-8: shown as everywhere else (base/utf8.c) */
+	utf8_append_clean(&w->tmp, s, n);
 	put_member_string(w, key, w->tmp.data, w->tmp.len);
 }
 

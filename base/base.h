@@ -72,6 +72,38 @@ const char *buf_str(const struct buf *b);
  */
 void buf_append_printable(struct buf *b, const char *s, size_t n);
 
+/* ------------------------------------------------------------------ UTF-8 */
+
+/*
+ * Valid UTF-8 is RFC 3629's (no overlong forms, surrogates or code points
+ * above U+10FFFF); NUL and other control characters are valid and each sink
+ * escapes them. Every sink shows a byte that is not part of a valid sequence
+ * as one U+FFFD (ASCII-only sinks show any non-ASCII character as '?'). The
+ * raw log line itself is never rewritten: it is stored byte-exact.
+ */
+#define UTF8_REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+/* The length (1..4) of the valid sequence at s[0..n), n >= 1; 0 when the
+ * byte at s starts none. */
+size_t utf8_seq(const char *s, size_t n);
+/* The length of the longest valid prefix of s[0..n) (ASCII 8 bytes at a time). */
+size_t utf8_valid_prefix(const char *s, size_t n);
+static inline bool utf8_valid(const char *s, size_t n)
+{
+	return utf8_valid_prefix(s, n) == n;
+}
+/* Append s[0..n) with every byte that is not part of a valid sequence
+ * replaced by U+FFFD (the shown form of log text; NUL is kept). */
+void utf8_append_clean(struct buf *b, const char *s, size_t n);
+/*
+ * Append s[0..n) for a human reading UTF-8 text on one line (a terminal, a
+ * plain-text report): printable characters as they are, each byte that is
+ * not valid UTF-8 as U+FFFD (as in every sink), controls (C0, DEL, C1), the
+ * line separators and the bidi formatting characters as "\xHH" per byte,
+ * and backslash doubled. The result can never break a line or reorder it.
+ * (Our own log stays ASCII: buf_append_printable.)
+ */
+void utf8_append_text(struct buf *b, const char *s, size_t n);
+
 /* A bounded copy with truncation report: copies s[0..n) into dst (size
  * dstsz, always NUL-terminated). Returns 0 when all of it fit, -1 if cut. */
 int str_copy(char *dst, size_t dstsz, const char *s, size_t n);
@@ -275,6 +307,8 @@ enum ev_category {
 	CAT_TOO_MANY_ERRORS,
 	CAT_AUTH,
 	CAT_OTHER,
+	CAT_CONTENT, /* the message refused or flagged for its content: spam score, virus, local_scan */
+	CAT_NO_MAIL, /* a connection that ended without MAIL (a probe) */
 	CAT__COUNT
 };
 

@@ -30,7 +30,9 @@ static const char *const cat_names[CAT__COUNT] = {"none",
 						  "non_smtp",
 						  "too_many_errors",
 						  "auth",
-						  "other"};
+						  "other",
+						  "content",
+						  "no_mail"};
 static const char *const resp_names[RESP__COUNT] = {"observe", "defer", "reject", "drop"};
 
 static const char *name_of(const char *const *t, size_t n, int v)

@@ -6,8 +6,9 @@
  *
  * The answer is computed once, by aggregator_lookup_json(), which the web
  * API calls too; this file only prints it. It opens the database read-only
- * and must never change it. Log-derived text (evidence lines) is masked
- * for the terminal with buf_append_printable(); --json lets jansson escape.
+ * and must never change it. Log-derived text (evidence lines) is shown on
+ * the terminal with utf8_append_text() (controls masked, a byte that is not
+ * UTF-8 as U+FFFD); --json lets jansson escape.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ static const char *jstr(json_t *o, const char *k)
 static void print_safe(const char *prefix, const char *s)
 {
 	struct buf b = BUF_INIT;
-	buf_append_printable(&b, s, strlen(s));
+	utf8_append_text(&b, s, strlen(s));
 	printf("%s%s\n", prefix, buf_str(&b));
 	buf_free(&b);
 }

@@ -5,53 +5,14 @@
  * entry per line, so that diffs and line-oriented tools stay usable.
  *
  * Escaping of every text from a decision is jansson's (JSON_ENSURE_ASCII);
- * bytes that are not valid UTF-8 become U+FFFD first, because jansson
- * refuses them.
+ * bytes that are not valid UTF-8 become U+FFFD first (base/utf8.c, as in
+ * every sink), because jansson refuses them.
  * It must never produce a document that does not parse.
  */
 #include <jansson.h>
 #include <string.h>
 
 #include "emitters/emit_int.h"
-
-/* Copy s[0..n) keeping valid UTF-8 sequences and replacing every other byte
- * (and NUL) with U+FFFD. */
-static void utf8_clean(struct buf *out, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len = 0;
-		uint32_t cp = 0;
-		if (c >= 0x01 && c < 0x80)
-			len = 1;
-		else if (c >= 0xc2 && c <= 0xdf)
-			len = 2, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			len = 3, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			len = 4, cp = c & 0x07;
-		bool ok = len > 0 && i + len <= n;
-		for (size_t k = 1; ok && k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (ok && len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-			ok = false;
-		if (ok && len == 4 && (cp < 0x10000 || cp > 0x10ffff))
-			ok = false;
-		if (ok) {
-			buf_append(out, s + i, len);
-			i += len;
-		} else {
-			buf_appends(out, "\xef\xbf\xbd");
-			i++;
-		}
-	}
-}
 
 /*
  * Append "key":"value" with the value encoded by jansson (escapes, \uXXXX
@@ -62,7 +23,7 @@ static void utf8_clean(struct buf *out, const char *s, size_t n)
 static void text_field(struct buf *out, const char *key, const char *s, size_t max, struct buf *tmp)
 {
 	buf_reset(tmp);
-	utf8_clean(tmp, s, strnlen(s, max));
+	utf8_append_clean(tmp, s, strnlen(s, max)); /* base/utf8.c */
 	json_t *j = json_stringn(tmp->data ? tmp->data : "", tmp->len);
 	buf_printf(out, ",\"%s\":", key);
 	char small[2048];

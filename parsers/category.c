@@ -8,21 +8,33 @@
 
 #define IN(p, end, lit) (FIND((p), (end), (lit)) != NULL)
 
+/* A content scanner's verdict on the message (after DNSBL names such as
+ * "spamhaus" were ruled out): only once the message was seen, at DATA or
+ * after it ("your network is listed for spam" at RCPT is about the client). */
+static bool content_words(const char *t, const char *end, enum ev_stage st)
+{
+	if (st != ST_DATA && st != ST_END_OF_DATA)
+		return false;
+	return IN(t, end, "spam") || IN(t, end, "Spam") || IN(t, end, "SPAM") || IN(t, end, "virus") ||
+	       IN(t, end, "Virus") || IN(t, end, "malware") || IN(t, end, "Malware") ||
+	       IN(t, end, "infected");
+}
+
 static bool dsn_is(struct span dsn, const char *s)
 {
 	size_t n = strlen(s);
 	return dsn.n >= n && memcmp(dsn.p + 1, s + 1, n - 1) == 0 && dsn.n == n;
 }
 
-enum ev_category category_of_postfix(const char *t, const char *end, struct span dsn)
+enum ev_category category_of_postfix(const char *t, const char *end, struct span dsn, enum ev_stage st)
 {
 	if (!t)
 		return CAT_OTHER;
 	/* skip the echoed "<address>: " (its content is the client's) */
 	if (t < end && *t == '<') {
-		const char *c = RFIND(t, end, ">: ");
+		const char *c = RFIND_AFTER(t, end, ">: ");
 		if (c)
-			t = c + 3;
+			t = c;
 	}
 	if (IN(t, end, "blocked using ") || IN(t, end, "listed by "))
 		return CAT_DNSBL;
@@ -51,6 +63,8 @@ enum ev_category category_of_postfix(const char *t, const char *end, struct span
 		return CAT_RECIPIENT_POLICY;
 	if (IN(t, end, "Client host rejected"))
 		return CAT_CLIENT_POLICY;
+	if (content_words(t, end, st))
+		return CAT_CONTENT;
 	return CAT_OTHER;
 }
 
@@ -61,8 +75,10 @@ enum ev_category category_of_exim(const char *t, const char *end, enum ev_stage 
 	if (IN(t, end, "reylist"))
 		return CAT_GREYLISTED;
 	if (IN(t, end, "listed at ") || IN(t, end, "RBL") || IN(t, end, "blacklisted") ||
-	    IN(t, end, "blocked using"))
+	    IN(t, end, "blocked using") || IN(t, end, "dnsbl") || IN(t, end, "black list"))
 		return CAT_DNSBL;
+	if (content_words(t, end, st))
+		return CAT_CONTENT;
 	if (IN(t, end, "relay not permitted") || IN(t, end, "Relay not permitted"))
 		return CAT_RELAY_DENIED;
 	if (IN(t, end, "Unrouteable address") || IN(t, end, "Unknown user") || IN(t, end, "unknown user") ||

@@ -163,9 +163,9 @@ int custom_parse(struct parser *p, const struct envelope *e, struct event *ev)
 		}
 		s = group(r, G_CODE, subj);
 		if (s.n == 3) {
-			char c[5] = {s.p[0], s.p[1], s.p[2], ' ', 0};
+			char c[] = {s.p[0], s.p[1], s.p[2], ' '}; /* parse_code wants "NNN " */
 			const char *q = c;
-			parse_code(&q, c + 4, &out);
+			parse_code(&q, c + sizeof c, &out);
 		}
 		out.dsn = group(r, G_DSN, subj);
 		out.helo = group(r, G_HELO, subj);

@@ -69,16 +69,33 @@ struct envelope {
 
 /* ---- helpers shared by the MTA files (parser.c) ---- */
 
-static inline bool has_prefix(const char *p, const char *end, const char *lit, size_t n)
-{
-	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
-}
-#define HAS(p, end, lit) has_prefix((p), (end), (lit), sizeof(lit) - 1)
-
 static inline struct span mkspan(const char *a, const char *b)
 {
 	return (struct span){a, (uint32_t)(b - a)};
 }
+
+/* s is exactly the literal */
+static inline bool span_is_lit(struct span s, const char *lit, size_t n)
+{
+	return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+#define span_is(s, lit) span_is_lit((s), (lit), sizeof(lit) - 1)
+
+/*
+ * Literal skipping: the position right after the literal when [p, end)
+ * starts with it, else NULL. Code that reads a phrase moves past it with
+ * SKIP(p, end, "phrase ") instead of a hand-counted offset (p + 7), so that
+ * editing a phrase cannot shift a position.
+ */
+static inline const char *skip_lit(const char *p, const char *end, const char *lit, size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
+}
+#define SKIP(p, end, lit) skip_lit((p), (end), (lit), sizeof(lit) - 1)
+/* A literal and its length, for tables of phrases: {LIT("HANGUP "), ...}. */
+#define LIT(s) s, sizeof(s) - 1
+/* A span over a literal (a fixed event text). */
+#define SPAN_LIT(s) ((struct span){(s), sizeof(s) - 1})
 
 /* memmem over [p, end) */
 const char *find(const char *p, const char *end, const char *lit, size_t n);
@@ -86,6 +103,20 @@ const char *find(const char *p, const char *end, const char *lit, size_t n);
 /* Last occurrence of lit in [p, end). */
 const char *rfind(const char *p, const char *end, const char *lit, size_t n);
 #define RFIND(p, end, lit) rfind((p), (end), (lit), sizeof(lit) - 1)
+/* The position after the first (FIND_AFTER) or last (RFIND_AFTER)
+ * occurrence of lit in [p, end), or NULL. */
+static inline const char *find_after(const char *p, const char *end, const char *lit, size_t n)
+{
+	const char *f = find(p, end, lit, n);
+	return f ? f + n : NULL;
+}
+#define FIND_AFTER(p, end, lit) find_after((p), (end), (lit), sizeof(lit) - 1)
+static inline const char *rfind_after(const char *p, const char *end, const char *lit, size_t n)
+{
+	const char *f = rfind(p, end, lit, n);
+	return f ? f + n : NULL;
+}
+#define RFIND_AFTER(p, end, lit) rfind_after((p), (end), (lit), sizeof(lit) - 1)
 
 /*
  * A bracketed client address "[addr]" at *pp, as Postfix, Exim and Sendmail
@@ -155,7 +186,7 @@ void custom_free(struct parser *p);
 int custom_parse(struct parser *p, const struct envelope *e, struct event *ev);
 
 /* categories from reply text */
-enum ev_category category_of_postfix(const char *text, const char *end, struct span dsn);
+enum ev_category category_of_postfix(const char *text, const char *end, struct span dsn, enum ev_stage st);
 enum ev_category category_of_exim(const char *text, const char *end, enum ev_stage st);
 
 #endif

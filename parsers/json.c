@@ -3,11 +3,10 @@
  * docs/events.md), with a small string escaper of our own: jansson per
  * event costs an allocation per field, and refuses the invalid UTF-8 that
  * log lines carry. The output is always valid JSON: bytes that are not
- * valid UTF-8 become U+FFFD, control bytes (NUL too) become \u00XX.
+ * valid UTF-8 become U+FFFD (base/utf8.c), control bytes (NUL too) become
+ * \u00XX.
  */
 #include "parsers/internal.h"
-
-size_t utf8_valid_prefix(const char *s, size_t n);
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -40,18 +39,14 @@ void json_append_string(struct buf *out, const char *s, size_t n)
 			}
 			i++;
 		} else {
-			size_t k = utf8_valid_prefix(s + i, MXW_MIN(n - i, (size_t)4));
-			/* utf8_valid_prefix stops before an invalid or cut sequence;
-			 * take exactly one whole sequence */
-			size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-			if (k >= want) {
-				memcpy(o, s + i, want);
-				o += want;
-				i += want;
+			size_t k = utf8_seq(s + i, n - i);
+			if (k) {
+				memcpy(o, s + i, k);
+				o += k;
+				i += k;
 			} else {
-				*o++ = (char)0xef; /* U+FFFD */
-				*o++ = (char)0xbf;
-				*o++ = (char)0xbd;
+				memcpy(o, UTF8_REPLACEMENT, 3);
+				o += 3;
 				i++;
 			}
 		}
@@ -256,6 +251,7 @@ void event_to_json(const struct event *ev, struct buf *b)
 	KEY_SPAN(b, ",\"dsn\":", ev->dsn);
 	KEY_NAME(b, ",\"category\":", ev->cat == CAT_NONE ? NULL : ev_category_name(ev->cat));
 	KEY_SPAN(b, ",\"text\":", ev->text);
+	KEY_UINT(b, ",\"nrcpt\":", ev->nrcpt != 0, ev->nrcpt);
 	key(b, ",\"stats\":");
 	append_stats(b, ev);
 	KEY_SPAN(b, ",\"line\":", ev->line);

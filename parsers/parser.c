@@ -1,6 +1,6 @@
 /*
- * parser.c - the front of the parsers module: line hygiene (length, NUL,
- * CR, UTF-8), the envelopes (RFC 3164 with year inference and the configured
+ * parser.c - the front of the parsers module: line hygiene (length, leading
+ * NULs, CRLF), the envelopes (RFC 3164 with year inference and the configured
  * time zone, RFC 3339 / ISO 8601, RFC 5424, journalctl short-iso, Exim's own
  * stamps), dispatch by program tag to postfix.c, exim.c, sendmail.c and the
  * custom rules, and the helpers they share.
@@ -16,8 +16,7 @@
 #include "parsers/internal.h"
 
 static const char *const reason_names[PARSE_R__COUNT] = {
-    "none",	   "too_long",	      "nul_byte",	 "bad_utf8",  "bad_envelope",
-    "bad_address", "unknown_program", "unknown_message", "truncated",
+    "none", "too_long", "bad_envelope", "bad_address", "unknown_program", "unknown_message", "truncated",
 };
 
 const char *parser_reason_name(int reason)
@@ -299,9 +298,24 @@ static int infer_year(struct parser_source *s, int mo, int d)
 	return s->year;
 }
 
-/* Parse "host prog[pid]: " at q; fills e->host, e->program, e->pid, e->msg. */
+/* Parse "host prog[pid]: " at q; fills e->host, e->program, e->pid, e->msg.
+ * A "<facility.priority> " tag before the host (FreeBSD's syslogd -v writes
+ * "<mail.info>", -vv "<2.6>") is skipped. */
 static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 {
+	if (q < end && *q == '<') {
+		const char *r = q + 1;
+		bool dot = false;
+		while (r < end && r - q < 24 &&
+		       ((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '.')) {
+			dot |= *r == '.';
+			r++;
+		}
+		const char *after = dot ? SKIP(r, end, "> ") : NULL;
+		if (!after)
+			return -1;
+		q = after;
+	}
 	const char *h = q;
 	while (q < end && *q != ' ')
 		q++;
@@ -313,8 +327,11 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
 		e->host = mkspan(h, q);
 		q++;
 	}
+	/* the bytes that end a program tag, looked up in one step (this scan
+	 * runs on every line) */
+	static const bool tag_end[256] = {[' '] = true, ['['] = true, [':'] = true};
 	const char *t = q;
-	while (q < end && *q != '[' && *q != ':' && *q != ' ')
+	while (q < end && !tag_end[(unsigned char)*q])
 		q++;
 	if (q == t || q >= end)
 		return -1;
@@ -349,7 +366,7 @@ static int parse_host_tag(const char *q, const char *end, struct envelope *e)
  * the time is local in the configured zone).
  */
 static int parse_iso(struct parser *p, struct parser_source *s, const char *q, const char *end, int64_t *us,
-		     char *sep)
+		     char *sep, bool space_zone)
 {
 	if (end - q < 19 || q[4] != '-' || q[7] != '-' || q[13] != ':' || q[16] != ':')
 		return -1;
@@ -382,6 +399,10 @@ static int parse_iso(struct parser *p, struct parser_source *s, const char *q, c
 		if (r == fs)
 			return -1;
 	}
+	/* Exim with log_timezone writes the zone after a space: " +0100" */
+	if (space_zone && end - r >= 7 && r[0] == ' ' && (r[1] == '+' || r[1] == '-') && dig2(r + 2) >= 0 &&
+	    dig2(r + 4) >= 0 && r[6] == ' ')
+		r++;
 	if (r < end && *r == 'Z') {
 		r++;
 		*us = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se) *
@@ -435,7 +456,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 			/* RFC 5424: 1 TIMESTAMP HOST APP PROCID MSGID SD MSG */
 			q += 2;
 			char sep;
-			int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
+			int n = parse_iso(p, s, q, end, &e->ts_us, &sep, false);
 			if (n < 0 || q + n >= end || q[n] != ' ')
 				return -1;
 			q += n + 1;
@@ -491,7 +512,7 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 	}
 	if (q < end && *q >= '0' && *q <= '9') {
 		char sep;
-		int n = parse_iso(p, s, q, end, &e->ts_us, &sep);
+		int n = parse_iso(p, s, q, end, &e->ts_us, &sep, q + 10 < end && q[10] == ' ');
 		if (n < 0 || q + n >= end || q[n] != ' ')
 			return -1;
 		q += n + 1;
@@ -551,85 +572,6 @@ static int parse_envelope(struct parser *p, struct parser_source *s, const char 
 		d = 28;
 	e->ts_us = local_to_utc_us(p, s, y, mo, d, h, mi, se, 0);
 	return parse_host_tag(q, end, e);
-}
-
-/* ------------------------------------------------------------- hygiene */
-
-/* Length of the valid UTF-8 sequence at s (< n bytes available), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xe0 && s[1] < 0xa0)
-			return 0;
-		if (c == 0xed && s[1] > 0x9f)
-			return 0; /* surrogates */
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xf0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xf4 && s[1] > 0x8f)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-size_t utf8_valid_prefix(const char *s, size_t n);
-size_t utf8_valid_prefix(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		size_t k = utf8_seq(u + i, n - i);
-		if (k == 0)
-			return i;
-		i += k;
-	}
-	return n;
-}
-
-#define ONES	   0x0101010101010101ULL
-#define HIGHS	   0x8080808080808080ULL
-#define HASZERO(x) (((x)-ONES) & ~(x)&HIGHS)
-
-/*
- * PARSE_R_NONE when the line is ASCII/UTF-8 without NUL. A CR inside a line
- * is not a line end (a reader that split there would let a message forge
- * a second line); it stays a byte of the message and is escaped at the sinks.
- */
-static int line_hygiene(const char *line, size_t len)
-{
-	size_t i = 0;
-	bool high = false;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, line + i, 8);
-		if (w & HIGHS) {
-			high = true;
-		}
-		if (HASZERO(w))
-			break;
-	}
-	for (; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-		if (c == 0)
-			return PARSE_R_NUL_BYTE;
-		if (c & 0x80)
-			high = true;
-	}
-	if (high && utf8_valid_prefix(line, len) != len)
-		return PARSE_R_BAD_UTF8;
-	return PARSE_R_NONE;
 }
 
 /* -------------------------------------------------------------- parser */
@@ -719,6 +661,15 @@ static bool span_eq(struct span s, const char *lit)
 	return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
+/* The names Sendmail logs under: its own, the Debian binary, the
+ * submission queue runner and the process titles some syslog setups take
+ * for the tag. */
+static bool is_sendmail(struct span pg)
+{
+	return span_eq(pg, "sm-mta") || span_eq(pg, "sendmail") || span_eq(pg, "sm-msp-queue") ||
+	       span_eq(pg, "sm-acceptingconnections") || span_eq(pg, "sm-mta-rx");
+}
+
 int parser_parse(struct parser *p, struct parser_source *s, const char *line, size_t len, struct event *ev,
 		 int *reason)
 {
@@ -739,11 +690,10 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	}
 	if (len && line[len - 1] == '\r')
 		len--; /* CRLF line ends */
-	int r = line_hygiene(line, len);
-	if (r != PARSE_R_NONE) {
-		*reason = r;
-		return -1;
-	}
+	/* Bytes that are not valid UTF-8, NUL and other control bytes are
+	 * bytes of the line like any other: the scanners work on spans and
+	 * every sink shows them safely (base/utf8.c), so a spammer who puts
+	 * one in its HELO is counted as if it had not. */
 	const char *end = line + len;
 	struct envelope e;
 	if (parse_envelope(p, s, line, end, &e) < 0) {
@@ -766,11 +716,9 @@ int parser_parse(struct parser *p, struct parser_source *s, const char *line, si
 	} else if (slash && (s->hint == MTA_POSTFIX || (pg.n >= 7 && memcmp(pg.p, "postfix", 7) == 0))) {
 		ev->mta = MTA_POSTFIX;
 		rc = postfix_parse(p, &e, ev, reason);
-	} else if (span_eq(pg, "sm-mta") || span_eq(pg, "sendmail")) {
+	} else if (is_sendmail(pg)) {
 		ev->mta = MTA_SENDMAIL;
 		rc = sendmail_parse(p, &e, ev, reason);
-	} else if (span_eq(pg, "sm-msp-queue")) {
-		rc = 0; /* the submission queue runner: outbound only */
 	} else {
 		rc = -1;
 		*reason = PARSE_R_UNKNOWN_PROGRAM;

@@ -36,14 +36,15 @@
  * Why a line was not parsed (the reason out-parameter of parser_parse).
  * There is no CR reason: a CR inside a line is not a line end (a reader
  * that split there would let a message forge a second line) and stays a
- * byte of the line; a trailing CR (CRLF files) is dropped. Consumers use
- * the names (parser_reason_name), not the numbers.
+ * byte of the line; a trailing CR (CRLF files) is dropped. Nor is there a
+ * reason for NUL, other control bytes or bytes that are not valid UTF-8:
+ * they are bytes of the line, which gives the event the clean line would
+ * give (every sink shows them safely, base/utf8.c). Consumers use the
+ * names (parser_reason_name), not the numbers.
  */
 enum parse_reason {
 	PARSE_R_NONE,		 /* parsed (or understood and irrelevant) */
 	PARSE_R_TOO_LONG,	 /* longer than PARSER_LINE_MAX */
-	PARSE_R_NUL_BYTE,	 /* holds a NUL byte */
-	PARSE_R_BAD_UTF8,	 /* holds bytes that are not valid UTF-8 */
 	PARSE_R_BAD_ENVELOPE,	 /* no timestamp/host/program envelope recognised */
 	PARSE_R_BAD_ADDRESS,	 /* the client field holds no valid IP (999.1.1.1) */
 	PARSE_R_UNKNOWN_PROGRAM, /* a program that is not a known MTA process */
@@ -92,15 +93,15 @@ void parser_source_free(struct parser_source *s); /* NULL is a no-op */
 int parser_parse(struct parser *p, struct parser_source *s, const char *line, size_t len, struct event *ev,
 		 int *reason);
 
-/* "too_long", "nul_byte", "bad_envelope", "bad_address", "unknown_program", ... */
+/* "too_long", "bad_envelope", "bad_address", "unknown_program", ... */
 const char *parser_reason_name(int reason);
 int parser_reason_count(void); /* PARSE_R__COUNT */
 
 /*
  * JSON rendering of one event in the `mxwarden parse` schema (docs/events.md):
  * one object on one line, no newline, appended to out. Always valid JSON:
- * bytes that are not valid UTF-8 become U+FFFD, control bytes (NUL too) are
- * \u-escaped.
+ * bytes that are not valid UTF-8 become U+FFFD (base/utf8.c), control bytes
+ * (NUL too) are \u-escaped.
  */
 void event_to_json(const struct event *ev, struct buf *out);
 

@@ -36,38 +36,44 @@ static int pf_client(struct parser *p, const char **pp, const char *end, struct 
 	return 0;
 }
 
-/* A command word (letters and '-'), an optional " (N bytes)" (after DATA
- * and BDAT), then " from ". */
+/* A command word (letters and '-'), an optional " (N bytes)" or, before
+ * Postfix 2.x ended, " (approximately N bytes)" (after DATA and BDAT),
+ * then " from ". */
 static int pf_cmd_from(const char **pp, const char *end, enum ev_stage *st)
 {
 	const char *q = *pp, *w = q;
 	while (q < end && ((*q >= 'A' && *q <= 'Z') || *q == '-'))
 		q++;
-	const char *we = q;
-	if (HAS(q, end, " (")) {
-		const char *r = q + 2;
-		while (r < end && *r >= '0' && *r <= '9')
-			r++;
-		if (r > q + 2 && HAS(r, end, " bytes)"))
-			q = r + 7;
+	const char *we = q, *r = SKIP(q, end, " (");
+	if (r) {
+		const char *a = SKIP(r, end, "approximately ");
+		const char *d = a ? a : r;
+		while (d < end && *d >= '0' && *d <= '9')
+			d++;
+		const char *b = d > (a ? a : r) ? SKIP(d, end, " bytes)") : NULL;
+		if (b)
+			q = b;
 	}
-	if (we == w || !HAS(q, end, " from "))
+	const char *f = SKIP(q, end, " from ");
+	if (we == w || !f)
 		return -1;
 	*st = stage_of_command(w, (size_t)(we - w));
-	*pp = q + 6;
+	*pp = f;
 	return 0;
 }
 
-/* A Postfix queue id followed by ": ". Returns the id length or 0. */
-static size_t pf_qid(const char *q, const char *end)
+/* A Postfix queue id followed by ": ": its span in *qid and the position
+ * after the ": ", or NULL. */
+static const char *pf_qid(const char *q, const char *end, struct span *qid)
 {
 	const char *r = q;
 	while (r < end && r - q < 20 &&
 	       ((*r >= '0' && *r <= '9') || (*r >= 'A' && *r <= 'Z') || (*r >= 'a' && *r <= 'z')))
 		r++;
-	if (r - q < 5 || !HAS(r, end, ": "))
-		return 0;
-	return (size_t)(r - q);
+	const char *after = r - q >= 5 ? SKIP(r, end, ": ") : NULL;
+	if (after)
+		*qid = mkspan(q, r);
+	return after;
 }
 
 /*
@@ -82,7 +88,7 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	/* the suffix starts at "; from=<", or "; to=<" / "; proto=" when the
 	 * command had no sender (CONNECT, HELO, VRFY, ETRN) */
 	const char *sfx = FIND(q, end, "; from=<");
-	bool has_from = sfx != NULL;
+	const char *fs = sfx ? SKIP(sfx, end, "; from=<") : NULL;
 	if (!sfx)
 		sfx = FIND(q, end, "; to=<");
 	if (!sfx)
@@ -96,7 +102,7 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 		/* helo=<...> ends the line. Postfix turns ' <>()\";@' in a HELO
 		 * into '?', but take the whole field up to the line's final '>'
 		 * anyway, so a HELO written by anything else is not cut short. */
-		const char *hs = helo + 7;
+		const char *hs = SKIP(helo, end, " helo=<");
 		const char *he = end > hs && end[-1] == '>' ? end - 1 : memchr(hs, '>', (size_t)(end - hs));
 		ev->helo = mkspan(hs, he ? he : end);
 	}
@@ -105,10 +111,9 @@ static void pf_reject_tail(const char *q, const char *end, struct event *ev)
 	const char *proto = RFIND(sfx, fend, " proto=");
 	if (proto)
 		fend = proto > sfx && proto[-1] == ',' ? proto - 1 : proto;
-	const char *fs = has_from ? sfx + 8 : NULL;
-	const char *to = RFIND(has_from ? fs : sfx, fend, " to=<");
+	const char *to = RFIND(fs ? fs : sfx, fend, " to=<");
 	if (to) {
-		const char *ts = to + 5;
+		const char *ts = SKIP(to, fend, " to=<");
 		const char *te = fend > ts && fend[-1] == '>' ? fend - 1 : fend;
 		ev->to = mkspan(ts, te);
 		if (to > sfx && to[-1] == ',')
@@ -181,27 +186,86 @@ static void pf_stats(const char *q, const char *end, struct cmd_stats *st)
 	}
 }
 
+/* The address Postfix prints in a DNS warning ("2001:db8::1: Name or
+ * service not known" ends at ": "): into ev; returns its end or NULL. */
+static const char *pf_bare_ip(struct parser *p, const char *q, const char *end, struct event *ev)
+{
+	const char *r = q;
+	while (r < end && ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f') || (*r >= 'A' && *r <= 'F') ||
+			   *r == ':' || *r == '.'))
+		r++;
+	if (r > q && r[-1] == ':' && (r == end || *r == ' '))
+		r--; /* the ':' of ": reason" */
+	if (r < end && *r != ':' && *r != ' ')
+		return NULL;
+	if (ev_set_ip(p, ev, q, (size_t)(r - q)) < 0)
+		return NULL;
+	return r;
+}
+
+/*
+ * smtpd's reverse-DNS warnings, a signal (no_rdns note), not a refusal:
+ * "hostname NAME does not resolve to address IP[: reason]",
+ * "IP: address not listed for hostname NAME",
+ * "IP: hostname NAME verification failed: reason".
+ * The name comes from the DNS and holds no blank (Postfix checks it).
+ */
+static int pf_rdns_warning(struct parser *p, const char *q, const char *end, struct event *ev)
+{
+	const char *h = SKIP(q, end, "hostname "), *r;
+	if (h) {
+		const char *ne = memchr(h, ' ', (size_t)(end - h));
+		if (!ne || !(r = SKIP(ne, end, " does not resolve to address ")) ||
+		    !pf_bare_ip(p, r, end, ev))
+			return 0;
+		ev->rdns = mkspan(h, ne);
+	} else {
+		const char *a = pf_bare_ip(p, q, end, ev);
+		if (!a || !(r = SKIP(a, end, ": ")))
+			return 0;
+		const char *n = SKIP(r, end, "address not listed for hostname ");
+		if (!n) {
+			n = SKIP(r, end, "hostname ");
+			const char *ne = n ? memchr(n, ' ', (size_t)(end - n)) : NULL;
+			if (!ne || !SKIP(ne, end, " verification failed")) {
+				ev->has_ip = false;
+				return 0;
+			}
+			ev->rdns = mkspan(n, ne);
+		} else {
+			const char *ne = memchr(n, ' ', (size_t)(end - n));
+			ev->rdns = mkspan(n, ne ? ne : end);
+		}
+		q = r;
+	}
+	ev->kind = EV_NOTE;
+	ev->stage = ST_CONNECT;
+	ev->cat = CAT_NO_RDNS;
+	ev->text = mkspan(q, end);
+	return 1;
+}
+
 static int pf_smtpd_warning(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
-	if (HAS(q, end, "non-SMTP command from ")) {
-		q += 22;
-		if (pf_client(p, &q, end, ev, reason) < 0)
+	const char *r;
+	if ((r = SKIP(q, end, "non-SMTP command from ")) != NULL) {
+		if (pf_client(p, &r, end, ev, reason) < 0)
 			return -1;
 		ev->kind = EV_PROTOCOL;
 		ev->stage = ST_OTHER;
 		ev->cat = CAT_NON_SMTP;
-		if (HAS(q, end, ": "))
-			ev->text = mkspan(q + 2, end);
+		const char *t = SKIP(r, end, ": ");
+		if (t)
+			ev->text = mkspan(t, end);
 		return 1;
 	}
-	if (HAS(q, end, "Illegal address syntax from ")) {
-		q += 28;
-		if (pf_client(p, &q, end, ev, reason) < 0)
+	if ((r = SKIP(q, end, "Illegal address syntax from ")) != NULL) {
+		if (pf_client(p, &r, end, ev, reason) < 0)
 			return -1;
 		ev->kind = EV_PROTOCOL;
 		ev->stage = ST_OTHER;
 		ev->cat = CAT_OTHER;
-		ev->text = mkspan(q, end);
+		ev->text = mkspan(r, end);
 		return 1;
 	}
 	/* "<What> limit exceeded: N from name[ip] for service S": the prefix
@@ -209,45 +273,47 @@ static int pf_smtpd_warning(struct parser *p, const char *q, const char *end, st
 	const char *le = end - q > 64 ? q + 64 : end;
 	const char *lim = FIND(q, le, " limit exceeded: ");
 	if (lim) {
-		const char *r = lim + 17;
+		r = SKIP(lim, end, " limit exceeded: ");
 		while (r < end && *r >= '0' && *r <= '9')
 			r++;
-		if (!HAS(r, end, " from "))
+		if (!(r = SKIP(r, end, " from ")))
 			return 0;
-		r += 6;
 		if (pf_client(p, &r, end, ev, reason) < 0)
 			return -1;
 		ev->kind = EV_REJECT;
 		ev->stage = ST_CONNECT;
 		ev->cat = CAT_RATE_LIMITED;
 		ev->code = 421; /* smtpd answers these with 421 and does not log it */
-		ev->text = mkspan(q, lim + 16);
+		ev->text = mkspan(q, SKIP(lim, end, " limit exceeded"));
 		return 1;
 	}
 	/* "name[ip]: SASL LOGIN authentication failed: reason[, sasl_username=u]" */
-	const char *r = q;
+	r = q;
 	int rr;
 	struct event save = *ev;
-	if (pf_client(p, &r, end, ev, &rr) == 0 && HAS(r, end, ": SASL ")) {
-		r += 7;
+	if (pf_client(p, &r, end, ev, &rr) == 0 && (r = SKIP(r, end, ": SASL ")) != NULL) {
 		const char *af = FIND(r, end - r > 40 ? r + 40 : end, " authentication failed");
-		if (!af) {
+		const char *t = af ? SKIP(af, end, " authentication failed") : NULL;
+		if (!t) {
 			*ev = save;
 			return 0;
 		}
+		const char *c = SKIP(t, end, ": ");
+		if (c)
+			t = c;
 		ev->kind = EV_AUTH_FAILURE;
 		ev->stage = ST_AUTH;
 		ev->cat = CAT_AUTH;
 		ev->code = 535;
-		const char *t = af + 22;
-		if (HAS(t, end, ": "))
-			t += 2;
 		const char *u = RFIND(t, end, ", sasl_username=");
 		ev->text = mkspan(t, u ? u : end);
 		if (u)
-			ev->user = mkspan(u + 16, end);
+			ev->user = mkspan(SKIP(u, end, ", sasl_username="), end);
 		return 1;
 	}
+	*ev = save;
+	if (pf_rdns_warning(p, q, end, ev))
+		return 1;
 	*ev = save;
 	return 0; /* other warnings (DNS, TLS, config) are not about one client */
 }
@@ -256,22 +322,29 @@ static int pf_smtpd_warning(struct parser *p, const char *q, const char *end, st
  * stage by the command. */
 static const struct pf_after {
 	const char *lit;
-	uint8_t n;
+	size_t n;
 	enum ev_kind kind;
 	enum ev_category cat;
 	int16_t code;	  /* -1 = none */
 	const char *text; /* fixed text; NULL = what follows ": " */
 } pf_afters[] = {
-    {"lost connection after ", 22, EV_LOST, CAT_NONE, -1, "lost connection"},
-    {"timeout after ", 14, EV_LOST, CAT_NONE, -1, "timeout"},
-    {"too many errors after ", 22, EV_PROTOCOL, CAT_TOO_MANY_ERRORS, 421, "too many errors"},
-    {"improper command pipelining after ", 34, EV_PROTOCOL, CAT_PIPELINING, -1, NULL},
+    {LIT("lost connection after "), EV_LOST, CAT_NONE, -1, "lost connection"},
+    {LIT("timeout after "), EV_LOST, CAT_NONE, -1, "timeout"},
+    {LIT("too many errors after "), EV_PROTOCOL, CAT_TOO_MANY_ERRORS, 421, "too many errors"},
+    {LIT("improper command pipelining after "), EV_PROTOCOL, CAT_PIPELINING, -1, NULL},
 };
 
-static int pf_after(struct parser *p, const struct pf_after *a, const char *q, const char *end,
-		    struct event *ev, int *reason)
+/* One of pf_afters at q: 1 (event), -1 (*reason), 0 (none of them). */
+static int pf_after(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
-	if (pf_cmd_from(&q, end, &ev->stage) < 0 || pf_client(p, &q, end, ev, reason) < 0) {
+	const struct pf_after *a = NULL;
+	const char *r = NULL;
+	for (size_t i = 0; i < MXW_ARRAY_LEN(pf_afters) && !r; i++)
+		if ((r = skip_lit(q, end, pf_afters[i].lit, pf_afters[i].n)) != NULL)
+			a = &pf_afters[i];
+	if (!r)
+		return 0;
+	if (pf_cmd_from(&r, end, &ev->stage) < 0 || pf_client(p, &r, end, ev, reason) < 0) {
 		if (!*reason)
 			*reason = PARSE_R_UNKNOWN_MESSAGE;
 		return -1;
@@ -279,20 +352,22 @@ static int pf_after(struct parser *p, const struct pf_after *a, const char *q, c
 	ev->kind = a->kind;
 	ev->cat = a->cat;
 	ev->code = a->code;
+	const char *t = SKIP(r, end, ": ");
 	if (a->text)
 		ev->text = (struct span){a->text, (uint32_t)strlen(a->text)};
-	else if (HAS(q, end, ": "))
-		ev->text = mkspan(q + 2, end);
+	else if (t)
+		ev->text = mkspan(t, end);
 	return 1;
 }
 
 static int pf_smtpd(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
+	const char *r;
+	int rc;
 	switch (*q) {
 	case 'c':
-		if (HAS(q, end, "connect from ")) {
-			q += 13;
-			if (pf_client(p, &q, end, ev, reason) < 0)
+		if ((r = SKIP(q, end, "connect from ")) != NULL) {
+			if (pf_client(p, &r, end, ev, reason) < 0)
 				return -1;
 			ev->kind = EV_CONNECT;
 			ev->stage = ST_CONNECT;
@@ -300,84 +375,80 @@ static int pf_smtpd(struct parser *p, const char *q, const char *end, struct eve
 		}
 		break;
 	case 'd':
-		if (HAS(q, end, "disconnect from ")) {
-			q += 16;
-			if (pf_client(p, &q, end, ev, reason) < 0)
+		if ((r = SKIP(q, end, "disconnect from ")) != NULL) {
+			if (pf_client(p, &r, end, ev, reason) < 0)
 				return -1;
 			ev->kind = EV_DISCONNECT;
 			ev->stage = ST_OTHER;
-			pf_stats(q, end, &ev->stats);
+			pf_stats(r, end, &ev->stats);
 			return 1;
 		}
 		break;
 	case 'l':
 	case 't':
 	case 'i':
-		for (size_t i = 0; i < MXW_ARRAY_LEN(pf_afters); i++)
-			if (has_prefix(q, end, pf_afters[i].lit, pf_afters[i].n))
-				return pf_after(p, &pf_afters[i], q + pf_afters[i].n, end, ev, reason);
+		if ((rc = pf_after(p, q, end, ev, reason)) != 0)
+			return rc;
 		break;
 	case 'w':
-		if (HAS(q, end, "warning: "))
-			return pf_smtpd_warning(p, q + 9, end, ev, reason);
+		if ((r = SKIP(q, end, "warning: ")) != NULL)
+			return pf_smtpd_warning(p, r, end, ev, reason);
 		break;
 	default: break;
 	}
 	/* "NOQUEUE: action: ..." or "QID: action: ..." / "QID: client=..." */
-	size_t ql;
-	if (HAS(q, end, "NOQUEUE: ")) {
-		ql = 7;
-	} else if ((ql = pf_qid(q, end)) != 0) {
-		ev->queue_id = mkspan(q, q + ql);
-		const char *r = q + ql + 2;
-		if (HAS(r, end, "client=")) {
-			r += 7;
-			if (pf_client(p, &r, end, ev, reason) < 0)
+	if (!(r = SKIP(q, end, "NOQUEUE: "))) {
+		if (!(r = pf_qid(q, end, &ev->queue_id))) {
+			/* TLS notes ("Anonymous TLS connection established from",
+			 * "SSL_accept error from"), proxy and config messages: not
+			 * evidence about a client */
+			return 0;
+		}
+		const char *c = SKIP(r, end, "client=");
+		if (c) {
+			if (pf_client(p, &c, end, ev, reason) < 0)
 				return -1;
 			ev->kind = EV_ACCEPT;
 			ev->stage = ST_MAIL;
-			const char *u = FIND(r, end, ", sasl_username=");
+			const char *u = FIND_AFTER(c, end, ", sasl_username=");
 			if (u) {
-				const char *ue = FIND(u + 16, end, ", ");
-				ev->user = mkspan(u + 16, ue ? ue : end);
+				const char *ue = FIND(u, end, ", ");
+				ev->user = mkspan(u, ue ? ue : end);
 				ev->auth_ok = true;
 			}
 			qmap_put(p, ev->queue_id, &ev->ip, ev->port);
 			return 1;
 		}
-	} else {
-		/* TLS notes ("Anonymous TLS connection established from",
-		 * "SSL_accept error from"), proxy and config messages: not
-		 * evidence about a client */
-		return 0;
 	}
-	const char *r = q + ql + 2;
-	bool milter = false;
-	if (HAS(r, end, "reject: ")) {
-		r += 8;
-	} else if (HAS(r, end, "milter-reject: ")) {
-		r += 15;
-		milter = true;
-	} else if (HAS(r, end, "defer: ")) {
-		r += 7;
-	} else {
-		return 0; /* warn, discard, hold, filter, redirect, message-id... */
+	/* "lost connection after ..." and the like after a queue id (older
+	 * Postfix) */
+	if ((rc = pf_after(p, r, end, ev, reason)) != 0)
+		return rc;
+	/* reject_warning: what a rule in warn_if_reject would have refused
+	 * (the site tests it): a note with the stage, code, DSN and category
+	 * the rejection would have had */
+	const char *a;
+	enum ev_kind kind = EV_REJECT;
+	if (!(a = SKIP(r, end, "reject: ")) && !(a = SKIP(r, end, "milter-reject: ")) &&
+	    !(a = SKIP(r, end, "defer: "))) {
+		if (!(a = SKIP(r, end, "reject_warning: ")))
+			return 0; /* warn, discard, hold, filter, redirect, message-id... */
+		kind = EV_NOTE;
 	}
-	if (pf_cmd_from(&r, end, &ev->stage) < 0) {
+	if (pf_cmd_from(&a, end, &ev->stage) < 0) {
 		*reason = PARSE_R_UNKNOWN_MESSAGE;
 		return -1;
 	}
-	if (pf_client(p, &r, end, ev, reason) < 0)
+	if (pf_client(p, &a, end, ev, reason) < 0)
 		return -1;
-	if (!HAS(r, end, ": ")) {
+	const char *t = SKIP(a, end, ": ");
+	if (!t) {
 		*reason = PARSE_R_TRUNCATED;
 		return -1;
 	}
-	ev->kind = EV_REJECT;
-	pf_reject_tail(r + 2, end, ev);
-	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn);
-	if (milter && ev->cat == CAT_OTHER)
-		ev->cat = CAT_OTHER;
+	ev->kind = kind;
+	pf_reject_tail(t, end, ev);
+	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn, ev->stage);
 	return 1;
 }
 
@@ -388,28 +459,31 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
 		size_t n;
 		enum ev_kind kind;
 		enum ev_category cat;
-		bool has_from; /* "from [ip]:port" follows somewhere in Postfix's own prefix */
+		bool has_from;	 /* "from [ip]:port" follows somewhere in Postfix's own prefix */
+		bool rank;	 /* "N for [ip]:port" */
+		bool after_text; /* the text is what follows the client */
 	} t[] = {
-	    {"CONNECT from ", 13, EV_CONNECT, CAT_NONE, false},
-	    {"PREGREET ", 9, EV_PROTOCOL, CAT_PREGREET, true},
-	    {"HANGUP ", 7, EV_LOST, CAT_NONE, true},
-	    {"COMMAND PIPELINING from ", 24, EV_PROTOCOL, CAT_PIPELINING, false},
-	    {"NON-SMTP COMMAND from ", 22, EV_PROTOCOL, CAT_NON_SMTP, false},
-	    {"BARE NEWLINE from ", 18, EV_PROTOCOL, CAT_OTHER, false},
-	    {"COMMAND TIME LIMIT from ", 24, EV_PROTOCOL, CAT_OTHER, false},
-	    {"COMMAND COUNT LIMIT from ", 25, EV_PROTOCOL, CAT_OTHER, false},
-	    {"COMMAND LENGTH LIMIT from ", 26, EV_PROTOCOL, CAT_OTHER, false},
-	    {"DNSBL rank ", 11, EV_PROTOCOL, CAT_DNSBL, false},
-	    {"DENYLISTED ", 11, EV_REJECT, CAT_CLIENT_POLICY, false},
-	    {"BLACKLISTED ", 12, EV_REJECT, CAT_CLIENT_POLICY, false},
-	    {"PASS NEW ", 9, EV_CONNECT, CAT_NONE, false},
-	    {"PASS OLD ", 9, EV_CONNECT, CAT_NONE, false},
-	    {"DISCONNECT ", 11, EV_DISCONNECT, CAT_NONE, false},
+	    {LIT("CONNECT from "), EV_CONNECT, CAT_NONE, false, false, false},
+	    {LIT("PREGREET "), EV_PROTOCOL, CAT_PREGREET, true, false, true},
+	    {LIT("HANGUP "), EV_LOST, CAT_NONE, true, false, true},
+	    {LIT("COMMAND PIPELINING from "), EV_PROTOCOL, CAT_PIPELINING, false, false, true},
+	    {LIT("NON-SMTP COMMAND from "), EV_PROTOCOL, CAT_NON_SMTP, false, false, true},
+	    {LIT("BARE NEWLINE from "), EV_PROTOCOL, CAT_OTHER, false, false, false},
+	    {LIT("COMMAND TIME LIMIT from "), EV_PROTOCOL, CAT_OTHER, false, false, true},
+	    {LIT("COMMAND COUNT LIMIT from "), EV_PROTOCOL, CAT_OTHER, false, false, true},
+	    {LIT("COMMAND LENGTH LIMIT from "), EV_PROTOCOL, CAT_OTHER, false, false, true},
+	    /* a DNSBL score: postscreen logs a refusal, if any, on its own line */
+	    {LIT("DNSBL rank "), EV_NOTE, CAT_DNSBL, false, true, false},
+	    {LIT("DENYLISTED "), EV_REJECT, CAT_CLIENT_POLICY, false, false, false},
+	    {LIT("BLACKLISTED "), EV_REJECT, CAT_CLIENT_POLICY, false, false, false},
+	    {LIT("PASS NEW "), EV_CONNECT, CAT_NONE, false, false, false},
+	    {LIT("PASS OLD "), EV_CONNECT, CAT_NONE, false, false, false},
+	    {LIT("DISCONNECT "), EV_DISCONNECT, CAT_NONE, false, false, false},
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(t); i++) {
-		if (!has_prefix(q, end, t[i].lit, t[i].n))
+		const char *r = skip_lit(q, end, t[i].lit, t[i].n);
+		if (!r)
 			continue;
-		const char *r = q + t[i].n;
 		if (t[i].has_from) {
 			/* "PREGREET 26 after 0.02 from [ip]:port: ..." - numbers and
 			 * "after" only before the client */
@@ -425,15 +499,14 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
 					*reason = PARSE_R_UNKNOWN_MESSAGE;
 					return -1;
 				}
-			r = f + 6;
-		} else if (t[i].cat == CAT_DNSBL) {
+			r = SKIP(f, end, " from ");
+		} else if (t[i].rank) {
 			while (r < end && *r >= '0' && *r <= '9')
 				r++;
-			if (!HAS(r, end, " for ")) {
+			if (!(r = SKIP(r, end, " for "))) {
 				*reason = PARSE_R_UNKNOWN_MESSAGE;
 				return -1;
 			}
-			r += 5;
 		}
 		if (r >= end || *r != '[') {
 			*reason = PARSE_R_UNKNOWN_MESSAGE;
@@ -445,35 +518,37 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
 		ev->cat = t[i].cat;
 		ev->stage = ST_CONNECT;
 		if (t[i].kind == EV_CONNECT && t[i].lit[0] == 'P')
-			ev->stage = ST_OTHER;
+			ev->stage = ST_OTHER; /* PASS NEW/OLD: the same connection */
 		ev->text = mkspan(q, q + t[i].n - (t[i].lit[t[i].n - 1] == ' ' ? 1 : 0));
-		if (t[i].has_from || t[i].n > 20) {
-			if (HAS(r, end, ": "))
-				ev->text = mkspan(r + 2, end);
-			else if (HAS(r, end, " after "))
-				ev->text = mkspan(r + 1, end);
+		if (t[i].after_text) {
+			const char *c = SKIP(r, end, ": "), *a = SKIP(r, end, " ");
+			if (c)
+				ev->text = mkspan(c, end);
+			else if (a && SKIP(a, end, "after "))
+				ev->text = mkspan(a, end);
 		}
 		return 1;
 	}
-	if (HAS(q, end, "NOQUEUE: reject: ")) {
-		const char *r = q + 17;
+	const char *r = SKIP(q, end, "NOQUEUE: reject: ");
+	if (r) {
 		if (pf_cmd_from(&r, end, &ev->stage) < 0 || pf_client(p, &r, end, ev, reason) < 0) {
 			if (!*reason)
 				*reason = PARSE_R_UNKNOWN_MESSAGE;
 			return -1;
 		}
-		if (!HAS(r, end, ": ")) {
+		const char *t2 = SKIP(r, end, ": ");
+		if (!t2) {
 			*reason = PARSE_R_TRUNCATED;
 			return -1;
 		}
 		ev->kind = EV_REJECT;
-		pf_reject_tail(r + 2, end, ev);
+		pf_reject_tail(t2, end, ev);
 		const char *te = ev->text.p + ev->text.n;
 		if (FIND(ev->text.p, te, "too many connections") ||
 		    FIND(ev->text.p, te, "all server ports busy"))
 			ev->cat = CAT_RATE_LIMITED;
 		else
-			ev->cat = category_of_postfix(ev->text.p, te, ev->dsn);
+			ev->cat = category_of_postfix(ev->text.p, te, ev->dsn, ev->stage);
 		return 1;
 	}
 	return 0; /* cache cleanup, WHITELISTED/ALLOWLISTED, warnings */
@@ -483,19 +558,15 @@ static int pf_postscreen(struct parser *p, const char *q, const char *end, struc
  * client comes from the queue-id map, never from this text. */
 static int pf_cleanup(struct parser *p, const char *q, const char *end, struct event *ev, int *reason)
 {
-	size_t ql = pf_qid(q, end);
-	if (!ql)
+	struct span qid;
+	const char *r = pf_qid(q, end, &qid), *a;
+	if (!r)
 		return 0;
-	struct span qid = mkspan(q, q + ql);
-	const char *r = q + ql + 2;
 	bool milter = false;
-	if (HAS(r, end, "reject: ")) {
-		r += 8;
-	} else if (HAS(r, end, "milter-reject: ")) {
-		r += 15;
+	if ((a = SKIP(r, end, "reject: ")) == NULL) {
+		if ((a = SKIP(r, end, "milter-reject: ")) == NULL)
+			return 0;
 		milter = true;
-	} else {
-		return 0;
 	}
 	const struct qmap_entry *qe = qmap_get(p, qid);
 	if (!qe)
@@ -509,32 +580,32 @@ static int pf_cleanup(struct parser *p, const char *q, const char *end, struct e
 	ev->stage = ST_END_OF_DATA;
 	if (milter) {
 		/* "END-OF-MESSAGE from X: 5.7.1 text; from=<> to=<> proto helo" */
-		const char *c = FIND(r, end, ": ");
+		const char *c = FIND_AFTER(a, end, ": ");
 		if (c) {
-			const char *w = r;
+			const char *w = a;
 			while (w < end && ((*w >= 'A' && *w <= 'Z') || *w == '-'))
 				w++;
-			ev->stage = stage_of_command(r, (size_t)(w - r));
-			pf_reject_tail(c + 2, end, ev);
+			ev->stage = stage_of_command(a, (size_t)(w - a));
+			pf_reject_tail(c, end, ev);
 		} else {
-			ev->text = mkspan(r, end);
+			ev->text = mkspan(a, end);
 		}
 	} else {
 		/* the text after the last "helo=<...>: " is the configured reply */
-		const char *h = RFIND(r, end, " helo=<");
+		const char *h = RFIND(a, end, " helo=<");
 		const char *t = h ? memchr(h, '>', (size_t)(end - h)) : NULL;
-		if (t && HAS(t, end, ">: ")) {
-			t += 3;
+		t = t ? SKIP(t, end, ">: ") : NULL;
+		if (t) {
 			parse_code(&t, end, ev);
 			parse_dsn(&t, end, ev);
 			ev->text = mkspan(t, end);
 		} else {
-			ev->text = mkspan(r, end);
+			ev->text = mkspan(a, end);
 		}
-		if (HAS(r, end, "header ") || HAS(r, end, "body "))
+		if (SKIP(a, end, "header ") || SKIP(a, end, "body "))
 			ev->stage = ST_DATA;
 	}
-	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn);
+	ev->cat = category_of_postfix(ev->text.p, ev->text.p + ev->text.n, ev->dsn, ev->stage);
 	(void)reason;
 	return 1;
 }
@@ -545,17 +616,17 @@ int postfix_parse(struct parser *p, const struct envelope *e, struct event *ev, 
 	const char *svc = pg.p + pg.n;
 	while (svc > pg.p && svc[-1] != '/')
 		svc--;
-	size_t sl = (size_t)(pg.p + pg.n - svc);
+	struct span service = mkspan(svc, pg.p + pg.n);
 	const char *q = e->msg, *end = e->end;
 	if (q >= end) {
 		*reason = PARSE_R_TRUNCATED;
 		return -1;
 	}
-	if (sl == 5 && memcmp(svc, "smtpd", 5) == 0)
+	if (span_is(service, "smtpd"))
 		return pf_smtpd(p, q, end, ev, reason);
-	if (sl == 10 && memcmp(svc, "postscreen", 10) == 0)
+	if (span_is(service, "postscreen"))
 		return pf_postscreen(p, q, end, ev, reason);
-	if (sl == 7 && memcmp(svc, "cleanup", 7) == 0)
+	if (span_is(service, "cleanup"))
 		return pf_cleanup(p, q, end, ev, reason);
 	return 0; /* qmgr, smtp, local, anvil, master, pickup, ...: nothing about a client */
 }

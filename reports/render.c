@@ -1,9 +1,10 @@
 /*
  * render.c - a report (digest or evidence) as JSON, plain text or a
  * standalone HTML page. Strings from the database may hold attacker text
- * (log lines, HELO names and addresses inside reasons): plain text masks
- * them to printable ASCII, HTML escapes them; the page has no script and
- * loads nothing.
+ * (log lines, HELO names and addresses inside reasons): plain text shows
+ * them with utf8_append_text() (controls and bidi characters masked, a
+ * byte that is not UTF-8 as U+FFFD, as in every sink), HTML escapes them;
+ * the page has no script and loads nothing.
  */
 #include <string.h>
 
@@ -29,7 +30,7 @@ static json_int_t ji(const json_t *o, const char *k)
 static void put(struct out *o, const char *s)
 {
 	if (!o->html) {
-		buf_append_printable(o->b, s, strlen(s));
+		utf8_append_text(o->b, s, strlen(s));
 		return;
 	}
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -203,8 +203,10 @@ json_t *web_email_lookup(struct db *db, const char *addr, const struct class_con
 			json_object_set_new(d, "prefix", json_string(pfx));
 			json_object_set_new(d, "rule", json_string(best->rule));
 			json_object_set_new(d, "response", json_string(response_name(best->response)));
-			json_t *reason = json_string(best->reason);
-			json_object_set_new(d, "reason", reason ? reason : json_string("(not UTF-8)"));
+			struct buf rb = BUF_INIT; /* a byte that is not UTF-8 as U+FFFD, as everywhere */
+			utf8_append_clean(&rb, best->reason, strlen(best->reason));
+			json_object_set_new(d, "reason", json_stringn(buf_str(&rb), rb.len));
+			buf_free(&rb);
 			json_object_set_new(d, "until", time_json(best->until));
 			json_object_set_new(e, "decision", d);
 		} else {

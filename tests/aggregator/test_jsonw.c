@@ -7,10 +7,10 @@
  * range and reals from 1e-300 to 1e300, written through the writer by a
  * walk of the tree; byte strings valid and not valid UTF-8 (overlong forms,
  * surrogates, above U+10FFFF, truncated, NUL) as jansson's json_stringn
- * takes or refuses them, and as evidence lines (masked when refused). Last,
- * end to end: log lines with bad UTF-8 and control characters in the HELO
- * make a decision whose evidence jansson reads back to the same bytes, its
- * lines as the old tree code put them.
+ * takes or refuses them, and as evidence lines (each bad byte shown as
+ * U+FFFD when refused). Last, end to end: log lines with bad UTF-8 and
+ * control characters in the HELO make a decision whose evidence jansson
+ * reads back to the same bytes.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -311,16 +311,17 @@ static void test_random(void **state)
 		same(rand_value(0));
 }
 
-/* What the evidence code did with a log line before the writer: the
- * string if jansson takes it, else the masked text. */
+/* What an evidence line must be: the string if jansson takes it, else the
+ * text with each byte that is not valid UTF-8 shown as U+FFFD (the one rule
+ * of base/utf8.c, the same in every sink). */
 static json_t *line_ref(const char *s, size_t n)
 {
 	json_t *j = json_stringn(s, n);
 	if (j)
 		return j;
 	struct buf b = BUF_INIT;
-	buf_append_printable(&b, s, n);
-	j = json_string(buf_str(&b));
+	utf8_append_clean(&b, s, n);
+	j = json_stringn(buf_str(&b), b.len);
 	buf_free(&b);
 	return j;
 }

@@ -11,7 +11,7 @@ exe = os.environ["MXWARDEN"]
 shared = os.environ.get("MXW_SHARED", "../shared")
 env = dict(os.environ, MXWARDEN_NOW="2026-11-28T00:00:00Z", TZ="UTC")
 FIELDS = ["ts", "host", "mta", "program", "pid", "queue_id", "ip", "port", "class", "rdns", "helo",
-          "from", "to", "user", "stage", "kind", "code", "dsn", "category", "text", "stats", "line"]
+          "from", "to", "user", "stage", "kind", "code", "dsn", "category", "text", "nrcpt", "stats", "line"]
 STATS = ["ehlo", "mail", "rcpt", "data", "auth", "commands"]
 failures = []
 
@@ -62,7 +62,8 @@ for name in ["postfix-3.7-loopback.log", "postfix-3.7-rsyslog.log", "exim-4.96-l
     if name.startswith("postfix"):
         check(ndisc > 10, f"{name}: only {ndisc} disconnect events with stats")
 
-# --quiet --stats prints no events; invalid bytes still give valid JSON
+# --quiet --stats prints no events; a line with bytes that are not UTF-8 gives
+# its event, as valid JSON
 bad = b"Nov 27 20:23:14 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]\n" \
       b"Nov 27 20:23:14 mx postfix/smtpd[1]: connect from unknown[192.0.2.2] \xc3\xa9\n" \
       b"\x00\x00Nov 27 20:23:14 mx postfix/smtpd[1]: connect from unknown[192.0.2.3]\n" \
@@ -70,12 +71,13 @@ bad = b"Nov 27 20:23:14 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]\n" 
       b"Nov 27 20:23:14 mx postfix/smtpd[1]: connect from unknown[192.0.2.5]"
 r = run(["--quiet", "--stats", "-"], bad)
 check(r.returncode == 0 and r.stdout == b"", f"--quiet printed {r.stdout[:100]!r}")
-check(b"unparsed bad_utf8 1" in r.stderr, f"--stats: {r.stderr!r}")
-check(b"events 4" in r.stderr, f"--stats events: {r.stderr!r}")
+check(b"unparsed 0" in r.stderr, f"--stats: {r.stderr!r}")
+check(b"events 5" in r.stderr, f"--stats events: {r.stderr!r}")
 r = run(["-"], bad)
 out = [json.loads(l) for l in r.stdout.decode("utf-8").splitlines()]
-check([e["ip"] for e in out] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.5"], f"ips {out}")
+check([e["ip"] for e in out] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"], f"ips {out}")
 check(out[1]["line"].endswith("\u00e9"), "utf-8 kept")
+check(out[3]["line"].endswith(" \ufffd"), f"a bad byte shown as U+FFFD: {out[3]['line']!r}")
 
 # usage errors
 r = run(["--format", "qmail", "-"], b"")

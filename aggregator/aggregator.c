@@ -691,8 +691,10 @@ static void in_conns(char *out, size_t n, unsigned sess)
  * connection" (fixed words and counts of what was stored). */
 static void proto_names(const struct evslot *s, char *out, size_t n)
 {
-	static const int cats[] = {CAT_PREGREET, CAT_PIPELINING, CAT_NON_SMTP, CAT_TOO_MANY_ERRORS};
-	static const char *const names[] = {"pregreet", "pipelining", "non-SMTP command", "too many errors"};
+	static const int cats[] = {CAT_PREGREET, CAT_PIPELINING, CAT_NON_SMTP, CAT_TOO_MANY_ERRORS,
+				   CAT_NO_MAIL};
+	static const char *const names[] = {"pregreet", "pipelining", "non-SMTP command", "too many errors",
+					    "connected without MAIL"};
 	size_t len = 0;
 	out[0] = '\0';
 	for (size_t i = 0; s && i < MXW_ARRAY_LEN(cats); i++)
@@ -772,16 +774,12 @@ static void reason_of(const struct aggregator *a, int rule, const struct view *v
 	case R_POLICY: {
 		static const int cats[] = {CAT_DNSBL,	      CAT_CLIENT_POLICY,	 CAT_HELO,
 					   CAT_SENDER_POLICY, CAT_RECIPIENT_POLICY,	 CAT_SIZE,
-					   CAT_NO_RDNS,	      CAT_UNKNOWN_SENDER_DOMAIN, CAT_OTHER};
-		static const char *const names[] = {"a DNSBL",
-						    "a client block",
-						    "HELO checks",
-						    "sender checks",
-						    "recipient checks",
-						    "size limits",
-						    "reverse DNS checks",
-						    "sender domain checks",
-						    "content or other checks"};
+					   CAT_NO_RDNS,	      CAT_UNKNOWN_SENDER_DOMAIN, CAT_CONTENT,
+					   CAT_OTHER};
+		static const char *const names[] = {
+		    "a DNSBL",		"a client block", "HELO checks",	"sender checks",
+		    "recipient checks", "size limits",	  "reverse DNS checks", "sender domain checks",
+		    "content checks",	"other checks"};
 		const char *most = ev_most(evs, cats, names, MXW_ARRAY_LEN(cats));
 		w = snprintf(
 		    out, n,
@@ -1533,10 +1531,13 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 			d->delivered = true;
 		return;
 	case EV_NOTE:
-		/* a signal, never a refusal: no rDNS weighs; a reject_warning
-		 * (what the MTA would have refused) and a DNSBL rank are observed */
+		/* a signal, never a refusal: no rDNS and a sender that failed
+		 * verification weigh; a reject_warning (what the MTA would have
+		 * refused) and a DNSBL rank are observed */
 		if (ev->cat == CAT_NO_RDNS)
 			d->flags |= F_NO_RDNS;
+		else if (ev->cat == CAT_UNKNOWN_SENDER_DOMAIN)
+			d->flags |= F_NO_MX;
 		return;
 	case EV_AUTH_FAILURE:
 		DSET(d, W_AUTH, 1);
@@ -2118,12 +2119,13 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	bool feed = !lone && !(p->flags & F_DECIDED);
 	/* a hang-up of a client that delivers mail or authenticates is a
 	 * flaky link (a phone, an office NAT), not a scanner */
-	if (ev->kind == EV_LOST && d.bad &&
+	if ((ev->kind == EV_LOST || ev->cat == CAT_NO_MAIL) && d.bad &&
 	    ((p->flags & F_AUTH_OK) || win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)) ||
 	     (ip->family == IPADDR_V6 && !lone && (c->flags & F_AUTH_OK)) ||
-	     /* a client that failed AUTH and hung up: the AUTH rule judges it
-	      * (a stale password does this at every poll) */
-	     (ev->stage == ST_AUTH && a->cur && a->cur->auth_fail)))
+	     /* a client that failed AUTH and hung up (or left without MAIL):
+	      * the AUTH rule judges it (a stale password does this at every
+	      * poll) */
+	     (a->cur && a->cur->auth_fail && (ev->stage == ST_AUTH || ev->cat == CAT_NO_MAIL))))
 		lost_is_flaky(&d);
 
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */

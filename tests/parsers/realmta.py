@@ -100,7 +100,10 @@ def unpack(names, dest):
     debs, missing = [], []
     for n in names:
         g = sorted(glob.glob(os.path.join(DEB_CACHE, n + "_*.deb")))
-        (debs.append(g[-1]) if g else missing.append(n))
+        if g:
+            debs.append(g[-1])
+        else:
+            missing.append(n)
     if missing:
         skip("not in %s: %s (scripts/install-deps test downloads them)" % (DEB_CACHE, " ".join(missing)))
     os.makedirs(dest, exist_ok=True)
@@ -518,13 +521,14 @@ def client_re(clients):
     return rx, canon
 
 
-def check_lines(lines, by_line, shapes, clients, skip_rx=None):
+def check_lines(lines, by_line, shapes, clients, skip_rx=None, record=None):
     """Each of LINES that names one of CLIENTS must match a Shape and give
     exactly one event whose ip is that client and whose kind (and category,
     where the shape names one) the shape allows; a shape with no kinds
     must give no event. Lines matching SKIP_RX are left to the caller.
     Returns {shape name: (clients of its lines, [failure text, ...])}, with
-    the lines of no known shape under None."""
+    the lines of no known shape under None; appends (client, shape name,
+    expected event, line) to RECORD for each line checked."""
     rx, canon = client_re(clients)
     out = {}
     for ln in lines:
@@ -544,6 +548,8 @@ def check_lines(lines, by_line, shapes, clients, skip_rx=None):
             continue
         ip = ips.pop()
         seen.append(ip)
+        if record is not None:
+            record.append((ip, sh.name, sh.want() or "no event", ln))
         got = [(e["kind"], e["ip"], e["category"]) for e in evs]
         if not sh.kinds:
             if evs:
@@ -633,12 +639,20 @@ class Captures:
                     o.write(data)
             self.marks[k] = end
 
-    def finish(self, notes=""):
+    def finish(self, notes="", expected=None):
+        """Copy the whole files, write NOTES as README and, for each suffix
+        of EXPECTED ({suffix: [(client, shape, expected event, line)]}),
+        all.SUFFIX.expected: those four fields per line, tab-separated."""
         if not self.dir:
             return
         for k, p in self.files.items():
             if os.path.exists(p):
                 shutil.copyfile(p, os.path.join(self.dir, "all." + k))
+        for k, rows in (expected or {}).items():
+            with open(os.path.join(self.dir, "all.%s.expected" % k), "w") as f:
+                f.write("# client\tshape\texpected event\tline (lines naming a client, in log order)\n")
+                for row in rows:
+                    f.write("\t".join(row) + "\n")
         if notes:
             with open(os.path.join(self.dir, "README"), "w") as f:
                 f.write(notes)

@@ -304,7 +304,8 @@ check("every line is a syslog file line from sm-mta with the host field",
       all(re.match(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx sm-mta\[\d+\]: ", ln) for ln in lines),
       [ln for ln in lines if not re.match(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx sm-mta\[\d+\]: ", ln)][:3])
 by_line, _ = R.parse_file(syslog)
-res = R.check_lines(lines, by_line, SHAPES, clients, skip_rx=UNKNOWN)
+expected = []
+res = R.check_lines(lines, by_line, SHAPES, clients, skip_rx=UNKNOWN, record=expected)
 R.report_lines("syslog", res, SHAPES)
 seen = {k: v[0] for k, v in res.items()}
 
@@ -324,7 +325,7 @@ for ln, m in unknown:
             and evs[0]["ip"] is None and evs[0]["queue_id"] == m.group(1) and evs[0]["to"] == m.group(2)):
         bad.append("want one reject/unknown_recipient event without a client for queue id %s, got %s: %s" % (
             m.group(1), [(e["kind"], e["ip"], e["category"], e["queue_id"]) for e in evs], ln))
-    elif m.group(1) in qid_ip:
+    if m.group(1) in qid_ip:
         seen.setdefault("user_unknown", []).append(qid_ip[m.group(1)])
 check("syslog [user_unknown]: %d of %d 'QID: <addr>... User unknown' lines give one rejection by queue id" % (
     len(unknown) - len(bad), len(unknown)), unknown and not bad, "\n  " + "\n  ".join(bad[:3]))
@@ -342,6 +343,11 @@ check("each 'User unknown' row carries the client of its queue id (%d)" % len(wa
       sorted((ip, t if isinstance(t, str) else t.decode()) for ip, t in rows) == want_rows, (rows, want_rows))
 dm.stop()
 sink.stop()
-caps.finish(R.scenario_notes("Sendmail", debs, SCENARIOS, SHAPES))
+expected += [(qid_ip.get(m.group(1), "?"), "user_unknown",
+              "reject/unknown_recipient, ip null, queue_id %s (run: the client of that queue id)" % m.group(1), ln)
+             for ln, m in unknown]
+order = {ln: i for i, ln in reversed(list(enumerate(lines)))}
+expected.sort(key=lambda row: order[row[3]])
+caps.finish(R.scenario_notes("Sendmail", debs, SCENARIOS, SHAPES), {"syslog": expected})
 print("ran in %.1f s" % (time.time() - T0))
 R.finish(d, root)

@@ -14,6 +14,7 @@ deny, drop and rate limit, AUTH failures under two authenticator names,
 synchronization errors (pregreet, pipelining), too many unrecognized /
 nonmail / syntax errors, protocol errors, lost connections, no MAIL, command
 timeout, too many connections, refusals at MAIL and after DATA, a DROP,
+a host-list lookup that finds no address,
 reverse-DNS mismatch refusals, EXPN/VRFY refusals, a junk HELO holding a
 bracketed address, and an accepted message.
 
@@ -93,6 +94,9 @@ acl_check_connect:
           ratelimit = 2 / 1m / strict / per_conn / $sender_host_address
           message = Too many connections from your IP, slow down
           log_message = connection rate limit: $sender_rate / $sender_rate_period
+  # a host list naming a host without addresses: Exim looks it up during the client's connection
+  warn    condition = ${if eq{$sender_host_address}{198.51.100.36}}
+          hosts = partner-gone.example
   # a banner delay, so that a client talking first is caught
   accept  hosts = 198.51.100.18
           delay = 2s
@@ -394,6 +398,8 @@ SCENARIOS = [
      ["vrfy_expn"]),
     ("ipv6-unknown-recipient", [R.CLIENT6[0]], lambda: unknown_rcpt(R.CLIENT6[0], 2), ["rcpt_refused"]),
     ("command-timeout", ["198.51.100.38"], timeout, ["command_timeout"]),
+    ("hostlist-lookup", ["198.51.100.36"], lambda: raw("198.51.100.36", "EHLO list.example", "QUIT"),
+     ["no_address"]),
 ]
 
 # ------------------------------------------------------------------ shapes
@@ -440,6 +446,9 @@ SHAPES = [
           why="the test's reading, as docs give Postfix 'timeout after' and Sendmail 'timeout waiting'"),
     Shape("incomplete", r" incomplete transaction \(", ("note",),
           why="the test's reading: a signal about the transaction, not a refusal"),
+    Shape("no_address", r"no IP address found for host \S+ \(during SMTP connection from ", ("note",), "no_rdns",
+          why="issue: a no-rDNS signal, not a refusal (in Exim 4.96 it comes from a host list naming a host "
+              "without addresses, looked up during the client's connection)"),
     Shape("no_rdns", r"no host name found for IP address ", ("note",), "no_rdns",
           why="issue + base: a no-rDNS signal (EV_NOTE)"),
     Shape("accept", r" <= \S+ H=", ("accept",)),

@@ -72,7 +72,7 @@ else
 	for a in 198.51.100.200 198.51.100.8; do
 		if inns ipset -q test mxwarden4 "$a"; then bad "ipset test: allowed $a is in the set"; else ok "ipset test does not find $a"; fi
 	done
-	if inns ipset list mxwarden4 | grep -q 'comment "class: 12 of 256'; then ok "ipset keeps the comment"; else bad "ipset comment missing"; fi
+	if inns ipset list mxwarden4 | grep -q 'comment "mxwarden class: 12 of 256'; then ok "ipset keeps the comment"; else bad "ipset comment missing"; fi
 	if inns ipset list -n | grep -q -- '-new'; then bad "ipset: a -new set was left behind"; else ok "ipset: no temporary set left"; fi
 	if inns ipset restore -file "$dir/h/ipset" 2>"$dir/ipset.err"; then
 		got=$(inns ipset list mxwarden4 | grep -c '^198\.18\.')
@@ -166,11 +166,11 @@ else
 		fi
 	}
 	url='see https://postmaster\.example\.net/lookup/'
-	check 203.0.113.9 postfix "^554 5\.7\.1 class: 12 of 256 addresses in 203\.0\.113\.0/24 flagged ${url}203\.0\.113\.0$"
-	check 198.51.100.7 postfix "^554 5\.7\.1 retry: .* ${url}198\.51\.100\.7$"
-	check 198.51.100.9 postfix "^450 4\.7\.1 backoff: .* ${url}198\.51\.100\.9$"
-	check 203.0.113.5 postfix "^554 5\.7\.1 auth: AUTH brute force"
-	check 2001:db8:5::1 postfix "^554 5\.7\.1 harvest: .* ${url}2001:db8:5::$"
+	check 203.0.113.9 postfix "^554 5\.7\.1 mxwarden class: 12 of 256 addresses in 203\.0\.113\.0/24 flagged ${url}203\.0\.113\.0$"
+	check 198.51.100.7 postfix "^554 5\.7\.1 mxwarden retry: .* ${url}198\.51\.100\.7$"
+	check 198.51.100.9 postfix "^450 4\.7\.1 mxwarden backoff: .* ${url}198\.51\.100\.9$"
+	check 203.0.113.5 postfix "^554 5\.7\.1 mxwarden auth: AUTH brute force"
+	check 2001:db8:5::1 postfix "^554 5\.7\.1 mxwarden harvest: .* ${url}2001:db8:5::$"
 	check 198.51.100.200 postfix ""
 	check 198.51.100.8 postfix ""
 	check 198.51.100.7 postscreen "^reject$"
@@ -203,7 +203,7 @@ else
 		a=$(d 9.113.0.203.bl.test A)
 		if [ "$a" = 127.0.0.2 ]; then ok "rbldnsd 203.0.113.9: A $a"; else bad "rbldnsd 203.0.113.9: A '$a', want 127.0.0.2"; fi
 		txt=$(d 9.113.0.203.bl.test TXT)
-		if [ "$txt" = '"class: 12 of 256 addresses in 203.0.113.0/24 flagged see https://postmaster.example.net/lookup/203.0.113.9"' ]; then
+		if [ "$txt" = '"mxwarden class: 12 of 256 addresses in 203.0.113.0/24 flagged see https://postmaster.example.net/lookup/203.0.113.9"' ]; then
 			ok "rbldnsd 203.0.113.9: TXT $txt (rbldnsd put the queried address in the URL)"
 		else
 			bad "rbldnsd 203.0.113.9: TXT '$txt'"

@@ -31,10 +31,15 @@ function syslogTime(d) {
 function appendLines(n, ip) {
   let out = '';
   const now = new Date();
+  // each refusal a connection of its own, ended as Postfix ends it: the
+  // judge weighs a connection's refusals once it ends
   for (let i = 0; i < n; i++) {
-    out += `${syslogTime(now)} mx postfix/smtpd[31337]: NOQUEUE: reject: RCPT from unknown[${ip}]: 504 5.5.2 ` +
+    const pid = 31337 + i;
+    out += `${syslogTime(now)} mx postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 504 5.5.2 ` +
       `<${XSS}>: Helo command rejected: need fully-qualified hostname; from=<x${i}@evil.example> ` +
-      `to=<postmaster@example.com> proto=ESMTP helo=<${XSS}>\n`;
+      `to=<postmaster@example.com> proto=ESMTP helo=<${XSS}>\n` +
+      `${syslogTime(now)} mx postfix/smtpd[${pid}]: disconnect from unknown[${ip}] ehlo=1 mail=1 rcpt=0/1 ` +
+      `quit=1 commands=3/4\n`;
   }
   fs.appendFileSync(LOG, out);
 }

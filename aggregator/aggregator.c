@@ -1564,8 +1564,9 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	/* our text in the reply (a Postfix table, an rbldnsd TXT record), or
 	 * postscreen refusing by its access list (DENYLISTED carries no text) */
 	if (ev->kind == EV_REJECT &&
-	    (ev->cat == CAT_CLIENT_POLICY || ev->cat == CAT_DNSBL || ev->cat == CAT_OTHER) &&
-	    (role == ROLE_POSTSCREEN || names_us(ev->text)))
+	    ((ev->cat == CAT_CLIENT_POLICY && role == ROLE_POSTSCREEN) ||
+	     ((ev->cat == CAT_CLIENT_POLICY || ev->cat == CAT_DNSBL || ev->cat == CAT_OTHER) &&
+	      names_us(ev->text))))
 		d->maybe_own = true;
 	switch (ev->cat) {
 	case CAT_UNKNOWN_RECIPIENT:

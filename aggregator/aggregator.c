@@ -916,6 +916,38 @@ static void act_index_put(struct aggregator *a, size_t i)
 	a->act_ix[h] = (uint32_t)(i + 1);
 }
 
+/* The index slot holding entry i of act (which must be in it). */
+static size_t act_index_slot(const struct aggregator *a, size_t i)
+{
+	size_t mask = a->act_ixcap - 1;
+	size_t h = act_slot(a, &a->act[i].d.prefix);
+	while (a->act_ix[h] != i + 1)
+		h = (h + 1) & mask;
+	return h;
+}
+
+/* Take entry i out of the index (backward-shift deletion: no tombstones),
+ * and move the last entry's reference to i, as agg_active_remove() moves
+ * the entry itself. */
+static void act_index_del(struct aggregator *a, size_t i)
+{
+	size_t mask = a->act_ixcap - 1;
+	size_t hole = act_index_slot(a, i);
+	for (size_t j = (hole + 1) & mask; a->act_ix[j]; j = (j + 1) & mask) {
+		size_t home = act_slot(a, &a->act[a->act_ix[j] - 1].d.prefix);
+		/* j's entry may fill the hole when its home is not in (hole, j] */
+		bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (!stays) {
+			a->act_ix[hole] = a->act_ix[j];
+			hole = j;
+		}
+	}
+	a->act_ix[hole] = 0;
+	size_t last = a->nact - 1;
+	if (last != i)
+		a->act_ix[act_index_slot(a, last)] = (uint32_t)(i + 1);
+}
+
 /* at most half full, so probes stay short */
 static AGG_COLD void act_index_rebuild(struct aggregator *a)
 {
@@ -2383,8 +2415,11 @@ static void clear_decided(struct aggregator *a, const struct prefix *p, bool for
 void agg_active_remove(struct aggregator *a, size_t i, const char *why, bool announce)
 {
 	struct decision d = a->act[i].d;
+	if (!a->act_ix_dirty && a->act_ixcap)
+		act_index_del(a, i); /* expiries are frequent: no rebuild for each */
+	else
+		a->act_ix_dirty = true;
 	a->act[i] = a->act[--a->nact];
-	a->act_ix_dirty = true;
 	if (!d.manual)
 		clear_decided(a, &d.prefix, strcmp(why, "unblocked") == 0);
 	if (announce) /* an expiry happened at the until, whenever the clock saw it pass */
@@ -2412,6 +2447,14 @@ static AGG_COLD void expire_due(struct aggregator *a, int64_t now)
 	a->next_until = next;
 }
 
+/* How many records of t a sweep looks at after k periods of the clock:
+ * the whole table once per idle_evict. */
+static size_t sweep_share(const struct aggregator *a, const struct table *t, int64_t k)
+{
+	uint64_t n = (uint64_t)t->nrec * a->house_period * (uint64_t)k / a->idle + 64;
+	return n < t->nrec ? (size_t)n : t->nrec;
+}
+
 void agg_clock_advance(struct aggregator *a, int64_t t)
 {
 	if (t <= a->clock)
@@ -2419,18 +2462,22 @@ void agg_clock_advance(struct aggregator *a, int64_t t)
 	a->clock = t;
 	if (t >= a->next_until)
 		expire_due(a, t);
-	/* idle records go every 10 minutes of the clock; when they go changes
-	 * nothing (a record touched after idle_evict is forgotten first:
-	 * ip_get(), cls_resolve()), so the budget bounds only the memory */
-	if (t / a->house_period != a->house) {
-		a->house = t / a->house_period;
+	/* idle records go every 10 minutes of the clock, each table swept
+	 * once per idle_evict; when they go changes nothing (a record touched
+	 * after idle_evict is forgotten first: ip_get(), cls_resolve()), so
+	 * the sweeps bound only the memory: a record idle for idle_evict is
+	 * gone within twice that */
+	int64_t h = t / a->house_period;
+	if (h != a->house) {
+		int64_t k = a->house && h > a->house ? h - a->house : 1; /* periods passed */
+		a->house = h;
 		/* the records of the last event are looked up again: less than
 		 * a period (at most idle_evict) ago, the cache is never stale */
 		a->last_p = NULL;
 		uint32_t u = (uint32_t)t;
-		evict_some(a, u, 32768, false);
-		evict_classes(a, u, 8192, false);
-		evict_seen(a, u, 8192, false);
+		evict_some(a, u, sweep_share(a, &a->ips, k), false);
+		evict_classes(a, u, sweep_share(a, &a->classes, k), false);
+		evict_seen(a, u, sweep_share(a, &a->seen, k), false);
 	}
 }
 

@@ -1003,6 +1003,15 @@ static struct active *active_find(struct aggregator *a, const struct prefix *p)
 static void explain(struct aggregator *a, struct jw *w, const struct decision *d, int rule,
 		    const struct view *v, struct evslot *evs, long long past);
 
+/* The jitter's seed of the decision on p made at since: deterministic. */
+static uint64_t decision_seed(int64_t since, const struct prefix *p)
+{
+	uint64_t seed = (uint64_t)since * 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < 16; i++)
+		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
+	return seed ^ p->len;
+}
+
 /* Decide on prefix p by rule, with the numbers of view v. Returns true when
  * a new decision was made; a decision in force on p is upgraded instead
  * when the response rises (queued as AGG_CHANGE_UPGRADED). */
@@ -1044,7 +1053,11 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 		up.score = d.score;
 		memcpy(up.rule, d.rule, sizeof up.rule);
 		memcpy(up.reason, d.reason, sizeof up.reason);
-		int64_t again = ts + (cur->d.until - cur->d.since);
+		/* the decision's own duration counted again from now: that of the
+		 * offence it was (an earlier upgrade's extension is not counted
+		 * again, so upgrades never compound) */
+		int64_t again = ts + aggregator_duration(a->r, off->n > 1 ? off->n - 1 : 0,
+							 decision_seed(cur->d.since, p));
 		if (again > up.until)
 			up.until = again;
 		cur->d = up;
@@ -1082,10 +1095,7 @@ static bool decide(struct aggregator *a, const struct prefix *p, enum scope scop
 			n = (unsigned)past;
 	}
 	d.response = response_for(a, attack, d.score, n);
-	uint64_t seed = (uint64_t)ts * 0x9e3779b97f4a7c15ULL;
-	for (size_t i = 0; i < 16; i++)
-		seed = (seed ^ p->addr.a[i]) * 1099511628211ULL;
-	seed ^= p->len;
+	uint64_t seed = decision_seed(ts, p);
 	d.since = ts;
 	d.until = ts + aggregator_duration(a->r, n, seed);
 	off->n++;

@@ -907,6 +907,11 @@ static void test_upgrade(void **state)
 		if (v[0].until < first_until)
 			fail_msg("%s: until went from %lld down to %lld", t[i].name, (long long)first_until,
 				 (long long)v[0].until);
+		/* an upgrade counts the decision's own hour again from its time,
+		 * never an earlier extension on top */
+		if (v[0].until > ts + 3600)
+			fail_msg("%s: until %lld is more than an hour after the last line %lld", t[i].name,
+				 (long long)v[0].until, (long long)ts);
 		for (int u = 0; u < got.nup && u < 8; u++) {
 			enum response before = u ? got.up[u - 1].response : got.d[0].response;
 			if (got.up[u].id != 1001 || got.up_from[u] != before || got.up[u].response <= before)

@@ -2168,7 +2168,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	     /* a client that failed AUTH and hung up (or left without MAIL):
 	      * the AUTH rule judges it (a stale password does this at every
 	      * poll) */
-	     (a->cur && a->cur->auth_fail && (ev->stage == ST_AUTH || ev->cat == CAT_NO_MAIL))))
+	     (a->cur && a->cur->auth_fail)))
 		lost_is_flaky(&d);
 
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */

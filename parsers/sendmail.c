@@ -211,6 +211,10 @@ static int sm_from(struct parser *p, const char *q, const char *end, struct even
 		ev->kind = EV_ACCEPT;
 		ev->stage = ST_DATA;
 		ev->nrcpt = (uint16_t)MXW_MIN(n, 65535u);
+		/* "auth=PLAIN": the client authenticated (the mechanism; "NONE"
+		 * when it did not) */
+		const char *au = FIND_AFTER(q, end, ", auth=");
+		ev->auth_ok = au && au < end && *au != ',' && !SKIP(au, end, "NONE");
 	}
 	const char *fe = FIND(q, end, ", size=");
 	ev->from = mkspan(q, fe ? fe : q);

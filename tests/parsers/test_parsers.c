@@ -613,6 +613,41 @@ static int exim_rejections(const char *const *files, size_t nf)
 	return count;
 }
 
+/* Sendmail's from= line says whether the client authenticated (auth=MECH,
+ * auth=NONE); the judge weighs AUTH failures per user name from such an
+ * address (not in the event JSON: checked on the struct). */
+static void test_sendmail_auth(void **state)
+{
+	static const struct {
+		const char *line;
+		bool auth_ok;
+		unsigned nrcpt;
+	} t[] = {
+	    {"Nov 20 00:01:05 mx sm-mta[8973]: 6AK015F5008973: from=<a@b.example>, size=1, class=0, "
+	     "nrcpts=2, "
+	     "msgid=<x@y>, proto=ESMTPSA, daemon=MTA-v4, auth=PLAIN, relay=c.example [203.0.113.9]",
+	     true, 2},
+	    {"Nov 20 00:01:05 mx sm-mta[8973]: 6AK015F5008974: from=<a@b.example>, size=1, class=0, "
+	     "nrcpts=1, "
+	     "msgid=<x@y>, proto=ESMTP, daemon=MTA-v4, auth=NONE, relay=c.example [203.0.113.9]",
+	     false, 1},
+	    {"Nov 20 00:01:05 mx sm-mta[8973]: 6AK015F5008975: from=<a@b.example>, size=1, class=0, "
+	     "nrcpts=1, "
+	     "msgid=<x@y>, proto=ESMTP, daemon=MTA-v4, relay=c.example [203.0.113.9]",
+	     false, 1},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(t); i++) {
+		struct parser_source *src = parser_source_new(P, "test", MTA_UNKNOWN);
+		struct event ev;
+		int reason;
+		assert_int_equal(parser_parse(P, src, t[i].line, strlen(t[i].line), &ev, &reason), 1);
+		if (ev.kind != EV_ACCEPT || ev.auth_ok != t[i].auth_ok || ev.nrcpt != t[i].nrcpt)
+			fail_msg("%s: got kind %s auth_ok %d nrcpt %u, want accept %d %u", t[i].line,
+				 ev_kind_name(ev.kind), ev.auth_ok, ev.nrcpt, t[i].auth_ok, t[i].nrcpt);
+		parser_source_free(src);
+	}
+}
+
 static void test_exim_dedup(void **state)
 {
 	static const char *const main_only[] = {"exim-4.96-loopback-mainlog.log"};
@@ -1086,8 +1121,9 @@ int main(void)
 	    cmocka_unit_test(test_corpus),	   cmocka_unit_test(test_hygiene),
 	    cmocka_unit_test(test_bytes),	   cmocka_unit_test(test_adversarial),
 	    cmocka_unit_test(test_corpus_postfix), cmocka_unit_test(test_exim_dedup),
-	    cmocka_unit_test(test_year_inference), cmocka_unit_test(test_timezone),
-	    cmocka_unit_test(test_json),	   cmocka_unit_test(test_custom_rules),
+	    cmocka_unit_test(test_sendmail_auth),  cmocka_unit_test(test_year_inference),
+	    cmocka_unit_test(test_timezone),	   cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_custom_rules),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

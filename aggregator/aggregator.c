@@ -1575,11 +1575,18 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	case EV_NOTE:
 		/* a signal, never a refusal: no rDNS and a sender that failed
 		 * verification weigh; a reject_warning (what the MTA would have
-		 * refused) and a DNSBL rank are observed */
-		if (ev->cat == CAT_NO_RDNS)
+		 * refused) is observed. postscreen's "DNSBL rank N" is its verdict
+		 * on the connection (the client failed the DNSBL test, whether it
+		 * then hangs up or is refused): one policy refusal, and the
+		 * "blocked using" refusal that may follow counts nothing more */
+		if (ev->cat == CAT_NO_RDNS) {
 			d->flags |= F_NO_RDNS;
-		else if (ev->cat == CAT_UNKNOWN_SENDER_DOMAIN)
+		} else if (ev->cat == CAT_UNKNOWN_SENDER_DOMAIN) {
 			d->flags |= F_NO_MX;
+		} else if (ev->cat == CAT_DNSBL && role == ROLE_POSTSCREEN) {
+			DSET(d, W_POLICY, 1);
+			d->bad = true;
+		}
 		return;
 	case EV_AUTH_FAILURE:
 		DSET(d, W_AUTH, 1);
@@ -1643,6 +1650,9 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		d->bad = true;
 		break;
 	case CAT_DNSBL:
+		if (role == ROLE_POSTSCREEN)
+			break; /* its "DNSBL rank" line counted already */
+			       /* fall through */
 	case CAT_CLIENT_POLICY:
 	case CAT_HELO:
 	case CAT_SENDER_POLICY:

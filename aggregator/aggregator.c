@@ -1501,22 +1501,31 @@ static bool is_4xx(const struct event *ev)
 
 /* Window increments one event makes, per window. */
 struct delta {
-	unsigned w[W__COUNT];
-	unsigned wmask; /* bit i: w[i] was set (DSET), so loops skip the others */
-	bool bad;	/* an abuse signal: record evidence, evaluate rules */
-	bool retry;	/* a 5xx with a sender/recipient pair */
-	bool rcpt_bit;	/* an unknown recipient to count distinct */
-	bool user_bit;	/* an AUTH user to count distinct */
-	bool temp;	/* a 4xx: starts a back-off period */
-	bool backoff;	/* the only signal is an early return (not a class member's fault) */
-	bool conn;	/* a new connection */
-	bool maybe_own; /* a refusal our own block may have caused (our text, a client block) */
-	bool delivered; /* a disconnect whose counts correct the connection's accepted mail */
+	unsigned wmask; /* bit i: w[i] was set (DSET); the others hold garbage */
 	unsigned flags; /* F_NO_RDNS, F_NO_MX, F_LIMITED, F_AUTH_OK */
+	union {		/* what makes an event not quiet, tested in one word */
+		struct {
+			bool bad;	/* an abuse signal: record evidence, evaluate rules */
+			bool retry;	/* a 5xx with a sender/recipient pair */
+			bool rcpt_bit;	/* an unknown recipient to count distinct */
+			bool user_bit;	/* an AUTH user to count distinct */
+			bool temp;	/* a 4xx: starts a back-off period */
+			bool conn;	/* a new connection */
+			bool maybe_own; /* a refusal our own block may have caused (our text, a client block)
+					 */
+			bool delivered; /* a disconnect whose counts correct the connection's accepted mail */
+		};
+		uint64_t any;
+	};
+	bool backoff; /* the only signal is an early return (not a class member's fault) */
+	unsigned w[W__COUNT];
 };
+_Static_assert(offsetof(struct delta, backoff) == 16, "delta: the flags in one word");
 
-/* Set window i's increment in a delta, and its bit in wmask. */
+/* Set window i's increment in a delta, and its bit in wmask; read it (0
+ * when not set). */
 #define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
+#define DGET(d, i)    ((d)->wmask & (1u << (i)) ? (d)->w[i] : 0u)
 
 /* A refusal about the recipient's address or mailbox (X.1.Y: moved, bad
  * mailbox; X.2.Y: full, disabled, too big for it) says nothing of the
@@ -1537,7 +1546,7 @@ static bool names_us(struct span text)
 static void classify(const struct aggregator *a, const struct event *ev, enum prog_role role, struct delta *d)
 {
 	const struct rules_conf *r = a->r;
-	memset(d, 0, sizeof *d);
+	memset(d, 0, offsetof(struct delta, w));
 	/* Postfix smtpd writes every client as name[addr], "unknown" when the
 	 * name did not resolve: any of its lines tells, the stored evidence
 	 * lines too (so a restart keeps the weight) */
@@ -1974,6 +1983,19 @@ static bool backoff_violation(struct aggregator *a, const struct event *ev, stru
 	return again && other;
 }
 
+/* Whether any of the rules judged at once (relay, AUTH, protocol,
+ * back-off) holds a count for p. */
+static inline bool now_counts(const struct iprec *p)
+{
+	uint32_t x = 0, y;
+	static const int w[] = {W_RELAY, W_AUTH, W_PROTO, W_BACKOFF};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(w); i++) {
+		memcpy(&y, p->w[w[i]].b, sizeof y);
+		x |= y;
+	}
+	return x != 0;
+}
+
 /* An abuse signal: evidence for the IP (and its class once a second member
  * misbehaves), and both judged. */
 static __attribute__((noinline)) void judge_bad(struct aggregator *a, const struct event *ev,
@@ -2008,7 +2030,9 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 		 * wait for its end count it */
 		const unsigned now_rules =
 		    1u << W_RELAY | 1u << W_AUTH | 1u << W_PROTO | 1u << W_CONN | 1u << W_BACKOFF;
-		if (!fresh && !(d->wmask & now_rules))
+		/* (a new connection counts for them only if they counted
+		 * something: their windows hold a count) */
+		if (!(d->wmask & now_rules) && (!fresh || !now_counts(p)))
 			return;
 	}
 	check_ip(a, p, c, t, later);
@@ -2103,8 +2127,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 	classify(a, ev, role, &d);
 	/* most lines change nothing (postscreen PASS, disconnects, notes):
 	 * they leave after their session is noted, before touching the tables */
-	bool quiet = !d.conn && !d.bad && !d.temp && !d.flags && !d.rcpt_bit && !d.user_bit && !d.retry &&
-		     !d.delivered && !(ev->kind == EV_REJECT && !span_empty(ev->queue_id));
+	bool quiet = !d.any && !d.flags && !(ev->kind == EV_REJECT && !span_empty(ev->queue_id));
 	if (quiet)
 		for (unsigned m = d.wmask; m; m &= m - 1)
 			quiet &= d.w[__builtin_ctz(m)] == 0;
@@ -2189,7 +2212,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 		if (postscreen)
 			p->last_ps = t;
 		if (!dup) {
-			DSET(&d, W_CONN, d.w[W_CONN] + 1);
+			DSET(&d, W_CONN, DGET(&d, W_CONN) + 1);
 			if (feed)
 				bits_add(&c->conn_ip_bits, &c->cipb_t0, t, a->wlen[W_CONN], ipaddr_hash(ip));
 		}
@@ -2242,7 +2265,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 		unsigned n = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
 		/* a lone member's class window holds this event's count only */
 		unsigned cn =
-		    lone ? MXW_MIN(d.w[W_CONN], 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
+		    lone ? MXW_MIN(DGET(&d, W_CONN), 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
 		if ((a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) ||
 		    (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count))
 			flood_evidence(a, ev, p, c, lone, n, cn, t);

@@ -96,7 +96,7 @@ static int setup(const char *name, int argc, char **argv, struct common *o, bool
 	if (block && !o->dur)
 		return cli_usage_error(name, "--for DURATION is required (e.g. 2d)");
 	prefix_format(&o->p, o->text);
-	if (cli_load_config(&o->c, o->conf_path) < 0)
+	if (engine_config_load(&o->c, o->conf_path) < 0)
 		return 1;
 	char err[512];
 	o->db = db_open(o->db_path ? o->db_path : o->c.db_path, DB_RW, err, sizeof err);
@@ -134,7 +134,7 @@ int cmd_block(int argc, char **argv)
 		rc = cli_usage_error("block", "--response: observe, defer, reject or drop");
 		goto out;
 	}
-	if (cli_load_trusted(&o.c) < 0)
+	if (engine_trusted_load(&o.c) < 0)
 		goto out; /* the MTA's trusted clients are never blocked, by hand either */
 	struct aggregator *a = aggregator_new(&o.c);
 	const char *why = NULL;

@@ -32,9 +32,9 @@ int cmd_check_config(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
 	struct config c;
-	int rc = cli_load_config(&c, path);
+	int rc = engine_config_load(&c, path);
 	if (rc == 0)
-		rc = cli_load_trusted(&c); /* -v shows each network with its source */
+		rc = engine_trusted_load(&c); /* -v shows each network with its source */
 	if (rc == 0) {
 		/* compile the [parser NAME] patterns: a bad one is reported with its offset */
 		struct errlist errs = {0};

@@ -77,7 +77,7 @@ int cmd_export(int argc, char **argv)
 	struct collect col = {0};
 	struct buf out = BUF_INIT, msg = BUF_INIT;
 	int64_t now = clock_now();
-	if (cli_load_trusted(&c) < 0) /* allow-listed like allow: never exported */
+	if (engine_trusted_load(&c) < 0) /* allow-listed like allow: never exported */
 		goto done;
 	if (db_decisions_active(db, now, collect, &col) < 0) {
 		fprintf(stderr, "mxwarden export: reading decisions: %s\n", db_errmsg(db));

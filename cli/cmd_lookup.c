@@ -203,7 +203,7 @@ int cmd_lookup(int argc, char **argv)
 	struct db *db = cli_open_ro("lookup", conf_path, db_path, &c);
 	if (!db)
 		return 1;
-	cli_load_trusted(&c); /* for "trusted"; a failure is logged, the lookup goes on */
+	engine_trusted_load(&c); /* for "trusted"; a failure is logged, the lookup goes on */
 	struct buf e = BUF_INIT;
 	json_t *o = aggregator_lookup_json(db, &c, query, clock_now(), &e);
 	int rc = 0;

@@ -162,7 +162,7 @@ int cmd_parse(int argc, char **argv)
 		}
 	}
 	struct config conf;
-	if (cli_load_config(&conf, path) < 0) {
+	if (engine_config_load(&conf, path) < 0) {
 		config_free(&conf);
 		return 1;
 	}

@@ -1,7 +1,8 @@
 /*
  * cmd_run.c - `mxwarden run`: follow the configured and given files (and the
  * syslog receiver when enabled) in the foreground, logging to stderr, until
- * SIGTERM/SIGINT; SIGHUP reloads the configuration. The work is engine.c's.
+ * SIGTERM/SIGINT; SIGHUP reloads the configuration. The work is the
+ * engine's (engine/engine.h).
  */
 #include <getopt.h>
 #include <stdio.h>

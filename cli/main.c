@@ -9,7 +9,6 @@
 
 #include "cli/cli.h"
 #include "db/db.h"
-#include "mtaconf/mtaconf.h"
 
 static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
@@ -60,35 +59,6 @@ int cli_usage_error(const char *name, const char *fmt, ...)
 	return 2;
 }
 
-int cli_load_config(struct config *c, const char *path)
-{
-	struct errlist errs = {0};
-	config_defaults(c);
-	if (path)
-		config_load(c, path, &errs);
-	config_validate(c, &errs);
-	for (size_t i = 0; i < errs.msgs.n; i++)
-		fprintf(stderr, "%s\n", errs.msgs.v[i]);
-	int rc = errs.msgs.n ? -1 : 0;
-	errlist_free(&errs);
-	return rc;
-}
-
-int cli_load_trusted(struct config *c)
-{
-	struct strv warn = {0}, err = {0};
-	int rc = mtaconf_read(c, &warn, &err);
-	for (size_t i = 0; i < warn.n; i++)
-		log_warn("mta_trusted: %s", warn.v[i]);
-	for (size_t i = 0; i < err.n; i++)
-		log_error("mta_trusted: %s", err.v[i]);
-	if (c->trusted_nets.n)
-		log_debug("mta_trusted: %zu network(s) the MTA trusts are allow-listed", c->trusted_nets.n);
-	strv_free(&warn);
-	strv_free(&err);
-	return rc;
-}
-
 int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix *out)
 {
 	if (prefix_parse(out, s, strlen(s), strict) == 0)
@@ -103,7 +73,7 @@ int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix
 
 struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_path, struct config *c)
 {
-	if (cli_load_config(c, conf_path) < 0) {
+	if (engine_config_load(c, conf_path) < 0) {
 		config_free(c);
 		return NULL;
 	}

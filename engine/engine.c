@@ -1,0 +1,196 @@
+/*
+ * engine.c - the engine's life: open (configuration, parser, database,
+ * aggregator), the restore of the aggregator's state, SIGHUP's reload, and
+ * close with the final checkpoint; and how every command loads the
+ * configuration. The loop is loop.c's, the work on lines batch.c's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "mtaconf/mtaconf.h"
+
+int engine_config_load(struct config *c, const char *path)
+{
+	struct errlist errs = {0};
+	config_defaults(c);
+	if (path)
+		config_load(c, path, &errs);
+	config_validate(c, &errs);
+	for (size_t i = 0; i < errs.msgs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs.v[i]);
+	int rc = errs.msgs.n ? -1 : 0;
+	errlist_free(&errs);
+	return rc;
+}
+
+int engine_trusted_load(struct config *c)
+{
+	struct strv warn = {0}, err = {0};
+	int rc = mtaconf_read(c, &warn, &err);
+	for (size_t i = 0; i < warn.n; i++)
+		log_warn("mta_trusted: %s", warn.v[i]);
+	for (size_t i = 0; i < err.n; i++)
+		log_error("mta_trusted: %s", err.v[i]);
+	if (c->trusted_nets.n)
+		log_debug("mta_trusted: %zu network(s) the MTA trusts are allow-listed", c->trusted_nets.n);
+	strv_free(&warn);
+	strv_free(&err);
+	return rc;
+}
+
+int eng_db_flags(const struct engine *e)
+{
+	return DB_RW | (e->o->db_fast ? DB_FAST : 0) | (e->importing ? DB_BULK : 0);
+}
+
+int eng_open(struct engine *e, const struct engine_opts *o, bool importing)
+{
+	memset(e, 0, sizeof *e);
+	e->o = o;
+	e->importing = importing; /* import: a bulk database connection, quieter logs */
+	e->replay.fd = -1;
+	e->sfd = e->tfd = e->epfd = -1;
+	if (engine_config_load(&e->conf, o->config_path) < 0)
+		return -1;
+	if (engine_trusted_load(&e->conf) < 0)
+		return -1;
+	e->trusted_n = e->conf.trusted_nets.n;
+	if (e->trusted_n)
+		log_info("mta_trusted: %zu network(s) the MTA trusts are allow-listed", e->trusted_n);
+	if (e->conf.log_syslog)
+		log_set_syslog(true, "mxwarden");
+	e->db_path = xstrdup(o->db_path ? o->db_path : e->conf.db_path);
+	const char *fmt = o->format ? o->format : e->conf.format;
+	int m = fmt && strcmp(fmt, "auto") != 0 ? mta_from_name(fmt) : MTA_UNKNOWN;
+	if (m < 0) {
+		log_error("unknown log format '%s' (auto, postfix, exim, sendmail)", fmt);
+		return -1;
+	}
+	e->hint = (enum mta)m;
+	struct errlist errs = {0};
+	e->parser = parser_new(&e->conf, &errs);
+	for (size_t i = 0; i < errs.msgs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs.v[i]);
+	errlist_free(&errs);
+	if (!e->parser)
+		return -1;
+	char err[512];
+	e->db = db_open(e->db_path, eng_db_flags(e), err, sizeof err);
+	if (!e->db) {
+		log_error("%s", err);
+		return -1;
+	}
+	e->agg = aggregator_new(&e->conf);
+	struct buf sp = BUF_INIT;
+	buf_printf(&sp, "%s.aggstate", e->db_path);
+	aggregator_set_state_path(e->agg, buf_str(&sp));
+	buf_free(&sp);
+	return 0;
+}
+
+/* Rebuild the aggregator's state (saved state, else a replay of the
+ * database) and log how long it took. `run` calls it after the web server
+ * started (the dashboard reads SQLite only, so it is up during a long
+ * restore); `import` right after eng_open(). */
+void eng_restore(struct engine *e)
+{
+	int64_t t0 = clock_mono_us();
+	/* the judge's clock goes on from the saved state's log time, not from
+	 * the wall clock of this start: `run` moves it to the wall clock once
+	 * the lines written while it was stopped are read (what lapsed
+	 * meanwhile ends then, at its until) */
+	int rc = aggregator_restore(e->agg, e->db, clock_now(), eng_refeed, e);
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	/* rows replayed: a checkpoint at the first batch, so that the next
+	 * crash does not replay them again */
+	struct agg_stats st;
+	aggregator_stats(e->agg, &st);
+	e->ckpt_last_us = clock_mono_us() - (st.restored ? e->conf.checkpoint_interval * 1000000 : 0);
+	e->ckpt_current = rc == 0 && st.from_checkpoint && st.restored == 0;
+	if (rc < 0)
+		log_warn("aggregator: restore failed after %.2fs: starting with an empty state", secs);
+	else if (!e->importing)
+		log_info("aggregator: state restored in %.2fs", secs);
+}
+
+/* Commit what is open, save the aggregator's state, free everything. */
+void eng_close(struct engine *e)
+{
+	e->pipe = NULL;
+	db_pipe_free(e->pipe_keep); /* drained at the end of each file */
+	e->pipe_keep = NULL;
+	if (e->db && db_in_batch(e->db))
+		eng_batch_commit(e);
+	bool saved = eng_checkpoint_final(e);
+	collector_free(e->coll);
+	for (size_t i = 0; i < e->n_src; i++)
+		parser_source_free(e->src[i].ps);
+	free(e->src);
+	parser_source_free(e->syslog_ps);
+	parser_source_free(e->import_ps);
+	parser_free(e->parser);
+	/* the file of a clean stop only when the database refused the checkpoint */
+	if (!saved && e->agg && e->db && !e->commit_errors)
+		aggregator_save(e->agg); /* after the last commit: the next start continues here */
+	aggregator_free(e->agg);
+	db_close(e->db);
+	eng_journal_clear(e);
+	free(e->journal);
+	free(e->known);
+	free(e->db_path);
+	eng_replay_free(e);
+	config_free(&e->conf);
+}
+
+/* SIGHUP: read the configuration again. What can change while running:
+ * batch sizes, new files to follow, the outputs and [safety] (emitters),
+ * the allow lists and the MTA's trusted clients (read again from the MTA);
+ * the rest needs a restart (logged). */
+void engine_reload(struct engine *e)
+{
+	if (!e->o->config_path) {
+		log_info("SIGHUP: no configuration file to reload (running on the defaults)");
+		return;
+	}
+	struct config nc;
+	if (engine_config_load(&nc, e->o->config_path) < 0) {
+		log_error("SIGHUP: %s has errors (above); keeping the running configuration",
+			  e->o->config_path);
+		config_free(&nc);
+		return;
+	}
+	e->conf.batch_lines = nc.batch_lines;
+	e->conf.batch_ms = nc.batch_ms;
+	for (size_t i = 0; i < nc.follow.n; i++) {
+		bool known = false;
+		for (size_t j = 0; j < e->conf.follow.n; j++)
+			known = known || strcmp(nc.follow.v[i], e->conf.follow.v[j]) == 0;
+		if (!known) {
+			strv_add(&e->conf.follow, nc.follow.v[i]);
+			collector_follow(e->coll, nc.follow.v[i]);
+			log_info("SIGHUP: now following %s", nc.follow.v[i]);
+		}
+	}
+	if (engine_trusted_load(&nc) < 0) {
+		log_error("SIGHUP: the MTA's trusted clients cannot be read (above); keeping the running "
+			  "configuration");
+		config_free(&nc);
+		return;
+	}
+	if (e->em) /* outputs and [safety]: emitters keep copies */
+		emitters_reconfigure(e->em, &nc);
+	/* the aggregator's allow list: allow, allow_files and the MTA's
+	 * trusted clients as they are now. e->conf keeps its start values:
+	 * the web threads read it (lookup's "allowed", "trusted") */
+	aggregator_allow_reload(e->agg, &nc);
+	if (nc.trusted_nets.n != e->trusted_n)
+		log_info("SIGHUP: mta_trusted: %zu network(s) the MTA trusts are allow-listed (were %zu)",
+			 nc.trusted_nets.n, e->trusted_n);
+	e->trusted_n = nc.trusted_nets.n;
+	config_free(&nc);
+	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs, allow lists and the "
+		 "MTA's trusted clients; other changes need a restart)",
+		 e->o->config_path);
+}

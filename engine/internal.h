@@ -1,0 +1,208 @@
+/*
+ * internal.h - what the files of engine/ share: the engine's state and the
+ * functions one file calls in another. Not for other modules (engine.h is
+ * the interface).
+ *
+ * The files, along the seams of the work:
+ *   engine.c   open, restore, reload (SIGHUP), the final checkpoint, close;
+ *              loading the configuration
+ *   loop.c     engine_start/engine_step/engine_run: epoll over the
+ *              collector, a signalfd and a timerfd; the periodic tick
+ *   batch.c    one line in (parse, store, judge); the open batch and its
+ *              commit with the offsets; the journal of decision changes
+ *              (stored again after a refused batch); the aggregator's
+ *              checkpoint; the import's pipe
+ *   sources.c  the followed files: their database rows, where each was left
+ *              (for the collector), the collector's line sink
+ *   import.c   engine_import: one file after another, the progress line, and
+ *              the re-feed of a checkpoint's file after a crash
+ *   replay.c   --replay: the sample log written live into var/replay.log
+ *   outputs.c  the blocklists (emitters) after decisions change, the web
+ *              server's start and stop, the outputs' state for /metrics
+ */
+#ifndef MXWARDEN_ENGINE_INTERNAL_H
+#define MXWARDEN_ENGINE_INTERNAL_H
+
+#include "aggregator/aggregator.h"
+#include "collector/collector.h"
+#include "db/db.h"
+#include "emitters/emitters.h"
+#include "engine/engine.h"
+#include "parsers/parsers.h"
+#include "web/web.h"
+
+#define TICK_MS		    50
+#define RETENTION_EVERY_US  (60LL * 1000000)
+#define AGG_TICK_EVERY_US   (1000LL * 1000)
+#define REPLAY_ROTATE_BYTES (8 << 20)
+#define IMPORT_BATCH_FACTOR 20 /* import commits every 20 x batch_lines lines */
+
+/* What the engine keeps per collector source (a followed path). */
+struct esrc {
+	int64_t db_id;		  /* the db_source row of the file being read; 0 = none yet */
+	struct coll_pos id;	  /* its identity */
+	int64_t offset;		  /* offset after the last line of this file in the batch */
+	int64_t lines;		  /* lines_read of the db row, this batch included */
+	bool dirty;		  /* offset/lines changed since the last commit */
+	struct parser_source *ps; /* parser state of this stream */
+	/* how far the aggregator has seen this source (this file, and the one
+	 * before it): lines read again after a refused batch are stored but not
+	 * counted a second time */
+	struct coll_pos agg_id, agg_prev_id;
+	int64_t agg_off, agg_prev_off;
+};
+
+/* A decision change stored in the open batch: made again at the next batch
+ * when this one is refused (the aggregator made it once and will not again). */
+struct jchange {
+	enum agg_change_kind kind;
+	struct decision d;
+	char *evidence;
+	const char *end_reason;
+	enum response from;
+	int64_t at;
+};
+
+struct replay {
+	char *path; /* var/replay.log */
+	struct buf sample;
+	size_t at;	 /* next line in sample */
+	double rate;	 /* lines per second */
+	double owed;	 /* lines due, not written yet */
+	int64_t last_us; /* monotonic */
+	int fd;
+	int64_t written; /* bytes in the current file */
+	uint64_t rounds;
+};
+
+struct engine {
+	const struct engine_opts *o; /* the caller's, valid until engine_free() */
+	struct config conf;
+	size_t trusted_n; /* networks the MTA trusts, as last read (start, SIGHUP) */
+	char *db_path;
+	struct db *db;
+	struct parser *parser;
+	struct aggregator *agg;
+	bool decisions_changed; /* since the emitters last ran */
+	enum mta hint;
+	struct collector *coll;
+	struct esrc *src;
+	size_t n_src;
+	struct parser_source *syslog_ps;
+	int64_t syslog_src_id; /* the db_source row of the syslog receiver */
+	int64_t syslog_lines;
+	bool syslog_on; /* the syslog receiver listens */
+	bool syslog_dirty;
+	uint64_t syslog_dropped_stored; /* collector's syslog_dropped already counted in the db */
+	/* the known sources at start, for coll_lookup */
+	struct db_source *known;
+	size_t n_known, cap_known;
+	/* the open batch */
+	int64_t batch_lines;
+	int64_t batch_start_us; /* monotonic, when the first line came */
+	int64_t unparsed[64];	/* by parse reason (+ overlong at the end) */
+	/* lifetime counters of this run */
+	uint64_t lines, events, unparsed_total, commits, commit_errors;
+	int64_t last_retention_us, last_agg_tick_us;
+	int64_t clk_wall_us, clk_mono_us; /* at the last aggregator tick: clock steps */
+	bool retention_more;
+	bool drained; /* the collector had nothing more to read (the judge may take the wall clock) */
+	volatile bool stop;
+	/* the database refused a begin or commit: lines since the last commit are
+	 * ignored, then read again from the committed positions after a pause */
+	bool db_down;
+	bool rewound;	     /* collector_rewind() done for this failure */
+	int64_t db_retry_us; /* monotonic: when to try again */
+	bool import_failed;
+	struct replay replay;
+	/* import */
+	int64_t import_src_id;
+	int64_t import_offset;
+	int64_t import_lines;
+	struct parser_source *import_ps;
+	int64_t progress_t0_us, progress_last_us;
+	bool progress_done; /* the 100% line was printed */
+	bool progress_tty;  /* a progress line on stderr (a terminal, not --quiet) */
+	bool importing;
+	/* import: batches staged here and written by the pipe's writer thread
+	 * (NULL: written by this thread, as `run` does). One pipe serves the
+	 * whole import (pipe_keep; its row handles stay valid across files);
+	 * pipe is set while a file's lines are read. */
+	struct db_pipe *pipe, *pipe_keep;
+	bool staging;	  /* a batch is being staged in the pipe */
+	bool pipe_failed; /* pipe_keep refused a batch: no more pipelining */
+	uint64_t decisions_made;
+	const char *progress_name;
+	/* the blocklists ([output NAME]), `run` only */
+	struct emitters *em;
+	bool em_synced; /* the outputs were written once */
+	struct decision *em_active;
+	size_t em_n, em_cap;
+	struct web *web; /* the dashboard and API (run only) */
+	/* the loop (run only) */
+	int sfd, tfd, epfd; /* signalfd, timerfd, epoll; -1 = none */
+	bool more;	    /* the collector had more to read at the last step */
+	bool running;	    /* engine_start() finished: the loop runs */
+	struct prefix_list syslog_allow;
+	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
+	int64_t ckpt_last_us;	 /* monotonic, the last one committed */
+	bool ckpt_in_batch;	 /* the open batch carries one */
+	uint64_t ckpt_lines;	 /* e->lines when it was written */
+	uint64_t ckpt_put_lines; /* ... the one in the open batch */
+	bool ckpt_current;	 /* the stored checkpoint is the state: restored from it, nothing since */
+	bool ckpt_written;	 /* ... or one written by this run (with ckpt_lines == lines) */
+	bool ckpt_force;	 /* a checkpoint with the next batch (the end of an imported file) */
+	/* exactness across a refused batch (db_failed) */
+	bool agg_recover; /* lines the aggregator saw are being read again */
+	bool no_agg;	  /* engine_line: store the line, do not count it again */
+	struct jchange *journal;
+	size_t n_journal, cap_journal;
+	bool redo; /* the journal's changes were rolled back: store them again */
+};
+
+#define UNPARSED_OVERLONG 63
+
+/* engine.c */
+int eng_db_flags(const struct engine *e);
+int eng_open(struct engine *e, const struct engine_opts *o, bool importing);
+void eng_restore(struct engine *e);
+void eng_close(struct engine *e);
+
+/* batch.c */
+void eng_line(struct engine *e, struct parser_source *ps, int64_t source_id, const struct coll_line *ln);
+int eng_batch_begin(struct engine *e);
+int eng_batch_commit(struct engine *e);
+void eng_maybe_commit(struct engine *e, bool force);
+void eng_db_failed(struct engine *e);
+void eng_pipe_failed(struct engine *e);
+int eng_checkpoint_put(struct engine *e);
+bool eng_checkpoint_due(const struct engine *e);
+bool eng_checkpoint_final(struct engine *e);
+bool eng_aggregator_tick(struct engine *e, int64_t now);
+void eng_journal_clear(struct engine *e);
+
+/* sources.c */
+bool eng_same_ident(const struct coll_pos *a, const struct coll_pos *b);
+int eng_collect_known(void *arg, const struct db_source *s);
+int eng_coll_lookup(void *ctx, const char *key, struct coll_pos *pos);
+void eng_known_update(struct engine *e, size_t i);
+void eng_sync_sources(struct engine *e);
+void eng_on_line(void *ctx, const struct coll_line *ln);
+
+/* import.c */
+int eng_refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c);
+
+/* replay.c */
+int eng_replay_init(struct engine *e);
+void eng_replay_tick(struct engine *e);
+void eng_replay_free(struct engine *e);
+
+/* outputs.c */
+int eng_outputs_start(struct engine *e);
+void eng_outputs_update(struct engine *e, bool decisions_changed);
+void eng_outputs_child_exited(struct engine *e);
+void eng_outputs_stop(struct engine *e);
+int eng_web_start(struct engine *e, const char *listen);
+void eng_web_stop(struct engine *e);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * outputs.c - what the engine shows the world: the blocklists ([output
+ * NAME], emitters/) brought up to date after decisions change, and the web
+ * server started and stopped.
+ *
+ * The emitters belong to the engine's thread; reload commands run in the
+ * background and are reaped from the tick and on SIGCHLD. The web server
+ * runs its own threads and never touches engine state.
+ */
+#include <stdlib.h>
+
+#include "engine/internal.h"
+
+/* The outputs of the configuration (none: nothing to do). 0, or -1 when
+ * they are invalid (logged). */
+int eng_outputs_start(struct engine *e)
+{
+	if (!e->conf.n_outputs)
+		return 0;
+	if (e->conf.rules.dry_run)
+		log_info("dry run: the %zu output(s) carry manual decisions only", e->conf.n_outputs);
+	struct buf err = BUF_INIT;
+	e->em = emitters_new(&e->conf, &err);
+	if (!e->em) {
+		log_error("outputs: %s", buf_str(&err));
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	emitters_set_new_database(e->em, db_created(e->db));
+	return 0;
+}
+
+/* At the end of a run: reload commands get 2 s to finish. */
+void eng_outputs_stop(struct engine *e)
+{
+	if (e->em && emitters_drain(e->em, 2000) < 0)
+		log_warn("outputs: a reload command still runs at exit; killed");
+	emitters_free(e->em);
+	e->em = NULL;
+	free(e->em_active);
+	e->em_active = NULL;
+}
+
+/*
+ * eng_outputs_update: called after a batch committed whose events changed
+ * decisions, and after a tick that expired some. Render the blocklists
+ * (temp file, fsync, rename) and start reload commands (posix_spawn, no
+ * shell); their exit is seen in eng_outputs_child_exited().
+ */
+static int em_collect(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct engine *e = arg;
+	(void)info;
+	if (e->conf.rules.dry_run && !d->manual)
+		return 0; /* [rules] dry_run: decide and explain, emit nothing */
+	if (e->em_n == e->em_cap) {
+		e->em_cap = e->em_cap ? e->em_cap * 2 : 256;
+		e->em_active = xrealloc(e->em_active, e->em_cap * sizeof *e->em_active);
+	}
+	e->em_active[e->em_n++] = *d;
+	return 0;
+}
+
+void eng_outputs_update(struct engine *e, bool decisions_changed)
+{
+	if (!e->em)
+		return;
+	emitters_poll(e->em);
+	int64_t now = clock_now();
+	/* also when a decision runs out or a capped ipset timeout needs a refresh */
+	if (!decisions_changed && e->em_synced && now < emitters_next_due(e->em))
+		return;
+	e->em_n = 0;
+	if (db_decisions_active(e->db, now, em_collect, e) < 0) {
+		log_error("database: active decisions: %s", db_errmsg(e->db));
+		return;
+	}
+	/* a failed output is logged and retried by the emitters (next_due) */
+	emitters_update(e->em, e->em_active, e->em_n, now);
+	e->em_synced = true;
+}
+
+/* eng_outputs_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
+ * module that spawned the children (emitters). */
+void eng_outputs_child_exited(struct engine *e)
+{
+	if (e->em)
+		emitters_poll(e->em);
+}
+
+/*
+ * eng_web_start / eng_web_stop: the dashboard and API on listen ("ADDR:PORT",
+ * NULL = the configuration's [web] listen). The web module runs its own
+ * threads and opens its own read-only connections to db_path; it never
+ * touches engine state. Returns 0, or -1 when it could not start (logged).
+ */
+int eng_web_start(struct engine *e, const char *listen)
+{
+	if (listen) {
+		free(e->conf.listen);
+		e->conf.listen = xstrdup(listen);
+	}
+	struct buf err = BUF_INIT;
+	e->web = web_start(&e->conf, e->db_path, &err);
+	if (!e->web)
+		log_error("%s", buf_str(&err));
+	buf_free(&err);
+	return e->web ? 0 : -1;
+}
+
+void eng_web_stop(struct engine *e)
+{
+	web_stop(e->web);
+	e->web = NULL;
+}

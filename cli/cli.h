@@ -57,6 +57,7 @@ int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_abuse_report(int argc, char **argv);
 
 /* engine.c: the ingest engine behind `run` and `import` (see its header comment). */
 struct engine_opts {

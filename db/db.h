@@ -566,10 +566,12 @@ int db_outbox_sent(struct db *db, int64_t id, int64_t at);
 int db_outbox_failed(struct db *db, int64_t id, const char *error);
 /* Callback for outbox listings; strings borrowed for the call. Non-zero stops. */
 typedef int (*db_outbox_cb)(void *arg, const struct db_outbox_msg *m);
-/* The messages not sent yet, written at or after since, with their message
- * still stored and fewer than max_attempts failures, oldest first. 0, the
+/* The messages of kind (NULL: any) not sent yet, written at or after
+ * since, with their message still stored and fewer than max_attempts
+ * failures, oldest first. The callback may write (db_outbox_sent). 0, the
  * callback's value, or -1. */
-int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, db_outbox_cb cb, void *arg);
+int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, const char *kind, db_outbox_cb cb,
+		     void *arg);
 /* How many messages of kind (NULL: any) to rcpt were written at or after
  * since, or -1. */
 int64_t db_outbox_count(struct db *db, const char *rcpt, const char *kind, int64_t since);

@@ -143,9 +143,11 @@ static void outbox_from_row(sqlite3_stmt *st, struct db_outbox_msg *m)
 
 static const char SQL_OUTBOX_UNSENT[] = "SELECT " OUTBOX_COLS " FROM outbox WHERE sent_at IS NULL"
 					" AND written_at >= ?1 AND message IS NOT NULL AND attempts < ?2"
+					" AND (?3 IS NULL OR kind = ?3)"
 					" ORDER BY written_at, id";
 
-int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, db_outbox_cb cb, void *arg)
+int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, const char *kind, db_outbox_cb cb,
+		     void *arg)
 {
 	/* a statement of its own: the callback writes (db_outbox_sent) on
 	 * this connection while the listing is open */
@@ -154,6 +156,7 @@ int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, db_outb
 		return -1;
 	sqlite3_bind_int64(st, 1, since);
 	sqlite3_bind_int64(st, 2, max_attempts);
+	bind_opt(st, 3, kind);
 	/* read the ids first: the callback's writes must not move the cursor */
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;

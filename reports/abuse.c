@@ -95,7 +95,8 @@ static int candidates(struct db *db, int64_t from, int64_t to, struct abuse_run 
 	free(m.d);
 	free(m.ev);
 	/* one item per prefix: the newest decision, with every id */
-	qsort(v, n, sizeof *v, cmp_item_prefix);
+	if (n)
+		qsort(v, n, sizeof *v, cmp_item_prefix);
 	size_t k = 0;
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
@@ -513,7 +514,8 @@ int abuse_report_run(const struct config *c, struct db *db, struct abuse_run *r,
 	if (rc == 0 && c->abuse.smtp) {
 		struct send_arg s = {c, db, r, ""};
 		abuse_helo_name(&c->abuse, s.helo, sizeof s.helo);
-		if (db_outbox_unsent(db, window, SEND_ATTEMPTS, send_one, &s) < 0) {
+		if (db_outbox_unsent(db, window, SEND_ATTEMPTS, "xarf", send_one, &s) < 0 ||
+		    db_outbox_unsent(db, window, SEND_ATTEMPTS, "summary", send_one, &s) < 0) {
 			buf_printf(err, "cannot read the outbox: %s", db_errmsg(db));
 			rc = -1;
 		}

@@ -324,6 +324,39 @@ listed = {x["prefix"] if "/" in x["prefix"] else x["prefix"] + ("/32" if ":" not
 check("the digest lists the prefixes worth a report that have no contact", listed == lacking and lacking,
       (sorted(listed - lacking)[:5], sorted(lacking - listed)[:5]))
 
+# ------------------------------------------------------------ a Postfix corpus: no client ports logged
+plog = os.path.join(d, "postfix.log")
+subprocess.run([sys.executable, os.path.join(SHARED, "tools", "mkmaillog"), "--lines", "30000", "--seed", "7",
+                "--start", "2026-11-27T00:00:00Z", "-o", plog], check=True, capture_output=True)
+allmap = os.path.join(d, "all.txt")
+with open(allmap, "w") as f:
+    f.write("0.0.0.0/0 abuse@any4.example\n::/0 abuse@any6.example\n")
+pconf = os.path.join(d, "p.ini")
+with open(pconf, "w") as f:
+    f.write("[safety]\nprotected_networks = none\nmta_trusted = none\n[abuse]\ncontacts = %s\n"
+            "reporter_org = X\nreporter_contact = abuse@mx.example.org\nreporter_domain = mx.example.org\n"
+            "max_per_contact = 1000\n" % allmap)
+pdb = os.path.join(d, "p.db")
+p = mxw("import", "-q", "-c", pconf, "--db", pdb, plog)
+p = mxw("abuse-report", "-c", pconf, "--db", pdb, "--since", "2d", "--out", os.path.join(d, "outp"))
+check("postfix corpus: exit 0", p.returncode == 0, p.stderr[-800:])
+con = sqlite3.connect("file:%s?mode=ro" % pdb, uri=True)
+pmsgs = [r[0] for r in con.execute("select message from outbox where kind = 'xarf'")]
+con.close()
+pbad, ptypes = [], {}
+for raw in pmsgs:
+    m = email.message_from_bytes(raw, policy=policy.default)
+    parts = list(m.iter_parts())
+    x = json.loads(parts[2].get_content()) if len(parts) == 3 else {}
+    if m.defects or len(parts) != 3 or xarf_check.check(x):
+        pbad.append((m.defects, len(parts), xarf_check.check(x)))
+    key = (x.get("type"), x.get("threat_type"))
+    ptypes[key] = ptypes.get(key, 0) + 1
+check("postfix corpus: every message parses and validates (%d, %s)" % (len(pmsgs), sorted(ptypes.items(),
+      key=str)), pmsgs and not pbad, pbad[:3])
+check("postfix corpus: AUTH without a logged port is reputation/blocklist, threat login_attack",
+      ("blocklist", "login_attack") in ptypes and ("login_attack", None) not in ptypes, ptypes)
+
 # ------------------------------------------------------------ check-config
 bad = os.path.join(d, "bad-contacts.txt")
 with open(bad, "w") as f:

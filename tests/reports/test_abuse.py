@@ -309,6 +309,12 @@ check("each message delivered exactly once, to its contact only, from the report
       len(smtp.messages) == len(sent) and all(delivered.get(r[2]) == [("<abuse@mx.example.org>",
                                                                       ["<%s>" % r[1]])] for r in sent),
       (len(smtp.messages), len(sent)))
+p = mxw("abuse-report", "--list", "-c", conf_s, "--db", dbs)
+lst = json.loads(p.stdout).get("items", []) if p.returncode == 0 else []
+check("--list shows each message, to whom, when written and sent, the decisions it covers",
+      len(lst) == len(sent) and all(x["sent_at"] and x["written_at"] == NOW and x["rcpt"] and
+                                    (x["decisions"] if x["kind"] == "xarf" else True) for x in lst)
+      and {x["id"]: x["attempts"] for x in lst} == {r[0]: r[4] for r in sent}, lst[:2])
 check("nobody from a message's text got mail", {r for _, rs, _ in smtp.messages for r in rs} <=
       {"<%s>" % v for v in list(MAP.values()) + ["abuse@rdap-c.example"]},
       {r for _, rs, _ in smtp.messages for r in rs})

@@ -3,7 +3,11 @@
  * names, dates, boundaries and UUIDs; plain mail addresses and host names;
  * what is worth a report and its XARF type; the contact map; RDAP answers;
  * the file stamps and pruning; the digest's slot. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -425,6 +429,138 @@ static void test_prune_and_slot(void **state)
 	}
 }
 
+/* A scripted SMTP peer on loopback: answers each command with the next
+ * reply of its script, keeps what it received. */
+struct peer {
+	int lfd, port;
+	const char *const *replies; /* the greeting first, then one per command; NULL ends */
+	struct buf got;
+	pthread_t th;
+};
+
+static void *peer_run(void *arg)
+{
+	struct peer *p = arg;
+	int fd = accept(p->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	size_t r = 0;
+	bool data = false;
+	char line[8192];
+	size_t n = 0;
+	if (!p->replies[r]) { /* no greeting: hang up at once */
+		close(fd);
+		return NULL;
+	}
+	(void)!write(fd, p->replies[r], strlen(p->replies[r]));
+	r++;
+	for (;;) {
+		char c;
+		if (read(fd, &c, 1) != 1)
+			break;
+		buf_appendc(&p->got, c);
+		if (n < sizeof line - 1)
+			line[n++] = c;
+		if (c != '\n')
+			continue;
+		line[n] = '\0';
+		bool answer = !data || strcmp(line, ".\r\n") == 0;
+		if (!data && strncmp(line, "DATA", 4) == 0)
+			data = true;
+		else if (data && strcmp(line, ".\r\n") == 0)
+			data = false;
+		n = 0;
+		if (!answer)
+			continue;
+		if (!p->replies[r])
+			break;
+		(void)!write(fd, p->replies[r], strlen(p->replies[r]));
+		r++;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void peer_start(struct peer *p, const char *const *replies)
+{
+	memset(p, 0, sizeof *p);
+	p->replies = replies;
+	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(p->lfd, 1), 0);
+	getsockname(p->lfd, (struct sockaddr *)&a, &al);
+	p->port = ntohs(a.sin_port);
+	pthread_create(&p->th, NULL, peer_run, p);
+}
+
+static void peer_stop(struct peer *p)
+{
+	shutdown(p->lfd, SHUT_RDWR);
+	pthread_join(p->th, NULL);
+	close(p->lfd);
+	buf_free(&p->got);
+}
+
+static void test_smtp(void **state)
+{
+	static const char *const ok[] = {"220 hi\r\n", "250-x\r\n250 SIZE\r\n", "250 ok\r\n",  "250 ok\r\n",
+					 "354 go\r\n", "250 queued\r\n",	"221 bye\r\n", NULL};
+	static const char *const helo[] = {"220 hi\r\n",     "502 no\r\n",  "250 ok\r\n",
+					   "250 ok\r\n",     "250 ok\r\n",  "354 go\r\n",
+					   "250 queued\r\n", "221 bye\r\n", NULL};
+	static const char *const rcpt550[] = {
+	    "220 hi\r\n", "250 x\r\n", "250 ok\r\n", "550 5.1.1 no such user\r\n", "221 bye\r\n", NULL};
+	static const char *const data451[] = {"220 hi\r\n",  "250 x\r\n",  "250 ok\r\n",
+					      "250 ok\r\n",  "354 go\r\n", "451 4.3.0 later\r\n",
+					      "221 bye\r\n", NULL};
+	static const char *const closed[] = {NULL};
+	static const struct {
+		const char *const *script;
+		int want;
+		const char *err;
+	} cases[] = {
+	    {ok, SMTP_OK, ""},
+	    {helo, SMTP_OK, ""},
+	    {rcpt550, SMTP_PERM, "550 5.1.1"},
+	    {data451, SMTP_TEMP, "451 4.3.0"},
+	    {closed, SMTP_TEMP, "connection closed"},
+	};
+	static const char msg[] = "Subject: t\r\n\r\n.one dot\r\n..two\r\nbare lf\nlast";
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct peer p;
+		peer_start(&p, cases[i].script);
+		char ap[32];
+		snprintf(ap, sizeof ap, "127.0.0.1:%d", p.port);
+		struct buf err = BUF_INIT;
+		int rc = smtp_send(ap, "mx.example.org", 5, "abuse@mx.example.org", "abuse@net.example", msg,
+				   strlen(msg), &err);
+		if (rc != cases[i].want || !strstr(buf_str(&err), cases[i].err))
+			fail_msg("case %zu: got %d '%s', want %d '%s'", i, rc, buf_str(&err), cases[i].want,
+				 cases[i].err);
+		if (rc == SMTP_OK) {
+			const char *g = buf_str(&p.got);
+			assert_non_null(
+			    strstr(g, "MAIL FROM:<abuse@mx.example.org>\r\nRCPT TO:<abuse@net.example>\r\n"));
+			assert_non_null(strstr(g, "\r\n\r\n..one dot\r\n...two\r\nbare lf\r\nlast\r\n.\r\n"));
+			assert_non_null(
+			    strstr(g, i == 1 ? "HELO mx.example.org\r\n" : "EHLO mx.example.org\r\n"));
+		}
+		buf_free(&err);
+		peer_stop(&p);
+	}
+	/* an address that is not plain never reaches the wire */
+	struct buf err = BUF_INIT;
+	assert_int_equal(smtp_send("127.0.0.1:1", "mx.example.org", 1, "a@b.example",
+				   "x@y.example>\r\nRCPT TO:<z@e.example", "m", 1, &err),
+			 SMTP_PERM);
+	assert_int_equal(
+	    smtp_send("localhost:25", "mx.example.org", 1, "a@b.example", "x@y.example", "m", 1, &err),
+	    SMTP_PERM);
+	buf_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +573,7 @@ int main(void)
 	    cmocka_unit_test(test_contacts),
 	    cmocka_unit_test(test_rdap_parse),
 	    cmocka_unit_test(test_prune_and_slot),
+	    cmocka_unit_test(test_smtp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -614,6 +614,11 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
 	return i < em->n ? &em->o[i].st : NULL;
 }
 
+const char *emitters_output_name(const struct emitters *em, size_t i)
+{
+	return i < em->n ? em->confs[i].name : NULL;
+}
+
 size_t emitters_breakers_open(const struct emitters *em)
 {
 	size_t k = 0;

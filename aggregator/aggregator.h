@@ -287,6 +287,7 @@ struct agg_stats {
 	size_t decisions;      /* active decisions */
 	uint64_t events;       /* events seen */
 	uint64_t evicted;      /* records evicted (idle or over max_tracked_ips) */
+	uint64_t folded;       /* events of IPv6 addresses counted in their crowded class only */
 	uint64_t suppressed;   /* decisions refused: allow list or protected */
 	uint64_t held;	       /* events without a client held by queue id now */
 	uint64_t attributed;   /* held events applied with their queue id's client */

@@ -110,9 +110,10 @@ struct db_checkpoint;
 
 /*
  * Create an aggregator for the configuration c, which must outlive it.
- * Builds the allow list (aggregator_allow_reload) and, when
- * protected_networks is the default, adds the host's own addresses. Never
- * returns NULL.
+ * Builds the allow list (aggregator_allow_reload) and copies the
+ * effective protected list (c->protected_networks: the built-in ranges and
+ * the host's own addresses as config_validate built it). Never returns
+ * NULL.
  */
 struct aggregator *aggregator_new(const struct config *c);
 void aggregator_free(struct aggregator *a); /* NULL is a no-op */

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db/db_internal.h"
 
@@ -288,6 +290,37 @@ int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n)
 	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
 }
 
+/* A message for a database file or directory that cannot be written,
+ * saying what is wrong in words and who we are. */
+static void db_path_error(const char *path, int e, char *err, size_t errsz)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (e == EACCES || e == EPERM)
+		snprintf(
+		    err, errsz,
+		    "%s: permission denied: the directory %s is not writable by this user (uid %u); the "
+		    "database and its -wal and -shm files live there: give the user write access to it or "
+		    "choose another [storage] db / --db",
+		    path, dir, (unsigned)geteuid());
+	else if (e == EROFS)
+		snprintf(
+		    err, errsz,
+		    "%s: the directory %s is on a read-only file system; choose a writable [storage] db / "
+		    "--db",
+		    path, dir);
+	else if (e == EISDIR)
+		snprintf(err, errsz, "%s is a directory, not a database file", path);
+	else
+		snprintf(err, errsz, "%s: %s", path, strerror(e));
+}
+
 /* mkdir -p of the directory part of path. */
 static int make_parent(const char *path, char *err, size_t errsz)
 {
@@ -305,14 +338,78 @@ static int make_parent(const char *path, char *err, size_t errsz)
 			continue;
 		*p = '\0';
 		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-			snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+			db_path_error(dir, errno, err, errsz);
 			return -1;
 		}
 		*p = '/';
 	}
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		db_path_error(dir, errno, err, errsz);
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The database holds raw log lines (recipients, SASL user names): it is
+ * created 0640 (group-readable for the service's group, never world), and
+ * SQLite gives its -wal and -shm files the database file's mode. A file
+ * found readable or writable by others (made by an older version, or by
+ * hand) is narrowed to the same, with a warning; when that fails, the
+ * warning says how to fix it. Returns -1 with a message in err only when the
+ * file cannot be created.
+ */
+static int db_files_private(const char *path, char *err, size_t errsz)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EEXIST) {
+		db_path_error(path, errno, err, errsz);
+		return -1;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		db_path_error(path, EISDIR, err, errsz);
+		return -1;
+	}
+	/* SQLite opens a read-only file read-only without a word, then fails
+	 * at the first write; and it creates -wal and -shm beside the file */
+	if (access(path, W_OK) < 0) {
+		snprintf(err, errsz,
+			 "%s: not writable by this user (uid %u): %s; mxwarden writes its database (fix the "
+			 "file's "
+			 "owner or mode)",
+			 path, (unsigned)geteuid(), strerror(errno));
+		return -1;
+	}
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 1, slash ? path : ".");
+	if (access(dir, W_OK | X_OK) < 0) {
+		db_path_error(path, errno, err, errsz);
+		return -1;
+	}
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sfx); i++) {
+		char f[PATH_MAX + 8];
+		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
+		struct stat sb;
+		if (stat(f, &sb) < 0 || !S_ISREG(sb.st_mode) || !(sb.st_mode & (S_IROTH | S_IWOTH)))
+			continue;
+		mode_t m = sb.st_mode & 0770;
+		if (chmod(f, m) == 0)
+			log_warn(
+			    "%s was readable by every user of this host (mode %04o): now %04o (it holds raw "
+			    "log lines with recipients and user names)",
+			    f, (unsigned)(sb.st_mode & 07777), (unsigned)m);
+		else
+			log_warn(
+			    "%s is readable by every user of this host (mode %04o) and holds raw log lines: "
+			    "run chmod o-rwx %s (%s)",
+			    f, (unsigned)(sb.st_mode & 07777), f, strerror(errno));
 	}
 	return 0;
 }
@@ -404,6 +501,8 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 					 : strerror(errno));
 		return NULL;
 	}
+	if (rw && db_files_private(path, err, errsz) < 0)
+		return NULL;
 	struct db *db = xcalloc(1, sizeof(*db));
 	db->rw = rw;
 	if (str_copy(db->path, sizeof(db->path), path, strlen(path)) < 0) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "aggregator/aggregator.h"
 #include "db/db.h"
@@ -238,11 +239,22 @@ bool web_token_ok(struct web *w, struct web_req *r)
 	return diff == 0;
 }
 
-static int token_load(struct web *w, const char *path, struct buf *err)
+int web_token_read(const char *path, struct buf *token, struct buf *err)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		buf_printf(err, "web: token_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* whoever reads the token can block and unblock any address */
+	struct stat sb;
+	if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & (S_IROTH | S_IWOTH))) {
+		buf_printf(
+		    err,
+		    "web: token_file %s is readable by every user of this host (mode %04o): anyone could "
+		    "block and unblock with it; run chmod 600 %s (or 640 with the service's group)",
+		    path, (unsigned)(sb.st_mode & 07777), path);
+		fclose(f);
 		return -1;
 	}
 	char tmp[WEB_TOKEN_MAX + 4];
@@ -263,8 +275,21 @@ static int token_load(struct web *w, const char *path, struct buf *err)
 				   path);
 			return -1;
 		}
-	w->token = xstrndup(tmp, n);
-	w->token_len = n;
+	if (token)
+		buf_append(token, tmp, n);
+	return 0;
+}
+
+static int token_load(struct web *w, const char *path, struct buf *err)
+{
+	struct buf t = BUF_INIT;
+	if (web_token_read(path, &t, err) < 0) {
+		buf_free(&t);
+		return -1;
+	}
+	w->token = xstrndup(t.data, t.len);
+	w->token_len = t.len;
+	buf_free(&t);
 	return 0;
 }
 

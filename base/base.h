@@ -195,6 +195,19 @@ static inline unsigned ipaddr_bits(const struct ipaddr *ip)
 	return ip->family == IPADDR_V4 ? 32 : 128;
 }
 uint64_t ipaddr_hash(const struct ipaddr *ip);
+/* 127.0.0.0/8 or ::1 (IPv4-mapped loopback is IPv4 after ipaddr_parse). */
+bool ipaddr_is_loopback(const struct ipaddr *ip);
+/* For a listen address "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT" (the
+ * last two mean loopback): true when it binds loopback only. "*:PORT",
+ * 0.0.0.0 and :: bind every address; an unparsable one is not loopback. */
+bool addrport_loopback(const char *s);
+/*
+ * Append why binding addr (the listen address as configured) failed with
+ * errno e, in words an operator can act on: a privileged port (below 1024)
+ * without root or CAP_NET_BIND_SERVICE, an address in use, an address this
+ * host does not have; else strerror(e).
+ */
+void bind_error_explain(struct buf *out, const char *addr, unsigned port, int e);
 
 /* A network: address with host bits zero, and a length in bits. */
 struct prefix {
@@ -529,7 +542,8 @@ struct config {
 	char *timezone;		  /* NULL = the system's */
 	int timezone_line;	  /* line of the timezone key (0 = not set) */
 	char *syslog_listen;	  /* NULL = off */
-	struct strv syslog_allow; /* peers allowed to send (CIDRs as text) */
+	struct strv syslog_allow; /* peers allowed to send (CIDRs as text); empty: loopback only */
+	bool syslog_udp_remote;	  /* accept UDP from allowed peers that are not loopback (spoofable) */
 	int64_t syslog_max_conn;
 	int64_t syslog_max_msg;
 	int64_t batch_lines;

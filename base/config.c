@@ -253,7 +253,10 @@ static const struct key collector_keys[] = {
     CK("format", K_STR, format, "auto, postfix, exim or sendmail"),
     CK("timezone", K_STR, timezone, "time zone of RFC 3164 stamps (default: the system's)"),
     CK("syslog_listen", K_ADDRPORT, syslog_listen, "ADDR:PORT of the syslog receiver"),
-    CK("syslog_allow", K_STRLIST, syslog_allow, "CIDRs allowed to send syslog"),
+    CK("syslog_allow", K_STRLIST, syslog_allow,
+       "CIDRs allowed to send syslog (empty: loopback only; required to listen beyond loopback)"),
+    CK("syslog_udp_remote", K_BOOL, syslog_udp_remote,
+       "also accept UDP from allowed peers that are not loopback (its source can be forged: prefer TCP)"),
     CK("syslog_max_connections", K_INT, syslog_max_conn, "TCP syslog connection limit"),
     CK("syslog_max_message", K_INT, syslog_max_msg, "largest syslog message in bytes"),
     CK("batch_lines", K_INT, batch_lines, "lines per database transaction"),
@@ -1012,6 +1015,43 @@ int config_protected_build(struct config *c, struct errlist *errs)
 	return rc;
 }
 
+/* The syslog receiver is safe by default: loopback only unless
+ * syslog_allow names the senders; UDP from other hosts (forgeable) only
+ * with syslog_udp_remote = yes, and a warning. */
+static void config_validate_syslog(struct config *c, struct errlist *errs)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->syslog_allow.n; i++) {
+		struct prefix p;
+		const char *s = c->syslog_allow.v[i];
+		if (prefix_parse(&p, s, strlen(s), true) < 0)
+			errlist_add(errs, file, 0,
+				    "[collector] syslog_allow: '%s' is not an address or a CIDR prefix with "
+				    "zero host "
+				    "bits",
+				    s);
+	}
+	if (c->syslog_listen && !addrport_loopback(c->syslog_listen) && c->syslog_allow.n == 0)
+		errlist_add(
+		    errs, file, 0,
+		    "[collector] syslog_listen = %s listens beyond loopback without syslog_allow: anyone who "
+		    "reaches the port could feed log lines and get any address blocked; list your MX hosts "
+		    "in "
+		    "syslog_allow",
+		    c->syslog_listen);
+	if (c->syslog_udp_remote) {
+		struct buf b = BUF_INIT;
+		buf_printf(
+		    &b,
+		    "%s: [collector] syslog_udp_remote = yes: UDP syslog from the hosts of syslog_allow is "
+		    "accepted, and a UDP source address can be forged: anyone who can send a packet to the "
+		    "port can feed lines in an allowed host's name (prefer TCP)",
+		    file);
+		strv_add(&c->warnings, buf_str(&b));
+		buf_free(&b);
+	}
+}
+
 int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
@@ -1033,6 +1073,7 @@ int config_validate(struct config *c, struct errlist *errs)
 		errlist_add(errs, file, 0, "[rules] block_base is longer than block_max");
 	if (c->batch_lines < 1)
 		errlist_add(errs, file, 0, "[collector] batch_lines must be at least 1");
+	config_validate_syslog(c, errs);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
 		if (!o->format) {

@@ -8,6 +8,7 @@
  * IPv4 so that one sender has one key.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -151,6 +152,51 @@ int ipaddr_cmp(const struct ipaddr *x, const struct ipaddr *y)
 	if (x->family != y->family)
 		return x->family < y->family ? -1 : 1;
 	return memcmp(x->a, y->a, 16);
+}
+
+bool ipaddr_is_loopback(const struct ipaddr *ip)
+{
+	static const uint8_t v6lo[16] = {[15] = 1};
+	if (ip->family == IPADDR_V4)
+		return ip->a[0] == 127;
+	return ip->family == IPADDR_V6 && memcmp(ip->a, v6lo, 16) == 0;
+}
+
+bool addrport_loopback(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t n = colon ? (size_t)(colon - s) : 0;
+	if (n == 0)
+		return true; /* "PORT" or ":PORT": the receiver binds 127.0.0.1 */
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	struct ipaddr ip;
+	return ipaddr_parse(&ip, h, n) == 0 && ipaddr_is_loopback(&ip);
+}
+
+void bind_error_explain(struct buf *out, const char *addr, unsigned port, int e)
+{
+	if ((e == EACCES || e == EPERM) && port > 0 && port < 1024)
+		buf_printf(
+		    out,
+		    "cannot listen on %s: port %u is privileged (below 1024): start mxwarden as root, grant "
+		    "it "
+		    "CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE), or choose a "
+		    "port from 1024 up",
+		    addr, port);
+	else if (e == EADDRINUSE)
+		buf_printf(
+		    out,
+		    "cannot listen on %s: the address is in use (another program, or another mxwarden, "
+		    "listens there)",
+		    addr);
+	else if (e == EADDRNOTAVAIL)
+		buf_printf(out, "cannot listen on %s: this host has no interface with that address", addr);
+	else
+		buf_printf(out, "cannot listen on %s: %s", addr, strerror(e));
 }
 
 uint64_t ipaddr_hash(const struct ipaddr *ip)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aggregator/aggregator.h"
 #include "db/db.h"
@@ -604,14 +605,6 @@ static int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *s
 	return 0;
 }
 
-static bool ip_is_loopback(const struct ipaddr *ip)
-{
-	static const uint8_t v6lo[16] = {[15] = 1};
-	if (ip->family == IPADDR_V4)
-		return ip->a[0] == 127;
-	return memcmp(ip->a, v6lo, 16) == 0;
-}
-
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct buf b = BUF_INIT, m = BUF_INIT;
@@ -637,7 +630,7 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	struct web *w = xcalloc(1, sizeof *w);
 	w->conf = conf;
 	w->db_path = xstrdup(db_path);
-	w->loopback = ip_is_loopback(&ip);
+	w->loopback = ipaddr_is_loopback(&ip);
 	char ipstr[IPADDR_STRLEN];
 	ipaddr_format(&ip, ipstr);
 	snprintf(w->host, sizeof w->host, ip.family == IPADDR_V6 ? "[%s]" : "%s", ipstr);
@@ -669,7 +662,21 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	    w, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
 	if (!w->mhd) {
-		buf_printf(err, "web: cannot listen on %s (address in use or not available)", conf->listen);
+		/* MHD says only that it failed: bind once more to learn why */
+		int e = 0, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1;
+		if (fd < 0)
+			e = errno;
+		else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+			 bind(fd, (struct sockaddr *)&ss, sl) < 0)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+		buf_appends(err, "web: ");
+		if (e)
+			bind_error_explain(err, conf->listen, port, e);
+		else
+			buf_printf(err, "cannot listen on %s (libmicrohttpd refused to start)", conf->listen);
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);

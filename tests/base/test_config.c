@@ -315,12 +315,59 @@ static void test_protected_table(void **state)
 	errlist_free(&e);
 }
 
+/* The syslog receiver: loopback, or an allow list; UDP from other hosts
+ * only with syslog_udp_remote, which is a warning. */
+static void test_syslog_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int want_rc;
+		const char *want; /* in the error or the warning, NULL = none */
+	} cases[] = {
+	    {"syslog_listen = 127.0.0.1:514\n", 0, NULL},
+	    {"syslog_listen = [::1]:514\n", 0, NULL},
+	    {"syslog_listen = 0.0.0.0:514\n", -1, "listens beyond loopback without syslog_allow"},
+	    {"syslog_listen = 192.0.2.1:514\n", -1, "syslog_allow"},
+	    {"syslog_listen = *:514\n", -1, "syslog_allow"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.0/24\n", 0, NULL},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.1/24\n", -1, "'192.0.2.1/24' is not"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = mx1.example\n", -1, "'mx1.example' is not"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.0/24\nsyslog_udp_remote = yes\n", 0,
+	     "UDP source address can be forged"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		char text[256];
+		snprintf(text, sizeof text, "[collector]\n%s", cases[i].text);
+		char *p = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		int rc = config_load(&c, p, &e);
+		if (rc == 0)
+			rc = config_validate(&c, &e);
+		if (rc != cases[i].want_rc)
+			fail_msg("case %zu: got rc %d, want %d (%s)", i, rc, cases[i].want_rc,
+				 e.msgs.n ? e.msgs.v[0] : "");
+		const char *said =
+		    rc < 0 ? (e.msgs.n ? e.msgs.v[0] : "") : (c.warnings.n ? c.warnings.v[0] : "");
+		if (cases[i].want ? !strstr(said, cases[i].want) : (rc == 0 && c.warnings.n))
+			fail_msg("case %zu: got '%s', want '%s'", i, said,
+				 cases[i].want ? cases[i].want : "");
+		config_free(&c);
+		errlist_free(&e);
+		unlink(p);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_errors_table),   cmocka_unit_test(test_long_line_refused),
 	    cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_protected_table),
+	    cmocka_unit_test(test_syslog_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,9 +202,100 @@ int db_fail(struct db *db, const char *fmt, ...)
 	return -1;
 }
 
+static bool code_damaged(int xc)
+{
+	int c = xc & 0xff;
+	return c == SQLITE_CORRUPT || c == SQLITE_NOTADB;
+}
+
 int db_fail_sql(struct db *db, const char *what)
 {
+	if (db->h && code_damaged(sqlite3_extended_errcode(db->h)))
+		return db_fail(db, "%s: %s: the database is damaged (run `mxwarden check-db`)", what,
+			       sqlite3_errmsg(db->h));
 	return db_fail(db, "%s: %s", what, db->h ? sqlite3_errmsg(db->h) : "no connection");
+}
+
+/*
+ * Unclean stops. SQLite tells through its log callback (process-wide,
+ * installed once before its first use) when a connection rebuilt the
+ * index of a write-ahead log that still held committed frames: that
+ * happens only to the first connection after the last writer died without
+ * closing (kill -9, a crash, a power cut). The flag is per thread: a
+ * connection is opened and first read in one thread.
+ */
+static __thread bool wal_recovered;
+
+static void sqlite_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if (code == SQLITE_NOTICE_RECOVER_WAL)
+		wal_recovered = true;
+}
+
+static void sqlite_log_setup(void)
+{
+	/* fails only when SQLite is in use already (then no unclean-stop check) */
+	if (sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL) != SQLITE_OK)
+		log_debug("database: SQLite's log callback cannot be set: no check after an unclean stop");
+}
+
+/* Each line of a check's answer is a problem, but its header. */
+static void add_problems(struct strv *problems, const char *t)
+{
+	while (t && *t) {
+		size_t n = strcspn(t, "\n");
+		if (n && strncmp(t, "*** in database", 15) != 0) {
+			struct buf b = BUF_INIT;
+			buf_append_printable(&b, t, n);
+			strv_add(problems, buf_str(&b));
+			buf_free(&b);
+		}
+		t += n + (t[n] == '\n');
+	}
+}
+
+int db_quick_check(struct db *db, bool full, struct strv *problems)
+{
+	sqlite3_stmt *st = db_prepare(db, full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)");
+	if (!st)
+		return -1;
+	int rc;
+	size_t n0 = problems->n;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		if (!t || strcmp(t, "ok") != 0)
+			add_problems(problems, t ? t : "?");
+	}
+	int r = 0;
+	if (rc != SQLITE_DONE) {
+		if (code_damaged(sqlite3_extended_errcode(db->h)))
+			add_problems(problems, sqlite3_errmsg(db->h));
+		else
+			r = db_fail_sql(db, "check");
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : problems->n > n0 ? 1 : 0;
+}
+
+void db_damaged_message(const char *path, const char *problems, struct buf *out)
+{
+	/* short enough for a caller's 512-byte buffer with a path of 100 bytes */
+	buf_printf(
+	    out,
+	    "%s: the database is damaged (%.100s%s). mxwarden will not use it. To recover: stop mxwarden, "
+	    "move the file and its -wal and -shm aside, rebuild it from the mail logs with `mxwarden import "
+	    "LOG...` (rotated and .gz logs too), start again; the blocklists keep their last content "
+	    "meanwhile",
+	    path, problems && *problems ? problems : "?", problems && strlen(problems) > 100 ? "..." : "");
+}
+
+bool db_unclean(const struct db *db, int64_t *check_us)
+{
+	if (check_us)
+		*check_us = db->check_us;
+	return db->unclean;
 }
 
 const char *db_errmsg(const struct db *db)
@@ -484,6 +576,36 @@ static int migrate(struct db *db, int target)
 	return 0;
 }
 
+/* The last writer died without closing: check the file before using it
+ * (linear in its size: about 1 s per GB here, logged), refuse it damaged. */
+static int check_after_crash(struct db *db)
+{
+	db->unclean = true;
+	log_info(
+	    "database %s was not closed cleanly (its write-ahead log was recovered): checking it (PRAGMA "
+	    "quick_check)",
+	    db->path);
+	int64_t t0 = clock_mono_us();
+	struct strv probs = {0};
+	int r = db_quick_check(db, false, &probs);
+	db->check_us = clock_mono_us() - t0;
+	if (r == 0)
+		log_info("database %s: quick_check ok in %.2f s", db->path, (double)db->check_us / 1e6);
+	else if (r > 0) {
+		struct buf m = BUF_INIT;
+		db_damaged_message(db->path, probs.v[0], &m);
+		db_fail(db, "%s", buf_str(&m));
+		buf_free(&m);
+	}
+	strv_free(&probs);
+	/* Refused, the connection must not fold the log into the file when it
+	 * closes (the last one does): the next start must find the unclean stop
+	 * again and refuse again, not a quiet file with the damage inside. */
+	if (r != 0)
+		sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	return r == 0 ? 0 : -1; /* -1: db->err holds the whole message (or the check failed) */
+}
+
 struct db *db_open_version(const char *path, int flags, int target, char *err, size_t errsz)
 {
 	_Static_assert(MXW_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per version");
@@ -512,6 +634,9 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	}
 	int oflags =
 	    SQLITE_OPEN_NOMUTEX | (rw ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+	pthread_once(&log_once, sqlite_log_setup);
+	wal_recovered = false;
 	if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
 		db_close(db);
@@ -520,6 +645,7 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 5000);
 	int rc = 0;
+	bool whole = false; /* db->err is the whole message, path included */
 	if (rw) {
 		rc = db_exec(db, "PRAGMA journal_mode = WAL");
 		if (rc == 0)
@@ -533,6 +659,13 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 		 * and every batch then reads their pages back */
 		if (rc == 0 && (flags & DB_BULK))
 			rc = db_exec(db, "PRAGMA cache_size = -262144");
+		/* the first read: SQLite recovers a write-ahead log left behind */
+		if (rc == 0 && pragma_int(db, "SELECT count(*) FROM sqlite_master") < 0)
+			rc = -1;
+		if (rc == 0 && wal_recovered && check_after_crash(db) < 0) {
+			rc = -1;
+			whole = true;
+		}
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {
@@ -546,7 +679,16 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 				     DB_SCHEMA_VERSION);
 	}
 	if (rc < 0) {
-		snprintf(err, errsz, "%s: %s", path, db->err);
+		if (whole) {
+			snprintf(err, errsz, "%s", db->err); /* check_after_crash's whole message */
+		} else if (db->h && code_damaged(sqlite3_extended_errcode(db->h))) {
+			struct buf m = BUF_INIT;
+			db_damaged_message(path, sqlite3_errmsg(db->h), &m);
+			snprintf(err, errsz, "%s", buf_str(&m));
+			buf_free(&m);
+		} else {
+			snprintf(err, errsz, "%s: %s", path, db->err);
+		}
 		db_close(db);
 		return NULL;
 	}

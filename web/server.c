@@ -464,6 +464,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->fresh) {
 		r->fresh = false;
+		web_conns_busy(w, conn, true); /* a whole request came: never taken for room */
 		r->method = method;
 		r->url = url;
 		r->is_head = strcmp(method, "HEAD") == 0;
@@ -509,6 +510,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct web_req *r = *con_cls;
 	if (!r)
 		return;
+	web_conns_busy(r->w, conn, false);
 	web_cache_end(r->w->cache, r, 0, NULL, 0); /* a request that ended without an answer */
 	buf_free(&r->body);
 	free(r);
@@ -636,6 +638,9 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	snprintf(w->host, sizeof w->host, ip.family == IPADDR_V6 ? "[%s]" : "%s", ipstr);
 	pthread_mutex_init(&w->pool_mu, NULL);
 	pthread_mutex_init(&w->health_mu, NULL);
+	unsigned max_conn = conf->web_max_conn > 0 ? (unsigned)conf->web_max_conn : 256;
+	unsigned per_ip = conf->web_per_ip_conn > 0 ? (unsigned)conf->web_per_ip_conn : 32;
+	web_conns_init(w, max_conn, per_ip);
 	unsigned threads = conf->web_threads > 0 && conf->web_threads <= 64 ? (unsigned)conf->web_threads : 4;
 	w->cappool = threads + 2;
 	w->pool = xcalloc(w->cappool, sizeof *w->pool);
@@ -651,16 +656,17 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ip.family == IPADDR_V6)
 		flags |= MHD_USE_IPv6;
-	unsigned max_conn = conf->web_max_conn > 0 ? (unsigned)conf->web_max_conn : 256;
-	unsigned per_ip = conf->web_per_ip_conn > 0 ? (unsigned)conf->web_per_ip_conn : 32;
 	unsigned timeout = conf->web_timeout > 0 ? (unsigned)conf->web_timeout : 30;
+	/* the limits are ours (conns.c); MHD's are set out of their way: it
+	 * gives each pool thread its share of its limit */
 	w->mhd = MHD_start_daemon(
-	    flags, (uint16_t)port, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-	    w, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
+	    flags, (uint16_t)port, web_conns_accept, w, on_request, w, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (max_conn + WEB_CONNS_SLACK) * threads, MHD_OPTION_NOTIFY_CONNECTION, web_conns_notify, w,
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	    w, MHD_OPTION_END);
 	if (!w->mhd) {
 		/* MHD says only that it failed: bind once more to learn why */
 		int e = 0, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -709,6 +715,7 @@ void web_stop(struct web *w)
 	free(w->pool);
 	pthread_mutex_destroy(&w->pool_mu);
 	pthread_mutex_destroy(&w->health_mu);
+	web_conns_free(w);
 	free(w->token);
 	free(w->db_path);
 	free(w);

@@ -423,8 +423,9 @@ static enum MHD_Result route(struct web_req *r)
  * A query of thousands of parameters would exhaust that memory while MHD
  * parses it (and MHD 0.9.75 then stalls the connection until its timeout):
  * such a query is counted here and cut at the '?', so MHD parses nothing
- * and on_request() answers 414 with a JSON error. The URI is MHD's own
- * writable read buffer, which MHD itself cuts at '?' right after this call.
+ * and on_request() answers 414 with a JSON error; so is a URI longer than
+ * WEB_URI_MAX, query or not. The URI is MHD's own writable read buffer,
+ * which MHD itself cuts at '?' right after this call.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -437,10 +438,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		r->nargs = 1;
 		for (const char *s = q + 1; *s; s++)
 			r->nargs += *s == '&';
-		if (r->nargs > WEB_ARGS_MAX || strlen(uri) > WEB_URI_MAX) {
-			r->uri_refused = true;
+	}
+	/* a long path is refused as a long query is: 414, whatever comes after */
+	if (r->nargs > WEB_ARGS_MAX || strlen(uri) > WEB_URI_MAX) {
+		r->uri_refused = true;
+		if (q)
 			q[1] = '\0';
-		}
 	}
 	return r;
 }
@@ -470,9 +473,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->is_head = strcmp(method, "HEAD") == 0;
 		atomic_fetch_add(&w->requests, 1);
 		if (r->uri_refused)
-			return web_send_error(
-			    r, 414, "the query has %zu parameters (at most %d) or is longer than %d bytes",
-			    r->nargs, WEB_ARGS_MAX, WEB_URI_MAX);
+			return web_send_error(r, 414,
+					      "the URI is longer than %d bytes or its query has more than %d "
+					      "parameters (%zu)",
+					      WEB_URI_MAX, WEB_ARGS_MAX, r->nargs);
 		size_t hbytes = 0;
 		MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes, &hbytes);
 		if (hbytes > WEB_HEADERS_MAX) {

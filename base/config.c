@@ -1056,6 +1056,7 @@ int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
 	const char *file = c->source ? c->source : "(defaults)";
+	strv_free(&c->warnings); /* validated again: said again, once */
 	config_protected_build(c, errs);
 	if (strcmp(c->format, "auto") && strcmp(c->format, "postfix") && strcmp(c->format, "exim") &&
 	    strcmp(c->format, "sendmail"))
@@ -1160,17 +1161,15 @@ static void dump_protected_spec(struct buf *out, const struct config *c)
 		buf_appends(out, "none");
 		return;
 	}
-	const char *sep = "";
-	buf_printf(out, "%s", c->protected_builtin ? "default" : "!default");
-	buf_printf(out, ", %s", c->protected_local ? "local" : "!local");
-	sep = ", ";
+	buf_printf(out, "%s, %s", c->protected_builtin ? "default" : "!default",
+		   c->protected_local ? "local" : "!local");
 	for (size_t i = 0; i < c->protected_cut.n; i++) {
 		prefix_format(&c->protected_cut.v[i], tmp);
-		buf_printf(out, "%s!%s", sep, tmp);
+		buf_printf(out, ", !%s", tmp);
 	}
 	for (size_t i = 0; i < c->protected_add.n; i++) {
 		prefix_format(&c->protected_add.v[i], tmp);
-		buf_printf(out, "%s%s", sep, tmp);
+		buf_printf(out, ", %s", tmp);
 	}
 }
 

@@ -577,14 +577,15 @@ static int migrate(struct db *db, int target)
 }
 
 /* The last writer died without closing: check the file before using it
- * (linear in its size: about 1 s per GB here, logged), refuse it damaged. */
+ * (linear in its size: 3.5 s for 2.5 GB in the page cache, 47 s from a cold
+ * disk here; the size is logged first), refuse it damaged. */
 static int check_after_crash(struct db *db)
 {
 	db->unclean = true;
 	log_info(
-	    "database %s was not closed cleanly (its write-ahead log was recovered): checking it (PRAGMA "
-	    "quick_check)",
-	    db->path);
+	    "database %s was not closed cleanly (its write-ahead log was recovered): checking its %.1f MB "
+	    "(PRAGMA quick_check; up to a minute per 2 GB from a cold disk)",
+	    db->path, (double)db_size_bytes(db) / 1e6);
 	int64_t t0 = clock_mono_us();
 	struct strv probs = {0};
 	int r = db_quick_check(db, false, &probs);

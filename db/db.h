@@ -86,8 +86,9 @@ int64_t db_size_bytes(const struct db *db);
  * quick_check before anything else, and refuses a damaged one: NULL, and a
  * message in err that says so and how to recover (move the file aside,
  * rebuild it from the logs with `mxwarden import`; the blocklists keep their
- * last content meanwhile). quick_check reads the whole file: about a second
- * per GB, at start only after an unclean stop. Any statement that meets a
+ * last content meanwhile). quick_check reads the whole file (here 3.5 s for
+ * 2.5 GB in the page cache, 47 s from a cold disk), so at start only after
+ * an unclean stop. Any statement that meets a
  * damaged page fails with a message that says the database is damaged.
  *
  * db_quick_check(): PRAGMA quick_check, or integrity_check (slower: also

@@ -2446,10 +2446,8 @@ struct aggregator *aggregator_new(const struct config *c)
 	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
 	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
 	agg_session_init(a);
-	for (size_t i = 0; i < c->protected_networks.n; i++)
+	for (size_t i = 0; i < c->protected_networks.n; i++) /* the host's own addresses included */
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
-	if (c->protected_default)
-		config_protected_add_local(&a->protected_nets);
 	aggregator_allow_reload(a, c);
 	a->ev_lines = (size_t)MXW_MIN(MXW_MAX(r->evidence_lines, 0), 50);
 	if (a->ev_lines) {

@@ -170,7 +170,9 @@ void config_defaults(struct config *c)
 	r->idle_evict = 86400;
 	r->evidence_lines = 5;
 
-	c->protected_default = true;
+	c->protected_builtin = true;
+	c->protected_local = true;
+	config_protected_build(c, NULL); /* the built-in ranges; config_validate adds the host's */
 	c->mta_trusted = TRUST_AUTO;
 	c->v4_floor = 16;
 	c->v6_floor = 32;
@@ -214,7 +216,8 @@ enum ktype {
 	K_PLEN6,     /* unsigned, 0..128 */
 	K_STRLIST,   /* struct strv, comma-separated, accumulates */
 	K_PREFIXES,  /* struct prefix_list, comma-separated CIDRs */
-	K_PROTECTED, /* the protected list: CIDRs, "default", "local" or "none" */
+	K_PROTECTED, /* the protected list: CIDRs, "!CIDR", "default", "local", "!default", "!local" or "none"
+		      */
 	K_COMMAND,   /* struct strv from a command line */
 	K_RESPONSE,  /* enum response */
 	K_FAMILIES,  /* unsigned FAMILY_* bits */
@@ -264,7 +267,10 @@ static const struct key collector_keys[] = {
     CK("format", K_STR, format, "auto, postfix, exim or sendmail"),
     CK("timezone", K_STR, timezone, "time zone of RFC 3164 stamps (default: the system's)"),
     CK("syslog_listen", K_ADDRPORT, syslog_listen, "ADDR:PORT of the syslog receiver"),
-    CK("syslog_allow", K_STRLIST, syslog_allow, "CIDRs allowed to send syslog"),
+    CK("syslog_allow", K_STRLIST, syslog_allow,
+       "CIDRs allowed to send syslog (empty: loopback only; required to listen beyond loopback)"),
+    CK("syslog_udp_remote", K_BOOL, syslog_udp_remote,
+       "also accept UDP from allowed peers that are not loopback (its source can be forged: prefer TCP)"),
     CK("syslog_max_connections", K_INT, syslog_max_conn, "TCP syslog connection limit"),
     CK("syslog_max_message", K_INT, syslog_max_msg, "largest syslog message in bytes"),
     CK("batch_lines", K_INT, batch_lines, "lines per database transaction"),
@@ -340,7 +346,9 @@ static const struct key rules_keys[] = {
     {NULL, 0, 0, NULL}};
 
 static const struct key safety_keys[] = {
-    CK("protected_networks", K_PROTECTED, protected_networks, "never blocked"),
+    CK("protected_networks", K_PROTECTED, protected_add,
+       "never blocked, besides the built-in ranges and this host's addresses (!CIDR, !default, !local "
+       "take out; none: nothing)"),
     CK("allow", K_PREFIXES, allow, "allow list (addresses and CIDRs)"),
     CK("allow_files", K_STRLIST, allow_files, "files with one address or CIDR per line"),
     CK("mta_trusted", K_TRUST, mta_trusted,
@@ -496,18 +504,31 @@ static int add_prefix(struct ctx *x, void *arg, const char *t)
 	return 0;
 }
 
+/* protected_networks: CIDRs add to the built-in ranges and the host's own
+ * addresses, which always apply unless named: "!CIDR" takes a range out,
+ * "!default" and "!local" drop them all ("default" and "local" say they
+ * stay, as they would anyway). */
 static int add_protected(struct ctx *x, void *arg, const char *t)
 {
-	if (strcmp(t, "default") == 0) {
-		config_protected_default(arg);
-		x->c->protected_default = true; /* "local" addresses are added at run time */
+	struct config *c = x->c;
+	(void)arg;
+	if (strcmp(t, "default") == 0 || strcmp(t, "local") == 0)
+		return 0;
+	if (strcmp(t, "!default") == 0) {
+		c->protected_builtin = false;
+		return 0;
+	}
+	if (strcmp(t, "!local") == 0) {
+		c->protected_local = false;
 		return 0;
 	}
 	if (strcmp(t, "none") == 0) {
 		ERR(x, "protected_networks: 'none' must stand alone");
 		return -1;
 	}
-	return add_prefix(x, arg, t);
+	if (t[0] == '!')
+		return add_prefix(x, &c->protected_cut, t + 1);
+	return add_prefix(x, &c->protected_add, t);
 }
 
 static int add_family(struct ctx *x, void *arg, const char *t)
@@ -652,10 +673,11 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 	case K_STRLIST: each_item(x, k->name, v, add_str, f); return;
 	case K_PREFIXES: each_item(x, k->name, v, add_prefix, f); return;
 	case K_PROTECTED:
-		prefix_list_free(f);
-		x->c->protected_default = false;
-		if (strcmp(v, "none") == 0)
+		x->c->protected_line = x->line;
+		if (strcmp(v, "none") == 0) {
+			x->c->protected_builtin = x->c->protected_local = false;
 			return;
+		}
 		each_item(x, k->name, v, add_protected, f);
 		return;
 	case K_COMMAND:
@@ -1041,12 +1063,181 @@ static void validate_reports(struct config *c, const char *file, struct errlist 
 		errlist_add(errs, file, 0, "[notify] max_pending must be at least 1");
 }
 
+/* "FILE:LINE: " of protected_networks, for its warnings and errors. */
+static void protected_where(const struct config *c, struct buf *b)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	if (c->protected_line > 0)
+		buf_printf(b, "%s:%d: ", file, c->protected_line);
+	else
+		buf_printf(b, "%s: ", file);
+}
+
+int config_protected_build(struct config *c, struct errlist *errs)
+{
+	struct prefix_list *l = &c->protected_networks;
+	struct strv *src = &c->protected_src;
+	prefix_list_free(l);
+	strv_free(src);
+	struct buf b = BUF_INIT, gone = BUF_INIT;
+	char t[PREFIX_STRLEN];
+	struct prefix p;
+	const char *what;
+	int rc = 0;
+	for (size_t i = 0; config_protected_builtin(i, &p, &what); i++) {
+		prefix_format(&p, t);
+		if (!c->protected_builtin) {
+			buf_printf(&gone, "%s%s (%s)", gone.len ? ", " : "", t, what);
+			continue;
+		}
+		prefix_list_add(l, &p);
+		buf_reset(&b);
+		buf_printf(&b, "built-in: %s", what);
+		strv_add(src, buf_str(&b));
+	}
+	if (gone.len) {
+		buf_reset(&b);
+		protected_where(c, &b);
+		buf_printf(
+		    &b,
+		    "protected_networks: the built-in ranges %s are not protected: addresses there can be "
+		    "blocked",
+		    buf_str(&gone));
+		strv_add(&c->warnings, buf_str(&b));
+	}
+	/* cuts take ranges out of the built-in ones (a range that holds the
+	 * cut is split around it), then the host's own addresses inside a cut
+	 * stay out too */
+	size_t *hits = xcalloc(c->protected_cut.n + 1, sizeof *hits);
+	for (size_t k = 0; k < c->protected_cut.n; k++) {
+		const struct prefix *cut = &c->protected_cut.v[k];
+		char ct[PREFIX_STRLEN];
+		prefix_format(cut, ct);
+		for (size_t i = 0; i < l->n; i++) {
+			if (!prefix_overlaps(&l->v[i], cut))
+				continue;
+			prefix_format(&l->v[i], t);
+			buf_reset(&b);
+			protected_where(c, &b);
+			if (prefix_contains_prefix(cut, &l->v[i]))
+				buf_printf(&b, "protected_networks: !%s drops the built-in range %s (%s)", ct,
+					   t, src->v[i] + strlen("built-in: "));
+			else
+				buf_printf(
+				    &b, "protected_networks: !%s takes %s out of the built-in range %s (%s)",
+				    ct, ct, t, src->v[i] + strlen("built-in: "));
+			buf_appends(&b, ": addresses there can be blocked");
+			strv_add(&c->warnings, buf_str(&b));
+		}
+		hits[k] = prefix_list_cut(l, src, cut);
+	}
+	if (c->protected_local) {
+		struct prefix_list loc = {0};
+		struct strv names = {0};
+		config_local_addrs(&loc, &names);
+		for (size_t i = 0; i < loc.n; i++) {
+			const struct prefix *a = &loc.v[i];
+			size_t k;
+			for (k = 0; k < c->protected_cut.n; k++)
+				if (prefix_contains_prefix(&c->protected_cut.v[k], a))
+					break;
+			prefix_format(a, t);
+			if (k < c->protected_cut.n) {
+				char ct[PREFIX_STRLEN];
+				prefix_format(&c->protected_cut.v[k], ct);
+				hits[k]++;
+				buf_reset(&b);
+				protected_where(c, &b);
+				buf_printf(&b,
+					   "protected_networks: !%s drops this host's own address %s (%s)",
+					   ct, t, names.v[i]);
+				strv_add(&c->warnings, buf_str(&b));
+				continue;
+			}
+			if (prefix_list_contains(l, &a->addr))
+				continue;
+			prefix_list_add(l, a);
+			buf_reset(&b);
+			buf_printf(&b, "this host (%s)", names.v[i]);
+			strv_add(src, buf_str(&b));
+		}
+		prefix_list_free(&loc);
+		strv_free(&names);
+	} else {
+		buf_reset(&b);
+		protected_where(c, &b);
+		buf_appends(&b, "protected_networks: this host's own addresses are not protected");
+		strv_add(&c->warnings, buf_str(&b));
+	}
+	for (size_t k = 0; k < c->protected_cut.n; k++) {
+		if (hits[k])
+			continue;
+		prefix_format(&c->protected_cut.v[k], t);
+		if (errs)
+			errlist_add(errs, c->source ? c->source : "(defaults)", c->protected_line,
+				    "protected_networks: !%s takes out nothing: it is not inside a built-in "
+				    "range%s or "
+				    "this host's addresses",
+				    t, c->protected_builtin ? "" : " (none apply: !default)");
+		rc = -1;
+	}
+	free(hits);
+	for (size_t i = 0; i < c->protected_add.n; i++) {
+		prefix_list_add(l, &c->protected_add.v[i]);
+		buf_reset(&b);
+		buf_appends(&b, "protected_networks");
+		if (c->protected_line > 0)
+			buf_printf(&b, " (%s:%d)", c->source ? c->source : "(defaults)", c->protected_line);
+		strv_add(src, buf_str(&b));
+	}
+	buf_free(&b);
+	buf_free(&gone);
+	return rc;
+}
+
+/* The syslog receiver is safe by default: loopback only unless
+ * syslog_allow names the senders; UDP from other hosts (forgeable) only
+ * with syslog_udp_remote = yes, and a warning. */
+static void config_validate_syslog(struct config *c, struct errlist *errs)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->syslog_allow.n; i++) {
+		struct prefix p;
+		const char *s = c->syslog_allow.v[i];
+		if (prefix_parse(&p, s, strlen(s), true) < 0)
+			errlist_add(errs, file, 0,
+				    "[collector] syslog_allow: '%s' is not an address or a CIDR prefix with "
+				    "zero host "
+				    "bits",
+				    s);
+	}
+	if (c->syslog_listen && !addrport_loopback(c->syslog_listen) && c->syslog_allow.n == 0)
+		errlist_add(
+		    errs, file, 0,
+		    "[collector] syslog_listen = %s listens beyond loopback without syslog_allow: anyone who "
+		    "reaches the port could feed log lines and get any address blocked; list your MX hosts "
+		    "in "
+		    "syslog_allow",
+		    c->syslog_listen);
+	if (c->syslog_udp_remote) {
+		struct buf b = BUF_INIT;
+		buf_printf(
+		    &b,
+		    "%s: [collector] syslog_udp_remote = yes: UDP syslog from the hosts of syslog_allow is "
+		    "accepted, and a UDP source address can be forged: anyone who can send a packet to the "
+		    "port can feed lines in an allowed host's name (prefer TCP)",
+		    file);
+		strv_add(&c->warnings, buf_str(&b));
+		buf_free(&b);
+	}
+}
+
 int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
 	const char *file = c->source ? c->source : "(defaults)";
-	if (c->protected_default && c->protected_networks.n == 0)
-		config_protected_default(&c->protected_networks);
+	strv_free(&c->warnings); /* validated again: said again, once */
+	config_protected_build(c, errs);
 	if (strcmp(c->format, "auto") && strcmp(c->format, "postfix") && strcmp(c->format, "exim") &&
 	    strcmp(c->format, "sendmail"))
 		errlist_add(errs, file, 0, "[collector] format: '%s' is not auto, postfix, exim or sendmail",
@@ -1063,6 +1254,7 @@ int config_validate(struct config *c, struct errlist *errs)
 		errlist_add(errs, file, 0, "[rules] block_base is longer than block_max");
 	if (c->batch_lines < 1)
 		errlist_add(errs, file, 0, "[collector] batch_lines must be at least 1");
+	config_validate_syslog(c, errs);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
 		if (!o->format) {
@@ -1114,7 +1306,11 @@ void config_free(struct config *c)
 		free(p->file);
 	}
 	free(c->parsers);
+	prefix_list_free(&c->protected_add);
+	prefix_list_free(&c->protected_cut);
 	prefix_list_free(&c->protected_networks);
+	strv_free(&c->protected_src);
+	strv_free(&c->warnings);
 	prefix_list_free(&c->allow);
 	strv_free(&c->allow_files);
 	free(c->postfix_config);
@@ -1145,6 +1341,27 @@ void config_free(struct config *c)
 	free(c->report.mail_to);
 	strv_free(&c->notify.command);
 	memset(c, 0, sizeof *c);
+}
+
+/* protected_networks as a value that reads back the same:
+ * "default, local, !10.0.0.0/8, 203.0.113.0/24", or "none". */
+static void dump_protected_spec(struct buf *out, const struct config *c)
+{
+	char tmp[PREFIX_STRLEN];
+	if (!c->protected_builtin && !c->protected_local && !c->protected_add.n && !c->protected_cut.n) {
+		buf_appends(out, "none");
+		return;
+	}
+	buf_printf(out, "%s, %s", c->protected_builtin ? "default" : "!default",
+		   c->protected_local ? "local" : "!local");
+	for (size_t i = 0; i < c->protected_cut.n; i++) {
+		prefix_format(&c->protected_cut.v[i], tmp);
+		buf_printf(out, ", !%s", tmp);
+	}
+	for (size_t i = 0; i < c->protected_add.n; i++) {
+		prefix_format(&c->protected_add.v[i], tmp);
+		buf_printf(out, ", %s", tmp);
+	}
 }
 
 static void dump_keys(struct buf *out, const struct key *keys, const void *base)
@@ -1181,11 +1398,9 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 					   sv->v[i]);
 			break;
 		}
-		case K_PREFIXES:
-		case K_PROTECTED: {
+		case K_PROTECTED: dump_protected_spec(out, base); break;
+		case K_PREFIXES: {
 			const struct prefix_list *l = f;
-			if (k->type == K_PROTECTED && l->n == 0)
-				buf_appends(out, "none");
 			for (size_t i = 0; i < l->n; i++) {
 				prefix_format(&l->v[i], tmp);
 				buf_printf(out, "%s%s", i ? ", " : "", tmp);
@@ -1211,6 +1426,21 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 			break;
 		}
 		}
+		buf_appendc(out, '\n');
+	}
+}
+
+/* The effective protected list with the source of each entry, as
+ * comments: "#   10.0.0.0/8  # built-in: RFC 1918 private". */
+static void dump_protected(struct buf *out, const struct config *c)
+{
+	buf_printf(out, "# protected (never blocked): %zu\n", c->protected_networks.n);
+	for (size_t i = 0; i < c->protected_networks.n; i++) {
+		char p[PREFIX_STRLEN];
+		prefix_format(&c->protected_networks.v[i], p);
+		buf_printf(out, "#   %-18s # ", p);
+		const char *src = i < c->protected_src.n ? c->protected_src.v[i] : "";
+		buf_append_printable(out, src, strlen(src));
 		buf_appendc(out, '\n');
 	}
 }
@@ -1252,8 +1482,10 @@ void config_dump(const struct config *c, struct buf *out)
 		} else {
 			buf_printf(out, "[%s]\n", sections[i].name);
 			dump_keys(out, sections[i].keys, c);
-			if (sections[i].sec == SEC_SAFETY)
+			if (sections[i].sec == SEC_SAFETY) {
+				dump_protected(out, c);
 				dump_trusted(out, c);
+			}
 			buf_appendc(out, '\n');
 		}
 	}

@@ -14,7 +14,10 @@ static const struct cli_cmd commands[] = {
     {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
     {"parse", cmd_parse, "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [FILE|-]...",
      "print the events of mail log lines as JSON Lines"},
-    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]", "what the database holds"},
+    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]",
+     "what the database holds (and whether it is sound)"},
+    {"check-db", cmd_check_db, "[-c FILE] [--db PATH] [--full]",
+     "check the database (PRAGMA quick_check, --full: integrity_check)"},
     {"run", cmd_run,
      "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT] [--replay "
      "FILE [--replay-rate N]]",

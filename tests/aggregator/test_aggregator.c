@@ -53,7 +53,8 @@ static void cfg_setup(void)
 	errlist_free(&e);
 	/* keep the default list but not this host's own addresses, which differ
 	 * from machine to machine */
-	cfg.protected_default = false;
+	cfg.protected_local = false;
+	config_protected_build(&cfg, NULL);
 	struct rules_conf *r = &cfg.rules;
 	/* explicit thresholds: the cases below do not follow default tuning */
 	r->retry_count = 3;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -705,6 +706,34 @@ static void test_v6_rotation(void **state)
 	}
 }
 
+/* The state file of a clean stop holds evidence lines (log text): 0640
+ * whatever the umask, never world-readable. */
+static void test_state_file_mode(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	char dir[] = "/tmp/mxw-aggstate-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/m.db.aggstate", dir);
+	aggregator_set_state_path(a, path);
+	int64_t ts = T0;
+	struct step spam = REJ("203.0.113.9", 3, 10, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "s%d@example.com");
+	feed(a, &spam, &ts);
+	mode_t old = umask(0);
+	int rc = aggregator_save(a);
+	umask(old);
+	struct stat st;
+	assert_int_equal(rc, 0);
+	assert_int_equal(stat(path, &st), 0);
+	if ((st.st_mode & 0777) != 0640)
+		fail_msg("state file mode %o, want 640", (unsigned)(st.st_mode & 0777));
+	unlink(path);
+	rmdir(dir);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
 /* The changes of a run, in order: kind, prefix, since, until, at. */
 struct timeline {
 	int n;
@@ -1239,6 +1268,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_v6_rotation),
+	    cmocka_unit_test(test_state_file_mode),
 	    cmocka_unit_test(test_lone_member_eviction),
 	    cmocka_unit_test(test_log_clock),
 	    cmocka_unit_test(test_memory_per_ip),

@@ -166,7 +166,7 @@ void config_defaults(struct config *c)
 	r->score_defer = 1.0;
 	r->score_reject = 1.0;
 	r->score_drop = 4.0;
-	r->max_tracked_ips = 2000000;
+	r->max_tracked_ips = 500000;
 	r->idle_evict = 86400;
 	r->evidence_lines = 5;
 

@@ -148,6 +148,47 @@ static const char *const migrations[] = {
      " contact TEXT, server TEXT, fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS rdap_cache_lo ON rdap_cache(lo, hi);"
      "CREATE INDEX IF NOT EXISTS decisions_since ON decisions(since);"),
+    /* 7 -> 8: the MX hosts (issue 18), by the syslog host field of their
+     * lines. hosts: one row per host, when its first and last line were
+     * read (last_seen: by `run` only, NULL when only imported, so that an
+     * import of old logs flags no host as silent), the log time (µs) of its
+     * newest line, how late the newest line of the last batch was read
+     * (lag, seconds), its lines. host_minute: lines read per host and wall
+     * clock minute. host_rollup_minute / _hour: rollup_minute / _hour per
+     * host (log time). host_top_hour: top_hour per host, connects and the
+     * evidence kinds. events_host: the events of one host, newest first.
+     * The rollups of the history before the upgrade are rebuilt from the
+     * evidence events still stored (their lines and connects are gone). */
+    ("CREATE TABLE IF NOT EXISTS hosts(name TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
+     " last_seen INTEGER, last_ts INTEGER NOT NULL DEFAULT 0, lag INTEGER, lines INTEGER NOT NULL DEFAULT 0)"
+     " WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS host_minute(t INTEGER NOT NULL, host TEXT NOT NULL, lines INTEGER NOT NULL,"
+     " PRIMARY KEY(t, host)) WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS host_rollup_minute(t INTEGER NOT NULL, host TEXT NOT NULL, kind TEXT NOT "
+     "NULL,"
+     " category TEXT NOT NULL, code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, host, kind, category, code_class)) WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS host_rollup_hour(t INTEGER NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL,"
+     " category TEXT NOT NULL, code_class TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, host, kind, category, code_class)) WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS host_top_hour(t INTEGER NOT NULL, host TEXT NOT NULL, scope TEXT NOT NULL,"
+     " prefix TEXT NOT NULL, kind TEXT NOT NULL, category TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(t, host, scope, prefix, kind, category)) WITHOUT ROWID;"
+     "CREATE INDEX IF NOT EXISTS events_host ON events(host, id);"
+     "INSERT OR IGNORE INTO hosts(name, first_seen, last_ts) SELECT host, min(ts) / 1000000, max(ts)"
+     " FROM events WHERE host IS NOT NULL AND host != '' GROUP BY host;"
+     "INSERT OR IGNORE INTO host_rollup_minute SELECT ts / 60000000 * 60 AS m, host, kind, category,"
+     " CASE WHEN code = 421 THEN '421' WHEN code = 451 THEN '451' WHEN code BETWEEN 400 AND 499 THEN '4xx'"
+     " WHEN code BETWEEN 500 AND 599 THEN '5xx' ELSE 'none' END AS cc, count(*) FROM events"
+     " WHERE host IS NOT NULL AND host != '' GROUP BY m, host, kind, category, cc;"
+     "INSERT OR IGNORE INTO host_rollup_hour SELECT t / 3600 * 3600 AS h, host, kind, category, code_class,"
+     " sum(n) FROM host_rollup_minute WHERE true GROUP BY h, host, kind, category, code_class;"
+     "INSERT OR IGNORE INTO host_top_hour SELECT ts / 3600000000 * 3600 AS h, host, 'ip', ip, kind, category,"
+     " count(*) FROM events WHERE host IS NOT NULL AND host != '' AND ip IS NOT NULL"
+     " GROUP BY h, host, ip, kind, category;"
+     "INSERT OR IGNORE INTO host_top_hour SELECT ts / 3600000000 * 3600 AS h, host, 'class', cls, kind,"
+     " category, count(*) FROM events WHERE host IS NOT NULL AND host != '' AND cls IS NOT NULL"
+     " GROUP BY h, host, cls, kind, category;"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -170,6 +211,12 @@ static const char *const stmt_sql[Q__COUNT] = {
 			   " VALUES(?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_CLASS_HOUR_ADD] = "INSERT INTO class_hour(t, cls, plen, kind, category, code_class, n)"
 			 " VALUES(?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_HOST_MINUTE_ADD] = "INSERT INTO host_rollup_minute(t, host, kind, category, code_class, n)"
+			  " VALUES(?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_HOST_HOUR_ADD] = "INSERT INTO host_rollup_hour(t, host, kind, category, code_class, n)"
+			" VALUES(?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    [Q_HOST_TOP_ADD] = "INSERT INTO host_top_hour(t, host, scope, prefix, kind, category, n)"
+		       " VALUES(?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_COUNTER_ADD] = "INSERT INTO counters(name, key, n) VALUES(?,?,?)"
 		      " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     [Q_INGEST_ADD] = "INSERT INTO ingest_minute(t, lines, unparsed) VALUES(?,?,?)"
@@ -651,6 +698,7 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	if (rw && db_files_private(path, err, errsz) < 0)
 		return NULL;
 	struct db *db = xcalloc(1, sizeof(*db));
+	db->hosts_live = true;
 	db->rw = rw;
 	if (str_copy(db->path, sizeof(db->path), path, strlen(path)) < 0) {
 		snprintf(err, errsz, "%s: path too long", path);

@@ -77,7 +77,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -573,6 +573,49 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
  * "first": ts|null, "last": ts|null}. For lookup's "recent".
  */
 json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t since);
+
+/* ------------------------------------------------------------ MX hosts */
+
+/*
+ * Every line whose envelope has a host field (the syslog host: the MX that
+ * logged it) is counted per host: db_host_line() in a batch of `run`,
+ * db_pipe_host_line() in an import's. The host's name is the field's bytes
+ * (at most 255: longer ones are cut); past 254 distinct names in one
+ * process, further hosts count under "(other)". Events are counted per
+ * host too (rollups and top senders by the event's host field), so that
+ * the queries below answer for one host. A line without a host field
+ * (Exim's own log files) counts under no host.
+ */
+void db_host_line(struct db *db, const char *host, size_t n, int64_t ts_us);
+void db_pipe_host_line(struct db_pipe *p, const char *host, size_t n, int64_t ts_us);
+
+/*
+ * The hosts at now, by name: {"now", "silence" (seconds, 0 = off),
+ * "items": [{"host", "first_seen", "last_seen" (when `run` last read a
+ * line of it; null when only imported), "last_line" (the log time of its
+ * newest line), "lag_seconds" (how late the newest line of the last batch
+ * was read: transport delay, queues, clock skew; null when only
+ * imported), "lines", "lines_per_sec" (the last full minute),
+ * "lines_last_hour", "events_last_hour", "rejects_last_hour" (log time),
+ * "silent" (last_seen is more than silence ago), "silent_seconds"}]}.
+ */
+json_t *db_hosts_json(struct db *db, int64_t now, int64_t silence);
+
+/* db_summary_json() of one host: events, rejects, rates and categories
+ * from its own lines; ingest from its lines (files: null, lag its lag);
+ * blocks are global (one judge decides for every host). "host": the
+ * name. */
+json_t *db_summary_host_json(struct db *db, int64_t now, const char *host);
+/* db_timeseries_json() of the events of one host ("host" in the answer). */
+json_t *db_timeseries_host_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+				const char *host);
+/* db_top_json() of the events of one host (connects and the evidence
+ * kinds; another kind is an error). host NULL: db_top_json(). */
+json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category,
+			 int limit, const char *host);
+/* db_events_json() of the events of one host (host NULL: any). */
+json_t *db_events_host_json(struct db *db, const struct prefix *q, int category, int limit,
+			    const char *cursor, const char *host);
 
 /* The audit trail, newest first: {"items": [{"id", "when", "who",
  * "action", "prefix", "reason"}], "next": cursor|null}. */

@@ -24,6 +24,9 @@ enum stmt_id {
 	Q_TOP_HOUR_ADD,
 	Q_CLASS_MINUTE_ADD,
 	Q_CLASS_HOUR_ADD,
+	Q_HOST_MINUTE_ADD,
+	Q_HOST_HOUR_ADD,
+	Q_HOST_TOP_ADD,
 	Q_COUNTER_ADD,
 	Q_INGEST_ADD,
 	Q_EVENTS_SCAN,
@@ -49,10 +52,44 @@ enum stmt_id {
 	Q__COUNT
 };
 
+/*
+ * MX hosts (hosts.c). A process-wide table interns each host name (the
+ * syslog host field, at most DB_HOST_NAME_MAX bytes: longer ones are cut)
+ * to a small id, 1..DB_HOST_IDS - 2, in the order they come; the id
+ * DB_HOST_OTHER stands for every host past that many ("(other)"); 0 is "no
+ * host" (the line has no host field). Ids live in memory only (the tables
+ * hold names), so two processes need not agree. Thread-safe: a name is
+ * added under a lock, looked up without one.
+ */
+#define DB_HOST_IDS	 256
+#define DB_HOST_OTHER	 (DB_HOST_IDS - 1)
+#define DB_HOST_NAME_MAX 255
+uint8_t db_host_id(const char *p, size_t n);
+/* The name of id (NUL-terminated, borrowed, valid for the process's life)
+ * and its length; "" for 0. */
+const char *db_host_name(uint8_t id, size_t *len);
+/* Write the host lines counted in db's batch (a->hosts) into hosts and
+ * host_minute, at wall clock now (inside the open transaction). */
+int db_hosts_flush(struct db *db, int64_t now);
+struct agg;
+/* Count a line of host into a (db_host_line() of the pipe's stage). */
+void db_agg_host_line(struct agg *a, const char *host, size_t n, int64_t ts_us);
+
 /* The batch accumulator: counts keyed by a fixed-size, zero-padded key so
  * that keys compare with memcmp. One open-addressing table for everything
  * a batch counts; flushed into SQLite by db_commit(). */
-enum agg_table { AGG_MINUTE = 1, AGG_HOUR, AGG_TOP, AGG_KIND, AGG_CAT, AGG_CMIN, AGG_CHOUR };
+enum agg_table {
+	AGG_MINUTE = 1,
+	AGG_HOUR,
+	AGG_TOP,
+	AGG_KIND,
+	AGG_CAT,
+	AGG_CMIN,
+	AGG_CHOUR,
+	AGG_HMIN,  /* host_rollup_minute: host, t, kind, cat, cc */
+	AGG_HHOUR, /* host_rollup_hour (derived from AGG_HMIN at flush) */
+	AGG_HTOP   /* host_top_hour: host, t, scope, kind, cat, plen, fam, addr */
+};
 
 struct agg_key {
 	int64_t t;
@@ -63,7 +100,7 @@ struct agg_key {
 	uint8_t scope;
 	uint8_t plen;
 	uint8_t fam;
-	uint8_t pad;
+	uint8_t host; /* AGG_H*: the host's id (db_host_id()); 0 elsewhere */
 	uint8_t addr[16];
 };
 
@@ -89,6 +126,12 @@ struct agg {
 	uint32_t min_n[AGG_MIN_CELLS];
 	uint16_t min_cells[AGG_MIN_CELLS]; /* the non-zero cells of min_n */
 	size_t min_used;
+	/* Lines per host (db_host_line()): how many, and the log time of the
+	 * newest, by host id; hosts[0..nhosts) are the ids touched. */
+	int64_t host_lines[DB_HOST_IDS];
+	int64_t host_newest[DB_HOST_IDS];
+	uint8_t hosts[DB_HOST_IDS];
+	size_t nhosts;
 };
 
 void agg_add(struct agg *a, const struct agg_key *k, int64_t n);
@@ -130,11 +173,14 @@ struct db {
 	int64_t batch_rows;
 	/* Multi-row upserts of the flush (events.c), one per destination table,
 	 * and room for the prefix texts of one statement's rows. */
-	sqlite3_stmt *multi[6];
+	sqlite3_stmt *multi[9];
 	char flush_text[FLUSH_ROWS][PREFIX_STRLEN];
 	/* The pipe whose writer this connection's reader side waits on
 	 * (pipe.c): db_decisions_count() adds its staged decisions. */
 	struct db_pipe *pipe;
+	/* Lines of hosts come from `run` (true) or an import (false, the
+	 * pipe's writer): only live lines set hosts.last_seen and lag. */
+	bool hosts_live;
 	/* This open found the database not closed cleanly (SQLite recovered
 	 * its write-ahead log) and checked it (PRAGMA quick_check, check_us). */
 	bool unclean;
@@ -196,6 +242,7 @@ struct db_countrec {
 	int64_t ts_us;
 	int16_t code;
 	uint8_t kind, cat;
+	uint8_t host; /* db_host_id() of the event's host field */
 	bool has_ip;
 	struct ipaddr ip;
 	struct prefix cls;
@@ -203,6 +250,11 @@ struct db_countrec {
 void db_countrec_of(struct db_countrec *r, const struct event *ev);
 void db_count_rec(struct agg *a, const struct db_countrec *r);
 bool db_event_is_evidence(const struct event *ev);
+/* The kinds that get an events row (and per-class counts). */
+static inline bool db_kind_is_evidence(enum ev_kind k)
+{
+	return k == EV_REJECT || k == EV_AUTH_FAILURE || k == EV_PROTOCOL || k == EV_LOST;
+}
 int64_t db_event_row(struct db *db, const struct event *ev, int64_t source_id);
 
 /* db_decisions_count() by SQL only, and with a pipe's staged decisions. */

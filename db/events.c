@@ -182,8 +182,18 @@ void agg_minute(struct agg *a, int64_t t, unsigned kind, unsigned cat, unsigned 
 		a->min_cells[a->min_used++] = (uint16_t)c;
 }
 
+static void hosts_clear(struct agg *a)
+{
+	for (size_t i = 0; i < a->nhosts; i++) {
+		a->host_lines[a->hosts[i]] = 0;
+		a->host_newest[a->hosts[i]] = 0;
+	}
+	a->nhosts = 0;
+}
+
 void agg_clear(struct agg *a)
 {
+	hosts_clear(a);
 	for (size_t i = 0; i < a->min_used; i++)
 		a->min_n[a->min_cells[i]] = 0;
 	a->min_used = 0;
@@ -201,6 +211,7 @@ void agg_clear(struct agg *a)
 
 void agg_free(struct agg *a)
 {
+	hosts_clear(a);
 	for (size_t i = 0; i < a->min_used; i++)
 		a->min_n[a->min_cells[i]] = 0;
 	a->min_used = 0;
@@ -216,7 +227,18 @@ void agg_free(struct agg *a)
  * per destination table (a statement per row costs more than the row), the
  * remainder one by one.
  */
-enum flush_dest { FD_MINUTE, FD_HOUR, FD_TOP, FD_COUNTER, FD_CMIN, FD_CHOUR, FD__COUNT };
+enum flush_dest {
+	FD_MINUTE,
+	FD_HOUR,
+	FD_TOP,
+	FD_COUNTER,
+	FD_CMIN,
+	FD_CHOUR,
+	FD_HMIN,
+	FD_HHOUR,
+	FD_HTOP,
+	FD__COUNT
+};
 
 static const struct {
 	const char *head;
@@ -232,6 +254,12 @@ static const struct {
 		 Q_CLASS_MINUTE_ADD},
     [FD_CHOUR] = {"INSERT INTO class_hour(t, cls, plen, kind, category, code_class, n) VALUES", 7,
 		  Q_CLASS_HOUR_ADD},
+    [FD_HMIN] = {"INSERT INTO host_rollup_minute(t, host, kind, category, code_class, n) VALUES", 6,
+		 Q_HOST_MINUTE_ADD},
+    [FD_HHOUR] = {"INSERT INTO host_rollup_hour(t, host, kind, category, code_class, n) VALUES", 6,
+		  Q_HOST_HOUR_ADD},
+    [FD_HTOP] = {"INSERT INTO host_top_hour(t, host, scope, prefix, kind, category, n) VALUES", 7,
+		 Q_HOST_TOP_ADD},
 };
 
 static enum flush_dest dest_of(uint8_t table)
@@ -244,6 +272,9 @@ static enum flush_dest dest_of(uint8_t table)
 	case AGG_CAT: return FD_COUNTER;
 	case AGG_CMIN: return FD_CMIN;
 	case AGG_CHOUR: return FD_CHOUR;
+	case AGG_HMIN: return FD_HMIN;
+	case AGG_HHOUR: return FD_HHOUR;
+	case AGG_HTOP: return FD_HTOP;
 	}
 	return FD__COUNT;
 }
@@ -320,6 +351,34 @@ static void bind_row(sqlite3_stmt *st, int r, const struct agg_slot *s, char tex
 		sqlite3_bind_int64(st, i + 6, s->n);
 		break;
 	}
+	case FD_HMIN:
+	case FD_HHOUR: {
+		size_t hl;
+		const char *h = db_host_name(k->host, &hl);
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, h, (int)hl, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 4, code_class_name((enum code_class)k->cc), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 5, s->n);
+		break;
+	}
+	case FD_HTOP: {
+		struct prefix p = {.len = k->plen};
+		p.addr.family = k->fam;
+		memcpy(p.addr.a, k->addr, 16);
+		size_t n = k->scope == SCOPE_IP ? ip_text(&p.addr, text) : prefix_text(&p, text);
+		size_t hl;
+		const char *h = db_host_name(k->host, &hl);
+		sqlite3_bind_int64(st, i, k->t);
+		sqlite3_bind_text(st, i + 1, h, (int)hl, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 2, scope_name((enum scope)k->scope), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 3, text, (int)n, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 4, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i + 5, cat, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, i + 6, s->n);
+		break;
+	}
 	case FD_COUNTER:
 		sqlite3_bind_text(st, i, k->table == AGG_KIND ? "kind" : "category", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, i + 1, k->table == AGG_KIND ? kind : cat, -1, SQLITE_STATIC);
@@ -363,8 +422,8 @@ int db_agg_flush(struct db *db)
 	for (size_t i = 0; i < n0; i++) {
 		struct agg_key k = a->slots[a->order[i]].key;
 		int64_t n = a->slots[a->order[i]].n;
-		if (k.table == AGG_CMIN) {
-			k.table = AGG_CHOUR;
+		if (k.table == AGG_CMIN || k.table == AGG_HMIN) {
+			k.table = k.table == AGG_CMIN ? AGG_CHOUR : AGG_HHOUR;
 			k.t -= ((k.t % 3600) + 3600) % 3600;
 			agg_add(a, &k, n);
 			continue;
@@ -403,6 +462,8 @@ int db_agg_flush(struct db *db)
 	for (int d = 0; d < FD__COUNT; d++)
 		if (flush_rows(db, (enum flush_dest)d, rows[d], pending[d]) < 0)
 			return -1;
+	if (db_hosts_flush(db, clock_now()) < 0)
+		return -1;
 	return db_rows_add(db, db->batch_rows);
 }
 
@@ -445,6 +506,35 @@ void db_count_rec(struct agg *a, const struct db_countrec *ev)
 	k.cc = (uint8_t)code_class_of(ev->code);
 	k.t = floor_div(secs, 60) * 60;
 	agg_minute(a, k.t, k.kind, k.cat, k.cc); /* hours and counters are derived at flush */
+	if (ev->host) {
+		/* the host's minute (its hour at flush), and its top senders:
+		 * connects and the evidence kinds, as top answers them */
+		k.table = AGG_HMIN;
+		k.host = ev->host;
+		agg_add(a, &k, 1);
+		if (ev->has_ip && (ev->kind == EV_CONNECT || is_evidence((enum ev_kind)ev->kind))) {
+			k.table = AGG_HTOP;
+			k.t = floor_div(secs, 3600) * 3600;
+			k.cc = 0;
+			k.scope = SCOPE_IP;
+			k.fam = ev->ip.family;
+			k.plen = (uint8_t)ipaddr_bits(&ev->ip);
+			memcpy(k.addr, ev->ip.a, 16);
+			agg_add(a, &k, 1);
+			if (ev->cls.addr.family) {
+				k.scope = SCOPE_CLASS;
+				k.fam = ev->cls.addr.family;
+				k.plen = ev->cls.len;
+				memcpy(k.addr, ev->cls.addr.a, 16);
+				agg_add(a, &k, 1);
+			}
+		}
+		memset(&k, 0, sizeof(k));
+		k.kind = ev->kind;
+		k.cat = ev->cat;
+		k.cc = (uint8_t)code_class_of(ev->code);
+		k.t = floor_div(secs, 60) * 60;
+	}
 	/* accepted mail too, by IP and hour: the judge's success counts are
 	 * rebuilt from them after a crash without a checkpoint */
 	if (ev->has_ip &&
@@ -483,6 +573,7 @@ void db_countrec_of(struct db_countrec *r, const struct event *ev)
 	r->code = ev->code;
 	r->kind = (uint8_t)ev->kind;
 	r->cat = (uint8_t)ev->cat;
+	r->host = db_host_id(ev->host.p, ev->host.n);
 	r->has_ip = ev->has_ip;
 	r->ip = ev->ip;
 	r->cls = ev->cls;

@@ -330,6 +330,7 @@ struct db_pipe *db_pipe_new(struct db *db, int flags, char *err, size_t errsz)
 		return NULL;
 	}
 	p->r = db;
+	p->w->hosts_live = false; /* an import: hosts seen, not heard from now */
 	/* our hook replaces SQLite's auto-checkpoint on this connection */
 	sqlite3_wal_hook(p->w->h, wal_hook, p);
 	p->fill = &p->stages[0];
@@ -573,4 +574,9 @@ int64_t db_pipe_count_decisions(struct db_pipe *p, const struct prefix *q, int64
 	}
 	pthread_mutex_unlock(&p->mu);
 	return n;
+}
+
+void db_pipe_host_line(struct db_pipe *p, const char *host, size_t n, int64_t ts_us)
+{
+	db_agg_host_line(&p->fill->agg, host, n, ts_us);
 }

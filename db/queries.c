@@ -183,6 +183,12 @@ json_t *db_stats_json(struct db *db, int64_t now)
 	set_new(o, "decisions_total", json_integer(total));
 	set_new(o, "evidence_rows", json_integer(rows));
 	set_new(o, "db_bytes", json_integer(db_size_bytes(db)));
+	/* the MX hosts heard from (silence is the daemon's business) */
+	json_t *hosts = db_hosts_json(db, now, 0);
+	if (!hosts)
+		return fail_json(db, o, started);
+	set_new(o, "hosts", json_incref(json_object_get(hosts, "items")));
+	json_decref(hosts);
 	read_end(db, started);
 	return o;
 }
@@ -284,6 +290,16 @@ static const char SQL_TSC_MIN_KINDS[] = TS_CLASS_SQL("class_minute", "kind");
 static const char SQL_TSC_HOUR_CODES[] = TS_CLASS_SQL("class_hour", "code_class");
 static const char SQL_TSC_HOUR_CATS[] = TS_CLASS_SQL("class_hour", "category");
 static const char SQL_TSC_HOUR_KINDS[] = TS_CLASS_SQL("class_hour", "kind");
+/* One MX host's (?4). */
+#define TS_HOST_SQL(table, col)                                                         \
+	"SELECT (t - ?1) / ?3, " col ", sum(n) FROM " table " WHERE t >= ?1 AND t < ?2" \
+	" AND host = ?4 GROUP BY 1, 2"
+static const char SQL_TSH_MIN_CODES[] = TS_HOST_SQL("host_rollup_minute", "code_class");
+static const char SQL_TSH_MIN_CATS[] = TS_HOST_SQL("host_rollup_minute", "category");
+static const char SQL_TSH_MIN_KINDS[] = TS_HOST_SQL("host_rollup_minute", "kind");
+static const char SQL_TSH_HOUR_CODES[] = TS_HOST_SQL("host_rollup_hour", "code_class");
+static const char SQL_TSH_HOUR_CATS[] = TS_HOST_SQL("host_rollup_hour", "category");
+static const char SQL_TSH_HOUR_KINDS[] = TS_HOST_SQL("host_rollup_hour", "kind");
 
 #define TS_MAX_BUCKETS 2000
 
@@ -292,8 +308,25 @@ json_t *db_timeseries_json(struct db *db, const char *metric, int64_t from, int6
 	return db_timeseries_class_json(db, metric, from, to, step, NULL, NULL);
 }
 
+static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+			  const struct prefix *q, const struct class_conf *cc, const char *host);
+
 json_t *db_timeseries_class_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
 				 const struct prefix *q, const struct class_conf *cc)
+{
+	return timeseries(db, metric, from, to, step, q, cc, NULL);
+}
+
+json_t *db_timeseries_host_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+				const char *host)
+{
+	return timeseries(db, metric, from, to, step, NULL, NULL, host);
+}
+
+/* One of the three: overall (q and host NULL), the classes inside q, or
+ * one host. */
+static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
+			  const struct prefix *q, const struct class_conf *cc, const char *host)
 {
 	struct prefix cls;
 	if (q) {
@@ -334,18 +367,22 @@ json_t *db_timeseries_class_json(struct db *db, const char *metric, int64_t from
 			TS_MAX_BUCKETS);
 		return NULL;
 	}
-	static const char *const sqls[2][2][3] = {
+	static const char *const sqls[3][2][3] = {
 	    {{SQL_TS_MIN_CODES, SQL_TS_MIN_CATS, SQL_TS_MIN_KINDS},
 	     {SQL_TS_HOUR_CODES, SQL_TS_HOUR_CATS, SQL_TS_HOUR_KINDS}},
 	    {{SQL_TSC_MIN_CODES, SQL_TSC_MIN_CATS, SQL_TSC_MIN_KINDS},
-	     {SQL_TSC_HOUR_CODES, SQL_TSC_HOUR_CATS, SQL_TSC_HOUR_KINDS}}};
+	     {SQL_TSC_HOUR_CODES, SQL_TSC_HOUR_CATS, SQL_TSC_HOUR_KINDS}},
+	    {{SQL_TSH_MIN_CODES, SQL_TSH_MIN_CATS, SQL_TSH_MIN_KINDS},
+	     {SQL_TSH_HOUR_CODES, SQL_TSH_HOUR_CATS, SQL_TSH_HOUR_KINDS}}};
 	bool started = read_begin(db);
-	sqlite3_stmt *st = db_stmt_sql(db, sqls[q != NULL][hourly][m]);
+	sqlite3_stmt *st = db_stmt_sql(db, sqls[q ? 1 : host ? 2 : 0][hourly][m]);
 	if (!st)
 		return fail_json(db, NULL, started);
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_int64(st, 3, step);
+	if (host && !q)
+		sqlite3_bind_text(st, 4, host, -1, SQLITE_TRANSIENT);
 	uint8_t lo[17], hi[17];
 	if (q) {
 		db_prefix_range(&cls, lo, hi);
@@ -363,6 +400,8 @@ json_t *db_timeseries_class_json(struct db *db, const char *metric, int64_t from
 		char text[PREFIX_STRLEN];
 		size_t n = prefix_format(&cls, text);
 		set_new(o, "class", json_stringn(text, n));
+	} else if (host) {
+		set_new(o, "host", db_json_bytes(host, strlen(host)));
 	}
 	json_t *t = json_array();
 	for (int64_t i = 0; i < nb; i++)
@@ -415,9 +454,18 @@ static const char SQL_TOP[] =
 static const char SQL_TOP_CATS[] =
     "SELECT prefix, category, sum(n) FROM top_hour" TOP_WHERE
     " AND prefix IN (SELECT value FROM json_each(?6)) GROUP BY prefix, category";
+/* one MX host's (?7) */
+static const char SQL_TOP_HOST[] = "SELECT prefix, sum(n) AS c FROM host_top_hour" TOP_WHERE
+				   " AND host = ?7 GROUP BY prefix ORDER BY c DESC, prefix LIMIT ?6";
+static const char SQL_TOP_HOST_CATS[] =
+    "SELECT prefix, category, sum(n) FROM host_top_hour" TOP_WHERE
+    " AND host = ?7 AND prefix IN (SELECT value FROM json_each(?6)) GROUP BY prefix, category";
 
-static void top_bind(sqlite3_stmt *st, enum scope by, int64_t from, int64_t to, int kind, int category)
+static void top_bind(sqlite3_stmt *st, enum scope by, int64_t from, int64_t to, int kind, int category,
+		     const char *host)
 {
+	if (host)
+		sqlite3_bind_text(st, 7, host, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 1, from - ((from % 3600) + 3600) % 3600);
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_text(st, 3, scope_name(by), -1, SQLITE_STATIC);
@@ -429,19 +477,31 @@ static void top_bind(sqlite3_stmt *st, enum scope by, int64_t from, int64_t to, 
 
 json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category, int limit)
 {
+	return db_top_host_json(db, by, from, to, kind, category, limit, NULL);
+}
+
+json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category,
+			 int limit, const char *host)
+{
+	if (host && kind >= 0 && kind != EV_CONNECT && !db_kind_is_evidence((enum ev_kind)kind)) {
+		db_fail(db, "host: the top of one host counts connects and the evidence kinds only");
+		return NULL;
+	}
 	if (kind >= EV__COUNT || category >= CAT__COUNT) {
 		db_fail(db, "bad kind or category");
 		return NULL;
 	}
 	limit = db_clamp_limit(limit);
 	bool started = read_begin(db);
-	sqlite3_stmt *st = db_stmt_sql(db, SQL_TOP);
+	sqlite3_stmt *st = db_stmt_sql(db, host ? SQL_TOP_HOST : SQL_TOP);
 	if (!st)
 		return fail_json(db, NULL, started);
-	top_bind(st, by, from, to, kind, category);
+	top_bind(st, by, from, to, kind, category, host);
 	sqlite3_bind_int(st, 6, limit);
 	json_t *o = json_object();
 	set_new(o, "by", json_string(scope_name(by)));
+	if (host)
+		set_new(o, "host", db_json_bytes(host, strlen(host)));
 	set_new(o, "from", json_integer(from));
 	set_new(o, "to", json_integer(to));
 	json_t *items = json_array();
@@ -475,9 +535,9 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
 	json_decref(keys);
 	if (!keytext)
 		fatal("out of memory (json)");
-	st = db_stmt_sql(db, SQL_TOP_CATS);
+	st = db_stmt_sql(db, host ? SQL_TOP_HOST_CATS : SQL_TOP_CATS);
 	if (st) {
-		top_bind(st, by, from, to, kind, category);
+		top_bind(st, by, from, to, kind, category, host);
 		sqlite3_bind_text(st, 6, keytext, -1, SQLITE_TRANSIENT);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			const char *p = (const char *)sqlite3_column_text(st, 0);
@@ -612,9 +672,12 @@ json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now)
 
 /* ----------------------------------------------------------------- events */
 
-#define EVENTS_FILTER " AND id < ?2 AND (?1 IS NULL OR category = ?1)"
+#define EVENTS_FILTER " AND id < ?2 AND (?1 IS NULL OR category = ?1) AND (?3 IS NULL OR host = ?3)"
 static const char SQL_EVENTS_ALL[] =
     "SELECT " DB_EVENT_COLS " FROM events WHERE 1" EVENTS_FILTER " ORDER BY id DESC LIMIT ?4";
+/* one host: its index (host, id) */
+static const char SQL_EVENTS_HOST[] =
+    "SELECT " DB_EVENT_COLS " FROM events WHERE host = ?3" EVENTS_FILTER " ORDER BY id DESC LIMIT ?4";
 static const char SQL_EVENTS_IN[] =
     "SELECT " DB_EVENT_COLS " FROM events WHERE ip_bin BETWEEN ?5 AND ?6" EVENTS_FILTER
     " ORDER BY id DESC LIMIT ?4";
@@ -670,6 +733,12 @@ static json_t *event_json(int64_t id, const struct event *ev, int64_t source_id)
 
 json_t *db_events_json(struct db *db, const struct prefix *q, int category, int limit, const char *cursor)
 {
+	return db_events_host_json(db, q, category, limit, cursor, NULL);
+}
+
+json_t *db_events_host_json(struct db *db, const struct prefix *q, int category, int limit,
+			    const char *cursor, const char *host)
+{
 	int64_t cid = INT64_MAX, unused;
 	if (cursor && db_cursor_parse(cursor, 'e', &cid, &unused, false) < 0) {
 		db_fail(db, "bad cursor");
@@ -681,11 +750,13 @@ json_t *db_events_json(struct db *db, const struct prefix *q, int category, int 
 	}
 	limit = db_clamp_limit(limit);
 	bool started = read_begin(db);
-	sqlite3_stmt *st = db_stmt_sql(db, q ? SQL_EVENTS_IN : SQL_EVENTS_ALL);
+	sqlite3_stmt *st = db_stmt_sql(db, q ? SQL_EVENTS_IN : host ? SQL_EVENTS_HOST : SQL_EVENTS_ALL);
 	if (!st)
 		return fail_json(db, NULL, started);
 	if (category >= 0)
 		sqlite3_bind_text(st, 1, ev_category_name((enum ev_category)category), -1, SQLITE_STATIC);
+	if (host)
+		sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, cid);
 	sqlite3_bind_int(st, 4, limit + 1);
 	if (q) {

@@ -29,6 +29,22 @@ static const char SQL_PRUNE_CLASS_HOUR[] =
     " (SELECT t, cls, plen, kind, category, code_class FROM class_hour WHERE t < ?1 LIMIT ?2)";
 static const char SQL_PRUNE_INGEST[] = "DELETE FROM ingest_minute WHERE t IN"
 				       " (SELECT t FROM ingest_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_HOST_LINES[] =
+    "DELETE FROM host_minute WHERE (t, host) IN (SELECT t, host FROM host_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_HOST_MINUTE[] =
+    "DELETE FROM host_rollup_minute WHERE (t, host, kind, category, code_class) IN"
+    " (SELECT t, host, kind, category, code_class FROM host_rollup_minute WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_HOST_HOUR[] =
+    "DELETE FROM host_rollup_hour WHERE (t, host, kind, category, code_class) IN"
+    " (SELECT t, host, kind, category, code_class FROM host_rollup_hour WHERE t < ?1 LIMIT ?2)";
+static const char SQL_PRUNE_HOST_TOP[] =
+    "DELETE FROM host_top_hour WHERE (t, host, scope, prefix, kind, category) IN"
+    " (SELECT t, host, scope, prefix, kind, category FROM host_top_hour WHERE t < ?1 LIMIT ?2)";
+/* a host not heard from for as long as minute rollups are kept is gone
+ * (decommissioned): no longer listed, nor flagged silent */
+static const char SQL_PRUNE_HOSTS[] =
+    "DELETE FROM hosts WHERE name IN (SELECT name FROM hosts WHERE max(coalesce(last_seen, 0),"
+    " first_seen, last_ts / 1000000) < ?1 LIMIT ?2)";
 static const char SQL_PRUNE_DECISIONS[] =
     "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE"
     " (ended_at IS NOT NULL AND ended_at < ?1) OR (ended_at IS NULL AND until < ?1) LIMIT ?2)";
@@ -82,6 +98,11 @@ int64_t db_retention_run(struct db *db, int64_t now, const struct config *conf)
 	    {SQL_PRUNE_CLASS_MINUTE, now - conf->retention_rollups},
 	    {SQL_PRUNE_CLASS_HOUR, now - keep_hour},
 	    {SQL_PRUNE_INGEST, now - conf->retention_rollups},
+	    {SQL_PRUNE_HOST_LINES, now - conf->retention_rollups},
+	    {SQL_PRUNE_HOST_MINUTE, now - conf->retention_rollups},
+	    {SQL_PRUNE_HOST_HOUR, now - keep_hour},
+	    {SQL_PRUNE_HOST_TOP, now - keep_hour},
+	    {SQL_PRUNE_HOSTS, now - conf->retention_rollups},
 	    {SQL_PRUNE_DECISIONS, now - conf->retention_decisions},
 	    {SQL_PRUNE_CHANGES, INT64_MAX}, /* whenever their decision is gone */
 	};

@@ -492,6 +492,9 @@ void eng_line(struct engine *e, struct parser_source *ps, int64_t source_id, con
 	struct event ev;
 	int reason = 0;
 	int r = parser_parse(e->parser, ps, ln->p, ln->n, &ev, &reason);
+	if (ev.host.n) /* its envelope named the MX host: counted per host, parsed or not */
+		e->pipe ? db_pipe_host_line(e->pipe, ev.host.p, ev.host.n, ev.ts_us)
+			: db_host_line(e->db, ev.host.p, ev.host.n, ev.ts_us);
 	if (r < 0) {
 		if (reason < 0 || reason >= UNPARSED_OVERLONG)
 			reason = 0;

@@ -86,6 +86,10 @@ void parser_source_free(struct parser_source *s); /* NULL is a no-op */
  * outbound smtp, daemon noise), -1 when it is unparsed: *reason set
  * (PARSE_R_*). *reason is PARSE_R_NONE when the return is 0 or 1. Never
  * allocates.
+ * Whatever it returns, ev->host and ev->ts_us hold the line's syslog host
+ * field and time when its envelope was recognised (host SPAN_NULL when the
+ * envelope has none or was not recognised): the collector counts lines
+ * per MX host with them.
  * Every event has a client (has_ip) except one shape: a Sendmail rejection
  * that names only its queue id ("QID: <addr>... User unknown"), which a
  * later line of the same queue id attributes (aggregator/session.c).

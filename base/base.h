@@ -591,6 +591,7 @@ struct config {
 	int64_t batch_ms;
 	int64_t poll_interval;
 	bool log_syslog;
+	int64_t host_silence; /* seconds without a line before an MX host is flagged silent, 0 = off */
 	/* [parser NAME] */
 	struct parser_rule_conf *parsers;
 	size_t n_parsers;
@@ -637,8 +638,10 @@ struct config {
 	/* [web] */
 	char *listen;
 	char *token_file;
-	char *assets_dir; /* NULL = the embedded assets */
-	char *lookup_url; /* NULL = http://<listen>/lookup/$ip */
+	char *assets_dir;	    /* NULL = the embedded assets */
+	char *lookup_url;	    /* NULL = http://<listen>/lookup/$ip */
+	char *blocklist_listen;	    /* NULL = off: a listener serving only blocklists and /healthz */
+	char *blocklist_token_file; /* NULL = none: the blocklist listener asks no token */
 	int64_t web_max_conn;
 	int64_t web_per_ip_conn;
 	int64_t web_timeout;

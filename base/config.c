@@ -116,6 +116,7 @@ void config_defaults(struct config *c)
 	c->batch_lines = 5000;
 	c->batch_ms = 200;
 	c->poll_interval = 1;
+	c->host_silence = 600;
 	c->classes = (struct class_conf){24, 64, 16, 48};
 
 	struct rules_conf *r = &c->rules;
@@ -277,6 +278,8 @@ static const struct key collector_keys[] = {
     CK("batch_ms", K_INT, batch_ms, "longest time a batch stays open, in ms"),
     CK("poll_interval", K_DUR, poll_interval, "polling interval when inotify is unavailable"),
     CK("log_syslog", K_BOOL, log_syslog, "also log our own messages to syslog"),
+    CK("host_silence", K_DUR, host_silence,
+       "an MX host without a line for this long is flagged on /healthz and the dashboard (0: off)"),
     {NULL, 0, 0, NULL}};
 
 static const struct key classes_keys[] = {
@@ -372,6 +375,10 @@ static const struct key web_keys[] = {
     CK("token_file", K_STR, token_file, "file holding the API token for mutating requests"),
     CK("assets", K_STR, assets_dir, "serve static/ from this directory instead of the embedded copy"),
     CK("lookup_url", K_STR, lookup_url, "lookup URL template; $ip is replaced by the address"),
+    CK("blocklist_listen", K_ADDRPORT, blocklist_listen,
+       "a second address serving only /api/v1/blocklist and /healthz (for MX hosts that pull)"),
+    CK("blocklist_token_file", K_STR, blocklist_token_file,
+       "file holding the token blocklist pulls must send (Authorization: Bearer); unset: none"),
     CK("max_connections", K_INT, web_max_conn, "concurrent HTTP connections"),
     CK("per_ip_connections", K_INT, web_per_ip_conn,
        "concurrent HTTP connections per client address (keeps slots free from slow clients)"),
@@ -1330,6 +1337,8 @@ void config_free(struct config *c)
 	free(c->token_file);
 	free(c->assets_dir);
 	free(c->lookup_url);
+	free(c->blocklist_listen);
+	free(c->blocklist_token_file);
 	free(c->abuse.contacts);
 	strv_free(&c->abuse.rdap_bootstrap);
 	free(c->abuse.reporter_org);

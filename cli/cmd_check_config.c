@@ -68,6 +68,15 @@ int cmd_check_config(int argc, char **argv)
 		}
 		buf_free(&err);
 	}
+	if (rc == 0 && c.blocklist_token_file) {
+		struct buf err = BUF_INIT;
+		if (web_token_read(c.blocklist_token_file, NULL, &err) < 0) {
+			fprintf(stderr, "%s: [web] blocklist_token_file: %s\n",
+				path ? path : "(built-in defaults)", buf_str(&err));
+			rc = -1;
+		}
+		buf_free(&err);
+	}
 	if (rc == 0) {
 		if (verbose) {
 			struct buf b = BUF_INIT;

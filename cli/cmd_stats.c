@@ -1,7 +1,7 @@
 /*
  * cmd_stats.c - `mxwarden stats [-c FILE] [--db PATH] [--json]`: what the
  * database holds (files with offsets and lines read, events by kind and
- * category, unparsed lines by reason, decisions, size), as text or as the
+ * category, unparsed lines by reason, decisions, size, MX hosts), as text or as the
  * JSON object db_stats_json() builds, after PRAGMA quick_check: a damaged
  * database gets the message saying so and how to recover instead, and exit
  * 1. It opens the database read-only and must never create or change it.
@@ -63,6 +63,25 @@ static void print_text(json_t *o)
 		       json_string_value(json_object_get(f, "kind")),
 		       (long long)json_integer_value(json_object_get(f, "offset")),
 		       (long long)json_integer_value(json_object_get(f, "lines")), last ? last : "never");
+		buf_free(&b);
+	}
+	json_t *hosts = json_object_get(o, "hosts");
+	printf("MX hosts:");
+	printf(json_array_size(hosts) == 0 ? " none\n" : "\n");
+	json_array_foreach(hosts, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "host"));
+		const char *seen = json_string_value(json_object_get(f, "last_seen"));
+		const char *line = json_string_value(json_object_get(f, "last_line"));
+		json_t *lag = json_object_get(f, "lag_seconds");
+		struct buf b = BUF_INIT;
+		buf_append_printable(&b, name ? name : "", name ? strlen(name) : 0);
+		printf("  %s: %lld lines, newest line %s, last read %s", buf_str(&b),
+		       (long long)json_integer_value(json_object_get(f, "lines")), line ? line : "none",
+		       seen ? seen : "never (imported)");
+		if (json_is_integer(lag))
+			printf(", lag %llds", (long long)json_integer_value(lag));
+		printf("\n");
 		buf_free(&b);
 	}
 }

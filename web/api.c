@@ -137,7 +137,42 @@ static struct db *get_db(struct web_req *r)
 
 /* ------------------------------------------------------------ read-only */
 
+/* The host= parameter: an MX host's name as its lines name it (printable
+ * ASCII, at most 255 bytes). *host NULL when absent; -1 after a 400. */
+static int arg_host(struct web_req *r, const char **host)
+{
+	*host = web_arg(r, "host");
+	if (*host && (!**host || !printable_ascii(*host, 255))) {
+		BAD(r,
+		    "host: an MX host's name as its log lines give it (printable ASCII, at most 255 bytes)");
+		return -1;
+	}
+	return 0;
+}
+
 static enum MHD_Result api_summary(struct web_req *r)
+{
+	static const char *const allowed[] = {"host", NULL};
+	if (check_args(r, allowed))
+		return MHD_YES;
+	const char *host;
+	if (arg_host(r, &host) < 0)
+		return MHD_YES;
+	struct db *db = get_db(r);
+	if (!db)
+		return MHD_YES;
+	if (host) {
+		json_t *o = db_summary_host_json(db, clock_now(), host);
+		if (!o && strstr(db_errmsg(db), "no lines of a host")) {
+			web_db_put(r->w, db);
+			return web_send_error(r, 404, "host: no lines of a host named so");
+		}
+		return send_db(r, db, o);
+	}
+	return send_db(r, db, db_summary_json(db, clock_now()));
+}
+
+static enum MHD_Result api_hosts(struct web_req *r)
 {
 	static const char *const allowed[] = {NULL};
 	if (check_args(r, allowed))
@@ -145,7 +180,7 @@ static enum MHD_Result api_summary(struct web_req *r)
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
-	return send_db(r, db, db_summary_json(db, clock_now()));
+	return send_db(r, db, db_hosts_json(db, clock_now(), r->w->conf->host_silence));
 }
 
 /* The default bucket for a range: about 300 buckets, whole minutes, whole
@@ -162,7 +197,7 @@ static int64_t auto_step(int64_t range)
 
 static enum MHD_Result api_timeseries(struct web_req *r)
 {
-	static const char *const allowed[] = {"metric", "from", "to", "step", "class", NULL};
+	static const char *const allowed[] = {"metric", "from", "to", "step", "class", "host", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *metric = web_arg(r, "metric");
@@ -205,9 +240,16 @@ static enum MHD_Result api_timeseries(struct web_req *r)
 				   "be zero)");
 		qp = &q;
 	}
+	const char *host;
+	if (arg_host(r, &host) < 0)
+		return MHD_YES;
+	if (host && qp)
+		return BAD(r, "give class or host, not both");
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
+	if (host)
+		return send_db(r, db, db_timeseries_host_json(db, metric, from, to, step, host));
 	return send_db(r, db, db_timeseries_class_json(db, metric, from, to, step, qp, &r->w->conf->classes));
 }
 
@@ -228,7 +270,7 @@ static int arg_category(struct web_req *r, int *cat)
 
 static enum MHD_Result api_top(struct web_req *r)
 {
-	static const char *const allowed[] = {"by", "window", "category", "kind", "limit", NULL};
+	static const char *const allowed[] = {"by", "window", "category", "kind", "limit", "host", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *by = web_arg(r, "by");
@@ -254,11 +296,17 @@ static enum MHD_Result api_top(struct web_req *r)
 	char msg[128];
 	if (arg_int(r, "limit", 1, WEB_PAGE_MAX, 20, &limit, msg, sizeof msg) < 0)
 		return BAD(r, "%s", msg);
+	const char *host;
+	if (arg_host(r, &host) < 0)
+		return MHD_YES;
+	if (host && kind >= 0 && kind != EV_CONNECT && kind != EV_REJECT && kind != EV_AUTH_FAILURE &&
+	    kind != EV_PROTOCOL && kind != EV_LOST)
+		return BAD(r, "kind: one host's top counts connect, reject, auth_failure, protocol and lost");
 	int64_t now = clock_now();
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
-	return send_db(r, db, db_top_json(db, sc, now - window, now + 1, kind, cat, (int)limit));
+	return send_db(r, db, db_top_host_json(db, sc, now - window, now + 1, kind, cat, (int)limit, host));
 }
 
 static enum MHD_Result api_blocks_list(struct web_req *r)
@@ -285,7 +333,7 @@ static enum MHD_Result api_blocks_list(struct web_req *r)
 
 static enum MHD_Result api_events(struct web_req *r)
 {
-	static const char *const allowed[] = {"ip", "class", "category", "limit", "cursor", NULL};
+	static const char *const allowed[] = {"ip", "class", "category", "limit", "cursor", "host", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *ip = web_arg(r, "ip"), *cls = web_arg(r, "class");
@@ -313,10 +361,13 @@ static enum MHD_Result api_events(struct web_req *r)
 	const char *cursor;
 	if (check_cursor(r, &cursor) < 0)
 		return MHD_YES;
+	const char *host;
+	if (arg_host(r, &host) < 0)
+		return MHD_YES;
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
-	return send_db(r, db, db_events_json(db, qp, cat, (int)limit, cursor));
+	return send_db(r, db, db_events_host_json(db, qp, cat, (int)limit, cursor, host));
 }
 
 static enum MHD_Result api_audit(struct web_req *r)
@@ -479,7 +530,7 @@ static uint64_t fnv1a(const char *p, size_t n)
 	return h;
 }
 
-static enum MHD_Result api_blocklist(struct web_req *r)
+enum MHD_Result web_blocklist(struct web_req *r)
 {
 	static const char *const allowed[] = {"format", NULL};
 	if (check_args(r, allowed))
@@ -517,8 +568,23 @@ static enum MHD_Result api_blocklist(struct web_req *r)
 		return ret;
 	}
 	buf_free(&err);
+	/* The tag is of the content without the time it was generated (the
+	 * header's "generated" stamp, JSON's "generated"): a pull every
+	 * minute then gets 304 until a decision changes. Formats with
+	 * timeouts (ipset, nft) still change every second. */
+	char ts[TIME_STRLEN];
+	time_format_rfc3339(now * 1000000, false, ts);
+	size_t tl = strlen(ts), head = MXW_MIN(out.len, (size_t)256), skip = out.len, i;
+	for (i = 0; tl && i + tl <= head; i++)
+		if (memcmp(out.data + i, ts, tl) == 0) {
+			skip = i;
+			break;
+		}
+	uint64_t h = fnv1a(out.data ? out.data : "", MXW_MIN(skip, out.len));
+	if (skip < out.len)
+		h ^= fnv1a(out.data + skip + tl, out.len - skip - tl) * 0x100000001b3ULL;
 	char etag[40];
-	snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)fnv1a(buf_str(&out), out.len));
+	snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)h);
 	const char *inm =
 	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if (inm && strcmp(inm, etag) == 0) {
@@ -778,7 +844,8 @@ static bool is_get(const struct web_req *r)
  * the micro-cache (at most a second old). */
 static bool cacheable(const char *path)
 {
-	static const char *const names[] = {"summary", "timeseries", "top", "events", "blocks", "audit"};
+	static const char *const names[] = {"summary", "timeseries", "top",  "events",
+					    "blocks",  "audit",	     "hosts"};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++)
 		if (strcmp(path, names[i]) == 0)
 			return true;
@@ -799,8 +866,8 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 		enum MHD_Result (*fn)(struct web_req *);
 	} gets[] = {
 	    {"summary", api_summary}, {"timeseries", api_timeseries}, {"top", api_top},
-	    {"events", api_events},   {"blocklist", api_blocklist},   {"audit", api_audit},
-	    {"stream", web_stream},
+	    {"events", api_events},   {"blocklist", web_blocklist},   {"audit", api_audit},
+	    {"stream", web_stream},   {"hosts", api_hosts},
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(gets); i++)
 		if (strcmp(path, gets[i].name) == 0)
@@ -823,5 +890,5 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 		return is_get(r) ? api_report(r, path + 7) : method_not_allowed(r, "GET");
 	return web_send_error(r, 404,
 			      "no such endpoint: see /api/v1/ (summary, timeseries, top, blocks, lookup/Q, "
-			      "events, blocklist, stream, audit, report/digest, report/evidence)");
+			      "events, hosts, blocklist, stream, audit, report/digest, report/evidence)");
 }

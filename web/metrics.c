@@ -2,7 +2,8 @@
  * metrics.c - /metrics in the Prometheus text exposition format (0.0.4):
  * lines read, parse failures by reason, events by kind, category and code
  * class, active blocks by response and scope, decisions taken, ingest lag
- * and rate, database size, and the web server's own counters.
+ * and rate, per MX host (lines, rate, events, age of the last line, lag,
+ * silence), database size, and the web server's own counters.
  *
  * Every number comes from the database (db_stats_json, db_summary_json,
  * db_timeseries_json, db_decisions_active); label values are escaped as the
@@ -56,6 +57,60 @@ static void number(struct buf *b, const char *name, json_t *v)
 		buf_printf(b, "%s %.6g\n", name, json_real_value(v));
 }
 
+/* The MX hosts (db_hosts_json's items): one series per host and metric. */
+static void per_host(struct buf *b, json_t *items)
+{
+	static const struct {
+		const char *name, *type, *key, *help;
+	} m[] = {
+	    {"mxwarden_host_lines_total", "counter", "lines",
+	     "Log lines read of each MX host (syslog host field)."},
+	    {"mxwarden_host_lines_per_second", "gauge", "lines_per_sec",
+	     "Lines read of each MX host per second over the last full minute."},
+	    {"mxwarden_host_events_last_hour", "gauge", "events_last_hour",
+	     "Events of each MX host in the last hour (log time)."},
+	    {"mxwarden_host_last_line_age_seconds", "gauge", "age",
+	     "Seconds since a line of each MX host was last read (hosts only imported have none)."},
+	    {"mxwarden_host_lag_seconds", "gauge", "lag_seconds",
+	     "How late the newest line of each MX host's last batch was read (transport delay, queues, "
+	     "clock skew)."},
+	    {"mxwarden_host_silent", "gauge", "silent",
+	     "1 while an MX host has sent no line for longer than [collector] host_silence."},
+	};
+	int64_t now = clock_now();
+	for (size_t k = 0; k < MXW_ARRAY_LEN(m); k++) {
+		head(b, m[k].name, m[k].type, m[k].help);
+		size_t i;
+		json_t *it;
+		json_array_foreach(items, i, it)
+		{
+			json_t *v = json_object_get(it, m[k].key);
+			int64_t t;
+			json_t *tmp = NULL;
+			if (!strcmp(m[k].key, "age")) {
+				const char *ls = json_string_value(json_object_get(it, "last_seen"));
+				int64_t us;
+				if (!ls || time_parse_rfc3339(ls, strlen(ls), &us) <= 0)
+					continue;
+				t = now - us / 1000000;
+				v = tmp = json_integer(t < 0 ? 0 : t);
+			} else if (!strcmp(m[k].key, "silent")) {
+				v = tmp = json_integer(json_is_true(v));
+			}
+			if (json_is_number(v)) {
+				buf_printf(b, "%s{host=\"", m[k].name);
+				label_value(b, json_string_value(json_object_get(it, "host")));
+				buf_appends(b, "\"} ");
+				if (json_is_integer(v))
+					buf_printf(b, "%lld\n", (long long)json_integer_value(v));
+				else
+					buf_printf(b, "%.6g\n", json_real_value(v));
+			}
+			json_decref(tmp);
+		}
+	}
+}
+
 struct active_counts {
 	int64_t n[RESP__COUNT][2];
 };
@@ -82,12 +137,14 @@ enum MHD_Result web_metrics(struct web_req *r)
 	json_t *codes = sum ? db_timeseries_json(db, "codes", to - 3600, to, 3600) : NULL;
 	struct active_counts ac = {0};
 	int arc = sum ? db_decisions_active(db, now, active_cb, &ac) : -1;
-	if (!st || !sum || !codes || arc < 0) {
+	json_t *hosts = arc == 0 ? db_hosts_json(db, now, w->conf->host_silence) : NULL;
+	if (!st || !sum || !codes || arc < 0 || !hosts) {
 		char msg[256];
 		str_copy(msg, sizeof msg, db_errmsg(db), strlen(db_errmsg(db)));
 		json_decref(st);
 		json_decref(sum);
 		json_decref(codes);
+		json_decref(hosts);
 		web_db_put(w, db);
 		return web_send_error(r, 500, "database error: %s", msg);
 	}
@@ -148,6 +205,8 @@ enum MHD_Result web_metrics(struct web_req *r)
 	head(&b, "mxwarden_database_bytes", "gauge", "Size of the database file and its WAL.");
 	number(&b, "mxwarden_database_bytes", json_object_get(st, "db_bytes"));
 
+	per_host(&b, json_object_get(hosts, "items"));
+
 	head(&b, "mxwarden_web_requests_total", "counter", "HTTP requests received.");
 	buf_printf(&b, "mxwarden_web_requests_total %lu\n", (unsigned long)atomic_load(&w->requests));
 	head(&b, "mxwarden_web_errors_total", "counter", "HTTP error responses by class.");
@@ -174,6 +233,7 @@ enum MHD_Result web_metrics(struct web_req *r)
 	json_decref(st);
 	json_decref(sum);
 	json_decref(codes);
+	json_decref(hosts);
 	return web_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len,
 			MHD_RESPMEM_MUST_FREE, NULL, NULL);
 }

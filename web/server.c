@@ -219,9 +219,10 @@ int web_args_check(struct web_req *r, const char *const *allowed, char *bad, siz
 
 /* ------------------------------------------------------------------ token */
 
-bool web_token_ok(struct web *w, struct web_req *r)
+/* The request's bearer token is token (len n), compared in constant time. */
+static bool bearer_ok(struct web_req *r, const char *token, size_t token_len)
 {
-	if (!w->token)
+	if (!token)
 		return false;
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -232,12 +233,17 @@ bool web_token_ok(struct web *w, struct web_req *r)
 	size_t n = strlen(t);
 	/* Constant time in the token: every byte of the expected token is
 	 * compared whatever the given one holds; lengths are folded in. */
-	volatile unsigned char diff = (unsigned char)(n != w->token_len);
-	for (size_t i = 0; i < w->token_len; i++) {
+	volatile unsigned char diff = (unsigned char)(n != token_len);
+	for (size_t i = 0; i < token_len; i++) {
 		unsigned char g = i < n ? (unsigned char)t[i] : 0;
-		diff |= (unsigned char)(g ^ (unsigned char)w->token[i]);
+		diff |= (unsigned char)(g ^ (unsigned char)token[i]);
 	}
 	return diff == 0;
+}
+
+bool web_token_ok(struct web *w, struct web_req *r)
+{
+	return bearer_ok(r, w->token, w->token_len);
 }
 
 int web_token_read(const char *path, struct buf *token, struct buf *err)
@@ -301,16 +307,17 @@ static int token_load(struct web *w, const char *path, struct buf *err)
  * accept any Host (they cannot know their DNS names). */
 static bool host_ok(struct web *w, struct web_req *r)
 {
-	if (!w->loopback)
+	bool bl = r->blocklist_only;
+	if (!(bl ? w->bl_loopback : w->loopback))
 		return true;
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 	if (!h)
 		return false;
 	static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
 	char port[16];
-	snprintf(port, sizeof port, ":%u", w->port);
+	snprintf(port, sizeof port, ":%u", bl ? w->bl_port : w->port);
 	for (size_t i = 0; i <= MXW_ARRAY_LEN(names); i++) {
-		const char *n = i < MXW_ARRAY_LEN(names) ? names[i] : w->host;
+		const char *n = i < MXW_ARRAY_LEN(names) ? names[i] : bl ? w->bl_host : w->host;
 		size_t nl = strlen(n);
 		if (strncasecmp(h, n, nl) == 0 && (h[nl] == '\0' || strcmp(h + nl, port) == 0))
 			return true;
@@ -350,6 +357,38 @@ static enum MHD_Result send_asset(struct web_req *r, const char *name)
 			a.etag, "no-cache");
 }
 
+/*
+ * The MX hosts silent for longer than [collector] host_silence, as
+ * [{"host", "last_seen", "silent_seconds"}] (a new array), or NULL when
+ * none or when off. A silent host does not make the judge unhealthy (it
+ * still judges what it hears, and restarting it cannot help): /healthz
+ * stays 200 and says "warning".
+ */
+static json_t *silent_hosts(struct web *w, struct db *db)
+{
+	if (!db || w->conf->host_silence <= 0)
+		return NULL;
+	json_t *all = db_hosts_json(db, clock_now(), w->conf->host_silence);
+	json_t *out = json_array(), *it;
+	size_t i;
+	json_array_foreach(json_object_get(all, "items"), i, it)
+	{
+		if (!json_is_true(json_object_get(it, "silent")))
+			continue;
+		json_t *h = json_object();
+		json_object_set(h, "host", json_object_get(it, "host"));
+		json_object_set(h, "last_seen", json_object_get(it, "last_seen"));
+		json_object_set(h, "silent_seconds", json_object_get(it, "silent_seconds"));
+		json_array_append_new(out, h);
+	}
+	json_decref(all);
+	if (json_array_size(out) == 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
 static enum MHD_Result send_health(struct web_req *r)
 {
 	char err[256] = "";
@@ -362,8 +401,11 @@ static enum MHD_Result send_health(struct web_req *r)
 	since = r->w->ingest_error_since;
 	pthread_mutex_unlock(&r->w->health_mu);
 	bool ok = db && !ingest[0];
-	json_object_set_new(o, "status", json_string(ok ? "ok" : "degraded"));
+	json_t *silent = silent_hosts(r->w, db);
+	json_object_set_new(o, "status", json_string(!ok ? "degraded" : silent ? "warning" : "ok"));
 	json_object_set_new(o, "database", json_boolean(db != NULL));
+	if (silent)
+		json_object_set_new(o, "silent_hosts", silent);
 	if (!db)
 		json_object_set_new(o, "error", json_string("the database cannot be opened"));
 	if (ingest[0]) {
@@ -387,12 +429,29 @@ static bool is_mutating(const char *m)
 	return strcmp(m, "POST") == 0 || strcmp(m, "DELETE") == 0;
 }
 
+/* The blocklist listener: the blocklists and /healthz, nothing else. */
+static enum MHD_Result route_blocklist(struct web_req *r)
+{
+	struct web *w = r->w;
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+		return web_send_error(r, 405, "method not allowed (this listener serves GET only)");
+	if (w->bl_token && !bearer_ok(r, w->bl_token, w->bl_token_len))
+		return web_send_error(r, 401, "missing or wrong token (send Authorization: Bearer TOKEN)");
+	if (strcmp(r->url, "/api/v1/blocklist") == 0)
+		return web_blocklist(r);
+	if (strcmp(r->url, "/healthz") == 0)
+		return send_health(r);
+	return web_send_error(r, 404, "this listener serves only /api/v1/blocklist and /healthz");
+}
+
 static enum MHD_Result route(struct web_req *r)
 {
 	const char *u = r->url;
 	struct web *w = r->w;
 	if (!host_ok(w, r))
 		return web_send_error(r, 421, "the Host header does not name this server");
+	if (r->blocklist_only)
+		return route_blocklist(r);
 	if (is_mutating(r->method)) {
 		if (!origin_ok(r))
 			return web_send_error(r, 403, "cross-origin requests are refused");
@@ -445,6 +504,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		if (q)
 			q[1] = '\0';
 	}
+	return r;
+}
+
+static void *on_uri_blocklist(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct web_req *r = on_uri(cls, uri, conn);
+	r->blocklist_only = true;
 	return r;
 }
 
@@ -623,6 +689,83 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 	buf_free(&m);
 }
 
+/* One MHD daemon on ss (the main listener, or the blocklist listener with
+ * blocklist true); NULL with the reason in err. */
+static struct MHD_Daemon *daemon_start(struct web *w, const char *what, struct sockaddr_storage *ss,
+				       socklen_t sl, unsigned port, unsigned threads, unsigned max_conn,
+				       bool blocklist, struct buf *err)
+{
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (ss->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	unsigned timeout = w->conf->web_timeout > 0 ? (unsigned)w->conf->web_timeout : 30;
+	/* the limits are ours (conns.c); MHD's are set out of their way: it
+	 * gives each pool thread its share of its limit */
+	struct MHD_Daemon *d = MHD_start_daemon(
+	    flags, (uint16_t)port, web_conns_accept, w, on_request, w, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (max_conn + WEB_CONNS_SLACK) * threads, MHD_OPTION_NOTIFY_CONNECTION, web_conns_notify, w,
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, blocklist ? on_uri_blocklist : on_uri, w,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
+	if (d)
+		return d;
+	/* MHD says only that it failed: bind once more to learn why */
+	int e = 0, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0)
+		e = errno;
+	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+		 bind(fd, (struct sockaddr *)ss, sl) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	buf_appends(err, "web: ");
+	if (e)
+		bind_error_explain(err, what, port, e);
+	else
+		buf_printf(err, "cannot listen on %s (libmicrohttpd refused to start)", what);
+	return NULL;
+}
+
+/* [web] blocklist_listen and blocklist_token_file. 0, or -1 with err. */
+static int blocklist_start(struct web *w, unsigned threads, unsigned max_conn, struct buf *err)
+{
+	const struct config *conf = w->conf;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct ipaddr ip;
+	unsigned port;
+	if (listen_parse(conf->blocklist_listen, &ss, &sl, &ip, &port) < 0) {
+		buf_printf(err, "web: blocklist_listen: '%s' is not ADDRESS:PORT", conf->blocklist_listen);
+		return -1;
+	}
+	if (conf->blocklist_token_file) {
+		struct buf t = BUF_INIT;
+		if (web_token_read(conf->blocklist_token_file, &t, err) < 0) {
+			buf_free(&t);
+			return -1;
+		}
+		w->bl_token = xstrndup(t.data, t.len);
+		w->bl_token_len = t.len;
+		buf_free(&t);
+	}
+	w->bl_loopback = ipaddr_is_loopback(&ip);
+	char ipstr[IPADDR_STRLEN];
+	ipaddr_format(&ip, ipstr);
+	snprintf(w->bl_host, sizeof w->bl_host, ip.family == IPADDR_V6 ? "[%s]" : "%s", ipstr);
+	w->bl_mhd = daemon_start(w, conf->blocklist_listen, &ss, sl, port, threads, max_conn, true, err);
+	if (!w->bl_mhd)
+		return -1;
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->bl_mhd, MHD_DAEMON_INFO_BIND_PORT);
+	w->bl_port = di ? di->port : port;
+	log_info("web: blocklists (only) on http://%s:%u/api/v1/blocklist%s", w->bl_host, w->bl_port,
+		 w->bl_token ? " (token required)" : "");
+	return 0;
+}
+
 struct web *web_start(const struct config *conf, const char *db_path, struct buf *err)
 {
 	struct sockaddr_storage ss;
@@ -656,42 +799,14 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	if (!w->hub)
 		goto fail;
 
-	unsigned flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	if (ip.family == IPADDR_V6)
-		flags |= MHD_USE_IPv6;
-	unsigned timeout = conf->web_timeout > 0 ? (unsigned)conf->web_timeout : 30;
-	/* the limits are ours (conns.c); MHD's are set out of their way: it
-	 * gives each pool thread its share of its limit */
-	w->mhd = MHD_start_daemon(
-	    flags, (uint16_t)port, web_conns_accept, w, on_request, w, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	    (max_conn + WEB_CONNS_SLACK) * threads, MHD_OPTION_NOTIFY_CONNECTION, web_conns_notify, w,
-	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-	    w, MHD_OPTION_END);
-	if (!w->mhd) {
-		/* MHD says only that it failed: bind once more to learn why */
-		int e = 0, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int one = 1;
-		if (fd < 0)
-			e = errno;
-		else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-			 bind(fd, (struct sockaddr *)&ss, sl) < 0)
-			e = errno;
-		if (fd >= 0)
-			close(fd);
-		buf_appends(err, "web: ");
-		if (e)
-			bind_error_explain(err, conf->listen, port, e);
-		else
-			buf_printf(err, "cannot listen on %s (libmicrohttpd refused to start)", conf->listen);
+	w->mhd = daemon_start(w, conf->listen, &ss, sl, port, threads, max_conn, false, err);
+	if (!w->mhd)
 		goto fail;
-	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	w->port = di ? di->port : port;
 	log_info("web: listening on http://%s:%u/", w->host, w->port);
+	if (conf->blocklist_listen && blocklist_start(w, threads, max_conn, err) < 0)
+		goto fail;
 	return w;
 fail:
 	web_stop(w);
@@ -703,12 +818,19 @@ unsigned web_port(const struct web *w)
 	return w->port;
 }
 
+unsigned web_blocklist_port(const struct web *w)
+{
+	return w->bl_port;
+}
+
 void web_stop(struct web *w)
 {
 	if (!w)
 		return;
 	if (w->hub)
 		web_hub_stop(w->hub);
+	if (w->bl_mhd)
+		MHD_stop_daemon(w->bl_mhd);
 	if (w->mhd)
 		MHD_stop_daemon(w->mhd);
 	web_hub_free(w->hub);
@@ -721,6 +843,7 @@ void web_stop(struct web *w)
 	pthread_mutex_destroy(&w->health_mu);
 	web_conns_free(w);
 	free(w->token);
+	free(w->bl_token);
 	free(w->db_path);
 	free(w);
 }

@@ -34,6 +34,12 @@ struct web;
  * and hold a token of 16 to 256 printable bytes; without it the mutating
  * endpoints answer 403.
  *
+ * With conf->blocklist_listen, a second listener on that address serves
+ * only GET /api/v1/blocklist and /healthz (404 for the rest), so that MX
+ * hosts can pull decisions from a network address while the dashboard and
+ * its API stay on loopback; with conf->blocklist_token_file, those need
+ * "Authorization: Bearer TOKEN" (401 without).
+ *
  * Returns the server, or NULL with a one-line message in err (port in use,
  * bad address, unreadable token file or assets directory).
  */
@@ -50,6 +56,8 @@ int web_token_read(const char *path, struct buf *token, struct buf *err);
 
 /* The TCP port actually bound (useful with port 0 in tests). */
 unsigned web_port(const struct web *w);
+/* The port of the blocklist listener ([web] blocklist_listen), 0 when off. */
+unsigned web_blocklist_port(const struct web *w);
 
 /* Stop serving: ends SSE streams, joins every thread, closes the database
  * connections and frees w. web_stop(NULL) is a no-op. */

@@ -42,6 +42,15 @@ struct web {
 	char host[IPADDR_STRLEN + 3]; /* the bound address as a Host header writes it */
 	char *token;		      /* NULL: mutating endpoints refuse (403) */
 	size_t token_len;
+	/* [web] blocklist_listen: a second daemon that serves only the
+	 * blocklists and /healthz (MX hosts pull from it; the dashboard and
+	 * its API stay on listen). NULL when off. */
+	struct MHD_Daemon *bl_mhd;
+	unsigned bl_port;
+	bool bl_loopback;
+	char bl_host[IPADDR_STRLEN + 3];
+	char *bl_token; /* [web] blocklist_token_file; NULL: pulls need none */
+	size_t bl_token_len;
 	pthread_mutex_t pool_mu;
 	struct db **pool; /* idle read-only connections */
 	size_t npool, cappool;
@@ -74,6 +83,7 @@ struct web_req {
 	bool is_head;
 	bool fresh;		       /* made by on_uri(), not yet seen by on_request() */
 	bool uri_refused;	       /* too many query parameters or too long a URI */
+	bool blocklist_only;	       /* came to the blocklist listener */
 	size_t nargs;		       /* query parameters counted in the raw URI */
 	struct cache_slot *cache_slot; /* the cache entry this request fills, or NULL */
 };
@@ -160,6 +170,8 @@ json_t *web_email_lookup(struct db *db, const char *addr, const struct class_con
 
 /* api.c: the JSON API; path is what follows "/api/v1/". */
 enum MHD_Result web_api(struct web_req *r, const char *path);
+/* GET /api/v1/blocklist (api.c): also the blocklist listener's. */
+enum MHD_Result web_blocklist(struct web_req *r);
 /* metrics.c: the Prometheus text. */
 enum MHD_Result web_metrics(struct web_req *r);
 /* stream.c: Server-Sent Events. */

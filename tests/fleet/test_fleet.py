@@ -75,6 +75,10 @@ ZONE = "bl.fleet.test"
 LOOKUP = "https://mxwarden.fleet.test/lookup/$ip"
 USERS = ["alice", "bob", "carol"]
 RELP_PORT = 2514
+LOCAL_DNS = "mx3"  # a local rbldnsd fed by contrib/fleet/mxwarden-pull; mx1 and mx2 ask the central one
+PULL = os.path.join(os.environ.get("MXW_SOURCE", os.path.join(HERE, "..", "..")), "contrib", "fleet",
+                    "mxwarden-pull")
+PULL_TOKEN = "fleet-pull-token-0123456789"
 
 tag = "%04x" % random.randrange(0x10000)
 NS = {"central": "mxf-c-" + tag, "inet": "mxf-i-" + tag}
@@ -205,6 +209,7 @@ path = {c}/zone/bl
 listen = 127.0.0.1:8025
 lookup_url = {lookup}
 blocklist_listen = {central}:8026
+blocklist_token_file = {c}/pull.token
 """.format(c=C, lookup=LOOKUP, central=CENTRAL)
 
 # /dev/log of each Postfix is its own rsyslogd's socket, resolv.conf names the
@@ -321,6 +326,9 @@ try:
         f.write(CENTRAL_RSYSLOG)
     with open(os.path.join(C, "m.conf"), "w") as f:
         f.write(MXW_CONF)
+    with open(os.path.join(C, "pull.token"), "w") as f:
+        f.write(PULL_TOKEN + "\n")
+    os.chmod(os.path.join(C, "pull.token"), 0o600)
     with open(os.path.join(C, "zone", "bl"), "w") as f:
         f.write("# empty until mxwarden writes it\n")
     r = subprocess.run([MXW, "check-config", "-c", os.path.join(C, "m.conf")], capture_output=True, text=True)
@@ -342,7 +350,17 @@ try:
         with open(os.path.join(md, "rsyslog.conf"), "w") as f:
             f.write(mx_rsyslog_conf(m))
         with open(os.path.join(md, "resolv.conf"), "w") as f:
-            f.write("nameserver %s\noptions timeout:2 attempts:2\n" % CENTRAL)
+            f.write("nameserver %s\noptions timeout:1 attempts:1\n" % ("127.0.0.1" if m == LOCAL_DNS else CENTRAL))
+        if m == LOCAL_DNS:  # the recommended layout: a local rbldnsd keeps the last zone
+            os.makedirs(os.path.join(md, "zone"))
+            with open(os.path.join(md, "pull.token"), "w") as f:
+                f.write(PULL_TOKEN + "\n")
+            os.chmod(os.path.join(md, "pull.token"), 0o600)
+            with open(os.path.join(md, "zone", "bl"), "w") as f:
+                f.write("# nothing pulled yet\n")
+            start_proc("rbldnsd-" + m, in_ns(m, ["rbldnsd", "-n", "-q", "-c", "60", "-p", os.path.join(md, "rbldnsd.pid"),
+                                               "-b", "127.0.0.1/53", "-r", os.path.join(md, "zone"),
+                                               ZONE + ":ip4trie:bl"]), os.path.join(md, "rbldnsd.stderr"))
         start_proc("rsyslog-" + m, in_ns(m, ["rsyslogd", "-n", "-f", os.path.join(md, "rsyslog.conf"),
                                              "-i", os.path.join(md, "rsyslog.pid")]),
                    os.path.join(md, "rsyslog.stderr"))
@@ -385,6 +403,24 @@ disable_dns_lookups = no
         check("%s: Postfix answers on %s:25" % (m, MX[m][1]), wait(lambda: answers(m), 30, 0.3) is not None)
     check("every MX's lines reach the central host over RELP, one file per host",
           wait(lambda: all(central_lines(m) for m in MX), 30), os.listdir(os.path.join(C, "hosts")))
+
+    def pull():
+        """contrib/fleet/mxwarden-pull on the MX with the local rbldnsd, as its
+        timer runs it: (exit status, the zone file's mtime, reloads so far)."""
+        md = os.path.join(d, LOCAL_DNS)
+        env = ["env", "MXW_URL=http://%s:8026/api/v1/blocklist?format=rbldnsd" % CENTRAL,
+               "MXW_TOKEN=" + os.path.join(md, "pull.token"), "MXW_OUT=" + os.path.join(md, "zone", "bl"),
+               "MXW_RELOAD=echo reload >> %s/reloads && kill -HUP $(cat %s/rbldnsd.pid)" % (md, md)]
+        r = subprocess.run(in_ns(LOCAL_DNS, env + ["sh", PULL]), capture_output=True, text=True, timeout=60)
+        try:
+            with open(os.path.join(md, "reloads")) as f:
+                reloads = len(f.read().split())
+        except OSError:
+            reloads = 0
+        return r.returncode, os.stat(os.path.join(md, "zone", "bl")).st_mtime_ns, reloads, r.stderr
+
+    rc, _, reloads, err = pull()
+    check("%s: the first pull of the zone (200) and a reload" % LOCAL_DNS, rc == 0 and reloads == 1, (rc, err))
 
     # ------------------------------------------------- 1. the distributed abuser
     good_before = {m: run_in_ns("inet", smtp_session, GOOD, m, ["%s@mx.test.invalid" % USERS[0]], True)
@@ -430,6 +466,14 @@ disable_dns_lookups = no
     txt = wait(listed, 15)
     check("the central rbldnsd lists the abuser (TXT with the lookup URL)",
           "lookup/" + ABUSER in txt, txt)
+    rc, mt1, reloads, err = pull()
+    check("%s: the pull after the decision gets the new zone and reloads rbldnsd once" % LOCAL_DNS,
+          rc == 0 and reloads == 2 and ABUSER in open(os.path.join(d, LOCAL_DNS, "zone", "bl")).read(), (rc, err))
+    time.sleep(1.1)
+    rc, mt2, reloads, err = pull()
+    check("%s: the next pull, nothing changed: 304, the file untouched, no reload" % LOCAL_DNS,
+          rc == 0 and mt2 == mt1 and reloads == 2, (rc, mt1, mt2, reloads, err))
+    time.sleep(1.5)  # rbldnsd reloads on SIGHUP at its next loop
     refused = {}
     for m in MX:
         refused[m] = run_in_ns("inet", smtp_session, ABUSER, m, ["%s@mx.test.invalid" % USERS[1]])
@@ -446,6 +490,16 @@ disable_dns_lookups = no
     r = subprocess.run(in_ns("mx1", ["dig", "+short", "+time=1", "+tries=1", "@" + CENTRAL,
                                      "77.2.0.192." + ZONE, "A"]), capture_output=True, text=True)
     check("the good sender is not listed", r.stdout.strip() == "", r.stdout)
+    # the central DNS list goes away: a DNSBL lookup fails open, the local copy holds
+    stop_proc("rbldnsd")
+    down = {m: run_in_ns("inet", smtp_session, ABUSER, m, ["%s@mx.test.invalid" % USERS[1]]) for m in ("mx1", LOCAL_DNS)}
+    check("central rbldnsd down: mx1 (asks it) fails open and accepts the abuser's RCPT",
+          [c for c, _ in down["mx1"]["rcpt"]] == [250], down["mx1"])
+    check("central rbldnsd down: %s (its local rbldnsd keeps the last zone) still refuses it" % LOCAL_DNS,
+          any(("blocked using " + ZONE) in t and url in t for _, t in down[LOCAL_DNS]["rcpt"]), down[LOCAL_DNS])
+    start_proc("rbldnsd", in_ns("central", ["rbldnsd", "-n", "-q", "-c", "1", "-b", CENTRAL + "/53",
+                                            "-r", os.path.join(C, "zone"), ZONE + ":ip4trie:bl"]),
+               os.path.join(C, "rbldnsd.stderr"))
     st, hosts = http_central("/api/v1/hosts")
     names = sorted(it["host"] for it in hosts["items"]) if st == 200 else None
     check("/api/v1/hosts names the three MX hosts", names == sorted(FQDN.values()), (st, hosts))
@@ -505,7 +559,9 @@ disable_dns_lookups = no
     time.sleep(2)  # the backlog flows: the judge is killed in the middle of it
     mxw["p"].send_signal(signal.SIGKILL)
     mxw["p"].wait()
-    time.sleep(1)
+    rc, mt3, reloads3, err = pull()
+    check("a pull while the judge is down fails (exit 1), the MX keeps its last zone, no reload",
+          rc == 1 and mt3 == mt2 and reloads3 == 2, (rc, err))
     start_mxwarden()
     time.sleep(4)
     stop_burst.set()

@@ -172,7 +172,7 @@ module(load="omrelp")
 # what this MX logged, for the test to compare (a real MX keeps its own log too)
 mail.* action(type="omfile" file="{md}/mail.log" template="RSYSLOG_FileFormat")
 # to the judge: RELP with a disk-assisted queue, retried for ever
-mail.* action(type="omrelp" target="{central}" port="{port}" template="RSYSLOG_ForwardFormat"
+mail.* action(type="omrelp" target="{central}" port="{port}" template="RSYSLOG_ForwardFormat" windowSize="1024"
               queue.type="LinkedList" queue.filename="fleet" queue.size="100000"
               queue.saveOnShutdown="on" queue.maxDiskSpace="256m"
               action.resumeRetryCount="-1" action.resumeInterval="1")

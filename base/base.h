@@ -556,7 +556,7 @@ struct config {
 	char *listen;
 	char *token_file;
 	char *assets_dir; /* NULL = the embedded assets */
-	char *lookup_url; /* NULL = http://<listen>/lookup/$ip */
+	char *lookup_url; /* NULL = no URL in blocklist texts */
 	int64_t web_max_conn;
 	int64_t web_per_ip_conn;
 	int64_t web_timeout;

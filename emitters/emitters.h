@@ -28,9 +28,9 @@
  * whitelist of characters, so nothing can break a line, close a quote or
  * start a directive. Addresses are written only in canonical form
  * (prefix_format). The lookup URL template ([web] lookup_url, "$ip" is
- * replaced by the prefix's network address; for rbldnsd by "$", which
- * rbldnsd replaces with the queried address) goes through the same kind of
- * whitelist.
+ * replaced by the address, or a network with its length; for rbldnsd by
+ * "$", which rbldnsd replaces with the queried address) goes through the
+ * same kind of whitelist. Without [web] lookup_url no URL is written.
  *
  * Files: emitters_update() writes each configured output atomically (a
  * temp file in the same directory, fsync, rename, fsync of the directory,
@@ -150,13 +150,16 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
  * at the end of a postfix or rbldnsd line.
  */
 void emit_sanitize(struct buf *out, const char *s, size_t max);
-/* Append the lookup URL for the network address of p (template already
- * sanitized by emit_url_template). With dollar, "$ip" becomes "$". */
+/* Append the lookup URL for p (template already sanitized by
+ * emit_url_template): "$ip" becomes the address of a host prefix, a
+ * network with its length ("203.0.113.0/24"); with dollar, "$". */
 void emit_url(struct buf *out, const char *tmpl, const struct prefix *p, bool dollar);
 /* Sanitize a configured lookup URL template into out (a fixed whitelist of
  * URL characters; a '$' that does not start "$ip" is dropped). */
 void emit_url_template(struct buf *out, const char *tmpl);
-/* The effective template of c: [web] lookup_url or http://LISTEN/lookup/$ip. */
+/* The effective template of c: [web] lookup_url, sanitized; nothing when
+ * it is not set (no URL in outside texts: the listen address is no address
+ * for strangers). */
 void emit_lookup_template(const struct config *c, struct buf *out);
 
 /* ---------------------------------------------------- render on demand */

@@ -238,8 +238,9 @@ static void test_url(void **state)
 	    {"https://pm.example/lookup/$ip", "198.51.100.7/32", false,
 	     "https://pm.example/lookup/198.51.100.7"},
 	    {"https://pm.example/lookup/$ip", "203.0.113.0/24", false,
-	     "https://pm.example/lookup/203.0.113.0"},
-	    {"https://pm.example/lookup/$ip", "2001:db8::/64", false, "https://pm.example/lookup/2001:db8::"},
+	     "https://pm.example/lookup/203.0.113.0/24"},
+	    {"https://pm.example/lookup/$ip", "2001:db8::/64", false,
+	     "https://pm.example/lookup/2001:db8::/64"},
 	    {"https://pm.example/lookup/$ip", "198.51.100.7/32", true, "https://pm.example/lookup/$"},
 	    {"https://pm.example/?q=$ip&x=$ip", "198.51.100.7/32", false,
 	     "https://pm.example/?q=198.51.100.7&x=198.51.100.7"},
@@ -258,10 +259,18 @@ static void test_url(void **state)
 		buf_free(&t);
 		buf_free(&out);
 	}
-	/* the default template follows [web] listen */
+	/* without [web] lookup_url no URL at all: the listen address (loopback
+	 * by default) means nothing to a stranger reading a reply */
 	struct config c;
 	config_defaults(&c);
 	struct buf t = BUF_INIT;
+	emit_lookup_template(&c, &t);
+	assert_int_equal(t.len, 0);
+	free(c.listen);
+	c.listen = xstrdup("0.0.0.0:8025");
+	emit_lookup_template(&c, &t);
+	assert_int_equal(t.len, 0);
+	c.lookup_url = xstrdup("http://127.0.0.1:8025/lookup/$ip"); /* set explicitly: kept */
 	emit_lookup_template(&c, &t);
 	assert_string_equal(buf_str(&t), "http://127.0.0.1:8025/lookup/$ip");
 	buf_free(&t);

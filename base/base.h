@@ -219,6 +219,22 @@ int prefix_cmp(const struct prefix *x, const struct prefix *y);
  * PREFIX_STRLEN bytes. */
 size_t prefix_format(const struct prefix *p, char *out);
 
+/*
+ * Why prefix_parse(s, n, strict) refused s, as a clause for a message
+ * ("300 is more than 255 (...)", "host bits are set below /24: the network
+ * is 198.51.100.0/24"). msg is always NUL-terminated.
+ */
+void prefix_explain(const char *s, size_t n, bool strict, char *msg, size_t msgsz);
+/*
+ * An address or prefix in any form a person pastes from a log or a
+ * ticket: "192.0.2.7", "192.0.2.0/24", "192.0.2.7:25", "[2001:db8::1]",
+ * "[2001:db8::1]:25", "mail.example.com[192.0.2.7]" (Postfix's
+ * name[address]), "unknown[192.0.2.7]:25"; blanks around it are ignored,
+ * host bits below a length are cleared. Returns 0, or -1 with why in msg
+ * (prefix_explain).
+ */
+int prefix_parse_pasted(struct prefix *out, const char *s, size_t n, char *msg, size_t msgsz);
+
 /* A list of prefixes with a linear containment test (lists are short:
  * protected networks and allow lists). */
 struct prefix_list {

@@ -65,8 +65,9 @@ int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix
 		return 0;
 	struct buf b = BUF_INIT;
 	buf_append_printable(&b, s, strlen(s));
-	int rc = cli_usage_error(name, "'%s' is not an IP address or prefix%s", buf_str(&b),
-				 strict ? " (host bits must be zero)" : "");
+	char why[160];
+	prefix_explain(s, strlen(s), strict, why, sizeof why);
+	int rc = cli_usage_error(name, "'%s': %s", buf_str(&b), why);
 	buf_free(&b);
 	return rc;
 }

@@ -303,6 +303,50 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why);
 
 /*
+ * The allows made by hand that are in force (db_allows_active), copied:
+ * no new decision, upgrade or manual block overlaps them
+ * (aggregator_blockable). The engine sets them on its tick.
+ */
+void aggregator_set_allows(struct aggregator *a, const struct prefix_list *l);
+
+/* ------------------------------------------------------- manual actions */
+
+/* Who does what by hand, and when (wall clock). */
+struct agg_manual {
+	const char *who;	/* "cli:root", "web:192.0.2.7" (stored as given) */
+	const char *reason;	/* control characters become blanks, at most 255 bytes */
+	enum response response; /* block */
+	int64_t duration;	/* block, allow: seconds */
+	int64_t now;
+};
+struct db_allow;
+/*
+ * Block p by hand, in one transaction with its audit record: a new manual
+ * decision (returns 0), or, when a manual decision is in force on exactly
+ * p, that one made to last until now + duration if that is later, with the
+ * stronger response and the new reason (returns 1: "extended"). *out is
+ * the decision as stored. Refused (-2, why in err) when p may not be
+ * blocked (aggregator_blockable with a's lists) or overlaps an allow made
+ * by hand; -1 on a database error (err).
+ */
+int aggregator_manual_block(struct db *db, const struct aggregator *a, const struct prefix *p,
+			    const struct agg_manual *m, struct decision *out, struct buf *err);
+/* End every decision in force on p or inside it (ids of the first max in
+ * ids, may be NULL); *covering counts those in force on wider prefixes,
+ * which still cover p. 0, or -1 (err). */
+int aggregator_manual_unblock(struct db *db, const struct prefix *p, const struct agg_manual *m, int64_t *ids,
+			      size_t max, size_t *n_ended, size_t *covering, struct buf *err);
+/* Allow p for m->duration: a new allow (0) or the one in force on exactly
+ * p made to last longer (1). *overridden counts the decisions in force that
+ * overlap p: the blocklists leave them out while the allow stands. -1 on a
+ * database error. */
+int aggregator_manual_allow(struct db *db, const struct prefix *p, const struct agg_manual *m,
+			    struct db_allow *out, size_t *overridden, struct buf *err);
+/* End the allows in force on p or inside it. 0, or -1 (err). */
+int aggregator_manual_unallow(struct db *db, const struct prefix *p, const struct agg_manual *m,
+			      size_t *n_ended, struct buf *err);
+
+/*
  * Answer "is this address or prefix blocked, and why?" from the database:
  * a new JSON object with query, blocked, decision (the one in force on the
  * address or its class, or null), history, recent, and whether it overlaps

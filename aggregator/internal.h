@@ -312,6 +312,7 @@ struct aggregator {
 	struct table ips, classes, seen, sessions, offenses, wider;
 	struct clsrec scratch; /* the class of a lone member: written, never read */
 	struct prefix_list protected_nets, allow;
+	struct prefix_list allow_manual; /* allows made by hand (aggregator_set_allows) */
 	/* evidence slots */
 	char *ev;
 	size_t ev_n, ev_stride, ev_lines, ev_next;

@@ -516,6 +516,12 @@ struct rules_conf {
 	bool dry_run;
 };
 
+/* The database when neither [storage] db nor --db says: an absolute path,
+ * so that every command finds the same one from any directory. */
+#ifndef CONFIG_DEFAULT_DB
+#define CONFIG_DEFAULT_DB "/var/lib/mxwarden/mxwarden.db"
+#endif
+
 struct config {
 	char *source; /* the file read, NULL when none */
 	/* [storage] */

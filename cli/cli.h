@@ -26,6 +26,11 @@ struct cli_cmd {
 
 /* Print "usage: mxwarden NAME ARGS" for the subcommand to stderr; returns 2. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `mxwarden NAME --help`: the synopsis and what it does, to stdout; 0. */
+int cli_help(const char *name);
+/* A --for DURATION with its unit ("2d"; "2" alone is refused): 0 and the
+ * seconds, or a usage error (2) saying what is wrong. */
+int cli_parse_for(const char *name, const char *flag, const char *s, int64_t *secs);
 
 /* Parse the command's address or prefix argument s into *out (strict:
  * host bits must be zero). 0, or a usage error (2) naming s, escaped. */
@@ -43,6 +48,9 @@ int cmd_stats(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_unblock(int argc, char **argv);
+int cmd_allow(int argc, char **argv);
+int cmd_unallow(int argc, char **argv);
+int cmd_decisions(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);

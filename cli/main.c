@@ -21,11 +21,18 @@ static const struct cli_cmd commands[] = {
      "follow the logs in the foreground: parse, store, judge"},
     {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] FILE...|-",
      "read old logs (plain, .gz, stdin) into the database"},
-    {"lookup", cmd_lookup, "ADDRESS|PREFIX [-c FILE] [--db PATH] [--json]",
+    {"lookup", cmd_lookup,
+     "ADDRESS|PREFIX|IP:PORT|[IPV6]|NAME[IP]|E-MAIL|DOMAIN [-c FILE] [--db PATH] [--json] | --id N",
      "is it blocked, since when, and why"},
     {"block", cmd_block, "PREFIX --for DURATION --reason TEXT [--response R] [-c FILE] [--db PATH]",
      "block an address or network by hand"},
     {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix"},
+    {"allow", cmd_allow, "PREFIX --for DURATION --reason TEXT [-c FILE] [--db PATH]",
+     "let an address or network through for a while, whatever is decided"},
+    {"unallow", cmd_unallow, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the allows on a prefix"},
+    {"decisions", cmd_decisions,
+     "[--active | --since DURATION] [--rule R] [--scope ip|class] [--manual] [--json] [-c FILE] [--db PATH]",
+     "list the decisions (and the allows made by hand): what, since when, until, who, why"},
     {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
      "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
     {"report", cmd_report, "digest|evidence ... [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]",
@@ -41,6 +48,14 @@ static void usage(FILE *fp)
 		fprintf(fp, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(fp, "\nEvery command takes -c FILE (an INI configuration); "
 		    "'mxwarden COMMAND --help' shows its flags.\n");
+}
+
+int cli_help(const char *name)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			printf("usage: mxwarden %s %s\n\n%s.\n", name, commands[i].args, commands[i].summary);
+	return 0;
 }
 
 int cli_usage_error(const char *name, const char *fmt, ...)

@@ -59,7 +59,7 @@ static void select_for(struct emit_select *sel, const struct emit_format *f, con
 }
 
 int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
-		    int64_t now, struct buf *out, struct buf *err)
+		    const struct prefix_list *allows, int64_t now, struct buf *out, struct buf *err)
 {
 	const struct emit_format *f = emit_format_find(format);
 	if (!f) {
@@ -86,6 +86,7 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 		emit_safety_free(&s);
 		return -1;
 	}
+	emit_safety_set_allows(&s, allows);
 	struct emit_select sel;
 	select_for(&sel, f, o);
 	const struct decision **v;
@@ -686,6 +687,7 @@ int emitters_reconfigure(struct emitters *em, const struct config *c)
 			log_info("SIGHUP: output %s removed; %s is left as it is", em->o[j].oc->name,
 				 em->o[j].oc->path);
 	free(kept);
+	emit_safety_set_allows(&nw->safety, &em->safety.allow_manual);
 	/* swap the new state in; emitters_free kills the reloads of outputs
 	 * that are gone or changed and frees the old settings */
 	struct emitters tmp = *em;
@@ -738,6 +740,24 @@ void emitters_metrics(const struct emitters *em, struct buf *out)
 			buf_printf(out, "\"} %llu\n", (unsigned long long)v);
 		}
 	}
+}
+
+bool emitters_set_allows(struct emitters *em, const struct prefix_list *l)
+{
+	const struct prefix_list *cur = &em->safety.allow_manual;
+	size_t n = l ? l->n : 0;
+	bool same = cur->n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = prefix_cmp(&cur->v[i], &l->v[i]) == 0;
+	if (same)
+		return false;
+	emit_safety_set_allows(&em->safety, l);
+	/* a deliberate change, like export -o: written whatever it changes */
+	for (size_t i = 0; i < em->n; i++) {
+		em->o[i].force = true;
+		em->o[i].retry_at = INT64_MIN;
+	}
+	return true;
 }
 
 void emitters_set_new_database(struct emitters *em, bool is_new)

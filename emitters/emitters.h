@@ -51,6 +51,8 @@
 #ifndef MXWARDEN_EMITTERS_H
 #define MXWARDEN_EMITTERS_H
 
+#include <jansson.h>
+
 #include "base/base.h"
 
 /* ipset cannot hold a timeout longer than this (seconds); longer blocks are
@@ -103,7 +105,8 @@ const struct emit_format *const *emit_formats(size_t *n);
 struct emit_safety {
 	struct prefix_list protect;
 	struct prefix_list allow;
-	unsigned v4_floor, v6_floor; /* never below EMIT_HARD_FLOOR_* */
+	struct prefix_list allow_manual; /* allows made by hand (emit_safety_set_allows) */
+	unsigned v4_floor, v6_floor;	 /* never below EMIT_HARD_FLOOR_* */
 	size_t max_entries;
 };
 /*
@@ -114,6 +117,9 @@ struct emit_safety {
  */
 int emit_safety_init(struct emit_safety *s, const struct config *c, struct buf *err);
 void emit_safety_free(struct emit_safety *s);
+/* The allows made by hand in force now (the database's allows table),
+ * copied; l may be NULL (none). They are filtered like allow. */
+void emit_safety_set_allows(struct emit_safety *s, const struct prefix_list *l);
 
 /* Which decisions one output wants. */
 struct emit_select {
@@ -129,6 +135,22 @@ struct emit_stats {
 	size_t expired, unwanted, bad; /* unwanted: family, scope or response */
 	size_t floor, allowed, protect, duplicate, contained, capped;
 };
+
+/* Why one decision is left out of an output, before duplicates, nesting
+ * and the cap (which depend on the others). */
+enum emit_drop {
+	EMIT_KEEP,
+	EMIT_DROP_BAD,	     /* not a canonical prefix, or no response */
+	EMIT_DROP_EXPIRED,   /* until <= now */
+	EMIT_DROP_FAMILY,    /* a family the output does not carry */
+	EMIT_DROP_SCOPE,     /* an IP decision, and the output carries classes only */
+	EMIT_DROP_RESPONSE,  /* below the output's min_response */
+	EMIT_DROP_FLOOR,     /* shorter than the [safety] floor */
+	EMIT_DROP_ALLOWED,   /* overlaps an allowed prefix (by configuration or by hand) */
+	EMIT_DROP_PROTECTED, /* overlaps a protected network or a range never emitted */
+};
+enum emit_drop emit_check(const struct emit_safety *s, const struct emit_select *sel,
+			  const struct decision *x, int64_t now);
 
 /*
  * Select from d[0..n) the decisions to emit at time now. Returns the count
@@ -169,11 +191,36 @@ void emit_lookup_template(const struct config *c, struct buf *out);
  * (appended). The selection (families, scope, min_response, set name) is
  * that of the first [output] of c with this format, else every family of
  * the format, scope all, min_response defer, set "mxwarden". Safety comes
- * from c ([safety]). Returns 0, or -1 with a message appended to err
+ * from c ([safety]) and allows (the allows made by hand in force, NULL:
+ * none). Returns 0, or -1 with a message appended to err
  * (unknown format, unreadable allow file); out is then unchanged.
  */
 int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
-		    int64_t now, struct buf *out, struct buf *err);
+		    const struct prefix_list *allows, int64_t now, struct buf *out, struct buf *err);
+
+/* ----------------------------------------------------------- lookup */
+
+/*
+ * The entries a blocklist file holds, in any format: the first address or
+ * prefix of each line that is not a comment (appended to out). Returns 0,
+ * or -1 with errno set when the file cannot be read.
+ */
+int emit_file_entries(const char *path, struct prefix_list *out);
+/*
+ * What each [output] of c makes of q (an address or prefix): a new array of
+ * {"output", "format", "path", "readable", "holds" (its file holds an entry
+ * covering q), "entry" (the narrowest such entry, or null), "inside"
+ * (entries strictly inside q) with "inside_entries" (the first 10),
+ * "carries" (the decision target would be written to it), "why" (when it
+ * would not, or the file lacks it: "family", "scope", "min_response",
+ * "floor", "allowed", "protected", "expired", "capped", "not_written"),
+ * "detail" (a sentence)}. target is the decision in force on q (one of
+ * active[0..n), the decisions in force) or NULL; allows are the allows made
+ * by hand in force (may be NULL). Reads the output files; changes nothing.
+ */
+json_t *emitters_lookup_json(const struct config *c, const struct prefix_list *allows,
+			     const struct decision *active, size_t n, const struct decision *target,
+			     const struct prefix *q, int64_t now);
 
 /* ----------------------------------------------------------------- files */
 
@@ -288,5 +335,12 @@ void emitters_breaker_release(struct emitters *em);
  * it (breaker_hold, breaker_confirm), loudly, as after a loss while running.
  */
 void emitters_set_new_database(struct emitters *em, bool is_new);
+/*
+ * The allows made by hand in force now (db_allows_active; l may be NULL),
+ * copied: entries overlapping them are left out of every output from the
+ * next update on, which is due at once and not held by the circuit
+ * breaker (an allow is deliberate). Returns true when the set changed.
+ */
+bool emitters_set_allows(struct emitters *em, const struct prefix_list *l);
 
 #endif

@@ -211,6 +211,8 @@ bool eng_aggregator_tick(struct engine *e, int64_t now)
 		log_info("decisions changed in the database (block/unblock): %zu in force", n);
 		e->decisions_changed = true;
 	}
+	if (eng_allows_sync(e) > 0)
+		e->decisions_changed = true;
 	bool changed = e->decisions_changed;
 	e->decisions_changed = false;
 	return changed;

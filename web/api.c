@@ -502,14 +502,17 @@ static enum MHD_Result api_blocklist(struct web_req *r)
 		return MHD_YES;
 	int64_t now = clock_now();
 	struct collect c = {0};
-	if (db_decisions_active(db, now, collect_cb, &c) < 0) {
+	struct prefix_list allows = {0};
+	if (db_decisions_active(db, now, collect_cb, &c) < 0 || db_allows_prefixes(db, now, &allows) < 0) {
 		free(c.v);
+		prefix_list_free(&allows);
 		return send_db(r, db, NULL);
 	}
 	web_db_put(r->w, db);
 	struct buf out = BUF_INIT, err = BUF_INIT;
-	int rc = emitters_render(fmt, c.v, c.n, r->w->conf, now, &out, &err);
+	int rc = emitters_render(fmt, c.v, c.n, r->w->conf, &allows, now, &out, &err);
 	free(c.v);
+	prefix_list_free(&allows);
 	if (rc < 0) {
 		enum MHD_Result ret = web_send_error(r, 500, "blocklist: %s", buf_str(&err));
 		buf_free(&out);

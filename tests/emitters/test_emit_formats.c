@@ -37,7 +37,7 @@ static void render(const char *format, struct buf *out)
 	struct config c;
 	fix_config(&c);
 	struct buf err = BUF_INIT;
-	if (emitters_render(format, d, FIX_N, &c, FIX_NOW, out, &err) < 0)
+	if (emitters_render(format, d, FIX_N, &c, NULL, FIX_NOW, out, &err) < 0)
 		fail_msg("render %s: got error %s, want success", format, buf_str(&err));
 	buf_free(&err);
 	config_free(&c);
@@ -282,7 +282,7 @@ static void test_unknown_format(void **state)
 	struct config c;
 	fix_config(&c);
 	struct buf out = BUF_INIT, err = BUF_INIT;
-	assert_int_equal(emitters_render("exim", NULL, 0, &c, FIX_NOW, &out, &err), -1);
+	assert_int_equal(emitters_render("exim", NULL, 0, &c, NULL, FIX_NOW, &out, &err), -1);
 	assert_non_null(strstr(buf_str(&err), "unknown format 'exim'"));
 	assert_int_equal(out.len, 0);
 	/* an empty list is a valid file in every format */
@@ -291,7 +291,7 @@ static void test_unknown_format(void **state)
 	for (size_t i = 0; i < nf; i++) {
 		buf_reset(&out);
 		buf_reset(&err);
-		assert_int_equal(emitters_render(f[i]->name, NULL, 0, &c, FIX_NOW, &out, &err), 0);
+		assert_int_equal(emitters_render(f[i]->name, NULL, 0, &c, NULL, FIX_NOW, &out, &err), 0);
 		if (f[i]->validate(out.data ? out.data : "", out.len, &err) < 0)
 			fail_msg("%s: empty list refused: %s", f[i]->name, buf_str(&err));
 	}

@@ -347,17 +347,40 @@ int aggregator_manual_unallow(struct db *db, const struct prefix *p, const struc
 			      size_t *n_ended, struct buf *err);
 
 /*
- * Answer "is this address or prefix blocked, and why?" from the database:
- * a new JSON object with query, blocked, decision (the one in force on the
- * address or its class, or null), history, recent, and whether it overlaps
- * a protected network, the allow list or the MTA's trusted clients
- * (protected, allowed, trusted; c->trusted_nets as the caller read it).
- * Used by `mxwarden lookup`
- * and the web API alike. Returns NULL with a message in err on a bad query
- * (not an address or prefix) or a database error.
+ * What the blocklist files make of a lookup: the emitters'
+ * emitters_lookup_json(), handed in by the caller (this module sits before
+ * the emitters). A new JSON array, one object per [output] of c: "output",
+ * "holds" (its file holds an entry covering q), "inside" (entries strictly
+ * inside q), "inside_entries", "why"/"detail" (why target, the decision in
+ * force, is not in it). allows: the allows made by hand in force.
+ */
+typedef json_t *(*agg_outputs_fn)(const struct config *c, const struct prefix_list *allows,
+				  const struct decision *active, size_t n, const struct decision *target,
+				  const struct prefix *q, int64_t now);
+
+/*
+ * Answer "is this sender blocked, and why?" from the database and the
+ * blocklist files: the contract of docs/api.md ("Lookup"), for `mxwarden
+ * lookup` and the web API alike. query is an address or a prefix in any
+ * pasted form (prefix_parse_pasted), an e-mail address or a sender domain.
+ * For an address or prefix: state (blocked, partly_blocked,
+ * decided_not_enforced, allowed, clean, never_seen), blocked (enforced),
+ * enforced_by, not_enforced, summary, decision (the one in force on the
+ * address or its class, with evidence, sessions and changes), inside,
+ * history, outputs, seen, recent, allows, protected, allowed, trusted
+ * (c->trusted_nets as the caller read it). For an e-mail address or a
+ * domain: the client addresses seen with it, each with its state. outputs
+ * may be NULL (no file is read: nothing is "blocked"). Returns NULL with
+ * a message in err for a query that is none of these (saying what is
+ * wrong with an address) or a database error.
  */
 json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char *query, int64_t now,
-			       struct buf *err);
+			       agg_outputs_fn outputs, struct buf *err);
+/* The same answer for the prefix of decision id, with that decision in
+ * full as "requested" (`mxwarden lookup --id N`). NULL (err) when there
+ * is no such decision. */
+json_t *aggregator_lookup_id_json(struct db *db, const struct config *c, int64_t id, int64_t now,
+				  agg_outputs_fn outputs, struct buf *err);
 
 /*
  * The duration of the n-th decision (n = number of earlier decisions for the

@@ -22,7 +22,7 @@
  * brace-separated word that is an address or a prefix. */
 static bool line_entry(const char *s, size_t n, struct prefix *out)
 {
-	static const char delims[] = " \t\",{}()=;";
+	static const char delims[] = " \t\r\n\",{}()=;";
 	size_t i = 0;
 	while (i < n && (s[i] == ' ' || s[i] == '\t'))
 		i++;
@@ -176,8 +176,8 @@ static json_t *one_output(const struct output_conf *o, const struct emit_safety 
 				why = "not_written";
 				snprintf(
 				    detail, sizeof detail,
-				    "%s does not hold it: the file is written by `mxwarden run` (is it "
-				    "running? a circuit breaker may hold the old file; see the dashboard)",
+				    "%s does not hold it (yet): `mxwarden run` writes it; is it running? A "
+				    "circuit breaker may hold the old file (see the dashboard)",
 				    o->path ? o->path : "its file");
 			}
 		}

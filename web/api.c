@@ -344,31 +344,19 @@ static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 		return MHD_YES;
 	size_t n = strlen(q);
 	if (!n || n > QUERY_MAX || !printable_ascii(q, QUERY_MAX))
-		return BAD(r, "lookup: give an IP address, a prefix or an e-mail address");
-	struct prefix p;
-	bool is_prefix = prefix_parse(&p, q, n, false) == 0;
-	bool is_email = !is_prefix && strchr(q, '@');
-	if (is_email && !web_email_valid(q))
-		return BAD(r, "lookup: not a valid e-mail address");
+		return BAD(r, "lookup: give an IP address, a prefix, an e-mail address or a domain");
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
 	struct buf err = BUF_INIT;
-	if (is_email) {
-		json_t *v = web_email_lookup(db, q, &r->w->conf->classes, clock_now(), &err);
-		web_db_put(r->w, db);
-		enum MHD_Result ret =
-		    v ? web_send_json(r, 200, v) : web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
-		buf_free(&err);
-		return ret;
-	}
-	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), &err);
+	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), emitters_lookup_json, &err);
+	bool db_error = !v && strncmp(buf_str(&err), "database:", 9) == 0;
 	web_db_put(r->w, db);
 	enum MHD_Result ret;
 	if (v)
 		ret = web_send_json(r, 200, v);
-	else if (!is_prefix)
-		ret = BAD(r, "lookup: %s", err.len ? buf_str(&err) : "not an address or prefix");
+	else if (!db_error)
+		ret = BAD(r, "lookup: %s", buf_str(&err));
 	else
 		ret = web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
 	buf_free(&err);

@@ -129,11 +129,6 @@ void web_cache_end(struct web_cache *c, struct web_req *r, unsigned status, cons
 void web_cache_clear(struct web_cache *c);
 void web_cache_stats(struct web_cache *c, unsigned long *hits, unsigned long *misses);
 
-/* email.c: lookup of an e-mail address (see its header comment). */
-bool web_email_valid(const char *q);
-json_t *web_email_lookup(struct db *db, const char *addr, const struct class_conf *cc, int64_t now,
-			 struct buf *err);
-
 /* api.c: the JSON API; path is what follows "/api/v1/". */
 enum MHD_Result web_api(struct web_req *r, const char *path);
 /* metrics.c: the Prometheus text. */

@@ -228,7 +228,7 @@ static void set_state(struct lookup_ctx *x, json_t *o, const struct prefix *q, c
 		buf_free(&detail);
 	} else if (allow) {
 		state = "allowed";
-		buf_printf(&s, "allowed (%s): never blocked while it stands", allow);
+		buf_printf(&s, "allowed (%s): never blocked", allow);
 	} else {
 		long long conns = seen ? jint(seen, "connections") : 0;
 		long long events = recent ? jint(recent, "total") : 0;

@@ -531,8 +531,10 @@ json_t *db_stats_json(struct db *db, int64_t now);
  * N, "blocks_active_class": N, "ingest": {"files": N, "lag_seconds": N
  * (now - newest last_read, null if never), "lines_per_sec": x (last full
  * minute), "lines_last_hour": N, "parse_errors_last_hour": N, "lines_read":
- * N, "unparsed": N}}. Time windows use event (log) time for events and the
- * wall clock for ingest.
+ * N, "unparsed": N}, "data": {"first", "last"} (the log time span of the
+ * stored counts: the start of the oldest hour, the end of the newest
+ * minute; null when empty)}. Time windows use event (log) time for events
+ * and the wall clock for ingest.
  */
 json_t *db_summary_json(struct db *db, int64_t now);
 

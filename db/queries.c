@@ -262,6 +262,25 @@ json_t *db_summary_json(struct db *db, int64_t now)
 	set_new(in, "lines_read", json_integer(v[12]));
 	set_new(in, "unparsed", json_integer(v[13]));
 	set_new(o, "ingest", in);
+	/* where the data is (log time): an import of last week's logs has
+	 * none in the last hour, and the dashboard says where to look */
+	st = db_stmt_sql(db, "SELECT (SELECT min(t) FROM rollup_hour), (SELECT max(t) FROM rollup_hour),"
+			     " (SELECT max(t) FROM rollup_minute)");
+	if (!st)
+		return fail_json(db, o, started);
+	json_t *data = json_object();
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		int64_t last = sqlite3_column_int64(st, 1) + 3600;
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			last = sqlite3_column_int64(st, 2) + 60;
+		set_new(data, "first", db_json_time(sqlite3_column_int64(st, 0)));
+		set_new(data, "last", db_json_time(last));
+	} else {
+		set_new(data, "first", json_null());
+		set_new(data, "last", json_null());
+	}
+	sqlite3_reset(st);
+	set_new(o, "data", data);
 	read_end(db, started);
 	return o;
 }

@@ -765,3 +765,42 @@ void emitters_set_new_database(struct emitters *em, bool is_new)
 	if (em)
 		em->new_db = is_new;
 }
+
+void emitters_enforcement_warnings(const struct config *c, struct strv *out)
+{
+	if (c->n_outputs == 0) {
+		strv_add(out, "no [output] is configured: decisions are stored and shown, but no blocklist "
+			      "carries them (nothing is enforced)");
+		return;
+	}
+	if (c->rules.dry_run)
+		strv_add(out, "[rules] dry_run is on: automatic decisions are stored and explained, but no "
+			      "blocklist carries them (manual blocks are written)");
+	unsigned fam = 0;
+	bool ip_scope = false;
+	enum response lowest = RESP_DROP;
+	for (size_t i = 0; i < c->n_outputs; i++) {
+		fam |= c->outputs[i].families;
+		ip_scope |= !c->outputs[i].class_only;
+		if (c->outputs[i].min_response < lowest)
+			lowest = c->outputs[i].min_response;
+	}
+	if (!(fam & FAMILY_V4))
+		strv_add(out,
+			 "no [output] carries IPv4 (families): decisions on IPv4 senders are not enforced");
+	if (!(fam & FAMILY_V6))
+		strv_add(out,
+			 "no [output] carries IPv6 (families): decisions on IPv6 senders are not enforced");
+	if (!ip_scope)
+		strv_add(out,
+			 "every [output] has scope = class: decisions on single addresses are not enforced");
+	if (lowest > RESP_DEFER) {
+		struct buf b = BUF_INIT;
+		buf_printf(&b,
+			   "every [output] has min_response %s or more: decisions with a lighter response "
+			   "(defer%s) are not enforced",
+			   response_name(lowest), lowest > RESP_REJECT ? ", reject" : "");
+		strv_add(out, buf_str(&b));
+		buf_free(&b);
+	}
+}

@@ -198,6 +198,15 @@ void emit_lookup_template(const struct config *c, struct buf *out);
 int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
 		    const struct prefix_list *allows, int64_t now, struct buf *out, struct buf *err);
 
+/*
+ * What decisions would not reach under c, in sentences (appended to out):
+ * no [output] at all, [rules] dry_run, an address family, the IP scope or
+ * the lighter responses that no output carries. `run` logs them at start
+ * and on SIGHUP, check-config prints them, the dashboard's status strip
+ * shows them.
+ */
+void emitters_enforcement_warnings(const struct config *c, struct strv *out);
+
 /* ----------------------------------------------------------- lookup */
 
 /*

@@ -29,45 +29,6 @@ int engine_config_load(struct config *c, const char *path)
 	return rc;
 }
 
-void engine_enforcement_warnings(const struct config *c, struct strv *out)
-{
-	if (c->n_outputs == 0) {
-		strv_add(out, "no [output] is configured: decisions are stored and shown, but no blocklist "
-			      "carries them (nothing is enforced)");
-		return;
-	}
-	if (c->rules.dry_run)
-		strv_add(out, "[rules] dry_run is on: automatic decisions are stored and explained, but no "
-			      "blocklist carries them (manual blocks are written)");
-	unsigned fam = 0;
-	bool ip_scope = false;
-	enum response lowest = RESP_DROP;
-	for (size_t i = 0; i < c->n_outputs; i++) {
-		fam |= c->outputs[i].families;
-		ip_scope |= !c->outputs[i].class_only;
-		if (c->outputs[i].min_response < lowest)
-			lowest = c->outputs[i].min_response;
-	}
-	if (!(fam & FAMILY_V4))
-		strv_add(out,
-			 "no [output] carries IPv4 (families): decisions on IPv4 senders are not enforced");
-	if (!(fam & FAMILY_V6))
-		strv_add(out,
-			 "no [output] carries IPv6 (families): decisions on IPv6 senders are not enforced");
-	if (!ip_scope)
-		strv_add(out,
-			 "every [output] has scope = class: decisions on single addresses are not enforced");
-	if (lowest > RESP_DEFER) {
-		struct buf b = BUF_INIT;
-		buf_printf(&b,
-			   "every [output] has min_response %s or more: decisions with a lighter response "
-			   "(defer%s) are not enforced",
-			   response_name(lowest), lowest > RESP_REJECT ? ", reject" : "");
-		strv_add(out, buf_str(&b));
-		buf_free(&b);
-	}
-}
-
 /* The host of a URL ("http://HOST:PORT/...", "[v6]") is loopback. */
 static bool url_is_loopback(const char *url)
 {
@@ -172,7 +133,7 @@ void engine_config_checks(const struct config *c, struct strv *errors, struct st
 			"remote senders, for whom it is their own machine",
 			c->lookup_url);
 	struct strv w = {0};
-	engine_enforcement_warnings(c, &w);
+	emitters_enforcement_warnings(c, &w);
 	for (size_t i = 0; i < w.n; i++)
 		add_msg(warnings, true, file, "%s", w.v[i]);
 	strv_free(&w);

@@ -159,19 +159,12 @@ unsigned engine_web_port(const struct engine *e);
  */
 int engine_config_load(struct config *c, const char *path);
 /*
- * What decisions would not reach under c, in sentences for the log and
- * check-config (appended to out): no [output] at all, [rules] dry_run, an
- * address family, the IP scope or the lighter responses that no output
- * carries. `run` logs them at start and on SIGHUP.
- */
-void engine_enforcement_warnings(const struct config *c, struct strv *out);
-/*
  * The checks of c that look at the system, for check-config (one pass,
  * after the file's own errors): errors (a token file that cannot be read:
  * `run` would not start) and warnings (followed files that do not exist,
  * relative paths, which depend on the directory mxwarden starts in, an
  * explicit lookup_url on a loopback address, which strangers cannot
- * open, and engine_enforcement_warnings()). Messages are "FILE: message",
+ * open, and emitters_enforcement_warnings()). Messages are "FILE: message",
  * warnings "FILE: warning: message".
  */
 void engine_config_checks(const struct config *c, struct strv *errors, struct strv *warnings);

@@ -52,7 +52,7 @@ int eng_allows_sync(struct engine *e)
 void eng_warn_enforcement(const struct config *c, const char *when)
 {
 	struct strv w = {0};
-	engine_enforcement_warnings(c, &w);
+	emitters_enforcement_warnings(c, &w);
 	for (size_t i = 0; i < w.n; i++)
 		log_warn("%s%s%s", when ? when : "", when ? ": " : "", w.v[i]);
 	strv_free(&w);

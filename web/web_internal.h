@@ -54,7 +54,8 @@ struct web {
 	pthread_mutex_t health_mu;  /* guards the fields below: what the engine says */
 	char ingest_error[256];	    /* "" = batches commit */
 	int64_t ingest_error_since; /* UTC seconds */
-	struct buf status_json;	    /* the outputs' state (web_set_status), "" = none */
+	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
+	struct buf status_json;	    /* ... for the status strip (web_set_status), "" = none */
 };
 
 /* One request, from its first callback to its completion. */

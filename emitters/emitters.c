@@ -822,3 +822,36 @@ void emitters_enforcement_warnings(const struct config *c, struct strv *out)
 		buf_free(&b);
 	}
 }
+
+static json_t *time_or_null(int64_t t)
+{
+	if (!t)
+		return json_null();
+	char b[TIME_STRLEN];
+	time_format_rfc3339(t * 1000000, false, b);
+	return json_string(b);
+}
+
+json_t *emitters_status_json(const struct emitters *em)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; em && i < em->n; i++) {
+		const struct out_state *o = &em->o[i];
+		const struct emit_output_stats *st = &o->st;
+		json_t *j = json_object();
+		json_object_set_new(j, "name", json_string(o->oc->name ? o->oc->name : ""));
+		json_object_set_new(j, "format", json_string(o->fmt ? o->fmt->name : ""));
+		json_object_set_new(j, "path", json_string(o->oc->path ? o->oc->path : ""));
+		json_object_set_new(j, "written", json_boolean(o->written));
+		json_object_set_new(j, "entries", json_integer((json_int_t)st->entries));
+		json_object_set_new(j, "writes", json_integer((json_int_t)st->writes));
+		json_object_set_new(j, "last_write", time_or_null(st->last_write));
+		json_object_set_new(j, "write_errors", json_integer((json_int_t)st->write_errors));
+		json_object_set_new(j, "reload_configured", json_boolean(o->oc->reload.n > 0));
+		json_object_set_new(j, "reload", json_string(emit_reload_status_name(st->reload_status)));
+		json_object_set_new(j, "last_reload", time_or_null(st->last_reload));
+		json_object_set_new(j, "breaker_open", json_boolean(o->held));
+		json_array_append_new(a, j);
+	}
+	return a;
+}

@@ -350,6 +350,13 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
  * time (label output="NAME", escaped). The engine publishes it to /metrics
  * (web_set_outputs). */
 void emitters_metrics(const struct emitters *em, struct buf *out);
+/* The same state as JSON, for the dashboard's status strip: a new array of
+ * {"name", "format", "path", "written" (this process wrote the file, or
+ * found it up to date), "entries", "writes", "last_write" (RFC 3339 or
+ * null), "write_errors", "reload_configured", "reload" (none, running, ok,
+ * failed, killed), "last_reload", "breaker_open"}. em may be NULL (an
+ * empty array). */
+json_t *emitters_status_json(const struct emitters *em);
 /* A deliberate change: the next update of every output is written whatever
  * it changes (and is due at once). */
 void emitters_breaker_release(struct emitters *em);

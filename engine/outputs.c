@@ -73,6 +73,11 @@ static void outputs_publish(struct engine *e)
 	    memcmp(buf_str(&e->em_published), buf_str(&e->em_metrics), e->em_metrics.len) == 0)
 		return;
 	web_set_outputs(e->web, buf_str(&e->em_metrics));
+	json_t *st = emitters_status_json(e->em); /* the dashboard's status strip */
+	char *txt = json_dumps(st, JSON_COMPACT);
+	web_set_status(e->web, txt);
+	free(txt);
+	json_decref(st);
 	struct buf t = e->em_published;
 	e->em_published = e->em_metrics;
 	e->em_metrics = t;

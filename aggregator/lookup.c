@@ -144,6 +144,41 @@ static long long jint(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+/* The short phrase of a reason code (state_reason). */
+static const char *reason_phrase(const char *why)
+{
+	static const char *const map[][2] = {
+	    {"dry_run", "dry run"},
+	    {"no_output", "no output"},
+	    {"min_response", "below min_response"},
+	    {"family", "address family not carried"},
+	    {"scope", "scope not carried"},
+	    {"floor", "shorter than the [safety] floor"},
+	    {"allowed", "allow list"},
+	    {"protected", "protected network"},
+	    {"reserved", "reserved range"},
+	    {"expired", "expired"},
+	    {"capped", "over max_entries"},
+	    {"not_written", "not written yet"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(map); i++)
+		if (!strcmp(map[i][0], why))
+			return map[i][1];
+	return why;
+}
+
+/* allowed_by()'s text as a short phrase. */
+static const char *allow_phrase(const char *allow)
+{
+	if (!strncmp(allow, "allow made", 10))
+		return "allowed by hand";
+	if (!strncmp(allow, "allow list", 10))
+		return "allow list";
+	if (!strncmp(allow, "trusted", 7))
+		return "trusted by the MTA";
+	return "protected network";
+}
+
 /*
  * The answer's state and its sentence (docs/api.md, "Lookup"):
  * blocked, partly_blocked, decided_not_enforced, allowed, clean, never_seen.
@@ -166,7 +201,7 @@ static void set_state(struct lookup_ctx *x, json_t *o, const struct prefix *q, c
 			    json_string_value(json_array_get(json_object_get(out, "inside_entries"), 0));
 	}
 	const char *allow = allowed_by(x, target ? &target->prefix : q);
-	const char *state;
+	const char *state, *reason = NULL;
 	struct buf s = BUF_INIT;
 	json_t *ne = json_null();
 	char since[TIME_STRLEN], until[TIME_STRLEN];
@@ -198,6 +233,7 @@ static void set_state(struct lookup_ctx *x, json_t *o, const struct prefix *q, c
 		buf_printf(&s, "allowed (%s): decision #%lld (%s) is in force but no blocklist carries it",
 			   allow, (long long)target->id, target->rule);
 		ne = json_pack("{s:s, s:s}", "reason", "allowed", "detail", allow);
+		reason = allow_phrase(allow);
 	} else if (target) {
 		state = "decided_not_enforced";
 		const char *why = NULL;
@@ -224,11 +260,16 @@ static void set_state(struct lookup_ctx *x, json_t *o, const struct prefix *q, c
 		}
 		buf_printf(&s, "decided but not enforced: decision #%lld (%s, %s) %s", (long long)target->id,
 			   target->rule, response_name(target->response), buf_str(&detail));
+		if (!strcmp(why, "min_response") && target->response == RESP_OBSERVE)
+			reason = "observe (flagged, not blocked)";
+		else
+			reason = reason_phrase(why);
 		ne = json_pack("{s:s, s:s}", "reason", why, "detail", buf_str(&detail));
 		buf_free(&detail);
 	} else if (allow) {
 		state = "allowed";
 		buf_printf(&s, "allowed (%s): never blocked", allow);
+		reason = allow_phrase(allow);
 	} else {
 		long long conns = seen ? jint(seen, "connections") : 0;
 		long long events = recent ? jint(recent, "total") : 0;
@@ -262,6 +303,8 @@ static void set_state(struct lookup_ctx *x, json_t *o, const struct prefix *q, c
 	json_object_set_new(o, "blocked", json_boolean(strcmp(state, "blocked") == 0));
 	json_object_set_new(o, "enforced_by", by);
 	json_object_set_new(o, "not_enforced", ne);
+	/* the reason as a short phrase, for a state that is not plain */
+	json_object_set_new(o, "state_reason", reason ? json_string(reason) : json_null());
 	json_object_set_new(o, "summary", json_string(buf_str(&s)));
 	buf_free(&s);
 }

@@ -147,7 +147,8 @@ enum emit_drop {
 	EMIT_DROP_RESPONSE,  /* below the output's min_response */
 	EMIT_DROP_FLOOR,     /* shorter than the [safety] floor */
 	EMIT_DROP_ALLOWED,   /* overlaps an allowed prefix (by configuration or by hand) */
-	EMIT_DROP_PROTECTED, /* overlaps a protected network or a range never emitted */
+	EMIT_DROP_PROTECTED, /* overlaps a protected network */
+	EMIT_DROP_RESERVED,  /* overlaps a range no blocklist ever carries (loopback, multicast, ...) */
 };
 enum emit_drop emit_check(const struct emit_safety *s, const struct emit_select *sel,
 			  const struct decision *x, int64_t now);

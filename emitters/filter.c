@@ -191,7 +191,9 @@ enum emit_drop emit_check(const struct emit_safety *s, const struct emit_select 
 		return EMIT_DROP_FLOOR;
 	if (prefix_list_overlaps(&s->allow, p) || prefix_list_overlaps(&s->allow_manual, p))
 		return EMIT_DROP_ALLOWED;
-	if (never_emitted(p) || prefix_list_overlaps(&s->protect, p))
+	if (never_emitted(p))
+		return EMIT_DROP_RESERVED;
+	if (prefix_list_overlaps(&s->protect, p))
 		return EMIT_DROP_PROTECTED;
 	return EMIT_KEEP;
 }
@@ -220,7 +222,8 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 		case EMIT_DROP_RESPONSE: st->unwanted++; break;
 		case EMIT_DROP_FLOOR: st->floor++; break;
 		case EMIT_DROP_ALLOWED: st->allowed++; break;
-		case EMIT_DROP_PROTECTED: st->protect++; break;
+		case EMIT_DROP_PROTECTED:
+		case EMIT_DROP_RESERVED: st->protect++; break;
 		}
 	}
 	qsort(v, k, sizeof *v, addr_cmp);

@@ -72,6 +72,7 @@ static const char *drop_code(enum emit_drop d)
 	case EMIT_DROP_FLOOR: return "floor";
 	case EMIT_DROP_ALLOWED: return "allowed";
 	case EMIT_DROP_PROTECTED: return "protected";
+	case EMIT_DROP_RESERVED: return "reserved";
 	}
 	return "unknown";
 }
@@ -95,7 +96,12 @@ static void drop_detail(enum emit_drop d, const struct output_conf *o, const str
 			 "made by hand)");
 		break;
 	case EMIT_DROP_PROTECTED:
-		snprintf(out, n, "it lies in a protected or reserved range that no blocklist ever carries");
+		snprintf(out, n, "it overlaps a protected network ([safety] protected_networks)");
+		break;
+	case EMIT_DROP_RESERVED:
+		snprintf(out, n,
+			 "it lies in a reserved range that no blocklist ever carries (loopback, multicast, "
+			 "unspecified, link-local)");
 		break;
 	case EMIT_DROP_EXPIRED: snprintf(out, n, "it has expired"); break;
 	default: snprintf(out, n, "it is not a valid decision"); break;

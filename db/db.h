@@ -461,6 +461,11 @@ json_t *db_allow_json(const struct db_allow *a, int64_t now);
  */
 json_t *db_seen_json(struct db *db, const struct prefix *p, enum scope sc, int64_t since);
 
+/* The id of the newest audit row (0: none), or -1: an operator acted
+ * since it was last read (the engine lets a deliberate change through the
+ * circuit breaker). */
+int64_t db_audit_last_id(struct db *db);
+
 /* Append to the audit trail (manual blocks, unblocks, config reloads).
  * prefix may be NULL. Strings are stored as given. Returns 0, or -1. RW. */
 int db_audit_add(struct db *db, int64_t when, const char *who, const char *action,

@@ -297,3 +297,16 @@ int db_allows_prefixes(struct db *db, int64_t now, struct prefix_list *out)
 	out->n = 0;
 	return db_allows_active(db, now, add_allow_prefix, out);
 }
+
+int64_t db_audit_last_id(struct db *db)
+{
+	sqlite3_stmt *st = db_stmt_sql(db, "SELECT coalesce(max(id), 0) FROM audit");
+	if (!st)
+		return -1;
+	int rc = sqlite3_step(st);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail_sql(db, "audit");
+	return id;
+}

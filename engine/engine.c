@@ -216,6 +216,7 @@ void eng_restore(struct engine *e)
 	 * the lines written while it was stopped are read (what lapsed
 	 * meanwhile ends then, at its until) */
 	eng_allows_sync(e); /* no decision on what is allowed by hand, replayed or imported */
+	e->audit_seen = db_audit_last_id(e->db);
 	int rc = aggregator_restore(e->agg, e->db, clock_now(), eng_refeed, e);
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	/* rows replayed: a checkpoint at the first batch, so that the next

@@ -146,6 +146,7 @@ struct engine {
 	bool running;	    /* engine_start() finished: the loop runs */
 	struct prefix_list syslog_allow;
 	struct prefix_list allows; /* the allows made by hand in force, as last read */
+	int64_t audit_seen;	   /* the newest audit row id when decisions last changed by hand */
 	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
 	int64_t ckpt_last_us;	 /* monotonic, the last one committed */
 	bool ckpt_in_batch;	 /* the open batch carries one */

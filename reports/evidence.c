@@ -173,13 +173,7 @@ json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now,
 	/* the activity counts every stored event: its period starts with the
 	 * first of them, not at the epoch */
 	json_t *first = json_object_get(act, "first");
-	if (json_is_integer(first)) {
-		char ft[TIME_STRLEN];
-		time_format_rfc3339(json_integer_value(first) * 1000000, false, ft);
-		json_object_set_new(act, "since", json_string(ft));
-	} else {
-		json_object_set_new(act, "since", json_null());
-	}
+	json_object_set_new(act, "since", json_is_string(first) ? json_incref(first) : json_null());
 
 	json_t *r = json_object();
 	char t[40], host[256] = "localhost", qs[PREFIX_STRLEN];

@@ -359,11 +359,11 @@ static void render_evidence(struct out *o, const json_t *r)
 	buf_printf(o->b, " caused %lld rejected or failed SMTP transactions here",
 		   (long long)ji(act, "total"));
 	json_t *first = json_object_get(act, "first"), *last = json_object_get(act, "last");
-	if (json_is_integer(first) && json_is_integer(last)) {
-		char a[40], b[40];
-		time_format_rfc3339(json_integer_value(first) * 1000000, false, a);
-		time_format_rfc3339(json_integer_value(last) * 1000000, false, b);
-		buf_printf(o->b, " between %s and %s", a, b);
+	if (json_is_string(first) && json_is_string(last)) {
+		buf_appends(o->b, " between ");
+		put(o, json_string_value(first));
+		buf_appends(o->b, " and ");
+		put(o, json_string_value(last));
 	}
 	buf_appends(o->b, ". By category: ");
 	counts(o, json_object_get(act, "categories"));

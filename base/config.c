@@ -185,6 +185,20 @@ void config_defaults(struct config *c)
 	c->web_per_ip_conn = 16;
 	c->web_timeout = 30;
 	c->web_threads = 4;
+
+	c->abuse.rdap_ttl = 7 * 86400;
+	c->abuse.rdap_timeout = 10;
+	c->abuse.max_per_contact = 10;
+	c->abuse.smtp_timeout = 30;
+	c->abuse.keep = 30 * 86400;
+	c->report.digest = xstrdup("off");
+	c->report.digest_at = -1;
+	c->report.dir = xstrdup("var/reports");
+	c->report.keep = 30 * 86400;
+	c->report.top = 20;
+	c->notify.interval = 10;
+	c->notify.timeout = 30;
+	c->notify.max_pending = 1000;
 }
 
 /* ------------------------------------------------------------ key tables */
@@ -356,6 +370,41 @@ static const struct key web_keys[] = {
        "concurrent HTTP connections per client address (keeps slots free from slow clients)"),
     CK("timeout", K_DUR, web_timeout, "connection timeout"),
     CK("threads", K_INT, web_threads, "HTTP worker threads"),
+    {NULL, 0, 0, NULL}};
+
+static const struct key abuse_keys[] = {
+    CK("contacts", K_STR, abuse.contacts, "file of 'CIDR ADDRESS' lines: the abuse contact of each network"),
+    CK("rdap", K_BOOL, abuse.rdap, "look up the contacts of other networks by RDAP"),
+    CK("rdap_bootstrap", K_STRLIST, abuse.rdap_bootstrap,
+       "IANA RDAP bootstrap files (https://data.iana.org/rdap/ipv4.json, ipv6.json)"),
+    CK("rdap_ttl", K_DUR, abuse.rdap_ttl, "how long an RDAP answer is kept in the database"),
+    CK("rdap_timeout", K_DUR, abuse.rdap_timeout, "time allowed for one RDAP request"),
+    CK("reporter_org", K_STR, abuse.reporter_org, "the reporting organisation (required)"),
+    CK("reporter_contact", K_STR, abuse.reporter_contact,
+       "its abuse address, also the envelope sender (required)"),
+    CK("reporter_domain", K_STR, abuse.reporter_domain, "its domain (required)"),
+    CK("max_per_contact", K_INT, abuse.max_per_contact,
+       "XARF messages per contact and period; the rest go as one summary"),
+    CK("smtp", K_ADDRPORT, abuse.smtp,
+       "send the reports through this MTA (e.g. 127.0.0.1:25); unset: write only"),
+    CK("smtp_timeout", K_DUR, abuse.smtp_timeout, "time allowed for each SMTP reply"),
+    CK("keep", K_DUR, abuse.keep, "written report files older than this are removed"),
+    {NULL, 0, 0, NULL}};
+
+static const struct key report_keys[] = {
+    CK("digest", K_STR, report.digest, "off, daily (00:00 UTC) or a time of day HH:MM (UTC)"),
+    CK("dir", K_STR, report.dir, "directory of the scheduled digests"),
+    CK("mail_to", K_STR, report.mail_to, "also mail each digest here (through [abuse] smtp)"),
+    CK("keep", K_DUR, report.keep, "digests older than this are removed"),
+    CK("top", K_INT, report.top, "entries in the digest's top lists"),
+    {NULL, 0, 0, NULL}};
+
+static const struct key notify_keys[] = {
+    CK("command", K_COMMAND, notify.command,
+       "run on each new decision, upgrade and circuit-breaker opening, JSON on stdin (no shell)"),
+    CK("interval", K_DUR, notify.interval, "at most one start per interval; events meanwhile are coalesced"),
+    CK("timeout", K_DUR, notify.timeout, "the command's process group is killed after this"),
+    CK("max_pending", K_INT, notify.max_pending, "documents kept while waiting; beyond, dropped and counted"),
     {NULL, 0, 0, NULL}};
 
 static const struct key output_keys[] = {
@@ -660,7 +709,10 @@ enum section {
 	SEC_RULES,
 	SEC_SAFETY,
 	SEC_OUTPUT,
-	SEC_WEB
+	SEC_WEB,
+	SEC_ABUSE,
+	SEC_REPORT,
+	SEC_NOTIFY
 };
 
 static const struct {
@@ -673,6 +725,8 @@ static const struct {
     {"parser", SEC_PARSER, true, parser_keys},	   {"classes", SEC_CLASSES, false, classes_keys},
     {"rules", SEC_RULES, false, rules_keys},	   {"safety", SEC_SAFETY, false, safety_keys},
     {"output", SEC_OUTPUT, true, output_keys},	   {"web", SEC_WEB, false, web_keys},
+    {"abuse", SEC_ABUSE, false, abuse_keys},	   {"report", SEC_REPORT, false, report_keys},
+    {"notify", SEC_NOTIFY, false, notify_keys},
 };
 
 static bool valid_name(const char *s)
@@ -849,6 +903,10 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 				base = NULL;
 			} else {
 				base = c;
+				if (sections[sec].sec == SEC_ABUSE && !c->abuse.used) {
+					c->abuse.used = true;
+					c->abuse.line = x.line;
+				}
 			}
 			continue;
 		}
@@ -916,6 +974,128 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 	return errs->msgs.n == nerr0 ? 0 : -1;
 }
 
+/* ---------------------------------------------- addresses in mail headers */
+
+bool hostname_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char ch = s[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if (!alnum && !(ch == '-' && label > 0))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+bool mail_addr_ok(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	if (!at || at == s || strlen(s) > 254 || at - s > 64 || !hostname_ok(at + 1))
+		return false;
+	static const char atext[] = "!#$%&'*+/=?^_`{|}~-";
+	for (const char *p = s; p < at; p++) {
+		char ch = *p;
+		if (ch == '.') {
+			if (p == s || p + 1 == at || p[1] == '.')
+				return false;
+			continue;
+		}
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if (!alnum && !(ch && strchr(atext, ch)))
+			return false;
+	}
+	return true;
+}
+
+/* "HH:MM" -> seconds after midnight, -1 when it is not one. */
+static int64_t parse_time_of_day(const char *v)
+{
+	if (strlen(v) != 5 || v[2] != ':')
+		return -1;
+	for (int i = 0; i < 5; i++)
+		if (i != 2 && (v[i] < '0' || v[i] > '9'))
+			return -1;
+	int h = (v[0] - '0') * 10 + (v[1] - '0'), m = (v[3] - '0') * 10 + (v[4] - '0');
+	if (h > 23 || m > 59)
+		return -1;
+	return h * 3600 + m * 60;
+}
+
+/* A reporter organisation goes into a mail header and the XARF report:
+ * printable UTF-8, at most 200 bytes (XARF's maxLength). */
+static bool org_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 200 || !utf8_valid(s, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static void validate_reports(struct config *c, const char *file, struct errlist *errs)
+{
+	struct abuse_conf *a = &c->abuse;
+	int line = a->line;
+	if (a->used) {
+		if (!a->reporter_org)
+			errlist_add(errs, file, line,
+				    "[abuse] needs reporter_org (the reporting organisation)");
+		else if (!org_ok(a->reporter_org))
+			errlist_add(errs, file, line,
+				    "[abuse] reporter_org must be printable UTF-8 of at most 200 bytes");
+		if (!a->reporter_contact)
+			errlist_add(errs, file, line, "[abuse] needs reporter_contact (your abuse address)");
+		else if (!mail_addr_ok(a->reporter_contact))
+			errlist_add(errs, file, line,
+				    "[abuse] reporter_contact: '%s' is not a plain mail address",
+				    a->reporter_contact);
+		if (!a->reporter_domain)
+			errlist_add(errs, file, line, "[abuse] needs reporter_domain (your domain)");
+		else if (!hostname_ok(a->reporter_domain))
+			errlist_add(errs, file, line, "[abuse] reporter_domain: '%s' is not a domain name",
+				    a->reporter_domain);
+		if (a->max_per_contact < 1)
+			errlist_add(errs, file, line, "[abuse] max_per_contact must be at least 1");
+		if (a->rdap && a->rdap_bootstrap.n == 0)
+			errlist_add(
+			    errs, file, line,
+			    "[abuse] rdap needs rdap_bootstrap (the IANA files ipv4.json and ipv6.json)");
+		if (a->rdap_timeout < 1 || a->smtp_timeout < 1)
+			errlist_add(errs, file, line,
+				    "[abuse] rdap_timeout and smtp_timeout must be at least 1s");
+	}
+	struct report_conf *r = &c->report;
+	r->digest_at = -1;
+	if (strcmp(r->digest, "daily") == 0)
+		r->digest_at = 0;
+	else if (strcmp(r->digest, "off") != 0 && (r->digest_at = parse_time_of_day(r->digest)) < 0)
+		errlist_add(errs, file, 0,
+			    "[report] digest: '%s' is not off, daily or a time of day HH:MM (UTC)",
+			    r->digest);
+	if (r->mail_to && !mail_addr_ok(r->mail_to))
+		errlist_add(errs, file, 0, "[report] mail_to: '%s' is not a plain mail address", r->mail_to);
+	if (r->mail_to && !a->smtp)
+		errlist_add(errs, file, 0, "[report] mail_to needs [abuse] smtp (the MTA that sends it)");
+	if (r->top < 1 || r->top > 1000)
+		errlist_add(errs, file, 0, "[report] top must be 1..1000");
+	if (c->notify.command.n && c->notify.interval < 1)
+		errlist_add(errs, file, 0, "[notify] interval must be at least 1s");
+	if (c->notify.command.n && c->notify.max_pending < 1)
+		errlist_add(errs, file, 0, "[notify] max_pending must be at least 1");
+}
+
 int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
@@ -975,6 +1155,7 @@ int config_validate(struct config *c, struct errlist *errs)
 		if (!o->families)
 			errlist_add(errs, file, o->defined_line, "[output %s] families is empty", o->name);
 	}
+	validate_reports(c, file, errs);
 	for (size_t i = 0; i < c->n_parsers; i++) {
 		struct parser_rule_conf *p = &c->parsers[i];
 		if (!p->pattern)
@@ -1025,6 +1206,16 @@ void config_free(struct config *c)
 	free(c->token_file);
 	free(c->assets_dir);
 	free(c->lookup_url);
+	free(c->abuse.contacts);
+	strv_free(&c->abuse.rdap_bootstrap);
+	free(c->abuse.reporter_org);
+	free(c->abuse.reporter_contact);
+	free(c->abuse.reporter_domain);
+	free(c->abuse.smtp);
+	free(c->report.digest);
+	free(c->report.dir);
+	free(c->report.mail_to);
+	strv_free(&c->notify.command);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1128,6 +1319,8 @@ void config_dump(const struct config *c, struct buf *out)
 				dump_keys(out, sections[i].keys, &c->parsers[j]);
 				buf_appendc(out, '\n');
 			}
+		} else if (sections[i].sec == SEC_ABUSE && !c->abuse.used) {
+			buf_appends(out, "# [abuse] not set: no abuse reports\n\n");
 		} else {
 			buf_printf(out, "[%s]\n", sections[i].name);
 			dump_keys(out, sections[i].keys, c);

@@ -2,17 +2,19 @@
  * cmd_check_config.c - `mxwarden check-config [-c FILE] [-v]`: read the
  * file and report every mistake in one pass, as FILE:LINE: message (the
  * file's own errors, the MTA's trusted clients, the [parser NAME] patterns
- * and the time zone, then what only the system can tell: a token file that
- * cannot be read), then the warnings (followed files that do not exist,
- * relative paths, a loopback lookup_url, decisions that reach no output);
- * exit 1 when there is any error. With -v print the effective
- * configuration, with the networks the MTA trusts and where each came from.
+ * and the time zone, [abuse] contacts (the contact map), then what only the
+ * system can tell: a token file that cannot be read), then the warnings
+ * (followed files that do not exist, relative paths, a loopback lookup_url,
+ * decisions that reach no output); exit 1 when there is any error. With -v
+ * print the effective configuration, with the networks the MTA trusts and
+ * where each came from.
  */
 #include <getopt.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
 #include "parsers/parsers.h"
+#include "reports/abuse.h"
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -39,10 +41,7 @@ int cmd_check_config(int argc, char **argv)
 	 * only after the others are fixed costs a round trip each */
 	struct config c;
 	struct errlist errs = {0};
-	config_defaults(&c);
-	if (path)
-		config_load(&c, path, &errs);
-	config_validate(&c, &errs);
+	engine_config_read(&c, path, &errs);
 	size_t nerr = errs.msgs.n;
 	for (size_t i = 0; i < errs.msgs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs.v[i]);
@@ -58,6 +57,17 @@ int cmd_check_config(int argc, char **argv)
 		nerr += perrs.msgs.n ? perrs.msgs.n : 1;
 	parser_free(p);
 	errlist_free(&perrs);
+	if (c.abuse.contacts) {
+		/* every bad line of the contact map, as FILE:LINE: message */
+		struct errlist aerrs = {0};
+		struct abuse_contacts *m = abuse_contacts_load(&c.abuse, &aerrs);
+		for (size_t i = 0; i < aerrs.msgs.n; i++)
+			fprintf(stderr, "%s\n", aerrs.msgs.v[i]);
+		if (!m)
+			nerr += aerrs.msgs.n ? aerrs.msgs.n : 1;
+		abuse_contacts_free(m);
+		errlist_free(&aerrs);
+	}
 	struct strv cerr = {0}, cwarn = {0};
 	engine_config_checks(&c, &cerr, &cwarn);
 	for (size_t i = 0; i < cerr.n; i++)

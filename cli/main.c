@@ -37,6 +37,9 @@ static const struct cli_cmd commands[] = {
      "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
     {"report", cmd_report, "digest|evidence ... [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]",
      "the abuse digest of a period, or the evidence report for a network"},
+    {"abuse-report", cmd_abuse_report,
+     "[--since DURATION | --from TIME [--to TIME]] --out DIR | --list [-c FILE] [--db PATH]",
+     "XARF reports to the offenders' abuse contacts (sent with [abuse] smtp)"},
 };
 
 static void usage(FILE *fp)

@@ -158,6 +158,9 @@ unsigned engine_web_port(const struct engine *e);
  * stderr and returns -1 when there was any, else 0.
  */
 int engine_config_load(struct config *c, const char *path);
+/* The same without printing: every error appended to errs (check-config
+ * goes on to the checks that follow, whatever these found). */
+void engine_config_read(struct config *c, const char *path, struct errlist *errs);
 /*
  * The checks of c that look at the system, for check-config (one pass,
  * after the file's own errors): errors (a token file that cannot be read:

@@ -184,6 +184,10 @@ void emit_url_template(struct buf *out, const char *tmpl);
  * it is not set (no URL in outside texts: the listen address is no address
  * for strangers). */
 void emit_lookup_template(const struct config *c, struct buf *out);
+/* The template for what stays in the house (the [notify] command's
+ * documents): [web] lookup_url, else the dashboard's own address,
+ * http://LISTEN/lookup/$ip. Never in a blocklist. */
+void emit_dashboard_template(const struct config *c, struct buf *out);
 
 /* ---------------------------------------------------- render on demand */
 

@@ -249,3 +249,15 @@ int emit_validate_lines(const char *text, size_t len, struct buf *err, const cha
 		regfree(&rx_other);
 	return rc;
 }
+
+void emit_dashboard_template(const struct config *c, struct buf *out)
+{
+	if (c->lookup_url) {
+		emit_url_template(out, c->lookup_url);
+		return;
+	}
+	struct buf raw = BUF_INIT;
+	buf_printf(&raw, "http://%s/lookup/$ip", c->listen ? c->listen : "127.0.0.1:8025");
+	emit_url_template(out, buf_str(&raw));
+	buf_free(&raw);
+}

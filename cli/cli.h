@@ -22,11 +22,13 @@ struct cli_cmd {
 	int (*run)(int argc, char **argv);
 	const char *args;    /* usage synopsis after the name */
 	const char *summary; /* one line */
+	const char *help;    /* the flags, each with an example (`mxwarden NAME --help`) */
 };
 
 /* Print "usage: mxwarden NAME ARGS" for the subcommand to stderr; returns 2. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* `mxwarden NAME --help`: the synopsis and what it does, to stdout; 0. */
+/* `mxwarden NAME --help`: the synopsis, what it does and its flags with
+ * examples, to stdout; 0. */
 int cli_help(const char *name);
 /* A --for DURATION with its unit ("2d"; "2" alone is refused): 0 and the
  * seconds, or a usage error (2) saying what is wrong. */

@@ -35,11 +35,6 @@ static int collect(void *arg, const struct decision *d, const struct db_decision
 	return 0;
 }
 
-static const char usage_text[] =
-    "usage: mxwarden export --format F [-c FILE] [--db PATH] [-o FILE]\n"
-    "  F: ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json\n"
-    "  writes the blocklist of the decisions active now to stdout, or atomically to FILE\n";
-
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -55,7 +50,7 @@ int cmd_export(int argc, char **argv)
 		case 'd': db_path = optarg; break;
 		case 'f': format = optarg; break;
 		case 'o': out_path = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
+		case 'h': return cli_help("export");
 		default: return cli_usage_error("export", NULL);
 		}
 	}

@@ -312,6 +312,26 @@ dec_head = re.search(r"\n  prefix +rule +response +since +until +why\n", t)
 check("digest text: the decisions table has headings", dec_head is not None, t[:1500])
 
 
+# ------------------------------------------------------------------ --help explains every flag
+SRC = os.environ.get("MXW_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
+for cmd, src in (("check-config", "cmd_check_config"), ("parse", "cmd_parse"), ("stats", "cmd_stats"),
+                 ("run", "cmd_run"), ("import", "cmd_import"), ("lookup", "cmd_lookup"), ("block", "cmd_block"),
+                 ("unblock", "cmd_block"), ("allow", "cmd_block"), ("unallow", "cmd_block"),
+                 ("decisions", "cmd_decisions"), ("export", "cmd_export"), ("report", "cmd_report"),
+                 ("abuse-report", "cmd_abuse_report")):
+    r = mxw(cmd, "--help")
+    text = open(os.path.join(SRC, "cli", src + ".c")).read()
+    longs = set(re.findall(r'\{"([a-z][a-z-]+)", (?:no|required)_argument', text)) - {"help"}
+    if src == "cmd_block":  # one getopt table for four commands: what each takes
+        longs = {"config", "db", "reason"} | ({"for"} if cmd in ("block", "allow") else set()) | \
+            ({"response"} if cmd == "block" else set())
+    missing = [o for o in sorted(longs) if "--" + o not in r.stdout]
+    check(f"{cmd} --help: exit 0, more than a usage line, every flag explained", r.returncode == 0
+          and len(r.stdout.splitlines()) >= 6 and not missing, (missing, r.stdout[:300]))
+    body = r.stdout.split("\n\n", 2)[-1]  # past the synopsis and the summary
+    examples = re.findall(r"mxwarden [a-z]|(?:--[a-z-]+|-c) [0-9/'a-zA-Z.][^ ]*  |--[a-z-]+ [0-9/'a-zA-Z.][^ ]*$", body, re.M)
+    check(f"{cmd} --help: with examples", len(examples) >= 2, body)
+
 # ------------------------------------------------------------------ run: enforcement warnings
 def free_port():
     s = socket.socket()

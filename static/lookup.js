@@ -260,6 +260,18 @@
     });
   }
 
+  /* After an action the daemon rewrites its blocklists within a second or
+   * two: look again until the state moves (at most 15 s). */
+  function reloadUntilChanged() {
+    const before = document.getElementById('status').dataset.state;
+    let tries = 0;
+    const again = async function () {
+      await load();
+      if (document.getElementById('status').dataset.state === before && ++tries < 10) setTimeout(again, 1500);
+    };
+    setTimeout(again, 1000);
+  }
+
   let unblockFor = null;
   function wireUnblock() {
     const form = document.getElementById('unblock-form');
@@ -282,7 +294,7 @@
         await MXW.sendWithToken('DELETE', url, tokenInput.value.trim());
         result.textContent = 'Unblocked ' + unblockFor + '. The daemon applies it within seconds.';
         form.hidden = true;
-        setTimeout(load, 1000);
+        reloadUntilChanged();
       } catch (e) {
         result.textContent = 'Unblock failed: ' + e.message;
       } finally {
@@ -311,7 +323,7 @@
         out.textContent = (which === 'block' ? 'Blocked ' : 'Allowed ') + r.prefix + ' until ' + MXW.fmtTime(r.until) +
           (r.extended ? ' (it was already: made to last longer)' : '') + '. The daemon applies it within seconds.';
         out.className = 'note ok';
-        setTimeout(load, 1500);
+        reloadUntilChanged();
       } catch (e) {
         out.textContent = (which === 'block' ? 'Block' : 'Allow') + ' failed: ' + e.message;
         out.className = 'note error';

@@ -409,9 +409,9 @@ static void test_syslog_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_values),
-	    cmocka_unit_test(test_errors_table),   cmocka_unit_test(test_long_line_refused),
-	    cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_report_keys),
+	    cmocka_unit_test(test_defaults_valid),  cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_errors_table),    cmocka_unit_test(test_long_line_refused),
+	    cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_report_keys),
 	    cmocka_unit_test(test_protected_table), cmocka_unit_test(test_syslog_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

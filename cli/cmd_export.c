@@ -35,11 +35,6 @@ static int collect(void *arg, const struct decision *d, const struct db_decision
 	return 0;
 }
 
-static const char usage_text[] =
-    "usage: mxwarden export --format F [-c FILE] [--db PATH] [-o FILE]\n"
-    "  F: ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json\n"
-    "  writes the blocklist of the decisions active now to stdout, or atomically to FILE\n";
-
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -55,7 +50,7 @@ int cmd_export(int argc, char **argv)
 		case 'd': db_path = optarg; break;
 		case 'f': format = optarg; break;
 		case 'o': out_path = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
+		case 'h': return cli_help("export");
 		default: return cli_usage_error("export", NULL);
 		}
 	}
@@ -75,15 +70,16 @@ int cmd_export(int argc, char **argv)
 		return 1;
 	int rc = 1;
 	struct collect col = {0};
+	struct prefix_list allows = {0};
 	struct buf out = BUF_INIT, msg = BUF_INIT;
 	int64_t now = clock_now();
 	if (engine_trusted_load(&c) < 0) /* allow-listed like allow: never exported */
 		goto done;
-	if (db_decisions_active(db, now, collect, &col) < 0) {
+	if (db_decisions_active(db, now, collect, &col) < 0 || db_allows_prefixes(db, now, &allows) < 0) {
 		fprintf(stderr, "mxwarden export: reading decisions: %s\n", db_errmsg(db));
 		goto done;
 	}
-	if (emitters_render(format, col.v, col.n, &c, now, &out, &msg) < 0) {
+	if (emitters_render(format, col.v, col.n, &c, &allows, now, &out, &msg) < 0) {
 		fprintf(stderr, "mxwarden export: %s\n", buf_str(&msg));
 		goto done;
 	}
@@ -113,6 +109,7 @@ int cmd_export(int argc, char **argv)
 	rc = 0;
 done:
 	free(col.v);
+	prefix_list_free(&allows);
 	buf_free(&out);
 	buf_free(&msg);
 	db_close(db);

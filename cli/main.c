@@ -10,32 +10,144 @@
 #include "cli/cli.h"
 #include "db/db.h"
 
+/*
+ * Every command's usage, once: the synopsis, a one-line summary (`mxwarden
+ * --help`) and the flags, each with an example (`mxwarden COMMAND --help`).
+ * Usage errors print the synopsis.
+ */
+#define DBFLAGS                                                                            \
+	"  -c, --config FILE    the configuration        -c /etc/mxwarden/mxwarden.conf\n" \
+	"  -d, --db PATH        the database (default: [storage] db, else "                \
+	"/var/lib/mxwarden/mxwarden.db)\n"                                                 \
+	"                                                --db /srv/mxwarden/mxwarden.db\n"
 static const struct cli_cmd commands[] = {
-    {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error"},
-    {"parse", cmd_parse, "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [FILE|-]...",
-     "print the events of mail log lines as JSON Lines"},
+    {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error",
+     "  -c, --config FILE   the file to check (default: the built-in defaults)\n"
+     "                      mxwarden check-config -c /etc/mxwarden/mxwarden.conf\n"
+     "  -v, --verbose       print the effective configuration, every key with its value, and the\n"
+     "                      networks the MTA trusts with where each came from\n"
+     "                      mxwarden check-config -c mxwarden.conf -v | less\n"
+     "Every mistake in one pass, as FILE:LINE: message, then the warnings (missing followed files,\n"
+     "relative paths, a loopback lookup_url, decisions that reach no blocklist); exit 1 on any error.\n"},
+    {"parse", cmd_parse,
+     "[-c FILE] [--format auto|postfix|exim|sendmail] [--stats] [--quiet] [--show-unparsed] [FILE|-]...",
+     "print the events of mail log lines as JSON Lines",
+     "  -c, --config FILE      [parser NAME] rules and [collector] timezone      -c mxwarden.conf\n"
+     "  -f, --format F         the log's MTA, or auto (default) for each line    --format exim\n"
+     "  -s, --stats            counts of events and unparsed lines by reason, to stderr\n"
+     "                         mxwarden parse --stats --quiet /var/log/mail.log\n"
+     "  -q, --quiet            no events on stdout (with --stats: a benchmark)\n"
+     "      --show-unparsed    the lines that gave no event, with the reason, to stderr\n"
+     "                         mxwarden parse --show-unparsed --quiet mail.log 2>&1 | head\n"
+     "FILE - or none reads standard input: tail -n 100 /var/log/mail.log | mxwarden parse\n"},
     {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]",
-     "what the database holds (and whether it is sound)"},
+     "what the database holds (and whether it is sound)",
+     DBFLAGS
+     "  -j, --json           one JSON object instead of text     mxwarden stats --json | jq .events\n"
+     "Files with their offsets and lines read, events by kind and category, unparsed lines, decisions,\n"
+     "the database's size and its write-ahead log's apart, and PRAGMA quick_check's verdict (a damaged\n"
+     "database: exit 1, with how to recover). Opened read-only.\n"},
     {"check-db", cmd_check_db, "[-c FILE] [--db PATH] [--full]",
-     "check the database (PRAGMA quick_check, --full: integrity_check)"},
+     "check the database (PRAGMA quick_check, --full: integrity_check)",
+     DBFLAGS
+     "  -f, --full           integrity_check: also compares every index with its table (slower)\n"
+     "                       mxwarden check-db --full --db /var/lib/mxwarden/mxwarden.db\n"
+     "Read-only: it may run beside the daemon. Exit 0 when sound; 1 when damaged (the problems, then\n"
+     "how to recover: move the file aside, rebuild it from the logs with import) or unreadable.\n"},
     {"run", cmd_run,
      "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT] [--replay "
      "FILE [--replay-rate N]]",
-     "follow the logs in the foreground: parse, store, judge"},
-    {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] FILE...|-",
-     "read old logs (plain, .gz, stdin) into the database"},
-    {"lookup", cmd_lookup, "ADDRESS|PREFIX [-c FILE] [--db PATH] [--json]",
-     "is it blocked, since when, and why"},
+     "follow the logs in the foreground: parse, store, judge",
+     DBFLAGS "  -f, --follow FILE           a file or glob to follow, besides [collector] follow\n"
+	     "                              --follow /var/log/mail.log --follow '/var/log/exim4/mainlog*'\n"
+	     "  -l, --listen ADDR:PORT      the dashboard and API          --listen 127.0.0.1:8025\n"
+	     "      --syslog-listen ADDR:PORT  receive syslog (UDP and TCP)  --syslog-listen 127.0.0.1:5514\n"
+	     "      --replay FILE           replay a sample log live (a demonstration)\n"
+	     "                              --replay data/sample-mail.log\n"
+	     "      --replay-rate N         lines per second of --replay (default 50)   --replay-rate 200\n"
+	     "  -F, --format F              auto, postfix, exim or sendmail   --format postfix\n"
+	     "      --poll, --poll-ms N     poll the files instead of inotify, every N ms   --poll-ms 500\n"
+	     "      --db-fast               no fsync at commit (tests and benchmarks only)\n"
+	     "  -v, --verbose               debug messages\n"
+	     "SIGTERM or SIGINT commits the open batch and stops; SIGHUP reloads the configuration.\n"
+	     "It warns at start (and on SIGHUP) when decisions reach no blocklist.\n"},
+    {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] [--no-pipeline] FILE...|-",
+     "read old logs (plain, .gz, stdin) into the database",
+     DBFLAGS "  -F, --format F       auto, postfix, exim or sendmail     --format exim\n"
+	     "  -q, --quiet          no progress line                   mxwarden import -q mail.log.1\n"
+	     "      --no-pipeline    write SQLite on the parsing thread (benchmarks and tests)\n"
+	     "      --db-fast        no fsync at commit (tests and benchmarks only)\n"
+	     "Example: mxwarden import /var/log/mail.log.2.gz /var/log/mail.log.1 /var/log/mail.log\n"
+	     "A file read before is read only past its stored offset. A file of which no line is a mail\n"
+	     "log line is refused (exit 1): \"not a mail log (0 of N lines understood)\".\n"},
+    {"lookup", cmd_lookup,
+     "ADDRESS|PREFIX|IP:PORT|[IPV6]|NAME[IP]|E-MAIL|DOMAIN [-c FILE] [--db PATH] [--json] | --id N",
+     "is it blocked, since when, and why",
+     "  QUERY                an address, a prefix, or as a log writes it:\n"
+     "                       mxwarden lookup 203.0.113.7            mxwarden lookup 203.0.113.0/24\n"
+     "                       mxwarden lookup 203.0.113.7:25         mxwarden lookup '[2001:db8::1]'\n"
+     "                       mxwarden lookup 'unknown[203.0.113.7]' mxwarden lookup user@example.com\n"
+     "                       mxwarden lookup example.com  (a sender domain: the clients seen with it)\n"
+     "  -i, --id N           a decision by its number (mxwarden decisions)    mxwarden lookup --id "
+     "42\n" DBFLAGS "  -j, --json           the answer as JSON (what /api/v1/lookup gives)    mxwarden "
+     "lookup --json 203.0.113.7\n"
+     "The state: blocked (a blocklist file holds it), partly_blocked, decided_not_enforced (and why),\n"
+     "allowed, clean (seen N connections, M delivered) or never_seen; -c names the blocklists to read.\n"},
     {"block", cmd_block, "PREFIX --for DURATION --reason TEXT [--response R] [-c FILE] [--db PATH]",
-     "block an address or network by hand"},
-    {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix"},
+     "block an address or network by hand",
+     "  PREFIX               an address or a network with its host bits zero   203.0.113.0/24\n"
+     "  -f, --for DURATION   how long, with its unit: 90s, 10m, 2h, 7d, 2w      --for 2d\n"
+     "  -r, --reason TEXT    why (recorded with your user name)     --reason 'spam run, ticket 4711'\n"
+     "  -R, --response R     observe, defer, reject or drop (default)          --response reject\n" DBFLAGS
+     "Blocking a prefix blocked by hand already makes that block last longer (no second decision).\n"
+     "A running daemon picks it up within a second.\n"},
+    {"unblock", cmd_unblock, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the decisions on a prefix",
+     "  PREFIX               the decisions on it and inside it end            198.51.100.0/24\n"
+     "  -r, --reason TEXT    why (recorded with your user name)     --reason 'customer called'\n" DBFLAGS},
+    {"allow", cmd_allow, "PREFIX --for DURATION --reason TEXT [-c FILE] [--db PATH]",
+     "let an address or network through for a while, whatever is decided",
+     "  PREFIX               an address or a network                           192.0.2.25\n"
+     "  -f, --for DURATION   how long, with its unit                           --for 30d\n"
+     "  -r, --reason TEXT    why (recorded with your user name)  --reason 'partner relay, ticket "
+     "812'\n" DBFLAGS
+     "No decision blocks it meanwhile; decisions in force on it are left out of the blocklists.\n"
+     "mxwarden unallow PREFIX --reason TEXT ends it.\n"},
+    {"unallow", cmd_unallow, "PREFIX --reason TEXT [-c FILE] [--db PATH]", "end the allows on a prefix",
+     "  PREFIX               the allows on it and inside it end                192.0.2.25\n"
+     "  -r, --reason TEXT    why (recorded with your user name)     --reason 'contract ended'\n" DBFLAGS},
+    {"decisions", cmd_decisions,
+     "[--active | --since DURATION] [--rule R] [--scope ip|class] [--manual] [--json] [-c FILE] [--db PATH]",
+     "list the decisions (and the allows made by hand): what, since when, until, who, why",
+     "  -a, --active         the decisions in force (the default)            mxwarden decisions\n"
+     "  -s, --since DURATION those made in the last DURATION, ended or not   --since 7d\n"
+     "  -r, --rule R         one rule: manual, harvest, retry, relay, auth, policy, ...   --rule harvest\n"
+     "  -S, --scope S        ip or class                                     --scope class\n"
+     "      --manual         only those made by hand                         --manual\n"
+     "  -j, --json           an array of objects (id, prefix, scope, rule, response, since, until,\n"
+     "                       ended_at, by, events, reason)     mxwarden decisions --json | jq "
+     "'.[].prefix'\n" DBFLAGS
+     "An allow made by hand is listed with its id as A<N> and the response allow.\n"},
     {"export", cmd_export, "--format F [-c FILE] [--db PATH] [-o FILE]",
-     "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions"},
+     "write one blocklist (ipset, nft, postfix, rbldnsd, json, ...) of the active decisions",
+     "  -f, --format F       ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd,\n"
+     "                       rbldnsd6, plain or json                         --format postfix\n"
+     "  -o, --output FILE    replace FILE atomically, only when it changes (default: stdout)\n"
+     "                       mxwarden export --format ipset -o /var/lib/mxwarden/ipset\n" DBFLAGS
+     "Without [web] lookup_url the texts carry no URL.\n"},
     {"report", cmd_report, "digest|evidence ... [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]",
-     "the abuse digest of a period, or the evidence report for a network"},
+     "the abuse digest of a period, or the evidence report for a network",
+     "  digest [--since D | --from T [--to T]] [--top N]   mxwarden report digest --since 1d\n"
+     "  evidence PREFIX [--lines N] [--no-redact]          mxwarden report evidence 203.0.113.0/24\n"
+     "  -f, --format F       text (default), json or html  --format html -o report.html\n"
+     "  -o, --output FILE    write FILE (mode 0640) instead of stdout\n" DBFLAGS
+     "The evidence report redacts our users' addresses and AUTH names unless --no-redact.\n"},
     {"abuse-report", cmd_abuse_report,
      "[--since DURATION | --from TIME [--to TIME]] --out DIR | --list [-c FILE] [--db PATH]",
-     "XARF reports to the offenders' abuse contacts (sent with [abuse] smtp)"},
+     "XARF reports to the offenders' abuse contacts (sent with [abuse] smtp)",
+     "  -s, --since DURATION the period up to now        --since 1d\n"
+     "      --from T, --to T the period, RFC 3339        --from 2026-11-01T00:00:00Z\n"
+     "  -o, --out DIR        where the reports are written  --out /var/lib/mxwarden/abuse\n"
+     "      --list           what was written and sent (JSON)\n" DBFLAGS},
 };
 
 static void usage(FILE *fp)
@@ -47,6 +159,15 @@ static void usage(FILE *fp)
 		fprintf(fp, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(fp, "\nEvery command takes -c FILE (an INI configuration); "
 		    "'mxwarden COMMAND --help' shows its flags.\n");
+}
+
+int cli_help(const char *name)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			printf("usage: mxwarden %s %s\n\n%s.\n\n%s", name, commands[i].args,
+			       commands[i].summary, commands[i].help ? commands[i].help : "");
+	return 0;
 }
 
 int cli_usage_error(const char *name, const char *fmt, ...)
@@ -71,8 +192,9 @@ int cli_parse_prefix(const char *name, const char *s, bool strict, struct prefix
 		return 0;
 	struct buf b = BUF_INIT;
 	buf_append_printable(&b, s, strlen(s));
-	int rc = cli_usage_error(name, "'%s' is not an IP address or prefix%s", buf_str(&b),
-				 strict ? " (host bits must be zero)" : "");
+	char why[160];
+	prefix_explain(s, strlen(s), strict, why, sizeof why);
+	int rc = cli_usage_error(name, "'%s': %s", buf_str(&b), why);
 	buf_free(&b);
 	return rc;
 }

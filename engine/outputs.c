@@ -5,20 +5,91 @@
  *
  * The emitters belong to the engine's thread; reload commands run in the
  * background and are reaped from the tick and on SIGCHLD. The web server
- * runs its own threads and never touches engine state.
+ * runs its own threads and never touches engine state: the outputs' state
+ * reaches its /metrics as a snapshot (web_set_outputs) after each update.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/internal.h"
+
+/*
+ * eng_allows_sync: read the allows made by hand that are in force
+ * (`mxwarden allow`, the dashboard) and hand them to the aggregator (no
+ * decision on them) and the emitters (their entries left out). Called at
+ * start and on every tick. Returns 1 when they changed, 0 when not, -1 on
+ * a database error (logged; the last set stays).
+ */
+int eng_allows_sync(struct engine *e)
+{
+	struct prefix_list now = {0};
+	if (db_allows_prefixes(e->db, clock_now(), &now) < 0) {
+		log_warn("database: allows: %s", db_errmsg(e->db));
+		prefix_list_free(&now);
+		return -1;
+	}
+	bool same = now.n == e->allows.n;
+	for (size_t i = 0; same && i < now.n; i++)
+		same = prefix_cmp(&now.v[i], &e->allows.v[i]) == 0;
+	if (same) {
+		prefix_list_free(&now);
+		return 0;
+	}
+	prefix_list_free(&e->allows);
+	e->allows = now;
+	aggregator_set_allows(e->agg, &e->allows);
+	if (e->em)
+		emitters_set_allows(e->em, &e->allows);
+	if (e->running)
+		log_info("allows changed in the database (allow/unallow): %zu in force", e->allows.n);
+	return 1;
+}
+
+/*
+ * Say, at start and on SIGHUP, when decisions reach no blocklist: no
+ * [output], dry run, a family, scope or response no output carries. A
+ * dashboard that shows "active blocks 16" while nothing is enforced
+ * misleads; the log must say so where it begins.
+ */
+void eng_warn_enforcement(const struct config *c, const char *when)
+{
+	struct strv w = {0};
+	emitters_enforcement_warnings(c, &w);
+	for (size_t i = 0; i < w.n; i++)
+		log_warn("%s%s%s", when ? when : "", when ? ": " : "", w.v[i]);
+	strv_free(&w);
+}
+
+/* Hand the outputs' state (entries, last write, last reload, breaker) to
+ * the web server's /metrics when it changed: the web threads never touch
+ * the emitters. */
+static void outputs_publish(struct engine *e)
+{
+	if (!e->em || !e->web)
+		return;
+	buf_reset(&e->em_metrics);
+	emitters_metrics(e->em, &e->em_metrics);
+	if (e->em_published.len == e->em_metrics.len &&
+	    memcmp(buf_str(&e->em_published), buf_str(&e->em_metrics), e->em_metrics.len) == 0)
+		return;
+	web_set_outputs(e->web, buf_str(&e->em_metrics));
+	json_t *st = emitters_status_json(e->em); /* the dashboard's status strip */
+	char *txt = json_dumps(st, JSON_COMPACT);
+	web_set_status(e->web, txt);
+	free(txt);
+	json_decref(st);
+	struct buf t = e->em_published;
+	e->em_published = e->em_metrics;
+	e->em_metrics = t;
+}
 
 /* The outputs of the configuration (none: nothing to do). 0, or -1 when
  * they are invalid (logged). */
 int eng_outputs_start(struct engine *e)
 {
+	eng_warn_enforcement(&e->conf, NULL);
 	if (!e->conf.n_outputs)
 		return 0;
-	if (e->conf.rules.dry_run)
-		log_info("dry run: the %zu output(s) carry manual decisions only", e->conf.n_outputs);
 	struct buf err = BUF_INIT;
 	e->em = emitters_new(&e->conf, &err);
 	if (!e->em) {
@@ -28,6 +99,8 @@ int eng_outputs_start(struct engine *e)
 	}
 	buf_free(&err);
 	emitters_set_new_database(e->em, db_created(e->db));
+	emitters_set_allows(e->em, &e->allows);
+	outputs_publish(e);
 	return 0;
 }
 
@@ -40,6 +113,8 @@ void eng_outputs_stop(struct engine *e)
 	e->em = NULL;
 	free(e->em_active);
 	e->em_active = NULL;
+	buf_free(&e->em_metrics);
+	buf_free(&e->em_published);
 }
 
 /*
@@ -62,10 +137,8 @@ static int em_collect(void *arg, const struct decision *d, const struct db_decis
 	return 0;
 }
 
-void eng_outputs_update(struct engine *e, bool decisions_changed)
+static void outputs_sync(struct engine *e, bool decisions_changed)
 {
-	if (!e->em)
-		return;
 	emitters_poll(e->em);
 	int64_t now = clock_now();
 	/* also when a decision runs out or a capped ipset timeout needs a refresh */
@@ -95,12 +168,22 @@ void eng_outputs_update(struct engine *e, bool decisions_changed)
 	e->em_synced = true;
 }
 
+void eng_outputs_update(struct engine *e, bool decisions_changed)
+{
+	if (!e->em)
+		return;
+	outputs_sync(e, decisions_changed);
+	outputs_publish(e);
+}
+
 /* eng_outputs_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
  * module that spawned the children (emitters). */
 void eng_outputs_child_exited(struct engine *e)
 {
-	if (e->em)
+	if (e->em) {
 		emitters_poll(e->em);
+		outputs_publish(e);
+	}
 }
 
 /*

@@ -71,4 +71,21 @@ void web_stop(struct web *w);
  */
 void web_set_ingest_error(struct web *w, const char *msg);
 
+/*
+ * The engine's word on its outputs (blocklists), for /metrics: their state
+ * as Prometheus text (emitters_metrics: entries, last write, last reload
+ * status, circuit breaker), copied; /metrics appends it as it stands. The
+ * web threads never see the emitters themselves. Thread-safe; w = NULL is a
+ * no-op; text = NULL clears it.
+ */
+void web_set_outputs(struct web *w, const char *text);
+
+/*
+ * The engine's word on its outputs, for the dashboard's status strip
+ * (/api/v1/status): a JSON array as emitters_status_json() writes it
+ * (name, format, path, entries, last write, last reload and its result,
+ * breaker), copied. Thread-safe; w = NULL is a no-op; NULL clears it.
+ */
+void web_set_status(struct web *w, const char *json_text);
+
 #endif

@@ -29,6 +29,8 @@ def content(db):
     s = stats_json(db)
     for k in ("files", "db_bytes"):
         s.pop(k, None)
+    # the hosts without the wall-clock times of the import
+    s["hosts"] = [(h["host"], h["lines"], h["last_line"]) for h in s.get("hosts", [])]
     return s, q(db, "SELECT ts, ip, kind, category, code, rcpt_to, raw FROM events ORDER BY ts, id")
 
 

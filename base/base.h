@@ -664,8 +664,8 @@ struct config {
 	/* [web] */
 	char *listen;
 	char *token_file;
-	char *assets_dir; /* NULL = the embedded assets */
-	char *lookup_url; /* NULL = no URL in blocklist texts */
+	char *assets_dir;	    /* NULL = the embedded assets */
+	char *lookup_url;	    /* NULL = no URL in blocklist texts */
 	char *blocklist_listen;	    /* NULL = off: a listener serving only blocklists and /healthz */
 	char *blocklist_token_file; /* NULL = none: the blocklist listener asks no token */
 	int64_t web_max_conn;

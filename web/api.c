@@ -290,8 +290,8 @@ static int collect_cb(void *arg, const struct decision *d, const struct db_decis
 
 static enum MHD_Result api_top(struct web_req *r)
 {
-	static const char *const allowed[] = {"by",	  "window", "from",  "to",
-					      "category", "kind",   "limit", "host", NULL};
+	static const char *const allowed[] = {"by",   "window", "from", "to", "category",
+					      "kind", "limit",	"host", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *by = web_arg(r, "by");
@@ -1038,7 +1038,7 @@ static bool is_get(const struct web_req *r)
  * the micro-cache (at most a second old). */
 static bool cacheable(const char *path)
 {
-	static const char *const names[] = {"summary", "timeseries", "top",	  "events", "blocks",
+	static const char *const names[] = {"summary", "timeseries", "top",    "events", "blocks",
 					    "audit",   "decisions",  "allows", "hosts"};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++)
 		if (strcmp(path, names[i]) == 0)
@@ -1095,8 +1095,9 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 		return is_get(r) ? api_lookup(r, path + 7) : method_not_allowed(r, "GET");
 	if (strncmp(path, "report/", 7) == 0)
 		return is_get(r) ? api_report(r, path + 7) : method_not_allowed(r, "GET");
-	return web_send_error(r, 404,
-			      "no such endpoint: see /api/v1/ (summary, status, timeseries, top, blocks, "
-			      "decisions, allows, lookup/Q, events, hosts, blocklist, stream, audit, report/digest, "
-			      "report/evidence)");
+	return web_send_error(
+	    r, 404,
+	    "no such endpoint: see /api/v1/ (summary, status, timeseries, top, blocks, "
+	    "decisions, allows, lookup/Q, events, hosts, blocklist, stream, audit, report/digest, "
+	    "report/evidence)");
 }

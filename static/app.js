@@ -4,13 +4,17 @@
  * with the decision in force on each, the decisions (in force or all,
  * filtered, paged), the allows made by hand, and block/allow with the API
  * token; live updates from /api/v1/stream. After an import of older logs
- * it opens where the data is and says so. */
+ * it opens where the data is and says so. With several MX hosts: the
+ * hosts panel (lines/s, last line seen, lag, silence) and a host filter
+ * for the cards, charts and top tables (kept in the URL as host=; the
+ * decisions are the judge's, for every host). */
 'use strict';
 
 (function () {
   const PRESETS = { '1h': 3600, '24h': 86400, '7d': 604800, '30d': 2592000 };
   const state = {
     range: 3600, from: null, to: null, /* absolute range (epoch seconds) when set */
+    host: '', /* an MX host's name, '' = every host */
     charts: {}, refreshing: false, lastRefresh: 0, pending: false, dirty: false,
     dec: { cursors: [null], page: 0, next: null }
   };
@@ -24,6 +28,7 @@
 
   function rangeFromURL() {
     const p = new URLSearchParams(window.location.search);
+    state.host = p.get('host') || '';
     const from = Number(p.get('from')), to = Number(p.get('to'));
     if (p.has('from') && p.has('to') && from > 0 && to > from) {
       state.from = from; state.to = to;
@@ -40,6 +45,7 @@
     const p = new URLSearchParams(window.location.search);
     p.delete('range'); p.delete('from'); p.delete('to');
     if (state.from !== null) { p.set('from', String(state.from)); p.set('to', String(state.to)); } else p.set('range', presetName(state.range) || '1h');
+    if (state.host) p.set('host', state.host); else p.delete('host');
     history.replaceState(null, '', window.location.pathname + '?' + p.toString());
   }
 
@@ -207,6 +213,7 @@
       chip(box, w, 'warn').dataset.kind = 'warning';
     }
     if (!box.firstChild) chip(box, 'enforced', 'good');
+    silentChips();
     document.body.dataset.status = '1';
   }
 
@@ -348,6 +355,88 @@
     });
   }
 
+  /* ------------------------------------------------------------ MX hosts */
+
+  /* The hosts panel and the host filter's choices, and a chip on the
+   * status strip for each silent host (also after renderStatus). */
+  function renderHosts(h) {
+    const items = (h && h.items) || [];
+    const panel = document.getElementById('hosts-panel'), form = document.getElementById('host-form');
+    panel.hidden = items.length === 0;
+    form.hidden = items.length < 2 && !state.host;
+    const tb = document.querySelector('#hosts tbody');
+    MXW.clear(tb);
+    const now = Date.now() / 1000;
+    for (const it of items) {
+      const tr = MXW.el('tr');
+      tr.dataset.host = it.host;
+      if (it.silent) tr.className = 'silent';
+      const td = MXW.el('td');
+      const a = MXW.el('a', { href: '?host=' + encodeURIComponent(it.host), cls: 'hostlink' }, it.host);
+      a.addEventListener('click', function (ev) { ev.preventDefault(); setHost(it.host); });
+      td.appendChild(a);
+      tr.appendChild(td);
+      MXW.td(tr, it.lines_per_sec === null || it.lines_per_sec === undefined ? '–' : Number(it.lines_per_sec).toFixed(1), 'num');
+      const seen = MXW.toDate(it.last_seen);
+      const c = MXW.td(tr, seen ? MXW.fmtDuration(Math.max(0, now - seen.getTime() / 1000)) + ' ago' : 'never (imported)', 'seen');
+      c.title = 'newest line: ' + MXW.fmtTime(it.last_line);
+      MXW.td(tr, it.lag_seconds === null || it.lag_seconds === undefined ? '–' : MXW.fmtDuration(it.lag_seconds), 'num lag');
+      MXW.td(tr, MXW.fmtInt(it.events_last_hour), 'num');
+      MXW.td(tr, MXW.fmtInt(it.rejects_last_hour), 'num');
+      MXW.td(tr, MXW.fmtInt(it.lines), 'num');
+      const st = MXW.td(tr, '', 'state');
+      st.appendChild(MXW.el('span', { cls: 'tag ' + (it.silent ? 'silent' : 'ok') },
+        it.silent ? 'SILENT for ' + MXW.fmtDuration(it.silent_seconds) : 'sending'));
+      tb.appendChild(tr);
+    }
+    const sel = document.getElementById('host');
+    const want = [''].concat(items.map(function (it) { return it.host; }));
+    if (state.host && want.indexOf(state.host) < 0) want.push(state.host);
+    const have = Array.from(sel.options).map(function (o) { return o.value; });
+    if (have.join('\n') !== want.join('\n')) {
+      MXW.clear(sel);
+      for (const v of want) {
+        const o = document.createElement('option');
+        o.value = v;
+        o.textContent = v || 'all hosts';
+        sel.appendChild(o);
+      }
+    }
+    sel.value = state.host;
+    state.silent = items.filter(function (it) { return it.silent; });
+    silentChips();
+    document.body.dataset.hosts = String(Number(document.body.dataset.hosts || 0) + 1);
+  }
+
+  function silentChips() {
+    const box = document.getElementById('status-strip');
+    for (const c of Array.from(box.querySelectorAll('[data-kind="silent"]'))) c.remove();
+    for (const it of (state.silent || [])) {
+      const c = chip(box, 'MX host ' + it.host + ' silent for ' + MXW.fmtDuration(it.silent_seconds) +
+        ' (no line since ' + MXW.fmtTime(it.last_seen) + ')', 'warn');
+      c.dataset.kind = 'silent';
+      c.dataset.host = it.host;
+    }
+  }
+
+  function setHost(h) {
+    state.host = h || '';
+    document.getElementById('host').value = state.host;
+    setText('host-note', state.host ? 'cards, charts and top tables of ' + state.host + ' only; decisions are for every host' : '');
+    rangeToURL();
+    refresh();
+  }
+
+  async function loadHosts() {
+    try { renderHosts(await MXW.getJSON('/api/v1/hosts')); } catch (e) { /* the rest still works */ }
+  }
+
+  function wireHosts() {
+    document.getElementById('host').addEventListener('change', function (ev) { setHost(ev.target.value); });
+    /* a host falls silent when nothing comes: no tick asks for a refresh then */
+    setInterval(loadHosts, 10000);
+  }
+
   /* ------------------------------------------------------------ refresh */
 
   async function refresh() {
@@ -356,14 +445,17 @@
     state.lastRefresh = Date.now();
     try {
       const r = currentRange();
-      const q = 'from=' + r.from + '&to=' + r.to;
-      const [sum, codes, cats, topc, topi] = await Promise.all([
-        MXW.getJSON('/api/v1/summary'),
+      const hq = state.host ? '&host=' + encodeURIComponent(state.host) : '';
+      const q = 'from=' + r.from + '&to=' + r.to + hq;
+      const [sum, codes, cats, topc, topi, hosts] = await Promise.all([
+        MXW.getJSON('/api/v1/summary' + (hq ? '?' + hq.slice(1) : '')),
         MXW.getJSON('/api/v1/timeseries?metric=codes&' + q),
         MXW.getJSON('/api/v1/timeseries?metric=categories&' + q),
         MXW.getJSON('/api/v1/top?by=class&limit=10&' + q),
-        MXW.getJSON('/api/v1/top?by=ip&limit=10&' + q)
+        MXW.getJSON('/api/v1/top?by=ip&limit=10&' + q),
+        MXW.getJSON('/api/v1/hosts')
       ]);
+      renderHosts(hosts);
       renderSummary(sum);
       drawChart('chart-codes', codes, MXW.codeColors);
       drawChart('chart-cats', cats, MXW.categoryColors);
@@ -437,8 +529,9 @@
     es.addEventListener('tick', function (ev) {
       let t;
       try { t = JSON.parse(ev.data); } catch (e) { return; }
-      if (typeof t.lines_read === 'number') setText('c-lines', MXW.fmtInt(t.lines_read));
-      if (typeof t.lines === 'number') setText('c-rate', String(t.lines));
+      /* the stream counts every host: the cards of one host wait for the refresh */
+      if (typeof t.lines_read === 'number' && !state.host) setText('c-lines', MXW.fmtInt(t.lines_read));
+      if (typeof t.lines === 'number' && !state.host) setText('c-rate', String(t.lines));
       if (typeof t.decisions_active === 'number') setText('c-blocks', MXW.fmtInt(t.decisions_active));
       live.textContent = 'live · ' + (typeof t.lines === 'number' ? t.lines : 0) + ' lines/s';
       document.body.dataset.ticks = String(Number(document.body.dataset.ticks || 0) + 1);
@@ -462,7 +555,9 @@
     MXW.wireSearch();
     wireRanges();
     wireDecisions();
+    wireHosts();
     if (!rangeFromURL()) await openWhereTheDataIs();
+    if (state.host) setText('host-note', 'cards, charts and top tables of ' + state.host + ' only; decisions are for every host');
     showRange();
     loadStatus();
     refresh();

@@ -13,6 +13,10 @@ tests/web/node_modules lacks it. Then two daemons:
      a fresh database, served by `mxwarden run` with no [output] and
      nothing to follow (the dashboard after an import of older logs).
 
+Daemon A also follows a second MX host's file (mx2.fleet.example, a few
+refusals, then silence past [collector] host_silence = 8s) for the host
+filter, the hosts panel and the silent-host flag.
+
 and the node test against both. Screenshots go to
 BUILD/tests/web/screenshots/."""
 import json
@@ -73,10 +77,24 @@ with open(token_file, "w") as f:
     f.write(TOKEN + "\n")
 os.chmod(token_file, 0o600)  # a token readable by others is refused
 blocklist = os.path.join(tmp, "blocklist.txt")
+# a second MX host of the fleet (issue 18), its own file as a central rsyslog
+# writes it: a few refusals of its own sender, then nothing (it falls silent
+# after host_silence while mx keeps sending)
+MX2, MX2_IP, MX2_REJECTS = "mx2.fleet.example", "198.51.100.202", 7
+mx2log = os.path.join(tmp, "mx2.log")
+with open(mx2log, "w") as f:
+    stamp = time.strftime("%b %e %H:%M:%S", time.gmtime())
+    for i in range(MX2_REJECTS):
+        f.write(f"{stamp} {MX2} postfix/smtpd[{900 + i}]: NOQUEUE: reject: RCPT from unknown[{MX2_IP}]: 550 5.1.1 "
+                f"<nobody{i}@example.com>: Recipient address rejected: User unknown in local recipient table; "
+                f"from=<a@b.example> to=<nobody{i}@example.com> proto=ESMTP helo=<mx2-client.example>\n")
+        f.write(f"{stamp} {MX2} postfix/smtpd[{900 + i}]: disconnect from unknown[{MX2_IP}] ehlo=1 mail=1 rcpt=0/1 "
+                f"quit=1 commands=3/4\n")
 port = free_port()
 conf = os.path.join(tmp, "mxwarden.ini")
 with open(conf, "w") as f:
-    f.write(f"[storage]\ndb = {db}\n\n[collector]\nfollow = {log}\n\n[web]\nlisten = 127.0.0.1:{port}\n"
+    f.write(f"[storage]\ndb = {db}\n\n[collector]\nfollow = {log}, {mx2log}\nhost_silence = 8s\n\n"
+            f"[web]\nlisten = 127.0.0.1:{port}\n"
             f"token_file = {token_file}\n\n[output fw]\nformat = plain\npath = {blocklist}\n")
 
 # ---------------------------------------------------------------- daemon B
@@ -142,12 +160,12 @@ try:
     s = None
     while time.time() < end:
         s = summary(base)
-        if s and s.get("ingest", {}).get("lines_read", 0) >= 8000:
+        if s and s.get("ingest", {}).get("lines_read", 0) >= 8000 + 2 * MX2_REJECTS:
             break
         if daemon.poll() is not None:
             break
         time.sleep(0.5)
-    if not s or s.get("ingest", {}).get("lines_read", 0) < 8000:
+    if not s or s.get("ingest", {}).get("lines_read", 0) < 8000 + 2 * MX2_REJECTS:
         print("FAIL mxwarden run did not ingest the log in 60 s: " + json.dumps(s))
     elif not summary(base2):
         print("FAIL the second mxwarden run (imported log) does not answer")
@@ -157,7 +175,8 @@ try:
         r = subprocess.run([node, os.path.join(HERE, "test_browser.js")], timeout=300,
                            env=dict(env, BASE=base, BASE2=base2, LOG=log, TOKEN=TOKEN, SHOTS=shots,
                                     ABUSERS=",".join(abusers), CLEAN_IP=clean_sender(),
-                                    OLD_DECISIONS=str(old_decisions), BLOCKLIST=blocklist))
+                                    OLD_DECISIONS=str(old_decisions), BLOCKLIST=blocklist, MX2=MX2,
+                                    MX2_IP=MX2_IP, MX2_REJECTS=str(MX2_REJECTS)))
         rc = r.returncode
         print("screenshots: " + shots)
 finally:

@@ -8,7 +8,8 @@
 // allow from the page with the token, live updates arrive when lines are
 // appended to the followed log, a hostile HELO shows as text and runs
 // nothing, unblock asks for the token, nothing scrolls sideways at 390 px,
-// and the console stays clean.
+// the console stays clean; the MX hosts panel (lines/s, last line seen,
+// lag), the host filter and the silent-host flag (issue 18).
 // Run by run_browser.py, which starts two `mxwarden run` and sets:
 //   BASE (daemon with an [output]), BASE2 (an imported week-old log, no
 //   output), LOG (the followed file), TOKEN, SHOTS (dir), ABUSERS,
@@ -202,6 +203,51 @@ async function fitsPhone(page, label) {
     check('status strip (with an output): the output, its entries, its last write and reload', !!stripOk, chips);
     check('status strip (with an output): no "not enforced" and no breaker warning',
       !chips.some((c) => c.kind === 'no-output' || c.kind === 'breaker' || c.kind === 'dry-run'), chips);
+
+    // ------------------------------------------------------------ MX hosts (issue 18)
+    const MX2 = process.env.MX2, MX2_IP = process.env.MX2_IP, MX2_REJECTS = Number(process.env.MX2_REJECTS);
+    const hostRows = async () => page.$$eval('#hosts tbody tr', (trs) => trs.map((t) => ({
+      host: t.dataset.host, cls: t.className, seen: t.querySelector('td.seen').textContent,
+      lag: t.querySelector('td.lag').textContent, state: t.querySelector('td.state').textContent,
+      text: t.textContent })));
+    const hr = await waitFor(async () => { const r = await hostRows(); return r.length >= 2 ? r : null; }, 15000);
+    check('hosts panel: both MX hosts are listed', !!hr && hr.some((r) => r.host === 'mx') && hr.some((r) => r.host === MX2), hr);
+    check('hosts panel: last line seen and lag for each', !!hr && hr.every((r) => /ago$/.test(r.seen) && /^\d+[smhd]/.test(r.lag)), hr);
+    const hostOpts = await page.$$eval('#host option', (os) => os.map((o) => o.value));
+    check('host filter: all hosts, then each host', hostOpts[0] === '' && hostOpts.includes('mx') && hostOpts.includes(MX2), hostOpts);
+    let r0 = await refreshes(page);
+    await page.selectOption('#host', MX2);
+    await waitFor(async () => (await refreshes(page)) > r0, 10000);
+    const ipsMx2 = await page.$$eval('#top-ip tbody a:not(.tag)', (as) => as.map((a) => a.textContent));
+    check('host filter: the top IPs are that host\'s only', ipsMx2.length === 1 && ipsMx2[0] === MX2_IP, ipsMx2);
+    check('host filter: the cards are that host\'s', (await page.textContent('#c-rejects-hour')) === String(MX2_REJECTS),
+      await page.textContent('#c-rejects-hour'));
+    check('host filter: kept in the URL', page.url().includes('host=' + encodeURIComponent(MX2)), page.url());
+    await page.reload();
+    await page.waitForSelector('body[data-refreshes]', { timeout: 15000 });
+    check('host filter: kept across a reload', (await page.$eval('#host', (e) => e.value)) === MX2 &&
+      (await page.$$eval('#top-ip tbody a:not(.tag)', (as) => as.map((a) => a.textContent))).join() === MX2_IP);
+    r0 = await refreshes(page);
+    await page.selectOption('#host', '');
+    await waitFor(async () => (await refreshes(page)) > r0, 10000);
+    const ipsAll = await page.$$eval('#top-ip tbody a:not(.tag)', (as) => as.map((a) => a.textContent));
+    check('host filter: all hosts again', ipsAll.length >= 5 && !page.url().includes('host='), ipsAll);
+    // mx2 sends nothing more: past host_silence (8 s) it is flagged; mx keeps sending
+    let kept = 0;
+    const silent = await waitFor(async () => {
+      if (Date.now() - kept > 2000) {
+        kept = Date.now();
+        fs.appendFileSync(LOG, `${syslogTime(new Date())} mx postfix/qmgr[77]: 3F2A1B4C5D: removed\n`);
+      }
+      const rows = await hostRows();
+      const chips = await page.$$eval('#status-strip .chip[data-kind="silent"]', (cs) => cs.map((c) => c.dataset.host));
+      const m2 = rows.find((r) => r.host === MX2), m1 = rows.find((r) => r.host === 'mx');
+      return m2 && m2.cls === 'silent' && /^SILENT for \d+/.test(m2.state) && chips.includes(MX2) && m1 &&
+        m1.cls !== 'silent' && !chips.includes('mx') ? { rows, chips } : null;
+    }, 45000);
+    check('silent host: flagged in the hosts panel and on the status strip, the other host not', !!silent,
+      { rows: await hostRows(), strip: await page.$$eval('#status-strip .chip', (cs) => cs.map((c) => c.textContent)) });
+    await page.screenshot({ path: path.join(SHOTS, 'hosts.png'), fullPage: true });
 
     // the decisions panel: in force, filterable, with their reasons as text
     const decRows = await page.$$eval('#blocks tbody tr', (trs) => trs.map((t) => t.textContent));
@@ -563,6 +609,9 @@ async function fitsPhone(page, label) {
     const strip2 = await page.$$eval('#status-strip .chip', (cs) => cs.map((c) => ({ kind: c.dataset.kind, text: c.textContent, cls: c.className })));
     check('status strip (no output): NOT ENFORCED, in red', strip2.some((c) => c.kind === 'no-output' && /NOT ENFORCED/.test(c.text) &&
       /bad/.test(c.cls)), strip2);
+    const oldHosts = await page.$$eval('#hosts tbody tr', (trs) => trs.map((t) => t.textContent));
+    check('imported log: its MX host, never seen live, not silent', oldHosts.length === 1 &&
+      /never \(imported\)/.test(oldHosts[0]) && /sending/.test(oldHosts[0]), oldHosts);
     const topOld = await page.$$eval('#top-ip tbody a', (as) => as.length);
     check('imported log: the top IPs of its range', topOld >= 3, topOld);
     await page.screenshot({ path: path.join(SHOTS, 'overview-imported.png'), fullPage: true });

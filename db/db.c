@@ -167,8 +167,8 @@ static const char *const migrations[] = {
      * newest line, how late the newest line of the last batch was read
      * (lag, seconds), its lines. host_minute: lines read per host and wall
      * clock minute. host_rollup_minute / _hour: rollup_minute / _hour per
-     * host (log time). host_top_hour: top_hour per host, connects and the
-     * evidence kinds. events_host: the events of one host, newest first.
+     * host (log time). host_top_hour: top_hour per host, the evidence kinds
+     * (not connects: +20% import CPU). events_host: the events of one host, newest first.
      * The rollups of the history before the upgrade are rebuilt from the
      * evidence events still stored (their lines and connects are gone). */
     ("CREATE TABLE IF NOT EXISTS hosts(name TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"

@@ -696,8 +696,9 @@ json_t *db_summary_host_json(struct db *db, int64_t now, const char *host);
 /* db_timeseries_json() of the events of one host ("host" in the answer). */
 json_t *db_timeseries_host_json(struct db *db, const char *metric, int64_t from, int64_t to, int64_t step,
 				const char *host);
-/* db_top_json() of the events of one host (connects and the evidence
- * kinds; another kind is an error). host NULL: db_top_json(). */
+/* db_top_json() of the events of one host (the evidence kinds only:
+ * connects are not counted per host, another kind is an error). host
+ * NULL: db_top_json(). */
 json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category,
 			 int limit, const char *host);
 /* db_events_json() of the events of one host (host NULL: any). */

@@ -126,6 +126,13 @@ struct agg {
 	uint32_t min_n[AGG_MIN_CELLS];
 	uint16_t min_cells[AGG_MIN_CELLS]; /* the non-zero cells of min_n */
 	size_t min_used;
+	/* The host of every event of the dense minute so far (min_host_set),
+	 * until one of another host (or none) comes (min_mixed): while one
+	 * host has them all, its own minute rollup (AGG_HMIN) is the dense one
+	 * and costs nothing per event; from the first other host on, the
+	 * minute's events are counted per host in the table. */
+	uint8_t min_host;
+	bool min_host_set, min_mixed;
 	/* Lines per host (db_host_line()): how many, and the log time of the
 	 * newest, by host id; hosts[0..nhosts) are the ids touched. */
 	int64_t host_lines[DB_HOST_IDS];

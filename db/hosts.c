@@ -44,6 +44,15 @@ static uint32_t name_hash(const char *p, size_t n)
 	return h;
 }
 
+/* Names are short: a loop costs less than a call to memcmp. */
+static inline bool same(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
 static uint8_t find(const char *p, size_t n, uint32_t h, size_t *free_slot)
 {
 	for (size_t i = 0, j = h & (HOST_SLOTS - 1); i < HOST_SLOTS; i++, j = (j + 1) & (HOST_SLOTS - 1)) {
@@ -52,7 +61,7 @@ static uint8_t find(const char *p, size_t n, uint32_t h, size_t *free_slot)
 			*free_slot = j;
 			return 0;
 		}
-		if (reg.len[id] == n && memcmp(reg.name[id], p, n) == 0)
+		if (reg.len[id] == n && same(reg.name[id], p, n))
 			return id;
 	}
 	*free_slot = HOST_SLOTS;
@@ -67,7 +76,7 @@ uint8_t db_host_id(const char *p, size_t n)
 		n = DB_HOST_NAME_MAX;
 	/* most lines come from the host of the line before */
 	static __thread uint8_t last;
-	if (last && reg.len[last] == n && memcmp(reg.name[last], p, n) == 0)
+	if (last && reg.len[last] == n && same(reg.name[last], p, n))
 		return last;
 	uint32_t h = name_hash(p, n);
 	size_t fs;

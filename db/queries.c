@@ -504,8 +504,8 @@ json_t *db_top_json(struct db *db, enum scope by, int64_t from, int64_t to, int 
 json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to, int kind, int category,
 			 int limit, const char *host)
 {
-	if (host && kind >= 0 && kind != EV_CONNECT && !db_kind_is_evidence((enum ev_kind)kind)) {
-		db_fail(db, "host: the top of one host counts connects and the evidence kinds only");
+	if (host && kind >= 0 && !db_kind_is_evidence((enum ev_kind)kind)) {
+		db_fail(db, "host: the top of one host counts the evidence kinds only");
 		return NULL;
 	}
 	if (kind >= EV__COUNT || category >= CAT__COUNT) {

@@ -320,9 +320,10 @@ static enum MHD_Result api_top(struct web_req *r)
 	const char *host;
 	if (arg_host(r, &host) < 0)
 		return MHD_YES;
-	if (host && kind >= 0 && kind != EV_CONNECT && kind != EV_REJECT && kind != EV_AUTH_FAILURE &&
-	    kind != EV_PROTOCOL && kind != EV_LOST)
-		return BAD(r, "kind: one host's top counts connect, reject, auth_failure, protocol and lost");
+	if (host && kind >= 0 && kind != EV_REJECT && kind != EV_AUTH_FAILURE && kind != EV_PROTOCOL &&
+	    kind != EV_LOST)
+		return BAD(
+		    r, "kind: one host's top counts reject, auth_failure, protocol and lost (not connects)");
 	int64_t now = clock_now(), from = now - window, to = now + 1;
 	const char *fs = web_arg(r, "from"), *ts = web_arg(r, "to");
 	if ((fs || ts) && web_arg(r, "window"))

@@ -140,9 +140,11 @@ try:
         st, _, ev = api(P, "/api/v1/events?host=" + h)
         check("events?host=%s: that host's rows only" % h, st == 200 and len(ev["items"]) == rejects[h]
               and all(e["host"] == h for e in ev["items"]), ev)
-    st, _, top = api(P, "/api/v1/top?by=ip&kind=connect&host=" + HOSTS[0])
+    st, _, top = api(P, "/api/v1/top?by=ip&kind=reject&host=" + HOSTS[0])
     items = {it["prefix"]: it["count"] for it in top.get("items", [])} if st == 200 else None
-    check("top?kind=connect&host=: connects by host", items == {ABUSER: 2, GOOD: 3}, top)
+    check("top?kind=reject&host=: that host's refusals", items == {ABUSER: rejects[HOSTS[0]]}, top)
+    st, _, j = api(P, "/api/v1/top?by=ip&kind=connect&host=" + HOSTS[0])
+    check("top?kind=connect&host= is 400 (connects are not counted per host)", st == 400, (st, j))
     st, _, top = api(P, "/api/v1/top?by=ip")
     items = {it["prefix"]: it["count"] for it in top.get("items", [])} if st == 200 else None
     check("top without host: the abuser over every host", items == {ABUSER: sum(rejects.values())}, top)

@@ -54,6 +54,8 @@ def tables(db):
     out = {}
     for t, cols in (("events", "*"), ("rollup_minute", "*"), ("rollup_hour", "*"), ("top_hour", "*"),
                     ("counters", "*"), ("class_minute", "*"), ("class_hour", "*"),
+                    ("host_rollup_minute", "*"), ("host_rollup_hour", "*"), ("host_top_hour", "*"),
+                    ("hosts", "name, last_ts, lines"),
                     ("decisions", "id, prefix, rule, reason, score, since, until, evidence, response, ended_at, "
                                   "end_reason"),
                     # upgrades of decisions the import made (the pipe finds them by prefix and since)

@@ -418,8 +418,7 @@ enum { TRUST_POSTFIX = 1, TRUST_EXIM = 2, TRUST_AUTO = 4 };
 
 struct output_conf {
 	char *name;
-	char *
-	    format; /* ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json */
+	char *format; /* a format of emitters/ (emit_format_find) */
 	char *path;
 	unsigned families; /* FAMILY_V4 | FAMILY_V6 */
 	bool class_only;   /* scope = class */

@@ -376,9 +376,6 @@ static const struct key parser_keys[] = {
     PK("kind", K_KIND, kind, "kind of the event (default reject)"),
     {NULL, 0, 0, NULL}};
 
-static const char *const output_formats[] = {"ipset",	   "nft",     "iptables", "ip6tables", "postfix",
-					     "postscreen", "rbldnsd", "rbldnsd6", "plain",     "json"};
-
 /* ------------------------------------------------------------------ values */
 
 struct ctx {
@@ -885,19 +882,10 @@ int config_validate(struct config *c, struct errlist *errs)
 		errlist_add(errs, file, 0, "[collector] batch_lines must be at least 1");
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
-		if (!o->format) {
+		/* whether the format exists is for emitters/ to say
+		 * (emitters_check_config): its table is the only list */
+		if (!o->format)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no format", o->name);
-		} else {
-			bool known = false;
-			for (size_t j = 0; j < MXW_ARRAY_LEN(output_formats); j++)
-				known |= strcmp(output_formats[j], o->format) == 0;
-			if (!known)
-				errlist_add(
-				    errs, file, o->defined_line,
-				    "[output %s] unknown format '%s' (ipset, nft, iptables, ip6tables, "
-				    "postfix, postscreen, rbldnsd, rbldnsd6, plain, json)",
-				    o->name, o->format);
-		}
 		if (!o->path)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no path", o->name);
 		if (!o->families)

@@ -25,7 +25,7 @@ int cmd_check_config(int argc, char **argv)
 		switch (ch) {
 		case 'c': path = optarg; break;
 		case 'v': verbose = true; break;
-		case 'h': printf("usage: mxwarden check-config [-c FILE] [-v]\n"); return 0;
+		case 'h': return cli_help("check-config");
 		default: return cli_usage_error("check-config", NULL);
 		}
 	}

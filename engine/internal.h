@@ -138,7 +138,8 @@ struct engine {
 	bool em_synced; /* the outputs were written once */
 	struct decision *em_active;
 	size_t em_n, em_cap;
-	struct web *web; /* the dashboard and API (run only) */
+	struct buf em_metrics, em_published; /* their state for /metrics: rendered, last handed over */
+	struct web *web;		     /* the dashboard and API (run only) */
 	/* the loop (run only) */
 	int sfd, tfd, epfd; /* signalfd, timerfd, epoll; -1 = none */
 	bool more;	    /* the collector had more to read at the last step */

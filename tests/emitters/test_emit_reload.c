@@ -168,6 +168,12 @@ static void test_status_logged(void **state)
 		if (st->reloads_failed != cases[i].failed)
 			fail_msg("%s: reloads_failed got %llu, want %llu", cases[i].argv[0],
 				 (unsigned long long)st->reloads_failed, (unsigned long long)cases[i].failed);
+		/* the status /metrics shows */
+		enum emit_reload_status want = cases[i].failed ? EMIT_RELOAD_FAILED : EMIT_RELOAD_OK;
+		if (st->reload_status != want || st->last_reload <= 0)
+			fail_msg("%s: reload status %s at %lld, want %s", cases[i].argv[0],
+				 emit_reload_status_name(st->reload_status), (long long)st->last_reload,
+				 emit_reload_status_name(want));
 		char *log = log_text();
 		if (!strstr(log, cases[i].log))
 			fail_msg("%s: log lacks \"%s\":\n%s", cases[i].argv[0], cases[i].log, log);
@@ -213,7 +219,9 @@ static void test_timeout_kills_group(void **state)
 	/* the engine keeps running: polls return at once while it sleeps */
 	emitters_poll(em);
 	assert_int_equal(emitters_busy(em), 1);
+	assert_string_equal(emit_reload_status_name(st->reload_status), "running");
 	assert_int_equal(emitters_drain(em, 8000), 0);
+	assert_string_equal(emit_reload_status_name(st->reload_status), "killed");
 	int64_t ms = (clock_mono_us() - t0) / 1000;
 	if (ms < 900 || ms > 5000)
 		fail_msg("killed after %lld ms, want about the 1 s timeout", (long long)ms);

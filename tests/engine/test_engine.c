@@ -15,13 +15,16 @@
  *     sizes) and keeps the aggregator's state: a decision that needs lines
  *     from before and after the reload is made;
  *   - an import in parts (with or without a restart between them) stores
- *     the same decisions, byte for byte, as an import in one go.
+ *     the same decisions, byte for byte, as an import in one go;
+ *   - /metrics shows each output's entries, last write, last reload status
+ *     and circuit breaker, as the engine hands them to the web server.
  *
  * Traffic: connections from documentation addresses that ask for unknown
  * recipients; each refusal names its recipient by a sequence number, so a
  * line stored twice shows.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -653,6 +656,125 @@ static void test_import_parts(void **state)
 	free(one);
 }
 
+/* ------------------------------------------------ the outputs in /metrics */
+
+/* The value of the /metrics line that starts with series (name and labels). */
+static bool metric(const char *text, const char *series, long long *v)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return sscanf(p + n + 1, "%lld", v) == 1;
+	return false;
+}
+
+/* Step until the /metrics line of series says want (or 10 s pass); returns
+ * the last /metrics text (free() it). */
+static char *step_until_metric(struct engine *e, const char *series, long long want)
+{
+	int64_t end = clock_mono_us() + 10 * 1000000;
+	char *text = NULL;
+	long long v = LLONG_MIN;
+	do {
+		assert_int_equal(engine_step(e, 20), 1);
+		free(text);
+		int status = 0;
+		text = tl_http_get(engine_web_port(e), "/metrics", &status);
+		assert_non_null(text);
+		assert_int_equal(status, 200);
+	} while (!(metric(text, series, &v) && v == want) && clock_mono_us() < end);
+	if (v != want)
+		fail_msg("/metrics: %s is %lld, want %lld, in:\n%s", series, v, want, text);
+	return text;
+}
+
+static const struct metric_want {
+	const char *series;
+	long long value; /* -1: the clock's now */
+} at_start[] =
+    {
+	/* a and b are written at once (no entries yet) and reloaded */
+	{"mxwarden_output_entries{output=\"a\"}", 0},
+	{"mxwarden_output_writes_total{output=\"a\"}", 1},
+	{"mxwarden_output_last_write_timestamp_seconds{output=\"a\"}", -1},
+	{"mxwarden_output_reload_status{output=\"a\",status=\"ok\"}", 1},
+	{"mxwarden_output_last_reload_timestamp_seconds{output=\"a\"}", -1},
+	{"mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1},
+	{"mxwarden_output_reloads_failed_total{output=\"b\"}", 1},
+	/* c's file lists entries and the database is new: its breaker holds it */
+	{"mxwarden_output_breaker_open{output=\"c\"}", 1},
+	{"mxwarden_output_breaker_trips_total{output=\"c\"}", 1},
+	{"mxwarden_output_writes_total{output=\"c\"}", 0},
+	{"mxwarden_output_last_write_timestamp_seconds{output=\"c\"}", 0},
+	{"mxwarden_output_reload_status{output=\"c\",status=\"none\"}", 1},
+	{NULL, 0},
+},
+  after_decisions[] = {
+      /* the two harvesters are in every output; c's breaker let them through */
+      {"mxwarden_output_entries{output=\"a\"}", 2},
+      {"mxwarden_output_entries{output=\"b\"}", 2},
+      {"mxwarden_output_entries{output=\"c\"}", 2},
+      {"mxwarden_output_writes_total{output=\"a\"}", 2},
+      {"mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1},
+      {"mxwarden_output_reloads_failed_total{output=\"b\"}", 2},
+      {"mxwarden_output_breaker_open{output=\"c\"}", 0},
+      {"mxwarden_output_breaker_trips_total{output=\"c\"}", 1},
+      {"mxwarden_output_last_write_timestamp_seconds{output=\"c\"}", -1},
+      {NULL, 0},
+};
+
+static void assert_metrics(const char *text, const struct metric_want *w, int64_t now, const char *when)
+{
+	for (; w->series; w++) {
+		long long v;
+		long long want = w->value < 0 ? (long long)now : w->value;
+		if (!metric(text, w->series, &v) || v != want)
+			fail_msg("%s: %s is %s%lld, want %lld, in:\n%s", when, w->series,
+				 metric(text, w->series, &v) ? "" : "missing ", v, want, text);
+	}
+}
+
+/* The engine hands its outputs' state to the web server: /metrics shows,
+ * per output, its entries, last write, last reload status and breaker. */
+static void test_metrics_outputs(void **state)
+{
+	struct fx *f = *state;
+	struct traffic t = {0};
+	traffic_harvest(&t, 0, 2);
+	char *pa = tl_path(f->dir, "a.list"), *pb = tl_path(f->dir, "b.list"),
+	     *pc = tl_path(f->dir, "c.list");
+	assert_int_equal(tl_write(pc, "w", "198.51.100.200\n198.51.100.201\n198.51.100.202\n"), 0);
+	write_conf(f, f->log, 1000);
+	struct buf out = BUF_INIT;
+	buf_printf(&out,
+		   "[output a]\nformat = plain\npath = %s\nreload = /bin/true\n"
+		   "[output b]\nformat = plain\npath = %s\nreload = /bin/false\n"
+		   "[output c]\nformat = plain\npath = %s\n",
+		   pa, pb, pc);
+	assert_int_equal(tl_write(f->conf, "a", buf_str(&out)), 0);
+	buf_free(&out);
+	tl_write(f->log, "w", "");
+	struct engine *e = engine_start(&f->o);
+	assert_non_null(e);
+	int64_t now = clock_now();
+	char *m = step_until_metric(e, "mxwarden_output_reload_status{output=\"a\",status=\"ok\"}", 1);
+	free(m);
+	m = step_until_metric(e, "mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1);
+	assert_metrics(m, at_start, now, "at start");
+	free(m);
+	traffic_append(&t, f->log, 0, t.lines.n);
+	m = step_until_metric(e, "mxwarden_output_entries{output=\"c\"}", 2);
+	free(m);
+	m = step_until_metric(e, "mxwarden_output_reloads_failed_total{output=\"b\"}", 2);
+	assert_metrics(m, after_decisions, now, "after the decisions");
+	free(m);
+	assert_int_equal(engine_free(e), 0);
+	free(pa);
+	free(pb);
+	free(pc);
+	traffic_free(&t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_WARN);
@@ -661,6 +783,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sighup_keeps_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_outputs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

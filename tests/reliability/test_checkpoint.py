@@ -6,8 +6,9 @@ per address, far under the per-IP limit) stays under the class threshold
 (flood_class_count 80) before the kill (50 connects) and crosses it after the
 restart (40 more): the decision equals that of one uninterrupted run (prefix,
 rule, connections counted), and the restart replays no stored row."""
-import json, os, re
-from rellib import *
+import json, os, re, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 CONF = "[storage]\ncheckpoint_interval = 1s\n"
 

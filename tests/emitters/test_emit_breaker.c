@@ -38,10 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	tl_rmtree(dir);
-	free(dir);
-	dir = NULL;
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
 /* One plain output at out_path, reload /bin/true (counted in the stats). */

@@ -41,10 +41,7 @@ static int teardown(void **state)
 	(void)state;
 	unsetenv("MXW_FAULT_OPS");
 	unsetenv("MXW_FAULT_PATH");
-	tl_rmtree(dir);
-	free(dir);
-	dir = NULL;
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
 static const char *const ops[] = {"write", "fsync", "rename"};

@@ -34,10 +34,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	tl_rmtree(dir);
-	free(dir);
-	dir = NULL;
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
 /* The file name in dir, or NULL. */

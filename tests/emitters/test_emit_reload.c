@@ -55,10 +55,7 @@ static int teardown(void **state)
 		fputs(line, stderr);
 	if (fp)
 		fclose(fp);
-	tl_rmtree(dir);
-	free(dir);
-	dir = NULL;
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
 /* The file's text, "" while it does not exist (a child writes it). */

@@ -42,10 +42,7 @@ static int setup_shm(void **state)
 
 static int teardown(void **state)
 {
-	tl_rmtree(dir);
-	free(dir);
-	dir = NULL;
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
 static void test_atomic_basics(void **state)

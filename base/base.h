@@ -588,5 +588,15 @@ void config_protected_default(struct prefix_list *l);
 void config_protected_add_local(struct prefix_list *l);
 /* Render the effective configuration as INI text (mxwarden check-config -v). */
 void config_dump(const struct config *c, struct buf *out);
+/*
+ * The key table itself (mxwarden check-config --keys): every section and
+ * key with what its value looks like, its bounds, its default and what it
+ * means, as one Markdown table per section (the README's reference) or,
+ * with tsv, one line per key: SECTION, KEY, VALUE, DEFAULT, BOUNDS, MEANING
+ * separated by tabs (for a man page). Every key is defined once, in
+ * base/config.c's tables: the defaults, the bounds config_validate()
+ * checks, this reference and config_dump() all come from there.
+ */
+void config_keys(struct buf *out, bool tsv);
 
 #endif

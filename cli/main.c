@@ -25,10 +25,13 @@ static void export_formats(struct buf *out)
  * COMMAND --help`). Usage errors print the synopsis, --help all of it.
  */
 static const struct cli_cmd commands[] = {
-    {"check-config", cmd_check_config, "[-c FILE] [-v]", "check a configuration file, report every error",
+    {"check-config", cmd_check_config, "[-c FILE] [-v]\n--keys[=markdown|tsv]",
+     "check a configuration file, report every error",
      "  -c, --config FILE   the file to check (default: the built-in defaults)\n"
      "  -v, --verbose       print the effective configuration, every key with its value,\n"
      "                      and the networks the MTA trusts with where each came from\n"
+     "      --keys[=F]      print every key with its value, default, bounds and meaning:\n"
+     "                      Markdown tables (the README's), or tsv (one key a line)\n"
      "Every mistake is reported as FILE:LINE: message; the exit status is 1 when there is any.\n",
      NULL},
     {"parse", cmd_parse,

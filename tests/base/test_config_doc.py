@@ -11,17 +11,10 @@ table (base/config.c), which `mxwarden check-config --keys` prints:
 """
 import os, re, subprocess, sys
 
-MXW = os.environ["MXWARDEN"]
-SRC = os.environ["MXW_SOURCE"]
-failures = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import MXW, check, done  # noqa: E402
 
-
-def check(name, cond, detail=""):
-    global failures
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[:3000]), flush=True)
-    if not cond:
-        failures += 1
-
+SRC = os.environ.get("MXW_SOURCE", ".")
 
 readme = open(os.path.join(SRC, "README.md")).read()
 md = subprocess.run([MXW, "check-config", "--keys"], capture_output=True, text=True, check=True).stdout
@@ -67,5 +60,4 @@ for line in readme[:m.start()].splitlines() + readme[m.end():].splitlines() if m
     for k, d in zip(keys, defaults):
         check("README: %s's default is %s" % (k, default_of(k)), d == default_of(k), "README says %r" % d)
 check("the hand-written key tables were found (rules, mta_trusted)", rows >= 15, rows)
-print("%d failed" % failures)
-sys.exit(1 if failures else 0)
+done()

@@ -499,6 +499,47 @@ struct rules_conf {
 	bool dry_run;
 };
 
+/*
+ * [abuse]: reports to the abuse desks of the offenders' networks
+ * (reports/abuse.h). Once the section appears (used), check-config requires
+ * the reporter identity. Nothing is sent unless smtp is set.
+ */
+struct abuse_conf {
+	bool used;		    /* an [abuse] section was read */
+	int line;		    /* its line, for messages */
+	char *contacts;		    /* file of "CIDR ADDRESS" lines, NULL = none */
+	bool rdap;		    /* look contacts up by RDAP (off) */
+	struct strv rdap_bootstrap; /* IANA RDAP bootstrap files (ipv4.json, ipv6.json) */
+	int64_t rdap_ttl;	    /* seconds an RDAP answer is cached in the database */
+	int64_t rdap_timeout;	    /* seconds per RDAP request */
+	char *reporter_org;	    /* XARF reporter and sender: organisation */
+	char *reporter_contact;	    /* ... its abuse address (also the envelope sender) */
+	char *reporter_domain;	    /* ... its domain */
+	int64_t max_per_contact;    /* XARF messages per contact and period; the rest: one summary */
+	char *smtp;		    /* ADDR:PORT of the MTA that sends them, NULL = nothing is sent */
+	int64_t smtp_timeout;	    /* seconds per SMTP reply */
+	int64_t keep;		    /* seconds the written files are kept */
+};
+
+/* [report]: the digest written on a schedule (reports/schedule.h). */
+struct report_conf {
+	char *digest;	   /* "off", "daily" or "HH:MM" (UTC), as written */
+	int64_t digest_at; /* seconds after 00:00 UTC, -1 = off (set by config_validate) */
+	char *dir;	   /* where the digests are written */
+	char *mail_to;	   /* also mail each digest here (through [abuse] smtp), NULL = no */
+	int64_t keep;	   /* seconds the written digests are kept */
+	int64_t top;	   /* the digest's top-N lists */
+};
+
+/* [notify]: a command run with a JSON document per decision on stdin
+ * (reports/notify.h). */
+struct notify_conf {
+	struct strv command; /* absolute path and arguments, no shell; empty = off */
+	int64_t interval;    /* seconds between two starts (later events are coalesced) */
+	int64_t timeout;     /* seconds before the command's process group is killed */
+	int64_t max_pending; /* documents kept while waiting; beyond, counted and dropped */
+};
+
 struct config {
 	char *source; /* the file read, NULL when none */
 	/* [storage] */
@@ -560,6 +601,10 @@ struct config {
 	int64_t web_per_ip_conn;
 	int64_t web_timeout;
 	int64_t web_threads;
+	/* [abuse], [report], [notify] */
+	struct abuse_conf abuse;
+	struct report_conf report;
+	struct notify_conf notify;
 };
 
 /* A list of "FILE:LINE: message" strings. */
@@ -598,5 +643,47 @@ void config_dump(const struct config *c, struct buf *out);
  * checks, this reference and config_dump() all come from there.
  */
 void config_keys(struct buf *out, bool tsv);
+
+/*
+ * Mail addresses and host names as mxwarden writes them into mail headers
+ * and SMTP commands: an addr-spec of dot-atoms only (no quoted local part,
+ * no comments, no blanks or controls; at most 254 bytes) whose domain is a
+ * host name: labels of letters, digits and '-' (not at either end), 1..63
+ * bytes each, at most 253 in all. Anything else is refused, so a value that
+ * passes can never break a header line or an SMTP command.
+ */
+bool mail_addr_ok(const char *s);
+bool hostname_ok(const char *s);
+
+/* ----------------------------------------------------------- child process */
+
+/*
+ * A command run without a shell (posix_spawnp of argv as configured), in a
+ * process group of its own, stdin from stdin_fd (-1: /dev/null), stdout on
+ * /dev/null, stderr collected (the first 4 KiB) through a non-blocking
+ * pipe; after timeout seconds the whole group gets SIGKILL. Nothing here
+ * blocks but child_kill(), which waits for the child it kills. It never
+ * signals a process group it did not create. A zeroed struct is idle.
+ */
+struct child {
+	int pid; /* 0: none running */
+	int errfd;
+	struct buf err;			   /* what it wrote on stderr */
+	int64_t start_mono, deadline_mono; /* microseconds */
+	bool killed;			   /* we killed it (timeout) */
+};
+/* Start argv. Returns 0, or -1 with a message in err (errsz bytes). */
+int child_start(struct child *c, const struct strv *argv, int stdin_fd, int64_t timeout, char *err,
+		size_t errsz);
+/* Reap or kill as due: 1 when the child ended in this call (*status as
+ * waitpid's, c->pid 0, c->err holding its stderr), 0 while it runs (or
+ * when none runs), -1 when it was lost (reaped elsewhere). */
+int child_poll(struct child *c, int *status);
+/* Kill the group and wait for the child (shutdown); a no-op when idle. */
+void child_kill(struct child *c);
+/* "exited with status 1 after 12 ms; stderr: ..." for a log line. */
+void child_describe(const struct child *c, int status, int64_t ms, struct buf *out);
+/* Release the stderr buffer. */
+void child_free(struct child *c);
 
 #endif

@@ -356,6 +356,46 @@ static const struct key web_keys[] = {
     CK("threads", K_INT, web_threads, "4", LIM_NONE, "HTTP worker threads"),
     {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
+static const struct key abuse_keys[] = {
+    CK("contacts", K_STR, abuse.contacts, NULL, LIM_NONE,
+       "file of 'CIDR ADDRESS' lines: the abuse contact of each network"),
+    CK("rdap", K_BOOL, abuse.rdap, "no", LIM_NONE, "look up the contacts of other networks by RDAP"),
+    CK("rdap_bootstrap", K_STRLIST, abuse.rdap_bootstrap, NULL, LIM_NONE,
+       "IANA RDAP bootstrap files (https://data.iana.org/rdap/ipv4.json, ipv6.json)"),
+    CK("rdap_ttl", K_DUR, abuse.rdap_ttl, "7d", LIM_NONE, "how long an RDAP answer is kept in the database"),
+    CK("rdap_timeout", K_DUR, abuse.rdap_timeout, "10s", LIM_AT_LEAST(1),
+       "time allowed for one RDAP request"),
+    CK("reporter_org", K_STR, abuse.reporter_org, NULL, LIM_NONE, "the reporting organisation (required)"),
+    CK("reporter_contact", K_STR, abuse.reporter_contact, NULL, LIM_NONE,
+       "its abuse address, also the envelope sender (required)"),
+    CK("reporter_domain", K_STR, abuse.reporter_domain, NULL, LIM_NONE, "its domain (required)"),
+    CK("max_per_contact", K_INT, abuse.max_per_contact, "10", LIM_AT_LEAST(1),
+       "XARF messages per contact and period; the rest go as one summary"),
+    CK("smtp", K_ADDRPORT, abuse.smtp, NULL, LIM_NONE,
+       "send the reports through this MTA (e.g. 127.0.0.1:25); unset: write only"),
+    CK("smtp_timeout", K_DUR, abuse.smtp_timeout, "30s", LIM_AT_LEAST(1), "time allowed for each SMTP reply"),
+    CK("keep", K_DUR, abuse.keep, "30d", LIM_NONE, "written report files older than this are removed"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
+
+static const struct key report_keys[] = {
+    CK("digest", K_STR, report.digest, "off", LIM_NONE,
+       "off, daily (00:00 UTC) or a time of day HH:MM (UTC)"),
+    CK("dir", K_STR, report.dir, "var/reports", LIM_NONE, "directory of the scheduled digests"),
+    CK("mail_to", K_STR, report.mail_to, NULL, LIM_NONE, "also mail each digest here (through [abuse] smtp)"),
+    CK("keep", K_DUR, report.keep, "30d", LIM_NONE, "digests older than this are removed"),
+    CK("top", K_INT, report.top, "20", LIM(1, 1000), "entries in the digest's top lists"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
+
+static const struct key notify_keys[] = {
+    CK("command", K_COMMAND, notify.command, NULL, LIM_NONE,
+       "run on each new decision, upgrade and circuit-breaker opening, JSON on stdin (no shell)"),
+    CK("interval", K_DUR, notify.interval, "10s", LIM_AT_LEAST(1),
+       "at most one start per interval; events meanwhile are coalesced"),
+    CK("timeout", K_DUR, notify.timeout, "30s", LIM_NONE, "the command's process group is killed after this"),
+    CK("max_pending", K_INT, notify.max_pending, "1000", LIM_AT_LEAST(1),
+       "documents kept while waiting; beyond, dropped and counted"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
+
 static const struct key output_keys[] = {
     OK("format", K_STR, format, NULL, LIM_NONE,
        "the blocklist's format (required; `mxwarden export --help` lists them)"),
@@ -684,7 +724,10 @@ enum section {
 	SEC_RULES,
 	SEC_SAFETY,
 	SEC_OUTPUT,
-	SEC_WEB
+	SEC_WEB,
+	SEC_ABUSE,
+	SEC_REPORT,
+	SEC_NOTIFY
 };
 
 static const struct {
@@ -697,6 +740,8 @@ static const struct {
     {"parser", SEC_PARSER, true, parser_keys},	   {"classes", SEC_CLASSES, false, classes_keys},
     {"rules", SEC_RULES, false, rules_keys},	   {"safety", SEC_SAFETY, false, safety_keys},
     {"output", SEC_OUTPUT, true, output_keys},	   {"web", SEC_WEB, false, web_keys},
+    {"abuse", SEC_ABUSE, false, abuse_keys},	   {"report", SEC_REPORT, false, report_keys},
+    {"notify", SEC_NOTIFY, false, notify_keys},
 };
 
 void config_defaults(struct config *c)
@@ -705,6 +750,7 @@ void config_defaults(struct config *c)
 	for (size_t i = 0; i < MXW_ARRAY_LEN(sections); i++)
 		if (!sections[i].named)
 			apply_defaults(c, sections[i].keys, c);
+	c->report.digest_at = -1; /* not a key: what config_validate() makes of [report] digest */
 }
 
 static bool valid_name(const char *s)
@@ -831,6 +877,10 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 				base = NULL;
 			} else {
 				base = c;
+				if (sections[sec].sec == SEC_ABUSE && !c->abuse.used) {
+					c->abuse.used = true;
+					c->abuse.line = x.line;
+				}
 			}
 			continue;
 		}
@@ -941,6 +991,117 @@ static void check_bounds(const char *sec, const char *name, const struct key *ke
 	}
 }
 
+/* ---------------------------------------------- addresses in mail headers */
+
+bool hostname_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char ch = s[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if (!alnum && !(ch == '-' && label > 0))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+bool mail_addr_ok(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	if (!at || at == s || strlen(s) > 254 || at - s > 64 || !hostname_ok(at + 1))
+		return false;
+	static const char atext[] = "!#$%&'*+/=?^_`{|}~-";
+	for (const char *p = s; p < at; p++) {
+		char ch = *p;
+		if (ch == '.') {
+			if (p == s || p + 1 == at || p[1] == '.')
+				return false;
+			continue;
+		}
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if (!alnum && !(ch && strchr(atext, ch)))
+			return false;
+	}
+	return true;
+}
+
+/* "HH:MM" -> seconds after midnight, -1 when it is not one. */
+static int64_t parse_time_of_day(const char *v)
+{
+	if (strlen(v) != 5 || v[2] != ':')
+		return -1;
+	for (int i = 0; i < 5; i++)
+		if (i != 2 && (v[i] < '0' || v[i] > '9'))
+			return -1;
+	int h = (v[0] - '0') * 10 + (v[1] - '0'), m = (v[3] - '0') * 10 + (v[4] - '0');
+	if (h > 23 || m > 59)
+		return -1;
+	return h * 3600 + m * 60;
+}
+
+/* A reporter organisation goes into a mail header and the XARF report:
+ * printable UTF-8, at most 200 bytes (XARF's maxLength). */
+static bool org_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 200 || !utf8_valid(s, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static void validate_reports(struct config *c, const char *file, struct errlist *errs)
+{
+	struct abuse_conf *a = &c->abuse;
+	int line = a->line;
+	if (a->used) {
+		if (!a->reporter_org)
+			errlist_add(errs, file, line,
+				    "[abuse] needs reporter_org (the reporting organisation)");
+		else if (!org_ok(a->reporter_org))
+			errlist_add(errs, file, line,
+				    "[abuse] reporter_org must be printable UTF-8 of at most 200 bytes");
+		if (!a->reporter_contact)
+			errlist_add(errs, file, line, "[abuse] needs reporter_contact (your abuse address)");
+		else if (!mail_addr_ok(a->reporter_contact))
+			errlist_add(errs, file, line,
+				    "[abuse] reporter_contact: '%s' is not a plain mail address",
+				    a->reporter_contact);
+		if (!a->reporter_domain)
+			errlist_add(errs, file, line, "[abuse] needs reporter_domain (your domain)");
+		else if (!hostname_ok(a->reporter_domain))
+			errlist_add(errs, file, line, "[abuse] reporter_domain: '%s' is not a domain name",
+				    a->reporter_domain);
+		if (a->rdap && a->rdap_bootstrap.n == 0)
+			errlist_add(
+			    errs, file, line,
+			    "[abuse] rdap needs rdap_bootstrap (the IANA files ipv4.json and ipv6.json)");
+	}
+	struct report_conf *r = &c->report;
+	r->digest_at = -1;
+	if (strcmp(r->digest, "daily") == 0)
+		r->digest_at = 0;
+	else if (strcmp(r->digest, "off") != 0 && (r->digest_at = parse_time_of_day(r->digest)) < 0)
+		errlist_add(errs, file, 0,
+			    "[report] digest: '%s' is not off, daily or a time of day HH:MM (UTC)",
+			    r->digest);
+	if (r->mail_to && !mail_addr_ok(r->mail_to))
+		errlist_add(errs, file, 0, "[report] mail_to: '%s' is not a plain mail address", r->mail_to);
+	if (r->mail_to && !a->smtp)
+		errlist_add(errs, file, 0, "[report] mail_to needs [abuse] smtp (the MTA that sends it)");
+}
+
 int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
@@ -976,6 +1137,7 @@ int config_validate(struct config *c, struct errlist *errs)
 		if (!o->families)
 			errlist_add(errs, file, o->defined_line, "[output %s] families is empty", o->name);
 	}
+	validate_reports(c, file, errs);
 	for (size_t i = 0; i < c->n_parsers; i++) {
 		struct parser_rule_conf *p = &c->parsers[i];
 		if (!p->pattern)
@@ -1026,6 +1188,16 @@ void config_free(struct config *c)
 	free(c->token_file);
 	free(c->assets_dir);
 	free(c->lookup_url);
+	free(c->abuse.contacts);
+	strv_free(&c->abuse.rdap_bootstrap);
+	free(c->abuse.reporter_org);
+	free(c->abuse.reporter_contact);
+	free(c->abuse.reporter_domain);
+	free(c->abuse.smtp);
+	free(c->report.digest);
+	free(c->report.dir);
+	free(c->report.mail_to);
+	strv_free(&c->notify.command);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1149,6 +1321,8 @@ void config_dump(const struct config *c, struct buf *out)
 				dump_keys(out, sections[i].keys, &c->parsers[j]);
 				buf_appendc(out, '\n');
 			}
+		} else if (sections[i].sec == SEC_ABUSE && !c->abuse.used) {
+			buf_appends(out, "# [abuse] not set: no abuse reports\n\n");
 		} else {
 			buf_printf(out, "[%s]\n", sections[i].name);
 			dump_keys(out, sections[i].keys, c);

@@ -54,5 +54,6 @@ int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_abuse_report(int argc, char **argv);
 
 #endif

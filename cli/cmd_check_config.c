@@ -1,10 +1,11 @@
 /*
  * cmd_check_config.c - `mxwarden check-config [-c FILE] [-v]`: read the
  * file, report every mistake as FILE:LINE: message, exit 1 when there is
- * any; with -v print the effective configuration, with the networks the
- * MTA trusts (mta_trusted) and where each came from; with --keys the key
- * table itself (every key's value, default, bounds and meaning: the
- * README's reference, and what a man page is made from).
+ * any (also in [abuse] contacts, the contact map); with -v print the
+ * effective configuration, with the networks the MTA trusts (mta_trusted)
+ * and where each came from; with --keys the key table itself (every key's
+ * value, default, bounds and meaning: the README's reference, and what a
+ * man page is made from).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "parsers/parsers.h"
+#include "reports/abuse.h"
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -59,6 +61,17 @@ int cmd_check_config(int argc, char **argv)
 		if (!p)
 			rc = -1;
 		parser_free(p);
+		errlist_free(&errs);
+	}
+	if (rc == 0 && c.abuse.contacts) {
+		/* every bad line of the contact map, as FILE:LINE: message */
+		struct errlist errs = {0};
+		struct abuse_contacts *m = abuse_contacts_load(&c.abuse, &errs);
+		for (size_t i = 0; i < errs.msgs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs.v[i]);
+		if (!m)
+			rc = -1;
+		abuse_contacts_free(m);
 		errlist_free(&errs);
 	}
 	if (rc == 0) {

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "db/db.h"
+#include "reports/abuse.h"
 #include "reports/reports.h"
 
 static int parse_time(const char *s, int64_t *secs)
@@ -149,6 +150,12 @@ int cmd_report(int argc, char **argv)
 			to = now;
 		}
 		r = report_digest_json(db, from, to, now, top, &e);
+		if (r && c.abuse.used) {
+			/* what is worth an abuse report but has no contact */
+			json_t *u = abuse_uncontacted_json(&c, db, from, to, now);
+			if (u)
+				json_object_set_new(r, "abuse_no_contact", u);
+		}
 	} else {
 		r = report_evidence_json(db, &q, now, lines, redact, &e);
 	}

@@ -126,6 +126,19 @@ static const struct cli_cmd commands[] = {
      "  -c, --config FILE      the configuration\n"
      "  -d, --db PATH          the database (default: [storage] db)\n",
      NULL},
+    {"abuse-report", cmd_abuse_report,
+     "[--since DURATION | --from TIME [--to TIME]] --out DIR [-c FILE] [--db PATH]\n"
+     "--list [-c FILE] [--db PATH]",
+     "XARF reports to the offenders' abuse contacts (sent with [abuse] smtp)",
+     "      --since DURATION   the period up to now: 90s, 10m, 2h, 7d (default 1d)\n"
+     "      --from TIME, --to TIME   the period, RFC 3339\n"
+     "  -o, --out DIR          write one XARF report per offending prefix into DIR (and send\n"
+     "                         it through [abuse] smtp when set)\n"
+     "      --list             print what was written and sent (the outbox) as JSON\n"
+     "  -c, --config FILE      the configuration ([abuse]: contacts, RDAP, the reporter)\n"
+     "  -d, --db PATH          the database (default: [storage] db)\n"
+     "A report is sent once: the outbox in the database remembers it.\n",
+     NULL},
 };
 
 static const struct cli_cmd *find_cmd(const char *name)

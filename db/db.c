@@ -123,6 +123,28 @@ static const char *const migrations[] = {
      * deleted with the checkpoint's row. */
     ("CREATE TABLE IF NOT EXISTS agg_checkpoint_source(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL,"
      " source_offset INTEGER NOT NULL, source_lines INTEGER NOT NULL);"),
+    /* 6 -> 7: what the reports wrote and sent (issue 19). outbox: one row
+     * per message written (an abuse report, a contact's summary, a mailed
+     * digest): to whom, when written and to which file, the message itself
+     * (dropped after [abuse] keep), when sent. abuse_reported: the
+     * decisions an abuse report covered, so that no decision is reported
+     * twice whatever the period or directory. rdap_cache: RDAP answers by
+     * the address range they cover (17-byte keys, db_ip_key), with the
+     * abuse contact found (NULL: none) until expires_at. decisions_since:
+     * the decisions made in a period. */
+    ("CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT,"
+     " report_id TEXT, rcpt TEXT NOT NULL, subject TEXT, written_at INTEGER NOT NULL, file TEXT,"
+     " message BLOB, sent_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+     "CREATE INDEX IF NOT EXISTS outbox_rcpt ON outbox(rcpt, written_at);"
+     "CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox(written_at) WHERE sent_at IS NULL;"
+     "CREATE UNIQUE INDEX IF NOT EXISTS outbox_key ON outbox(kind, key) WHERE key IS NOT NULL;"
+     "CREATE TABLE IF NOT EXISTS abuse_reported(decision_id INTEGER PRIMARY KEY, outbox_id INTEGER NOT NULL,"
+     " at INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS abuse_reported_outbox ON abuse_reported(outbox_id);"
+     "CREATE TABLE IF NOT EXISTS rdap_cache(id INTEGER PRIMARY KEY, lo BLOB NOT NULL, hi BLOB NOT NULL,"
+     " contact TEXT, server TEXT, fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS rdap_cache_lo ON rdap_cache(lo, hi);"
+     "CREATE INDEX IF NOT EXISTS decisions_since ON decisions(since);"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {
@@ -187,6 +209,8 @@ static const char *const stmt_sql[Q__COUNT] = {
 			   " ORDER BY since DESC, id DESC",
     [Q_DECISIONS_COUNT] = "SELECT count(*) FROM decisions WHERE prefix = ? AND since >= ?",
     [Q_DECISION_GET] = "SELECT " DECISION_COLS " FROM decisions WHERE id = ?",
+    [Q_DECISIONS_MADE] = "SELECT " DECISION_COLS " FROM decisions WHERE since >= ?1 AND since < ?2"
+			 " ORDER BY since, id",
     [Q_AUDIT_INSERT] = "INSERT INTO audit(at, who, action, prefix, reason) VALUES(?,?,?,?,?)",
 };
 

@@ -76,7 +76,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 
@@ -380,6 +380,11 @@ int64_t db_decision_find(struct db *db, const struct prefix *p, int64_t since);
 /* Fetch one decision by id. Returns 1 and calls cb once, 0 when unknown, -1. */
 int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
 
+/* Every decision made in [from, to) (since, UTC seconds), manual or not,
+ * active or ended, oldest first (by since, then id). Returns 0, the
+ * callback's value, or -1. */
+int db_decisions_made(struct db *db, int64_t from, int64_t to, db_decision_cb cb, void *arg);
+
 /* Append to the audit trail (manual blocks, unblocks, config reloads).
  * prefix may be NULL. Strings are stored as given. Returns 0, or -1. RW. */
 int db_audit_add(struct db *db, int64_t when, const char *who, const char *action,
@@ -522,6 +527,75 @@ json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t sin
 /* The audit trail, newest first: {"items": [{"id", "when", "who",
  * "action", "prefix", "reason"}], "next": cursor|null}. */
 json_t *db_audit_json(struct db *db, int limit, const char *cursor);
+
+/* -------------------------------------------------- outbox (reports/) */
+
+/*
+ * What the reports wrote and sent (schema 7): one row per message (an abuse
+ * report, a contact's summary, a mailed digest) with its envelope recipient,
+ * when it was written and to which file, the message itself, and when it
+ * was sent; and which decisions each abuse report covered, so that a
+ * decision is reported once, whatever the period or output directory.
+ * These are the only rows the reports write: "reports change nothing but
+ * this record".
+ */
+struct db_outbox_msg {
+	int64_t id;	       /* set by db_outbox_add() */
+	const char *kind;      /* "xarf", "summary", "digest" */
+	const char *key;       /* unique within kind (a digest's file name), NULL = none */
+	const char *report_id; /* XARF report_id, NULL = none */
+	const char *rcpt;      /* the envelope recipient */
+	const char *subject;   /* for listings */
+	const char *file;      /* the file written, NULL = none */
+	const char *message;   /* the whole message (RFC 5322), NULL once pruned */
+	size_t len;
+	int64_t written_at;	/* UTC seconds */
+	int64_t sent_at;	/* 0 = not sent */
+	int64_t attempts;	/* SMTP attempts that failed */
+	const char *last_error; /* the last failure, NULL = none */
+};
+/*
+ * Record m (written) and mark the decisions ids[0..n) as reported by it, in
+ * one transaction (or in the open batch). A (kind, key) recorded before is
+ * an error. Sets m->id. Returns 0, or -1. RW.
+ */
+int db_outbox_add(struct db *db, struct db_outbox_msg *m, const int64_t *ids, size_t n);
+/* The message id was sent at `at` (0 when it was already marked), or -1. RW. */
+int db_outbox_sent(struct db *db, int64_t id, int64_t at);
+/* Sending message id failed with error (attempts + 1). 0 or -1. RW. */
+int db_outbox_failed(struct db *db, int64_t id, const char *error);
+/* Callback for outbox listings; strings borrowed for the call. Non-zero stops. */
+typedef int (*db_outbox_cb)(void *arg, const struct db_outbox_msg *m);
+/* The messages of kind (NULL: any) not sent yet, written at or after
+ * since, with their message still stored and fewer than max_attempts
+ * failures, oldest first. The callback may write (db_outbox_sent). 0, the
+ * callback's value, or -1. */
+int db_outbox_unsent(struct db *db, int64_t since, int64_t max_attempts, const char *kind, db_outbox_cb cb,
+		     void *arg);
+/* How many messages of kind (NULL: any) to rcpt were written at or after
+ * since, or -1. */
+int64_t db_outbox_count(struct db *db, const char *rcpt, const char *kind, int64_t since);
+/* 1 when a message of kind with key is recorded, 0 when not, -1. */
+int db_outbox_has_key(struct db *db, const char *kind, const char *key);
+/* 1 when decision id was covered by an abuse report, 0 when not, -1. */
+int db_abuse_reported(struct db *db, int64_t decision_id);
+/* Forget the message bodies of rows written before `before` (the row,
+ * who and when, stays). Returns how many, or -1. RW. */
+int64_t db_outbox_prune(struct db *db, int64_t before);
+/* The outbox, newest first: {"items": [{"id", "kind", "report_id", "rcpt",
+ * "subject", "file", "written_at", "sent_at", "attempts", "last_error",
+ * "decisions": [ids]}]} (at most limit rows). NULL on error. */
+json_t *db_outbox_json(struct db *db, int limit);
+
+/*
+ * The RDAP cache: the abuse contact found for the range [lo, hi] of
+ * addresses (one RDAP network), valid until expires_at. db_rdap_get()
+ * finds the narrowest unexpired range holding ip: 1 with its contact in out
+ * ("" when the registry named none), 0 when none is cached, -1. RW for put.
+ */
+int db_rdap_get(struct db *db, const struct ipaddr *ip, int64_t now, char *out, size_t outsz);
+int db_rdap_put(struct db *db, const struct ipaddr *lo, const struct ipaddr *hi, const char *contact,
+		const char *server, int64_t now, int64_t expires_at);
 
 /* ------------------------------------------------------------ retention */
 

@@ -44,6 +44,7 @@ enum stmt_id {
 	Q_DECISIONS_FAMILY,
 	Q_DECISIONS_COUNT,
 	Q_DECISION_GET,
+	Q_DECISIONS_MADE,
 	Q_AUDIT_INSERT,
 	Q__COUNT
 };
@@ -114,8 +115,8 @@ struct db {
 	sqlite3_stmt *st[Q__COUNT];
 	/* Statements of the queries (queries.c), cached by their SQL text's
 	 * address: each is a static string. */
-	const char *qsql[48];
-	sqlite3_stmt *qst[48];
+	const char *qsql[96];
+	sqlite3_stmt *qst[96];
 	size_t nq;
 	struct agg agg;
 	/* The last event id given in this batch (-1: none yet); see next_event_id(). */

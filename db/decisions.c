@@ -354,3 +354,13 @@ int db_audit_add(struct db *db, int64_t when, const char *who, const char *actio
 		sqlite3_bind_text(st, 5, reason, -1, SQLITE_TRANSIENT);
 	return db_step_done(db, st, "audit");
 }
+
+int db_decisions_made(struct db *db, int64_t from, int64_t to, db_decision_cb cb, void *arg)
+{
+	sqlite3_stmt *st = db_stmt(db, Q_DECISIONS_MADE);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	return each_decision(db, st, NULL, cb, arg);
+}

@@ -50,17 +50,14 @@ int emit_validate_lines(const char *text, size_t len, struct buf *err, const cha
 bool emit_is_canonical_prefix(const char *t, size_t n);
 
 /*
- * One output's reload command: at most one child at a time, in its own
- * process group, stderr collected through a non-blocking pipe (first 4 KiB
- * kept), killed with its whole group at the deadline. pending: a rewrite
- * came while it ran, run once more when it ends.
+ * One output's reload command (base's struct child): at most one at a time,
+ * in its own process group, stderr collected, killed with its whole group
+ * at the deadline. pending: a rewrite came while it ran, run once more when
+ * it ends.
  */
 struct emit_reload {
-	pid_t pid; /* 0: none running */
-	int errfd;
-	struct buf err;
-	int64_t start_mono, deadline_mono; /* microseconds */
-	bool killed, pending;
+	struct child ch;
+	bool pending;
 };
 /* Start argv with timeout seconds. Returns 0, or -1 when it cannot start
  * (logged). name is the output's name, for messages. */

@@ -219,7 +219,7 @@ struct emitters *emitters_new(const struct config *c, struct buf *err)
 		o->oc = &em->confs[i];
 		o->fmt = o->oc->format ? emit_format_find(o->oc->format) : NULL;
 		o->set_name = o->oc->set_name ? o->oc->set_name : "mxwarden";
-		o->rl.errfd = -1;
+		o->rl.ch.errfd = -1;
 		o->next_due = INT64_MAX;
 		o->refresh_at = INT64_MAX;
 		o->retry_at = INT64_MAX;
@@ -266,7 +266,7 @@ void emitters_free(struct emitters *em)
 		return;
 	for (size_t i = 0; i < em->n; i++) {
 		emit_reload_kill(&em->o[i].rl);
-		buf_free(&em->o[i].rl.err);
+		child_free(&em->o[i].rl.ch);
 		free(em->o[i].prev);
 	}
 	for (size_t i = 0; i < em->n; i++)
@@ -326,13 +326,13 @@ static void run_reload(struct out_state *o)
 	o->rl.pending = false;
 	o->last_reload_mono = clock_mono_us();
 	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
-	o->st.reload_status = o->rl.pid > 0 ? EMIT_RELOAD_RUNNING : EMIT_RELOAD_FAILED;
+	o->st.reload_status = o->rl.ch.pid > 0 ? EMIT_RELOAD_RUNNING : EMIT_RELOAD_FAILED;
 	o->st.last_reload = clock_now();
 }
 
 static bool reload_may_start(const struct out_state *o)
 {
-	return o->rl.pid <= 0 &&
+	return o->rl.ch.pid <= 0 &&
 	       (o->last_reload_mono == 0 || clock_mono_us() - o->last_reload_mono >= RELOAD_MIN_INTERVAL_US);
 }
 
@@ -628,7 +628,7 @@ size_t emitters_busy(const struct emitters *em)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < em->n; i++)
-		k += (em->o[i].rl.pid > 0) + em->o[i].rl.pending;
+		k += (em->o[i].rl.ch.pid > 0) + em->o[i].rl.pending;
 	return k;
 }
 
@@ -699,7 +699,7 @@ int emitters_reconfigure(struct emitters *em, const struct config *c)
 			n->fmt = fmt;
 			n->retry_at = INT64_MIN; /* re-filter with the new settings now */
 			memset(old, 0, sizeof *old);
-			old->rl.errfd = -1;
+			old->rl.ch.errfd = -1;
 			continue;
 		}
 		if (old)

@@ -36,10 +36,44 @@ static void redact(struct buf *s, const char *what, size_t n, const char *mask)
 	*s = out;
 }
 
+/* A short name (one or two bytes) is redacted only where it stands as a
+ * logged value, "=NAME" followed by a delimiter (Postfix sasl_username=,
+ * Exim set_id=): replacing it everywhere would blank parts of words. */
+static void redact_value(struct buf *s, const char *name)
+{
+	size_t n = strlen(name);
+	struct buf out = BUF_INIT;
+	const char *p = buf_str(s), *end = p + s->len;
+	bool hit = false;
+	while (p < end) {
+		const char *q = memchr(p, '=', (size_t)(end - p));
+		if (!q)
+			break;
+		const char *v = q + 1;
+		bool match = (size_t)(end - v) >= n && memcmp(v, name, n) == 0 &&
+			     (v + n == end || strchr(" ,;)]>\t", v[n]) != NULL);
+		buf_append(&out, p, (size_t)(v - p));
+		if (match) {
+			buf_appends(&out, "[redacted]");
+			p = v + n;
+			hit = true;
+		} else {
+			p = v;
+		}
+	}
+	if (!hit) {
+		buf_free(&out);
+		return;
+	}
+	buf_append(&out, p, (size_t)(end - p));
+	buf_free(s);
+	*s = out;
+}
+
 /* The line of one stored event, redacted: the recipient's local part where
  * it stands before its '@' (the domain stays: it says which of our domains
  * was targeted) and the AUTH user name. */
-static json_t *event_line(json_t *ev, bool red)
+json_t *report_event_line(const json_t *ev, bool red)
 {
 	const char *line = json_string_value(json_object_get(ev, "line"));
 	if (!line)
@@ -56,8 +90,10 @@ static json_t *event_line(json_t *ev, bool red)
 				redact(&b, to, strlen(to), "[redacted]");
 		}
 		const char *user = json_string_value(json_object_get(ev, "user"));
-		if (user)
+		if (user && strlen(user) >= 3)
 			redact(&b, user, strlen(user), "[redacted]");
+		else if (user && *user)
+			redact_value(&b, user);
 	}
 	json_t *s = json_stringn(buf_str(&b), b.len);
 	buf_free(&b);
@@ -108,7 +144,7 @@ json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now,
 		json_t *ev;
 		json_array_foreach(json_object_get(p, "items"), i, ev)
 		{
-			json_t *l = event_line(ev, red);
+			json_t *l = report_event_line(ev, red);
 			if (l)
 				json_array_append_new(newest, l);
 		}

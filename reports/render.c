@@ -276,6 +276,30 @@ static void render_digest(struct out *o, const json_t *r)
 		  json_object_get(r, "top_ips"));
 	top_table(o, "Top IP classes by evidence events", json_object_get(r, "top_classes"));
 	top_table(o, "Top IP classes by connections", json_object_get(r, "top_connecting_classes"));
+	const json_t *nc = json_object_get(r, "abuse_no_contact");
+	if (json_is_array(nc)) {
+		heading(o, "Worth an abuse report, but no contact known");
+		if (!json_array_size(nc)) {
+			para_open(o);
+			buf_appends(o->b, "none");
+			para_close(o);
+		} else {
+			static const char *const cols[] = {"prefix", "rule", "response", "since", "why"};
+			table_open(o, cols, 5);
+			size_t i;
+			json_t *d;
+			json_array_foreach(nc, i, d)
+			{
+				row_open(o);
+				cell(o, js(d, "prefix"), 40, false);
+				cell(o, js(d, "rule"), 8, false);
+				cell(o, js(d, "response"), 8, false);
+				cell(o, js(d, "since"), 20, false);
+				cell(o, js(d, "reason"), 0, true);
+			}
+			table_close(o);
+		}
+	}
 	page_close(o);
 }
 

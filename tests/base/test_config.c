@@ -138,9 +138,21 @@ static void test_errors_table(void **state)
 	    {"[parser p]\npattern = x\ncategory = nope\n",
 	     {":3: category: unknown category 'nope'", ":1: [parser p] has no category", NULL}},
 	    /* the bounds of the key table */
-	    {"[rules]\nharvest_ratio = 1.5\n[collector]\nbatch_lines = 0\n",
+	    {"[rules]\nharvest_ratio = 1.5\n[collector]\nbatch_lines = 0\n[report]\ntop = 0\n",
 	     {": [collector] batch_lines must be at least 1",
-	      ": [rules] harvest_ratio must be between 0 and 1", NULL}},
+	      ": [rules] harvest_ratio must be between 0 and 1", ": [report] top must be between 1 and 1000",
+	      NULL}},
+	    {"[web]\n[abuse]\ncontacts = /x\n",
+	     {":2: [abuse] needs reporter_org", ":2: [abuse] needs reporter_contact",
+	      ":2: [abuse] needs reporter_domain", NULL}},
+	    {"[abuse]\nreporter_org = A\x01B\nreporter_contact = a b@x.example\nreporter_domain = "
+	     "-x.example\n"
+	     "rdap = yes\n",
+	     {":1: [abuse] reporter_org must be printable", ":1: [abuse] reporter_contact: 'a b@x.example'",
+	      ":1: [abuse] reporter_domain: '-x.example'", ":1: [abuse] rdap needs rdap_bootstrap"}},
+	    {"[report]\ndigest = 25:00\nmail_to = x@y.example\n[notify]\ncommand = notify.sh\n",
+	     {":5: command: the command must be an absolute", ": [report] digest: '25:00' is not off, daily",
+	      ": [report] mail_to needs [abuse] smtp", NULL}},
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
 		char *p = write_tmp(cases[i].text);
@@ -181,7 +193,9 @@ static void test_dump_reads_back(void **state)
 	    "postfix, exim\nmax_change = 25%\n[output a]\nformat = nft\npath = /tmp/a\nfamilies = "
 	    "ipv6\nscope "
 	    "= class\nmin_response = reject\nreload = /usr/sbin/nft -f \"/tmp/a b\"\nreload_timeout = 2m\n"
-	    "[parser p]\npattern = ^x (?<ip>\\S+)\ncategory = auth\nkind = protocol\n",
+	    "[parser p]\npattern = ^x (?<ip>\\S+)\ncategory = auth\nkind = protocol\n"
+	    "[abuse]\nreporter_org = Example Mail\nreporter_contact = abuse@example.org\nreporter_domain = "
+	    "example.org\nsmtp = 127.0.0.1:25\n[report]\ndigest = 06:30\n[notify]\ncommand = /bin/cat -\n",
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(files); i++) {
 		struct config c;
@@ -210,6 +224,40 @@ static void test_dump_reads_back(void **state)
 		unlink(q);
 		free(p);
 		free(q);
+	}
+}
+
+static void test_report_keys(void **state)
+{
+	static const struct {
+		const char *digest;
+		int64_t at;
+	} cases[] = {{"off", -1}, {"daily", 0}, {"06:30", 23400}, {"23:59", 86340}, {"00:00", 0}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		char text[400];
+		snprintf(
+		    text, sizeof text,
+		    "[abuse]\nreporter_org = Example \"Mail\" <Ops>\nreporter_contact = abuse@example.org\n"
+		    "reporter_domain = example.org\nsmtp = 127.0.0.1:25\n[report]\ndigest = %s\n"
+		    "mail_to = pm@example.org\n[notify]\ncommand = /bin/cat -\n",
+		    cases[i].digest);
+		char *p = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		assert_int_equal(config_load(&c, p, &e), 0);
+		assert_int_equal(config_validate(&c, &e), 0);
+		if (c.report.digest_at != cases[i].at)
+			fail_msg("digest = %s: got %lld, want %lld", cases[i].digest,
+				 (long long)c.report.digest_at, (long long)cases[i].at);
+		assert_true(c.abuse.used);
+		assert_int_equal(c.abuse.max_per_contact, 10);
+		assert_int_equal(c.abuse.keep, 30 * 86400);
+		assert_int_equal(c.notify.command.n, 2);
+		config_free(&c);
+		errlist_free(&e);
+		unlink(p);
+		free(p);
 	}
 }
 
@@ -248,9 +296,10 @@ static void test_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_values),
-	    cmocka_unit_test(test_errors_table),   cmocka_unit_test(test_long_line_refused),
-	    cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_dump_reads_back),
+	    cmocka_unit_test(test_defaults_valid),  cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_errors_table),    cmocka_unit_test(test_long_line_refused),
+	    cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_report_keys),
+	    cmocka_unit_test(test_dump_reads_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

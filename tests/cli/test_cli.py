@@ -39,7 +39,7 @@ check("no command: exit 2", rc == 2, f"rc={rc}")
 # its summary and flags (one text per command, cli/main.c's table)
 rc, out, err = run("--help")
 commands = [l.split()[0] for l in out.split("commands:\n")[1].split("\n\n")[0].splitlines()]
-check("--help lists the ten commands", len(commands) == 10, repr(commands))
+check("--help lists the commands (ten or more)", len(commands) >= 10, repr(commands))
 for name in commands:
     rc, out, err = run(name, "--help")
     erc, eout, eerr = run(name, "--no-such-flag")

@@ -1641,6 +1641,114 @@ static void test_reader_holds_snapshot(void **state)
 
 /* Evidence without an IP, events_scan from the middle, and sources by fingerprint preferring the latest read.
  */
+/* The outbox (schema 7): a message recorded with the decisions it covers,
+ * (kind, key) unique, unsent listing by window and attempts, sent once,
+ * counts per recipient and kind, pruned bodies; the RDAP cache finds the
+ * narrowest unexpired range. */
+static int collect_unsent(void *arg, const struct db_outbox_msg *m)
+{
+	int64_t *ids = arg;
+	ids[++ids[0]] = m->id;
+	assert_non_null(m->message);
+	return 0;
+}
+
+static void test_outbox(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t ids[] = {11, 12};
+	struct db_outbox_msg a = {.kind = "xarf",
+				  .report_id = "r1",
+				  .rcpt = "abuse@a.example",
+				  .subject = "s",
+				  .file = "/x/a.eml",
+				  .message = "M1",
+				  .len = 2,
+				  .written_at = NOW};
+	assert_int_equal(db_outbox_add(f->db, &a, ids, 2), 0);
+	assert_true(a.id > 0);
+	assert_int_equal(db_abuse_reported(f->db, 11), 1);
+	assert_int_equal(db_abuse_reported(f->db, 12), 1);
+	assert_int_equal(db_abuse_reported(f->db, 13), 0);
+	/* a decision reported twice is refused, and nothing of that message stays */
+	struct db_outbox_msg b = {
+	    .kind = "xarf", .rcpt = "abuse@a.example", .message = "M2", .len = 2, .written_at = NOW + 10};
+	const int64_t again[] = {13, 12};
+	assert_int_equal(db_outbox_add(f->db, &b, again, 2), -1);
+	assert_int_equal(db_abuse_reported(f->db, 13), 0);
+	assert_int_equal(db_outbox_count(f->db, "abuse@a.example", "xarf", 0), 1);
+	struct db_outbox_msg g = {.kind = "digest",
+				  .key = "digest-1",
+				  .rcpt = "pm@b.example",
+				  .message = "D",
+				  .len = 1,
+				  .written_at = NOW + 20};
+	assert_int_equal(db_outbox_add(f->db, &g, NULL, 0), 0);
+	assert_int_equal(db_outbox_has_key(f->db, "digest", "digest-1"), 1);
+	assert_int_equal(db_outbox_has_key(f->db, "digest", "digest-2"), 0);
+	int64_t gid = g.id;
+	assert_int_equal(db_outbox_add(f->db, &g, NULL, 0), -1); /* (kind, key) once */
+	/* unsent within the window, fewer failures than the limit */
+	int64_t got[8] = {0};
+	assert_int_equal(db_outbox_unsent(f->db, NOW, 5, NULL, collect_unsent, got), 0);
+	assert_int_equal(got[0], 2);
+	memset(got, 0, sizeof got);
+	assert_int_equal(db_outbox_unsent(f->db, NOW + 5, 5, NULL, collect_unsent, got), 0);
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], gid);
+	memset(got, 0, sizeof got);
+	assert_int_equal(db_outbox_unsent(f->db, 0, 5, "xarf", collect_unsent, got), 0);
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], a.id);
+	assert_int_equal(db_outbox_failed(f->db, a.id, "451 later"), 0);
+	memset(got, 0, sizeof got);
+	assert_int_equal(db_outbox_unsent(f->db, 0, 1, NULL, collect_unsent, got), 0);
+	assert_int_equal(got[0], 1); /* a failed once: over a limit of 1 */
+	assert_int_equal(db_outbox_sent(f->db, gid, NOW + 30), 0);
+	memset(got, 0, sizeof got);
+	assert_int_equal(db_outbox_unsent(f->db, 0, 5, NULL, collect_unsent, got), 0);
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], a.id);
+	json_t *j = db_outbox_json(f->db, 10);
+	assert_non_null(j);
+	json_t *first = json_array_get(json_object_get(j, "items"), 1);
+	assert_string_equal(json_string_value(json_object_get(first, "rcpt")), "abuse@a.example");
+	assert_int_equal(json_array_size(json_object_get(first, "decisions")), 2);
+	assert_int_equal(json_integer_value(json_object_get(first, "attempts")), 1);
+	json_decref(j);
+	/* bodies older than the cut go; the rows stay */
+	assert_int_equal(db_outbox_prune(f->db, NOW + 15), 1);
+	memset(got, 0, sizeof got);
+	assert_int_equal(db_outbox_unsent(f->db, 0, 5, NULL, collect_unsent, got), 0);
+	assert_int_equal(got[0], 0);
+	assert_int_equal(db_abuse_reported(f->db, 11), 1);
+
+	/* RDAP cache: nested ranges, the narrowest wins; expired ones do not count */
+	struct ipaddr lo, hi, ip;
+	char out[64];
+	ipaddr_parse(&ip, "198.51.100.7", 12);
+	assert_int_equal(db_rdap_get(f->db, &ip, NOW, out, sizeof out), 0);
+	ipaddr_parse(&lo, "198.0.0.0", 9);
+	ipaddr_parse(&hi, "198.255.255.255", 15);
+	assert_int_equal(db_rdap_put(f->db, &lo, &hi, "abuse@wide.example", "s", NOW, NOW + 100), 0);
+	ipaddr_parse(&lo, "198.51.100.0", 12);
+	ipaddr_parse(&hi, "198.51.100.255", 14);
+	assert_int_equal(db_rdap_put(f->db, &lo, &hi, "abuse@narrow.example", "s", NOW, NOW + 50), 0);
+	assert_int_equal(db_rdap_get(f->db, &ip, NOW, out, sizeof out), 1);
+	assert_string_equal(out, "abuse@narrow.example");
+	assert_int_equal(db_rdap_get(f->db, &ip, NOW + 60, out, sizeof out), 1);
+	assert_string_equal(out, "abuse@wide.example");
+	assert_int_equal(db_rdap_get(f->db, &ip, NOW + 100, out, sizeof out), 0);
+	ipaddr_parse(&ip, "198.51.101.1", 12);
+	ipaddr_parse(&lo, "198.51.101.0", 12);
+	ipaddr_parse(&hi, "198.51.101.255", 14);
+	assert_int_equal(db_rdap_put(f->db, &lo, &hi, NULL, "s", NOW, NOW + 100),
+			 0); /* no contact: cached too */
+	assert_int_equal(db_rdap_get(f->db, &ip, NOW, out, sizeof out), 1);
+	assert_string_equal(out, "");
+	assert_int_equal(db_rdap_put(f->db, &hi, &lo, "x@y.example", "s", NOW, NOW + 100), -1);
+}
+
 static void test_edges(void **state)
 {
 	struct fixture *f = *state;
@@ -1773,6 +1881,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_code_class_table),
 	    cmocka_unit_test(test_migration_from_v1),
+	    cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_bytes_roundtrip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_json_bytes_table, setup, teardown),

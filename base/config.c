@@ -961,7 +961,9 @@ static bool key_number(const struct key *k, const void *base, double *v)
 /* A bound of key k in its own notation ("1s" for a duration). */
 static void bound_format(const struct key *k, double b, char *out, size_t n)
 {
-	if (k->type == K_DUR)
+	if (isinf(b)) /* no bound on that side: never printed */
+		snprintf(out, n, "%s", b < 0 ? "-inf" : "inf");
+	else if (k->type == K_DUR)
 		duration_format((int64_t)b, out, n);
 	else
 		snprintf(out, n, "%g%s", b, k->type == K_PERCENT ? "%" : "");

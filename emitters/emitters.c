@@ -650,6 +650,11 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
 	return i < em->n ? &em->o[i].st : NULL;
 }
 
+const char *emitters_output_name(const struct emitters *em, size_t i)
+{
+	return i < em->n ? em->confs[i].name : NULL;
+}
+
 void emitters_breaker_release(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {

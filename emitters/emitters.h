@@ -280,6 +280,8 @@ struct emit_output_stats {
 /* Stats of output i (0 <= i < c->n_outputs), or NULL. /metrics gets them
  * through emitters_metrics(); tests read them here. */
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i);
+/* The name of output i (its [output NAME] section), or NULL past the last. */
+const char *emitters_output_name(const struct emitters *em, size_t i);
 
 /*
  * Circuit breaker ([safety] max_change, breaker_min, breaker_hold,

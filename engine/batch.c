@@ -124,6 +124,8 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 			 db_decision_upgrade(e->db, ch->d, ch->from, ch->evidence_json, ch->at) < 0)
 			log_error("database: upgrade of decision %lld: %s", (long long)ch->d->id,
 				  db_errmsg(e->db));
+		else if (ch->d->id > 0)
+			eng_notify_add(e, ch, ch->d);
 		(e->importing ? log_debug : log_info)("%s %s upgraded %s -> %s (%s, score %.2f): %s",
 						      ch->d->scope == SCOPE_CLASS ? "class" : "address", px,
 						      response_name(ch->from), response_name(ch->d->response),
@@ -138,6 +140,8 @@ static int64_t store_change_db(struct engine *e, const struct agg_change *ch)
 		return 0;
 	}
 	e->decisions_made++;
+	if (!e->pipe)
+		eng_notify_add(e, ch, &d);
 	/* an import of old logs may make thousands: one line each only when following */
 	(e->importing ? log_debug : log_info)("%s%s %s (%s, %s, score %.2f): %s",
 					      e->conf.rules.dry_run ? "dry-run: " : "",
@@ -236,6 +240,7 @@ void eng_db_failed(struct engine *e)
 	e->batch_lines = 0;
 	e->ckpt_in_batch = false;
 	e->redo = e->n_journal > 0;
+	eng_notify_flush(e, false); /* the journal stores them again, and they are told then */
 	if (e->importing) {
 		e->import_failed = true;
 		return;
@@ -371,6 +376,7 @@ int eng_batch_commit(struct engine *e)
 		return -1;
 	}
 	eng_journal_clear(e);
+	eng_notify_flush(e, true);
 	bool behind = false; /* a source still below what the aggregator saw */
 	for (size_t i = 0; i < e->n_src; i++) {
 		struct esrc *s = &e->src[i];

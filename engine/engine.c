@@ -186,12 +186,15 @@ void engine_reload(struct engine *e)
 	 * trusted clients as they are now. e->conf keeps its start values:
 	 * the web threads read it (lookup's "allowed", "trusted") */
 	aggregator_allow_reload(e->agg, &nc);
+	if (e->running)
+		eng_notify_reload(e, &nc);
 	if (nc.trusted_nets.n != e->trusted_n)
 		log_info("SIGHUP: mta_trusted: %zu network(s) the MTA trusts are allow-listed (were %zu)",
 			 nc.trusted_nets.n, e->trusted_n);
 	e->trusted_n = nc.trusted_nets.n;
 	config_free(&nc);
-	log_info("SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs, allow lists and the "
-		 "MTA's trusted clients; other changes need a restart)",
-		 e->o->config_path);
+	log_info(
+	    "SIGHUP: configuration %s reloaded (batch sizes, follow list, outputs, allow lists, notify, the "
+	    "digest schedule and the MTA's trusted clients; other changes need a restart)",
+	    e->o->config_path);
 }

@@ -18,7 +18,8 @@
  *              the re-feed of a checkpoint's file after a crash
  *   replay.c   --replay: the sample log written live into var/replay.log
  *   outputs.c  the blocklists (emitters) after decisions change, the web
- *              server's start and stop, the outputs' state for /metrics
+ *              server's start and stop, the outputs' state for /metrics;
+ *              the [notify] command and the scheduled digest ([report])
  */
 #ifndef MXWARDEN_ENGINE_INTERNAL_H
 #define MXWARDEN_ENGINE_INTERNAL_H
@@ -29,6 +30,8 @@
 #include "emitters/emitters.h"
 #include "engine/engine.h"
 #include "parsers/parsers.h"
+#include "reports/notify.h"
+#include "reports/schedule.h"
 #include "web/web.h"
 
 #define TICK_MS		    50
@@ -140,6 +143,14 @@ struct engine {
 	size_t em_n, em_cap;
 	struct buf em_metrics, em_published; /* their state for /metrics: rendered, last handed over */
 	struct web *web;		     /* the dashboard and API (run only) */
+	/* [notify] and the scheduled digest (run only; NULL when off). A
+	 * decision or upgrade is told after the batch that stored it commits:
+	 * kept in `told` until then (a refused batch stores it again, and so
+	 * adds it again) */
+	struct notify *notify;
+	struct report_sched *sched;
+	struct jchange *told;
+	size_t n_told, cap_told;
 	/* the loop (run only) */
 	int sfd, tfd, epfd; /* signalfd, timerfd, epoll; -1 = none */
 	bool more;	    /* the collector had more to read at the last step */
@@ -203,6 +214,12 @@ int eng_outputs_start(struct engine *e);
 void eng_outputs_update(struct engine *e, bool decisions_changed);
 void eng_outputs_child_exited(struct engine *e);
 void eng_outputs_stop(struct engine *e);
+void eng_notify_start(struct engine *e);
+void eng_notify_reload(struct engine *e, const struct config *nc);
+void eng_notify_add(struct engine *e, const struct agg_change *ch, const struct decision *d);
+void eng_notify_flush(struct engine *e, bool committed);
+void eng_notify_tick(struct engine *e);
+void eng_notify_stop(struct engine *e);
 int eng_web_start(struct engine *e, const char *listen);
 void eng_web_stop(struct engine *e);
 

@@ -51,6 +51,7 @@ static void periodic(struct engine *e)
 		e->clk_mono_us = now_us;
 		/* every tick: expiries, timeout refreshes, reload timeouts */
 		eng_outputs_update(e, eng_aggregator_tick(e, e->drained ? clock_now() : 0));
+		eng_notify_tick(e);
 	}
 	if (!db_in_batch(e->db) &&
 	    (e->retention_more || now_us - e->last_retention_us >= RETENTION_EVERY_US)) {
@@ -170,6 +171,7 @@ struct engine *engine_start(const struct engine_opts *o)
 		goto fail;
 	if (eng_outputs_start(e) < 0)
 		goto fail;
+	eng_notify_start(e);
 	if (collector_start(e) < 0 || loop_start(e, &set) < 0)
 		goto fail;
 	/* files that exist now are registered at once, before any line */
@@ -196,6 +198,7 @@ static void signals_read(struct engine *e)
 			engine_reload(e);
 		} else if (si.ssi_signo == SIGCHLD) {
 			eng_outputs_child_exited(e);
+			eng_notify_tick(e);
 		}
 	}
 }
@@ -290,6 +293,7 @@ int engine_free(struct engine *e)
 		close(e->tfd);
 	if (e->epfd >= 0)
 		close(e->epfd);
+	eng_notify_stop(e); /* waits for a running digest, which reads the database */
 	eng_outputs_stop(e);
 	eng_close(e);
 	free(e);

@@ -98,7 +98,21 @@ static void outputs_sync(struct engine *e, bool decisions_changed)
 		return;
 	}
 	/* a failed output is logged and retried by the emitters (next_due) */
+	/* the breakers that open now are told ([notify]) */
+	size_t n = 0;
+	while (emitters_stats(e->em, n))
+		n++;
+	uint64_t *trips = xcalloc(n ? n : 1, sizeof *trips);
+	for (size_t i = 0; i < n; i++)
+		trips[i] = emitters_stats(e->em, i)->breaker_trips;
 	emitters_update(e->em, e->em_active, e->em_n, now);
+	for (size_t i = 0; i < n; i++) {
+		const struct emit_output_stats *st = emitters_stats(e->em, i);
+		if (st && st->breaker_trips > trips[i])
+			notify_breaker(e->notify, emitters_output_name(e->em, i), st->entries,
+				       st->breaker_change, now);
+	}
+	free(trips);
 	e->em_synced = true;
 }
 

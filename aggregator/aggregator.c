@@ -734,9 +734,17 @@ static void reason_of(const struct aggregator *a, int rule, const struct view *v
 		    v->pairs > 1 ? "s" : "", d);
 		break;
 	case R_HARVEST:
-		w = snprintf(out, n,
-			     "%stried %u unknown recipient%s (%u of %u RCPTs rejected as unknown)%s in %s",
-			     pre, val, val == 1 ? "" : "s", v->unknown, v->rcpts, conns, d);
+		/* crossed by the share of unknown RCPTs: the distinct count is an
+		 * estimate over the last window only, and says less than the share */
+		if ((double)val < v->thr[rule])
+			w = snprintf(
+			    out, n, "%stried unknown recipients (%u of %u RCPTs rejected as unknown)%s in %s",
+			    pre, v->unknown, v->rcpts, conns, d);
+		else
+			w = snprintf(
+			    out, n,
+			    "%stried %u unknown recipient%s (%u of %u RCPTs rejected as unknown)%s in %s",
+			    pre, val, val == 1 ? "" : "s", v->unknown, v->rcpts, conns, d);
 		break;
 	case R_BACKOFF:
 		w = snprintf(out, n,
@@ -1737,6 +1745,8 @@ static void later_mask(struct view *v)
 
 static void check_ip(struct aggregator *a, struct iprec *p, struct clsrec *c, uint32_t t, bool later)
 {
+	if (p == &a->fold_rec)
+		return; /* an address folded into its class: the class is judged */
 	/* a decided record is judged too: its decision may be upgraded, unless
 	 * it drops already (or is manual) and is counted in its class */
 	if ((p->flags & (F_DECIDED | F_FLAGGED | F_RESP_MASK)) == (F_DECIDED | F_FLAGGED | F_RESP_MASK))
@@ -1956,6 +1966,8 @@ static bool new_connection(struct aggregator *a, struct iprec *p, unsigned what,
 static AGG_COLD void own_refusal(struct aggregator *a, const struct event *ev, struct iprec *p,
 				 struct clsrec *c, uint32_t t)
 {
+	if (p == &a->fold_rec)
+		return; /* its class is blocked: nothing of its own to count */
 	struct prefix px;
 	host_prefix(&px, &ev->ip);
 	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
@@ -2015,7 +2027,8 @@ static __attribute__((noinline)) void judge_bad(struct aggregator *a, const stru
 		win8_add(&p->w[W_SESS], bucket(a, t, W_SESS), 1);
 	struct prefix px;
 	host_prefix(&px, &ev->ip);
-	ev_record(a, ev_get(a, &p->ev, &px, true), ev);
+	if (p != &a->fold_rec)
+		ev_record(a, ev_get(a, &p->ev, &px, true), ev);
 	/* a class keeps lines of its own once a second member misbehaves (a
 	 * lone member's lines are in its own slot): most classes have one */
 	if (feed && (c->ev || bits_estimate(c->ip_bits) >= 2))
@@ -2066,8 +2079,18 @@ static AGG_COLD void judge_later_run(struct aggregator *a)
 	for (size_t i = 0; i < a->njq; i++) {
 		struct judge_later *j = &a->jq[i];
 		struct iprec *p = table_find(&a->ips, &j->ip);
-		if (!p)
+		if (!p) {
+			/* an IPv6 address folded into its class: the class is judged */
+			struct prefix cp;
+			ipaddr_class(&j->ip, &a->c->classes, &cp);
+			struct clsrec *c =
+			    j->ip.family == IPADDR_V6 && j->s.judge ? table_find(&a->classes, &cp) : NULL;
+			if (c && !stale(a, c->flags, c->last_seen, j->t)) {
+				a->cur = &j->s;
+				check_class(a, c, j->t, false);
+			}
 			continue;
+		}
 		if (j->s.retry_pending && !j->s.accepted)
 			win8_add(&p->w[W_RETRY], bucket(a, j->t, W_RETRY), j->s.retry_pending);
 		if (j->s.accepted && j->s.unknown)
@@ -2106,6 +2129,21 @@ void agg_seed_accepted(struct aggregator *a, const struct ipaddr *ip, uint32_t t
 }
 
 static void agg_time(struct aggregator *a, uint32_t t);
+
+/* The class record of IPv6 address ip when the address has no record of
+ * its own and its class is crowded (FOLD_MEMBERS): the address is folded
+ * into it. NULL otherwise (the address gets or has its own record). */
+static struct clsrec *fold_class(struct aggregator *a, const struct ipaddr *ip, uint64_t hv,
+				 const struct prefix *cp, uint32_t t)
+{
+	if (table_find_h(&a->ips, ip, hv))
+		return NULL;
+	struct clsrec *c = table_find(&a->classes, cp);
+	if (!c || stale(a, c->flags, c->last_seen, t))
+		return NULL;
+	unsigned n = bits_get(c->member_bits, c->memb_t0, t, (uint32_t)MXW_MAX(a->r->idle_evict, 3600));
+	return n >= FOLD_MEMBERS ? c : NULL;
+}
 
 static void event_body(struct aggregator *a, const struct event *ev)
 {
@@ -2154,17 +2192,30 @@ static void event_body(struct aggregator *a, const struct event *ev)
 		p = a->last_p;
 		c = a->last_c;
 	} else {
-		p = ip_get(a, ip, ip_hv, t);
 		struct prefix cp;
 		if (ev->has_ip && ev->cls.addr.family == ip->family && ev->cls.len)
 			cp = ev->cls;
 		else
 			ipaddr_class(ip, &a->c->classes, &cp);
-		c = cls_resolve(a, p, &cp, t);
-		a->last_ip = *ip;
-		a->last_p = p;
-		a->last_c = c;
-		a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
+		c = ip->family == IPADDR_V6 ? fold_class(a, ip, ip_hv, &cp, t) : NULL;
+		if (c) {
+			p = &a->fold_rec;
+			memset(p, 0, sizeof *p);
+			p->ip = *ip;
+			a->folded++;
+			a->last_p = NULL; /* the next event zeroes it again */
+		} else {
+			p = ip_get(a, ip, ip_hv, t);
+			bool fresh = !p->last_seen;
+			c = cls_resolve(a, p, &cp, t);
+			if (fresh && c != &a->scratch && ip->family == IPADDR_V6)
+				bits_add(&c->member_bits, &c->memb_t0, t,
+					 (uint32_t)MXW_MAX(a->r->idle_evict, 3600), ipaddr_hash(ip));
+			a->last_ip = *ip;
+			a->last_p = p;
+			a->last_c = c;
+			a->last_gen = a->ips.removals + a->classes.removals; /* ip_get may evict */
+		}
 	}
 	/* a lone member: its class is not tracked yet. The scratch record is
 	 * never read except for this event's connection count (cn below) and
@@ -2422,10 +2473,8 @@ struct aggregator *aggregator_new(const struct config *c)
 	a->cls_cap[W_BACKOFF] = a->cls_cap[W_RETRY] = a->cls_cap[W_SESS] = a->cls_cap[W_OWN] = 0;
 	agg_tables_init(a);
 	agg_session_init(a);
-	for (size_t i = 0; i < c->protected_networks.n; i++)
+	for (size_t i = 0; i < c->protected_networks.n; i++) /* the host's own addresses included */
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
-	if (c->protected_default)
-		config_protected_add_local(&a->protected_nets);
 	aggregator_allow_reload(a, c);
 	a->ev_lines = (size_t)MXW_MIN(MXW_MAX(r->evidence_lines, 0), 50);
 	if (a->ev_lines) {
@@ -2643,6 +2692,7 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st)
 	st->decisions = a->nact;
 	st->events = a->events;
 	st->evicted = a->evicted;
+	st->folded = a->folded;
 	st->suppressed = a->suppressed;
 	st->held = a->held;
 	st->attributed = a->attributed;

@@ -110,9 +110,10 @@ struct db_checkpoint;
 
 /*
  * Create an aggregator for the configuration c, which must outlive it.
- * Builds the allow list (aggregator_allow_reload) and, when
- * protected_networks is the default, adds the host's own addresses. Never
- * returns NULL.
+ * Builds the allow list (aggregator_allow_reload) and copies the
+ * effective protected list (c->protected_networks: the built-in ranges and
+ * the host's own addresses as config_validate built it). Never returns
+ * NULL.
  */
 struct aggregator *aggregator_new(const struct config *c);
 void aggregator_free(struct aggregator *a); /* NULL is a no-op */
@@ -287,6 +288,7 @@ struct agg_stats {
 	size_t decisions;      /* active decisions */
 	uint64_t events;       /* events seen */
 	uint64_t evicted;      /* records evicted (idle or over max_tracked_ips) */
+	uint64_t folded;       /* events of IPv6 addresses counted in their crowded class only */
 	uint64_t suppressed;   /* decisions refused: allow list or protected */
 	uint64_t held;	       /* events without a client held by queue id now */
 	uint64_t attributed;   /* held events applied with their queue id's client */
@@ -304,9 +306,13 @@ int aggregator_blockable(const struct aggregator *a, const struct prefix *p, con
 
 /*
  * Answer "is this address or prefix blocked, and why?" from the database:
- * a new JSON object with query, blocked, decision (the one in force on the
- * address or its class, or null), history, recent, and whether it overlaps
- * a protected network, the allow list or the MTA's trusted clients
+ * a new JSON object with query, blocked (true only when a blocklist can
+ * carry the decision in force), state ("blocked", "decided_not_enforced"
+ * with state_reason "reserved range", "protected network", "allow list",
+ * "trusted by the MTA", "shorter than the [safety] floor" or "observe
+ * ...", "allowed", "clean"), decision (the one in force on the address or
+ * its class, or null), history, recent, and whether it overlaps a
+ * protected network, the allow list or the MTA's trusted clients
  * (protected, allowed, trusted; c->trusted_nets as the caller read it).
  * Used by `mxwarden lookup`
  * and the web API alike. Returns NULL with a message in err on a bad query

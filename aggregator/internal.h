@@ -113,6 +113,21 @@ struct retry {
 
 #define CLS_LONE 0x80000000u /* struct iprec .cls_ref: a seen record */
 
+/*
+ * An IPv6 class (a /64 by default) that gave this many of its addresses a
+ * record of their own within the idle window is crowded: its further new
+ * addresses get none. Their events count in the class record only (its
+ * rules, with their guards: several distinct bad members, accepted mail),
+ * never in a per-address record. An attacker who controls a /64 and
+ * rotates through its 2^64 addresses so costs 16 address records and one
+ * class record, not one record per address, and meets the class rule
+ * instead of slipping under every per-address one. A legitimate pool
+ * (a big provider's outbound servers share a /64) loses the per-address
+ * rules for its addresses beyond the 16th: never a block more, since the
+ * class is judged as before.
+ */
+#define FOLD_MEMBERS 16
+
 struct iprec {
 	struct ipaddr ip; /* key (17 bytes): family is never 0 when live */
 	uint8_t flags;
@@ -146,6 +161,8 @@ struct clsrec {
 	uint32_t good_t0;
 	uint64_t rcpt_bits, user_bits, ip_bits, conn_ip_bits,
 	    good_bits; /* distinct: rcpts, users, bad IPs, connecting IPs, members with accepted mail only */
+	uint64_t member_bits; /* distinct members given a record of their own (IPv6: see FOLD_MEMBERS) */
+	uint32_t memb_t0;
 	struct retry r;
 	struct win32 w[W__COUNT];
 };
@@ -312,6 +329,10 @@ struct aggregator {
 	/* the per-address state: listed once, in agg_tables_init() */
 	struct table ips, classes, seen, sessions, offenses, wider;
 	struct clsrec scratch; /* the class of a lone member: written, never read */
+	/* the record of an IPv6 address folded into its crowded class (see
+	 * FOLD_MEMBERS): zeroed for each event, never judged on its own */
+	struct iprec fold_rec;
+	uint64_t folded; /* events of folded addresses */
 	struct prefix_list protected_nets, allow;
 	/* evidence slots */
 	char *ev;

@@ -5,7 +5,10 @@
  *
  * It must never write to the database, nor need a running aggregator:
  * everything comes from the stored decisions (with their evidence) and the
- * stored events.
+ * stored events. And it must never say "blocked" for what no blocklist can
+ * hold: a decision on a reserved range (prefix_reserved), a protected
+ * network, the allow list, the MTA's trusted clients, below the floors, or
+ * an observe decision is "decided_not_enforced", with the reason.
  */
 #include <string.h>
 
@@ -55,6 +58,38 @@ static json_t *decision_view(struct db *db, json_t *d)
 	return o;
 }
 
+/*
+ * The state of the query: "blocked" (a decision in force that the
+ * blocklists carry), "decided_not_enforced" (one they cannot carry, why
+ * says which rule of the emitters' filter stops it), "allowed" (no
+ * decision, never blockable) or "clean". The tests are those of
+ * emit_filter() on the decision's prefix, in its order.
+ */
+static const char *enforcement(const struct config *c, const struct prefix *q, json_t *in_force,
+			       const char *resp, const char **why)
+{
+	struct prefix p = *q;
+	const char *ps = in_force ? json_string_value(json_object_get(in_force, "prefix")) : NULL;
+	if (ps && prefix_parse(&p, ps, strlen(ps), false) < 0)
+		p = *q;
+	unsigned floor = p.addr.family == IPADDR_V4 ? MXW_MAX(c->v4_floor, 8u) : MXW_MAX(c->v6_floor, 16u);
+	if (in_force && p.len < floor)
+		*why = "shorter than the [safety] floor";
+	else if (prefix_list_overlaps(&c->allow, &p))
+		*why = "allow list";
+	else if (prefix_list_overlaps(&c->trusted_nets, &p))
+		*why = "trusted by the MTA";
+	else if (prefix_reserved(&p) || prefix_reserved(q))
+		*why = "reserved range";
+	else if (prefix_list_overlaps(&c->protected_networks, &p))
+		*why = "protected network";
+	else if (in_force && resp && strcmp(resp, "observe") == 0)
+		*why = "observe (flagged, not blocked)";
+	if (!in_force)
+		return *why ? "allowed" : "clean";
+	return *why ? "decided_not_enforced" : "blocked";
+}
+
 json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char *query, int64_t now,
 			       struct buf *err)
 {
@@ -93,9 +128,13 @@ json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char
 	}
 	json_array_foreach(json_object_get(hist, "items"), i, d) if (d != in_force)
 	    json_array_append_new(history, decision_view(db, d));
-	/* observe (and dry-run) decisions flag a sender without blocking it */
+	/* what is enforced: a decision no blocklist can hold is not a block */
 	const char *resp = in_force ? json_string_value(json_object_get(in_force, "response")) : NULL;
-	json_object_set_new(o, "blocked", json_boolean(in_force && !(resp && strcmp(resp, "observe") == 0)));
+	const char *why = NULL;
+	const char *state = enforcement(c, &q, in_force, resp, &why);
+	json_object_set_new(o, "blocked", json_boolean(strcmp(state, "blocked") == 0));
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "state_reason", why ? json_string(why) : json_null());
 	json_object_set_new(o, "decision", in_force ? decision_view(db, in_force) : json_null());
 	json_object_set_new(o, "history", history);
 	json_decref(hist);

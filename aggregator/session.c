@@ -400,18 +400,19 @@ static AGG_COLD void fold_bad(struct aggregator *a, const struct sessrec *r)
 {
 	const struct sesssum *s = &r->s;
 	struct iprec *p = table_find(&a->ips, &r->ip);
-	if (!p)
+	/* an IPv6 address without a record was folded into its class */
+	if (!p && r->ip.family != IPADDR_V6)
 		return;
 	struct prefix px, cp;
 	host_prefix(&px, &r->ip);
-	struct evslot *e = agg_ev_find(a, &p->ev, &px);
+	struct evslot *e = p ? agg_ev_find(a, &p->ev, &px) : NULL;
 	if (e) {
 		e->sessions_bad++;
 		if (!e->worst.start || worse(s, &e->worst))
 			e->worst = *s;
 	}
 	ipaddr_class(&r->ip, &a->c->classes, &cp);
-	struct clsrec *c = table_deref(&a->classes, p->cls_ref, &cp);
+	struct clsrec *c = p ? table_deref(&a->classes, p->cls_ref, &cp) : table_find(&a->classes, &cp);
 	e = c ? agg_ev_find(a, &c->ev, &c->p) : NULL;
 	if (e) {
 		e->sessions_bad++;

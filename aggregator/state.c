@@ -10,7 +10,9 @@
  * configuration differ, and deleted once loaded. It must never be trusted
  * for anything but this process's own layout.
  */
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -134,8 +136,14 @@ int aggregator_save(const struct aggregator *a)
 		return 0;
 	struct buf tmp = BUF_INIT;
 	buf_printf(&tmp, "%s.tmp", a->state_path);
-	FILE *fp = fopen(buf_str(&tmp), "wb");
+	/* the state holds log text (evidence lines): never world-readable */
+	int fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd >= 0)
+		(void)fchmod(fd, 0640); /* whatever the umask */
+	FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
 	if (!fp) {
+		if (fd >= 0)
+			close(fd);
 		log_warn("aggregator: cannot write %s: %m", buf_str(&tmp));
 		buf_free(&tmp);
 		return -1;

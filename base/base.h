@@ -195,6 +195,19 @@ static inline unsigned ipaddr_bits(const struct ipaddr *ip)
 	return ip->family == IPADDR_V4 ? 32 : 128;
 }
 uint64_t ipaddr_hash(const struct ipaddr *ip);
+/* 127.0.0.0/8 or ::1 (IPv4-mapped loopback is IPv4 after ipaddr_parse). */
+bool ipaddr_is_loopback(const struct ipaddr *ip);
+/* For a listen address "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT" (the
+ * last two mean loopback): true when it binds loopback only. "*:PORT",
+ * 0.0.0.0 and :: bind every address; an unparsable one is not loopback. */
+bool addrport_loopback(const char *s);
+/*
+ * Append why binding addr (the listen address as configured) failed with
+ * errno e, in words an operator can act on: a privileged port (below 1024)
+ * without root or CAP_NET_BIND_SERVICE, an address in use, an address this
+ * host does not have; else strerror(e).
+ */
+void bind_error_explain(struct buf *out, const char *addr, unsigned port, int e);
 
 /* A network: address with host bits zero, and a length in bits. */
 struct prefix {
@@ -230,6 +243,21 @@ void prefix_list_free(struct prefix_list *l);
 bool prefix_list_contains(const struct prefix_list *l, const struct ipaddr *ip);
 /* True when any element overlaps p in either direction. */
 bool prefix_list_overlaps(const struct prefix_list *l, const struct prefix *p);
+struct strv;
+/*
+ * Take cut out of l: entries inside it are removed, an entry that holds it
+ * is replaced by the pieces of it around cut. src (NULL or at the same
+ * index as l) follows, each piece keeping its entry's text. Returns the
+ * number of entries that overlapped cut (0: nothing was taken out).
+ */
+size_t prefix_list_cut(struct prefix_list *l, struct strv *src, const struct prefix *cut);
+/*
+ * Reserved ranges no blocklist may ever hold, whatever the configuration:
+ * 0/8, 127/8, 224/3, ::/8 (with ::ffff:0:0/96, ::a.b.c.d and the NAT64
+ * prefixes 64:ff9b::/96 and 64:ff9b:1::/48), fe80::/10, ff00::/8. True when
+ * p overlaps one of them in either direction.
+ */
+bool prefix_reserved(const struct prefix *p);
 
 /* The IP class of an address: its /v4_len or /v6_len network. */
 struct class_conf {
@@ -554,7 +582,8 @@ struct config {
 	char *timezone;		  /* NULL = the system's */
 	int timezone_line;	  /* line of the timezone key (0 = not set) */
 	char *syslog_listen;	  /* NULL = off */
-	struct strv syslog_allow; /* peers allowed to send (CIDRs as text) */
+	struct strv syslog_allow; /* peers allowed to send (CIDRs as text); empty: loopback only */
+	bool syslog_udp_remote;	  /* accept UDP from allowed peers that are not loopback (spoofable) */
 	int64_t syslog_max_conn;
 	int64_t syslog_max_msg;
 	int64_t batch_lines;
@@ -569,8 +598,20 @@ struct config {
 	/* [rules] */
 	struct rules_conf rules;
 	/* [safety] */
+	/* protected_networks as written: CIDRs it adds to the built-in ranges
+	 * and the host's own addresses, and "!CIDR" ranges it takes out of
+	 * them (with the line of the key, 0 when not set) */
+	struct prefix_list protected_add, protected_cut;
+	bool protected_builtin; /* the built-in ranges apply (not "none" or "!default") */
+	bool protected_local;	/* the host's own addresses apply (not "none" or "!local") */
+	int protected_line;
+	/* What is never blocked: the effective list, built from the above by
+	 * config_protected_build() (config_validate calls it; config_defaults
+	 * leaves the built-in ranges), and at the same index where each entry
+	 * came from ("built-in: loopback", "this host (eth0)",
+	 * "protected_networks (FILE:LINE)"). Every consumer reads this list. */
 	struct prefix_list protected_networks;
-	bool protected_default; /* protected_networks not set: use the default list */
+	struct strv protected_src;
 	struct prefix_list allow;
 	struct strv allow_files;
 	unsigned mta_trusted; /* TRUST_* bits: whose trusted clients are allow-listed (0 = none) */
@@ -605,6 +646,10 @@ struct config {
 	struct abuse_conf abuse;
 	struct report_conf report;
 	struct notify_conf notify;
+	/* What loads but deserves a word (a built-in protected range dropped,
+	 * remote syslog over UDP): config_validate adds them, the caller shows
+	 * them (cli_load_config logs each one as a warning). */
+	struct strv warnings;
 };
 
 /* A list of "FILE:LINE: message" strings. */
@@ -627,10 +672,23 @@ int config_load(struct config *c, const char *path, struct errlist *errs);
 /* Checks that need the whole file (e.g. an output without a path). */
 int config_validate(struct config *c, struct errlist *errs);
 void config_free(struct config *c);
-/* The default protected networks (loopback, RFC 1918, ...), without the
- * host's own addresses, which config_protected_add_local() adds. */
+/* The built-in protected ranges (loopback, RFC 1918, ...): the i-th one in
+ * *p and what it is in *what (may be NULL); false past the last. */
+bool config_protected_builtin(size_t i, struct prefix *p, const char **what);
+/* All of them, appended to l. */
 void config_protected_default(struct prefix_list *l);
-void config_protected_add_local(struct prefix_list *l);
+/* The host's own addresses (getifaddrs), each as a /32 or /128 appended to
+ * l unless l has it already, with its interface name appended to names
+ * (may be NULL). A failure is logged: nothing is added. */
+void config_local_addrs(struct prefix_list *l, struct strv *names);
+/*
+ * (Re)build c->protected_networks and c->protected_src from
+ * protected_builtin, protected_local, protected_cut and protected_add.
+ * Each built-in range or host address that protected_cut takes out is a
+ * warning in c->warnings naming it; a cut that takes out nothing is an
+ * error added to errs (may be NULL). Returns 0, or -1 when errs gained one.
+ */
+int config_protected_build(struct config *c, struct errlist *errs);
 /* Render the effective configuration as INI text (mxwarden check-config -v). */
 void config_dump(const struct config *c, struct buf *out);
 /*

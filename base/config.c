@@ -113,7 +113,8 @@ enum ktype {
 	K_PLEN6,     /* unsigned, 0..128 */
 	K_STRLIST,   /* struct strv, comma-separated, accumulates */
 	K_PREFIXES,  /* struct prefix_list, comma-separated CIDRs */
-	K_PROTECTED, /* the protected list: CIDRs, "default", "local" or "none" */
+	K_PROTECTED, /* the protected list: CIDRs, "!CIDR", "default", "local", "!default", "!local" or "none"
+		      */
 	K_COMMAND,   /* struct strv from a command line */
 	K_RESPONSE,  /* enum response */
 	K_FAMILIES,  /* unsigned FAMILY_* bits */
@@ -137,7 +138,7 @@ static const char *const ktype_doc[K_OBSOLETE + 1] = {
     [K_PLEN6] = "IPv6 prefix length",
     [K_STRLIST] = "list",
     [K_PREFIXES] = "addresses and CIDRs",
-    [K_PROTECTED] = "CIDRs, default or none",
+    [K_PROTECTED] = "CIDRs, !CIDR, default, local, !default, !local or none",
     [K_COMMAND] = "command",
     [K_RESPONSE] = "observe, defer, reject or drop",
     [K_FAMILIES] = "ipv4, ipv6",
@@ -226,7 +227,10 @@ static const struct key collector_keys[] = {
        "time zone of RFC 3164 stamps: a zoneinfo name or a POSIX TZ string"),
     CK("syslog_listen", K_ADDRPORT, syslog_listen, NULL, LIM_NONE,
        "ADDR:PORT of the syslog receiver (UDP and TCP); unset: off"),
-    CK("syslog_allow", K_STRLIST, syslog_allow, NULL, LIM_NONE, "CIDRs allowed to send syslog"),
+    CK("syslog_allow", K_STRLIST, syslog_allow, NULL, LIM_NONE,
+       "CIDRs allowed to send syslog (empty: loopback only; required to listen beyond loopback)"),
+    CK("syslog_udp_remote", K_BOOL, syslog_udp_remote, "no", LIM_NONE,
+       "also accept UDP from allowed peers that are not loopback (its source can be forged: prefer TCP)"),
     CK("syslog_max_connections", K_INT, syslog_max_conn, "64", LIM_NONE, "TCP syslog connection limit"),
     CK("syslog_max_message", K_INT, syslog_max_msg, "8192", LIM_NONE, "largest syslog message in bytes"),
     CK("batch_lines", K_INT, batch_lines, "5000", LIM_AT_LEAST(1), "lines per database transaction"),
@@ -317,9 +321,9 @@ static const struct key rules_keys[] = {
     {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key safety_keys[] = {
-    CK("protected_networks", K_PROTECTED, protected_networks, "default", LIM_NONE,
-       "never blocked (default: loopback, RFC 1918, CGNAT, link-local, multicast and this host's "
-       "addresses; none: nothing)"),
+    CK("protected_networks", K_PROTECTED, protected_add, "default, local", LIM_NONE,
+       "never blocked, besides the built-in ranges (default: loopback, RFC 1918, CGNAT, link-local, "
+       "multicast) and this host's addresses (local); !CIDR, !default, !local take out; none: nothing"),
     CK("allow", K_PREFIXES, allow, NULL, LIM_NONE, "allow list (addresses and CIDRs)"),
     CK("allow_files", K_STRLIST, allow_files, NULL, LIM_NONE, "files with one address or CIDR per line"),
     CK("mta_trusted", K_TRUST, mta_trusted, "auto", LIM_NONE,
@@ -485,18 +489,31 @@ static int add_prefix(struct ctx *x, void *arg, const char *t)
 	return 0;
 }
 
+/* protected_networks: CIDRs add to the built-in ranges and the host's own
+ * addresses, which always apply unless named: "!CIDR" takes a range out,
+ * "!default" and "!local" drop them all ("default" and "local" say they
+ * stay, as they would anyway). */
 static int add_protected(struct ctx *x, void *arg, const char *t)
 {
-	if (strcmp(t, "default") == 0) {
-		config_protected_default(arg);
-		x->c->protected_default = true; /* "local" addresses are added at run time */
+	struct config *c = x->c;
+	(void)arg;
+	if (strcmp(t, "default") == 0 || strcmp(t, "local") == 0)
+		return 0;
+	if (strcmp(t, "!default") == 0) {
+		c->protected_builtin = false;
+		return 0;
+	}
+	if (strcmp(t, "!local") == 0) {
+		c->protected_local = false;
 		return 0;
 	}
 	if (strcmp(t, "none") == 0) {
 		ERR(x, "protected_networks: 'none' must stand alone");
 		return -1;
 	}
-	return add_prefix(x, arg, t);
+	if (t[0] == '!')
+		return add_prefix(x, &c->protected_cut, t + 1);
+	return add_prefix(x, &c->protected_add, t);
 }
 
 static int add_family(struct ctx *x, void *arg, const char *t)
@@ -641,10 +658,11 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 	case K_STRLIST: each_item(x, k->name, v, add_str, f); return;
 	case K_PREFIXES: each_item(x, k->name, v, add_prefix, f); return;
 	case K_PROTECTED:
-		prefix_list_free(f);
-		x->c->protected_default = false;
-		if (strcmp(v, "none") == 0)
+		x->c->protected_line = x->line;
+		if (strcmp(v, "none") == 0) {
+			x->c->protected_builtin = x->c->protected_local = false;
 			return;
+		}
 		each_item(x, k->name, v, add_protected, f);
 		return;
 	case K_COMMAND:
@@ -690,9 +708,10 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 
 /* Set the defaults of keys[] in base, each read as a file's value would
  * be. A default the table says in words ("(...)") is the code's: left
- * unset here. The protected list is filled in by config_validate(), so
- * that code which builds its own list after config_defaults() starts from
- * an empty one. */
+ * unset here. protected_networks' "default, local" keeps the built-in
+ * ranges and this host's addresses, which apply unless a file takes them
+ * out: the list starts with the built-in ranges (config_validate() adds
+ * the host's). */
 static void apply_defaults(struct config *c, const struct key *keys, void *base)
 {
 	struct errlist errs = {0};
@@ -701,7 +720,8 @@ static void apply_defaults(struct config *c, const struct key *keys, void *base)
 		if (!k->def || k->def[0] == '(' || k->type == K_OBSOLETE)
 			continue;
 		if (k->type == K_PROTECTED) {
-			c->protected_default = strcmp(k->def, "default") == 0;
+			c->protected_builtin = c->protected_local = true;
+			config_protected_build(c, NULL);
 			continue;
 		}
 		char *v = xstrdup(k->def);
@@ -1104,12 +1124,181 @@ static void validate_reports(struct config *c, const char *file, struct errlist 
 		errlist_add(errs, file, 0, "[report] mail_to needs [abuse] smtp (the MTA that sends it)");
 }
 
+/* "FILE:LINE: " of protected_networks, for its warnings and errors. */
+static void protected_where(const struct config *c, struct buf *b)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	if (c->protected_line > 0)
+		buf_printf(b, "%s:%d: ", file, c->protected_line);
+	else
+		buf_printf(b, "%s: ", file);
+}
+
+int config_protected_build(struct config *c, struct errlist *errs)
+{
+	struct prefix_list *l = &c->protected_networks;
+	struct strv *src = &c->protected_src;
+	prefix_list_free(l);
+	strv_free(src);
+	struct buf b = BUF_INIT, gone = BUF_INIT;
+	char t[PREFIX_STRLEN];
+	struct prefix p;
+	const char *what;
+	int rc = 0;
+	for (size_t i = 0; config_protected_builtin(i, &p, &what); i++) {
+		prefix_format(&p, t);
+		if (!c->protected_builtin) {
+			buf_printf(&gone, "%s%s (%s)", gone.len ? ", " : "", t, what);
+			continue;
+		}
+		prefix_list_add(l, &p);
+		buf_reset(&b);
+		buf_printf(&b, "built-in: %s", what);
+		strv_add(src, buf_str(&b));
+	}
+	if (gone.len) {
+		buf_reset(&b);
+		protected_where(c, &b);
+		buf_printf(
+		    &b,
+		    "protected_networks: the built-in ranges %s are not protected: addresses there can be "
+		    "blocked",
+		    buf_str(&gone));
+		strv_add(&c->warnings, buf_str(&b));
+	}
+	/* cuts take ranges out of the built-in ones (a range that holds the
+	 * cut is split around it), then the host's own addresses inside a cut
+	 * stay out too */
+	size_t *hits = xcalloc(c->protected_cut.n + 1, sizeof *hits);
+	for (size_t k = 0; k < c->protected_cut.n; k++) {
+		const struct prefix *cut = &c->protected_cut.v[k];
+		char ct[PREFIX_STRLEN];
+		prefix_format(cut, ct);
+		for (size_t i = 0; i < l->n; i++) {
+			if (!prefix_overlaps(&l->v[i], cut))
+				continue;
+			prefix_format(&l->v[i], t);
+			buf_reset(&b);
+			protected_where(c, &b);
+			if (prefix_contains_prefix(cut, &l->v[i]))
+				buf_printf(&b, "protected_networks: !%s drops the built-in range %s (%s)", ct,
+					   t, src->v[i] + strlen("built-in: "));
+			else
+				buf_printf(
+				    &b, "protected_networks: !%s takes %s out of the built-in range %s (%s)",
+				    ct, ct, t, src->v[i] + strlen("built-in: "));
+			buf_appends(&b, ": addresses there can be blocked");
+			strv_add(&c->warnings, buf_str(&b));
+		}
+		hits[k] = prefix_list_cut(l, src, cut);
+	}
+	if (c->protected_local) {
+		struct prefix_list loc = {0};
+		struct strv names = {0};
+		config_local_addrs(&loc, &names);
+		for (size_t i = 0; i < loc.n; i++) {
+			const struct prefix *a = &loc.v[i];
+			size_t k;
+			for (k = 0; k < c->protected_cut.n; k++)
+				if (prefix_contains_prefix(&c->protected_cut.v[k], a))
+					break;
+			prefix_format(a, t);
+			if (k < c->protected_cut.n) {
+				char ct[PREFIX_STRLEN];
+				prefix_format(&c->protected_cut.v[k], ct);
+				hits[k]++;
+				buf_reset(&b);
+				protected_where(c, &b);
+				buf_printf(&b,
+					   "protected_networks: !%s drops this host's own address %s (%s)",
+					   ct, t, names.v[i]);
+				strv_add(&c->warnings, buf_str(&b));
+				continue;
+			}
+			if (prefix_list_contains(l, &a->addr))
+				continue;
+			prefix_list_add(l, a);
+			buf_reset(&b);
+			buf_printf(&b, "this host (%s)", names.v[i]);
+			strv_add(src, buf_str(&b));
+		}
+		prefix_list_free(&loc);
+		strv_free(&names);
+	} else {
+		buf_reset(&b);
+		protected_where(c, &b);
+		buf_appends(&b, "protected_networks: this host's own addresses are not protected");
+		strv_add(&c->warnings, buf_str(&b));
+	}
+	for (size_t k = 0; k < c->protected_cut.n; k++) {
+		if (hits[k])
+			continue;
+		prefix_format(&c->protected_cut.v[k], t);
+		if (errs)
+			errlist_add(errs, c->source ? c->source : "(defaults)", c->protected_line,
+				    "protected_networks: !%s takes out nothing: it is not inside a built-in "
+				    "range%s or "
+				    "this host's addresses",
+				    t, c->protected_builtin ? "" : " (none apply: !default)");
+		rc = -1;
+	}
+	free(hits);
+	for (size_t i = 0; i < c->protected_add.n; i++) {
+		prefix_list_add(l, &c->protected_add.v[i]);
+		buf_reset(&b);
+		buf_appends(&b, "protected_networks");
+		if (c->protected_line > 0)
+			buf_printf(&b, " (%s:%d)", c->source ? c->source : "(defaults)", c->protected_line);
+		strv_add(src, buf_str(&b));
+	}
+	buf_free(&b);
+	buf_free(&gone);
+	return rc;
+}
+
+/* The syslog receiver is safe by default: loopback only unless
+ * syslog_allow names the senders; UDP from other hosts (forgeable) only
+ * with syslog_udp_remote = yes, and a warning. */
+static void config_validate_syslog(struct config *c, struct errlist *errs)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->syslog_allow.n; i++) {
+		struct prefix p;
+		const char *s = c->syslog_allow.v[i];
+		if (prefix_parse(&p, s, strlen(s), true) < 0)
+			errlist_add(errs, file, 0,
+				    "[collector] syslog_allow: '%s' is not an address or a CIDR prefix with "
+				    "zero host "
+				    "bits",
+				    s);
+	}
+	if (c->syslog_listen && !addrport_loopback(c->syslog_listen) && c->syslog_allow.n == 0)
+		errlist_add(
+		    errs, file, 0,
+		    "[collector] syslog_listen = %s listens beyond loopback without syslog_allow: anyone who "
+		    "reaches the port could feed log lines and get any address blocked; list your MX hosts "
+		    "in "
+		    "syslog_allow",
+		    c->syslog_listen);
+	if (c->syslog_udp_remote) {
+		struct buf b = BUF_INIT;
+		buf_printf(
+		    &b,
+		    "%s: [collector] syslog_udp_remote = yes: UDP syslog from the hosts of syslog_allow is "
+		    "accepted, and a UDP source address can be forged: anyone who can send a packet to the "
+		    "port can feed lines in an allowed host's name (prefer TCP)",
+		    file);
+		strv_add(&c->warnings, buf_str(&b));
+		buf_free(&b);
+	}
+}
+
 int config_validate(struct config *c, struct errlist *errs)
 {
 	size_t nerr0 = errs->msgs.n;
 	const char *file = c->source ? c->source : "(defaults)";
-	if (c->protected_default && c->protected_networks.n == 0)
-		config_protected_default(&c->protected_networks);
+	strv_free(&c->warnings); /* validated again: said again, once */
+	config_protected_build(c, errs);
 	if (strcmp(c->format, "auto") && strcmp(c->format, "postfix") && strcmp(c->format, "exim") &&
 	    strcmp(c->format, "sendmail"))
 		errlist_add(errs, file, 0, "[collector] format: '%s' is not auto, postfix, exim or sendmail",
@@ -1128,6 +1317,7 @@ int config_validate(struct config *c, struct errlist *errs)
 			     c->outputs[i].defined_line, errs);
 	if (c->rules.block_base > c->rules.block_max)
 		errlist_add(errs, file, 0, "[rules] block_base is longer than block_max");
+	config_validate_syslog(c, errs);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
 		/* whether the format exists is for emitters/ to say
@@ -1170,7 +1360,11 @@ void config_free(struct config *c)
 		free(p->file);
 	}
 	free(c->parsers);
+	prefix_list_free(&c->protected_add);
+	prefix_list_free(&c->protected_cut);
 	prefix_list_free(&c->protected_networks);
+	strv_free(&c->protected_src);
+	strv_free(&c->warnings);
 	prefix_list_free(&c->allow);
 	strv_free(&c->allow_files);
 	free(c->postfix_config);
@@ -1218,6 +1412,27 @@ static bool key_unset(const struct key *k, const void *f)
 	}
 }
 
+/* protected_networks as a value that reads back the same:
+ * "default, local, !10.0.0.0/8, 203.0.113.0/24", or "none". */
+static void dump_protected_spec(struct buf *out, const struct config *c)
+{
+	char tmp[PREFIX_STRLEN];
+	if (!c->protected_builtin && !c->protected_local && !c->protected_add.n && !c->protected_cut.n) {
+		buf_appends(out, "none");
+		return;
+	}
+	buf_printf(out, "%s, %s", c->protected_builtin ? "default" : "!default",
+		   c->protected_local ? "local" : "!local");
+	for (size_t i = 0; i < c->protected_cut.n; i++) {
+		prefix_format(&c->protected_cut.v[i], tmp);
+		buf_printf(out, ", !%s", tmp);
+	}
+	for (size_t i = 0; i < c->protected_add.n; i++) {
+		prefix_format(&c->protected_add.v[i], tmp);
+		buf_printf(out, ", %s", tmp);
+	}
+}
+
 static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 {
 	for (const struct key *k = keys; k->name; k++) {
@@ -1257,11 +1472,9 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 					   sv->v[i]);
 			break;
 		}
-		case K_PREFIXES:
-		case K_PROTECTED: {
+		case K_PROTECTED: dump_protected_spec(out, base); break;
+		case K_PREFIXES: {
 			const struct prefix_list *l = f;
-			if (k->type == K_PROTECTED && l->n == 0)
-				buf_appends(out, "none");
 			for (size_t i = 0; i < l->n; i++) {
 				prefix_format(&l->v[i], tmp);
 				buf_printf(out, "%s%s", i ? ", " : "", tmp);
@@ -1287,6 +1500,21 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 			break;
 		}
 		}
+		buf_appendc(out, '\n');
+	}
+}
+
+/* The effective protected list with the source of each entry, as
+ * comments: "#   10.0.0.0/8  # built-in: RFC 1918 private". */
+static void dump_protected(struct buf *out, const struct config *c)
+{
+	buf_printf(out, "# protected (never blocked): %zu\n", c->protected_networks.n);
+	for (size_t i = 0; i < c->protected_networks.n; i++) {
+		char p[PREFIX_STRLEN];
+		prefix_format(&c->protected_networks.v[i], p);
+		buf_printf(out, "#   %-18s # ", p);
+		const char *src = i < c->protected_src.n ? c->protected_src.v[i] : "";
+		buf_append_printable(out, src, strlen(src));
 		buf_appendc(out, '\n');
 	}
 }
@@ -1328,8 +1556,10 @@ void config_dump(const struct config *c, struct buf *out)
 		} else {
 			buf_printf(out, "[%s]\n", sections[i].name);
 			dump_keys(out, sections[i].keys, c);
-			if (sections[i].sec == SEC_SAFETY)
+			if (sections[i].sec == SEC_SAFETY) {
+				dump_protected(out, c);
 				dump_trusted(out, c);
+			}
 			buf_appendc(out, '\n');
 		}
 	}

@@ -8,6 +8,7 @@
  * IPv4 so that one sender has one key.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -151,6 +152,51 @@ int ipaddr_cmp(const struct ipaddr *x, const struct ipaddr *y)
 	if (x->family != y->family)
 		return x->family < y->family ? -1 : 1;
 	return memcmp(x->a, y->a, 16);
+}
+
+bool ipaddr_is_loopback(const struct ipaddr *ip)
+{
+	static const uint8_t v6lo[16] = {[15] = 1};
+	if (ip->family == IPADDR_V4)
+		return ip->a[0] == 127;
+	return ip->family == IPADDR_V6 && memcmp(ip->a, v6lo, 16) == 0;
+}
+
+bool addrport_loopback(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t n = colon ? (size_t)(colon - s) : 0;
+	if (n == 0)
+		return true; /* "PORT" or ":PORT": the receiver binds 127.0.0.1 */
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	struct ipaddr ip;
+	return ipaddr_parse(&ip, h, n) == 0 && ipaddr_is_loopback(&ip);
+}
+
+void bind_error_explain(struct buf *out, const char *addr, unsigned port, int e)
+{
+	if ((e == EACCES || e == EPERM) && port > 0 && port < 1024)
+		buf_printf(
+		    out,
+		    "cannot listen on %s: port %u is privileged (below 1024): start mxwarden as root, grant "
+		    "it "
+		    "CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE), or choose a "
+		    "port from 1024 up",
+		    addr, port);
+	else if (e == EADDRINUSE)
+		buf_printf(
+		    out,
+		    "cannot listen on %s: the address is in use (another program, or another mxwarden, "
+		    "listens there)",
+		    addr);
+	else if (e == EADDRNOTAVAIL)
+		buf_printf(out, "cannot listen on %s: this host has no interface with that address", addr);
+	else
+		buf_printf(out, "cannot listen on %s: %s", addr, strerror(e));
 }
 
 uint64_t ipaddr_hash(const struct ipaddr *ip)
@@ -301,33 +347,69 @@ void ipaddr_class(const struct ipaddr *ip, const struct class_conf *cc, struct p
 	prefix_from_addr(out, ip, ip->family == IPADDR_V4 ? cc->v4_len : cc->v6_len);
 }
 
-void config_protected_default(struct prefix_list *l)
+/* The built-in protected ranges: what no rule may block unless the
+ * configuration drops them by name (protected_networks = !CIDR, !default
+ * or none). */
+static const struct {
+	const char *net, *what;
+} builtin[] = {
+    {"0.0.0.0/8", "\"this\" network"},
+    {"10.0.0.0/8", "RFC 1918 private"},
+    {"100.64.0.0/10", "shared address space (CGNAT)"},
+    {"127.0.0.0/8", "loopback"},
+    {"169.254.0.0/16", "link-local"},
+    {"172.16.0.0/12", "RFC 1918 private"},
+    {"192.168.0.0/16", "RFC 1918 private"},
+    {"224.0.0.0/4", "multicast"},
+    {"240.0.0.0/4", "reserved, broadcast"},
+    {"::/128", "unspecified"},
+    {"::1/128", "loopback"},
+    {"fc00::/7", "unique local"},
+    {"fe80::/10", "link-local"},
+    {"ff00::/8", "multicast"},
+};
+
+bool config_protected_builtin(size_t i, struct prefix *p, const char **what)
 {
-	static const char *const nets[] = {
-	    "0.0.0.0/8",      /* "this" network, unspecified */
-	    "10.0.0.0/8",     /* RFC 1918 */
-	    "100.64.0.0/10",  /* shared address space (CGNAT) */
-	    "127.0.0.0/8",    /* loopback */
-	    "169.254.0.0/16", /* link-local */
-	    "172.16.0.0/12",  /* RFC 1918 */
-	    "192.168.0.0/16", /* RFC 1918 */
-	    "224.0.0.0/4",    /* multicast */
-	    "240.0.0.0/4",    /* reserved, includes broadcast */
-	    "::/128",	      /* unspecified */
-	    "::1/128",	      /* loopback */
-	    "fc00::/7",	      /* unique local */
-	    "fe80::/10",      /* link-local */
-	    "ff00::/8",	      /* multicast */
-	};
-	for (size_t i = 0; i < MXW_ARRAY_LEN(nets); i++) {
-		struct prefix p;
-		if (prefix_parse(&p, nets[i], strlen(nets[i]), true) < 0)
-			BUG("bad built-in network %s", nets[i]);
-		prefix_list_add(l, &p);
-	}
+	if (i >= MXW_ARRAY_LEN(builtin))
+		return false;
+	if (prefix_parse(p, builtin[i].net, strlen(builtin[i].net), true) < 0)
+		BUG("bad built-in network %s", builtin[i].net);
+	if (what)
+		*what = builtin[i].what;
+	return true;
 }
 
-void config_protected_add_local(struct prefix_list *l)
+void config_protected_default(struct prefix_list *l)
+{
+	struct prefix p;
+	for (size_t i = 0; config_protected_builtin(i, &p, NULL); i++)
+		prefix_list_add(l, &p);
+}
+
+/*
+ * Never emitted, whatever the configuration (protected_networks = none
+ * included): "this network" 0/8, loopback, multicast and the reserved
+ * 224/3; for IPv6 ::/8 (unspecified, loopback, IPv4-mapped ::ffff:0:0/96,
+ * IPv4-compatible ::a.b.c.d, and the NAT64 prefixes 64:ff9b::/96 of RFC
+ * 6052 and 64:ff9b:1::/48 of RFC 8215: an address there stands for an
+ * IPv4 host, and the /64 class around it for the whole IPv4 Internet as
+ * seen through a NAT64 gateway), link-local and multicast.
+ */
+static const struct prefix reserved[] = {
+    {{IPADDR_V4, {0}}, 8}, {{IPADDR_V4, {127}}, 8},	    {{IPADDR_V4, {224}}, 3},
+    {{IPADDR_V6, {0}}, 8}, {{IPADDR_V6, {0xfe, 0x80}}, 10}, {{IPADDR_V6, {0xff}}, 8},
+};
+
+bool prefix_reserved(const struct prefix *p)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(reserved); i++)
+		if (prefix_overlaps(&reserved[i], p))
+			return true;
+	return false;
+}
+
+void config_local_addrs(struct prefix_list *l, struct strv *names)
 {
 	struct ifaddrs *ifa, *i;
 	if (getifaddrs(&ifa) < 0) {
@@ -350,8 +432,58 @@ void config_protected_add_local(struct prefix_list *l)
 		} else {
 			continue;
 		}
-		if (!prefix_list_contains(l, &p.addr))
-			prefix_list_add(l, &p);
+		bool known = false;
+		for (size_t k = 0; k < l->n; k++)
+			known = known || prefix_cmp(&l->v[k], &p) == 0;
+		if (known)
+			continue;
+		prefix_list_add(l, &p);
+		if (names)
+			strv_add(names, i->ifa_name ? i->ifa_name : "?");
 	}
 	freeifaddrs(ifa);
+}
+
+/*
+ * l minus cut: entries inside cut go, an entry that holds cut is replaced
+ * by the pieces of it around cut (one per bit between the two lengths), so
+ * that what is left overlaps nothing inside cut. src (may be NULL) follows
+ * the entries: a piece keeps its entry's source. Returns how many entries
+ * overlapped cut.
+ */
+size_t prefix_list_cut(struct prefix_list *l, struct strv *src, const struct prefix *cut)
+{
+	struct prefix_list out = {0};
+	struct strv osrc = {0};
+	size_t hit = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct prefix *e = &l->v[i];
+		const char *s = src && i < src->n ? src->v[i] : "";
+		if (!prefix_overlaps(e, cut)) {
+			prefix_list_add(&out, e);
+			strv_add(&osrc, s);
+			continue;
+		}
+		hit++;
+		if (prefix_contains_prefix(cut, e))
+			continue;
+		/* e holds cut: the sibling of cut's path at each length */
+		for (unsigned len = e->len + 1u; len <= cut->len; len++) {
+			struct prefix piece;
+			prefix_from_addr(&piece, &cut->addr, len);
+			unsigned b = len - 1;
+			piece.addr.a[b / 8] ^= (uint8_t)(0x80u >> (b % 8));
+			prefix_list_add(&out, &piece);
+			strv_add(&osrc, s);
+		}
+	}
+	prefix_list_free(l);
+	*l = out;
+	if (src) {
+		strv_free(src);
+		*src = osrc;
+	} else {
+		strv_free(&osrc);
+	}
+	return hit;
 }

@@ -47,6 +47,7 @@ struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_p
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_check_db(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_unblock(int argc, char **argv);

@@ -140,6 +140,10 @@ int cmd_block(int argc, char **argv)
 	const char *why = NULL;
 	int ok = aggregator_blockable(a, &o.p, &why);
 	aggregator_free(a);
+	if (ok == 0 && prefix_reserved(&o.p)) {
+		ok = -1; /* no blocklist can hold it: a decision there would enforce nothing */
+		why = "a reserved range that no blocklist can hold";
+	}
 	if (ok < 0) {
 		fprintf(stderr, "mxwarden block: refusing to block %s: %s\n", o.text, why);
 		goto out;

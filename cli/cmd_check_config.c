@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "parsers/parsers.h"
 #include "reports/abuse.h"
+#include "web/web.h"
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -73,6 +74,14 @@ int cmd_check_config(int argc, char **argv)
 			rc = -1;
 		abuse_contacts_free(m);
 		errlist_free(&errs);
+	}
+	if (rc == 0 && c.token_file) {
+		struct buf err = BUF_INIT;
+		if (web_token_read(c.token_file, NULL, &err) < 0) {
+			fprintf(stderr, "%s: %s\n", path ? path : "(built-in defaults)", buf_str(&err));
+			rc = -1;
+		}
+		buf_free(&err);
 	}
 	if (rc == 0) {
 		if (verbose) {

@@ -137,7 +137,9 @@ static void print_text(json_t *o)
 		printf("blocked:  yes, by this decision:\n");
 		print_decision(d, true);
 	} else if (json_is_object(d)) {
-		printf("blocked:  no, but flagged (response observe) by this decision:\n");
+		/* decided_not_enforced: no blocklist can carry it */
+		const char *why = jstr(o, "state_reason");
+		printf("blocked:  no: decided but not enforced (%s), by this decision:\n", why ? why : "?");
 		print_decision(d, true);
 	} else {
 		printf("blocked:  no\n");

@@ -2,8 +2,9 @@
  * cmd_stats.c - `mxwarden stats [-c FILE] [--db PATH] [--json]`: what the
  * database holds (files with offsets and lines read, events by kind and
  * category, unparsed lines by reason, decisions, size), as text or as the
- * JSON object db_stats_json() builds. It opens the database read-only and
- * must never create or change it.
+ * JSON object db_stats_json() builds, after PRAGMA quick_check: a damaged
+ * database gets the message saying so and how to recover instead, and exit
+ * 1. It opens the database read-only and must never create or change it.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -94,20 +95,51 @@ int cmd_stats(int argc, char **argv)
 	if (!db)
 		return 1;
 	const char *path = db_path ? db_path : c.db_path;
-	json_t *o = db_stats_json(db, clock_now());
+	/* a damaged database's figures mean nothing: say so first */
+	struct strv probs = {0};
+	int64_t t0 = clock_mono_us();
+	int chk = db_quick_check(db, false, &probs);
+	double chk_s = (double)(clock_mono_us() - t0) / 1e6;
+	json_t *o = chk == 0 ? db_stats_json(db, clock_now()) : NULL;
 	int rc = 0;
-	if (!o) {
+	if (chk != 0) {
+		if (chk > 0) {
+			struct buf m = BUF_INIT;
+			db_damaged_message(path, probs.v[0], &m);
+			fprintf(stderr, "mxwarden stats: %s\n", buf_str(&m));
+			buf_free(&m);
+		} else {
+			fprintf(stderr, "mxwarden stats: %s: %s\n", path, db_errmsg(db));
+		}
+		if (as_json) {
+			json_t *x = json_object();
+			json_object_set_new(x, "integrity", json_string(chk > 0 ? "damaged" : "unknown"));
+			json_t *a = json_array();
+			for (size_t i = 0; i < probs.n; i++)
+				json_array_append_new(a, json_string(probs.v[i]));
+			json_object_set_new(x, "problems", a);
+			char *s = json_dumps(x, JSON_COMPACT | JSON_ENSURE_ASCII);
+			if (s)
+				puts(s);
+			free(s);
+			json_decref(x);
+		}
+		rc = 1;
+	} else if (!o) {
 		fprintf(stderr, "mxwarden stats: %s: %s\n", path, db_errmsg(db));
 		rc = 1;
 	} else if (as_json) {
+		json_object_set_new(o, "integrity", json_string("ok"));
 		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 		if (!s || puts(s) < 0)
 			rc = 1;
 		free(s);
 	} else {
 		printf("database:          %s\n", path);
+		printf("integrity:         ok (quick_check, %.2f s)\n", chk_s);
 		print_text(o);
 	}
+	strv_free(&probs);
 	json_decref(o);
 	db_close(db);
 	config_free(&c);

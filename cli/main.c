@@ -44,12 +44,22 @@ static const struct cli_cmd commands[] = {
      "      --show-unparsed    the lines that gave no event, with the reason, to stderr\n"
      "FILE - or none reads standard input. The event schema is in docs/events.md.\n",
      NULL},
-    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]", "what the database holds",
+    {"stats", cmd_stats, "[-c FILE] [--db PATH] [--json]",
+     "what the database holds (and whether it is sound)",
      "  -c, --config FILE   the configuration ([storage] db)\n"
      "  -d, --db PATH       the database (default: the configuration's)\n"
      "  -j, --json          one JSON object instead of text\n"
      "Files with their offsets and lines read, events by kind and category, unparsed lines by\n"
-     "reason, decisions, size. The database is opened read-only.\n",
+     "reason, decisions, size, after PRAGMA quick_check: a damaged database is said to be so, with\n"
+     "how to recover, and the exit status is 1. The database is opened read-only.\n",
+     NULL},
+    {"check-db", cmd_check_db, "[-c FILE] [--db PATH] [--full]",
+     "check the database (PRAGMA quick_check, --full: integrity_check)",
+     "  -c, --config FILE   the configuration ([storage] db)\n"
+     "  -d, --db PATH       the database (default: the configuration's)\n"
+     "  -f, --full          integrity_check: also compares every index with its table (slower)\n"
+     "Read-only, so it may run beside the daemon. Exit 0 when sound, 1 when damaged (the\n"
+     "problems, then how to recover) or when it cannot be read.\n",
      NULL},
     {"run", cmd_run,
      "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT]\n"

@@ -79,11 +79,14 @@ struct coll_opts {
 	bool no_inotify;	 /* force the polling fallback (tests) */
 	size_t read_budget;	 /* bytes read per source per collector_run() (0 = 4 MiB) */
 	/* syslog receiver: off when listen is NULL */
-	const char *syslog_listen;		/* "ADDR:PORT", "[v6]:PORT" */
-	size_t syslog_max_msg;			/* 0 = 8192 */
-	int syslog_max_conn;			/* 0 = 64 */
-	const struct prefix_list *syslog_allow; /* NULL or empty = any peer */
-	coll_lookup_fn lookup;			/* may be NULL: every file starts at 0 */
+	const char *syslog_listen; /* "ADDR:PORT", "[v6]:PORT" */
+	size_t syslog_max_msg;	   /* 0 = 8192 */
+	int syslog_max_conn;	   /* 0 = 64 */
+	/* peers allowed to send: NULL or empty = loopback only, and then
+	 * syslog_listen must be a loopback address (else collector_new fails) */
+	const struct prefix_list *syslog_allow;
+	bool syslog_udp_remote; /* UDP from allowed peers that are not loopback (forgeable): off = refused */
+	coll_lookup_fn lookup;	/* may be NULL: every file starts at 0 */
 	void *lookup_ctx;
 };
 
@@ -177,6 +180,15 @@ int64_t collector_import(const char *path, const struct coll_pos *stored, struct
 int collector_identify(const char *path, uint32_t fp_len, struct coll_pos *out);
 
 /* ------------------------------------------------------ internals exposed for tests */
+
+/*
+ * May a syslog peer send? With allow NULL or empty, loopback peers only;
+ * else the peers allow holds. A UDP datagram from a peer that is not
+ * loopback is refused even when allowed (its source address can be
+ * forged) unless udp_remote. Returns SYSLOG_PEER_OK or why not.
+ */
+enum { SYSLOG_PEER_OK, SYSLOG_PEER_NOT_ALLOWED, SYSLOG_PEER_UDP_REMOTE };
+int syslog_peer_check(const struct prefix_list *allow, bool udp_remote, const struct ipaddr *peer, bool udp);
 
 /*
  * Line framing in one reused buffer. Bytes are read into the free space,

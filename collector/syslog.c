@@ -8,6 +8,13 @@
  * It must never grow a buffer past syslog_max_msg, never accept more than
  * syslog_max_conn connections, never block, and never take the host named
  * in a message for the peer's address (both are kept, apart).
+ *
+ * Who may send (a line can get any address blocked): with no allow list,
+ * loopback peers only, and then it refuses to listen beyond loopback; with
+ * one, its peers only. A UDP datagram's source address can be forged, so
+ * UDP from a peer that is not loopback is refused even when allowed, unless
+ * syslog_udp_remote says otherwise. Refusals are counted (syslog_dropped)
+ * and logged at most once a minute per kind.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +45,8 @@ struct syslogd {
 	size_t max_msg;
 	int max_conn, n_conn;
 	const struct prefix_list *allow;
+	bool udp_remote;
+	int64_t warned_peer_us, warned_udp_us; /* last refusal logged (monotonic) */
 	coll_sink_fn sink;
 	void *ctx;
 	struct coll_stats *stats;
@@ -125,25 +134,46 @@ struct syslogd *syslogd_new(const struct coll_opts *o, int epfd, coll_sink_fn si
 		log_error("syslog listen address '%s' is not ADDR:PORT", o->syslog_listen);
 		return NULL;
 	}
+	struct ipaddr bind_ip;
+	char bind_text[IPADDR_STRLEN];
+	peer_of(&ss, &bind_ip, bind_text);
+	bool open_list = !o->syslog_allow || o->syslog_allow->n == 0;
+	if (open_list && !ipaddr_is_loopback(&bind_ip)) {
+		log_error(
+		    "syslog: refusing to listen on %s without syslog_allow: anyone who reaches the port "
+		    "could "
+		    "feed log lines and get any address blocked; list the hosts that may send in [collector] "
+		    "syslog_allow (or listen on 127.0.0.1)",
+		    o->syslog_listen);
+		return NULL;
+	}
 	struct syslogd *sd = xcalloc(1, sizeof *sd);
 	sd->epfd = epfd;
 	sd->max_msg = o->syslog_max_msg ? o->syslog_max_msg : 8192;
 	sd->max_conn = o->syslog_max_conn ? o->syslog_max_conn : 64;
 	sd->allow = o->syslog_allow;
+	sd->udp_remote = o->syslog_udp_remote;
 	sd->sink = sink;
 	sd->ctx = ctx;
 	sd->stats = stats;
 	sd->udp.kind = FDH_UDP;
 	sd->tcp.kind = FDH_TCP_LISTEN;
+	unsigned port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	struct buf why = BUF_INIT;
 	sd->udp.fd = bind_sock(SOCK_DGRAM, &ss, sl);
 	if (sd->udp.fd < 0) {
-		log_error("syslog: cannot bind UDP %s: %s", o->syslog_listen, strerror(errno));
+		bind_error_explain(&why, o->syslog_listen, port, errno);
+		log_error("syslog (UDP): %s", buf_str(&why));
+		buf_free(&why);
 		free(sd);
 		return NULL;
 	}
 	sd->tcp.fd = bind_sock(SOCK_STREAM, &ss, sl);
 	if (sd->tcp.fd < 0) {
-		log_error("syslog: cannot bind TCP %s: %s", o->syslog_listen, strerror(errno));
+		bind_error_explain(&why, o->syslog_listen, port, errno);
+		log_error("syslog (TCP): %s", buf_str(&why));
+		buf_free(&why);
 		close(sd->udp.fd);
 		free(sd);
 		return NULL;
@@ -153,7 +183,12 @@ struct syslogd *syslogd_new(const struct coll_opts *o, int epfd, coll_sink_fn si
 	ev.data.ptr = &sd->tcp;
 	epoll_ctl(epfd, EPOLL_CTL_ADD, sd->tcp.fd, &ev);
 	sd->dgram = xmalloc(sd->max_msg + 1);
-	log_info("syslog receiver on %s (UDP and TCP)", o->syslog_listen);
+	log_info("syslog receiver on %s (TCP, and UDP from %s)", o->syslog_listen,
+		 sd->udp_remote ? "the allowed peers" : "loopback only");
+	if (sd->udp_remote && !ipaddr_is_loopback(&bind_ip))
+		log_warn(
+		    "syslog: UDP from the allowed peers is accepted (syslog_udp_remote = yes): a UDP source "
+		    "address can be forged");
 	return sd;
 }
 
@@ -184,9 +219,43 @@ void syslogd_free(struct syslogd *sd)
 	free(sd);
 }
 
-static bool allowed(const struct syslogd *sd, const struct ipaddr *ip)
+int syslog_peer_check(const struct prefix_list *allow, bool udp_remote, const struct ipaddr *peer, bool udp)
 {
-	return !sd->allow || sd->allow->n == 0 || prefix_list_contains(sd->allow, ip);
+	bool listed =
+	    (!allow || allow->n == 0) ? ipaddr_is_loopback(peer) : prefix_list_contains(allow, peer);
+	if (!listed)
+		return SYSLOG_PEER_NOT_ALLOWED;
+	if (udp && !udp_remote && !ipaddr_is_loopback(peer))
+		return SYSLOG_PEER_UDP_REMOTE;
+	return SYSLOG_PEER_OK;
+}
+
+/* May peer ip send? Counts and (once a minute) logs a refusal. */
+static bool allowed(struct syslogd *sd, const struct ipaddr *ip, const char *text, bool udp)
+{
+	int v = syslog_peer_check(sd->allow, sd->udp_remote, ip, udp);
+	if (v == SYSLOG_PEER_OK)
+		return true;
+	bool listed = v == SYSLOG_PEER_UDP_REMOTE;
+	sd->stats->syslog_dropped++;
+	int64_t now = clock_mono_us();
+	int64_t *last = listed ? &sd->warned_udp_us : &sd->warned_peer_us;
+	if (*last == 0 || now - *last >= 60 * 1000000LL) {
+		*last = now;
+		if (!listed)
+			log_warn("syslog: %s from %s refused: not in syslog_allow%s (further refusals are "
+				 "counted as "
+				 "syslog_dropped)",
+				 udp ? "a datagram" : "a connection", text,
+				 (!sd->allow || sd->allow->n == 0) ? " (empty: loopback only)" : "");
+		else
+			log_warn("syslog: a UDP datagram from %s refused: UDP source addresses can be "
+				 "forged; send "
+				 "over TCP, or set syslog_udp_remote = yes (further refusals are counted as "
+				 "syslog_dropped)",
+				 text);
+	}
+	return false;
 }
 
 static void deliver(struct syslogd *sd, const char *msg, size_t n, const struct ipaddr *peer,
@@ -220,7 +289,9 @@ static void on_udp(struct syslogd *sd)
 		struct ipaddr ip;
 		char text[IPADDR_STRLEN];
 		peer_of(&ss, &ip, text);
-		if ((size_t)r > sd->max_msg || !allowed(sd, &ip)) {
+		if (!allowed(sd, &ip, text, true))
+			continue;
+		if ((size_t)r > sd->max_msg) {
 			sd->stats->syslog_dropped++;
 			continue;
 		}
@@ -239,7 +310,11 @@ static void on_accept(struct syslogd *sd)
 		struct ipaddr ip;
 		char text[IPADDR_STRLEN];
 		peer_of(&ss, &ip, text);
-		if (sd->n_conn >= sd->max_conn || !allowed(sd, &ip)) {
+		if (!allowed(sd, &ip, text, false)) {
+			close(fd);
+			continue;
+		}
+		if (sd->n_conn >= sd->max_conn) {
 			sd->stats->syslog_dropped++;
 			close(fd);
 			continue;

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db/db_internal.h"
 
@@ -223,9 +226,100 @@ int db_fail(struct db *db, const char *fmt, ...)
 	return -1;
 }
 
+static bool code_damaged(int xc)
+{
+	int c = xc & 0xff;
+	return c == SQLITE_CORRUPT || c == SQLITE_NOTADB;
+}
+
 int db_fail_sql(struct db *db, const char *what)
 {
+	if (db->h && code_damaged(sqlite3_extended_errcode(db->h)))
+		return db_fail(db, "%s: %s: the database is damaged (run `mxwarden check-db`)", what,
+			       sqlite3_errmsg(db->h));
 	return db_fail(db, "%s: %s", what, db->h ? sqlite3_errmsg(db->h) : "no connection");
+}
+
+/*
+ * Unclean stops. SQLite tells through its log callback (process-wide,
+ * installed once before its first use) when a connection rebuilt the
+ * index of a write-ahead log that still held committed frames: that
+ * happens only to the first connection after the last writer died without
+ * closing (kill -9, a crash, a power cut). The flag is per thread: a
+ * connection is opened and first read in one thread.
+ */
+static __thread bool wal_recovered;
+
+static void sqlite_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if (code == SQLITE_NOTICE_RECOVER_WAL)
+		wal_recovered = true;
+}
+
+static void sqlite_log_setup(void)
+{
+	/* fails only when SQLite is in use already (then no unclean-stop check) */
+	if (sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL) != SQLITE_OK)
+		log_debug("database: SQLite's log callback cannot be set: no check after an unclean stop");
+}
+
+/* Each line of a check's answer is a problem, but its header. */
+static void add_problems(struct strv *problems, const char *t)
+{
+	while (t && *t) {
+		size_t n = strcspn(t, "\n");
+		if (n && strncmp(t, "*** in database", 15) != 0) {
+			struct buf b = BUF_INIT;
+			buf_append_printable(&b, t, n);
+			strv_add(problems, buf_str(&b));
+			buf_free(&b);
+		}
+		t += n + (t[n] == '\n');
+	}
+}
+
+int db_quick_check(struct db *db, bool full, struct strv *problems)
+{
+	sqlite3_stmt *st = db_prepare(db, full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)");
+	if (!st)
+		return -1;
+	int rc;
+	size_t n0 = problems->n;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		if (!t || strcmp(t, "ok") != 0)
+			add_problems(problems, t ? t : "?");
+	}
+	int r = 0;
+	if (rc != SQLITE_DONE) {
+		if (code_damaged(sqlite3_extended_errcode(db->h)))
+			add_problems(problems, sqlite3_errmsg(db->h));
+		else
+			r = db_fail_sql(db, "check");
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? -1 : problems->n > n0 ? 1 : 0;
+}
+
+void db_damaged_message(const char *path, const char *problems, struct buf *out)
+{
+	/* short enough for a caller's 512-byte buffer with a path of 100 bytes */
+	buf_printf(
+	    out,
+	    "%s: the database is damaged (%.100s%s). mxwarden will not use it. To recover: stop mxwarden, "
+	    "move the file and its -wal and -shm aside, rebuild it from the mail logs with `mxwarden import "
+	    "LOG...` (rotated and .gz logs too), start again; the blocklists keep their last content "
+	    "meanwhile",
+	    path, problems && *problems ? problems : "?", problems && strlen(problems) > 100 ? "..." : "");
+}
+
+bool db_unclean(const struct db *db, int64_t *check_us)
+{
+	if (check_us)
+		*check_us = db->check_us;
+	return db->unclean;
 }
 
 const char *db_errmsg(const struct db *db)
@@ -312,6 +406,37 @@ int db_bind_span(sqlite3_stmt *st, int i, const char *p, size_t n)
 	return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
 }
 
+/* A message for a database file or directory that cannot be written,
+ * saying what is wrong in words and who we are. */
+static void db_path_error(const char *path, int e, char *err, size_t errsz)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (e == EACCES || e == EPERM)
+		snprintf(
+		    err, errsz,
+		    "%s: permission denied: the directory %s is not writable by this user (uid %u); the "
+		    "database and its -wal and -shm files live there: give the user write access to it or "
+		    "choose another [storage] db / --db",
+		    path, dir, (unsigned)geteuid());
+	else if (e == EROFS)
+		snprintf(
+		    err, errsz,
+		    "%s: the directory %s is on a read-only file system; choose a writable [storage] db / "
+		    "--db",
+		    path, dir);
+	else if (e == EISDIR)
+		snprintf(err, errsz, "%s is a directory, not a database file", path);
+	else
+		snprintf(err, errsz, "%s: %s", path, strerror(e));
+}
+
 /* mkdir -p of the directory part of path. */
 static int make_parent(const char *path, char *err, size_t errsz)
 {
@@ -329,14 +454,78 @@ static int make_parent(const char *path, char *err, size_t errsz)
 			continue;
 		*p = '\0';
 		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-			snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+			db_path_error(dir, errno, err, errsz);
 			return -1;
 		}
 		*p = '/';
 	}
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		db_path_error(dir, errno, err, errsz);
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The database holds raw log lines (recipients, SASL user names): it is
+ * created 0640 (group-readable for the service's group, never world), and
+ * SQLite gives its -wal and -shm files the database file's mode. A file
+ * found readable or writable by others (made by an older version, or by
+ * hand) is narrowed to the same, with a warning; when that fails, the
+ * warning says how to fix it. Returns -1 with a message in err only when the
+ * file cannot be created.
+ */
+static int db_files_private(const char *path, char *err, size_t errsz)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EEXIST) {
+		db_path_error(path, errno, err, errsz);
+		return -1;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		db_path_error(path, EISDIR, err, errsz);
+		return -1;
+	}
+	/* SQLite opens a read-only file read-only without a word, then fails
+	 * at the first write; and it creates -wal and -shm beside the file */
+	if (access(path, W_OK) < 0) {
+		snprintf(err, errsz,
+			 "%s: not writable by this user (uid %u): %s; mxwarden writes its database (fix the "
+			 "file's "
+			 "owner or mode)",
+			 path, (unsigned)geteuid(), strerror(errno));
+		return -1;
+	}
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 1, slash ? path : ".");
+	if (access(dir, W_OK | X_OK) < 0) {
+		db_path_error(path, errno, err, errsz);
+		return -1;
+	}
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sfx); i++) {
+		char f[PATH_MAX + 8];
+		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
+		struct stat sb;
+		if (stat(f, &sb) < 0 || !S_ISREG(sb.st_mode) || !(sb.st_mode & (S_IROTH | S_IWOTH)))
+			continue;
+		mode_t m = sb.st_mode & 0770;
+		if (chmod(f, m) == 0)
+			log_warn(
+			    "%s was readable by every user of this host (mode %04o): now %04o (it holds raw "
+			    "log lines with recipients and user names)",
+			    f, (unsigned)(sb.st_mode & 07777), (unsigned)m);
+		else
+			log_warn(
+			    "%s is readable by every user of this host (mode %04o) and holds raw log lines: "
+			    "run chmod o-rwx %s (%s)",
+			    f, (unsigned)(sb.st_mode & 07777), f, strerror(errno));
 	}
 	return 0;
 }
@@ -411,6 +600,37 @@ static int migrate(struct db *db, int target)
 	return 0;
 }
 
+/* The last writer died without closing: check the file before using it
+ * (linear in its size: 3.5 s for 2.5 GB in the page cache, 47 s from a cold
+ * disk here; the size is logged first), refuse it damaged. */
+static int check_after_crash(struct db *db)
+{
+	db->unclean = true;
+	log_info(
+	    "database %s was not closed cleanly (its write-ahead log was recovered): checking its %.1f MB "
+	    "(PRAGMA quick_check; up to a minute per 2 GB from a cold disk)",
+	    db->path, (double)db_size_bytes(db) / 1e6);
+	int64_t t0 = clock_mono_us();
+	struct strv probs = {0};
+	int r = db_quick_check(db, false, &probs);
+	db->check_us = clock_mono_us() - t0;
+	if (r == 0)
+		log_info("database %s: quick_check ok in %.2f s", db->path, (double)db->check_us / 1e6);
+	else if (r > 0) {
+		struct buf m = BUF_INIT;
+		db_damaged_message(db->path, probs.v[0], &m);
+		db_fail(db, "%s", buf_str(&m));
+		buf_free(&m);
+	}
+	strv_free(&probs);
+	/* Refused, the connection must not fold the log into the file when it
+	 * closes (the last one does): the next start must find the unclean stop
+	 * again and refuse again, not a quiet file with the damage inside. */
+	if (r != 0)
+		sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	return r == 0 ? 0 : -1; /* -1: db->err holds the whole message (or the check failed) */
+}
+
 struct db *db_open_version(const char *path, int flags, int target, char *err, size_t errsz)
 {
 	_Static_assert(MXW_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per version");
@@ -428,6 +648,8 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 					 : strerror(errno));
 		return NULL;
 	}
+	if (rw && db_files_private(path, err, errsz) < 0)
+		return NULL;
 	struct db *db = xcalloc(1, sizeof(*db));
 	db->rw = rw;
 	if (str_copy(db->path, sizeof(db->path), path, strlen(path)) < 0) {
@@ -437,6 +659,9 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	}
 	int oflags =
 	    SQLITE_OPEN_NOMUTEX | (rw ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+	pthread_once(&log_once, sqlite_log_setup);
+	wal_recovered = false;
 	if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
 		db_close(db);
@@ -445,6 +670,7 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, 5000);
 	int rc = 0;
+	bool whole = false; /* db->err is the whole message, path included */
 	if (rw) {
 		rc = db_exec(db, "PRAGMA journal_mode = WAL");
 		if (rc == 0)
@@ -458,6 +684,13 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 		 * and every batch then reads their pages back */
 		if (rc == 0 && (flags & DB_BULK))
 			rc = db_exec(db, "PRAGMA cache_size = -262144");
+		/* the first read: SQLite recovers a write-ahead log left behind */
+		if (rc == 0 && pragma_int(db, "SELECT count(*) FROM sqlite_master") < 0)
+			rc = -1;
+		if (rc == 0 && wal_recovered && check_after_crash(db) < 0) {
+			rc = -1;
+			whole = true;
+		}
 		if (rc == 0)
 			rc = migrate(db, target);
 	} else {
@@ -471,7 +704,16 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 				     DB_SCHEMA_VERSION);
 	}
 	if (rc < 0) {
-		snprintf(err, errsz, "%s: %s", path, db->err);
+		if (whole) {
+			snprintf(err, errsz, "%s", db->err); /* check_after_crash's whole message */
+		} else if (db->h && code_damaged(sqlite3_extended_errcode(db->h))) {
+			struct buf m = BUF_INIT;
+			db_damaged_message(path, sqlite3_errmsg(db->h), &m);
+			snprintf(err, errsz, "%s", buf_str(&m));
+			buf_free(&m);
+		} else {
+			snprintf(err, errsz, "%s: %s", path, db->err);
+		}
 		db_close(db);
 		return NULL;
 	}

@@ -135,6 +135,10 @@ struct db {
 	/* The pipe whose writer this connection's reader side waits on
 	 * (pipe.c): db_decisions_count() adds its staged decisions. */
 	struct db_pipe *pipe;
+	/* This open found the database not closed cleanly (SQLite recovered
+	 * its write-ahead log) and checked it (PRAGMA quick_check, check_us). */
+	bool unclean;
+	int64_t check_us;
 };
 
 /* The cached statement for a static SQL string, reset and unbound; NULL

@@ -15,10 +15,11 @@
  *     0.0.0.0/0 and ::/0 are impossible,
  *   - any prefix that overlaps, in either direction, an allow-listed
  *     prefix (allow, allow_files, the clients the MTA trusts) or a
- *     protected network (protected_networks, plus the host's own
- *     addresses when the default list is in use), or
- *     one of the networks no configuration can unprotect (0/8, 127/8,
- *     224/3, ::/8 with ::ffff:0:0/96, fe80::/10, ff00::/8),
+ *     protected network (the effective protected_networks: the built-in
+ *     ranges and the host's own addresses unless the configuration drops
+ *     them, and what it adds), or one of the ranges no configuration can
+ *     unprotect (prefix_reserved(): 0/8, 127/8, 224/3, ::/8 with
+ *     ::ffff:0:0/96 and the NAT64 64:ff9b::/96, fe80::/10, ff00::/8),
  * keeps one decision per prefix (the strongest response, then the latest
  * until) and caps the result at max_entries with a loud warning (the
  * strongest responses are kept).

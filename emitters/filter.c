@@ -66,13 +66,9 @@ static int load_allow_file(struct prefix_list *l, const char *path, struct buf *
 int emit_safety_init(struct emit_safety *s, const struct config *c, struct buf *err)
 {
 	memset(s, 0, sizeof *s);
+	/* the effective list: built-in ranges (config_defaults), the host's
+	 * own addresses (config_validate), what the configuration adds */
 	list_copy(&s->protect, &c->protected_networks);
-	if (c->protected_default) {
-		/* config_validate fills the default list; do not rely on it */
-		if (c->protected_networks.n == 0)
-			config_protected_default(&s->protect);
-		config_protected_add_local(&s->protect);
-	}
 	list_copy(&s->allow, &c->allow);
 	list_copy(&s->allow, &c->trusted_nets); /* the MTA's own trusted clients */
 	s->v4_floor = MXW_MAX(c->v4_floor, (unsigned)EMIT_HARD_FLOOR_V4);
@@ -134,25 +130,6 @@ static int longest_cmp(const void *x, const void *y)
 	return prefix_cmp(&a->prefix, &b->prefix);
 }
 
-/*
- * Never emitted, whatever the configuration (protected_networks = none
- * included): "this network" 0/8, loopback, multicast and the reserved
- * 224/3, and for IPv6 ::/8 (unspecified, loopback, IPv4-mapped and
- * -compatible), link-local and multicast. A block there is always a bug.
- */
-static const struct prefix never[] = {
-    {{IPADDR_V4, {0}}, 8}, {{IPADDR_V4, {127}}, 8},	    {{IPADDR_V4, {224}}, 3},
-    {{IPADDR_V6, {0}}, 8}, {{IPADDR_V6, {0xfe, 0x80}}, 10}, {{IPADDR_V6, {0xff}}, 8},
-};
-
-static bool never_emitted(const struct prefix *p)
-{
-	for (size_t i = 0; i < MXW_ARRAY_LEN(never); i++)
-		if (prefix_overlaps(&never[i], p))
-			return true;
-	return false;
-}
-
 static bool prefix_sane(const struct prefix *p)
 {
 	if (p->addr.family != IPADDR_V4 && p->addr.family != IPADDR_V6)
@@ -202,7 +179,7 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 			st->allowed++;
 			continue;
 		}
-		if (never_emitted(p) || prefix_list_overlaps(&s->protect, p)) {
+		if (prefix_reserved(p) || prefix_list_overlaps(&s->protect, p)) {
 			st->protect++;
 			continue;
 		}

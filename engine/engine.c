@@ -21,6 +21,8 @@ int engine_config_load(struct config *c, const char *path)
 	emitters_check_config(c, &errs);
 	for (size_t i = 0; i < errs.msgs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs.v[i]);
+	for (size_t i = 0; i < c->warnings.n; i++)
+		log_warn("%s", c->warnings.v[i]);
 	int rc = errs.msgs.n ? -1 : 0;
 	errlist_free(&errs);
 	return rc;

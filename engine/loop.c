@@ -91,6 +91,7 @@ static int collector_start(struct engine *e)
 	    .syslog_max_msg = (size_t)e->conf.syslog_max_msg,
 	    .syslog_max_conn = (int)e->conf.syslog_max_conn,
 	    .syslog_allow = &e->syslog_allow,
+	    .syslog_udp_remote = e->conf.syslog_udp_remote,
 	    .lookup = eng_coll_lookup,
 	    .lookup_ctx = e,
 	};

@@ -660,6 +660,11 @@ static enum MHD_Result api_block_add(struct web_req *r)
 		json_decref(body);
 		return web_send_error(r, 403, "refused: the prefix is on the %s", why ? why : "allow list");
 	}
+	if (prefix_reserved(&d.prefix)) {
+		json_decref(body);
+		return web_send_error(
+		    r, 403, "refused: the prefix is in a reserved range that no blocklist can hold");
+	}
 	int64_t now = clock_now();
 	d.scope = prefix_is_host(&d.prefix) ? SCOPE_IP : SCOPE_CLASS;
 	str_copy(d.rule, sizeof d.rule, "manual", 6);

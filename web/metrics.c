@@ -157,6 +157,14 @@ enum MHD_Result web_metrics(struct web_req *r)
 		   (unsigned long)atomic_load(&w->responses_4xx));
 	buf_printf(&b, "mxwarden_web_errors_total{class=\"5xx\"} %lu\n",
 		   (unsigned long)atomic_load(&w->responses_5xx));
+	head(&b, "mxwarden_web_connections_closed_idle_total", "counter",
+	     "Idle or half-sent connections closed to make room at max_connections.");
+	buf_printf(&b, "mxwarden_web_connections_closed_idle_total %lu\n",
+		   (unsigned long)atomic_load(&w->conns_evicted));
+	head(&b, "mxwarden_web_connections_refused_total", "counter",
+	     "Connections refused: an address past per_ip_connections, or nothing idle to close.");
+	buf_printf(&b, "mxwarden_web_connections_refused_total %lu\n",
+		   (unsigned long)atomic_load(&w->conns_refused));
 	unsigned long hits, misses;
 	web_cache_stats(w->cache, &hits, &misses);
 	head(&b, "mxwarden_web_cache_total", "counter",

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "aggregator/aggregator.h"
 #include "db/db.h"
@@ -238,11 +240,22 @@ bool web_token_ok(struct web *w, struct web_req *r)
 	return diff == 0;
 }
 
-static int token_load(struct web *w, const char *path, struct buf *err)
+int web_token_read(const char *path, struct buf *token, struct buf *err)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		buf_printf(err, "web: token_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* whoever reads the token can block and unblock any address */
+	struct stat sb;
+	if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & (S_IROTH | S_IWOTH))) {
+		buf_printf(
+		    err,
+		    "web: token_file %s is readable by every user of this host (mode %04o): anyone could "
+		    "block and unblock with it; run chmod 600 %s (or 640 with the service's group)",
+		    path, (unsigned)(sb.st_mode & 07777), path);
+		fclose(f);
 		return -1;
 	}
 	char tmp[WEB_TOKEN_MAX + 4];
@@ -263,8 +276,21 @@ static int token_load(struct web *w, const char *path, struct buf *err)
 				   path);
 			return -1;
 		}
-	w->token = xstrndup(tmp, n);
-	w->token_len = n;
+	if (token)
+		buf_append(token, tmp, n);
+	return 0;
+}
+
+static int token_load(struct web *w, const char *path, struct buf *err)
+{
+	struct buf t = BUF_INIT;
+	if (web_token_read(path, &t, err) < 0) {
+		buf_free(&t);
+		return -1;
+	}
+	w->token = xstrndup(t.data, t.len);
+	w->token_len = t.len;
+	buf_free(&t);
 	return 0;
 }
 
@@ -397,8 +423,9 @@ static enum MHD_Result route(struct web_req *r)
  * A query of thousands of parameters would exhaust that memory while MHD
  * parses it (and MHD 0.9.75 then stalls the connection until its timeout):
  * such a query is counted here and cut at the '?', so MHD parses nothing
- * and on_request() answers 414 with a JSON error. The URI is MHD's own
- * writable read buffer, which MHD itself cuts at '?' right after this call.
+ * and on_request() answers 414 with a JSON error; so is a URI longer than
+ * WEB_URI_MAX, query or not. The URI is MHD's own writable read buffer,
+ * which MHD itself cuts at '?' right after this call.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -411,10 +438,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		r->nargs = 1;
 		for (const char *s = q + 1; *s; s++)
 			r->nargs += *s == '&';
-		if (r->nargs > WEB_ARGS_MAX || strlen(uri) > WEB_URI_MAX) {
-			r->uri_refused = true;
+	}
+	/* a long path is refused as a long query is: 414, whatever comes after */
+	if (r->nargs > WEB_ARGS_MAX || strlen(uri) > WEB_URI_MAX) {
+		r->uri_refused = true;
+		if (q)
 			q[1] = '\0';
-		}
 	}
 	return r;
 }
@@ -438,14 +467,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->fresh) {
 		r->fresh = false;
+		web_conns_busy(w, conn, true); /* a whole request came: never taken for room */
 		r->method = method;
 		r->url = url;
 		r->is_head = strcmp(method, "HEAD") == 0;
 		atomic_fetch_add(&w->requests, 1);
 		if (r->uri_refused)
-			return web_send_error(
-			    r, 414, "the query has %zu parameters (at most %d) or is longer than %d bytes",
-			    r->nargs, WEB_ARGS_MAX, WEB_URI_MAX);
+			return web_send_error(r, 414,
+					      "the URI is longer than %d bytes or its query has more than %d "
+					      "parameters (%zu)",
+					      WEB_URI_MAX, WEB_ARGS_MAX, r->nargs);
 		size_t hbytes = 0;
 		MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes, &hbytes);
 		if (hbytes > WEB_HEADERS_MAX) {
@@ -483,6 +514,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct web_req *r = *con_cls;
 	if (!r)
 		return;
+	web_conns_busy(r->w, conn, false);
 	web_cache_end(r->w->cache, r, 0, NULL, 0); /* a request that ended without an answer */
 	buf_free(&r->body);
 	free(r);
@@ -579,14 +611,6 @@ static int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *s
 	return 0;
 }
 
-static bool ip_is_loopback(const struct ipaddr *ip)
-{
-	static const uint8_t v6lo[16] = {[15] = 1};
-	if (ip->family == IPADDR_V4)
-		return ip->a[0] == 127;
-	return memcmp(ip->a, v6lo, 16) == 0;
-}
-
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct buf b = BUF_INIT, m = BUF_INIT;
@@ -612,12 +636,15 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	struct web *w = xcalloc(1, sizeof *w);
 	w->conf = conf;
 	w->db_path = xstrdup(db_path);
-	w->loopback = ip_is_loopback(&ip);
+	w->loopback = ipaddr_is_loopback(&ip);
 	char ipstr[IPADDR_STRLEN];
 	ipaddr_format(&ip, ipstr);
 	snprintf(w->host, sizeof w->host, ip.family == IPADDR_V6 ? "[%s]" : "%s", ipstr);
 	pthread_mutex_init(&w->pool_mu, NULL);
 	pthread_mutex_init(&w->health_mu, NULL);
+	unsigned max_conn = conf->web_max_conn > 0 ? (unsigned)conf->web_max_conn : 256;
+	unsigned per_ip = conf->web_per_ip_conn > 0 ? (unsigned)conf->web_per_ip_conn : 32;
+	web_conns_init(w, max_conn, per_ip);
 	unsigned threads = conf->web_threads > 0 && conf->web_threads <= 64 ? (unsigned)conf->web_threads : 4;
 	w->cappool = threads + 2;
 	w->pool = xcalloc(w->cappool, sizeof *w->pool);
@@ -633,18 +660,33 @@ struct web *web_start(const struct config *conf, const char *db_path, struct buf
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ip.family == IPADDR_V6)
 		flags |= MHD_USE_IPv6;
-	unsigned max_conn = conf->web_max_conn > 0 ? (unsigned)conf->web_max_conn : 256;
-	unsigned per_ip = conf->web_per_ip_conn > 0 ? (unsigned)conf->web_per_ip_conn : 32;
 	unsigned timeout = conf->web_timeout > 0 ? (unsigned)conf->web_timeout : 30;
+	/* the limits are ours (conns.c); MHD's are set out of their way: it
+	 * gives each pool thread its share of its limit */
 	w->mhd = MHD_start_daemon(
-	    flags, (uint16_t)port, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-	    w, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w, MHD_OPTION_END);
+	    flags, (uint16_t)port, web_conns_accept, w, on_request, w, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (max_conn + WEB_CONNS_SLACK) * threads, MHD_OPTION_NOTIFY_CONNECTION, web_conns_notify, w,
+	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)WEB_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, w, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	    w, MHD_OPTION_END);
 	if (!w->mhd) {
-		buf_printf(err, "web: cannot listen on %s (address in use or not available)", conf->listen);
+		/* MHD says only that it failed: bind once more to learn why */
+		int e = 0, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1;
+		if (fd < 0)
+			e = errno;
+		else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+			 bind(fd, (struct sockaddr *)&ss, sl) < 0)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+		buf_appends(err, "web: ");
+		if (e)
+			bind_error_explain(err, conf->listen, port, e);
+		else
+			buf_printf(err, "cannot listen on %s (libmicrohttpd refused to start)", conf->listen);
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -678,6 +720,7 @@ void web_stop(struct web *w)
 	pthread_mutex_destroy(&w->pool_mu);
 	pthread_mutex_destroy(&w->health_mu);
 	buf_free(&w->outputs);
+	web_conns_free(w);
 	free(w->token);
 	free(w->db_path);
 	free(w);

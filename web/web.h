@@ -39,6 +39,15 @@ struct web;
  */
 struct web *web_start(const struct config *conf, const char *db_path, struct buf *err);
 
+/*
+ * Read and check the API token file at path: it must not be readable or
+ * writable by every user (the token blocks and unblocks), and must hold 16
+ * to 256 printable bytes without blanks. Appends the token to token (may be
+ * NULL: check only) and returns 0, or -1 with a one-line message naming the
+ * file and the fix in err. web_start() and check-config use it.
+ */
+int web_token_read(const char *path, struct buf *token, struct buf *err);
+
 /* The TCP port actually bound (useful with port 0 in tests). */
 unsigned web_port(const struct web *w);
 

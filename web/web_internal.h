@@ -55,6 +55,13 @@ struct web {
 	char ingest_error[256];	    /* "" = batches commit */
 	int64_t ingest_error_since; /* UTC seconds */
 	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
+	/* conns.c: the open connections and who may open one more */
+	pthread_mutex_t conns_mu;
+	struct web_conn *conns;
+	unsigned nconns, nevicting;
+	unsigned conns_max, conns_per_ip;
+	atomic_ulong conns_evicted; /* idle connections closed to make room */
+	atomic_ulong conns_refused; /* connections refused: per-address cap, or nothing idle to close */
 };
 
 /* One request, from its first callback to its completion. */
@@ -116,6 +123,23 @@ int web_args_check(struct web_req *r, const char *const *allowed, char *bad, siz
 /* True when the Authorization header carries the configured token
  * (constant time). */
 bool web_token_ok(struct web *w, struct web_req *r);
+
+/*
+ * conns.c: the connection limits (see its header comment). init before
+ * MHD starts (max_conn at most, per_ip per address that is not loopback,
+ * 0 = none), free after it stopped. accept and notify are MHD's accept
+ * policy and connection callbacks (cls = w); busy marks a connection inside
+ * a request (on_request's first call) or idle again (its completion).
+ * WEB_CONNS_SLACK: connections beyond max_conn while the shut-down ones
+ * close; MHD's own limit is set above it.
+ */
+#define WEB_CONNS_SLACK 32
+void web_conns_init(struct web *w, unsigned max_conn, unsigned per_ip);
+void web_conns_free(struct web *w);
+enum MHD_Result web_conns_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+void web_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+		      enum MHD_ConnectionNotificationCode toe);
+void web_conns_busy(struct web *w, struct MHD_Connection *conn, bool busy);
 
 /* cache.c: the micro-cache of GET answers (see its header comment). */
 struct web_cache *web_cache_new(void);

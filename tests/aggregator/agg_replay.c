@@ -118,7 +118,6 @@ int main(int argc, char **argv)
 	}
 	if (protect_none) {
 		prefix_list_free(&c.protected_networks);
-		c.protected_default = false;
 	}
 	struct parser *p = parser_new(&c, &errs);
 	if (!p)

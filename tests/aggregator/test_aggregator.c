@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -53,7 +54,8 @@ static void cfg_setup(void)
 	errlist_free(&e);
 	/* keep the default list but not this host's own addresses, which differ
 	 * from machine to machine */
-	cfg.protected_default = false;
+	cfg.protected_local = false;
+	config_protected_build(&cfg, NULL);
 	struct rules_conf *r = &cfg.rules;
 	/* explicit thresholds: the cases below do not follow default tuning */
 	r->retry_count = 3;
@@ -652,6 +654,86 @@ static void test_bounds(void **state)
 	config_free(&cfg);
 }
 
+/* An IPv6 sender that rotates through its own /64 costs its class record
+ * and FOLD_MEMBERS address records, not one per address, and meets the
+ * class rule; a provider's pool in one /64 that delivers mail is folded
+ * the same way and never blocked. */
+static void test_v6_rotation(void **state)
+{
+	static const struct {
+		const char *name;
+		struct step steps[2];
+		const char *want; /* every decision on this prefix, NULL = none at all */
+		int n;		  /* decisions wanted */
+	} rot[] = {
+	    {"a harvester rotating through its /64",
+	     {REJ("2001:db8:66::%d", 3000, 2, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "u%d@example.com")},
+	     "2001:db8:66::/64",
+	     2 /* policy for an hour, then harvest: the rotation goes on */},
+	    {"a provider's pool in one /64: 600 servers, one stale recipient in 10",
+	     {ACC("2001:db8:77::%d", 600, 2),
+	      REJ("2001:db8:77::%d0", 60, 20, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "stale@example.com")},
+	     NULL,
+	     0},
+	};
+	for (size_t k = 0; k < MXW_ARRAY_LEN(rot); k++) {
+		cfg_setup();
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		for (size_t i = 0; i < MXW_ARRAY_LEN(rot[k].steps) && rot[k].steps[i].repeat; i++)
+			feed(a, &rot[k].steps[i], &ts);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		struct agg_stats st;
+		aggregator_stats(a, &st);
+		char px[PREFIX_STRLEN] = "";
+		bool elsewhere = false;
+		for (int i = 0; i < got.n && i < 16; i++) {
+			prefix_format(&got.d[i].prefix, px);
+			elsewhere |= !rot[k].want || strcmp(px, rot[k].want) != 0;
+		}
+		if (got.n != rot[k].n || elsewhere)
+			fail_msg("%s: got %d decision(s) (last %s), want %d on %s", rot[k].name, got.n, px,
+				 rot[k].n, rot[k].want ? rot[k].want : "none");
+		if (st.ips > 20 || st.classes != 1 || st.folded == 0)
+			fail_msg("%s: %zu address records, %zu class records, %llu events folded; want at "
+				 "most 20, "
+				 "1 and some",
+				 rot[k].name, st.ips, st.classes, (unsigned long long)st.folded);
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
+/* The state file of a clean stop holds evidence lines (log text): 0640
+ * whatever the umask, never world-readable. */
+static void test_state_file_mode(void **state)
+{
+	cfg_setup();
+	struct aggregator *a = aggregator_new(&cfg);
+	char dir[] = "/tmp/mxw-aggstate-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/m.db.aggstate", dir);
+	aggregator_set_state_path(a, path);
+	int64_t ts = T0;
+	struct step spam = REJ("203.0.113.9", 3, 10, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "s%d@example.com");
+	feed(a, &spam, &ts);
+	mode_t old = umask(0);
+	int rc = aggregator_save(a);
+	umask(old);
+	struct stat st;
+	assert_int_equal(rc, 0);
+	assert_int_equal(stat(path, &st), 0);
+	if ((st.st_mode & 0777) != 0640)
+		fail_msg("state file mode %o, want 640", (unsigned)(st.st_mode & 0777));
+	unlink(path);
+	rmdir(dir);
+	aggregator_free(a);
+	config_free(&cfg);
+}
+
 /* The changes of a run, in order: kind, prefix, since, until, at. */
 struct timeline {
 	int n;
@@ -1189,6 +1271,8 @@ int main(void)
 	    cmocka_unit_test(test_distribution_list),
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_v6_rotation),
+	    cmocka_unit_test(test_state_file_mode),
 	    cmocka_unit_test(test_lone_member_eviction),
 	    cmocka_unit_test(test_log_clock),
 	    cmocka_unit_test(test_memory_per_ip),

@@ -445,7 +445,8 @@ static void test_evidence(void **state)
 	config_validate(&c, &e);
 	struct parser *p = parser_new(&c, &e);
 	assert_non_null(p);
-	c.protected_default = false;
+	c.protected_local = false;
+	config_protected_build(&c, NULL);
 	c.rules.relay_count = 8; /* more lines before the decision */
 	struct aggregator *a = aggregator_new(&c);
 	struct parser_source *src = parser_source_new(p, "test", MTA_POSTFIX);

@@ -88,7 +88,8 @@ static void test_values(void **state)
 	assert_true(c.rules.harvest_ratio == 0.5);
 	assert_true(c.rules.dry_run);
 	assert_int_equal(c.protected_networks.n, 0);
-	assert_false(c.protected_default);
+	assert_false(c.protected_builtin);
+	assert_false(c.protected_local);
 	assert_int_equal(c.allow.n, 2);
 	assert_int_equal(c.mta_trusted, TRUST_POSTFIX | TRUST_EXIM);
 	assert_string_equal(c.postfix_config, "/etc/postfix-out");
@@ -180,8 +181,27 @@ static void test_errors_table(void **state)
 	}
 }
 
+/* The lines of a dump that are not comments (those say where a value came
+ * from: FILE:LINE differs between the two reads), in place. */
+static const char *values_of(struct buf *b)
+{
+	char *w = b->data, *r = b->data;
+	while (r && *r) {
+		char *nl = strchr(r, '\n');
+		size_t n = nl ? (size_t)(nl - r + 1) : strlen(r);
+		if (*r != '#') {
+			memmove(w, r, n);
+			w += n;
+		}
+		r += n;
+	}
+	if (w)
+		*w = '\0';
+	return b->data ? b->data : "";
+}
+
 /* check-config -v's dump is a configuration file: read back, it gives the
- * same dump (every key of the table printed in a notation its parser
+ * same values (every key of the table printed in a notation its parser
  * reads), from the defaults and from a file that sets values of each type. */
 static void test_dump_reads_back(void **state)
 {
@@ -213,7 +233,7 @@ static void test_dump_reads_back(void **state)
 			fail_msg("file %zu: the dump does not read back: %s\n%s", i, e.msgs.v[0],
 				 buf_str(&d1));
 		config_dump(&c, &d2);
-		if (strcmp(buf_str(&d1), buf_str(&d2)) != 0)
+		if (strcmp(values_of(&d1), values_of(&d2)) != 0)
 			fail_msg("file %zu: read back, the dump differs:\n%s\n---\n%s", i, buf_str(&d1),
 				 buf_str(&d2));
 		config_free(&c);
@@ -293,12 +313,177 @@ static void test_missing_file(void **state)
 	errlist_free(&e);
 }
 
+/* protected_networks adds to the built-in ranges; only !CIDR, !default,
+ * !local and none take something out, each with a warning naming it.
+ * The host's own addresses are left out (!local) where the case does
+ * not need them: they differ from machine to machine. */
+static void test_protected_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value;
+		int want_rc;	      /* config_validate */
+		const char *in, *out; /* comma-separated addresses protected / not */
+		const char *warn;     /* a warning must hold this ("" = none at all) */
+	} cases[] = {
+	    {"203.0.113.0/24, !local", 0, "203.0.113.5,10.0.0.1,127.0.0.1,fd00::1,192.168.1.1",
+	     "198.51.100.7", "this host's own addresses are not protected"},
+	    {"default, 203.0.113.0/24, !local", 0, "203.0.113.5,10.0.0.1,100.64.0.1", "198.51.100.7",
+	     "not protected"},
+	    {"none", 0, "", "10.0.0.1,127.0.0.1,fd00::1,203.0.113.5", "10.0.0.0/8 (RFC 1918 private)"},
+	    {"!10.20.0.0/16, !local", 0, "10.19.255.255,10.21.0.1,10.0.0.1,10.255.0.1",
+	     "10.20.0.1,10.20.255.255",
+	     "!10.20.0.0/16 takes 10.20.0.0/16 out of the built-in range 10.0.0.0/8 (RFC 1918 private)"},
+	    {"!10.0.0.0/8, !local", 0, "172.16.0.1,127.0.0.1", "10.0.0.1",
+	     "drops the built-in range 10.0.0.0/8"},
+	    {"!default, !local, 203.0.113.0/24", 0, "203.0.113.5", "10.0.0.1,127.0.0.1",
+	     "the built-in ranges 0.0.0.0/8"},
+	    {"!local, !198.51.100.0/24", -1, "", "", NULL},
+	    {"!local, 10.0.0.0/8, !10.1.0.0/16", 0, "10.1.0.1,10.2.0.1", "", "takes 10.1.0.0/16 out"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		char text[256];
+		snprintf(text, sizeof text, "[safety]\nprotected_networks = %s\n", cases[i].value);
+		char *p = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		int rc = config_load(&c, p, &e);
+		if (rc == 0)
+			rc = config_validate(&c, &e);
+		if (rc != cases[i].want_rc)
+			fail_msg("case %zu (%s): got rc %d, want %d (%s)", i, cases[i].value, rc,
+				 cases[i].want_rc, e.msgs.n ? e.msgs.v[0] : "");
+		if (rc < 0) {
+			/* a cut that takes out nothing names itself and its line */
+			if (!e.msgs.n ||
+			    !strstr(e.msgs.v[0], ":2: protected_networks: !198.51.100.0/24 takes out "
+						 "nothing"))
+				fail_msg("case %zu: got error '%s'", i, e.msgs.n ? e.msgs.v[0] : "");
+		}
+		for (int want = 1; want >= 0 && rc == 0; want--) {
+			char list[128];
+			snprintf(list, sizeof list, "%s", want ? cases[i].in : cases[i].out);
+			char *save = NULL;
+			for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				struct ipaddr ip;
+				assert_int_equal(ipaddr_parse(&ip, t, strlen(t)), 0);
+				if (prefix_list_contains(&c.protected_networks, &ip) != (bool)want)
+					fail_msg("case %zu (%s): %s protected: got %d, want %d", i,
+						 cases[i].value, t, !want, want);
+			}
+		}
+		if (rc == 0 && cases[i].warn) {
+			bool found = false;
+			for (size_t k = 0; k < c.warnings.n; k++)
+				found = found || strstr(c.warnings.v[k], cases[i].warn) != NULL;
+			if (!found)
+				fail_msg("case %zu (%s): no warning with '%s' among %zu", i, cases[i].value,
+					 cases[i].warn, c.warnings.n);
+		}
+		/* every entry has its source, and the dump reads back the same list */
+		assert_int_equal(c.protected_src.n, c.protected_networks.n);
+		if (rc == 0) {
+			struct buf d = BUF_INIT;
+			config_dump(&c, &d);
+			/* (the whole dump does not load: empty values are shown empty) */
+			const char *line = strstr(buf_str(&d), "\nprotected_networks = ");
+			assert_non_null(line);
+			char again[512];
+			snprintf(again, sizeof again, "[safety]%.*s\n", (int)strcspn(line + 1, "\n") + 1,
+				 line);
+			char *p2 = write_tmp(again);
+			struct config c2;
+			struct errlist e2 = {0};
+			config_defaults(&c2);
+			if (config_load(&c2, p2, &e2) < 0 || config_validate(&c2, &e2) < 0)
+				fail_msg("case %zu: the dump does not load: %s", i,
+					 e2.msgs.n ? e2.msgs.v[0] : "");
+			assert_int_equal(c2.protected_networks.n, c.protected_networks.n);
+			for (size_t k = 0; k < c.protected_networks.n; k++)
+				assert_int_equal(
+				    prefix_cmp(&c2.protected_networks.v[k], &c.protected_networks.v[k]), 0);
+			config_free(&c2);
+			errlist_free(&e2);
+			unlink(p2);
+			free(p2);
+			buf_free(&d);
+		}
+		config_free(&c);
+		errlist_free(&e);
+		unlink(p);
+		free(p);
+	}
+	/* the defaults: the built-in ranges and the host's own addresses, no warning */
+	struct config c;
+	struct errlist e = {0};
+	config_defaults(&c);
+	assert_int_equal(config_validate(&c, &e), 0);
+	assert_int_equal(c.warnings.n, 0);
+	struct prefix lo;
+	assert_true(config_protected_builtin(0, &lo, NULL));
+	assert_true(prefix_list_overlaps(&c.protected_networks, &lo));
+	for (size_t k = 0; k < c.protected_src.n; k++)
+		if (strncmp(c.protected_src.v[k], "built-in: ", 10) &&
+		    strncmp(c.protected_src.v[k], "this host (", 11))
+			fail_msg("default entry %zu: source '%s'", k, c.protected_src.v[k]);
+	config_free(&c);
+	errlist_free(&e);
+}
+
+/* The syslog receiver: loopback, or an allow list; UDP from other hosts
+ * only with syslog_udp_remote, which is a warning. */
+static void test_syslog_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int want_rc;
+		const char *want; /* in the error or the warning, NULL = none */
+	} cases[] = {
+	    {"syslog_listen = 127.0.0.1:514\n", 0, NULL},
+	    {"syslog_listen = [::1]:514\n", 0, NULL},
+	    {"syslog_listen = 0.0.0.0:514\n", -1, "listens beyond loopback without syslog_allow"},
+	    {"syslog_listen = 192.0.2.1:514\n", -1, "syslog_allow"},
+	    {"syslog_listen = *:514\n", -1, "syslog_allow"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.0/24\n", 0, NULL},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.1/24\n", -1, "'192.0.2.1/24' is not"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = mx1.example\n", -1, "'mx1.example' is not"},
+	    {"syslog_listen = 0.0.0.0:514\nsyslog_allow = 192.0.2.0/24\nsyslog_udp_remote = yes\n", 0,
+	     "UDP source address can be forged"},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		char text[256];
+		snprintf(text, sizeof text, "[collector]\n%s", cases[i].text);
+		char *p = write_tmp(text);
+		struct config c;
+		struct errlist e = {0};
+		config_defaults(&c);
+		int rc = config_load(&c, p, &e);
+		if (rc == 0)
+			rc = config_validate(&c, &e);
+		if (rc != cases[i].want_rc)
+			fail_msg("case %zu: got rc %d, want %d (%s)", i, rc, cases[i].want_rc,
+				 e.msgs.n ? e.msgs.v[0] : "");
+		const char *said =
+		    rc < 0 ? (e.msgs.n ? e.msgs.v[0] : "") : (c.warnings.n ? c.warnings.v[0] : "");
+		if (cases[i].want ? !strstr(said, cases[i].want) : (rc == 0 && c.warnings.n))
+			fail_msg("case %zu: got '%s', want '%s'", i, said,
+				 cases[i].want ? cases[i].want : "");
+		config_free(&c);
+		errlist_free(&e);
+		unlink(p);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults_valid),  cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_errors_table),    cmocka_unit_test(test_long_line_refused),
 	    cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_report_keys),
+	    cmocka_unit_test(test_protected_table), cmocka_unit_test(test_syslog_table),
 	    cmocka_unit_test(test_dump_reads_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -202,6 +202,90 @@ static void test_protected_default(void **state)
 	prefix_list_free(&l);
 }
 
+/* The ranges no blocklist may hold: a prefix overlapping one, in either
+ * direction, is reserved. */
+static void test_reserved_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *p;
+		bool want;
+	} cases[] = {
+	    {"0.0.0.0/8", true},
+	    {"127.0.0.1", true},
+	    {"224.0.0.1", true},
+	    {"255.255.255.255", true},
+	    {"::1", true},
+	    {"::", true},
+	    {"::203.0.113.5", true},
+	    {"::ffff:0:203.0.113.5", true},
+	    {"64:ff9b::203.0.113.5", true},
+	    {"64:ff9b::/64", true},
+	    {"64:ff9b:1::c000:207", true},
+	    {"64:ff9b::/32", true},
+	    {"fe80::1", true},
+	    {"ff02::1", true},
+	    {"203.0.113.5", false},
+	    {"2001:db8::1", false},
+	    {"2001:db8:ff9b::1", false},
+	    {"10.0.0.1", false},
+	    {"2001:db8::/32", false},
+	    {"198.51.100.0/24", false},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct prefix p;
+		if (prefix_parse(&p, cases[i].p, strlen(cases[i].p), false) < 0)
+			fail_msg("case %zu: %s does not parse", i, cases[i].p);
+		if (prefix_reserved(&p) != cases[i].want)
+			fail_msg("reserved(%s): got %d, want %d", cases[i].p, !cases[i].want, cases[i].want);
+	}
+}
+
+/* A cut splits the range that holds it into the pieces around it. */
+static void test_list_cut(void **state)
+{
+	(void)state;
+	struct prefix_list l = {0};
+	struct strv src = {0};
+	struct prefix p;
+	prefix_parse(&p, "10.0.0.0/8", 10, true);
+	prefix_list_add(&l, &p);
+	strv_add(&src, "a");
+	prefix_parse(&p, "192.168.0.0/16", 14, true);
+	prefix_list_add(&l, &p);
+	strv_add(&src, "b");
+	prefix_parse(&p, "10.20.0.0/16", 12, true);
+	assert_int_equal(prefix_list_cut(&l, &src, &p), 1);
+	assert_int_equal(l.n, 1 + 8); /* 192.168/16 and the 8 pieces of 10/8 around 10.20/16 */
+	assert_int_equal(src.n, l.n);
+	static const struct {
+		const char *ip;
+		bool want;
+	} cases[] = {
+	    {"10.20.0.0", false}, {"10.20.255.255", false}, {"10.19.255.255", true}, {"10.21.0.0", true},
+	    {"10.0.0.0", true},	  {"10.255.255.255", true}, {"192.168.3.4", true},   {"11.0.0.0", false},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct ipaddr ip;
+		assert_int_equal(ipaddr_parse(&ip, cases[i].ip, strlen(cases[i].ip)), 0);
+		if (prefix_list_contains(&l, &ip) != cases[i].want)
+			fail_msg("after the cut, %s: got %d, want %d", cases[i].ip, !cases[i].want,
+				 cases[i].want);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		assert_string_equal(
+		    src.v[i], prefix_cmp(&l.v[i], &(struct prefix){{IPADDR_V4, {192, 168}}, 16}) ? "a" : "b");
+	/* a cut over a whole entry removes it; one that overlaps nothing changes nothing */
+	prefix_parse(&p, "192.168.0.0/15", 14, true);
+	assert_int_equal(prefix_list_cut(&l, &src, &p), 1);
+	assert_int_equal(l.n, 8);
+	prefix_parse(&p, "203.0.113.0/24", 14, true);
+	assert_int_equal(prefix_list_cut(&l, &src, &p), 0);
+	assert_int_equal(l.n, 8);
+	prefix_list_free(&l);
+	strv_free(&src);
+}
+
 static void test_hash_equal_keys(void **state)
 {
 	struct ipaddr a, b;
@@ -218,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_table),	      cmocka_unit_test(test_prefix_table),
 	    cmocka_unit_test(test_contains_table),    cmocka_unit_test(test_class_table),
 	    cmocka_unit_test(test_protected_default), cmocka_unit_test(test_hash_equal_keys),
+	    cmocka_unit_test(test_reserved_table),    cmocka_unit_test(test_list_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

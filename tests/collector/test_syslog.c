@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "collector/collector.h"
@@ -62,10 +67,115 @@ static void test_syslog_table(void **state)
 	buf_free(&out);
 }
 
+/* Who may send: loopback only without an allow list; UDP from a peer
+ * that is not loopback only with udp_remote, even when allowed. */
+static void test_peer_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *allow; /* comma-separated, "" = none */
+		bool udp_remote, udp;
+		const char *peer;
+		int want;
+	} cases[] = {
+	    {"", false, false, "127.0.0.1", SYSLOG_PEER_OK},
+	    {"", false, true, "127.0.0.1", SYSLOG_PEER_OK},
+	    {"", false, true, "::1", SYSLOG_PEER_OK},
+	    {"", false, false, "192.0.2.1", SYSLOG_PEER_NOT_ALLOWED},
+	    {"", true, true, "192.0.2.1", SYSLOG_PEER_NOT_ALLOWED},
+	    {"", false, false, "2001:db8::1", SYSLOG_PEER_NOT_ALLOWED},
+	    {"192.0.2.0/24", false, false, "192.0.2.1", SYSLOG_PEER_OK},
+	    {"192.0.2.0/24", false, true, "192.0.2.1", SYSLOG_PEER_UDP_REMOTE},
+	    {"192.0.2.0/24", true, true, "192.0.2.1", SYSLOG_PEER_OK},
+	    {"192.0.2.0/24", false, false, "198.51.100.7", SYSLOG_PEER_NOT_ALLOWED},
+	    {"192.0.2.0/24", true, true, "198.51.100.7", SYSLOG_PEER_NOT_ALLOWED},
+	    {"192.0.2.0/24", false, false, "127.0.0.1", SYSLOG_PEER_NOT_ALLOWED},
+	    {"192.0.2.0/24, 127.0.0.0/8", false, true, "127.0.0.1", SYSLOG_PEER_OK},
+	    {"2001:db8::/32", false, true, "2001:db8::7", SYSLOG_PEER_UDP_REMOTE},
+	    {"2001:db8::/32", true, true, "2001:db8::7", SYSLOG_PEER_OK},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct prefix_list allow = {0};
+		char list[64];
+		snprintf(list, sizeof list, "%s", cases[i].allow);
+		char *save = NULL;
+		for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			struct prefix p;
+			assert_int_equal(prefix_parse(&p, t, strlen(t), true), 0);
+			prefix_list_add(&allow, &p);
+		}
+		struct ipaddr ip;
+		assert_int_equal(ipaddr_parse(&ip, cases[i].peer, strlen(cases[i].peer)), 0);
+		int got = syslog_peer_check(&allow, cases[i].udp_remote, &ip, cases[i].udp);
+		if (got != cases[i].want)
+			fail_msg("case %zu: allow '%s' udp_remote %d %s from %s: got %d, want %d", i,
+				 cases[i].allow, cases[i].udp_remote, cases[i].udp ? "UDP" : "TCP",
+				 cases[i].peer, got, cases[i].want);
+		/* NULL is the empty list */
+		if (!cases[i].allow[0] &&
+		    syslog_peer_check(NULL, cases[i].udp_remote, &ip, cases[i].udp) != cases[i].want)
+			fail_msg("case %zu: NULL allow list differs from an empty one", i);
+		prefix_list_free(&allow);
+	}
+}
+
+/* A TCP port free on every address now (the kernel's pick; tests running
+ * beside this one may take it: callers try again). */
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+	socklen_t l = sizeof a;
+	assert_true(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Without an allow list the receiver refuses to listen beyond loopback. */
+static void test_bind_refused(void **state)
+{
+	(void)state;
+	char addr[64];
+	static const char *const refused[] = {"0.0.0.0", "[::]", "192.0.2.1"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(refused); i++) {
+		snprintf(addr, sizeof addr, "%s:%u", refused[i], free_port());
+		struct coll_opts o = {.syslog_listen = addr};
+		struct collector *c = collector_new(&o, NULL, NULL);
+		if (c)
+			fail_msg("%s without syslog_allow: listening", addr);
+	}
+	struct coll_opts o = {.syslog_listen = addr};
+	struct collector *c = NULL;
+	for (int tries = 0; !c && tries < 5; tries++) {
+		snprintf(addr, sizeof addr, "127.0.0.1:%u", free_port());
+		c = collector_new(&o, NULL, NULL);
+	}
+	if (!c)
+		fail_msg("%s without syslog_allow: refused", addr);
+	collector_free(c);
+	struct prefix_list allow = {0};
+	struct prefix p;
+	prefix_parse(&p, "192.0.2.0/24", 12, true);
+	prefix_list_add(&allow, &p);
+	o.syslog_allow = &allow;
+	c = NULL;
+	for (int tries = 0; !c && tries < 5; tries++) {
+		snprintf(addr, sizeof addr, "0.0.0.0:%u", free_port());
+		c = collector_new(&o, NULL, NULL);
+	}
+	if (!c)
+		fail_msg("%s with syslog_allow: refused", addr);
+	collector_free(c);
+	prefix_list_free(&allow);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_syslog_table),
+	    cmocka_unit_test(test_peer_table),
+	    cmocka_unit_test(test_bind_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

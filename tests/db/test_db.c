@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -1549,6 +1551,107 @@ static void test_class_retention(void **state)
 	config_free(&conf);
 }
 
+/* A child writes a batch and dies without closing (the write-ahead log
+ * stays behind, as after kill -9). */
+static void write_and_die(const char *path, int rows, const char *ip)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char err[256];
+		struct db *db = db_open(path, DB_RW, err, sizeof(err));
+		if (!db || db_begin(db) < 0)
+			_exit(1);
+		for (int i = 0; i < rows; i++) {
+			struct event r = mk(NOW + i, EV_REJECT, CAT_DNSBL, ip, 554, "x", 1);
+			if (db_event_insert(db, &r, 0) <= 0)
+				_exit(1);
+		}
+		_exit(db_commit(db) == 0 ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Integrity: an open after an unclean stop checks the file (and only
+ * then); a damaged one is refused with the recovery path, again and again;
+ * the file is created 0640. */
+static void test_unclean_and_damaged(void **state)
+{
+	struct fixture *f = *state;
+	char err[512];
+	struct stat sb;
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0640);
+	int64_t us = -1;
+	assert_false(db_unclean(f->db, &us));
+	/* enough rows for pages that the next small write does not touch */
+	assert_int_equal(db_begin(f->db), 0);
+	static char line[400];
+	memset(line, 'L', sizeof line);
+	for (int i = 0; i < 3000; i++) {
+		struct event r = mk(NOW + i, EV_REJECT, CAT_DNSBL, "192.0.2.3", 554, line, sizeof line);
+		assert_true(db_event_insert(f->db, &r, 0) > 0);
+	}
+	assert_int_equal(db_commit(f->db), 0);
+	db_close(f->db);
+	f->db = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(f->db);
+	assert_false(db_unclean(f->db, NULL)); /* closed cleanly */
+	struct strv probs = {0};
+	assert_int_equal(db_quick_check(f->db, false, &probs), 0);
+	assert_int_equal(db_quick_check(f->db, true, &probs), 0);
+	assert_int_equal(probs.n, 0);
+	db_close(f->db);
+	f->db = NULL;
+	write_and_die(f->path, 1, "192.0.2.4");
+	struct db *db = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(db);
+	assert_true(db_unclean(db, &us)); /* checked, sound */
+	assert_true(us >= 0);
+	db_close(db);
+	/* a second writer beside the first never counts as unclean */
+	db = db_open(f->path, DB_RW, err, sizeof(err));
+	write_and_die(f->path, 1, "192.0.2.5");
+	struct db *second = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(second);
+	assert_false(db_unclean(second, NULL));
+	db_close(second);
+	db_close(db);
+	/* damage the middle of the file, then leave a hot log behind */
+	assert_int_equal(stat(f->path, &sb), 0);
+	FILE *fp = fopen(f->path, "r+b");
+	assert_non_null(fp);
+	fseek(fp, sb.st_size / 2, SEEK_SET);
+	for (int i = 0; i < 65536; i++)
+		fputc((i * 7919 + 13) & 0xff, fp);
+	fclose(fp);
+	write_and_die(f->path, 1, "192.0.2.6");
+	for (int round = 0; round < 2; round++) {
+		db = db_open(f->path, DB_RW, err, sizeof(err));
+		if (db)
+			fail_msg("round %d: a damaged database opened", round);
+		if (!strstr(err, "the database is damaged (") || !strstr(err, "mxwarden import") ||
+		    strncmp(err, f->path, strlen(f->path)) != 0)
+			fail_msg("round %d: got '%s'", round, err);
+	}
+	/* read-only: the check says so */
+	db = db_open(f->path, DB_RO, err, sizeof(err));
+	assert_non_null(db);
+	assert_int_equal(db_quick_check(db, false, &probs), 1);
+	assert_true(probs.n >= 1);
+	for (size_t i = 0; i < probs.n; i++)
+		for (const char *c = probs.v[i]; *c; c++)
+			assert_true(*c >= ' ' && *c <= '~');
+	struct buf m = BUF_INIT;
+	db_damaged_message(f->path, probs.v[0], &m);
+	assert_true(m.len < 512 - 100 + strlen(f->path));
+	buf_free(&m);
+	strv_free(&probs);
+	db_close(db);
+}
+
 static void test_reader_beside_writer(void **state)
 {
 	struct fixture *f = *state;
@@ -1898,6 +2001,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_class_migration_from_v3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_class_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_beside_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unclean_and_damaged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_holds_snapshot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 	};

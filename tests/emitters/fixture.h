@@ -73,7 +73,8 @@ static inline void fix_make(struct decision *out)
 static inline void fix_config(struct config *c)
 {
 	config_defaults(c);
-	c->protected_default = false;
+	prefix_list_free(&c->protected_networks);
+	strv_free(&c->protected_src);
 	struct prefix p;
 	prefix_parse(&p, "10.0.0.0/8", 10, true);
 	prefix_list_add(&c->protected_networks, &p);

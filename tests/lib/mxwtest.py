@@ -60,6 +60,25 @@ def private_mount_ns():
                dict(os.environ, MXW_IN_NS="1"))
 
 
+def private_net_ns(addrs=()):
+    """Run this test again inside a network namespace of its own (`unshare
+    -n`) whose loopback interface is up and also holds addrs (documentation
+    addresses a test sends from, e.g. "192.0.2.1/32"); exit 77 (skipped) when
+    that is not permitted. Returns in the namespace."""
+    if os.environ.get("MXW_IN_NETNS") != "1":
+        if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+            print("SKIP: needs root, unshare(1) and ip(8) for a network namespace", flush=True)
+            sys.exit(77)
+        probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            print("SKIP: cannot make a network namespace: " + probe.stderr.strip(), flush=True)
+            sys.exit(77)
+        os.execvpe("unshare", ["unshare", "-n", sys.executable] + sys.argv, dict(os.environ, MXW_IN_NETNS="1"))
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for a in addrs:
+        subprocess.run(["ip", "addr", "add", a, "dev", "lo"], check=True)
+
+
 def plain_entries(path, none_if_missing=False):
     """The entries of a plain blocklist (comment and blank lines left out):
     an empty set, or None with none_if_missing, when it cannot be read."""

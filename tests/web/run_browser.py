@@ -60,6 +60,7 @@ subprocess.run([SEED, db, "300"], check=True, env=env, capture_output=True, time
 token_file = os.path.join(tmp, "token")
 with open(token_file, "w") as f:
     f.write(TOKEN + "\n")
+os.chmod(token_file, 0o600)  # a token readable by others is refused
 port = free_port()
 conf = os.path.join(tmp, "mxwarden.ini")
 with open(conf, "w") as f:

@@ -104,6 +104,7 @@ cases = [
 ]
 with open(os.path.join(d, "short"), "w") as f:
     f.write("short\n")
+os.chmod(os.path.join(d, "short"), 0o600)
 cases.append(("a token that is too short", f"listen = 127.0.0.1:1\ntoken_file = {d}/short\n", "16 to 256"))
 for name, web, want in cases:
     conf = os.path.join(d, "c.ini")

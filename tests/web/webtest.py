@@ -57,6 +57,7 @@ class Server:
         self.token_file = os.path.join(self.dir, "token")
         with open(self.token_file, "w") as f:
             f.write(TOKEN + "\n")
+        os.chmod(self.token_file, 0o600)  # a token readable by others is refused
         self.port = free_port()
         self.conf = os.path.join(self.dir, "mxwarden.ini")
         with open(self.conf, "w") as f:

@@ -101,6 +101,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/base.h"
 
@@ -180,6 +181,9 @@ int aggregator_save(const struct aggregator *a);
  * stored after it. Returns 0, or -1 (logged; nothing allocated).
  */
 int aggregator_checkpoint(const struct aggregator *a, char **data, size_t *len, int64_t *newest_us);
+/* The same image written to fp (a forked child writes a big state to its
+ * file without a copy in memory). Logs nothing: 0, or -1. */
+int aggregator_checkpoint_write(const struct aggregator *a, FILE *fp, int64_t *newest_us);
 
 /*
  * Feed one event (the hot path). Events should come in time order; an event

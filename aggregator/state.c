@@ -163,6 +163,12 @@ int aggregator_save(const struct aggregator *a)
 	return rc;
 }
 
+int aggregator_checkpoint_write(const struct aggregator *a, FILE *fp, int64_t *newest_us)
+{
+	*newest_us = a->newest;
+	return state_write(a, fp);
+}
+
 int aggregator_checkpoint(const struct aggregator *a, char **data, size_t *len, int64_t *newest_us)
 {
 	*data = NULL;

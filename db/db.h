@@ -49,6 +49,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -417,12 +418,18 @@ int db_audit_add(struct db *db, int64_t when, const char *who, const char *actio
 /* ----------------------------------------------- aggregator checkpoint */
 
 /*
- * The aggregator's state (an opaque image, aggregator/state.c) kept in the
- * database so that a restart after a crash loads it and replays only the
- * evidence rows stored after it. db_checkpoint_put() is called inside a
- * batch, before db_commit(), so the image and the batch's file offsets
- * commit together; it records max_event_id, the largest event id stored up
- * to and including this batch. One checkpoint is kept (the newest).
+ * The aggregator's state (an opaque image, aggregator/state.c) kept so
+ * that a restart after a crash loads it and replays only the evidence rows
+ * stored after it. The image is a file of its own beside the database,
+ * DB.ckpt-SEQ (0640, written whole, fsync'd and renamed into place, with
+ * its length and a hash in a header); the database's one agg_checkpoint
+ * row names it, with max_event_id, the largest event id the image holds.
+ * So the database stays proportional to the events (an image of a million
+ * tracked addresses is hundreds of MB, rewritten at each checkpoint), and
+ * the image can be written by another process (the engine forks one, so
+ * that a big image never stalls ingestion). A file the committed row does
+ * not name (an image whose batch was refused, the one before) goes at the
+ * next checkpoint. A database in memory keeps the image in its row.
  */
 struct db_checkpoint {
 	int64_t at;	      /* wall clock when written */
@@ -436,11 +443,30 @@ struct db_checkpoint {
 	 * agg_checkpoint_source) */
 	int64_t source_id, source_offset, source_lines;
 };
-/* Store the checkpoint (replacing the last one). Returns 0, or -1. RW. */
+/* Write the image (through the returned FILE, then db_ckpt_file_finish)
+ * to DB.ckpt-SEQ of the database at db_path. Uses no database connection,
+ * so a forked child can write it. NULL with err set when it cannot. */
+struct db_ckpt_file;
+struct db_ckpt_file *db_ckpt_file_begin(const char *db_path, uint64_t seq, char *err, size_t errsz);
+FILE *db_ckpt_file_stream(struct db_ckpt_file *f);
+/* Close the stream, write the header (length, hash, newest_us), fsync and
+ * rename into place. 0, or -1 with err set (the file is removed). Frees f. */
+int db_ckpt_file_finish(struct db_ckpt_file *f, int64_t newest_us, char *err, size_t errsz);
+/* Store the checkpoint with image data (replacing the last one): the image
+ * is written to a new file, then the row names it; call it inside a batch,
+ * before db_commit(), so that the image and the batch's offsets commit
+ * together (max_event_id: as stored up to this batch). 0, or -1. RW. */
 int db_checkpoint_put(struct db *db, int64_t at, int64_t newest_us, int64_t lines, const void *data,
 		      size_t len);
+/* Store the checkpoint whose image another process wrote to DB.ckpt-SEQ
+ * (db_ckpt_file_*) when the events up to max_event_id were stored. Checks
+ * its header. 0, or -1. RW. */
+int db_checkpoint_put_file(struct db *db, int64_t at, int64_t lines, int64_t max_event_id, uint64_t seq);
+/* The largest event id stored (committed or in this batch). -1 on error. */
+int64_t db_max_event_id(struct db *db);
 /* Load the last checkpoint into *c (c->data to be freed by the caller).
- * Returns 1, 0 when there is none, -1 on error. */
+ * Returns 1, 0 when there is none or its file is missing or damaged
+ * (logged: the events are replayed instead), -1 on error. */
 int db_checkpoint_get(struct db *db, struct db_checkpoint *c);
 /* Record, after db_checkpoint_put() in the same batch, that the image
  * holds the lines of file source source_id up to offset (lines lines, the

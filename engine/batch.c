@@ -324,6 +324,7 @@ bool eng_checkpoint_due(const struct engine *e)
 	/* not while lines the aggregator saw are being stored again: a crash
 	 * would read them once more on top of the checkpoint */
 	return e->conf.checkpoint_interval > 0 && e->lines != e->ckpt_lines && !e->agg_recover &&
+	       !e->ckpt_pid &&
 	       (e->ckpt_force || clock_mono_us() - e->ckpt_last_us >= e->conf.checkpoint_interval * 1000000);
 }
 
@@ -366,7 +367,7 @@ int eng_batch_commit(struct engine *e)
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
-	if (eng_checkpoint_due(e) && eng_checkpoint_put(e) < 0)
+	if (!eng_checkpoint_forks(e) && eng_checkpoint_due(e) && eng_checkpoint_put(e) < 0)
 		goto fail;
 	if (db_commit(e->db) < 0) {
 		log_error("database: commit: %s", db_errmsg(e->db));
@@ -404,6 +405,8 @@ int eng_batch_commit(struct engine *e)
 	}
 	e->ckpt_in_batch = false;
 	e->ckpt_force = false;
+	if (eng_checkpoint_forks(e) && eng_checkpoint_due(e))
+		eng_checkpoint_fork(e);	    /* the state holds exactly what was committed */
 	web_set_ingest_error(e->web, NULL); /* a few commits a second: one uncontended lock each */
 	e->commits++;
 	e->batch_lines = 0;

@@ -124,6 +124,9 @@ void eng_close(struct engine *e)
 	e->pipe = NULL;
 	db_pipe_free(e->pipe_keep); /* drained at the end of each file */
 	e->pipe_keep = NULL;
+	e->closing = true;
+	eng_checkpoint_reap(e);	 /* a writer that finished names its image */
+	eng_checkpoint_abort(e); /* one still writing: the final checkpoint replaces it */
 	if (e->db && db_in_batch(e->db))
 		eng_batch_commit(e);
 	bool saved = eng_checkpoint_final(e);

@@ -8,6 +8,7 @@
  *              loading the configuration
  *   loop.c     engine_start/engine_step/engine_run: epoll over the
  *              collector, a signalfd and a timerfd; the periodic tick
+ *   checkpoint.c  `run`'s checkpoints, written by a forked child
  *   batch.c    one line in (parse, store, judge); the open batch and its
  *              commit with the offsets; the journal of decision changes
  *              (stored again after a refused batch); the aggregator's
@@ -164,6 +165,16 @@ struct engine {
 	bool ckpt_current;	 /* the stored checkpoint is the state: restored from it, nothing since */
 	bool ckpt_written;	 /* ... or one written by this run (with ckpt_lines == lines) */
 	bool ckpt_force;	 /* a checkpoint with the next batch (the end of an imported file) */
+	/* run: the checkpoint's writer, a forked child (checkpoint.c) */
+	pid_t ckpt_pid;		  /* running, 0 = none */
+	uint64_t ckpt_seq;	  /* the file it writes (DB.ckpt-SEQ) */
+	int64_t ckpt_fork_at;	  /* wall clock when forked */
+	uint64_t ckpt_fork_lines; /* e->lines then */
+	int64_t ckpt_fork_max_id; /* the largest event id stored then */
+	int64_t ckpt_fork_us;	  /* monotonic, when forked */
+	int64_t ckpt_fork_max_us; /* the longest fork, for the log and tests */
+	bool ckpt_nofork;	  /* fork failed: in the batch for a while */
+	bool closing;		  /* eng_close() runs: no new writer */
 	/* exactness across a refused batch (db_failed) */
 	bool agg_recover; /* lines the aggregator saw are being read again */
 	bool no_agg;	  /* engine_line: store the line, do not count it again */
@@ -192,6 +203,12 @@ bool eng_checkpoint_due(const struct engine *e);
 bool eng_checkpoint_final(struct engine *e);
 bool eng_aggregator_tick(struct engine *e, int64_t now);
 void eng_journal_clear(struct engine *e);
+
+/* checkpoint.c */
+bool eng_checkpoint_forks(const struct engine *e);
+void eng_checkpoint_fork(struct engine *e);
+void eng_checkpoint_reap(struct engine *e);
+void eng_checkpoint_abort(struct engine *e);
 
 /* sources.c */
 bool eng_same_ident(const struct coll_pos *a, const struct coll_pos *b);

@@ -32,6 +32,7 @@ static void periodic(struct engine *e)
 		return; /* the loop brings the collector back at db_retry_us */
 	collector_tick(e->coll);
 	eng_sync_sources(e);
+	eng_checkpoint_reap(e);
 	eng_maybe_commit(e, false);
 	/* a quiet input: the state of the last lines is saved all the same */
 	if (!db_in_batch(e->db) && eng_checkpoint_due(e) && eng_batch_begin(e) == 0)
@@ -200,6 +201,7 @@ static void signals_read(struct engine *e)
 		} else if (si.ssi_signo == SIGCHLD) {
 			eng_outputs_child_exited(e);
 			eng_notify_tick(e);
+			eng_checkpoint_reap(e);
 		}
 	}
 }

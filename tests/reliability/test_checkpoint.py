@@ -5,7 +5,13 @@ connection count. A connection flood spread over 203.0.113.0/24 (one connect
 per address, far under the per-IP limit) stays under the class threshold
 (flood_class_count 80) before the kill (50 connects) and crosses it after the
 restart (40 more): the decision equals that of one uninterrupted run (prefix,
-rule, connections counted), and the restart replays no stored row."""
+rule, connections counted), and the restart replays no stored row.
+
+The image is a file of its own beside the database (m.db.ckpt-SEQ, 0640),
+written by a forked child while `run` reads on; the row names it (16
+bytes: the database does not grow by an image per checkpoint); at most the
+committed image and a new one exist. A damaged image is refused at the
+restart (its CRC), which replays the stored events instead."""
 import json, os, re, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from mxwtest import *  # noqa: E402,F403
@@ -39,7 +45,11 @@ def ckpt_lines(db):
     return r[0][0] if r else -1
 
 
-def scenario(kill):
+def ckpt_files(d):
+    return sorted(f for f in os.listdir(d) if f.startswith("m.db.ckpt-"))
+
+
+def scenario(kill, damage=False):
     d = scratch()
     log, db, conf = os.path.join(d, "mail.log"), os.path.join(d, "m.db"), os.path.join(d, "mxw.conf")
     with open(conf, "w") as f:
@@ -53,10 +63,26 @@ def scenario(kill):
     restart_log = ""
     if kill:
         check("a checkpoint holds part 1", wait_for(lambda: ckpt_lines(db) >= 50, True, 20), ckpt_lines(db))
+        ref = q(db, "SELECT length(data), hex(substr(data, 9, 8)) FROM agg_checkpoint WHERE id = 1")[0]
+        seq = int.from_bytes(bytes.fromhex(ref[1]), "little")
+        files = ckpt_files(d)
+        img = os.path.join(d, "m.db.ckpt-%d" % seq)
+        check("the row names the image file (%d bytes in the row)" % ref[0], ref[0] == 16 and os.path.exists(img),
+              (ref, files))
+        check("the image is 0640", os.path.exists(img) and os.stat(img).st_mode & 0o777 == 0o640,
+              oct(os.stat(img).st_mode) if os.path.exists(img) else files)
+        check("at most the committed image and a new one", 1 <= len(files) <= 2, files)
         dm.kill9()
+        if damage:
+            with open(img, "r+b") as f:
+                f.seek(200)
+                f.write(b"\xff" * 64)
         check("no saved-state file after kill -9", not os.path.exists(db + ".aggstate"))
         dm = Daemon(db, follow=[log], conf=conf).start()
         check("restarted after kill -9", dm.port is not None, dm.stderr()[-600:])
+        if damage:  # the connects of part 1 are not stored: no decision to wait for
+            dm.stop()
+            return None, dm.stderr()
     append(log, PART2)
     got = wait_for(lambda: len(flood_decisions(db)), 1, 20)
     time.sleep(1.5)
@@ -71,6 +97,9 @@ def scenario(kill):
 ref, _ = scenario(False)
 check("reference run: the class flood is decided", ref[:1] and ref[0][:2] == ("203.0.113.0/24", "flood"), ref)
 got, rlog = scenario(True)
+_, dlog = scenario(True, damage=True)
+check("a damaged image is refused at the restart, the stored events replayed instead",
+      "is damaged (its CRC does not match)" in dlog and "replayed instead" in dlog, dlog[-1200:])
 check("after kill -9 and restart: the same decision (prefix, rule, connections)", got == ref, (got, ref))
 m = re.search(r"aggregator: .*checkpoint of .* loaded.*replayed (\d+) events", rlog)
 check("the restart loaded the checkpoint", m is not None, rlog[-800:])

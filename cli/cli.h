@@ -17,18 +17,21 @@
 #include "base/base.h"
 #include "engine/engine.h"
 
+/* A subcommand and its usage text, written once (main.c's table). */
 struct cli_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *args;    /* usage synopsis after the name */
-	const char *summary; /* one line */
-	const char *help;    /* the flags, each with an example (`mxwarden NAME --help`) */
+	const char *args;		    /* synopsis after the name; forms separated by '\n' */
+	const char *summary;		    /* one line, for `mxwarden --help` */
+	const char *help;		    /* the flags, each with an example (`mxwarden NAME --help`) */
+	void (*help_more)(struct buf *out); /* appends generated help (the format list); may be NULL */
 };
 
-/* Print "usage: mxwarden NAME ARGS" for the subcommand to stderr; returns 2. */
+/* Print "mxwarden NAME: message" (when fmt is not NULL) and the synopsis
+ * "usage: mxwarden NAME ARGS" to stderr; returns 2. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* `mxwarden NAME --help`: the synopsis, what it does and its flags with
- * examples, to stdout; 0. */
+ * examples, to stdout; returns 0. */
 int cli_help(const char *name);
 /* A --for DURATION with its unit ("2d"; "2" alone is refused): 0 and the
  * seconds, or a usage error (2) saying what is wrong. */

@@ -8,10 +8,13 @@
  * (followed files that do not exist, relative paths, a loopback lookup_url,
  * decisions that reach no output); exit 1 when there is any error. With -v
  * print the effective configuration, with the networks the MTA trusts and
- * where each came from.
+ * where each came from; with --keys the key table itself (every key's
+ * value, default, bounds and meaning: the README's reference, and what a
+ * man page is made from).
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "parsers/parsers.h"
@@ -19,25 +22,37 @@
 
 int cmd_check_config(int argc, char **argv)
 {
+	enum { OPT_KEYS = 256 };
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"keys", optional_argument, NULL, OPT_KEYS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL;
+	const char *path = NULL, *keys = NULL;
 	bool verbose = false;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
 		case 'v': verbose = true; break;
+		case OPT_KEYS: keys = optarg ? optarg : "markdown"; break;
 		case 'h': return cli_help("check-config");
 		default: return cli_usage_error("check-config", NULL);
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
+	if (keys) {
+		if (strcmp(keys, "markdown") != 0 && strcmp(keys, "tsv") != 0)
+			return cli_usage_error("check-config", "--keys is markdown or tsv, not '%s'", keys);
+		struct buf b = BUF_INIT;
+		config_keys(&b, strcmp(keys, "tsv") == 0);
+		fputs(buf_str(&b), stdout);
+		buf_free(&b);
+		return 0;
+	}
 	/* every check runs, whatever the ones before found: a mistake found
 	 * only after the others are fixed costs a round trip each */
 	struct config c;

@@ -58,12 +58,13 @@ int cmd_export(int argc, char **argv)
 		return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
 	if (!format)
 		return cli_usage_error("export", "--format is required");
-	if (!emit_format_find(format))
-		return cli_usage_error(
-		    "export",
-		    "unknown format '%s' (ipset, nft, iptables, ip6tables, postfix, postscreen, "
-		    "rbldnsd, rbldnsd6, plain, json)",
-		    format);
+	if (!emit_format_find(format)) {
+		struct buf names = BUF_INIT;
+		emit_format_names(&names);
+		int rc = cli_usage_error("export", "unknown format '%s' (%s)", format, buf_str(&names));
+		buf_free(&names);
+		return rc;
+	}
 	struct config c;
 	struct db *db = cli_open_ro("export", conf_path, db_path, &c);
 	if (!db)

@@ -33,6 +33,29 @@ const struct emit_format *const *emit_formats(size_t *n)
 	return formats;
 }
 
+void emit_format_names(struct buf *out)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(formats); i++)
+		buf_printf(out, "%s%s", i ? ", " : "", formats[i]->name);
+}
+
+int emitters_check_config(const struct config *c, struct errlist *errs)
+{
+	size_t nerr0 = errs->msgs.n;
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->n_outputs; i++) {
+		const struct output_conf *o = &c->outputs[i];
+		if (!o->format || emit_format_find(o->format))
+			continue; /* a missing format is config_validate()'s */
+		struct buf names = BUF_INIT;
+		emit_format_names(&names);
+		errlist_add(errs, file, o->defined_line, "[output %s] unknown format '%s' (%s)", o->name,
+			    o->format, buf_str(&names));
+		buf_free(&names);
+	}
+	return errs->msgs.n == nerr0 ? 0 : -1;
+}
+
 /* ipset/nft names and iptables chains: a letter, then letters, digits or
  * '_', at most 24 (ipset adds "4-new" within its 31). */
 static bool set_name_ok(const char *s)
@@ -63,11 +86,9 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 {
 	const struct emit_format *f = emit_format_find(format);
 	if (!f) {
-		buf_printf(
-		    err,
-		    "unknown format '%s' (ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, "
-		    "rbldnsd6, plain, json)",
-		    format);
+		buf_printf(err, "unknown format '%s' (", format);
+		emit_format_names(err);
+		buf_appendc(err, ')');
 		return -1;
 	}
 	const struct output_conf *o = NULL;

@@ -94,10 +94,22 @@ struct emit_format {
 	int (*validate)(const char *text, size_t len, struct buf *err);
 };
 
-/* The format called name, or NULL. */
+/* The format called name, or NULL. The table in emitters.c is the only
+ * list of format names: the configuration's check, `export`, the API and
+ * the messages all ask it. */
 const struct emit_format *emit_format_find(const char *name);
 /* Every format, in a fixed order; *n receives the count. */
 const struct emit_format *const *emit_formats(size_t *n);
+/* Append the format names, in that order, separated by ", " (for usage
+ * texts and messages). */
+void emit_format_names(struct buf *out);
+/*
+ * The checks of the [output NAME] sections that need the formats: a format
+ * this program does not know is an error, added to errs as "FILE:LINE:
+ * [output NAME] unknown format 'F' (ipset, nft, ...)". config_validate()
+ * checks the rest. Returns 0 when errs gained nothing, -1 otherwise.
+ */
+int emitters_check_config(const struct config *c, struct errlist *errs);
 
 /* ----------------------------------------------------------------- filter */
 

@@ -21,6 +21,7 @@ void engine_config_read(struct config *c, const char *path, struct errlist *errs
 	if (path)
 		config_load(c, path, errs);
 	config_validate(c, errs);
+	emitters_check_config(c, errs);
 }
 
 int engine_config_load(struct config *c, const char *path)

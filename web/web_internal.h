@@ -63,6 +63,8 @@ struct web {
 	pthread_mutex_t health_mu;  /* guards the fields below: what the engine says */
 	char ingest_error[256];	    /* "" = batches commit */
 	int64_t ingest_error_since; /* UTC seconds */
+	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
+	struct buf status_json;	    /* ... for the status strip (web_set_status), "" = none */
 	/* conns.c: the open connections and who may open one more */
 	pthread_mutex_t conns_mu;
 	struct web_conn *conns;
@@ -70,8 +72,6 @@ struct web {
 	unsigned conns_max, conns_per_ip;
 	atomic_ulong conns_evicted; /* idle connections closed to make room */
 	atomic_ulong conns_refused; /* connections refused: per-address cap, or nothing idle to close */
-	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
-	struct buf status_json;	    /* ... for the status strip (web_set_status), "" = none */
 };
 
 /* One request, from its first callback to its completion. */

@@ -19,22 +19,12 @@ command line (issue 16), each with its message:
     the digest's tables with headings and columns that fit IPv6;
   - `run` warns at start and on SIGHUP when decisions reach no output.
 The clock is fixed (MXWARDEN_NOW)."""
-import json, os, re, signal, socket, sqlite3, subprocess, sys, tempfile, time
+import json, os, re, signal, sqlite3, subprocess, sys, tempfile, time
 
-MXW = os.environ["MXWARDEN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
+
 NOW = "2026-11-27T21:00:00Z"
-failures = passed = 0
-
-
-def check(name, cond, detail=""):
-    global failures, passed
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[:1500]), flush=True)
-    if cond:
-        passed += 1
-    else:
-        failures += 1
-    return cond
-
 
 d = tempfile.mkdtemp(prefix="mxw-operator-")
 env = dict(os.environ, MXWARDEN_NOW=NOW, MXWARDEN_NOW_FROZEN="1", TZ="UTC")
@@ -333,14 +323,6 @@ for cmd, src in (("check-config", "cmd_check_config"), ("parse", "cmd_parse"), (
     check(f"{cmd} --help: with examples", len(examples) >= 2, body)
 
 # ------------------------------------------------------------------ run: enforcement warnings
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 rundb = os.path.join(d, "run.db")
 runconf = os.path.join(d, "run.ini")
 with open(runconf, "w") as f:
@@ -379,5 +361,4 @@ check("run: warns again on SIGHUP", read_until(r"SIGHUP: no \[output\] is config
 p.terminate()
 p.wait(timeout=20)
 
-print(f"{passed} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+done()

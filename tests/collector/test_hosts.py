@@ -28,9 +28,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "reliability"))
-import rellib  # noqa: E402
-from rellib import MXW, Daemon, check, done, request, scratch  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import MXW, Daemon, check, done, request, scratch  # noqa: E402
 
 TOKEN = "pull-token-0123456789abcdef"
 HOSTS = ["mx1.example.net", "mx2.example.net", "mx3.example.net"]
@@ -115,7 +115,7 @@ try:
         st, _, j = api(P, "/api/v1/hosts")
         return {it["host"]: it for it in j["items"]} if st == 200 else {}
 
-    got = rellib.wait_for(lambda: {h: it["lines"] for h, it in hosts_now().items()}, dict(written), timeout=20)
+    got = mxwtest.wait_for(lambda: {h: it["lines"] for h, it in hosts_now().items()}, dict(written), timeout=20)
     check("/api/v1/hosts: every line counted once for its host, parsed or not", got == written, (got, written))
     hs = hosts_now()
     for h in HOSTS:
@@ -195,7 +195,7 @@ try:
         st, _, j = api(P, "/healthz")
         return j.get("status") if isinstance(j, dict) else None
 
-    check("once it sends again, /healthz is ok", rellib.wait_for(health, "ok", timeout=10) == "ok")
+    check("once it sends again, /healthz is ok", mxwtest.wait_for(health, "ok", timeout=10) == "ok")
 
     # ---------------------------------------------------------------- blocklist listener
     auth = {"Authorization": "Bearer " + TOKEN}
@@ -246,7 +246,7 @@ try:
     check("/healthz after an import of old logs is ok", st == 200 and j.get("status") == "ok", j)
 finally:
     dm2.stop()
-if rellib.failures == 0:
+if mxwtest.failures == 0:
     import shutil
     shutil.rmtree(d, ignore_errors=True)
 else:

@@ -20,16 +20,17 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 static int saved_stderr = -1;
 static char logpath[128];
 
 /* stderr (our log) goes to a file the test reads back */
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-reload-XXXXXX");
-	if (!mkdtemp(dir))
+	dir = tl_scratch("emit-reload", false);
+	if (!dir)
 		return -1;
 	snprintf(logpath, sizeof logpath, "%s/log", dir);
 	fflush(stderr);
@@ -54,37 +55,20 @@ static int teardown(void **state)
 		fputs(line, stderr);
 	if (fp)
 		fclose(fp);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "%s", dir);
-	/* remove the few files the tests made */
-	static const char *const names[] = {"log", "plain", "count", "snap", "args", "gc.pid"};
-	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++) {
-		char p[160];
-		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-		unlink(p);
-	}
-	rmdir(cmd);
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
-static char *slurp(const char *path)
+/* The file's text, "" while it does not exist (a child writes it). */
+static char *text_of(const char *path)
 {
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return xstrdup("");
-	struct buf b = BUF_INIT;
-	char tmp[4096];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	return b.data ? b.data : xstrdup("");
+	char *t = tl_slurp(path, NULL);
+	return t ? t : xstrdup("");
 }
 
 static char *log_text(void)
 {
 	fflush(stderr);
-	return slurp(logpath);
+	return text_of(logpath);
 }
 
 /* One plain output in dir whose reload is argv (NULL-terminated). */
@@ -94,17 +78,10 @@ static void config_one(struct config *c, const char *const *argv, int64_t timeou
 	c->n_outputs = 1;
 	c->outputs = xcalloc(1, sizeof *c->outputs);
 	struct output_conf *o = c->outputs;
-	struct buf p = BUF_INIT;
-	buf_printf(&p, "%s/plain", dir);
-	o->name = xstrdup("list");
-	o->format = xstrdup("plain");
-	o->path = xstrdup(buf_str(&p));
-	o->families = FAMILY_V4 | FAMILY_V6;
-	o->min_response = RESP_DEFER;
+	fix_output(o, "list", "plain", dir, "plain");
 	o->reload_timeout = timeout;
 	for (size_t i = 0; argv[i]; i++)
 		strv_add(&o->reload, argv[i]);
-	buf_free(&p);
 }
 
 /* The fixture decisions, with the first one's prefix varied by k so that
@@ -229,7 +206,7 @@ static void test_timeout_kills_group(void **state)
 	assert_int_equal(st->reloads_failed, 1);
 	char p[128];
 	snprintf(p, sizeof p, "%s/gc.pid", dir);
-	char *t = slurp(p);
+	char *t = text_of(p);
 	pid_t gc = (pid_t)atoi(t);
 	free(t);
 	assert_true(gc > 1);
@@ -280,7 +257,7 @@ static void test_coalescing(void **state)
 	assert_int_equal(st->reloads_failed, 0);
 	char p[128];
 	snprintf(p, sizeof p, "%s/count", dir);
-	char *count = slurp(p);
+	char *count = text_of(p);
 	size_t runs = 0;
 	for (char *q = count; *q; q++)
 		runs += *q == '\n';
@@ -288,9 +265,9 @@ static void test_coalescing(void **state)
 	assert_int_equal(runs, st->reloads_started);
 	/* the last reload ran after the last rewrite */
 	snprintf(p, sizeof p, "%s/snap", dir);
-	char *snap = slurp(p);
+	char *snap = text_of(p);
 	snprintf(p, sizeof p, "%s/plain", dir);
-	char *final = slurp(p);
+	char *final = text_of(p);
 	assert_string_equal(snap, final);
 	assert_non_null(strstr(final, "198.18.0.100/32\n"));
 	free(snap);
@@ -313,7 +290,7 @@ static void test_argv_verbatim(void **state)
 	assert_int_equal(st->reloads_failed, 0);
 	char p[128];
 	snprintf(p, sizeof p, "%s/args", dir);
-	char *got = slurp(p);
+	char *got = text_of(p);
 	assert_string_equal(got, "$ip|`id`; rm -rf /tmp/x|2");
 	free(got);
 	emitters_free(em);
@@ -333,7 +310,7 @@ static void test_free_kills_running(void **state)
 	snprintf(p, sizeof p, "%s/gc.pid", dir);
 	pid_t pid = 0;
 	for (int i = 0; i < 200 && pid <= 0; i++) {
-		char *t = slurp(p);
+		char *t = text_of(p);
 		pid = (pid_t)atoi(t);
 		free(t);
 		if (pid <= 0)

@@ -49,9 +49,9 @@ import time
 import ctypes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "collector"))
-import mxwlib  # noqa: E402
-from mxwlib import MXW, Postfix, check, done, postfix_missing, q, skip  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import MXW, Postfix, check, done, postfix_missing, q, skip  # noqa: E402
 
 why = postfix_missing()
 if why:
@@ -83,7 +83,7 @@ PULL_TOKEN = "fleet-pull-token-0123456789"
 tag = "%04x" % random.randrange(0x10000)
 NS = {"central": "mxf-c-" + tag, "inet": "mxf-i-" + tag}
 NS.update({m: "mxf-%s-%s" % (m, tag) for m in MX})
-d = mxwlib.scratch("mxw-fleet-")
+d = mxwtest.scratch("mxw-fleet-")
 os.chmod(d, 0o755)
 C = os.path.join(d, "central")
 os.makedirs(os.path.join(C, "hosts"))
@@ -591,8 +591,8 @@ disable_dns_lookups = no
               (lost[:3], len(cent), len(mine)))
     check("mxwarden counted each host's lines exactly, across the outage and the SIGKILL (%d burst lines)"
           % total, got_lines == want_lines, (got_lines, want_lines))
-    counts = mxwlib.seq_counts(os.path.join(C, "m.db"))
-    ok, detail = mxwlib.exact(counts, 0, total)
+    counts = mxwtest.seq_counts(os.path.join(C, "m.db"))
+    ok, detail = mxwtest.exact(counts, 0, total)
     dups = sum(c - 1 for c in counts.values() if c > 1)
     check("each burst line's event stored exactly once (duplicates: %d)" % dups, ok, detail)
     st, h = http_central("/healthz")
@@ -612,7 +612,7 @@ finally:
     for n in ns_made:
         subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=30)
     print("run time %.1f s" % (time.time() - t_start))
-if mxwlib.failures == 0:
+if mxwtest.failures == 0:
     shutil.rmtree(d, ignore_errors=True)
 else:
     print("kept %s; mxwarden said:\n%s" % (d, mxw_log()[-2500:]))

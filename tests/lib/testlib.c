@@ -49,6 +49,14 @@ void tl_rmtree(const char *dir)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int tl_scratch_free(char **dir)
+{
+	tl_rmtree(*dir);
+	free(*dir);
+	*dir = NULL;
+	return 0;
+}
+
 char *tl_path(const char *dir, const char *name)
 {
 	char *p = NULL;

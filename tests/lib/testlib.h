@@ -23,6 +23,9 @@ char *tl_scratch(const char *tag, bool shm);
 /* Remove dir and everything below it; a missing dir is not an error.
  * tl_rmtree(NULL) is a no-op. */
 void tl_rmtree(const char *dir);
+/* A test's teardown of its tl_scratch(): tl_rmtree, free, *dir = NULL.
+ * Returns 0 (what a cmocka teardown returns). */
+int tl_scratch_free(char **dir);
 /* dir "/" name, a new string (free() it). */
 char *tl_path(const char *dir, const char *name);
 

@@ -11,6 +11,7 @@
  * by jansson's rules).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2386,6 +2387,37 @@ void aggregator_allow_reload(struct aggregator *a, const struct config *c)
 		prefix_list_add(&a->allow, &c->trusted_nets.v[i]);
 }
 
+/* The tables of per-address state, each once (internal.h, agg_tables_init):
+ * where it is in struct aggregator, its record and key sizes. The order is
+ * that of a state image. */
+static const struct {
+	size_t off, esz, keysz;
+} agg_tables[AGG_TABLES] = {
+    {offsetof(struct aggregator, ips), sizeof(struct iprec), sizeof(struct ipaddr)},
+    {offsetof(struct aggregator, classes), sizeof(struct clsrec), sizeof(struct prefix)},
+    {offsetof(struct aggregator, seen), sizeof(struct seenrec), sizeof(struct prefix)},
+    {offsetof(struct aggregator, sessions), sizeof(struct sessrec), sizeof(struct skey)},
+    {offsetof(struct aggregator, offenses), sizeof(struct countrec), sizeof(struct prefix)},
+    {offsetof(struct aggregator, wider), sizeof(struct countrec), sizeof(struct prefix)},
+};
+
+struct table *agg_table(const struct aggregator *a, size_t i)
+{
+	return (struct table *)((const char *)a + agg_tables[i].off);
+}
+
+void agg_tables_init(struct aggregator *a)
+{
+	for (size_t i = 0; i < AGG_TABLES; i++)
+		table_init(agg_table(a, i), agg_tables[i].esz, agg_tables[i].keysz);
+}
+
+void agg_tables_free(struct aggregator *a)
+{
+	for (size_t i = 0; i < AGG_TABLES; i++)
+		table_free(agg_table(a, i));
+}
+
 struct aggregator *aggregator_new(const struct config *c)
 {
 	struct aggregator *a = xcalloc(1, sizeof *a);
@@ -2439,12 +2471,7 @@ struct aggregator *aggregator_new(const struct config *c)
 	/* one client's queue (retries, back-off) and its own connections and
 	 * returns are never its class's */
 	a->cls_cap[W_BACKOFF] = a->cls_cap[W_RETRY] = a->cls_cap[W_SESS] = a->cls_cap[W_OWN] = 0;
-	table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
-	table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
-	table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
-	table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
-	table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
-	table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+	agg_tables_init(a);
 	agg_session_init(a);
 	for (size_t i = 0; i < c->protected_networks.n; i++) /* the host's own addresses included */
 		prefix_list_add(&a->protected_nets, &c->protected_networks.v[i]);
@@ -2463,12 +2490,7 @@ void aggregator_free(struct aggregator *a)
 {
 	if (!a)
 		return;
-	table_free(&a->ips);
-	table_free(&a->classes);
-	table_free(&a->seen);
-	table_free(&a->sessions);
-	table_free(&a->offenses);
-	table_free(&a->wider);
+	agg_tables_free(a);
 	agg_session_free(a);
 	prefix_list_free(&a->protected_nets);
 	prefix_list_free(&a->allow);

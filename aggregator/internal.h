@@ -326,6 +326,7 @@ struct aggregator {
 	struct iprec *last_p;
 	struct clsrec *last_c;
 	uint64_t last_gen;
+	/* the per-address state: listed once, in agg_tables_init() */
 	struct table ips, classes, seen, sessions, offenses, wider;
 	struct clsrec scratch; /* the class of a lone member: written, never read */
 	/* the record of an IPv6 address folded into its crowded class (see
@@ -415,6 +416,18 @@ static inline void agg_clock_to(struct aggregator *a, int64_t t)
 		agg_clock_advance(a, t);
 }
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
+/*
+ * The tables of per-address state (ips, classes, seen, sessions, offenses,
+ * wider), each named once with its record and key sizes in aggregator.c:
+ * agg_tables_init() makes them empty (aggregator_new, a state image that
+ * failed to load), agg_tables_free() frees them, and a state image holds
+ * agg_table(a, 0 .. AGG_TABLES - 1) in that order. A table added there is
+ * made, freed, saved and restored with the others.
+ */
+#define AGG_TABLES 6
+void agg_tables_init(struct aggregator *a);
+void agg_tables_free(struct aggregator *a);
+struct table *agg_table(const struct aggregator *a, size_t i); /* as strchr: const in, not out */
 /* state.c: load the saved state (and delete the file); 0 or -1 */
 int agg_state_load(struct aggregator *a);
 /* the same from a checkpoint image in memory; 0 or -1 */

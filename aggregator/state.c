@@ -122,12 +122,12 @@ static int state_write(const struct aggregator *a, FILE *fp)
 	h.clock = a->clock;
 	h.events = a->events;
 	h.ev_next = a->ev_next;
-	return fwrite(&h, sizeof h, 1, fp) == 1 && write_table(fp, &a->ips) == 0 &&
-		       write_table(fp, &a->classes) == 0 && write_table(fp, &a->seen) == 0 &&
-		       write_table(fp, &a->sessions) == 0 && write_table(fp, &a->offenses) == 0 &&
-		       write_table(fp, &a->wider) == 0 && write_slots(a, fp) == 0
-		   ? 0
-		   : -1;
+	if (fwrite(&h, sizeof h, 1, fp) != 1)
+		return -1;
+	for (size_t i = 0; i < AGG_TABLES; i++)
+		if (write_table(fp, agg_table(a, i)) < 0)
+			return -1;
+	return write_slots(a, fp);
 }
 
 int aggregator_save(const struct aggregator *a)
@@ -207,24 +207,15 @@ static int state_read(struct aggregator *a, FILE *fp, const char *what)
 		return -1;
 	}
 	agg_session_forget_refs(a);
-	if (read_table(fp, &a->ips) < 0 || read_table(fp, &a->classes) < 0 || read_table(fp, &a->seen) < 0 ||
-	    read_table(fp, &a->sessions) < 0 || read_table(fp, &a->offenses) < 0 ||
-	    read_table(fp, &a->wider) < 0 || read_slots(a, fp) < 0) {
+	bool ok = true;
+	for (size_t i = 0; i < AGG_TABLES && ok; i++)
+		ok = read_table(fp, agg_table(a, i)) == 0;
+	if (!ok || read_slots(a, fp) < 0) {
 		log_warn("aggregator: %s is truncated; replaying events instead", what);
 		a->last_p = NULL;
 		a->last_c = NULL;
-		table_free(&a->ips);
-		table_free(&a->classes);
-		table_free(&a->seen);
-		table_free(&a->sessions);
-		table_free(&a->offenses);
-		table_free(&a->wider);
-		table_init(&a->ips, sizeof(struct iprec), sizeof(struct ipaddr));
-		table_init(&a->classes, sizeof(struct clsrec), sizeof(struct prefix));
-		table_init(&a->seen, sizeof(struct seenrec), sizeof(struct prefix));
-		table_init(&a->sessions, sizeof(struct sessrec), sizeof(struct skey));
-		table_init(&a->offenses, sizeof(struct countrec), sizeof(struct prefix));
-		table_init(&a->wider, sizeof(struct countrec), sizeof(struct prefix));
+		agg_tables_free(a);
+		agg_tables_init(a);
 		if (a->ev_n)
 			memset(a->ev, 0, a->ev_n * a->ev_stride);
 		return -1;

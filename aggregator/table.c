@@ -125,11 +125,6 @@ static void rehash(struct table *t, uint32_t newmask)
 	t->mask = newmask;
 }
 
-void table_prefetch(const struct table *t, const void *key)
-{
-	__builtin_prefetch(&t->idx[TAG_OF(key_hash(key, t->keysz)) & t->mask]);
-}
-
 uint64_t table_hash(const struct table *t, const void *key)
 {
 	return key_hash(key, t->keysz);

@@ -34,11 +34,10 @@ void table_init(struct table *t, size_t esz, size_t keysz);
 void table_free(struct table *t);
 /* The record with this key, or NULL. */
 void *table_find(const struct table *t, const void *key);
-/* Start loading the index slot of key into the cache (a hint, no effect
- * on the table): call it early, do other work, then look the key up. */
-void table_prefetch(const struct table *t, const void *key);
-/* The same three with the key's hash computed once (table_hash(); it does
- * not change when the table grows or loses records). */
+/* Lookups with the key's hash computed once (table_hash(); it does not
+ * change when the table grows or loses records). table_prefetch_h starts
+ * loading the key's index slot into the cache (a hint, no effect on the
+ * table): call it early, do other work, then look the key up. */
 uint64_t table_hash(const struct table *t, const void *key);
 void table_prefetch_h(const struct table *t, uint64_t hv);
 void *table_find_h(const struct table *t, const void *key, uint64_t hv);

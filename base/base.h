@@ -446,8 +446,7 @@ enum { TRUST_POSTFIX = 1, TRUST_EXIM = 2, TRUST_AUTO = 4 };
 
 struct output_conf {
 	char *name;
-	char *
-	    format; /* ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json */
+	char *format; /* a format of emitters/ (emit_format_find) */
 	char *path;
 	unsigned families; /* FAMILY_V4 | FAMILY_V6 */
 	bool class_only;   /* scope = class */
@@ -692,6 +691,16 @@ void config_local_addrs(struct prefix_list *l, struct strv *names);
 int config_protected_build(struct config *c, struct errlist *errs);
 /* Render the effective configuration as INI text (mxwarden check-config -v). */
 void config_dump(const struct config *c, struct buf *out);
+/*
+ * The key table itself (mxwarden check-config --keys): every section and
+ * key with what its value looks like, its bounds, its default and what it
+ * means, as one Markdown table per section (the README's reference) or,
+ * with tsv, one line per key: SECTION, KEY, VALUE, DEFAULT, BOUNDS, MEANING
+ * separated by tabs (for a man page). Every key is defined once, in
+ * base/config.c's tables: the defaults, the bounds config_validate()
+ * checks, this reference and config_dump() all come from there.
+ */
+void config_keys(struct buf *out, bool tsv);
 
 /*
  * Mail addresses and host names as mxwarden writes them into mail headers

@@ -100,109 +100,6 @@ void errlist_free(struct errlist *e)
 	strv_free(&e->msgs);
 }
 
-/* ---------------------------------------------------------------- defaults */
-
-void config_defaults(struct config *c)
-{
-	memset(c, 0, sizeof *c);
-	c->db_path = xstrdup("var/mxwarden.db");
-	c->retention_events = 14 * 86400;
-	c->retention_rollups = 35 * 86400;
-	c->retention_decisions = 400 * 86400;
-	c->checkpoint_interval = 60;
-	c->format = xstrdup("auto");
-	c->syslog_max_conn = 64;
-	c->syslog_max_msg = 8192;
-	c->batch_lines = 5000;
-	c->batch_ms = 200;
-	c->poll_interval = 1;
-	c->classes = (struct class_conf){24, 64, 16, 48};
-
-	struct rules_conf *r = &c->rules;
-	r->retry_enabled = true;
-	r->retry_count = 3;
-	r->retry_window = 3600;
-	r->harvest_enabled = true;
-	r->harvest_distinct = 10;
-	r->harvest_window = 3600;
-	r->harvest_ratio = 0.8;
-	r->harvest_min_attempts = 10;
-	r->backoff_enabled = true;
-	r->backoff_min_interval = 60;
-	r->backoff_count = 5;
-	r->backoff_window = 3600;
-	r->relay_enabled = true;
-	r->relay_count = 2;
-	r->relay_window = 3600;
-	r->auth_enabled = true;
-	r->auth_count = 5;
-	r->auth_users = 3;
-	r->auth_window = 600;
-	r->protocol_enabled = true;
-	r->protocol_count = 3;
-	r->protocol_window = 3600;
-	r->no_rdns_weight = 1.5;
-	r->no_mx_weight = 1.5;
-	r->policy_enabled = true;
-	r->policy_count = 3;
-	r->policy_window = 3600;
-	r->flood_enabled = true;
-	r->flood_ip_count = 60;
-	r->flood_class_count = 80;
-	r->flood_window = 600;
-	r->flood_limit_weight = 20;
-	r->class_enabled = true;
-	r->class_flagged_ips = 3;
-	r->class_min_members = 3;
-	r->min_sessions = 2;
-	r->returned_count = 30;
-	r->class_widen_classes = 4;
-	r->success_factor = 3.0;
-	r->success_window = 86400;
-	r->block_base = 3600;
-	r->block_max = 30 * 86400;
-	r->block_factor = 2.0;
-	r->block_jitter = 0.1;
-	r->score_defer = 1.0;
-	r->score_reject = 1.0;
-	r->score_drop = 4.0;
-	r->max_tracked_ips = 500000;
-	r->idle_evict = 86400;
-	r->evidence_lines = 5;
-
-	c->protected_builtin = true;
-	c->protected_local = true;
-	config_protected_build(c, NULL); /* the built-in ranges; config_validate adds the host's */
-	c->mta_trusted = TRUST_AUTO;
-	c->v4_floor = 16;
-	c->v6_floor = 32;
-	c->max_entries = 100000;
-	c->max_change = 50;
-	c->breaker_min = 20;
-	c->breaker_hold = 600;
-	c->breaker_confirm = 3;
-
-	c->listen = xstrdup("127.0.0.1:8025");
-	c->web_max_conn = 256;
-	c->web_per_ip_conn = 16;
-	c->web_timeout = 30;
-	c->web_threads = 4;
-
-	c->abuse.rdap_ttl = 7 * 86400;
-	c->abuse.rdap_timeout = 10;
-	c->abuse.max_per_contact = 10;
-	c->abuse.smtp_timeout = 30;
-	c->abuse.keep = 30 * 86400;
-	c->report.digest = xstrdup("off");
-	c->report.digest_at = -1;
-	c->report.dir = xstrdup("var/reports");
-	c->report.keep = 30 * 86400;
-	c->report.top = 20;
-	c->notify.interval = 10;
-	c->notify.timeout = 30;
-	c->notify.max_pending = 1000;
-}
-
 /* ------------------------------------------------------------ key tables */
 
 enum ktype {
@@ -229,212 +126,300 @@ enum ktype {
 	K_OBSOLETE,  /* a key that no longer does anything: a warning, not an error */
 };
 
+/* What a value of each type looks like, for the key reference. */
+static const char *const ktype_doc[K_OBSOLETE + 1] = {
+    [K_STR] = "text",
+    [K_BOOL] = "yes or no",
+    [K_INT] = "count",
+    [K_PERCENT] = "percentage",
+    [K_DUR] = "duration",
+    [K_DOUBLE] = "number",
+    [K_PLEN4] = "IPv4 prefix length",
+    [K_PLEN6] = "IPv6 prefix length",
+    [K_STRLIST] = "list",
+    [K_PREFIXES] = "addresses and CIDRs",
+    [K_PROTECTED] = "CIDRs, !CIDR, default, local, !default, !local or none",
+    [K_COMMAND] = "command",
+    [K_RESPONSE] = "observe, defer, reject or drop",
+    [K_FAMILIES] = "ipv4, ipv6",
+    [K_OSCOPE] = "all or class",
+    [K_CATEGORY] = "event category",
+    [K_KIND] = "event kind",
+    [K_ADDRPORT] = "ADDR:PORT",
+    [K_TRUST] = "auto, none, postfix, exim",
+    [K_OBSOLETE] = "obsolete",
+};
+
+/* The bounds config_validate() checks on a number, beyond its type's
+ * (lo > hi: none). */
+struct bounds {
+	double lo, hi;
+};
+#define LIM(lo, hi)    \
+	{              \
+		lo, hi \
+	}
+#define LIM_AT_LEAST(lo)     \
+	{                    \
+		lo, INFINITY \
+	}
+#define LIM_NONE     \
+	{            \
+		1, 0 \
+	}
+
+/*
+ * Each key, once: its name, type, where it lives, its default, its bounds
+ * and what it means. config_defaults() sets every default from here (the
+ * text is read as a file's value would be), config_validate() checks the
+ * bounds, check-config -v prints the values by it, and check-config --keys
+ * prints it whole (the README's reference tables and a future
+ * mxwarden.conf(5) are made from that).
+ *
+ * def: the default as a file would write it; NULL: unset (empty); a text
+ * in parentheses: said in words, the code decides (the system's time zone,
+ * Postfix's own configuration directory).
+ */
 struct key {
 	const char *name;
 	enum ktype type;
 	size_t off;
+	const char *def;
+	struct bounds lim;
 	const char *help;
 };
 
-#define CK(name, type, field, help)                              \
-	{                                                        \
-		name, type, offsetof(struct config, field), help \
-	}
-#define RK(name, type, field, help)                                    \
-	{                                                              \
-		name, type, offsetof(struct config, rules.field), help \
-	}
-#define OK(name, type, field, help)                                   \
-	{                                                             \
-		name, type, offsetof(struct output_conf, field), help \
-	}
-#define PK(name, type, field, help)                                        \
+#define CK(name, type, field, def, lim, help)                              \
 	{                                                                  \
-		name, type, offsetof(struct parser_rule_conf, field), help \
+		name, type, offsetof(struct config, field), def, lim, help \
+	}
+#define RK(name, type, field, def, lim, help)                                    \
+	{                                                                        \
+		name, type, offsetof(struct config, rules.field), def, lim, help \
+	}
+#define OK(name, type, field, def, lim, help)                                   \
+	{                                                                       \
+		name, type, offsetof(struct output_conf, field), def, lim, help \
+	}
+#define PK(name, type, field, def, lim, help)                                        \
+	{                                                                            \
+		name, type, offsetof(struct parser_rule_conf, field), def, lim, help \
+	}
+#define OBSOLETE(name, help)                              \
+	{                                                 \
+		name, K_OBSOLETE, 0, NULL, LIM_NONE, help \
 	}
 
 static const struct key storage_keys[] = {
-    CK("db", K_STR, db_path, "SQLite database file"),
-    CK("retention_events", K_DUR, retention_events, "keep raw events this long"),
-    CK("retention_rollups", K_DUR, retention_rollups, "keep per-minute rollups this long"),
-    CK("retention_decisions", K_DUR, retention_decisions, "keep expired decisions this long"),
-    CK("checkpoint_interval", K_DUR, checkpoint_interval,
+    CK("db", K_STR, db_path, "var/mxwarden.db", LIM_NONE, "the SQLite database file"),
+    CK("retention_events", K_DUR, retention_events, "14d", LIM_NONE, "keep raw events this long"),
+    CK("retention_rollups", K_DUR, retention_rollups, "35d", LIM_NONE, "keep per-minute rollups this long"),
+    CK("retention_decisions", K_DUR, retention_decisions, "400d", LIM_NONE,
+       "keep expired decisions this long"),
+    CK("checkpoint_interval", K_DUR, checkpoint_interval, "60s", LIM_NONE,
        "save the aggregator's state in the database this often (0: at a clean stop only)"),
-    {NULL, 0, 0, NULL}};
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key collector_keys[] = {
-    CK("follow", K_STRLIST, follow, "files or globs to follow"),
-    CK("format", K_STR, format, "auto, postfix, exim or sendmail"),
-    CK("timezone", K_STR, timezone, "time zone of RFC 3164 stamps (default: the system's)"),
-    CK("syslog_listen", K_ADDRPORT, syslog_listen, "ADDR:PORT of the syslog receiver"),
-    CK("syslog_allow", K_STRLIST, syslog_allow,
+    CK("follow", K_STRLIST, follow, NULL, LIM_NONE, "files or globs to follow"),
+    CK("format", K_STR, format, "auto", LIM_NONE, "the logs' MTA: auto, postfix, exim or sendmail"),
+    CK("timezone", K_STR, timezone, "(the system's)", LIM_NONE,
+       "time zone of RFC 3164 stamps: a zoneinfo name or a POSIX TZ string"),
+    CK("syslog_listen", K_ADDRPORT, syslog_listen, NULL, LIM_NONE,
+       "ADDR:PORT of the syslog receiver (UDP and TCP); unset: off"),
+    CK("syslog_allow", K_STRLIST, syslog_allow, NULL, LIM_NONE,
        "CIDRs allowed to send syslog (empty: loopback only; required to listen beyond loopback)"),
-    CK("syslog_udp_remote", K_BOOL, syslog_udp_remote,
+    CK("syslog_udp_remote", K_BOOL, syslog_udp_remote, "no", LIM_NONE,
        "also accept UDP from allowed peers that are not loopback (its source can be forged: prefer TCP)"),
-    CK("syslog_max_connections", K_INT, syslog_max_conn, "TCP syslog connection limit"),
-    CK("syslog_max_message", K_INT, syslog_max_msg, "largest syslog message in bytes"),
-    CK("batch_lines", K_INT, batch_lines, "lines per database transaction"),
-    CK("batch_ms", K_INT, batch_ms, "longest time a batch stays open, in ms"),
-    CK("poll_interval", K_DUR, poll_interval, "polling interval when inotify is unavailable"),
-    CK("log_syslog", K_BOOL, log_syslog, "also log our own messages to syslog"),
-    {NULL, 0, 0, NULL}};
+    CK("syslog_max_connections", K_INT, syslog_max_conn, "64", LIM_NONE, "TCP syslog connection limit"),
+    CK("syslog_max_message", K_INT, syslog_max_msg, "8192", LIM_NONE, "largest syslog message in bytes"),
+    CK("batch_lines", K_INT, batch_lines, "5000", LIM_AT_LEAST(1), "lines per database transaction"),
+    CK("batch_ms", K_INT, batch_ms, "200", LIM_NONE, "longest time a batch stays open, in ms"),
+    CK("poll_interval", K_DUR, poll_interval, "1s", LIM_NONE, "polling interval when inotify is unavailable"),
+    CK("log_syslog", K_BOOL, log_syslog, "no", LIM_NONE, "also log our own messages to syslog"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key classes_keys[] = {
-    CK("ipv4", K_PLEN4, classes.v4_len, "IPv4 class length"),
-    CK("ipv6", K_PLEN6, classes.v6_len, "IPv6 class length"),
-    CK("ipv4_widen", K_PLEN4, classes.v4_widen_len, "adaptive widening stops at this IPv4 length"),
-    CK("ipv6_widen", K_PLEN6, classes.v6_widen_len, "adaptive widening stops at this IPv6 length"),
-    {NULL, 0, 0, NULL}};
+    CK("ipv4", K_PLEN4, classes.v4_len, "24", LIM_NONE, "IPv4 class length"),
+    CK("ipv6", K_PLEN6, classes.v6_len, "64", LIM_NONE, "IPv6 class length"),
+    CK("ipv4_widen", K_PLEN4, classes.v4_widen_len, "16", LIM_NONE,
+       "adaptive widening stops at this IPv4 length"),
+    CK("ipv6_widen", K_PLEN6, classes.v6_widen_len, "48", LIM_NONE,
+       "adaptive widening stops at this IPv6 length"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key rules_keys[] = {
-    RK("retry", K_BOOL, retry_enabled, "rule 1: retries a permanent failure"),
-    RK("retry_count", K_INT, retry_count, ""),
-    RK("retry_window", K_DUR, retry_window, ""),
-    RK("harvest", K_BOOL, harvest_enabled, "rule 2: harvests recipients"),
-    RK("harvest_distinct", K_INT, harvest_distinct, ""),
-    RK("harvest_window", K_DUR, harvest_window, ""),
-    RK("harvest_ratio", K_DOUBLE, harvest_ratio, ""),
-    RK("harvest_min_attempts", K_INT, harvest_min_attempts, ""),
-    RK("backoff", K_BOOL, backoff_enabled, "rule 3: ignores back-off"),
-    RK("backoff_min_interval", K_DUR, backoff_min_interval, ""),
-    RK("backoff_count", K_INT, backoff_count, ""),
-    RK("backoff_window", K_DUR, backoff_window, ""),
-    RK("relay", K_BOOL, relay_enabled, "rule 4: relay attempts"),
-    RK("relay_count", K_INT, relay_count, ""),
-    RK("relay_window", K_DUR, relay_window, ""),
-    RK("auth", K_BOOL, auth_enabled, "rule 5: auth brute force"),
-    RK("auth_count", K_INT, auth_count, ""),
-    RK("auth_users", K_INT, auth_users, ""),
-    RK("auth_window", K_DUR, auth_window, ""),
-    RK("protocol", K_BOOL, protocol_enabled, "rule 6: protocol abuse"),
-    RK("protocol_count", K_INT, protocol_count, ""),
-    RK("protocol_window", K_DUR, protocol_window, ""),
-    {"protocol_bot_weight", K_OBSOLETE, 0, "obsolete: each protocol violation counts once"},
-    RK("no_rdns_weight", K_DOUBLE, no_rdns_weight, "rule 7: multiplier on evidence"),
-    RK("no_mx_weight", K_DOUBLE, no_mx_weight, "rule 7: multiplier on evidence"),
-    RK("policy", K_BOOL, policy_enabled, "rule 8: persists after policy rejections"),
-    RK("policy_count", K_INT, policy_count, ""),
-    RK("policy_window", K_DUR, policy_window, ""),
-    {"policy_client_weight", K_OBSOLETE, 0, "obsolete: each policy refusal counts once"},
-    RK("flood", K_BOOL, flood_enabled, "rule 9: connection floods"),
-    RK("flood_ip_count", K_INT, flood_ip_count, ""),
-    RK("flood_class_count", K_INT, flood_class_count, ""),
-    RK("flood_window", K_DUR, flood_window, ""),
-    RK("flood_limit_weight", K_INT, flood_limit_weight, "a rate-limit warning counts this many"),
-    RK("class", K_BOOL, class_enabled, "rule 10: class escalation"),
-    RK("class_flagged_ips", K_INT, class_flagged_ips, ""),
-    RK("class_widen_classes", K_INT, class_widen_classes, ""),
-    RK("class_min_members", K_INT, class_min_members,
+    RK("retry", K_BOOL, retry_enabled, "on", LIM_NONE, "rule 1: retries after a permanent failure"),
+    RK("retry_count", K_INT, retry_count, "3", LIM_NONE,
+       "the same (client, sender, recipient) refused with 5xx again this many times"),
+    RK("retry_window", K_DUR, retry_window, "1h", LIM_NONE, "rule 1's window"),
+    RK("harvest", K_BOOL, harvest_enabled, "on", LIM_NONE, "rule 2: recipient harvesting"),
+    RK("harvest_distinct", K_INT, harvest_distinct, "10", LIM_NONE, "distinct unknown recipients"),
+    RK("harvest_window", K_DUR, harvest_window, "1h", LIM_NONE, "rule 2's window"),
+    RK("harvest_ratio", K_DOUBLE, harvest_ratio, "0.8", LIM(0, 1),
+       "or this share of RCPTs unknown over harvest_min_attempts"),
+    RK("harvest_min_attempts", K_INT, harvest_min_attempts, "10", LIM_NONE, "RCPTs harvest_ratio needs"),
+    RK("backoff", K_BOOL, backoff_enabled, "on", LIM_NONE, "rule 3: back-off ignored after 4xx"),
+    RK("backoff_min_interval", K_DUR, backoff_min_interval, "60s", LIM_NONE,
+       "a 4xx'd (sender, recipient) coming back sooner than this"),
+    RK("backoff_count", K_INT, backoff_count, "5", LIM_NONE, "that many times, in other connections"),
+    RK("backoff_window", K_DUR, backoff_window, "1h", LIM_NONE, "rule 3's window"),
+    RK("relay", K_BOOL, relay_enabled, "on", LIM_NONE, "rule 4: relay attempts"),
+    RK("relay_count", K_INT, relay_count, "2", LIM_NONE, "relay attempts"),
+    RK("relay_window", K_DUR, relay_window, "1h", LIM_NONE, "rule 4's window"),
+    RK("auth", K_BOOL, auth_enabled, "on", LIM_NONE, "rule 5: AUTH brute force"),
+    RK("auth_count", K_INT, auth_count, "5", LIM_NONE, "AUTH failures"),
+    RK("auth_users", K_INT, auth_users, "3", LIM_NONE, "or distinct user names"),
+    RK("auth_window", K_DUR, auth_window, "10m", LIM_NONE, "rule 5's window"),
+    RK("protocol", K_BOOL, protocol_enabled, "on", LIM_NONE,
+       "rule 6: protocol abuse (pregreet, pipelining, non-SMTP, too many errors, hang-up before MAIL)"),
+    RK("protocol_count", K_INT, protocol_count, "3", LIM_NONE, "protocol violations"),
+    RK("protocol_window", K_DUR, protocol_window, "1h", LIM_NONE, "rule 6's window"),
+    OBSOLETE("protocol_bot_weight", "obsolete: each protocol violation counts once"),
+    RK("no_rdns_weight", K_DOUBLE, no_rdns_weight, "1.5", LIM_NONE,
+       "rule 7: thresholds of rules 1-3, 6, 8, 9 are divided by this for clients without rDNS"),
+    RK("no_mx_weight", K_DOUBLE, no_mx_weight, "1.5", LIM_NONE,
+       "rule 7: ... and by this for sender domains without MX"),
+    RK("policy", K_BOOL, policy_enabled, "on", LIM_NONE,
+       "rule 8: coming back after refusals by the MTA's own policy (DNSBL, deny lists, HELO, sender)"),
+    RK("policy_count", K_INT, policy_count, "3", LIM_NONE, "policy refusals"),
+    RK("policy_window", K_DUR, policy_window, "1h", LIM_NONE, "rule 8's window"),
+    OBSOLETE("policy_client_weight", "obsolete: each policy refusal counts once"),
+    RK("flood", K_BOOL, flood_enabled, "on", LIM_NONE, "rule 9: connection floods"),
+    RK("flood_ip_count", K_INT, flood_ip_count, "60", LIM_NONE, "connections per IP"),
+    RK("flood_class_count", K_INT, flood_class_count, "80", LIM_NONE,
+       "connections per class (3 IPs or more)"),
+    RK("flood_window", K_DUR, flood_window, "10m", LIM_NONE, "rule 9's window"),
+    RK("flood_limit_weight", K_INT, flood_limit_weight, "20", LIM_NONE,
+       "connections an MTA rate-limit warning counts for"),
+    RK("class", K_BOOL, class_enabled, "on", LIM_NONE, "rule 10: class escalation"),
+    RK("class_flagged_ips", K_INT, class_flagged_ips, "3", LIM_NONE,
+       "IPs blocked on their own that block their class"),
+    RK("class_widen_classes", K_INT, class_widen_classes, "4", LIM_NONE,
+       "blocked classes that widen to [classes] ipv4_widen / ipv6_widen"),
+    RK("class_min_members", K_INT, class_min_members, "3", LIM_NONE,
        "members that misbehaved each before a class crosses rules 1-9 as a whole"),
-    RK("min_sessions", K_INT, min_sessions,
+    RK("min_sessions", K_INT, min_sessions, "2", LIM_NONE,
        "connections with abuse signals a rule needs (clear attacks: one at twice the threshold)"),
-    RK("returned_count", K_INT, returned_count,
+    RK("returned_count", K_INT, returned_count, "30", LIM_NONE,
        "connections refused by our own block that make a block drop (0: off)"),
-    RK("success_factor", K_DOUBLE, success_factor, "threshold multiplier for senders with accepted mail"),
-    RK("success_window", K_DUR, success_window, ""),
-    RK("block_base", K_DUR, block_base, "first block duration"),
-    RK("block_max", K_DUR, block_max, "longest block duration"),
-    RK("block_factor", K_DOUBLE, block_factor, "escalation factor for repeat offenders"),
-    RK("block_jitter", K_DOUBLE, block_jitter, "random spread of durations (fraction)"),
-    RK("score_defer", K_DOUBLE, score_defer, "score from which the response is defer"),
-    RK("score_reject", K_DOUBLE, score_reject, "score from which the response is reject"),
-    RK("score_drop", K_DOUBLE, score_drop, "score from which the response is drop"),
-    RK("max_tracked_ips", K_INT, max_tracked_ips, "bound on per-IP state"),
-    RK("idle_evict", K_DUR, idle_evict, "forget idle senders after this long"),
-    RK("evidence_lines", K_INT, evidence_lines, "first and last raw lines kept per decision"),
-    RK("dry_run", K_BOOL, dry_run, "decide and explain, emit nothing"),
-    {NULL, 0, 0, NULL}};
+    RK("success_factor", K_DOUBLE, success_factor, "3", LIM_NONE,
+       "threshold multiplier for senders with accepted mail or a successful AUTH"),
+    RK("success_window", K_DUR, success_window, "1d", LIM_NONE, "how long accepted mail counts"),
+    RK("block_base", K_DUR, block_base, "1h", LIM_NONE, "first block duration"),
+    RK("block_max", K_DUR, block_max, "30d", LIM_NONE, "longest block duration"),
+    RK("block_factor", K_DOUBLE, block_factor, "2", LIM_NONE, "escalation factor for repeat offenders"),
+    RK("block_jitter", K_DOUBLE, block_jitter, "0.1", LIM_NONE, "random spread of durations (fraction)"),
+    RK("score_defer", K_DOUBLE, score_defer, "1", LIM_NONE, "score from which the response is defer"),
+    RK("score_reject", K_DOUBLE, score_reject, "1", LIM_NONE, "score from which the response is reject"),
+    RK("score_drop", K_DOUBLE, score_drop, "4", LIM_NONE, "score from which the response is drop"),
+    RK("max_tracked_ips", K_INT, max_tracked_ips, "500000", LIM_NONE, "bound on per-IP state"),
+    RK("idle_evict", K_DUR, idle_evict, "1d", LIM_NONE, "forget idle senders after this long"),
+    RK("evidence_lines", K_INT, evidence_lines, "5", LIM_NONE, "first and last raw lines kept per decision"),
+    RK("dry_run", K_BOOL, dry_run, "off", LIM_NONE,
+       "decide, store and explain, but hand nothing to the blocklists"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key safety_keys[] = {
-    CK("protected_networks", K_PROTECTED, protected_add,
-       "never blocked, besides the built-in ranges and this host's addresses (!CIDR, !default, !local "
-       "take out; none: nothing)"),
-    CK("allow", K_PREFIXES, allow, "allow list (addresses and CIDRs)"),
-    CK("allow_files", K_STRLIST, allow_files, "files with one address or CIDR per line"),
-    CK("mta_trusted", K_TRUST, mta_trusted,
+    CK("protected_networks", K_PROTECTED, protected_add, "default, local", LIM_NONE,
+       "never blocked, besides the built-in ranges (default: loopback, RFC 1918, CGNAT, link-local, "
+       "multicast) and this host's addresses (local); !CIDR, !default, !local take out; none: nothing"),
+    CK("allow", K_PREFIXES, allow, NULL, LIM_NONE, "allow list (addresses and CIDRs)"),
+    CK("allow_files", K_STRLIST, allow_files, NULL, LIM_NONE, "files with one address or CIDR per line"),
+    CK("mta_trusted", K_TRUST, mta_trusted, "auto", LIM_NONE,
        "allow-list the clients the MTA trusts: auto, none, postfix, exim (Postfix mynetworks, Exim "
        "relay_from_hosts)"),
-    CK("postfix_config", K_STR, postfix_config,
-       "Postfix configuration directory (postconf -c), empty = default"),
-    CK("exim_config", K_STR, exim_config, "Exim configuration file (exim -C), empty = default"),
-    CK("ipv4_floor", K_PLEN4, v4_floor, "shortest IPv4 prefix ever emitted"),
-    CK("ipv6_floor", K_PLEN6, v6_floor, "shortest IPv6 prefix ever emitted"),
-    CK("max_entries", K_INT, max_entries, "cap on entries per output"),
-    CK("max_change", K_PERCENT, max_change, "circuit breaker: most entries one update may change (0 = off)"),
-    CK("breaker_min", K_INT, breaker_min, "the breaker applies to outputs with at least this many entries"),
-    CK("breaker_hold", K_DUR, breaker_hold, "a tripped breaker keeps the old file this long"),
-    CK("breaker_confirm", K_INT, breaker_confirm,
-       "consecutive updates that confirm a held change (0 = hold only)"),
-    {NULL, 0, 0, NULL}};
+    CK("postfix_config", K_STR, postfix_config, "(Postfix's own)", LIM_NONE,
+       "Postfix configuration directory (postconf -c)"),
+    CK("exim_config", K_STR, exim_config, "(Exim's own)", LIM_NONE, "Exim configuration file (exim -C)"),
+    CK("ipv4_floor", K_PLEN4, v4_floor, "16", LIM_NONE, "shortest IPv4 prefix ever emitted (never below 8)"),
+    CK("ipv6_floor", K_PLEN6, v6_floor, "32", LIM_NONE, "shortest IPv6 prefix ever emitted (never below 16)"),
+    CK("max_entries", K_INT, max_entries, "100000", LIM_NONE, "cap on entries per output"),
+    CK("max_change", K_PERCENT, max_change, "50%", LIM_NONE,
+       "circuit breaker: most entries one update may change (0: off)"),
+    CK("breaker_min", K_INT, breaker_min, "20", LIM_NONE,
+       "the breaker applies to outputs with at least this many entries"),
+    CK("breaker_hold", K_DUR, breaker_hold, "10m", LIM_NONE,
+       "a tripped breaker keeps the old file this long"),
+    CK("breaker_confirm", K_INT, breaker_confirm, "3", LIM_NONE,
+       "consecutive updates that confirm a held change (0: hold only)"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key web_keys[] = {
-    CK("listen", K_ADDRPORT, listen, "dashboard and API address"),
-    CK("token_file", K_STR, token_file, "file holding the API token for mutating requests"),
-    CK("assets", K_STR, assets_dir, "serve static/ from this directory instead of the embedded copy"),
-    CK("lookup_url", K_STR, lookup_url, "lookup URL template; $ip is replaced by the address"),
-    CK("max_connections", K_INT, web_max_conn, "concurrent HTTP connections"),
-    CK("per_ip_connections", K_INT, web_per_ip_conn,
+    CK("listen", K_ADDRPORT, listen, "127.0.0.1:8025", LIM_NONE, "dashboard and API address"),
+    CK("token_file", K_STR, token_file, NULL, LIM_NONE,
+       "file holding the API token for mutating requests (unset: they are refused)"),
+    CK("assets", K_STR, assets_dir, NULL, LIM_NONE,
+       "serve static/ from this directory instead of the embedded copy"),
+    CK("lookup_url", K_STR, lookup_url, "(http://LISTEN/lookup/$ip)", LIM_NONE,
+       "lookup URL template; $ip is replaced by the address"),
+    CK("max_connections", K_INT, web_max_conn, "256", LIM_NONE, "concurrent HTTP connections"),
+    CK("per_ip_connections", K_INT, web_per_ip_conn, "16", LIM_NONE,
        "concurrent HTTP connections per client address (keeps slots free from slow clients)"),
-    CK("timeout", K_DUR, web_timeout, "connection timeout"),
-    CK("threads", K_INT, web_threads, "HTTP worker threads"),
-    {NULL, 0, 0, NULL}};
+    CK("timeout", K_DUR, web_timeout, "30s", LIM_NONE, "connection timeout"),
+    CK("threads", K_INT, web_threads, "4", LIM_NONE, "HTTP worker threads"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key abuse_keys[] = {
-    CK("contacts", K_STR, abuse.contacts, "file of 'CIDR ADDRESS' lines: the abuse contact of each network"),
-    CK("rdap", K_BOOL, abuse.rdap, "look up the contacts of other networks by RDAP"),
-    CK("rdap_bootstrap", K_STRLIST, abuse.rdap_bootstrap,
+    CK("contacts", K_STR, abuse.contacts, NULL, LIM_NONE,
+       "file of 'CIDR ADDRESS' lines: the abuse contact of each network"),
+    CK("rdap", K_BOOL, abuse.rdap, "no", LIM_NONE, "look up the contacts of other networks by RDAP"),
+    CK("rdap_bootstrap", K_STRLIST, abuse.rdap_bootstrap, NULL, LIM_NONE,
        "IANA RDAP bootstrap files (https://data.iana.org/rdap/ipv4.json, ipv6.json)"),
-    CK("rdap_ttl", K_DUR, abuse.rdap_ttl, "how long an RDAP answer is kept in the database"),
-    CK("rdap_timeout", K_DUR, abuse.rdap_timeout, "time allowed for one RDAP request"),
-    CK("reporter_org", K_STR, abuse.reporter_org, "the reporting organisation (required)"),
-    CK("reporter_contact", K_STR, abuse.reporter_contact,
+    CK("rdap_ttl", K_DUR, abuse.rdap_ttl, "7d", LIM_NONE, "how long an RDAP answer is kept in the database"),
+    CK("rdap_timeout", K_DUR, abuse.rdap_timeout, "10s", LIM_AT_LEAST(1),
+       "time allowed for one RDAP request"),
+    CK("reporter_org", K_STR, abuse.reporter_org, NULL, LIM_NONE, "the reporting organisation (required)"),
+    CK("reporter_contact", K_STR, abuse.reporter_contact, NULL, LIM_NONE,
        "its abuse address, also the envelope sender (required)"),
-    CK("reporter_domain", K_STR, abuse.reporter_domain, "its domain (required)"),
-    CK("max_per_contact", K_INT, abuse.max_per_contact,
+    CK("reporter_domain", K_STR, abuse.reporter_domain, NULL, LIM_NONE, "its domain (required)"),
+    CK("max_per_contact", K_INT, abuse.max_per_contact, "10", LIM_AT_LEAST(1),
        "XARF messages per contact and period; the rest go as one summary"),
-    CK("smtp", K_ADDRPORT, abuse.smtp,
+    CK("smtp", K_ADDRPORT, abuse.smtp, NULL, LIM_NONE,
        "send the reports through this MTA (e.g. 127.0.0.1:25); unset: write only"),
-    CK("smtp_timeout", K_DUR, abuse.smtp_timeout, "time allowed for each SMTP reply"),
-    CK("keep", K_DUR, abuse.keep, "written report files older than this are removed"),
-    {NULL, 0, 0, NULL}};
+    CK("smtp_timeout", K_DUR, abuse.smtp_timeout, "30s", LIM_AT_LEAST(1), "time allowed for each SMTP reply"),
+    CK("keep", K_DUR, abuse.keep, "30d", LIM_NONE, "written report files older than this are removed"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key report_keys[] = {
-    CK("digest", K_STR, report.digest, "off, daily (00:00 UTC) or a time of day HH:MM (UTC)"),
-    CK("dir", K_STR, report.dir, "directory of the scheduled digests"),
-    CK("mail_to", K_STR, report.mail_to, "also mail each digest here (through [abuse] smtp)"),
-    CK("keep", K_DUR, report.keep, "digests older than this are removed"),
-    CK("top", K_INT, report.top, "entries in the digest's top lists"),
-    {NULL, 0, 0, NULL}};
+    CK("digest", K_STR, report.digest, "off", LIM_NONE,
+       "off, daily (00:00 UTC) or a time of day HH:MM (UTC)"),
+    CK("dir", K_STR, report.dir, "var/reports", LIM_NONE, "directory of the scheduled digests"),
+    CK("mail_to", K_STR, report.mail_to, NULL, LIM_NONE, "also mail each digest here (through [abuse] smtp)"),
+    CK("keep", K_DUR, report.keep, "30d", LIM_NONE, "digests older than this are removed"),
+    CK("top", K_INT, report.top, "20", LIM(1, 1000), "entries in the digest's top lists"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key notify_keys[] = {
-    CK("command", K_COMMAND, notify.command,
+    CK("command", K_COMMAND, notify.command, NULL, LIM_NONE,
        "run on each new decision, upgrade and circuit-breaker opening, JSON on stdin (no shell)"),
-    CK("interval", K_DUR, notify.interval, "at most one start per interval; events meanwhile are coalesced"),
-    CK("timeout", K_DUR, notify.timeout, "the command's process group is killed after this"),
-    CK("max_pending", K_INT, notify.max_pending, "documents kept while waiting; beyond, dropped and counted"),
-    {NULL, 0, 0, NULL}};
+    CK("interval", K_DUR, notify.interval, "10s", LIM_AT_LEAST(1),
+       "at most one start per interval; events meanwhile are coalesced"),
+    CK("timeout", K_DUR, notify.timeout, "30s", LIM_NONE, "the command's process group is killed after this"),
+    CK("max_pending", K_INT, notify.max_pending, "1000", LIM_AT_LEAST(1),
+       "documents kept while waiting; beyond, dropped and counted"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key output_keys[] = {
-    OK("format", K_STR, format, ""),
-    OK("path", K_STR, path, ""),
-    OK("families", K_FAMILIES, families, "ipv4, ipv6"),
-    OK("scope", K_OSCOPE, class_only, "all or class"),
-    OK("min_response", K_RESPONSE, min_response, "observe, defer, reject or drop"),
-    OK("reload", K_COMMAND, reload, "command run after a rewrite (no shell)"),
-    OK("reload_timeout", K_DUR, reload_timeout, ""),
-    OK("set", K_STR, set_name, "ipset/nft set or iptables chain name"),
-    {NULL, 0, 0, NULL}};
+    OK("format", K_STR, format, NULL, LIM_NONE,
+       "the blocklist's format (required; `mxwarden export --help` lists them)"),
+    OK("path", K_STR, path, NULL, LIM_NONE, "the file written (required)"),
+    OK("families", K_FAMILIES, families, "ipv4, ipv6", LIM_NONE, "the address families it carries"),
+    OK("scope", K_OSCOPE, class_only, "all", LIM_NONE, "all decisions, or those on classes only"),
+    OK("min_response", K_RESPONSE, min_response, "defer", LIM_NONE, "the weakest response it carries"),
+    OK("reload", K_COMMAND, reload, NULL, LIM_NONE, "command run after a rewrite (no shell)"),
+    OK("reload_timeout", K_DUR, reload_timeout, "30s", LIM_NONE,
+       "the reload's process group is killed after this"),
+    OK("set", K_STR, set_name, "(mxwarden)", LIM_NONE, "ipset/nft set or iptables chain name"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 static const struct key parser_keys[] = {
-    PK("pattern", K_STR, pattern, "PCRE2 pattern with named groups"),
-    PK("program", K_STR, program, "program-name filter"),
-    PK("literal", K_STR, literal, "literal that must appear (prefilter)"),
-    PK("category", K_CATEGORY, category, "category of the event"),
-    PK("kind", K_KIND, kind, "kind of the event (default reject)"),
-    {NULL, 0, 0, NULL}};
-
-static const char *const output_formats[] = {"ipset",	   "nft",     "iptables", "ip6tables", "postfix",
-					     "postscreen", "rbldnsd", "rbldnsd6", "plain",     "json"};
+    PK("pattern", K_STR, pattern, NULL, LIM_NONE, "PCRE2 pattern with named groups (required)"),
+    PK("program", K_STR, program, NULL, LIM_NONE, "program-name filter"),
+    PK("literal", K_STR, literal, NULL, LIM_NONE, "literal that must appear (prefilter)"),
+    PK("category", K_CATEGORY, category, NULL, LIM_NONE, "category of the event (required)"),
+    PK("kind", K_KIND, kind, "(reject)", LIM_NONE, "kind of the event"),
+    {NULL, 0, 0, NULL, LIM_NONE, NULL}};
 
 /* ------------------------------------------------------------------ values */
 
@@ -719,6 +704,35 @@ static void set_value(struct ctx *x, const struct key *k, void *base, char *v)
 	BUG("unhandled key type %d", (int)k->type);
 }
 
+/* --------------------------------------------------------------- defaults */
+
+/* Set the defaults of keys[] in base, each read as a file's value would
+ * be. A default the table says in words ("(...)") is the code's: left
+ * unset here. protected_networks' "default, local" keeps the built-in
+ * ranges and this host's addresses, which apply unless a file takes them
+ * out: the list starts with the built-in ranges (config_validate() adds
+ * the host's). */
+static void apply_defaults(struct config *c, const struct key *keys, void *base)
+{
+	struct errlist errs = {0};
+	struct ctx x = {c, "(defaults)", 0, &errs};
+	for (const struct key *k = keys; k->name; k++) {
+		if (!k->def || k->def[0] == '(' || k->type == K_OBSOLETE)
+			continue;
+		if (k->type == K_PROTECTED) {
+			c->protected_builtin = c->protected_local = true;
+			config_protected_build(c, NULL);
+			continue;
+		}
+		char *v = xstrdup(k->def);
+		set_value(&x, k, base, v);
+		free(v);
+		if (errs.msgs.n)
+			BUG("the default of %s does not read: %s", k->name, errs.msgs.v[0]);
+	}
+	errlist_free(&errs);
+}
+
 /* ------------------------------------------------------------------ parser */
 
 enum section {
@@ -749,6 +763,15 @@ static const struct {
     {"abuse", SEC_ABUSE, false, abuse_keys},	   {"report", SEC_REPORT, false, report_keys},
     {"notify", SEC_NOTIFY, false, notify_keys},
 };
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sections); i++)
+		if (!sections[i].named)
+			apply_defaults(c, sections[i].keys, c);
+	c->report.digest_at = -1; /* not a key: what config_validate() makes of [report] digest */
+}
 
 static bool valid_name(const char *s)
 {
@@ -852,9 +875,7 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 				struct output_conf *o = &c->outputs[c->n_outputs++];
 				memset(o, 0, sizeof *o);
 				o->name = xstrdup(name);
-				o->families = FAMILY_V4 | FAMILY_V6;
-				o->min_response = RESP_DEFER;
-				o->reload_timeout = 30;
+				apply_defaults(c, output_keys, o);
 				o->defined_line = x.line;
 				base = NULL; /* outputs may move on realloc: resolved per key */
 			} else if (sections[sec].sec == SEC_PARSER) {
@@ -870,6 +891,7 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 				struct parser_rule_conf *p = &c->parsers[c->n_parsers++];
 				memset(p, 0, sizeof *p);
 				p->name = xstrdup(name);
+				apply_defaults(c, parser_keys, p);
 				p->file = xstrdup(path);
 				p->line = x.line;
 				base = NULL;
@@ -939,6 +961,56 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 	free(line);
 	free(seen);
 	return errs->msgs.n == nerr0 ? 0 : -1;
+}
+
+/* A number of key k in base, as a double (false: not a number). */
+static bool key_number(const struct key *k, const void *base, double *v)
+{
+	const void *f = (const char *)base + k->off;
+	switch (k->type) {
+	case K_INT:
+	case K_PERCENT:
+	case K_DUR: *v = (double)*(const int64_t *)f; return true;
+	case K_DOUBLE: *v = *(const double *)f; return true;
+	case K_PLEN4:
+	case K_PLEN6: *v = (double)*(const unsigned *)f; return true;
+	default: return false;
+	}
+}
+
+/* A bound of key k in its own notation ("1s" for a duration). */
+static void bound_format(const struct key *k, double b, char *out, size_t n)
+{
+	if (isinf(b)) /* no bound on that side: never printed */
+		snprintf(out, n, "%s", b < 0 ? "-inf" : "inf");
+	else if (k->type == K_DUR)
+		duration_format((int64_t)b, out, n);
+	else
+		snprintf(out, n, "%g%s", b, k->type == K_PERCENT ? "%" : "");
+}
+
+/* The bounds of the table: "[SECTION NAME] KEY must be at least LO", "at
+ * most HI" or "between LO and HI". */
+static void check_bounds(const char *sec, const char *name, const struct key *keys, const void *base,
+			 const char *file, int line, struct errlist *errs)
+{
+	for (const struct key *k = keys; k->name; k++) {
+		double v, lo = k->lim.lo, hi = k->lim.hi;
+		if (lo > hi || !key_number(k, base, &v) || (v >= lo && v <= hi))
+			continue;
+		char a[32], b[32];
+		bound_format(k, lo, a, sizeof a);
+		bound_format(k, hi, b, sizeof b);
+		struct buf where = BUF_INIT;
+		buf_printf(&where, "[%s%s%s] %s", sec, name ? " " : "", name ? name : "", k->name);
+		if (isinf(hi))
+			errlist_add(errs, file, line, "%s must be at least %s", buf_str(&where), a);
+		else if (isinf(lo))
+			errlist_add(errs, file, line, "%s must be at most %s", buf_str(&where), b);
+		else
+			errlist_add(errs, file, line, "%s must be between %s and %s", buf_str(&where), a, b);
+		buf_free(&where);
+	}
 }
 
 /* ---------------------------------------------- addresses in mail headers */
@@ -1033,15 +1105,10 @@ static void validate_reports(struct config *c, const char *file, struct errlist 
 		else if (!hostname_ok(a->reporter_domain))
 			errlist_add(errs, file, line, "[abuse] reporter_domain: '%s' is not a domain name",
 				    a->reporter_domain);
-		if (a->max_per_contact < 1)
-			errlist_add(errs, file, line, "[abuse] max_per_contact must be at least 1");
 		if (a->rdap && a->rdap_bootstrap.n == 0)
 			errlist_add(
 			    errs, file, line,
 			    "[abuse] rdap needs rdap_bootstrap (the IANA files ipv4.json and ipv6.json)");
-		if (a->rdap_timeout < 1 || a->smtp_timeout < 1)
-			errlist_add(errs, file, line,
-				    "[abuse] rdap_timeout and smtp_timeout must be at least 1s");
 	}
 	struct report_conf *r = &c->report;
 	r->digest_at = -1;
@@ -1055,12 +1122,6 @@ static void validate_reports(struct config *c, const char *file, struct errlist 
 		errlist_add(errs, file, 0, "[report] mail_to: '%s' is not a plain mail address", r->mail_to);
 	if (r->mail_to && !a->smtp)
 		errlist_add(errs, file, 0, "[report] mail_to needs [abuse] smtp (the MTA that sends it)");
-	if (r->top < 1 || r->top > 1000)
-		errlist_add(errs, file, 0, "[report] top must be 1..1000");
-	if (c->notify.command.n && c->notify.interval < 1)
-		errlist_add(errs, file, 0, "[notify] interval must be at least 1s");
-	if (c->notify.command.n && c->notify.max_pending < 1)
-		errlist_add(errs, file, 0, "[notify] max_pending must be at least 1");
 }
 
 /* "FILE:LINE: " of protected_networks, for its warnings and errors. */
@@ -1248,28 +1309,21 @@ int config_validate(struct config *c, struct errlist *errs)
 	if (c->classes.v6_widen_len > c->classes.v6_len)
 		errlist_add(errs, file, 0, "[classes] ipv6_widen (/%u) must not be longer than ipv6 (/%u)",
 			    c->classes.v6_widen_len, c->classes.v6_len);
-	if (c->rules.harvest_ratio > 1.0)
-		errlist_add(errs, file, 0, "[rules] harvest_ratio must be between 0 and 1");
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sections); i++)
+		if (!sections[i].named)
+			check_bounds(sections[i].name, NULL, sections[i].keys, c, file, 0, errs);
+	for (size_t i = 0; i < c->n_outputs; i++)
+		check_bounds("output", c->outputs[i].name, output_keys, &c->outputs[i], file,
+			     c->outputs[i].defined_line, errs);
 	if (c->rules.block_base > c->rules.block_max)
 		errlist_add(errs, file, 0, "[rules] block_base is longer than block_max");
-	if (c->batch_lines < 1)
-		errlist_add(errs, file, 0, "[collector] batch_lines must be at least 1");
 	config_validate_syslog(c, errs);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
-		if (!o->format) {
+		/* whether the format exists is for emitters/ to say
+		 * (emitters_check_config): its table is the only list */
+		if (!o->format)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no format", o->name);
-		} else {
-			bool known = false;
-			for (size_t j = 0; j < MXW_ARRAY_LEN(output_formats); j++)
-				known |= strcmp(output_formats[j], o->format) == 0;
-			if (!known)
-				errlist_add(
-				    errs, file, o->defined_line,
-				    "[output %s] unknown format '%s' (ipset, nft, iptables, ip6tables, "
-				    "postfix, postscreen, rbldnsd, rbldnsd6, plain, json)",
-				    o->name, o->format);
-		}
 		if (!o->path)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no path", o->name);
 		if (!o->families)
@@ -1343,6 +1397,21 @@ void config_free(struct config *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* A text, list or command with nothing in it: no value a file could give. */
+static bool key_unset(const struct key *k, const void *f)
+{
+	switch (k->type) {
+	case K_STR:
+	case K_CATEGORY:
+	case K_KIND:
+	case K_ADDRPORT: return *(char *const *)f == NULL;
+	case K_STRLIST:
+	case K_COMMAND: return ((const struct strv *)f)->n == 0;
+	case K_PREFIXES: return ((const struct prefix_list *)f)->n == 0;
+	default: return false;
+	}
+}
+
 /* protected_networks as a value that reads back the same:
  * "default, local, !10.0.0.0/8, 203.0.113.0/24", or "none". */
 static void dump_protected_spec(struct buf *out, const struct config *c)
@@ -1371,6 +1440,11 @@ static void dump_keys(struct buf *out, const struct key *keys, const void *base)
 		char tmp[PREFIX_STRLEN];
 		if (k->type == K_OBSOLETE)
 			continue;
+		if (key_unset(k, f)) { /* a comment: the dump stays a file that reads back */
+			buf_printf(out, "# %s = %s\n", k->name,
+				   k->def && k->def[0] == '(' ? k->def : "(unset)");
+			continue;
+		}
 		buf_printf(out, "%s = ", k->name);
 		switch (k->type) {
 		case K_OBSOLETE: break;
@@ -1487,6 +1561,51 @@ void config_dump(const struct config *c, struct buf *out)
 				dump_trusted(out, c);
 			}
 			buf_appendc(out, '\n');
+		}
+	}
+}
+
+/* A bound of k for the reference: "" when it has none. */
+static void bounds_doc(const struct key *k, struct buf *out)
+{
+	char a[32], b[32];
+	if (k->lim.lo > k->lim.hi)
+		return;
+	bound_format(k, k->lim.lo, a, sizeof a);
+	bound_format(k, k->lim.hi, b, sizeof b);
+	if (isinf(k->lim.hi))
+		buf_printf(out, "at least %s", a);
+	else if (isinf(k->lim.lo))
+		buf_printf(out, "at most %s", b);
+	else
+		buf_printf(out, "%s to %s", a, b);
+}
+
+void config_keys(struct buf *out, bool tsv)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(sections); i++) {
+		const char *sec = sections[i].name;
+		if (!tsv)
+			buf_printf(
+			    out, "%s#### [%s%s]\n\n| key | value | default | meaning |\n|---|---|---|---|\n",
+			    i ? "\n" : "", sec, sections[i].named ? " NAME" : "");
+		for (const struct key *k = sections[i].keys; k->name; k++) {
+			struct buf lim = BUF_INIT;
+			bounds_doc(k, &lim);
+			const char *def = k->def ? k->def : "";
+			if (tsv) {
+				buf_printf(out, "%s\t%s\t%s\t%s\t%s\t%s\n", sec, k->name, ktype_doc[k->type],
+					   def, buf_str(&lim), k->help);
+			} else {
+				buf_printf(out, "| `%s` | %s%s%s | ", k->name, ktype_doc[k->type],
+					   lim.len ? ", " : "", buf_str(&lim));
+				if (k->def && k->def[0] == '(')
+					buf_printf(out, "%s", def);
+				else if (k->def)
+					buf_printf(out, "`%s`", def);
+				buf_printf(out, " | %s |\n", k->help);
+			}
+			buf_free(&lim);
 		}
 	}
 }

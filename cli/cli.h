@@ -17,15 +17,22 @@
 #include "base/base.h"
 #include "engine/engine.h"
 
+/* A subcommand and its usage text, written once (main.c's table). */
 struct cli_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *args;    /* usage synopsis after the name */
-	const char *summary; /* one line */
+	const char *args;		    /* synopsis after the name; forms separated by '\n' */
+	const char *summary;		    /* one line, for `mxwarden --help` */
+	const char *help;		    /* the flags, for `mxwarden NAME --help` */
+	void (*help_more)(struct buf *out); /* appends generated help (the format list); may be NULL */
 };
 
-/* Print "usage: mxwarden NAME ARGS" for the subcommand to stderr; returns 2. */
+/* Print "mxwarden NAME: message" (when fmt is not NULL) and the synopsis
+ * "usage: mxwarden NAME ARGS" to stderr; returns 2. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `mxwarden NAME --help`: the synopsis, the summary and the flags, to
+ * stdout; returns 0. */
+int cli_help(const char *name);
 
 /* Parse the command's address or prefix argument s into *out (strict:
  * host bits must be zero). 0, or a usage error (2) naming s, escaped. */

@@ -15,12 +15,6 @@
 #include "db/db.h"
 #include "reports/abuse.h"
 
-#define USAGE                                                                                            \
-	"usage: mxwarden abuse-report [--since DURATION | --from TIME [--to TIME]] --out DIR [-c FILE] " \
-	"[--db "                                                                                         \
-	"PATH]\n"                                                                                        \
-	"       mxwarden abuse-report --list [-c FILE] [--db PATH]\n"
-
 static int parse_time(const char *s, int64_t *secs)
 {
 	int64_t us;
@@ -70,7 +64,7 @@ int cmd_abuse_report(int argc, char **argv)
 				return cli_usage_error("abuse-report", "--to takes an RFC 3339 time");
 			has_to = true;
 			break;
-		case 'h': fputs(USAGE, stdout); return 0;
+		case 'h': return cli_help("abuse-report");
 		default: return cli_usage_error("abuse-report", NULL);
 		}
 	}

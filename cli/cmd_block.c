@@ -83,7 +83,7 @@ static int setup(const char *name, int argc, char **argv, struct common *o, bool
 				return cli_usage_error(name, "--response is for block");
 			o->response = optarg;
 			break;
-		case 'h': cli_usage_error(name, NULL); return 0;
+		case 'h': return cli_help(name);
 		default: return cli_usage_error(name, NULL);
 		}
 	}

@@ -3,10 +3,13 @@
  * file, report every mistake as FILE:LINE: message, exit 1 when there is
  * any (also in [abuse] contacts, the contact map); with -v print the
  * effective configuration, with the networks the MTA trusts (mta_trusted)
- * and where each came from.
+ * and where each came from; with --keys the key table itself (every key's
+ * value, default, bounds and meaning: the README's reference, and what a
+ * man page is made from).
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "parsers/parsers.h"
@@ -15,25 +18,37 @@
 
 int cmd_check_config(int argc, char **argv)
 {
+	enum { OPT_KEYS = 256 };
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"keys", optional_argument, NULL, OPT_KEYS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL;
+	const char *path = NULL, *keys = NULL;
 	bool verbose = false;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
 		case 'v': verbose = true; break;
-		case 'h': printf("usage: mxwarden check-config [-c FILE] [-v]\n"); return 0;
+		case OPT_KEYS: keys = optarg ? optarg : "markdown"; break;
+		case 'h': return cli_help("check-config");
 		default: return cli_usage_error("check-config", NULL);
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error("check-config", "unexpected argument '%s'", argv[optind]);
+	if (keys) {
+		if (strcmp(keys, "markdown") != 0 && strcmp(keys, "tsv") != 0)
+			return cli_usage_error("check-config", "--keys is markdown or tsv, not '%s'", keys);
+		struct buf b = BUF_INIT;
+		config_keys(&b, strcmp(keys, "tsv") == 0);
+		fputs(buf_str(&b), stdout);
+		buf_free(&b);
+		return 0;
+	}
 	struct config c;
 	int rc = engine_config_load(&c, path);
 	if (rc == 0)

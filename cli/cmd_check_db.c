@@ -29,7 +29,7 @@ int cmd_check_db(int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 'd': db_path = optarg; break;
 		case 'f': full = true; break;
-		case 'h': printf("usage: mxwarden check-db [-c FILE] [--db PATH] [--full]\n"); return 0;
+		case 'h': return cli_help("check-db");
 		default: return cli_usage_error("check-db", NULL);
 		}
 	}

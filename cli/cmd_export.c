@@ -35,11 +35,6 @@ static int collect(void *arg, const struct decision *d, const struct db_decision
 	return 0;
 }
 
-static const char usage_text[] =
-    "usage: mxwarden export --format F [-c FILE] [--db PATH] [-o FILE]\n"
-    "  F: ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, rbldnsd6, plain, json\n"
-    "  writes the blocklist of the decisions active now to stdout, or atomically to FILE\n";
-
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -55,7 +50,7 @@ int cmd_export(int argc, char **argv)
 		case 'd': db_path = optarg; break;
 		case 'f': format = optarg; break;
 		case 'o': out_path = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
+		case 'h': return cli_help("export");
 		default: return cli_usage_error("export", NULL);
 		}
 	}
@@ -63,12 +58,13 @@ int cmd_export(int argc, char **argv)
 		return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
 	if (!format)
 		return cli_usage_error("export", "--format is required");
-	if (!emit_format_find(format))
-		return cli_usage_error(
-		    "export",
-		    "unknown format '%s' (ipset, nft, iptables, ip6tables, postfix, postscreen, "
-		    "rbldnsd, rbldnsd6, plain, json)",
-		    format);
+	if (!emit_format_find(format)) {
+		struct buf names = BUF_INIT;
+		emit_format_names(&names);
+		int rc = cli_usage_error("export", "unknown format '%s' (%s)", format, buf_str(&names));
+		buf_free(&names);
+		return rc;
+	}
 	struct config c;
 	struct db *db = cli_open_ro("export", conf_path, db_path, &c);
 	if (!db)

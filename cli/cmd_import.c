@@ -32,10 +32,7 @@ int cmd_import(int argc, char **argv)
 		case 'q': o.quiet = true; break;
 		case OPT_FAST: o.db_fast = true; break;
 		case OPT_NO_PIPELINE: o.no_pipeline = true; break;
-		case 'h':
-			printf("usage: mxwarden import [-c FILE] [--format F] [--db PATH] [-q] "
-			       "[--no-pipeline] FILE...|-\n");
-			return 0;
+		case 'h': return cli_help("import");
 		default: return cli_usage_error("import", NULL);
 		}
 	}

@@ -188,9 +188,7 @@ int cmd_lookup(int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 'd': db_path = optarg; break;
 		case 'j': as_json = true; break;
-		case 'h':
-			printf("usage: mxwarden lookup ADDRESS|PREFIX [-c FILE] [--db PATH] [--json]\n");
-			return 0;
+		case 'h': return cli_help("lookup");
 		default: return cli_usage_error("lookup", NULL);
 		}
 	}

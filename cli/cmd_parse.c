@@ -153,11 +153,7 @@ int cmd_parse(int argc, char **argv)
 		case 's': stats = true; break;
 		case 'q': quiet = true; break;
 		case 'u': show_unparsed = true; break;
-		case 'h':
-			printf(
-			    "usage: mxwarden parse [-c FILE] [--format auto|postfix|exim|sendmail] [--stats] "
-			    "[--quiet] [--show-unparsed] [FILE|-]...\n");
-			return 0;
+		case 'h': return cli_help("parse");
 		default: return cli_usage_error("parse", NULL);
 		}
 	}

@@ -18,12 +18,6 @@
 #include "reports/abuse.h"
 #include "reports/reports.h"
 
-#define USAGE                                                                                       \
-	"usage: mxwarden report digest [--since DURATION | --from TIME [--to TIME]] [--top N]\n"    \
-	"                              [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]\n" \
-	"       mxwarden report evidence ADDRESS|PREFIX [--lines N] [--no-redact]\n"                \
-	"                              [--format text|json|html] [-o FILE] [-c FILE] [--db PATH]\n"
-
 static int parse_time(const char *s, int64_t *secs)
 {
 	int64_t us;
@@ -116,7 +110,7 @@ int cmd_report(int argc, char **argv)
 				return cli_usage_error("report", "--lines is 1..100000");
 			break;
 		case 'R': redact = false; break;
-		case 'h': fputs(USAGE, stdout); return 0;
+		case 'h': return cli_help("report");
 		default: return cli_usage_error("report", NULL);
 		}
 	}

@@ -61,14 +61,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_FAST: o.db_fast = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
-		case 'h':
-			printf("usage: mxwarden run [-c CONF] [--db PATH] [--follow FILE]... [--listen "
-			       "ADDR:PORT]\n"
-			       "                    [--syslog-listen ADDR:PORT] [--replay FILE "
-			       "[--replay-rate N]]\n"
-			       "                    [--format F] [--poll] [--poll-ms N]\n");
-			strv_free(&o.follow);
-			return 0;
+		case 'h': strv_free(&o.follow); return cli_help("run");
 		default: strv_free(&o.follow); return cli_usage_error("run", NULL);
 		}
 	}

@@ -84,7 +84,7 @@ int cmd_stats(int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 'd': db_path = optarg; break;
 		case 'j': as_json = true; break;
-		case 'h': printf("usage: mxwarden stats [-c FILE] [--db PATH] [--json]\n"); return 0;
+		case 'h': return cli_help("stats");
 		default: return cli_usage_error("stats", NULL);
 		}
 	}

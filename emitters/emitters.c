@@ -33,6 +33,29 @@ const struct emit_format *const *emit_formats(size_t *n)
 	return formats;
 }
 
+void emit_format_names(struct buf *out)
+{
+	for (size_t i = 0; i < MXW_ARRAY_LEN(formats); i++)
+		buf_printf(out, "%s%s", i ? ", " : "", formats[i]->name);
+}
+
+int emitters_check_config(const struct config *c, struct errlist *errs)
+{
+	size_t nerr0 = errs->msgs.n;
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->n_outputs; i++) {
+		const struct output_conf *o = &c->outputs[i];
+		if (!o->format || emit_format_find(o->format))
+			continue; /* a missing format is config_validate()'s */
+		struct buf names = BUF_INIT;
+		emit_format_names(&names);
+		errlist_add(errs, file, o->defined_line, "[output %s] unknown format '%s' (%s)", o->name,
+			    o->format, buf_str(&names));
+		buf_free(&names);
+	}
+	return errs->msgs.n == nerr0 ? 0 : -1;
+}
+
 /* ipset/nft names and iptables chains: a letter, then letters, digits or
  * '_', at most 24 (ipset adds "4-new" within its 31). */
 static bool set_name_ok(const char *s)
@@ -63,11 +86,9 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 {
 	const struct emit_format *f = emit_format_find(format);
 	if (!f) {
-		buf_printf(
-		    err,
-		    "unknown format '%s' (ipset, nft, iptables, ip6tables, postfix, postscreen, rbldnsd, "
-		    "rbldnsd6, plain, json)",
-		    format);
+		buf_printf(err, "unknown format '%s' (", format);
+		emit_format_names(err);
+		buf_appendc(err, ')');
 		return -1;
 	}
 	const struct output_conf *o = NULL;
@@ -294,11 +315,19 @@ static uint64_t fingerprint(const struct decision *const *v, size_t n)
 	return h;
 }
 
+const char *emit_reload_status_name(enum emit_reload_status s)
+{
+	static const char *const names[] = {"none", "running", "ok", "failed", "killed"};
+	return (unsigned)s < MXW_ARRAY_LEN(names) ? names[s] : "none";
+}
+
 static void run_reload(struct out_state *o)
 {
 	o->rl.pending = false;
 	o->last_reload_mono = clock_mono_us();
 	emit_reload_start(&o->rl, &o->oc->reload, o->oc->reload_timeout, o->oc->name, &o->st);
+	o->st.reload_status = o->rl.ch.pid > 0 ? EMIT_RELOAD_RUNNING : EMIT_RELOAD_FAILED;
+	o->st.last_reload = clock_now();
 }
 
 static bool reload_may_start(const struct out_state *o)
@@ -538,6 +567,7 @@ static int update_one(struct emitters *em, struct out_state *o, const struct dec
 	o->st.last = st;
 	if (changed) {
 		o->st.writes++;
+		o->st.last_write = now;
 		log_info("output %s: wrote %zu entries to %s", o->oc->name, m, o->oc->path);
 	}
 	if (changed || first)
@@ -571,7 +601,13 @@ void emitters_poll(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {
 		struct out_state *o = &em->o[i];
-		emit_reload_poll(&o->rl, o->oc->name, &o->st);
+		uint64_t failed = o->st.reloads_failed, killed = o->st.reloads_killed;
+		if (emit_reload_poll(&o->rl, o->oc->name, &o->st)) {
+			o->st.reload_status = o->st.reloads_killed > killed   ? EMIT_RELOAD_KILLED
+					      : o->st.reloads_failed > failed ? EMIT_RELOAD_FAILED
+									      : EMIT_RELOAD_OK;
+			o->st.last_reload = clock_now();
+		}
 		if (o->rl.pending && reload_may_start(o))
 			run_reload(o);
 	}
@@ -617,14 +653,6 @@ const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t
 const char *emitters_output_name(const struct emitters *em, size_t i)
 {
 	return i < em->n ? em->confs[i].name : NULL;
-}
-
-size_t emitters_breakers_open(const struct emitters *em)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < em->n; i++)
-		k += em->o[i].held;
-	return k;
 }
 
 void emitters_breaker_release(struct emitters *em)
@@ -722,25 +750,36 @@ void emitters_metrics(const struct emitters *em, struct buf *out)
 	    {"mxwarden_output_breaker_trips_total", "counter", "times the circuit breaker opened"},
 	    {"mxwarden_output_entries", "gauge", "entries in the output as last written"},
 	    {"mxwarden_output_writes_total", "counter", "rewrites of the output file"},
+	    {"mxwarden_output_last_write_timestamp_seconds", "gauge",
+	     "when the file was last rewritten (0: not since the start)"},
 	    {"mxwarden_output_write_errors_total", "counter", "failed writes (old file kept)"},
 	    {"mxwarden_output_reloads_failed_total", "counter", "reload commands that failed or were killed"},
+	    {"mxwarden_output_reload_status", "gauge",
+	     "1, with the last reload command's status: none, running, ok, failed or killed"},
+	    {"mxwarden_output_last_reload_timestamp_seconds", "gauge",
+	     "when the last reload command ended (started, while it runs; 0: none)"},
 	};
 	for (size_t k = 0; k < MXW_ARRAY_LEN(m); k++) {
 		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
 		for (size_t i = 0; i < em->n; i++) {
 			const struct emit_output_stats *st = &em->o[i].st;
-			uint64_t v = 0;
+			int64_t v = 0;
 			switch (k) {
 			case 0: v = em->o[i].held; break;
-			case 1: v = st->breaker_trips; break;
-			case 2: v = st->entries; break;
-			case 3: v = st->writes; break;
-			case 4: v = st->write_errors; break;
-			default: v = st->reloads_failed + st->reloads_killed; break;
+			case 1: v = (int64_t)st->breaker_trips; break;
+			case 2: v = (int64_t)st->entries; break;
+			case 3: v = (int64_t)st->writes; break;
+			case 4: v = st->last_write; break;
+			case 5: v = (int64_t)st->write_errors; break;
+			case 6: v = (int64_t)st->reloads_failed; break; /* killed ones included */
+			case 7: v = 1; break;
+			default: v = st->last_reload; break;
 			}
 			buf_printf(out, "%s{output=\"", m[k].name);
 			metric_label(out, em->o[i].oc->name ? em->o[i].oc->name : "");
-			buf_printf(out, "\"} %llu\n", (unsigned long long)v);
+			if (k == 7)
+				buf_printf(out, "\",status=\"%s", emit_reload_status_name(st->reload_status));
+			buf_printf(out, "\"} %lld\n", (long long)v);
 		}
 	}
 }

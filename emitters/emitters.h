@@ -92,10 +92,22 @@ struct emit_format {
 	int (*validate)(const char *text, size_t len, struct buf *err);
 };
 
-/* The format called name, or NULL. */
+/* The format called name, or NULL. The table in emitters.c is the only
+ * list of format names: the configuration's check, `export`, the API and
+ * the messages all ask it. */
 const struct emit_format *emit_format_find(const char *name);
 /* Every format, in a fixed order; *n receives the count. */
 const struct emit_format *const *emit_formats(size_t *n);
+/* Append the format names, in that order, separated by ", " (for usage
+ * texts and messages). */
+void emit_format_names(struct buf *out);
+/*
+ * The checks of the [output NAME] sections that need the formats: a format
+ * this program does not know is an error, added to errs as "FILE:LINE:
+ * [output NAME] unknown format 'F' (ipset, nft, ...)". config_validate()
+ * checks the rest. Returns 0 when errs gained nothing, -1 otherwise.
+ */
+int emitters_check_config(const struct config *c, struct errlist *errs);
 
 /* ----------------------------------------------------------------- filter */
 
@@ -238,10 +250,25 @@ size_t emitters_busy(const struct emitters *em);
  * idle, -1 on timeout. For shutdown and tests. */
 int emitters_drain(struct emitters *em, int64_t timeout_ms);
 
+/* What became of an output's last reload command. */
+enum emit_reload_status {
+	EMIT_RELOAD_NONE,    /* none run by this process (or no reload configured) */
+	EMIT_RELOAD_RUNNING, /* started, not ended yet */
+	EMIT_RELOAD_OK,	     /* exited 0 */
+	EMIT_RELOAD_FAILED,  /* could not start, exited non-zero or died of a signal */
+	EMIT_RELOAD_KILLED,  /* killed at its reload_timeout */
+};
+/* "none", "running", "ok", "failed", "killed". */
+const char *emit_reload_status_name(enum emit_reload_status s);
+
 /* Counters of one output, for /metrics and tests. */
 struct emit_output_stats {
 	uint64_t writes, write_errors;
-	uint64_t reloads_started, reloads_failed, reloads_killed, reloads_coalesced;
+	int64_t last_write; /* UTC seconds of the last rewrite of the file by this process, 0 = none */
+	enum emit_reload_status reload_status; /* of the last reload command */
+	int64_t last_reload;		       /* UTC seconds it ended (started, while it runs), 0 = none */
+	uint64_t reloads_started, reloads_failed, reloads_killed,
+	    reloads_coalesced; /* failed: killed included */
 	size_t entries;
 	struct emit_stats last;
 	/* circuit breaker: open now, times it tripped, times a held change was
@@ -251,7 +278,8 @@ struct emit_output_stats {
 	uint64_t breaker_trips, breaker_released;
 	size_t breaker_change;
 };
-/* Stats of output i (0 <= i < c->n_outputs), or NULL. */
+/* Stats of output i (0 <= i < c->n_outputs), or NULL. /metrics gets them
+ * through emitters_metrics(); tests read them here. */
 const struct emit_output_stats *emitters_stats(const struct emitters *em, size_t i);
 /* The name of output i (its [output NAME] section), or NULL past the last. */
 const char *emitters_output_name(const struct emitters *em, size_t i);
@@ -272,11 +300,11 @@ const char *emitters_output_name(const struct emitters *em, size_t i);
  * have passed (emitters_next_due then returns that time). An update back
  * within bounds closes the breaker. `mxwarden export -o` does not use it.
  */
-/* Number of outputs whose breaker is open now (for /metrics and alerts). */
-size_t emitters_breakers_open(const struct emitters *em);
 /* Append, in the Prometheus text format, one line per output of: breaker
- * open (0/1), breaker trips, entries, writes, write errors, failed reloads
- * (label output="NAME", escaped). For the engine to publish to /metrics. */
+ * open (0/1), breaker trips, entries, writes, the time of the last write,
+ * write errors, failed reloads, the last reload's status (a label) and
+ * time (label output="NAME", escaped). The engine publishes it to /metrics
+ * (web_set_outputs). */
 void emitters_metrics(const struct emitters *em, struct buf *out);
 /* A deliberate change: the next update of every output is written whatever
  * it changes (and is due at once). */

@@ -18,6 +18,7 @@ int engine_config_load(struct config *c, const char *path)
 	if (path)
 		config_load(c, path, &errs);
 	config_validate(c, &errs);
+	emitters_check_config(c, &errs);
 	for (size_t i = 0; i < errs.msgs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs.v[i]);
 	for (size_t i = 0; i < c->warnings.n; i++)

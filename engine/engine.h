@@ -154,7 +154,8 @@ unsigned engine_web_port(const struct engine *e);
 
 /*
  * Load the configuration as every command does: defaults, then path when
- * not NULL, then validation. Prints every error as FILE:LINE: message to
+ * not NULL, then validation (config_validate, and emitters_check_config
+ * for what only the emitters know). Prints every error as FILE:LINE: message to
  * stderr and returns -1 when there was any, else 0.
  */
 int engine_config_load(struct config *c, const char *path);

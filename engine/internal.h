@@ -142,7 +142,8 @@ struct engine {
 	bool em_synced; /* the outputs were written once */
 	struct decision *em_active;
 	size_t em_n, em_cap;
-	struct web *web; /* the dashboard and API (run only) */
+	struct buf em_metrics, em_published; /* their state for /metrics: rendered, last handed over */
+	struct web *web;		     /* the dashboard and API (run only) */
 	/* [notify] and the scheduled digest (run only; NULL when off). A
 	 * decision or upgrade is told after the batch that stored it commits:
 	 * kept in `told` until then (a refused batch stores it again, and so

@@ -5,11 +5,31 @@
  *
  * The emitters belong to the engine's thread; reload commands run in the
  * background and are reaped from the tick and on SIGCHLD. The web server
- * runs its own threads and never touches engine state.
+ * runs its own threads and never touches engine state: the outputs' state
+ * reaches its /metrics as a snapshot (web_set_outputs) after each update.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/internal.h"
+
+/* Hand the outputs' state (entries, last write, last reload, breaker) to
+ * the web server's /metrics when it changed: the web threads never touch
+ * the emitters. */
+static void outputs_publish(struct engine *e)
+{
+	if (!e->em || !e->web)
+		return;
+	buf_reset(&e->em_metrics);
+	emitters_metrics(e->em, &e->em_metrics);
+	if (e->em_published.len == e->em_metrics.len &&
+	    memcmp(buf_str(&e->em_published), buf_str(&e->em_metrics), e->em_metrics.len) == 0)
+		return;
+	web_set_outputs(e->web, buf_str(&e->em_metrics));
+	struct buf t = e->em_published;
+	e->em_published = e->em_metrics;
+	e->em_metrics = t;
+}
 
 /* The outputs of the configuration (none: nothing to do). 0, or -1 when
  * they are invalid (logged). */
@@ -28,6 +48,7 @@ int eng_outputs_start(struct engine *e)
 	}
 	buf_free(&err);
 	emitters_set_new_database(e->em, db_created(e->db));
+	outputs_publish(e);
 	return 0;
 }
 
@@ -40,6 +61,8 @@ void eng_outputs_stop(struct engine *e)
 	e->em = NULL;
 	free(e->em_active);
 	e->em_active = NULL;
+	buf_free(&e->em_metrics);
+	buf_free(&e->em_published);
 }
 
 /*
@@ -62,10 +85,8 @@ static int em_collect(void *arg, const struct decision *d, const struct db_decis
 	return 0;
 }
 
-void eng_outputs_update(struct engine *e, bool decisions_changed)
+static void outputs_sync(struct engine *e, bool decisions_changed)
 {
-	if (!e->em)
-		return;
 	emitters_poll(e->em);
 	int64_t now = clock_now();
 	/* also when a decision runs out or a capped ipset timeout needs a refresh */
@@ -95,12 +116,22 @@ void eng_outputs_update(struct engine *e, bool decisions_changed)
 	e->em_synced = true;
 }
 
+void eng_outputs_update(struct engine *e, bool decisions_changed)
+{
+	if (!e->em)
+		return;
+	outputs_sync(e, decisions_changed);
+	outputs_publish(e);
+}
+
 /* eng_outputs_child_exited: SIGCHLD arrived; reap with waitpid(WNOHANG) in the
  * module that spawned the children (emitters). */
 void eng_outputs_child_exited(struct engine *e)
 {
-	if (e->em)
+	if (e->em) {
 		emitters_poll(e->em);
+		outputs_publish(e);
+	}
 }
 
 /*

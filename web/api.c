@@ -489,10 +489,7 @@ static enum MHD_Result api_blocklist(struct web_req *r)
 		fmt = "plain";
 	if (!emit_format_find(fmt)) {
 		struct buf names = BUF_INIT;
-		size_t nf;
-		const struct emit_format *const *all = emit_formats(&nf);
-		for (size_t i = 0; i < nf; i++)
-			buf_printf(&names, "%s%s", i ? ", " : "", all[i]->name);
+		emit_format_names(&names);
 		enum MHD_Result ret = BAD(r, "format must be one of %s", buf_str(&names));
 		buf_free(&names);
 		return ret;

@@ -5,9 +5,11 @@
  * and rate, database size, and the web server's own counters.
  *
  * Every number comes from the database (db_stats_json, db_summary_json,
- * db_timeseries_json, db_decisions_active); label values are escaped as the
- * format requires. It must never compute a number the database already
- * answers differently elsewhere.
+ * db_timeseries_json, db_decisions_active), but the outputs' state, which
+ * lives in the engine's emitters and is handed over as text
+ * (web_set_outputs); label values are escaped as the format requires. It
+ * must never compute a number the database already answers differently
+ * elsewhere.
  */
 #include <string.h>
 
@@ -171,9 +173,24 @@ enum MHD_Result web_metrics(struct web_req *r)
 	buf_printf(&b, "mxwarden_web_cache_total{result=\"miss\"} %lu\n", misses);
 	head(&b, "mxwarden_web_streams", "gauge", "Open live (SSE) streams.");
 	buf_printf(&b, "mxwarden_web_streams %u\n", web_hub_streams(w->hub));
+	pthread_mutex_lock(&w->health_mu);
+	if (w->outputs.len)
+		buf_append(&b, w->outputs.data, w->outputs.len);
+	pthread_mutex_unlock(&w->health_mu);
 	json_decref(st);
 	json_decref(sum);
 	json_decref(codes);
 	return web_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len,
 			MHD_RESPMEM_MUST_FREE, NULL, NULL);
+}
+
+void web_set_outputs(struct web *w, const char *text)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->health_mu);
+	buf_reset(&w->outputs);
+	if (text)
+		buf_appends(&w->outputs, text);
+	pthread_mutex_unlock(&w->health_mu);
 }

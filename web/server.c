@@ -719,6 +719,7 @@ void web_stop(struct web *w)
 	free(w->pool);
 	pthread_mutex_destroy(&w->pool_mu);
 	pthread_mutex_destroy(&w->health_mu);
+	buf_free(&w->outputs);
 	web_conns_free(w);
 	free(w->token);
 	free(w->db_path);

@@ -63,4 +63,13 @@ void web_stop(struct web *w);
  */
 void web_set_ingest_error(struct web *w, const char *msg);
 
+/*
+ * The engine's word on its outputs (blocklists), for /metrics: their state
+ * as Prometheus text (emitters_metrics: entries, last write, last reload
+ * status, circuit breaker), copied; /metrics appends it as it stands. The
+ * web threads never see the emitters themselves. Thread-safe; w = NULL is a
+ * no-op; text = NULL clears it.
+ */
+void web_set_outputs(struct web *w, const char *text);
+
 #endif

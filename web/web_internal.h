@@ -51,9 +51,10 @@ struct web {
 	atomic_ulong requests;
 	atomic_ulong responses_4xx;
 	atomic_ulong responses_5xx;
-	pthread_mutex_t health_mu;  /* guards the two fields below */
+	pthread_mutex_t health_mu;  /* guards the three fields below: what the engine says */
 	char ingest_error[256];	    /* "" = batches commit */
 	int64_t ingest_error_since; /* UTC seconds */
+	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
 	/* conns.c: the open connections and who may open one more */
 	pthread_mutex_t conns_mu;
 	struct web_conn *conns;

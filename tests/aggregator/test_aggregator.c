@@ -1183,17 +1183,19 @@ static void test_list_is_no_retry(void **state)
  * a restart (a new aggregator restored from the database) gives the same
  * decision as one aggregator fed everything; without the checkpoint the
  * restored aggregator has forgotten the connects (they are not stored as
- * rows) and decides nothing. */
+ * rows) and decides nothing. A truncated image is refused whole (its
+ * tables emptied again): as without a checkpoint. */
 static void test_checkpoint_restore(void **state)
 {
 	static const struct {
 		const char *name;
-		bool checkpoint;
+		bool checkpoint, truncated;
 		const char *want; /* the decision on the class, NULL = none */
 		unsigned conns;	  /* the connections its evidence counts */
 	} t[] = {
-	    {"restored from the checkpoint", true, "203.0.113.0/24", 150},
-	    {"restored without a checkpoint", false, NULL, 0},
+	    {"restored from the checkpoint", true, false, "203.0.113.0/24", 150},
+	    {"restored without a checkpoint", false, false, NULL, 0},
+	    {"a truncated checkpoint is not half loaded", true, true, NULL, 0},
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		cfg_setup();
@@ -1219,6 +1221,8 @@ static void test_checkpoint_restore(void **state)
 			assert_int_equal(aggregator_checkpoint(a, &data, &len, &newest), 0);
 			assert_int_equal(newest, (ts - 1) * 1000000);
 			assert_int_equal(db_begin(db), 0);
+			if (t[i].truncated)
+				len -= 100;
 			assert_int_equal(db_checkpoint_put(db, ts, newest, 100, data, len), 0);
 			assert_int_equal(db_commit(db), 0);
 			free(data);

@@ -191,10 +191,10 @@ static void same_real(double v)
 	free(want);
 }
 
-/* Reals are printed without printf where it can be done exactly: random
- * ones across the decimal exponents of both notations, the thresholds of
- * the rules (counts times weights), the neighbours of powers of ten and
- * exact ties at the 17th digit (rounded to even, as glibc does). */
+/* Reals are printed as jansson prints them: random ones across the decimal
+ * exponents of both notations, the thresholds of the rules (counts times
+ * weights), the neighbours of powers of ten and exact ties at the 17th
+ * digit (rounded to even, as glibc does). */
 static void test_reals(void **state)
 {
 	(void)state;

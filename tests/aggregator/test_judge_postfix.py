@@ -66,9 +66,9 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "collector"))
-import mxwlib  # noqa: E402
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import *  # noqa: E402,F403
 
 why = postfix_missing()
 if why:
@@ -451,7 +451,7 @@ finally:
         libc.sem_unlink(SEM.encode())
         os.unlink("/dev/shm" + SHM)
     print("run time %.1f s" % (time.time() - t_start))
-if mxwlib.failures == 0:
+if mxwtest.failures == 0:
     shutil.rmtree(d, ignore_errors=True)
 else:
     print("kept %s; mxwarden said:\n%s" % (d, st[-2500:]))

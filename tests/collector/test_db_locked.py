@@ -8,8 +8,8 @@ the batches it committed (a file import run again continues after them:
 see test_import.py for the resume)."""
 import os, shutil, sqlite3, subprocess, sys, threading, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch()
 log, db = os.path.join(d, "mail.log"), os.path.join(d, "m.db")

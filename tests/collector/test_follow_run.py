@@ -6,8 +6,8 @@ recreate, a 70 KiB line plus garbage among good lines, and the polling
 fallback. Each check counts sequence numbers in SQLite: each exactly once."""
 import gzip, os, shutil, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 
 def settle(db, want, timeout=15):

@@ -6,8 +6,8 @@ lines; a missing file is an error (exit 1) that names it; a damaged .gz
 keeps the lines before the damage."""
 import gzip, json, os, shutil, subprocess, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch()
 log = os.path.join(d, "mail.log")

@@ -10,9 +10,9 @@ stopped at the end. Exit 77 (skip) when Postfix is missing or cannot start
 (not root, no postfix user)."""
 import collections, os, re, shutil, smtplib, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-import mxwlib  # noqa: E402
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import *  # noqa: E402,F403
 
 why = postfix_missing()
 if why:
@@ -86,7 +86,7 @@ finally:
     pf.stop()
     dm.stop()
     st = dm.stderr()
-if mxwlib.failures == 0:
+if mxwtest.failures == 0:
     shutil.rmtree(d, ignore_errors=True)
 else:
     print("kept %s; mxwarden said:\n%s" % (d, st[-1500:]))

@@ -6,8 +6,8 @@ set to now, and that file is followed like any other: every line written is
 read, and the stored events carry today's time, not the sample's."""
 import os, shutil, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 sample = os.path.join(os.environ.get("MXW_SOURCE", os.path.join(os.path.dirname(__file__), "..", "..")),
                       "data", "sample-mail.log")

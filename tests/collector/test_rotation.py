@@ -8,8 +8,8 @@ inside logrotate's copy->truncate window may be lost by logrotate itself:
 none may be counted twice, and the loss is measured and printed."""
 import os, re, shutil, signal, subprocess, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 
 def mkmaillog_follow(path, rate, lines, rotate_every=0, mode="rename"):

@@ -10,8 +10,8 @@ would configure it). Each message arrives once,
 with the host name rsyslog sent. Exit 77 when rsyslogd or logger is missing."""
 import os, shutil, subprocess, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 if not shutil.which("rsyslogd") or not shutil.which("logger"):
     skip("rsyslogd or logger not installed (scripts/install-deps test installs rsyslog)")

@@ -7,8 +7,8 @@ keeps the running configuration (and says so); an unusable database path
 or an unknown flag fails cleanly."""
 import os, shutil, signal, subprocess, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch()
 a, b, db, conf = (os.path.join(d, x) for x in ("a.log", "b.log", "m.db", "m.ini"))

@@ -6,8 +6,8 @@ with the sending host kept; an over-long message is dropped and does not
 disturb the next ones."""
 import os, shutil, socket, sys, time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch()
 db = os.path.join(d, "m.db")

@@ -2,12 +2,11 @@
  * test_emit_breaker.c - the emitters' circuit breaker (RELIABILITY 24):
  * an update that would change more than [safety] max_change of an output's
  * entries, or empty it after a database loss, keeps the old file byte for
- * byte, runs no reload and opens the breaker (stats, emitters_breakers_open);
+ * byte, runs no reload and opens the breaker (its stats, emitters_metrics);
  * a held change goes through once confirmed by breaker_confirm updates or
  * after breaker_hold, or on emitters_breaker_release; an update back within
  * bounds closes it. Also the [safety] keys as read from an INI file.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,15 +20,16 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 static char out_path[128];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-breaker-XXXXXX");
-	if (!mkdtemp(dir))
+	dir = tl_scratch("emit-breaker", false);
+	if (!dir)
 		return -1;
 	snprintf(out_path, sizeof out_path, "%s/plain", dir);
 	return 0;
@@ -38,45 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	while (dp && (e = readdir(dp))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		char p[512];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-	return 0;
-}
-
-static size_t count_temp_files(void)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	size_t n = 0;
-	while (dp && (e = readdir(dp)))
-		n += e->d_name[0] == '.' && e->d_name[1] && e->d_name[1] != '.';
-	if (dp)
-		closedir(dp);
-	return n;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	return b.data ? b.data : xstrdup("");
+	return tl_scratch_free(&dir);
 }
 
 /* One plain output at out_path, reload /bin/true (counted in the stats). */
@@ -157,13 +119,13 @@ static void test_ratio_table(void **state)
 		mk(d, 0, rc->base, FIX_NOW, 3600);
 		assert_int_equal(emitters_update(em, d, rc->base, FIX_NOW), 1);
 		assert_int_equal(emitters_drain(em, 5000), 0);
-		char *before = slurp(out_path);
+		char *before = tl_slurp(out_path, NULL);
 		assert_non_null(before);
 		uint64_t reloads = emitters_stats(em, 0)->reloads_started;
 		mk(d, rc->first, rc->count, FIX_NOW + 5, 3600);
 		int k = emitters_update(em, d, rc->count, FIX_NOW + 5);
 		assert_int_equal(emitters_drain(em, 5000), 0);
-		char *after = slurp(out_path);
+		char *after = tl_slurp(out_path, NULL);
 		assert_non_null(after);
 		const struct emit_output_stats *st = emitters_stats(em, 0);
 		bool held = k < 0;
@@ -175,7 +137,7 @@ static void test_ratio_table(void **state)
 				fail_msg("%s: held, but the file changed", rc->name);
 			assert_true(st->breaker_open);
 			assert_int_equal(st->breaker_trips, 1);
-			assert_int_equal(emitters_breakers_open(em), 1);
+			assert_true(emitters_stats(em, 0)->breaker_open);
 			if (st->reloads_started != reloads)
 				fail_msg("%s: held, yet the reload ran (%llu -> %llu)", rc->name,
 					 (unsigned long long)reloads,
@@ -188,10 +150,10 @@ static void test_ratio_table(void **state)
 				fail_msg("%s: written, but the file is the same", rc->name);
 			assert_false(st->breaker_open);
 			assert_int_equal(st->breaker_trips, 0);
-			assert_int_equal(emitters_breakers_open(em), 0);
+			assert_false(emitters_stats(em, 0)->breaker_open);
 			assert_int_equal(st->reloads_started, reloads + 1);
 		}
-		assert_int_equal(count_temp_files(), 0);
+		assert_int_equal(tl_count_dotfiles(dir), 0);
 		free(before);
 		free(after);
 		free(d);
@@ -228,7 +190,7 @@ static void test_empty_after_db_loss(void **state)
 		struct decision d[5];
 		mk(d, 0, 5, FIX_NOW, 3600);
 		assert_int_equal(emitters_update(em, d, 5, FIX_NOW), 1);
-		char *before = slurp(out_path);
+		char *before = tl_slurp(out_path, NULL);
 		size_t n = 0;
 		if (cases[t].observe_only) {
 			for (size_t i = 0; i < 5; i++)
@@ -236,7 +198,7 @@ static void test_empty_after_db_loss(void **state)
 			n = 5;
 		}
 		int k = emitters_update(em, d, n, FIX_NOW + cases[t].at);
-		char *after = slurp(out_path);
+		char *after = tl_slurp(out_path, NULL);
 		bool held = k < 0;
 		if (held != cases[t].want_hold)
 			fail_msg("%s: got %s, want %s", cases[t].name, held ? "held" : "written",
@@ -288,7 +250,7 @@ static void test_empty_at_start(void **state)
 		if (held != cases[t].want_hold)
 			fail_msg("%s: got %s (%d), want %s", cases[t].name, held ? "held" : "written", k,
 				 cases[t].want_hold ? "held" : "written");
-		char *after = slurp(out_path);
+		char *after = tl_slurp(out_path, NULL);
 		assert_non_null(after);
 		if (held)
 			assert_string_equal(after, cases[t].content);
@@ -312,18 +274,18 @@ static void test_release_by_confirmation(void **state)
 	struct decision d[80];
 	mk(d, 0, 40, FIX_NOW, 3600);
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW), 1);
-	char *before = slurp(out_path);
+	char *before = tl_slurp(out_path, NULL);
 	for (int u = 0; u < 3; u++) {
 		/* a different big change each time: each is a confirmation */
 		mk(d, 100 + (size_t)u, 40, FIX_NOW, 3600);
 		assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 1 + u), -1);
-		char *now = slurp(out_path);
+		char *now = tl_slurp(out_path, NULL);
 		assert_string_equal(before, now);
 		free(now);
 	}
 	mk(d, 200, 40, FIX_NOW, 3600);
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 10), 1);
-	char *after = slurp(out_path);
+	char *after = tl_slurp(out_path, NULL);
 	assert_non_null(strstr(after, "198.18.1.1/32\n")); /* address 200 */
 	assert_null(strstr(after, "198.18.0.1/32\n"));	   /* address 0 */
 	const struct emit_output_stats *st = emitters_stats(em, 0);
@@ -361,7 +323,7 @@ static void test_release_by_hold(void **state)
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 699), -1);
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 700), 1);
 	assert_int_equal(emitters_stats(em, 0)->breaker_released, 1);
-	assert_int_equal(emitters_breakers_open(em), 0);
+	assert_false(emitters_stats(em, 0)->breaker_open);
 	emitters_free(em);
 	buf_free(&err);
 	config_free(&c);
@@ -383,7 +345,7 @@ static void test_close_and_release(void **state)
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW), 1);
 	uint64_t writes = emitters_stats(em, 0)->writes;
 	assert_int_equal(emitters_update(em, NULL, 0, FIX_NOW + 1), -1);
-	assert_int_equal(emitters_breakers_open(em), 1);
+	assert_true(emitters_stats(em, 0)->breaker_open);
 	struct buf m = BUF_INIT;
 	emitters_metrics(em, &m);
 	const char *want[] = {"# TYPE mxwarden_output_breaker_open gauge\n",
@@ -398,7 +360,7 @@ static void test_close_and_release(void **state)
 	buf_free(&m);
 	/* back: nothing to write, breaker closed */
 	assert_int_equal(emitters_update(em, d, 40, FIX_NOW + 2), 0);
-	assert_int_equal(emitters_breakers_open(em), 0);
+	assert_false(emitters_stats(em, 0)->breaker_open);
 	assert_int_equal(emitters_stats(em, 0)->writes, writes);
 	emitters_metrics(em, &m);
 	assert_non_null(strstr(buf_str(&m), "mxwarden_output_breaker_open{output=\"plain\"} 0\n"));
@@ -410,7 +372,7 @@ static void test_close_and_release(void **state)
 	emitters_breaker_release(em);
 	assert_true(emitters_next_due(em) <= FIX_NOW + 3);
 	assert_int_equal(emitters_update(em, NULL, 0, FIX_NOW + 4), 1);
-	char *after = slurp(out_path);
+	char *after = tl_slurp(out_path, NULL);
 	assert_null(strstr(after, "198.18."));
 	free(after);
 	/* release is for one update: the breaker guards the next ones again */

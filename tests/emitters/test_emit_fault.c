@@ -9,7 +9,6 @@
  * the new version and runs the reload. Also emit_write_atomic alone on a
  * new file: no file and no temp file after each fault.
  */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,15 +24,16 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 static unsigned long *fault_count;
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-fault-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	dir = tl_scratch("emit-fault", false);
+	return dir ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -41,45 +41,7 @@ static int teardown(void **state)
 	(void)state;
 	unsetenv("MXW_FAULT_OPS");
 	unsetenv("MXW_FAULT_PATH");
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	while (dp && (e = readdir(dp))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		char p[512];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-	return 0;
-}
-
-static size_t count_temp_files(void)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	size_t n = 0;
-	while (dp && (e = readdir(dp)))
-		n += e->d_name[0] == '.' && e->d_name[1] && e->d_name[1] != '.';
-	if (dp)
-		closedir(dp);
-	return n;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	return b.data ? b.data : xstrdup("");
+	return tl_scratch_free(&dir);
 }
 
 static const char *const ops[] = {"write", "fsync", "rename"};
@@ -122,7 +84,7 @@ static void test_update_faults(void **state)
 		/* version 1 without faults */
 		assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW), 2);
 		assert_int_equal(emitters_drain(em, 5000), 0);
-		char *v1 = slurp(c.outputs[0].path), *o1 = slurp(c.outputs[1].path);
+		char *v1 = tl_slurp(c.outputs[0].path, NULL), *o1 = tl_slurp(c.outputs[1].path, NULL);
 		assert_non_null(v1);
 		uint64_t rl_victim = emitters_stats(em, 0)->reloads_started;
 		uint64_t rl_other = emitters_stats(em, 1)->reloads_started;
@@ -137,10 +99,10 @@ static void test_update_faults(void **state)
 			fail_msg("%s fault: emitters_update got %d, want -1", ops[t], k);
 		if (*fault_count == faults)
 			fail_msg("%s fault: the shim never failed a call", ops[t]);
-		char *v1b = slurp(c.outputs[0].path), *o2 = slurp(c.outputs[1].path);
+		char *v1b = tl_slurp(c.outputs[0].path, NULL), *o2 = tl_slurp(c.outputs[1].path, NULL);
 		if (strcmp(v1, v1b) != 0)
 			fail_msg("%s fault: the target changed:\n%s\nwant:\n%s", ops[t], v1b, v1);
-		assert_int_equal(count_temp_files(), 0);
+		assert_int_equal(tl_count_dotfiles(dir), 0);
 		const struct emit_output_stats *sv = emitters_stats(em, 0), *so = emitters_stats(em, 1);
 		assert_int_equal(sv->write_errors, 1);
 		if (sv->reloads_started != rl_victim)
@@ -153,11 +115,11 @@ static void test_update_faults(void **state)
 		/* fault gone: the next update writes version 2 and reloads */
 		assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 201), 1);
 		assert_int_equal(emitters_drain(em, 5000), 0);
-		char *v2 = slurp(c.outputs[0].path);
+		char *v2 = tl_slurp(c.outputs[0].path, NULL);
 		assert_null(strstr(v2, "198.51.100.9"));
 		assert_non_null(strstr(v2, "198.51.100.7/32\n"));
 		assert_int_equal(emitters_stats(em, 0)->reloads_started, rl_victim + 1);
-		assert_int_equal(count_temp_files(), 0);
+		assert_int_equal(tl_count_dotfiles(dir), 0);
 		free(v1);
 		free(v1b);
 		free(o1);
@@ -187,7 +149,7 @@ static void test_atomic_new_file(void **state)
 		assert_false(changed);
 		struct stat st;
 		assert_int_equal(stat(path, &st), -1);
-		assert_int_equal(count_temp_files(), 0);
+		assert_int_equal(tl_count_dotfiles(dir), 0);
 		/* and it works once the fault is gone */
 		assert_int_equal(emit_write_atomic(path, "198.51.100.7/32\n", 16, &changed), 0);
 		assert_true(changed);

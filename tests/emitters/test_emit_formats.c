@@ -291,12 +291,60 @@ static void test_unknown_format(void **state)
 	config_free(&c);
 }
 
+/* The configuration's [output] formats are checked against the registry,
+ * the only list of names; the message lists them in the registry's order. */
+static void test_config_formats(void **state)
+{
+	size_t nf;
+	const struct emit_format *const *f = emit_formats(&nf);
+	struct buf names = BUF_INIT;
+	for (size_t i = 0; i < nf; i++)
+		buf_printf(&names, "%s%s", i ? ", " : "", f[i]->name);
+	struct buf got = BUF_INIT;
+	emit_format_names(&got);
+	assert_string_equal(buf_str(&got), buf_str(&names));
+	static const struct {
+		const char *format; /* NULL: no format key (config_validate's to report) */
+		bool ok;
+	} cases[] = {{"plain", true},  {"rbldnsd6", true}, {"nosuch", false},
+		     {"PLAIN", false}, {"", false},	   {NULL, true}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct config c;
+		config_defaults(&c);
+		c.source = xstrdup("/etc/mxwarden.ini");
+		c.n_outputs = 1;
+		c.outputs = xcalloc(1, sizeof *c.outputs);
+		c.outputs[0].name = xstrdup("a");
+		c.outputs[0].format = cases[i].format ? xstrdup(cases[i].format) : NULL;
+		c.outputs[0].defined_line = 7;
+		struct errlist e = {0};
+		int rc = emitters_check_config(&c, &e);
+		struct buf want = BUF_INIT;
+		buf_printf(&want, "/etc/mxwarden.ini:7: [output a] unknown format '%s' (%s)",
+			   cases[i].format ? cases[i].format : "", buf_str(&names));
+		if (cases[i].ok ? (rc != 0 || e.msgs.n != 0)
+				: (rc != -1 || e.msgs.n != 1 || strcmp(e.msgs.v[0], buf_str(&want)) != 0))
+			fail_msg("format '%s': got %d, %zu message(s) (%s), want %s", cases[i].format, rc,
+				 e.msgs.n, e.msgs.n ? e.msgs.v[0] : "",
+				 cases[i].ok ? "none" : buf_str(&want));
+		buf_free(&want);
+		errlist_free(&e);
+		config_free(&c);
+	}
+	buf_free(&got);
+	buf_free(&names);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_golden),     cmocka_unit_test(test_facts),
-	    cmocka_unit_test(test_validators), cmocka_unit_test(test_sanitize),
-	    cmocka_unit_test(test_url),	       cmocka_unit_test(test_unknown_format),
+	    cmocka_unit_test(test_golden),
+	    cmocka_unit_test(test_facts),
+	    cmocka_unit_test(test_validators),
+	    cmocka_unit_test(test_sanitize),
+	    cmocka_unit_test(test_url),
+	    cmocka_unit_test(test_unknown_format),
+	    cmocka_unit_test(test_config_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,6 @@
  * at once, an invalid configuration changes nothing; the configuration
  * passed in may be freed right after (the emitters keep copies).
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,48 +20,30 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-reconf-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	dir = tl_scratch("emit-reconf", false);
+	return dir ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	while (dp && (e = readdir(dp))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		char p[512];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
-static char *slurp(const char *name)
+/* The file name in dir, or NULL. */
+static char *out_text(const char *name)
 {
-	char path[256];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	return b.data ? b.data : xstrdup("");
+	char *p = tl_path(dir, name);
+	char *t = tl_slurp(p, NULL);
+	free(p);
+	return t;
 }
 
 /* A configuration with outputs "NAME:FORMAT:FILE" (NULL-terminated). */
@@ -118,7 +99,7 @@ static void test_reconfigure(void **state)
 	fix_make(d);
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW), 2);
 	assert_int_equal(emitters_next_due(em), FIX_NOW + 120);
-	char *b1 = slurp("b.cidr");
+	char *b1 = out_text("b.cidr");
 	assert_non_null(b1);
 
 	/* b removed, c added, a unchanged */
@@ -129,13 +110,13 @@ static void test_reconfigure(void **state)
 	assert_int_equal(emitters_stats(em, 0)->writes, 1);		 /* a kept its state */
 	assert_int_equal(emitters_stats(em, 1)->writes, 1);		 /* c is new */
 	assert_null(emitters_stats(em, 2));
-	char *cj = slurp("c.json");
+	char *cj = out_text("c.json");
 	assert_non_null(cj);
 	assert_non_null(strstr(cj, "198.51.100.7"));
 	free(cj);
 	/* b is left as it was, and no longer written */
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 200), 2); /* 198.51.100.9 expired */
-	char *b2 = slurp("b.cidr");
+	char *b2 = out_text("b.cidr");
 	assert_string_equal(b1, b2);
 	free(b2);
 
@@ -143,7 +124,7 @@ static void test_reconfigure(void **state)
 	const char *const third[] = {"a:plain:a2.txt", "c:json:c.json", NULL};
 	assert_int_equal(reconf(em, third, NULL), 0);
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 201), 1);
-	char *a1 = slurp("a.txt"), *a2 = slurp("a2.txt");
+	char *a1 = out_text("a.txt"), *a2 = out_text("a2.txt");
 	assert_non_null(a1);
 	assert_non_null(a2);
 	assert_string_equal(a1, a2);
@@ -160,7 +141,7 @@ static void test_reconfigure(void **state)
 	/* new [safety]: 198.51.100.7 allow-listed, so every output is rewritten */
 	assert_int_equal(reconf(em, third, "198.51.100.7"), 0);
 	assert_int_equal(emitters_update(em, d, FIX_N, FIX_NOW + 203), 2);
-	char *a3 = slurp("a2.txt");
+	char *a3 = out_text("a2.txt");
 	assert_null(strstr(a3, "198.51.100.7"));
 	assert_non_null(strstr(a3, "203.0.113.0/24"));
 	free(a3);

@@ -20,16 +20,17 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 static int saved_stderr = -1;
 static char logpath[128];
 
 /* stderr (our log) goes to a file the test reads back */
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-reload-XXXXXX");
-	if (!mkdtemp(dir))
+	dir = tl_scratch("emit-reload", false);
+	if (!dir)
 		return -1;
 	snprintf(logpath, sizeof logpath, "%s/log", dir);
 	fflush(stderr);
@@ -54,37 +55,20 @@ static int teardown(void **state)
 		fputs(line, stderr);
 	if (fp)
 		fclose(fp);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "%s", dir);
-	/* remove the few files the tests made */
-	static const char *const names[] = {"log", "plain", "count", "snap", "args", "gc.pid"};
-	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++) {
-		char p[160];
-		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-		unlink(p);
-	}
-	rmdir(cmd);
-	return 0;
+	return tl_scratch_free(&dir);
 }
 
-static char *slurp(const char *path)
+/* The file's text, "" while it does not exist (a child writes it). */
+static char *text_of(const char *path)
 {
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return xstrdup("");
-	struct buf b = BUF_INIT;
-	char tmp[4096];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	return b.data ? b.data : xstrdup("");
+	char *t = tl_slurp(path, NULL);
+	return t ? t : xstrdup("");
 }
 
 static char *log_text(void)
 {
 	fflush(stderr);
-	return slurp(logpath);
+	return text_of(logpath);
 }
 
 /* One plain output in dir whose reload is argv (NULL-terminated). */
@@ -168,6 +152,12 @@ static void test_status_logged(void **state)
 		if (st->reloads_failed != cases[i].failed)
 			fail_msg("%s: reloads_failed got %llu, want %llu", cases[i].argv[0],
 				 (unsigned long long)st->reloads_failed, (unsigned long long)cases[i].failed);
+		/* the status /metrics shows */
+		enum emit_reload_status want = cases[i].failed ? EMIT_RELOAD_FAILED : EMIT_RELOAD_OK;
+		if (st->reload_status != want || st->last_reload <= 0)
+			fail_msg("%s: reload status %s at %lld, want %s", cases[i].argv[0],
+				 emit_reload_status_name(st->reload_status), (long long)st->last_reload,
+				 emit_reload_status_name(want));
 		char *log = log_text();
 		if (!strstr(log, cases[i].log))
 			fail_msg("%s: log lacks \"%s\":\n%s", cases[i].argv[0], cases[i].log, log);
@@ -213,7 +203,9 @@ static void test_timeout_kills_group(void **state)
 	/* the engine keeps running: polls return at once while it sleeps */
 	emitters_poll(em);
 	assert_int_equal(emitters_busy(em), 1);
+	assert_string_equal(emit_reload_status_name(st->reload_status), "running");
 	assert_int_equal(emitters_drain(em, 8000), 0);
+	assert_string_equal(emit_reload_status_name(st->reload_status), "killed");
 	int64_t ms = (clock_mono_us() - t0) / 1000;
 	if (ms < 900 || ms > 5000)
 		fail_msg("killed after %lld ms, want about the 1 s timeout", (long long)ms);
@@ -221,7 +213,7 @@ static void test_timeout_kills_group(void **state)
 	assert_int_equal(st->reloads_failed, 1);
 	char p[128];
 	snprintf(p, sizeof p, "%s/gc.pid", dir);
-	char *t = slurp(p);
+	char *t = text_of(p);
 	pid_t gc = (pid_t)atoi(t);
 	free(t);
 	assert_true(gc > 1);
@@ -272,7 +264,7 @@ static void test_coalescing(void **state)
 	assert_int_equal(st->reloads_failed, 0);
 	char p[128];
 	snprintf(p, sizeof p, "%s/count", dir);
-	char *count = slurp(p);
+	char *count = text_of(p);
 	size_t runs = 0;
 	for (char *q = count; *q; q++)
 		runs += *q == '\n';
@@ -280,9 +272,9 @@ static void test_coalescing(void **state)
 	assert_int_equal(runs, st->reloads_started);
 	/* the last reload ran after the last rewrite */
 	snprintf(p, sizeof p, "%s/snap", dir);
-	char *snap = slurp(p);
+	char *snap = text_of(p);
 	snprintf(p, sizeof p, "%s/plain", dir);
-	char *final = slurp(p);
+	char *final = text_of(p);
 	assert_string_equal(snap, final);
 	assert_non_null(strstr(final, "198.18.0.100/32\n"));
 	free(snap);
@@ -305,7 +297,7 @@ static void test_argv_verbatim(void **state)
 	assert_int_equal(st->reloads_failed, 0);
 	char p[128];
 	snprintf(p, sizeof p, "%s/args", dir);
-	char *got = slurp(p);
+	char *got = text_of(p);
 	assert_string_equal(got, "$ip|`id`; rm -rf /tmp/x|2");
 	free(got);
 	emitters_free(em);
@@ -325,7 +317,7 @@ static void test_free_kills_running(void **state)
 	snprintf(p, sizeof p, "%s/gc.pid", dir);
 	pid_t pid = 0;
 	for (int i = 0; i < 200 && pid <= 0; i++) {
-		char *t = slurp(p);
+		char *t = text_of(p);
 		pid = (pid_t)atoi(t);
 		free(t);
 		if (pid <= 0)

@@ -6,7 +6,6 @@
  * file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,15 +21,14 @@
 
 #include "emitters/emitters.h"
 #include "fixture.h"
+#include "testlib.h"
 
-static char dir[64];
+static char *dir;
 
 static int setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/mxw-emit-write-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	return 0;
+	dir = tl_scratch("emit-write", false);
+	return dir ? 0 : -1;
 }
 
 /* The 1,000-rewrite test checks what readers see (rename is atomic on any
@@ -38,57 +36,13 @@ static int setup(void **state)
  * they dominate the run. */
 static int setup_shm(void **state)
 {
-	struct stat st;
-	if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
-		snprintf(dir, sizeof dir, "/dev/shm/mxw-emit-write-XXXXXX");
-		if (mkdtemp(dir))
-			return 0;
-	}
-	return setup(state);
+	dir = tl_scratch("emit-write", true);
+	return dir ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	while (dp && (e = readdir(dp))) {
-		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-			continue;
-		char p[512];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-	return 0;
-}
-
-static size_t count_temp_files(void)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	size_t n = 0;
-	while (dp && (e = readdir(dp)))
-		n += e->d_name[0] == '.' && e->d_name[1] && e->d_name[1] != '.';
-	if (dp)
-		closedir(dp);
-	return n;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-		buf_append(&b, tmp, k);
-	fclose(fp);
-	*len = b.len;
-	return b.data ? b.data : xstrdup("");
+	return tl_scratch_free(&dir);
 }
 
 static void test_atomic_basics(void **state)
@@ -122,7 +76,7 @@ static void test_atomic_basics(void **state)
 	if (root && (st.st_uid != 65534 || st.st_gid != 65534))
 		fail_msg("owner after rewrite: got %d:%d, want 65534:65534", (int)st.st_uid, (int)st.st_gid);
 	size_t len;
-	char *got = slurp(path, &len);
+	char *got = tl_slurp(path, &len);
 	assert_int_equal(len, 4);
 	assert_memory_equal(got, "b\nc\n", 4);
 	free(got);
@@ -137,7 +91,7 @@ static void test_atomic_basics(void **state)
 	struct stat lst;
 	assert_int_equal(lstat(link, &lst), 0);
 	assert_true(S_ISLNK(lst.st_mode));
-	char *t = slurp(target, &len);
+	char *t = tl_slurp(target, &len);
 	assert_string_equal(t, "u\n");
 	free(t);
 	unlink(link);
@@ -164,7 +118,7 @@ static void test_atomic_basics(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 	assert_int_equal(emit_write_atomic(sub, "x\n", 2, &changed), -1);
-	assert_int_equal(count_temp_files(), 0);
+	assert_int_equal(tl_count_dotfiles(dir), 0);
 	unlink(inner);
 	rmdir(sub);
 }
@@ -219,7 +173,7 @@ static void test_update_only_on_change(void **state)
 	char path[128];
 	snprintf(path, sizeof path, "%s/plain", dir);
 	size_t len;
-	char *got = slurp(path, &len);
+	char *got = tl_slurp(path, &len);
 	assert_string_equal(got, "198.51.100.7/32\n203.0.113.0/24\n203.0.113.5/32\n2001:db8:5::/64\n");
 	free(got);
 	assert_int_equal(emitters_next_due(em), FIX_NOW + 600);
@@ -239,7 +193,7 @@ static void test_update_only_on_change(void **state)
 	assert_int_equal(emitters_update(em, &far, 1, due - 1), 0);
 	assert_int_equal(emitters_update(em, &far, 1, due), 3); /* ipset, nft, json */
 	snprintf(path, sizeof path, "%s/ipset", dir);
-	got = slurp(path, &len);
+	got = tl_slurp(path, &len);
 	char want[128];
 	snprintf(want, sizeof want, "add mxwarden6-new 2001:db8:5::/64 timeout %d comment", EMIT_MAX_TIMEOUT);
 	assert_non_null(strstr(got, want));
@@ -363,7 +317,7 @@ static int reader(size_t *reads)
 			char path[128];
 			snprintf(path, sizeof path, "%s/%s", dir, out_formats[i]);
 			size_t len;
-			char *t = slurp(path, &len);
+			char *t = tl_slurp(path, &len);
 			if (!t) {
 				fprintf(stderr, "reader: %s: %s\n", path, strerror(errno));
 				bad++;
@@ -448,7 +402,7 @@ static void test_reader_during_rewrites(void **state)
 	assert_int_equal(rewrites,
 			 999 * 8); /* round 0 repeats the first state; the IPv6-only outputs never change */
 	assert_true(reads >= 100);
-	assert_int_equal(count_temp_files(), 0);
+	assert_int_equal(tl_count_dotfiles(dir), 0);
 	emitters_free(em);
 	free(d);
 	buf_free(&err);
@@ -484,7 +438,7 @@ static void test_kill_during_writes(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		kills++;
 		size_t len;
-		char *got = slurp(path, &len);
+		char *got = tl_slurp(path, &len);
 		assert_non_null(got);
 		bool ok = (len == ver[0].len && memcmp(got, ver[0].data, len) == 0) ||
 			  (len == ver[1].len && memcmp(got, ver[1].data, len) == 0);
@@ -492,7 +446,7 @@ static void test_kill_during_writes(void **state)
 			fail_msg("after kill %d the file is neither version (%zu bytes)", kills, len);
 		free(got);
 		temps += emit_clean_temp(path);
-		assert_int_equal(count_temp_files(), 0);
+		assert_int_equal(tl_count_dotfiles(dir), 0);
 	}
 	print_message("%d kills during writes: the file was always whole; %d temp files removed\n", kills,
 		      temps);

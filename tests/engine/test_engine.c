@@ -15,13 +15,16 @@
  *     sizes) and keeps the aggregator's state: a decision that needs lines
  *     from before and after the reload is made;
  *   - an import in parts (with or without a restart between them) stores
- *     the same decisions, byte for byte, as an import in one go.
+ *     the same decisions, byte for byte, as an import in one go;
+ *   - /metrics shows each output's entries, last write, last reload status
+ *     and circuit breaker, as the engine hands them to the web server.
  *
  * Traffic: connections from documentation addresses that ask for unknown
  * recipients; each refusal names its recipient by a sequence number, so a
  * line stored twice shows.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,6 +34,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -653,6 +657,266 @@ static void test_import_parts(void **state)
 	free(one);
 }
 
+/* ------------------------------------------ a crash in the middle of an import */
+
+/*
+ * An import killed (SIGKILL, in a child) after some of its batches were
+ * committed, then run again: the checkpoint stands at the start of the
+ * file, so the restart reads the file's committed lines again into the
+ * aggregator (eng_refeed) before it goes on from the committed offset; the
+ * decisions are those of an import in one go, evidence byte for byte. (The
+ * stored rows alone would not do: they lack the connects and accepted mail
+ * the judge counts.) With and without the pipe's writer thread.
+ *
+ * Cases: killed after its first batches; killed after a quarter of the
+ * file. The second is a KNOWN BUG of the aggregator's replay (reported
+ * with issue 14; it predates engine/), printed and not failed here, as
+ * tests/lib/mxwtest.py's known_bug() does: the re-fed lines are judged in
+ * replay mode, which makes no decision, so a decision made and expired
+ * within them (mkmaillog seed 7: 158.208.235.28, made 00:05:33, expired
+ * 01:01:14) does not clear the counts it took, and the next decision on
+ * the address comes at 01:01:56 on 15 refusals instead of 01:07:06 on 3.
+ */
+static const struct crash_case {
+	const char *name;
+	int quarter;	/* kill once this many quarters of the file are committed (0: any batch) */
+	bool known_bug; /* see above */
+} crash_cases[] = {
+    {"killed after its first batches", 0, false},
+    {"killed after a quarter of the file", 1, true},
+};
+
+/* Run an import of log into db in a child and kill it once the committed
+ * offset passes want; returns the offset seen then. */
+static int64_t import_killed(const struct engine_opts *o, const char *log, const char *db, int64_t want)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct engine *c = engine_import_open(o);
+		_exit(c && engine_import_file(c, log) == 0 ? 0 : 1);
+	}
+	int64_t at = 0, end = clock_mono_us() + 60 * 1000000;
+	while (at <= want && clock_mono_us() < end) {
+		usleep(2000);
+		sqlite3 *h;
+		if (access(db, F_OK) != 0 || sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+			continue;
+		sqlite3_busy_timeout(h, 1000);
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(h, "SELECT coalesce(max(offset), 0) FROM sources", -1, &st, NULL) ==
+			SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			at = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(h);
+	}
+	kill(pid, SIGKILL);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status))
+		fail_msg("the import ended (status %d) before it was killed", status);
+	return at;
+}
+
+static void remove_db(const char *db)
+{
+	static const char *const ext[] = {"", "-wal", "-shm", ".aggstate"};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(ext); i++) {
+		char p[512];
+		snprintf(p, sizeof p, "%s%s", db, ext[i]);
+		unlink(p);
+	}
+}
+
+static void test_import_crash(void **state)
+{
+	struct fx *f = *state;
+	setenv("MXWARDEN_NOW", "2026-11-27T12:00:00Z", 1);
+	clock_reset();
+	const char *sh = getenv("MXW_SHARED");
+	char *log = tl_path(f->dir, "big.log");
+	struct buf cmd = BUF_INIT;
+	buf_printf(&cmd, "python3 %s/tools/mkmaillog --lines 300000 --seed 7 -o %s 2>/dev/null",
+		   sh ? sh : "../shared", log);
+	assert_int_equal(system(buf_str(&cmd)), 0);
+	buf_free(&cmd);
+	struct stat sb;
+	assert_int_equal(stat(log, &sb), 0);
+	write_conf(f, NULL, 50); /* import batches of 1,000 lines */
+	tl_write(f->conf, "a", "[storage]\ncheckpoint_interval = 1h\n");
+	char *one = tl_path(f->dir, "one.db"), *crash = tl_path(f->dir, "crash.db");
+	for (int pipeline = 1; pipeline >= 0; pipeline--) {
+		struct engine_opts o = f->o;
+		o.no_pipeline = !pipeline;
+		o.db_path = one;
+		remove_db(one);
+		struct engine *e = engine_import_open(&o);
+		assert_non_null(e);
+		assert_int_equal(engine_import_file(e, log), 0);
+		assert_int_equal(engine_free(e), 0);
+		char *want = decisions_text(one);
+		assert_true(strlen(want) > 0);
+		for (size_t k = 0; k < MXW_ARRAY_LEN(crash_cases); k++) {
+			const struct crash_case *cc = &crash_cases[k];
+			o.db_path = crash;
+			remove_db(crash);
+			int64_t at = import_killed(&o, log, crash, (int64_t)sb.st_size * cc->quarter / 4);
+			if (at <= 0 || at >= sb.st_size)
+				fail_msg("pipeline %d, %s: killed at offset %lld of %lld", pipeline, cc->name,
+					 (long long)at, (long long)sb.st_size);
+			e = engine_import_open(&o); /* again: the rest of the file */
+			assert_non_null(e);
+			assert_int_equal(engine_import_file(e, log), 0);
+			assert_int_equal(engine_free(e), 0);
+			char *got = decisions_text(crash);
+			bool same = strcmp(got, want) == 0;
+			if (!same && cc->known_bug)
+				print_message(
+				    "KNOWN BUG: pipeline %d, %s (at byte %lld): the decisions differ from "
+				    "an import in one go\n",
+				    pipeline, cc->name, (long long)at);
+			else if (!same)
+				fail_msg(
+				    "pipeline %d, %s (at byte %lld): the decisions differ from an import in "
+				    "one go\ngot:\n%.3000s\nwant:\n%.3000s",
+				    pipeline, cc->name, (long long)at, got, want);
+			else
+				print_message(
+				    "pipeline %d, %s (at byte %lld of %lld): as in one go%s\n", pipeline,
+				    cc->name, (long long)at, (long long)sb.st_size,
+				    cc->known_bug ? " (a KNOWN BUG case now passes: remove the marker)" : "");
+			free(got);
+		}
+		free(want);
+	}
+	remove_db(one);
+	remove_db(crash);
+	free(one);
+	free(crash);
+	free(log);
+}
+
+/* ------------------------------------------------ the outputs in /metrics */
+
+/* The value of the /metrics line that starts with series (name and labels). */
+static bool metric(const char *text, const char *series, long long *v)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return sscanf(p + n + 1, "%lld", v) == 1;
+	return false;
+}
+
+/* Step until the /metrics line of series says want (or 10 s pass); returns
+ * the last /metrics text (free() it). */
+static char *step_until_metric(struct engine *e, const char *series, long long want)
+{
+	int64_t end = clock_mono_us() + 10 * 1000000;
+	char *text = NULL;
+	long long v = LLONG_MIN;
+	do {
+		assert_int_equal(engine_step(e, 20), 1);
+		free(text);
+		int status = 0;
+		text = tl_http_get(engine_web_port(e), "/metrics", &status);
+		assert_non_null(text);
+		assert_int_equal(status, 200);
+	} while (!(metric(text, series, &v) && v == want) && clock_mono_us() < end);
+	if (v != want)
+		fail_msg("/metrics: %s is %lld, want %lld, in:\n%s", series, v, want, text);
+	return text;
+}
+
+static const struct metric_want {
+	const char *series;
+	long long value; /* -1: the clock's now */
+} at_start[] =
+    {
+	/* a and b are written at once (no entries yet) and reloaded */
+	{"mxwarden_output_entries{output=\"a\"}", 0},
+	{"mxwarden_output_writes_total{output=\"a\"}", 1},
+	{"mxwarden_output_last_write_timestamp_seconds{output=\"a\"}", -1},
+	{"mxwarden_output_reload_status{output=\"a\",status=\"ok\"}", 1},
+	{"mxwarden_output_last_reload_timestamp_seconds{output=\"a\"}", -1},
+	{"mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1},
+	{"mxwarden_output_reloads_failed_total{output=\"b\"}", 1},
+	/* c's file lists entries and the database is new: its breaker holds it */
+	{"mxwarden_output_breaker_open{output=\"c\"}", 1},
+	{"mxwarden_output_breaker_trips_total{output=\"c\"}", 1},
+	{"mxwarden_output_writes_total{output=\"c\"}", 0},
+	{"mxwarden_output_last_write_timestamp_seconds{output=\"c\"}", 0},
+	{"mxwarden_output_reload_status{output=\"c\",status=\"none\"}", 1},
+	{NULL, 0},
+},
+  after_decisions[] = {
+      /* the two harvesters are in every output; c's breaker let them through */
+      {"mxwarden_output_entries{output=\"a\"}", 2},
+      {"mxwarden_output_entries{output=\"b\"}", 2},
+      {"mxwarden_output_entries{output=\"c\"}", 2},
+      {"mxwarden_output_writes_total{output=\"a\"}", 2},
+      {"mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1},
+      {"mxwarden_output_reloads_failed_total{output=\"b\"}", 2},
+      {"mxwarden_output_breaker_open{output=\"c\"}", 0},
+      {"mxwarden_output_breaker_trips_total{output=\"c\"}", 1},
+      {"mxwarden_output_last_write_timestamp_seconds{output=\"c\"}", -1},
+      {NULL, 0},
+};
+
+static void assert_metrics(const char *text, const struct metric_want *w, int64_t now, const char *when)
+{
+	for (; w->series; w++) {
+		long long v;
+		long long want = w->value < 0 ? (long long)now : w->value;
+		if (!metric(text, w->series, &v) || v != want)
+			fail_msg("%s: %s is %s%lld, want %lld, in:\n%s", when, w->series,
+				 metric(text, w->series, &v) ? "" : "missing ", v, want, text);
+	}
+}
+
+/* The engine hands its outputs' state to the web server: /metrics shows,
+ * per output, its entries, last write, last reload status and breaker. */
+static void test_metrics_outputs(void **state)
+{
+	struct fx *f = *state;
+	struct traffic t = {0};
+	traffic_harvest(&t, 0, 2);
+	char *pa = tl_path(f->dir, "a.list"), *pb = tl_path(f->dir, "b.list"),
+	     *pc = tl_path(f->dir, "c.list");
+	assert_int_equal(tl_write(pc, "w", "198.51.100.200\n198.51.100.201\n198.51.100.202\n"), 0);
+	write_conf(f, f->log, 1000);
+	struct buf out = BUF_INIT;
+	buf_printf(&out,
+		   "[output a]\nformat = plain\npath = %s\nreload = /bin/true\n"
+		   "[output b]\nformat = plain\npath = %s\nreload = /bin/false\n"
+		   "[output c]\nformat = plain\npath = %s\n",
+		   pa, pb, pc);
+	assert_int_equal(tl_write(f->conf, "a", buf_str(&out)), 0);
+	buf_free(&out);
+	tl_write(f->log, "w", "");
+	struct engine *e = engine_start(&f->o);
+	assert_non_null(e);
+	int64_t now = clock_now();
+	char *m = step_until_metric(e, "mxwarden_output_reload_status{output=\"a\",status=\"ok\"}", 1);
+	free(m);
+	m = step_until_metric(e, "mxwarden_output_reload_status{output=\"b\",status=\"failed\"}", 1);
+	assert_metrics(m, at_start, now, "at start");
+	free(m);
+	traffic_append(&t, f->log, 0, t.lines.n);
+	m = step_until_metric(e, "mxwarden_output_entries{output=\"c\"}", 2);
+	free(m);
+	m = step_until_metric(e, "mxwarden_output_reloads_failed_total{output=\"b\"}", 2);
+	assert_metrics(m, after_decisions, now, "after the decisions");
+	free(m);
+	assert_int_equal(engine_free(e), 0);
+	free(pa);
+	free(pb);
+	free(pc);
+	traffic_free(&t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_WARN);
@@ -661,6 +925,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sighup_keeps_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_import_crash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_outputs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,25 +16,9 @@ writes the digest on its schedule ([report] digest), end to end:
 - `import` tells nothing."""
 import calendar, json, os, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
-MXW = os.environ.get("MXWARDEN", "build/cli/mxwarden")
-SHARED = os.environ.get("MXW_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
-MKMAILLOG = os.path.join(SHARED, "tools", "mkmaillog")
-failures = 0
-
-
-def check(name, cond, detail=""):
-    global failures
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[:1500]), flush=True)
-    if not cond:
-        failures += 1
-
-
-def q(db, sql, *args):
-    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    try:
-        return c.execute(sql, args).fetchall()
-    finally:
-        c.close()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import MKMAILLOG, MXW, check, q  # noqa: E402,F401
 
 
 def docs(path):
@@ -203,9 +187,8 @@ check("a restart writes the done slot again never", os.stat(txt).st_mtime_ns == 
       sorted(x for x in os.listdir(reports) if x.endswith(".txt")) == [os.path.basename(txt)],
       os.listdir(reports))
 
-if failures:
+if mxwtest.failures:
     print(stderr()[-3000:])
 else:
     shutil.rmtree(d)
-print("%d failure(s)" % failures)
-sys.exit(1 if failures else 0)
+mxwtest.done()

@@ -13,12 +13,12 @@ import sys
 import tempfile
 
 SRC = os.environ.get("MXW_SOURCE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path.insert(0, os.path.join(SRC, "tests", "collector"))
-import mxwlib  # noqa: E402
-from mxwlib import check  # noqa: E402
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import check  # noqa: E402
 
 GEN = os.path.join(SRC, "tests", "legitgen", "legitgen")
-MXW = mxwlib.MXW
+MXW = mxwtest.MXW
 LEGIT_KINDS = {"background", "big_provider", "greylist", "retry_postfix", "retry_exim", "retry_sendmail",
                "retry_provider", "mailing_list", "srs_forwarder", "backup_mx", "office_nat", "hosting_neighbour",
                "shared_relay", "pregreet_once", "flaky_network", "full_mailbox", "stale_list", "no_rdns",
@@ -91,7 +91,7 @@ def main():
         check("%s: class abusers are many light members" % fmt,
               all(len(e["addresses"]) >= 20 and all(ipaddress.ip_address(a) in ipaddress.ip_network(e["cidr"])
                                                     for a in e["addresses"]) for e in cls) and cls)
-    mxwlib.done()
+    mxwtest.done()
 
 
 if __name__ == "__main__":

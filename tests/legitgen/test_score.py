@@ -8,9 +8,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "collector"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import score  # noqa: E402
-from mxwlib import check, done  # noqa: E402
+from mxwtest import check, done  # noqa: E402
 
 H = 3600
 

@@ -4,10 +4,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -43,6 +47,14 @@ void tl_rmtree(const char *dir)
 {
 	if (dir)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int tl_scratch_free(char **dir)
+{
+	tl_rmtree(*dir);
+	free(*dir);
+	*dir = NULL;
+	return 0;
 }
 
 char *tl_path(const char *dir, const char *name)
@@ -105,4 +117,48 @@ size_t tl_count_dotfiles(const char *dir)
 	if (dp)
 		closedir(dp);
 	return n;
+}
+
+char *tl_http_get(unsigned port, const char *path, int *status)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	struct timeval tv = {10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	char req[512];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || n < 0 || (size_t)n >= sizeof req ||
+	    write(fd, req, (size_t)n) != n) {
+		close(fd);
+		return NULL;
+	}
+	size_t cap = 65536, len = 0;
+	char *b = malloc(cap + 1);
+	ssize_t k;
+	while (b && (k = read(fd, b + len, cap - len)) > 0) {
+		len += (size_t)k;
+		if (len == cap) {
+			char *nb = realloc(b, 2 * cap + 1);
+			if (!nb)
+				break;
+			b = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (!b)
+		return NULL;
+	b[len] = '\0';
+	char *body = strstr(b, "\r\n\r\n");
+	if (strncmp(b, "HTTP/1.", 7) != 0 || !body) {
+		free(b);
+		return NULL;
+	}
+	*status = atoi(b + 9);
+	memmove(b, body + 4, len - (size_t)(body + 4 - b) + 1);
+	return b;
 }

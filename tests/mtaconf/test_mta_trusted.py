@@ -25,9 +25,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collector"))
-import mxwlib  # noqa: E402
-from mxwlib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import *  # noqa: E402,F403
 
 POSTCONF = shutil.which("postconf") or ("/usr/sbin/postconf" if os.path.exists("/usr/sbin/postconf") else None)
 if not POSTCONF:
@@ -174,7 +174,7 @@ try:
     check("after SIGHUP 192.0.2.55 (now in mynetworks) is not", not decided("192.0.2.55"), decided("192.0.2.55"))
 finally:
     dm.stop()
-if mxwlib.failures == 0:
+if mxwtest.failures == 0:
     shutil.rmtree(d, ignore_errors=True)
 else:
     print("kept %s; mxwarden said:\n%s" % (d, dm.stderr()[-2000:]))

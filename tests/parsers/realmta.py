@@ -13,9 +13,9 @@ The expectations (which shape gives which kind) are the test's own table,
 written from docs/events.md and issue 13, not read back from the parser."""
 import glob, json, os, re, shutil, signal, smtplib, socket, struct, subprocess, sys, threading, time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collector"))
-import mxwlib  # noqa: E402
-from mxwlib import MXW, Daemon, check, done, q, scratch, skip, wait_for  # noqa: E402,F401
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import mxwtest  # noqa: E402
+from mxwtest import MXW, Daemon, check, done, q, scratch, skip, wait_for  # noqa: E402,F401
 
 DEB_CACHE = os.environ.get("MXW_DEB_CACHE", "/var/cache/mxwarden-test")
 SERVER4 = "192.0.2.25"  # the MTA listens here (and on SERVER6)
@@ -275,7 +275,7 @@ def finish(d, root):
     say where."""
     while MOUNTS:
         subprocess.run(["umount", MOUNTS.pop()], capture_output=True)
-    if mxwlib.failures == 0:
+    if mxwtest.failures == 0:
         shutil.rmtree(d, ignore_errors=True)
     else:
         shutil.rmtree(root, ignore_errors=True)

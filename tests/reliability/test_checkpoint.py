@@ -12,8 +12,9 @@ written by a forked child while `run` reads on; the row names it (16
 bytes: the database does not grow by an image per checkpoint); at most the
 committed image and a new one exist. A damaged image is refused at the
 restart (its CRC), which replays the stored events instead."""
-import json, os, re
-from rellib import *
+import json, os, re, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 CONF = "[storage]\ncheckpoint_interval = 1s\n"
 

@@ -6,8 +6,9 @@ is missing or on a sanitizer build) the wall clock jumps 2 h forward while
 the daemon runs: the 1 h block expires from the emitted file, the 3 h block
 stays, nothing crashes and lines keep flowing; then it jumps a day back: no
 expired block comes back."""
-import calendar, os
-from rellib import *
+import calendar, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 
 def iso(t):

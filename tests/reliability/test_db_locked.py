@@ -3,8 +3,9 @@ write lock (BEGIN IMMEDIATE) for HOLD seconds while lines arrive, then a long
 read transaction is held while more lines arrive. Pass: the daemon stays up,
 loses and repeats nothing, catches up within 10 s of the release, and a
 reader never stops ingest."""
-import os, sqlite3, threading, time
-from rellib import *
+import os, sqlite3, sys, threading, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 HOLD = float(os.environ.get("MXW_LOCK_HOLD", "20"))
 d = scratch()

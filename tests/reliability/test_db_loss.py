@@ -3,8 +3,9 @@ half): a daemon keeps a plain blocklist of 3 manual blocks; it stops, its
 database (and saved state) is lost, and it starts again on a new, empty one.
 Pass: the old blocklist file is kept (not silently emptied, which would lift
 every block) and the log says loudly why; new decisions still get written."""
-import os
-from rellib import *
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch()
 db = os.path.join(d, "m.db")

@@ -3,8 +3,9 @@ and without a [web] section listens on 127.0.0.1:8025 only (no wildcard, no
 IPv6, no other address), checked in /proc/net/tcp{,6} by the daemon's own
 socket inodes; a Host naming another interface is refused. Uses the fixed
 port 8025: is_parallel false, skipped when something else holds it."""
-import os, socket
-from rellib import *
+import os, socket, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 probe = socket.socket()
 try:

@@ -7,7 +7,8 @@ space returns every line is stored exactly once, PRAGMA integrity_check =
 ok."""
 import os, subprocess, sys
 
-from rellib import *
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 private_mount_ns()
 

@@ -6,7 +6,8 @@ logged, the reload command is not run for the failed write, the daemon stays
 up, and once space returns the next change is written and reloaded."""
 import os, subprocess, sys
 
-from rellib import *
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 private_mount_ns()
 

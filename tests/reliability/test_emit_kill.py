@@ -4,8 +4,9 @@ harvesters arrive every moment) and is killed with SIGKILL at random times
 KILLS times, restarted each time. Pass: after every kill each target file is
 complete (json parses, every plain line is a prefix, nft is closed), and
 after each restart no temp file of a killed write is left beside them."""
-import ipaddress, os, random, threading
-from rellib import *
+import ipaddress, os, random, sys, threading
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 KILLS = int(os.environ.get("MXW_KILLS", "12"))
 d = scratch()

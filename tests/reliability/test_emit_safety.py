@@ -9,8 +9,9 @@ network in either direction, 0.0.0.0/0, ::/0, ::/64, ::ffff:0:0/96 never
 appear; every format lists the same prefixes as `plain` (nft: covers them);
 a manual block with a hostile reason keeps every format well-formed and
 round-trips through json."""
-import base64, calendar, ipaddress, os
-from rellib import *
+import base64, calendar, ipaddress, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 FLOOR4, FLOOR6 = 20, 32
 ALLOW = ["198.18.77.0/24", "2001:db8:5:3::1/128"]

@@ -7,8 +7,8 @@ what to do. The unprivileged cases run as `nobody` (setpriv) when the test
 runs as root, as the current user otherwise."""
 import os, pwd, shutil, socket, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch("mxw-err-")
 os.chmod(d, 0o755)

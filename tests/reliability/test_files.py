@@ -7,8 +7,8 @@ file readable by others is refused by `run` and `check-config` with a
 message naming the file and the fix (chmod 600)."""
 import os, stat, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch("mxw-files-")
 log = os.path.join(d, "mail.log")

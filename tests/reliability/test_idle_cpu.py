@@ -3,8 +3,9 @@
 (CPU < 5% over IDLE seconds, from /proc/PID/stat), and when the file comes
 back its 1000 lines are counted exactly once within 2x poll_interval plus
 slack."""
-import os, shutil
-from rellib import *
+import os, shutil, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 IDLE = float(os.environ.get("MXW_IDLE_SECONDS", "5"))
 HZ = os.sysconf("SC_CLK_TCK")

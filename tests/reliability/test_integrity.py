@@ -8,8 +8,8 @@ its last content meanwhile; the recovery path (move aside, import the logs
 again) works and keeps the blocklist."""
 import os, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch("mxw-integ-")
 log, db, out = os.path.join(d, "mail.log"), os.path.join(d, "m.db"), os.path.join(d, "plain.txt")

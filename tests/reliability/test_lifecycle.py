@@ -8,8 +8,9 @@ until and the upgrades, and `unblock` of the upgraded decision ends it
 everywhere. Relay probing (a clear attack, severity 4: the one kind of rule
 that may drop a first offender), each attempt a connection of its own:
 relay_count 2 (2 attempts = score 4), score_reject 6, score_drop 10."""
-import json, os
-from rellib import *
+import json, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 
 def retry_line(n):

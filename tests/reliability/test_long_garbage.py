@@ -3,8 +3,9 @@ file gets a 70 KiB line, 512 NUL bytes, 1 MiB of random bytes without a
 newline (then its newline), then 100 valid lines. Pass: exactly the 100 valid
 lines become events, the overlong lines are counted (stats and /metrics),
 memory stays bounded (VmHWM), the daemon stays up and keeps following."""
-import os, random
-from rellib import *
+import os, random, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 HWM_CAP_KIB = 96 * 1024
 d = scratch()

@@ -8,8 +8,8 @@ answers blocked: true, state blocked; `block` and POST blocks refuse a
 reserved range."""
 import os, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch("mxw-lookup-")
 log, db = os.path.join(d, "mail.log"), os.path.join(d, "m.db")

@@ -7,8 +7,8 @@ is an error; `block`, `export` and an import's automatic decisions all
 honour the effective list."""
 import os, re, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 d = scratch("mxw-prot-")
 

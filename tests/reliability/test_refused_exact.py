@@ -12,7 +12,8 @@ were read. Also:
 every line exactly once in the database."""
 import json, os, subprocess, sys
 
-from rellib import *
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 private_mount_ns()
 

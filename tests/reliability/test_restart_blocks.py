@@ -5,8 +5,9 @@ original expiry: the emitted plain/json files and the database show ~50
 minutes left, not a fresh hour and not nothing; a manual unblock stays
 unblocked across a restart; at T0+2h everything has expired from the files.
 The clock is set with MXWARDEN_NOW."""
-import calendar, os
-from rellib import *
+import calendar, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 T0 = calendar.timegm((2026, 11, 27, 20, 0, 0))
 

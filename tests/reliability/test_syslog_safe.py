@@ -11,8 +11,8 @@ item 3), in a network namespace of its own whose loopback also holds
   - every refusal is counted (syslog_dropped) and logged once."""
 import os, socket, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 private_net_ns(["192.0.2.1/32", "198.51.100.7/32", "2001:db8::5/128"])
 d = scratch("mxw-syslog-")

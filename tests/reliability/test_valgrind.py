@@ -3,8 +3,9 @@ on the 20k-line corpora: `parse` (Postfix, Exim, Sendmail), `import` into a
 new database, a second `import` (nothing new), `stats`, `lookup`, `export`.
 Pass: each exits 0, no memcheck error and no "definitely lost" block.
 Skipped without valgrind or on a sanitizer build."""
-import os, shutil
-from rellib import *
+import os, shutil, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 if not shutil.which("valgrind"):
     skip("valgrind is not installed (scripts/install-deps test)")

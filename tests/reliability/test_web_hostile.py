@@ -5,8 +5,9 @@ checks on POST and DELETE (including another port on the same host and
 (200 connections from 7 loopback addresses each dripping a header byte every
 2 s for SLOW seconds) while a normal client is served quickly and lines
 keep being ingested."""
-import os, socket
-from rellib import *
+import os, socket, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 SLOW = float(os.environ.get("MXW_SLOW_SECONDS", "20"))
 d = scratch()

@@ -6,8 +6,8 @@ past max_connections the connection idle the longest (half-sent headers)
 makes room for a new one, while live streams are never taken."""
 import os, socket, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 MAXC = 48
 d = scratch("mxw-reach-")

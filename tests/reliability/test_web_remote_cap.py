@@ -7,8 +7,8 @@ its next connection is refused; other addresses, loopback among them, are
 served meanwhile."""
 import os, socket, sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from rellib import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import *  # noqa: E402,F403
 
 private_net_ns(["192.0.2.1/32", "198.51.100.7/32"])
 d = scratch("mxw-remote-")

@@ -10,6 +10,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from mxwtest import free_port  # noqa: E402,F401 (run_browser.py takes it from here)
+
 BUILD = os.environ.get("MXW_BUILD", ".")
 SERVE = os.path.join(BUILD, "tests", "web", "web-serve")
 SEED = os.path.join(BUILD, "tests", "web", "web-seed")
@@ -33,14 +36,6 @@ def check(name, cond, detail=""):
 def finish():
     print(f"{passed} passed, {failures} failed")
     sys.exit(1 if failures else 0)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Server:

@@ -1,11 +1,16 @@
-"""rellib.py - helpers for the black-box reliability tests: checks that print
-"ok"/"FAIL"/"KNOWN BUG", a scratch directory, `mxwarden run` as a child
-process (its web port read from its log), lines carrying a unique sequence
-number, read-only queries of the database and small HTTP requests."""
-import http.client, json, os, re, shutil, signal, sqlite3, subprocess, sys, tempfile, time
+"""mxwtest.py - what the Python tests share (integration, reliability and
+system tests, and the benchmarks that drive the binary): checks that print
+"ok"/"FAIL"/"KNOWN BUG" and count, a scratch directory, `mxwarden run` as a
+child process (its web port read from its log), log lines carrying a unique
+sequence number, read-only queries of the database, small HTTP requests,
+free ports, and a private Postfix instance for the system tests.
+
+A test puts tests/lib on sys.path and imports it as `from mxwtest import *`
+(so it also runs by hand: MXWARDEN=build/cli/mxwarden python3 tests/...)."""
+import http.client, json, os, random, re, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time
 
 MXW = os.environ.get("MXWARDEN", "build/cli/mxwarden")
-SHARED = os.environ.get("MXW_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+SHARED = os.environ.get("MXW_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared"))
 MKMAILLOG = os.path.join(SHARED, "tools", "mkmaillog")
 
 failures = 0
@@ -89,7 +94,7 @@ def skip(why):
     sys.exit(77)
 
 
-def scratch(prefix="mxw-rel-"):
+def scratch(prefix="mxw-test-"):
     return tempfile.mkdtemp(prefix=prefix)
 
 
@@ -121,8 +126,10 @@ def append(path, data, mode="a"):
 
 
 class Daemon:
-    """`mxwarden run` in the background; stderr goes to a file; the web port
-    is read from the "web: listening on" line."""
+    """`mxwarden run` in the background on its own database, its web server on
+    a port the kernel picks (tests run side by side); stderr goes to a file.
+    start() waits for the "web: listening on" line and reads the port from it
+    (want_port=False: returns at once, e.g. to kill it during its start)."""
 
     def __init__(self, db, follow=(), extra=(), env=None, conf=None, log=None, fast=True, prefix=()):
         self.db, self.follow, self.extra, self.conf = db, list(follow), list(extra), conf
@@ -238,9 +245,12 @@ def metric(port, name):
 
 
 def q(db, sql, *args):
+    """Rows of a read-only query, retried while the database is not there
+    yet, locked or busy (10 s at most)."""
+    mode = "ro"
     for attempt in range(100):
         try:
-            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+            con = sqlite3.connect("file:%s?mode=%s" % (db, mode), uri=True, timeout=10)
             try:
                 return con.execute(sql, args).fetchall()
             finally:
@@ -249,11 +259,17 @@ def q(db, sql, *args):
             if any(s in str(e) for s in ("no such table", "unable to open", "locked", "busy")):
                 time.sleep(0.1)
                 continue
+            if "readonly" in str(e) and mode == "ro":
+                # a writer killed while it updated the WAL index: only a
+                # read-write connection may rebuild it (reading changes nothing)
+                mode = "rw"
+                continue
             raise
     return []
 
 
 def seq_counts(db):
+    """{seq: count} over stored events whose recipient is u<seq>@example.com."""
     rows = q(db, "SELECT rcpt_to, count(*) FROM events WHERE rcpt_to LIKE 'u%@example.com' GROUP BY rcpt_to")
     out = {}
     for r, c in rows:
@@ -264,12 +280,18 @@ def seq_counts(db):
 
 
 def exact(counts, a, b):
+    """(ok, detail): every seq in [a, b) exactly once and nothing else."""
     missing = [i for i in range(a, b) if counts.get(i, 0) == 0]
     dups = [i for i, c in counts.items() if c > 1]
     extra = [i for i in counts if i < a or i >= b]
     ok = not missing and not dups and not extra
     return ok, "missing %d (e.g. %s), duplicated %d (e.g. %s), unexpected %d" % (
         len(missing), missing[:5], len(dups), dups[:5], len(extra))
+
+
+def lines_read(db, path_like="%"):
+    r = q(db, "SELECT coalesce(sum(lines_read),0) FROM sources WHERE path LIKE ?", path_like)
+    return r[0][0] if r else 0
 
 
 def wait_for(fn, want, timeout=30, step=0.1):
@@ -297,3 +319,145 @@ def sanitized():
             return b"__asan_init" in f.read()
     except OSError:
         return False
+
+
+def stats_json(db):
+    import json
+    p = subprocess.run([MXW, "stats", "--db", db, "--json"], capture_output=True, text=True, timeout=30)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def wait_port(port, timeout=30):
+    """Until something accepts TCP connections on 127.0.0.1:port (the syslog
+    receiver binds its UDP socket first, so UDP is ready then too)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+# ------------------------------------------------------------ a real Postfix
+
+def postfix_missing():
+    """Why a private Postfix instance cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "needs root to start a Postfix instance"
+    import shutil
+    if not shutil.which("postfix") or not os.path.exists("/usr/lib/postfix/sbin/master"):
+        return "postfix is not installed (scripts/install-deps test installs it)"
+    try:
+        import grp, pwd
+        pwd.getpwnam("postfix")
+        grp.getgrnam("postdrop")
+    except KeyError:
+        return "no postfix user or postdrop group"
+    return None
+
+
+class Postfix:
+    """Debian's Postfix with its own configuration directory, queue and log
+    file under d (`postfix -c d/etc`): smtpd on each address of listen
+    ("127.0.0.1:2525", "[2001:db8::1]:25"), the log in maillog_file d/maillog
+    with d as its prefix, local mail discarded, nothing sent out, no DNS.
+    main is extra main.cf text (restrictions, mynetworks, inet_interfaces).
+    wrap runs the postfix command (and so the master) under a prefix, e.g.
+    ["ip", "netns", "exec", NS]."""
+
+    def __init__(self, d, listen, main="", wrap=()):
+        import shutil
+        os.chmod(d, 0o755)
+        self.etc, self.spool, self.data = (os.path.join(d, x) for x in ("etc", "spool", "data"))
+        for x in (self.etc, self.spool, self.data):
+            os.makedirs(x, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        self.maillog = os.path.join(d, "maillog")
+        self.wrap = list(wrap)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("""compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.test.invalid
+mydomain = test.invalid
+myorigin = $myhostname
+mydestination = mx.test.invalid, localhost
+maillog_file = {maillog}
+maillog_file_prefixes = {prefix}
+smtpd_peername_lookup = no
+alias_maps =
+alias_database =
+biff = no
+default_transport = error:no outbound mail in tests
+local_transport = discard:local
+shlib_directory = /usr/lib/postfix
+daemon_directory = /usr/lib/postfix/sbin
+command_directory = /usr/sbin
+meta_directory = /etc/postfix
+""".format(spool=self.spool, data=self.data, maillog=self.maillog, prefix=d) + main)
+        services = [(a, "inet", "n", "-", "n", "-", "-", "smtpd") for a in listen] + [
+            (n, t, "n" if n in ("pickup", "cleanup", "qmgr", "showq", "flush") else "-", "-", "n", w, lim, cmd)
+            for n, t, w, lim, cmd in (
+                ("pickup", "unix", "60", "1", "pickup"), ("cleanup", "unix", "-", "0", "cleanup"),
+                ("qmgr", "unix", "300", "1", "qmgr"), ("rewrite", "unix", "-", "-", "trivial-rewrite"),
+                ("bounce", "unix", "-", "0", "bounce"), ("defer", "unix", "-", "0", "bounce"),
+                ("trace", "unix", "-", "0", "bounce"), ("verify", "unix", "-", "1", "verify"),
+                ("flush", "unix", "1000?", "0", "flush"), ("proxymap", "unix", "-", "-", "proxymap"),
+                ("showq", "unix", "-", "-", "showq"), ("error", "unix", "-", "-", "error"),
+                ("retry", "unix", "-", "-", "error"), ("discard", "unix", "-", "-", "discard"),
+                ("anvil", "unix", "-", "1", "anvil"), ("scache", "unix", "-", "1", "scache"))] + [
+            ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd")]
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            for s in services:
+                f.write(" ".join(s) + "\n")
+
+    def command(self, cmd):
+        """The argv of `postfix -c ETC cmd` (for a reload = line, say)."""
+        return ["/usr/sbin/postfix", "-c", self.etc, cmd]
+
+    def run(self, cmd):
+        return subprocess.run(self.wrap + self.command(cmd), capture_output=True, text=True, timeout=60)
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def log_tail(self, n=1500):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """postfix stop, then wait for the master to be gone (SIGKILL to that
+        pid after 10 s), so that nothing of this instance outlives the test."""
+        pid = self.master_pid()
+        self.run("stop")
+        end = time.time() + 10
+        while pid and time.time() < end:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass

@@ -578,6 +578,7 @@ struct config {
 	int64_t checkpoint_interval; /* seconds between aggregator checkpoints (0 = only at a clean stop) */
 	/* [collector] */
 	struct strv follow;
+	struct strv journal; /* SYSLOG_IDENTIFIER names or globs read from the journal; empty: off */
 	char *format;		  /* auto, postfix, exim, sendmail */
 	char *timezone;		  /* NULL = the system's */
 	int timezone_line;	  /* line of the timezone key (0 = not set) */

@@ -222,6 +222,9 @@ static const struct key storage_keys[] = {
 
 static const struct key collector_keys[] = {
     CK("follow", K_STRLIST, follow, NULL, LIM_NONE, "files or globs to follow"),
+    CK("journal", K_STRLIST, journal, NULL, LIM_NONE,
+       "follow the systemd journal: the entries whose SYSLOG_IDENTIFIER matches one of these names or globs "
+       "(postfix/*, exim4, sendmail); unset: off"),
     CK("format", K_STR, format, "auto", LIM_NONE, "the logs' MTA: auto, postfix, exim or sendmail"),
     CK("timezone", K_STR, timezone, "(the system's)", LIM_NONE,
        "time zone of RFC 3164 stamps: a zoneinfo name or a POSIX TZ string"),
@@ -1345,6 +1348,7 @@ void config_free(struct config *c)
 	free(c->source);
 	free(c->db_path);
 	strv_free(&c->follow);
+	strv_free(&c->journal);
 	free(c->format);
 	free(c->timezone);
 	free(c->syslog_listen);

@@ -51,11 +51,11 @@ def escape(s):
 SECTION_TEXT = {
     "storage": "The database and how long it keeps what.",
     "collector": "Where the lines come from: followed files, the journal, the syslog receiver.",
-    "parser": "[parser NAME]: a custom rule, one section per rule (PCRE2).",
+    "parser": "A custom rule, one section per rule (PCRE2), named as you like.",
     "classes": "How addresses are grouped into IP classes.",
     "rules": "The judge's rules, their thresholds and windows.",
     "safety": "What is never blocked, and the limits on what a blocklist may change.",
-    "output": "[output NAME]: one blocklist file per section.",
+    "output": "One blocklist file per section, named as you like.",
     "web": "The dashboard and the API.",
     "abuse": "Abuse reports to the offenders' networks.",
     "report": "The digest on a schedule.",

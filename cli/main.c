@@ -63,7 +63,7 @@ static const struct cli_cmd commands[] = {
      NULL},
     {"run", cmd_run,
      "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT]\n"
-     " [--replay FILE [--replay-rate N]] [--format F] [--poll] [--poll-ms N] [-v]",
+     " [--replay FILE [--replay-rate N]] [--format F] [--poll] [--poll-ms N] [--allow-root] [-v]",
      "follow the logs in the foreground: parse, store, judge",
      "  -c, --config CONF           the configuration (SIGHUP reads it again)\n"
      "  -d, --db PATH               the database (default: [storage] db)\n"
@@ -77,8 +77,11 @@ static const struct cli_cmd commands[] = {
      "      --poll                  poll the files instead of inotify\n"
      "      --poll-ms N             the polling interval in milliseconds (>= 10)\n"
      "      --db-fast               no fsync at commit (tests and benchmarks only)\n"
+     "      --allow-root            run as root under systemd (INVOCATION_ID set), which is\n"
+     "                              refused without it; as root elsewhere a warning is printed\n"
      "  -v, --verbose               debug messages\n"
-     "SIGTERM or SIGINT commits the open batch and stops; SIGHUP reloads the configuration.\n",
+     "SIGTERM or SIGINT commits the open batch and stops; SIGHUP reloads the configuration.\n"
+     "Under systemd (Type=notify) it reports READY, a STATUS line and the watchdog.\n",
      NULL},
     {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] [--no-pipeline] FILE...|-",
      "read old logs (plain, .gz, stdin) into the database",
@@ -148,6 +151,15 @@ static const struct cli_cmd commands[] = {
      "  -c, --config FILE      the configuration ([abuse]: contacts, RDAP, the reporter)\n"
      "  -d, --db PATH          the database (default: [storage] db)\n"
      "A report is sent once: the outbox in the database remembers it.\n",
+     NULL},
+    {"load", cmd_load, "[-c CONF] FILE", "load a blocklist into the firewall (root: mxwarden-load@.service)",
+     "  -c, --config CONF   the configuration: the [output] whose path is FILE gives the format\n"
+     "                      and the set name\n"
+     "Run as root by mxwarden-load@.service when the daemon replaces FILE. The file must pass the\n"
+     "format's checks and name no set, table or chain but the configured one; the checked bytes\n"
+     "go to ipset restore, nft -f, iptables-restore --noflush or ip6tables-restore --noflush\n"
+     "(a Postfix table: postfix reload). The outcome is written to FILE.status, which the daemon\n"
+     "shows as the output's reload result. Exit 0 when loaded, 1 otherwise.\n",
      NULL},
 };
 

@@ -18,6 +18,7 @@
  *   import.c   engine_import: one file after another, the progress line, and
  *              the re-feed of a checkpoint's file after a crash
  *   replay.c   --replay: the sample log written live into var/replay.log
+ *   service.c  systemd's notification socket: ready, status, watchdog
  *   outputs.c  the blocklists (emitters) after decisions change, the web
  *              server's start and stop, the outputs' state for /metrics;
  *              the [notify] command and the scheduled digest ([report])
@@ -181,6 +182,10 @@ struct engine {
 	struct jchange *journal;
 	size_t n_journal, cap_journal;
 	bool redo; /* the journal's changes were rolled back: store them again */
+	/* systemd (service.c): the watchdog's ping interval (0: none), the last
+	 * ping and status line (monotonic), e->lines then */
+	int64_t svc_watchdog_us, svc_watchdog_last_us, svc_status_us;
+	uint64_t svc_status_lines;
 };
 
 #define UNPARSED_OVERLONG 63
@@ -225,6 +230,12 @@ int eng_refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c);
 int eng_replay_init(struct engine *e);
 void eng_replay_tick(struct engine *e);
 void eng_replay_free(struct engine *e);
+
+/* service.c */
+void eng_service_ready(struct engine *e);
+void eng_service_tick(struct engine *e);
+void eng_service_reloading(struct engine *e, bool done);
+void eng_service_stopping(struct engine *e);
 
 /* outputs.c */
 int eng_outputs_start(struct engine *e);

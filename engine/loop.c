@@ -26,6 +26,7 @@
 static void periodic(struct engine *e)
 {
 	int64_t now_us = clock_mono_us();
+	eng_service_tick(e); /* the watchdog: only a loop that turns pings it */
 	if (e->replay.path)
 		eng_replay_tick(e);
 	if (e->db_down)
@@ -183,6 +184,7 @@ struct engine *engine_start(const struct engine_opts *o)
 		 e->syslog_on ? ", syslog receiver on" : "");
 	e->more = true;
 	e->running = true;
+	eng_service_ready(e);
 	return e;
 fail:
 	engine_free(e);
@@ -197,7 +199,9 @@ static void signals_read(struct engine *e)
 			log_info("signal %u: flushing the open batch and stopping", si.ssi_signo);
 			e->stop = true;
 		} else if (si.ssi_signo == SIGHUP) {
+			eng_service_reloading(e, false);
 			engine_reload(e);
+			eng_service_reloading(e, true);
 		} else if (si.ssi_signo == SIGCHLD) {
 			eng_outputs_child_exited(e);
 			eng_notify_tick(e);
@@ -275,6 +279,7 @@ int engine_free(struct engine *e)
 		return 0;
 	int rc = e->importing ? 0 : 1;
 	if (e->running) {
+		eng_service_stopping(e);
 		eng_web_stop(e);
 		if (db_in_batch(e->db))
 			eng_batch_commit(e);

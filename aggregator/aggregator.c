@@ -1724,14 +1724,17 @@ static bool no_upgrade(const struct aggregator *a, uint8_t flags, int rule, doub
 	return (unsigned)response_of(a->r, score) <= (unsigned)((flags & F_RESP_MASK) >> F_RESP_SHIFT);
 }
 
+uint8_t agg_decided_bits(uint8_t flags, const struct decision *d)
+{
+	unsigned r = d->manual ? 3u : MXW_MIN((unsigned)d->response, 3u);
+	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
+}
+
 /* Mark a record decided, with the response of the decision in force on p. */
 static uint8_t decided_flags(struct aggregator *a, uint8_t flags, const struct prefix *p)
 {
 	struct active *ac = active_find(a, p);
-	if (!ac)
-		return flags;
-	unsigned r = ac->d.manual ? 3u : MXW_MIN((unsigned)ac->d.response, 3u);
-	return (uint8_t)((flags & ~F_RESP_MASK) | F_DECIDED | (r << F_RESP_SHIFT));
+	return ac ? agg_decided_bits(flags, &ac->d) : flags;
 }
 
 /* The rules that count refusals (retry, harvest, policy) wait for the end

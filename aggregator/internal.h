@@ -416,6 +416,11 @@ static inline void agg_clock_to(struct aggregator *a, int64_t t)
 		agg_clock_advance(a, t);
 }
 void agg_decision_add(struct aggregator *a, const struct decision *d, bool announce, char *evidence);
+/* A record's flags with decision d in force on its prefix: F_DECIDED and
+ * d's response (3 for a manual one). The one rule for a judged record and
+ * for a restore (a record whose bits lack the response counts the
+ * refusals of our own block as policy refusals). */
+uint8_t agg_decided_bits(uint8_t flags, const struct decision *d);
 /*
  * The tables of per-address state (ips, classes, seen, sessions, offenses,
  * wider), each named once with its record and key sizes in aggregator.c:

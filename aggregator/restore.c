@@ -61,9 +61,13 @@ static int64_t longest_window(const struct aggregator *a)
 	return w;
 }
 
-/* After a state image was loaded: F_DECIDED marks exactly the records
- * with a decision in force (one that ended since the image was written
- * must not keep its record from being judged or evicted). */
+/* After a state image was loaded, and at the end of a restore: F_DECIDED
+ * marks exactly the records with a decision in force (one that ended since
+ * the image was written must not keep its record from being judged or
+ * evicted), with that decision's response, as a judged record has it
+ * (without it, a sender blocked before the restart would have the refusals
+ * of our own block counted as policy refusals after it, and be decided
+ * again sooner than in an uninterrupted run). */
 static void decided_resync(struct aggregator *a)
 {
 	for (size_t i = 0; i < a->ips.nrec; i++) {
@@ -77,15 +81,15 @@ static void decided_resync(struct aggregator *a)
 			c->flags &= (uint8_t) ~(F_DECIDED | F_RESP_MASK);
 	}
 	for (size_t i = 0; i < a->nact; i++) {
-		const struct prefix *p = &a->act[i].d.prefix;
-		if (prefix_is_host(p)) {
-			struct iprec *r = table_find(&a->ips, &p->addr);
+		const struct decision *d = &a->act[i].d;
+		if (prefix_is_host(&d->prefix)) {
+			struct iprec *r = table_find(&a->ips, &d->prefix.addr);
 			if (r)
-				r->flags |= F_DECIDED;
+				r->flags = agg_decided_bits(r->flags, d);
 		} else {
-			struct clsrec *c = table_find(&a->classes, p);
+			struct clsrec *c = table_find(&a->classes, &d->prefix);
 			if (c)
-				c->flags |= F_DECIDED;
+				c->flags = agg_decided_bits(c->flags, d);
 		}
 	}
 }

@@ -9,14 +9,19 @@
  *                    commit; when that COMMIT writes fewer pages, as it
  *                    returns: committed, and the process never knows)
  *   pwrite:N         at the N-th page write of the process
+ *   image:N:K        at the K-th write of the N-th checkpoint image file
+ *                    (DB.ckpt-SEQ.tmp, its header first); K = 0: the image
+ *                    written whole, as it is about to be renamed into place
  * MXW_KILL_SIG is KILL (the default) or TERM. SQLite is a shared library:
  * its sqlite3_step() and the pwrite64() of its unix VFS are interposed; the
- * engine and the pipe's writer thread both count.
+ * engine and the pipe's writer thread both count. The image files are
+ * written with write() and renamed with rename(), interposed too.
  *
  * It must never change the behaviour of a call before the chosen point, and
  * never be linked into mxwarden itself.
  */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -25,8 +30,9 @@
 #include <unistd.h>
 
 static unsigned long kill_n, kill_k;
-static int mode = -1; /* 0 none, 1 checkpoint, 2 commit, 3 pwrite */
-static unsigned long n_ckpt, n_commit, n_pwrite;
+static int mode = -1; /* 0 none, 1 checkpoint, 2 commit, 3 pwrite, 4 image */
+static unsigned long n_ckpt, n_commit, n_pwrite, n_image, image_writes;
+static int image_fd = -1;
 static __thread unsigned long in_commit; /* the COMMIT being stepped (its number), 0 = none */
 static __thread unsigned long commit_writes;
 
@@ -42,6 +48,8 @@ static void setup(void)
 		m = 2;
 	else if (s && sscanf(s, "pwrite:%lu", &kill_n) == 1)
 		m = 3;
+	else if (s && sscanf(s, "image:%lu:%lu", &kill_n, &kill_k) == 2)
+		m = 4;
 	__atomic_store_n(&mode, m, __ATOMIC_SEQ_CST);
 }
 
@@ -90,4 +98,47 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 	if (mode == 3 && __atomic_add_fetch(&n_pwrite, 1, __ATOMIC_SEQ_CST) == kill_n)
 		die();
 	return real(fd, buf, n, off);
+}
+
+/* Whether fd is a checkpoint image being written (DB.ckpt-SEQ.tmp). */
+static bool image_file(int fd)
+{
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n <= 0)
+		return false;
+	path[n] = 0;
+	return strstr(path, ".ckpt-") && n > 4 && strcmp(path + n - 4, ".tmp") == 0;
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	static ssize_t (*real)(int, const void *, size_t);
+	if (!real)
+		real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+	setup();
+	if (mode == 4 && fd > 2 && image_file(fd)) {
+		if (fd != image_fd || lseek(fd, 0, SEEK_CUR) == 0) { /* a new image: its header */
+			image_fd = fd;
+			image_writes = 0;
+			n_image++;
+		}
+		if (n_image == kill_n && ++image_writes == kill_k)
+			die();
+	}
+	return real(fd, buf, n);
+}
+
+int rename(const char *from, const char *to)
+{
+	static int (*real)(const char *, const char *);
+	if (!real)
+		real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	setup();
+	size_t n = strlen(from);
+	if (mode == 4 && kill_k == 0 && strstr(from, ".ckpt-") && n > 4 &&
+	    strcmp(from + n - 4, ".tmp") == 0 && n_image == kill_n)
+		die();
+	return real(from, to);
 }

@@ -15,6 +15,7 @@
 
 #include "aggregator/aggregator.h"
 #include "db/db.h"
+#include "testlib.h"
 
 #define T0 1795000000LL /* a fixed time: tests never depend on today */
 
@@ -1097,6 +1098,106 @@ static void test_own_refusals(void **state)
 	config_free(&cfg);
 }
 
+/* The engine's part for test_restart_keeps_response: store each change. */
+static int64_t store(void *arg, const struct agg_change *ch)
+{
+	struct db *db = arg;
+	if (ch->kind == AGG_CHANGE_ENDED)
+		return db_decision_end(db, ch->d->id, ch->at, "engine", ch->end_reason) < 0 ? -1 : 0;
+	if (ch->kind == AGG_CHANGE_UPGRADED)
+		return db_decision_upgrade(db, ch->d, ch->from, ch->evidence_json, ch->at) < 0 ? -1
+											       : ch->d->id;
+	struct decision d = *ch->d;
+	d.id = 0;
+	return db_decision_insert(db, &d, ch->evidence_json, "engine") < 0 ? -1 : d.id;
+}
+
+/*
+ * test_own_refusals across a restart: the sender decided (reject) before
+ * it, then refused by our own block after it, is judged as without the
+ * restart (an upgrade to drop by rule returned, no policy decision): its
+ * record gets the response of the decision in force back, from the state
+ * of a clean stop and from a checkpoint. (Before the fix the restore set
+ * F_DECIDED without the response, so the refusals counted as the MTA's
+ * policy: the bug an import killed and run again showed, issue 14.)
+ */
+static void test_restart_keeps_response(void **state)
+{
+	enum { NONE, STATE_FILE, CHECKPOINT };
+	static const struct {
+		const char *name;
+		int how;
+	} t[] = {
+	    {"without a restart", NONE},
+	    {"restarted from the state of a clean stop", STATE_FILE},
+	    {"restarted from a checkpoint", CHECKPOINT},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		cfg_setup();
+		char *dir = tl_scratch("aggrestart", false);
+		assert_non_null(dir);
+		char *path = tl_path(dir, "m.db"), *spath = tl_path(dir, "m.db.aggstate");
+		char err[256];
+		struct db *db = db_open(path, DB_RW | DB_FAST, err, sizeof err);
+		assert_non_null(db);
+		struct aggregator *a = aggregator_new(&cfg);
+		int64_t ts = T0;
+		struct step spam =
+		    REJ("203.0.113.40", 10, 30, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "s%d@example.com");
+		feed(a, &spam, &ts);
+		assert_int_equal(db_begin(db), 0);
+		assert_int_equal(aggregator_take_changes(a, store, db), 1);
+		if (t[i].how == CHECKPOINT) {
+			char *data;
+			size_t len;
+			int64_t newest;
+			assert_int_equal(aggregator_checkpoint(a, &data, &len, &newest), 0);
+			assert_int_equal(db_checkpoint_put(db, ts, newest, 100, data, len), 0);
+			free(data);
+		}
+		assert_int_equal(db_commit(db), 0);
+		if (t[i].how != NONE) {
+			if (t[i].how == STATE_FILE) {
+				aggregator_set_state_path(a, spath);
+				assert_int_equal(aggregator_save(a), 0);
+			}
+			aggregator_free(a);
+			a = aggregator_new(&cfg); /* the restart */
+			if (t[i].how == STATE_FILE)
+				aggregator_set_state_path(a, spath);
+			assert_int_equal(aggregator_restore(a, db, ts, NULL, NULL), 0);
+		}
+		struct step ours = {
+		    40,
+		    60,
+		    "203.0.113.40",
+		    EV_REJECT,
+		    CAT_CLIENT_POLICY,
+		    554,
+		    ST_RCPT,
+		    "s%d@example.com",
+		    NULL,
+		    false,
+		    "<203.0.113.40>: Client host rejected: mxwarden harvest: tried 10 unknown recipients"};
+		feed(a, &ours, &ts);
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		if (got.n != 0 || got.nup != 1 || got.up[0].response != RESP_DROP ||
+		    strcmp(got.up[0].rule, "returned") != 0)
+			fail_msg(
+			    "%s: got %d decisions and %d upgrades (%s), want one upgrade to drop by rule "
+			    "returned",
+			    t[i].name, got.n, got.nup, got.nup ? got.up[0].rule : "-");
+		collected_free(&got);
+		aggregator_free(a);
+		db_close(db);
+		free(path);
+		free(spath);
+		tl_scratch_free(&dir);
+		config_free(&cfg);
+	}
+}
+
 /* An old distribution list: one connection, 15 departed recipients
  * refused and 30 accepted; a dictionary attack: the same 15 refused and
  * nothing accepted. */
@@ -1270,6 +1371,7 @@ int main(void)
 	    cmocka_unit_test(test_list_is_no_retry),
 	    cmocka_unit_test(test_distribution_list),
 	    cmocka_unit_test(test_checkpoint_restore),
+	    cmocka_unit_test(test_restart_keeps_response),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_v6_rotation),
 	    cmocka_unit_test(test_state_file_mode),

@@ -86,6 +86,26 @@ static inline void fix_config(struct config *c)
 	c->lookup_url = xstrdup("https://postmaster.example.net/lookup/$ip");
 }
 
+/* Output o (zeroed) named name in format, written to dir/file (file NULL:
+ * dir is the path), both families, from defer up, a reload given 5 s and
+ * no reload command. */
+static inline void fix_output(struct output_conf *o, const char *name, const char *format, const char *dir,
+			      const char *file)
+{
+	struct buf p = BUF_INIT;
+	if (file)
+		buf_printf(&p, "%s/%s", dir, file);
+	else
+		buf_printf(&p, "%s", dir);
+	o->name = xstrdup(name);
+	o->format = xstrdup(format);
+	o->path = xstrdup(buf_str(&p));
+	o->families = FAMILY_V4 | FAMILY_V6;
+	o->min_response = RESP_DEFER;
+	o->reload_timeout = 5;
+	buf_free(&p);
+}
+
 /* Reasons written to break a blocklist: newlines, quotes, directives of
  * each format, '$', control and non-UTF-8 bytes, over-long text. */
 static const char *const fix_hostile_reasons[] = {

@@ -51,14 +51,8 @@ static void config_plain(struct config *c, int64_t max_change, int64_t min, int6
 	c->breaker_confirm = confirm;
 	c->n_outputs = 1;
 	c->outputs = xcalloc(1, sizeof *c->outputs);
-	struct output_conf *o = &c->outputs[0];
-	o->name = xstrdup("plain");
-	o->format = xstrdup("plain");
-	o->path = xstrdup(out_path);
-	o->families = FAMILY_V4 | FAMILY_V6;
-	o->min_response = RESP_DEFER;
-	o->reload_timeout = 5;
-	strv_add(&o->reload, "/bin/true");
+	fix_output(&c->outputs[0], "plain", "plain", out_path, NULL);
+	strv_add(&c->outputs[0].reload, "/bin/true");
 }
 
 /* Decisions for the addresses 198.18.(i/200).(i%200+1) for i in

@@ -56,17 +56,10 @@ static void config_two(struct config *c)
 	c->outputs = xcalloc(2, sizeof *c->outputs);
 	const char *names[] = {"victim", "other"}, *formats[] = {"plain", "postfix"};
 	for (size_t i = 0; i < 2; i++) {
-		struct output_conf *o = &c->outputs[i];
-		struct buf p = BUF_INIT;
-		buf_printf(&p, "%s/%s.list", dir, names[i]);
-		o->name = xstrdup(names[i]);
-		o->format = xstrdup(formats[i]);
-		o->path = xstrdup(buf_str(&p));
-		o->families = FAMILY_V4 | FAMILY_V6;
-		o->min_response = RESP_DEFER;
-		o->reload_timeout = 5;
-		strv_add(&o->reload, "/bin/true");
-		buf_free(&p);
+		char file[32];
+		snprintf(file, sizeof file, "%s.list", names[i]);
+		fix_output(&c->outputs[i], names[i], formats[i], dir, file);
+		strv_add(&c->outputs[i].reload, "/bin/true");
 	}
 }
 

@@ -58,16 +58,7 @@ static void config_with(struct config *c, const char *const *specs)
 	for (size_t i = 0; i < n; i++) {
 		char name[32], format[32], file[64];
 		assert_int_equal(sscanf(specs[i], "%31[^:]:%31[^:]:%63s", name, format, file), 3);
-		struct output_conf *o = &c->outputs[i];
-		struct buf p = BUF_INIT;
-		buf_printf(&p, "%s/%s", dir, file);
-		o->name = xstrdup(name);
-		o->format = xstrdup(format);
-		o->path = xstrdup(buf_str(&p));
-		o->families = FAMILY_V4 | FAMILY_V6;
-		o->min_response = RESP_DEFER;
-		o->reload_timeout = 5;
-		buf_free(&p);
+		fix_output(&c->outputs[i], name, format, dir, file);
 	}
 }
 

@@ -78,17 +78,10 @@ static void config_one(struct config *c, const char *const *argv, int64_t timeou
 	c->n_outputs = 1;
 	c->outputs = xcalloc(1, sizeof *c->outputs);
 	struct output_conf *o = c->outputs;
-	struct buf p = BUF_INIT;
-	buf_printf(&p, "%s/plain", dir);
-	o->name = xstrdup("list");
-	o->format = xstrdup("plain");
-	o->path = xstrdup(buf_str(&p));
-	o->families = FAMILY_V4 | FAMILY_V6;
-	o->min_response = RESP_DEFER;
+	fix_output(o, "list", "plain", dir, "plain");
 	o->reload_timeout = timeout;
 	for (size_t i = 0; argv[i]; i++)
 		strv_add(&o->reload, argv[i]);
-	buf_free(&p);
 }
 
 /* The fixture decisions, with the first one's prefix varied by k so that

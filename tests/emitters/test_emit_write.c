@@ -132,18 +132,8 @@ static void config_outputs(struct config *c)
 	fix_config(c);
 	c->n_outputs = MXW_ARRAY_LEN(out_formats);
 	c->outputs = xcalloc(c->n_outputs, sizeof *c->outputs);
-	for (size_t i = 0; i < c->n_outputs; i++) {
-		struct output_conf *o = &c->outputs[i];
-		struct buf p = BUF_INIT;
-		buf_printf(&p, "%s/%s", dir, out_formats[i]);
-		o->name = xstrdup(out_formats[i]);
-		o->format = xstrdup(out_formats[i]);
-		o->path = xstrdup(buf_str(&p));
-		o->families = FAMILY_V4 | FAMILY_V6;
-		o->min_response = RESP_DEFER;
-		o->reload_timeout = 5;
-		buf_free(&p);
-	}
+	for (size_t i = 0; i < c->n_outputs; i++)
+		fix_output(&c->outputs[i], out_formats[i], out_formats[i], dir, out_formats[i]);
 }
 
 static void test_update_only_on_change(void **state)

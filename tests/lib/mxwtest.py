@@ -340,9 +340,10 @@ def wait_port(port, timeout=30):
     return False
 
 
-def free_port():
+def free_port(addr="127.0.0.1"):
+    """A TCP port free on addr ("0.0.0.0": on every IPv4 address)."""
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((addr, 0))
     p = s.getsockname()[1]
     s.close()
     return p

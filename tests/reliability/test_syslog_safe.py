@@ -18,14 +18,6 @@ private_net_ns(["192.0.2.1/32", "198.51.100.7/32", "2001:db8::5/128"])
 d = scratch("mxw-syslog-")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def msg(n):
     return ("<22>" + seq_line(n)).encode()
 
@@ -86,7 +78,7 @@ def dropped(db):
 
 
 # --- beyond loopback without syslog_allow: refused
-P = free_port()
+P = free_port("0.0.0.0")
 r = run([MXW, "check-config", "-c", conf("open.ini", "syslog_listen = 0.0.0.0:%d\n" % P)])
 check("check-config: syslog_listen = 0.0.0.0 without syslog_allow is an error naming syslog_allow",
       r.returncode == 1 and "without syslog_allow" in r.stderr, r.stderr)
@@ -100,7 +92,7 @@ check("run --syslog-listen 0.0.0.0 without syslog_allow does not start, naming s
 dm.stop()
 
 # --- no allow list: loopback only
-P = free_port()
+P = free_port("0.0.0.0")
 dm, db = start("lo", "127.0.0.1:%d" % P)
 tcp("127.0.0.1", "127.0.0.1", P, 0, 10)
 udp("127.0.0.1", "127.0.0.1", P, 10, 20)
@@ -117,7 +109,7 @@ dm.stop()
 check("refusals counted as syslog_dropped (1 connection + 10 datagrams)", dropped(db) == 11, dropped(db))
 
 # --- an allow list: its peers, TCP; UDP only from loopback peers
-P = free_port()
+P = free_port("0.0.0.0")
 cfg = conf("allow.ini", "syslog_allow = 192.0.2.0/24, 127.0.0.1\n")
 dm, db = start("allow", "0.0.0.0:%d" % P, cfg)
 tcp("192.0.2.1", "192.0.2.1", P, 0, 10)
@@ -136,7 +128,7 @@ check("the UDP refusal is logged once with the way out",
 dm.stop()
 
 # --- IPv6: the same rules
-P = free_port()
+P = free_port("0.0.0.0")
 cfg = conf("v6.ini", "syslog_allow = 2001:db8::/32\n")
 dm, db = start("v6", "[::]:%d" % P, cfg)
 tcp("2001:db8::5", "2001:db8::5", P, 0, 10)
@@ -149,7 +141,7 @@ check("IPv6: TCP from an allowed 2001:db8::5 arrives, its UDP and an unlisted IP
 dm.stop()
 
 # --- syslog_udp_remote = yes: a warning, and UDP from allowed peers
-P = free_port()
+P = free_port("0.0.0.0")
 cfg = conf("udp.ini", "syslog_listen = 0.0.0.0:%d\nsyslog_allow = 192.0.2.0/24\nsyslog_udp_remote = yes\n" % P)
 r = run([MXW, "check-config", "-c", cfg])
 check("check-config: syslog_udp_remote = yes loads with a warning that UDP can be forged",

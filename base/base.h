@@ -583,6 +583,7 @@ struct config {
 	/* [collector] */
 	struct strv follow;
 	struct strv journal;	  /* SYSLOG_IDENTIFIER names or globs read from the journal; empty: off */
+	char *journal_directory;  /* journal files read instead of the system journal; NULL: the system\'s */
 	char *format;		  /* auto, postfix, exim, sendmail */
 	char *timezone;		  /* NULL = the system's */
 	int timezone_line;	  /* line of the timezone key (0 = not set) */

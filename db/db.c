@@ -148,6 +148,11 @@ static const char *const migrations[] = {
      " contact TEXT, server TEXT, fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS rdap_cache_lo ON rdap_cache(lo, hi);"
      "CREATE INDEX IF NOT EXISTS decisions_since ON decisions(since);"),
+    /* 7 -> 8: the systemd journal as a source (kind 'journal', one row per
+     * set of identifiers): its position is the journal's cursor, a text,
+     * committed with the batch's events like a file's offset; one row per
+     * journal source. */
+    ("CREATE TABLE IF NOT EXISTS source_cursor(source_id INTEGER PRIMARY KEY, cursor TEXT NOT NULL);"),
 };
 
 static const char *const stmt_sql[Q__COUNT] = {

@@ -131,6 +131,7 @@ void eng_close(struct engine *e)
 		eng_batch_commit(e);
 	bool saved = eng_checkpoint_final(e);
 	collector_free(e->coll);
+	eng_journal_stop(e);
 	for (size_t i = 0; i < e->n_src; i++)
 		parser_source_free(e->src[i].ps);
 	free(e->src);

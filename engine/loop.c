@@ -125,8 +125,11 @@ static int collector_start(struct engine *e)
 		collector_follow(e->coll, e->replay.path);
 		nfollow++;
 	}
-	if (nfollow == 0 && !co.syslog_listen)
-		log_warn("nothing to follow: give --follow FILE, [collector] follow or a syslog listener");
+	if (eng_journal_start(e) < 0)
+		return -1;
+	if (nfollow == 0 && !co.syslog_listen && !e->sdj)
+		log_warn("nothing to follow: give --follow FILE, [collector] follow or journal, or a syslog "
+			 "listener");
 	return 0;
 }
 
@@ -149,6 +152,10 @@ static int loop_start(struct engine *e, const sigset_t *set)
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->tfd, &ev);
 	ev.data.fd = collector_fd(e->coll);
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	if (e->sdj && coll_journal_fd(e->sdj) >= 0) {
+		ev.data.fd = coll_journal_fd(e->sdj);
+		epoll_ctl(e->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	}
 	return 0;
 }
 
@@ -237,6 +244,10 @@ int engine_step(struct engine *e, int timeout_ms)
 		if (!e->rewound) {
 			/* outside the sink: drop what was read since the last commit */
 			collector_rewind(e->coll);
+			if (e->sdj) {
+				coll_journal_seek(e->sdj, e->sdj_committed);
+				e->sdj_lines = e->sdj_committed_lines;
+			}
 			epoll_ctl(e->epfd, EPOLL_CTL_DEL, collector_fd(e->coll), NULL);
 			e->rewound = true;
 		}
@@ -251,6 +262,8 @@ int engine_step(struct engine *e, int timeout_ms)
 		log_info("database: trying again from the committed positions");
 	}
 	e->more = collector_run(e->coll);
+	if (e->sdj && coll_journal_run(e->sdj, 4096, eng_on_line, e) > 0)
+		e->more = true;
 	e->drained = !e->more;
 	/* lines wait at most batch_ms (a busy loop must not starve the timer's
 	 * flush); when the input is drained, a batch a quarter that old is

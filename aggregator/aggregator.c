@@ -885,6 +885,10 @@ int aggregator_blockable(const struct aggregator *a, const struct prefix *p, con
 		*why = "allow list";
 		return -1;
 	}
+	if (prefix_list_overlaps(&a->allow_manual, p)) {
+		*why = "allow list (an allow made by hand)";
+		return -1;
+	}
 	if (prefix_list_overlaps(&a->protected_nets, p)) {
 		*why = "protected network";
 		return -1;
@@ -2497,6 +2501,7 @@ void aggregator_free(struct aggregator *a)
 	agg_session_free(a);
 	prefix_list_free(&a->protected_nets);
 	prefix_list_free(&a->allow);
+	prefix_list_free(&a->allow_manual);
 	for (size_t i = 0; i < a->npend; i++)
 		free(a->pend[i].evidence);
 	free(a->pend);

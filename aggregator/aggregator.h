@@ -309,21 +309,84 @@ void aggregator_stats(const struct aggregator *a, struct agg_stats *st);
 int aggregator_blockable(const struct aggregator *a, const struct prefix *p, const char **why);
 
 /*
- * Answer "is this address or prefix blocked, and why?" from the database:
- * a new JSON object with query, blocked (true only when a blocklist can
- * carry the decision in force), state ("blocked", "decided_not_enforced"
- * with state_reason "reserved range", "protected network", "allow list",
- * "trusted by the MTA", "shorter than the [safety] floor" or "observe
- * ...", "allowed", "clean"), decision (the one in force on the address or
- * its class, or null), history, recent, and whether it overlaps a
- * protected network, the allow list or the MTA's trusted clients
- * (protected, allowed, trusted; c->trusted_nets as the caller read it).
- * Used by `mxwarden lookup`
- * and the web API alike. Returns NULL with a message in err on a bad query
- * (not an address or prefix) or a database error.
+ * The allows made by hand that are in force (db_allows_active), copied:
+ * no new decision, upgrade or manual block overlaps them
+ * (aggregator_blockable). The engine sets them on its tick.
+ */
+void aggregator_set_allows(struct aggregator *a, const struct prefix_list *l);
+
+/* ------------------------------------------------------- manual actions */
+
+/* Who does what by hand, and when (wall clock). */
+struct agg_manual {
+	const char *who;	/* "cli:root", "web:192.0.2.7" (stored as given) */
+	const char *reason;	/* control characters become blanks, at most 255 bytes */
+	enum response response; /* block */
+	int64_t duration;	/* block, allow: seconds */
+	int64_t now;
+};
+struct db_allow;
+/*
+ * Block p by hand, in one transaction with its audit record: a new manual
+ * decision (returns 0), or, when a manual decision is in force on exactly
+ * p, that one made to last until now + duration if that is later, with the
+ * stronger response and the new reason (returns 1: "extended"). *out is
+ * the decision as stored. Refused (-2, why in err) when p may not be
+ * blocked (aggregator_blockable with a's lists) or overlaps an allow made
+ * by hand; -1 on a database error (err).
+ */
+int aggregator_manual_block(struct db *db, const struct aggregator *a, const struct prefix *p,
+			    const struct agg_manual *m, struct decision *out, struct buf *err);
+/* End every decision in force on p or inside it (ids of the first max in
+ * ids, may be NULL); *covering counts those in force on wider prefixes,
+ * which still cover p. 0, or -1 (err). */
+int aggregator_manual_unblock(struct db *db, const struct prefix *p, const struct agg_manual *m, int64_t *ids,
+			      size_t max, size_t *n_ended, size_t *covering, struct buf *err);
+/* Allow p for m->duration: a new allow (0) or the one in force on exactly
+ * p made to last longer (1). *overridden counts the decisions in force that
+ * overlap p: the blocklists leave them out while the allow stands. -1 on a
+ * database error. */
+int aggregator_manual_allow(struct db *db, const struct prefix *p, const struct agg_manual *m,
+			    struct db_allow *out, size_t *overridden, struct buf *err);
+/* End the allows in force on p or inside it. 0, or -1 (err). */
+int aggregator_manual_unallow(struct db *db, const struct prefix *p, const struct agg_manual *m,
+			      size_t *n_ended, struct buf *err);
+
+/*
+ * What the blocklist files make of a lookup: the emitters'
+ * emitters_lookup_json(), handed in by the caller (this module sits before
+ * the emitters). A new JSON array, one object per [output] of c: "output",
+ * "holds" (its file holds an entry covering q), "inside" (entries strictly
+ * inside q), "inside_entries", "why"/"detail" (why target, the decision in
+ * force, is not in it). allows: the allows made by hand in force.
+ */
+typedef json_t *(*agg_outputs_fn)(const struct config *c, const struct prefix_list *allows,
+				  const struct decision *active, size_t n, const struct decision *target,
+				  const struct prefix *q, int64_t now);
+
+/*
+ * Answer "is this sender blocked, and why?" from the database and the
+ * blocklist files: the contract of docs/api.md ("Lookup"), for `mxwarden
+ * lookup` and the web API alike. query is an address or a prefix in any
+ * pasted form (prefix_parse_pasted), an e-mail address or a sender domain.
+ * For an address or prefix: state (blocked, partly_blocked,
+ * decided_not_enforced, allowed, clean, never_seen), blocked (enforced),
+ * enforced_by, not_enforced, summary, decision (the one in force on the
+ * address or its class, with evidence, sessions and changes), inside,
+ * history, outputs, seen, recent, allows, protected, allowed, trusted
+ * (c->trusted_nets as the caller read it). For an e-mail address or a
+ * domain: the client addresses seen with it, each with its state. outputs
+ * may be NULL (no file is read: nothing is "blocked"). Returns NULL with
+ * a message in err for a query that is none of these (saying what is
+ * wrong with an address) or a database error.
  */
 json_t *aggregator_lookup_json(struct db *db, const struct config *c, const char *query, int64_t now,
-			       struct buf *err);
+			       agg_outputs_fn outputs, struct buf *err);
+/* The same answer for the prefix of decision id, with that decision in
+ * full as "requested" (`mxwarden lookup --id N`). NULL (err) when there
+ * is no such decision. */
+json_t *aggregator_lookup_id_json(struct db *db, const struct config *c, int64_t id, int64_t now,
+				  agg_outputs_fn outputs, struct buf *err);
 
 /*
  * The duration of the n-th decision (n = number of earlier decisions for the

@@ -334,6 +334,7 @@ struct aggregator {
 	struct iprec fold_rec;
 	uint64_t folded; /* events of folded addresses */
 	struct prefix_list protected_nets, allow;
+	struct prefix_list allow_manual; /* allows made by hand (aggregator_set_allows) */
 	/* evidence slots */
 	char *ev;
 	size_t ev_n, ev_stride, ev_lines, ev_next;

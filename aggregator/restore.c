@@ -236,8 +236,17 @@ static int sync_one(void *arg, const struct decision *d, const struct db_decisio
 	if (!d->manual)
 		return 0;
 	for (size_t i = 0; i < s->a->nact; i++)
-		if (s->a->act[i].d.id == d->id)
+		if (s->a->act[i].d.id == d->id) {
+			/* a manual block given again lasts longer (db_decision_extend):
+			 * it must not end at its first until */
+			struct decision *have = &s->a->act[i].d;
+			if (have->until != d->until || have->response != d->response ||
+			    strcmp(have->reason, d->reason) != 0) {
+				*have = *d;
+				s->changed = true;
+			}
 			return 0;
+		}
 	agg_decision_add(s->a, d, false, NULL); /* a manual block made meanwhile */
 	s->changed = true;
 	return 0;

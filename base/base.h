@@ -236,6 +236,22 @@ int prefix_cmp(const struct prefix *x, const struct prefix *y);
  * PREFIX_STRLEN bytes. */
 size_t prefix_format(const struct prefix *p, char *out);
 
+/*
+ * Why prefix_parse(s, n, strict) refused s, as a clause for a message
+ * ("300 is more than 255 (...)", "host bits are set below /24: the network
+ * is 198.51.100.0/24"). msg is always NUL-terminated.
+ */
+void prefix_explain(const char *s, size_t n, bool strict, char *msg, size_t msgsz);
+/*
+ * An address or prefix in any form a person pastes from a log or a
+ * ticket: "192.0.2.7", "192.0.2.0/24", "192.0.2.7:25", "[2001:db8::1]",
+ * "[2001:db8::1]:25", "mail.example.com[192.0.2.7]" (Postfix's
+ * name[address]), "unknown[192.0.2.7]:25"; blanks around it are ignored,
+ * host bits below a length are cleared. Returns 0, or -1 with why in msg
+ * (prefix_explain).
+ */
+int prefix_parse_pasted(struct prefix *out, const char *s, size_t n, char *msg, size_t msgsz);
+
 /* A list of prefixes with a linear containment test (lists are short:
  * protected networks and allow lists). */
 struct prefix_list {
@@ -262,6 +278,10 @@ size_t prefix_list_cut(struct prefix_list *l, struct strv *src, const struct pre
  * p overlaps one of them in either direction.
  */
 bool prefix_reserved(const struct prefix *p);
+/* What prefix_reserved() means, as lookup's detail says it. */
+#define PREFIX_RESERVED_TEXT                                                                       \
+	"it lies in a reserved range that no blocklist ever carries (\"this\" network, loopback, " \
+	"multicast, unspecified, IPv4-mapped or -compatible, NAT64, link-local)"
 
 /* The IP class of an address: its /v4_len or /v6_len network. */
 struct class_conf {
@@ -531,6 +551,12 @@ struct rules_conf {
 	bool dry_run;
 };
 
+/* The database when neither [storage] db nor --db says: an absolute path,
+ * so that every command finds the same one from any directory. */
+#ifndef CONFIG_DEFAULT_DB
+#define CONFIG_DEFAULT_DB "/var/lib/mxwarden/mxwarden.db"
+#endif
+
 /*
  * [abuse]: reports to the abuse desks of the offenders' networks
  * (reports/abuse.h). Once the section appears (used), check-config requires
@@ -643,7 +669,7 @@ struct config {
 	char *listen;
 	char *token_file;
 	char *assets_dir; /* NULL = the embedded assets */
-	char *lookup_url; /* NULL = http://<listen>/lookup/$ip */
+	char *lookup_url; /* NULL = no URL in blocklist texts */
 	int64_t web_max_conn;
 	int64_t web_per_ip_conn;
 	int64_t web_timeout;

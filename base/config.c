@@ -211,7 +211,7 @@ struct key {
 	}
 
 static const struct key storage_keys[] = {
-    CK("db", K_STR, db_path, "var/mxwarden.db", LIM_NONE, "the SQLite database file"),
+    CK("db", K_STR, db_path, CONFIG_DEFAULT_DB, LIM_NONE, "the SQLite database file"),
     CK("retention_events", K_DUR, retention_events, "14d", LIM_NONE, "keep raw events this long"),
     CK("retention_rollups", K_DUR, retention_rollups, "35d", LIM_NONE, "keep per-minute rollups this long"),
     CK("retention_decisions", K_DUR, retention_decisions, "400d", LIM_NONE,
@@ -358,8 +358,8 @@ static const struct key web_keys[] = {
        "file holding the API token for mutating requests (unset: they are refused)"),
     CK("assets", K_STR, assets_dir, NULL, LIM_NONE,
        "serve static/ from this directory instead of the embedded copy"),
-    CK("lookup_url", K_STR, lookup_url, "(http://LISTEN/lookup/$ip)", LIM_NONE,
-       "lookup URL template; $ip is replaced by the address"),
+    CK("lookup_url", K_STR, lookup_url, NULL, LIM_NONE,
+       "public lookup URL template for blocklist texts; $ip is replaced by the address (unset: no URL)"),
     CK("max_connections", K_INT, web_max_conn, "256", LIM_NONE, "concurrent HTTP connections"),
     CK("per_ip_connections", K_INT, web_per_ip_conn, "16", LIM_NONE,
        "concurrent HTTP connections per client address (keeps slots free from slow clients)"),
@@ -791,6 +791,55 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* Edit distance (insertions, deletions, substitutions, transpositions of
+ * neighbours) between a and b, or 99 when it exceeds 3. */
+static int edits(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	if (na > 48 || nb > 48 || (na > nb ? na - nb : nb - na) > 3)
+		return 99;
+	int d[49][49];
+	for (size_t i = 0; i <= na; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= nb; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= na; i++)
+		for (size_t j = 1; j <= nb; j++) {
+			int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			v = MXW_MIN(v, d[i - 1][j] + 1);
+			v = MXW_MIN(v, d[i][j - 1] + 1);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = MXW_MIN(v, d[i - 2][j - 2] + 1);
+			d[i][j] = v;
+		}
+	return d[na][nb] > 3 ? 99 : d[na][nb];
+}
+
+/* The key of the table nearest to a misspelt one: at most 2 edits (3 for
+ * long names), or a key that starts or ends with it; NULL when none. */
+static const char *nearest_key(const struct key *keys, const char *key)
+{
+	const char *best = NULL;
+	int bestd = 99;
+	size_t n = strlen(key);
+	for (const struct key *k = keys; k->name; k++) {
+		if (k->type == K_OBSOLETE)
+			continue;
+		int d = edits(key, k->name);
+		size_t kn = strlen(k->name);
+		if (d > (n >= 10 ? 3 : 2))
+			d = 99;
+		if (d == 99 && n >= 4 &&
+		    (strncmp(k->name, key, n) == 0 || (kn > n && strcmp(k->name + kn - n, key) == 0)))
+			d = 3;
+		if (d < bestd) {
+			bestd = d;
+			best = k->name;
+		}
+	}
+	return best;
+}
+
 /* Seen keys per section instance, to refuse a scalar key set twice. */
 struct seen {
 	size_t inst;
@@ -936,7 +985,12 @@ int config_load(struct config *c, const char *path, struct errlist *errs)
 			if (strcmp(t->name, key) == 0)
 				k = t;
 		if (!k) {
-			ERR(&x, "unknown key '%s' in [%s]", key, sections[sec].name);
+			const char *near = nearest_key(sections[sec].keys, key);
+			if (near)
+				ERR(&x, "unknown key '%s' in [%s] (did you mean '%s'?)", key,
+				    sections[sec].name, near);
+			else
+				ERR(&x, "unknown key '%s' in [%s]", key, sections[sec].name);
 			continue;
 		}
 		if (k->type != K_STRLIST && k->type != K_PREFIXES) {
@@ -1325,6 +1379,17 @@ int config_validate(struct config *c, struct errlist *errs)
 	if (c->rules.block_base > c->rules.block_max)
 		errlist_add(errs, file, 0, "[rules] block_base is longer than block_max");
 	config_validate_syslog(c, errs);
+	const struct rules_conf *r = &c->rules;
+	if (r->score_defer > r->score_reject)
+		errlist_add(errs, file, 0,
+			    "[rules] score_defer (%g) is above score_reject (%g): the scores must rise from "
+			    "defer to reject to drop",
+			    r->score_defer, r->score_reject);
+	if (r->score_reject > r->score_drop)
+		errlist_add(errs, file, 0,
+			    "[rules] score_reject (%g) is above score_drop (%g): the scores must rise from "
+			    "defer to reject to drop",
+			    r->score_reject, r->score_drop);
 	for (size_t i = 0; i < c->n_outputs; i++) {
 		struct output_conf *o = &c->outputs[i];
 		/* whether the format exists is for emitters/ to say
@@ -1333,6 +1398,12 @@ int config_validate(struct config *c, struct errlist *errs)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no format", o->name);
 		if (!o->path)
 			errlist_add(errs, file, o->defined_line, "[output %s] has no path", o->name);
+		else if (o->path[0] != '/')
+			errlist_add(
+			    errs, file, o->defined_line,
+			    "[output %s] path '%s' is relative: the file the firewall or MTA reads must "
+			    "not depend on the directory mxwarden starts in (give an absolute path)",
+			    o->name, o->path);
 		if (!o->families)
 			errlist_add(errs, file, o->defined_line, "[output %s] families is empty", o->name);
 	}

@@ -487,3 +487,166 @@ size_t prefix_list_cut(struct prefix_list *l, struct strv *src, const struct pre
 	}
 	return hit;
 }
+
+/* ------------------------------------------------- what people type */
+
+/* Why parse_v4 refused s[0..n) (which holds no ':'), in words. */
+static void explain_v4(const char *s, size_t n, char *msg, size_t msgsz)
+{
+	size_t parts = 1;
+	for (size_t i = 0; i < n; i++)
+		parts += s[i] == '.';
+	for (size_t i = 0, start = 0; i <= n; i++) {
+		if (i < n && s[i] != '.')
+			continue;
+		size_t len = i - start;
+		const char *p = s + start;
+		bool digits = len > 0;
+		unsigned long v = 0;
+		for (size_t k = 0; k < len && digits; k++) {
+			digits = p[k] >= '0' && p[k] <= '9';
+			if (digits && v < 100000)
+				v = v * 10 + (unsigned long)(p[k] - '0');
+		}
+		if (len && !digits) {
+			snprintf(msg, msgsz,
+				 "'%.*s' is not a number (an IPv4 address is four numbers 0 to 255, e.g. "
+				 "192.0.2.7)",
+				 (int)MXW_MIN(len, (size_t)40), p);
+			return;
+		}
+		if (digits && v > 255) {
+			snprintf(msg, msgsz,
+				 "%.*s is more than 255 (each of the four numbers of an IPv4 address "
+				 "is 0 to 255)",
+				 (int)MXW_MIN(len, (size_t)40), p);
+			return;
+		}
+		if (digits && len > 1 && p[0] == '0') {
+			snprintf(msg, msgsz, "%.*s has a leading zero (ambiguous: octal or decimal?)",
+				 (int)MXW_MIN(len, (size_t)40), p);
+			return;
+		}
+		start = i + 1;
+	}
+	if (parts != 4)
+		snprintf(msg, msgsz, "an IPv4 address has four numbers separated by dots, this has %zu",
+			 parts);
+	else
+		snprintf(msg, msgsz, "an empty number between dots");
+}
+
+void prefix_explain(const char *s, size_t n, bool strict, char *msg, size_t msgsz)
+{
+	struct prefix p;
+	if (prefix_parse(&p, s, n, strict) == 0) {
+		snprintf(msg, msgsz, "a valid address or prefix");
+		return;
+	}
+	const char *slash = memchr(s, '/', n);
+	size_t an = slash ? (size_t)(slash - s) : n;
+	struct ipaddr ip;
+	if (an == 0) {
+		snprintf(msg, msgsz, "the address is missing before the '/'");
+		return;
+	}
+	if (ipaddr_parse(&ip, s, an) < 0) {
+		bool v6 = memchr(s, ':', an) != NULL;
+		bool hexish = false;
+		for (size_t i = 0; i < an; i++)
+			hexish |= (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F');
+		if (v6)
+			snprintf(msg, msgsz,
+				 "not an IPv6 address (hex groups separated by ':', e.g. 2001:db8::7)");
+		else if (memchr(s, '.', an) || !hexish)
+			explain_v4(s, an, msg, msgsz);
+		else
+			snprintf(msg, msgsz, "not an IP address (e.g. 192.0.2.7 or 2001:db8::7)");
+		return;
+	}
+	unsigned bits = ipaddr_bits(&ip);
+	if (slash) {
+		const char *q = slash + 1, *end = s + n;
+		bool digits = q < end && end - q <= 3;
+		for (const char *x = q; x < end && digits; x++)
+			digits = *x >= '0' && *x <= '9';
+		if (!digits) {
+			snprintf(msg, msgsz, "the prefix length after '/' must be a number 0 to %u", bits);
+			return;
+		}
+		snprintf(msg, msgsz, "the prefix length must be 0 to %u for IPv%d", bits, ip.family);
+		if (prefix_parse(&p, s, n, false) < 0)
+			return;
+	}
+	if (strict && prefix_parse(&p, s, n, false) == 0) {
+		char net[PREFIX_STRLEN];
+		prefix_format(&p, net);
+		snprintf(msg, msgsz, "host bits are set below /%u: the network is %s", p.len, net);
+		return;
+	}
+	snprintf(msg, msgsz, "not an IP address or prefix");
+}
+
+/* s[0..n) is a host name as a log writes it before "[ip]": letters,
+ * digits, '.', '-', '_' (or "unknown"). */
+static bool log_host_name(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* ":PORT" (1 to 5 digits) */
+static bool port_suffix(const char *s, size_t n)
+{
+	if (n < 2 || n > 6 || s[0] != ':')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+int prefix_parse_pasted(struct prefix *out, const char *s, size_t n, char *msg, size_t msgsz)
+{
+	while (n && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		n--;
+	if (prefix_parse(out, s, n, false) == 0)
+		return 0;
+	/* name[ip] or [ip], maybe followed by :port ("unknown[192.0.2.7]:25") */
+	const char *lb = memchr(s, '[', n);
+	if (lb && log_host_name(s, (size_t)(lb - s))) {
+		const char *rb = memchr(lb, ']', n - (size_t)(lb - s));
+		if (rb && (rb + 1 == s + n || port_suffix(rb + 1, (size_t)(s + n - rb - 1)))) {
+			struct ipaddr ip;
+			if (ipaddr_parse(&ip, lb + 1, (size_t)(rb - lb - 1)) == 0) {
+				prefix_from_addr(out, &ip, ipaddr_bits(&ip));
+				return 0;
+			}
+			prefix_explain(lb + 1, (size_t)(rb - lb - 1), false, msg, msgsz);
+			return -1;
+		}
+	}
+	/* a.b.c.d:port (one colon: not IPv6) */
+	const char *colon = memchr(s, ':', n);
+	if (colon && !memchr(colon + 1, ':', (size_t)(s + n - colon - 1)) &&
+	    port_suffix(colon, (size_t)(s + n - colon))) {
+		struct ipaddr ip;
+		if (ipaddr_parse(&ip, s, (size_t)(colon - s)) == 0) {
+			prefix_from_addr(out, &ip, 32);
+			return 0;
+		}
+		prefix_explain(s, (size_t)(colon - s), false, msg, msgsz);
+		return -1;
+	}
+	prefix_explain(s, n, false, msg, msgsz);
+	return -1;
+}

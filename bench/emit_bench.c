@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 		struct buf out = BUF_INIT, err = BUF_INIT, path = BUF_INIT;
 		int64_t c0 = cpu_us();
 		int64_t t0 = clock_mono_us();
-		if (emitters_render(f[i]->name, d, n, &c, now, &out, &err) < 0) {
+		if (emitters_render(f[i]->name, d, n, &c, NULL, now, &out, &err) < 0) {
 			fprintf(stderr, "%s: %s\n", f[i]->name, buf_str(&err));
 			return 1;
 		}

@@ -23,16 +23,19 @@ struct cli_cmd {
 	int (*run)(int argc, char **argv);
 	const char *args;		    /* synopsis after the name; forms separated by '\n' */
 	const char *summary;		    /* one line, for `mxwarden --help` */
-	const char *help;		    /* the flags, for `mxwarden NAME --help` */
+	const char *help;		    /* the flags, each with an example (`mxwarden NAME --help`) */
 	void (*help_more)(struct buf *out); /* appends generated help (the format list); may be NULL */
 };
 
 /* Print "mxwarden NAME: message" (when fmt is not NULL) and the synopsis
  * "usage: mxwarden NAME ARGS" to stderr; returns 2. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* `mxwarden NAME --help`: the synopsis, the summary and the flags, to
- * stdout; returns 0. */
+/* `mxwarden NAME --help`: the synopsis, what it does and its flags with
+ * examples, to stdout; returns 0. */
 int cli_help(const char *name);
+/* A --for DURATION with its unit ("2d"; "2" alone is refused): 0 and the
+ * seconds, or a usage error (2) saying what is wrong. */
+int cli_parse_for(const char *name, const char *flag, const char *s, int64_t *secs);
 
 /* Parse the command's address or prefix argument s into *out (strict:
  * host bits must be zero). 0, or a usage error (2) naming s, escaped. */
@@ -51,8 +54,8 @@ struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_p
  */
 int cli_root_check(bool allow_root);
 /*
- * Commands that change the database (block, unblock, import,
- * abuse-report), started as root: go on with the uid, gid and groups of the
+ * Commands that change the database (block, unblock, allow, unallow,
+ * import, abuse-report), started as root: go on with the uid, gid and groups of the
  * user that owns the database db_path (else of its directory), so that root
  * creates no file in the daemon's state (the -wal and -shm files, a new
  * database) that the daemon then cannot open. Says so on stderr ("mxwarden
@@ -68,6 +71,9 @@ int cmd_check_db(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_unblock(int argc, char **argv);
+int cmd_allow(int argc, char **argv);
+int cmd_unallow(int argc, char **argv);
+int cmd_decisions(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -2,16 +2,19 @@
  * cmd_block.c - manual decisions:
  *   mxwarden block PREFIX --for DURATION --reason TEXT [--response R] [-c FILE] [--db PATH]
  *   mxwarden unblock PREFIX --reason TEXT [-c FILE] [--db PATH]
+ *   mxwarden allow PREFIX --for DURATION --reason TEXT [-c FILE] [--db PATH]
+ *   mxwarden unallow PREFIX --reason TEXT [-c FILE] [--db PATH]
  *
- * Both write to the database (a decision, or the end of the active ones on
- * PREFIX, plus an audit entry with the local user from getpwuid(getuid())
- * and the reason). A running daemon picks them up within a second
- * (aggregator_sync() on its tick) and rewrites the blocklists.
+ * Each writes to the database (aggregator_manual_*: a decision or an allow,
+ * or the end of those on PREFIX, plus an audit entry with the local user
+ * from getpwuid(getuid()) and the reason). A running daemon picks them up
+ * within a second and rewrites the blocklists. Blocking a prefix blocked
+ * by hand already makes that block last longer (and says so), as does
+ * allowing one allowed already.
  *
  * They must never block an allowed or protected network or one shorter
  * than the [safety] floor (the same test the aggregator applies), and never
- * put control characters of the reason into the database: the reason is
- * reduced to printable text.
+ * take "--for 2" for two seconds: a duration needs its unit.
  */
 #include <getopt.h>
 #include <pwd.h>
@@ -24,6 +27,9 @@
 #include "cli/cli.h"
 #include "db/db.h"
 
+enum action { A_BLOCK, A_UNBLOCK, A_ALLOW, A_UNALLOW };
+static const char *const action_names[] = {"block", "unblock", "allow", "unallow"};
+
 static void who_am_i(char *out, size_t n)
 {
 	struct passwd *pw = getpwuid(getuid());
@@ -35,16 +41,23 @@ static void who_am_i(char *out, size_t n)
 	snprintf(out, n, "cli:%s", name);
 }
 
-/* The reason as one line of at most n-1 bytes: control characters become
- * blanks (UTF-8 text is kept; every sink escapes it again). */
-static void clean_reason(const char *s, char *out, size_t n)
+int cli_parse_for(const char *name, const char *flag, const char *s, int64_t *secs)
 {
-	size_t k = 0;
-	for (; *s && k + 1 < n; s++, k++) {
-		unsigned char ch = (unsigned char)*s;
-		out[k] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-	}
-	out[k] = '\0';
+	/* "2" is two seconds to duration_parse (configuration files say
+	 * "retention = 3600"); typed on a command line it is a mistake */
+	size_t n = strlen(s);
+	bool unit = n && ((s[n - 1] >= 'a' && s[n - 1] <= 'z') || (s[n - 1] >= 'A' && s[n - 1] <= 'Z'));
+	struct buf b = BUF_INIT;
+	buf_append_printable(&b, s, n);
+	int rc = 0;
+	if (duration_parse(s, secs) < 0 || *secs <= 0)
+		rc = cli_usage_error(name, "%s: '%s' is not a duration (90s, 10m, 2h, 7d, 1w; 1h30m)", flag,
+				     buf_str(&b));
+	else if (!unit)
+		rc = cli_usage_error(name, "%s: '%s' has no unit: write %sh, %sd or %sw (or %ss for seconds)",
+				     flag, buf_str(&b), buf_str(&b), buf_str(&b), buf_str(&b), buf_str(&b));
+	buf_free(&b);
+	return rc;
 }
 
 struct common {
@@ -54,10 +67,13 @@ struct common {
 	struct db *db;
 	char who[96];
 	char text[PREFIX_STRLEN];
+	int64_t secs;
 };
 
-static int setup(const char *name, int argc, char **argv, struct common *o, bool block)
+static int setup(enum action act, int argc, char **argv, struct common *o)
 {
+	const char *name = action_names[act];
+	bool timed = act == A_BLOCK || act == A_ALLOW;
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, 'd'},
@@ -73,13 +89,13 @@ static int setup(const char *name, int argc, char **argv, struct common *o, bool
 		case 'c': o->conf_path = optarg; break;
 		case 'd': o->db_path = optarg; break;
 		case 'f':
-			if (!block)
-				return cli_usage_error(name, "--for is for block");
+			if (!timed)
+				return cli_usage_error(name, "--for is for block and allow");
 			o->dur = optarg;
 			break;
 		case 'r': o->reason = optarg; break;
 		case 'R':
-			if (!block)
+			if (act != A_BLOCK)
 				return cli_usage_error(name, "--response is for block");
 			o->response = optarg;
 			break;
@@ -88,13 +104,18 @@ static int setup(const char *name, int argc, char **argv, struct common *o, bool
 		}
 	}
 	if (optind != argc - 1)
-		return cli_usage_error(name, "one address or prefix, please");
+		return cli_usage_error(name, optind < argc ? "one address or prefix, please"
+							   : "which address or prefix?");
 	if (cli_parse_prefix(name, argv[optind], true, &o->p))
 		return 2;
 	if (!o->reason || !*o->reason)
 		return cli_usage_error(name, "--reason is required (it is recorded with your name)");
-	if (block && !o->dur)
+	if (timed && !o->dur)
 		return cli_usage_error(name, "--for DURATION is required (e.g. 2d)");
+	if (timed && cli_parse_for(name, "--for", o->dur, &o->secs))
+		return 2;
+	if (o->response && response_from_name(o->response) < 0)
+		return cli_usage_error(name, "--response: observe, defer, reject or drop");
 	prefix_format(&o->p, o->text);
 	if (engine_config_load(&o->c, o->conf_path) < 0)
 		return 1;
@@ -116,133 +137,127 @@ static void teardown(struct common *o)
 	config_free(&o->c);
 }
 
-int cmd_block(int argc, char **argv)
+static int run_action(enum action act, int argc, char **argv)
 {
+	const char *name = action_names[act];
 	struct common o;
 	memset(&o, 0, sizeof o);
-	int rc = setup("block", argc, argv, &o, true);
+	int rc = setup(act, argc, argv, &o);
 	if (rc >= 0) {
 		teardown(&o);
 		return rc;
 	}
 	rc = 1;
-	int64_t secs;
-	int resp = o.response ? response_from_name(o.response) : RESP_DROP;
-	if (duration_parse(o.dur, &secs) < 0 || secs <= 0) {
-		rc = cli_usage_error("block", "--for: '%s' is not a duration (90s, 10m, 2h, 7d)", o.dur);
-		goto out;
-	}
-	if (resp < 0) {
-		rc = cli_usage_error("block", "--response: observe, defer, reject or drop");
-		goto out;
-	}
-	if (engine_trusted_load(&o.c) < 0)
-		goto out; /* the MTA's trusted clients are never blocked, by hand either */
-	struct aggregator *a = aggregator_new(&o.c);
-	const char *why = NULL;
-	int ok = aggregator_blockable(a, &o.p, &why);
-	aggregator_free(a);
-	if (ok == 0 && prefix_reserved(&o.p)) {
-		ok = -1; /* no blocklist can hold it: a decision there would enforce nothing */
-		why = "a reserved range that no blocklist can hold";
-	}
-	if (ok < 0) {
-		fprintf(stderr, "mxwarden block: refusing to block %s: %s\n", o.text, why);
-		goto out;
-	}
-	struct decision d;
-	memset(&d, 0, sizeof d);
-	d.prefix = o.p;
-	d.scope = prefix_is_host(&o.p) ? SCOPE_IP : SCOPE_CLASS;
-	d.response = (enum response)resp;
-	str_copy(d.rule, sizeof d.rule, "manual", 6);
-	clean_reason(o.reason, d.reason, sizeof d.reason);
-	d.since = clock_now();
-	d.until = d.since + secs;
-	d.manual = true;
-	json_t *ev = json_object();
-	json_object_set_new(ev, "rule", json_string("manual"));
-	json_object_set_new(ev, "by", json_string(o.who));
-	json_object_set_new(ev, "reason", json_string(d.reason));
-	json_object_set_new(ev, "duration", json_integer(secs));
-	char *evs = json_dumps(ev, JSON_COMPACT);
-	json_decref(ev);
-	if (db_begin(o.db) < 0 || db_decision_insert(o.db, &d, evs, o.who) < 0 ||
-	    db_audit_add(o.db, d.since, o.who, "block", &d.prefix, d.reason) < 0 || db_commit(o.db) < 0) {
-		fprintf(stderr, "mxwarden block: %s\n", db_errmsg(o.db));
-		db_rollback(o.db);
-		free(evs);
-		goto out;
-	}
-	free(evs);
+	struct agg_manual m = {.who = o.who,
+			       .reason = o.reason,
+			       .response =
+				   o.response ? (enum response)response_from_name(o.response) : RESP_DROP,
+			       .duration = o.secs,
+			       .now = clock_now()};
+	struct buf err = BUF_INIT;
 	char until[TIME_STRLEN], dur[32];
-	time_format_rfc3339(d.until * 1000000, false, until);
-	duration_format(secs, dur, sizeof dur);
-	printf("blocked %s for %s until %s (%s, decision #%lld)\n", o.text, dur, until,
-	       response_name(d.response), (long long)d.id);
-	rc = 0;
-out:
+	duration_format(o.secs, dur, sizeof dur);
+	switch (act) {
+	case A_BLOCK: {
+		if (engine_trusted_load(&o.c) < 0)
+			break; /* the MTA's trusted clients are never blocked, by hand either */
+		struct aggregator *a = aggregator_new(&o.c);
+		struct decision d;
+		int r = aggregator_manual_block(o.db, a, &o.p, &m, &d, &err);
+		aggregator_free(a);
+		if (r < 0) {
+			fprintf(stderr, "mxwarden block: %s\n", buf_str(&err));
+			break;
+		}
+		time_format_rfc3339(d.until * 1000000, false, until);
+		if (r == 1)
+			printf(
+			    "%s was blocked by hand already (decision #%lld): that block now lasts until %s "
+			    "(%s), no second decision\n",
+			    o.text, (long long)d.id, until, response_name(d.response));
+		else
+			printf("blocked %s for %s until %s (%s, decision #%lld)\n", o.text, dur, until,
+			       response_name(d.response), (long long)d.id);
+		rc = 0;
+		break;
+	}
+	case A_UNBLOCK: {
+		size_t n = 0, covering = 0;
+		if (aggregator_manual_unblock(o.db, &o.p, &m, NULL, 0, &n, &covering, &err) < 0) {
+			fprintf(stderr, "mxwarden unblock: %s\n", buf_str(&err));
+			break;
+		}
+		if (n)
+			printf("unblocked %s: ended %zu decision%s\n", o.text, n, n == 1 ? "" : "s");
+		else
+			printf("%s: no active decision on it\n", o.text);
+		if (covering)
+			printf("note: %zu active decision%s on a wider prefix still cover%s %s (see mxwarden "
+			       "lookup %s)\n",
+			       covering, covering == 1 ? "" : "s", covering == 1 ? "s" : "", o.text, o.text);
+		rc = n ? 0 : 1;
+		break;
+	}
+	case A_ALLOW: {
+		struct db_allow al;
+		size_t over = 0;
+		int r = aggregator_manual_allow(o.db, &o.p, &m, &al, &over, &err);
+		if (r < 0) {
+			fprintf(stderr, "mxwarden allow: %s\n", buf_str(&err));
+			break;
+		}
+		time_format_rfc3339(al.until * 1000000, false, until);
+		if (r == 1)
+			printf("%s was allowed by hand already (allow #%lld): it now lasts until %s\n",
+			       o.text, (long long)al.id, until);
+		else
+			printf("allowed %s for %s until %s (allow #%lld): no decision blocks it meanwhile\n",
+			       o.text, dur, until, (long long)al.id);
+		if (over)
+			printf(
+			    "note: %zu decision%s in force overlap%s %s: the blocklists leave %s out while "
+			    "the allow stands (mxwarden decisions --active)\n",
+			    over, over == 1 ? "" : "s", over == 1 ? "s" : "", o.text,
+			    over == 1 ? "it" : "them");
+		rc = 0;
+		break;
+	}
+	case A_UNALLOW: {
+		size_t n = 0;
+		if (aggregator_manual_unallow(o.db, &o.p, &m, &n, &err) < 0) {
+			fprintf(stderr, "mxwarden unallow: %s\n", buf_str(&err));
+			break;
+		}
+		if (n)
+			printf("%s: ended %zu allow%s\n", o.text, n, n == 1 ? "" : "s");
+		else
+			printf("%s: no allow made by hand is in force on it\n", o.text);
+		rc = n ? 0 : 1;
+		break;
+	}
+	}
+	(void)name;
+	buf_free(&err);
 	teardown(&o);
 	return rc;
 }
 
-struct ends {
-	const struct prefix *p;
-	int64_t ids[256];
-	size_t n;
-	int covering; /* active decisions on wider prefixes that contain p */
-};
-
-static int pick(void *arg, const struct decision *d, const struct db_decision_info *info)
+int cmd_block(int argc, char **argv)
 {
-	struct ends *e = arg;
-	(void)info;
-	if (prefix_contains_prefix(e->p, &d->prefix)) {
-		if (e->n < MXW_ARRAY_LEN(e->ids))
-			e->ids[e->n++] = d->id;
-	} else if (prefix_contains_prefix(&d->prefix, e->p)) {
-		e->covering++;
-	}
-	return 0;
+	return run_action(A_BLOCK, argc, argv);
 }
 
 int cmd_unblock(int argc, char **argv)
 {
-	struct common o;
-	memset(&o, 0, sizeof o);
-	int rc = setup("unblock", argc, argv, &o, false);
-	if (rc >= 0) {
-		teardown(&o);
-		return rc;
-	}
-	rc = 1;
-	char reason[256];
-	clean_reason(o.reason, reason, sizeof reason);
-	int64_t now = clock_now();
-	struct ends e = {.p = &o.p};
-	if (db_begin(o.db) < 0 || db_decisions_active(o.db, now, pick, &e) < 0)
-		goto fail;
-	for (size_t i = 0; i < e.n; i++)
-		if (db_decision_end(o.db, e.ids[i], now, o.who, reason) < 0)
-			goto fail;
-	if (e.n && db_audit_add(o.db, now, o.who, "unblock", &o.p, reason) < 0)
-		goto fail;
-	if (db_commit(o.db) < 0)
-		goto fail;
-	if (e.n)
-		printf("unblocked %s: ended %zu decision%s\n", o.text, e.n, e.n == 1 ? "" : "s");
-	else
-		printf("%s: no active decision on it\n", o.text);
-	if (e.covering)
-		printf("note: %d active decision%s on a wider prefix still cover%s %s (see mxwarden lookup "
-		       "%s)\n",
-		       e.covering, e.covering == 1 ? "" : "s", e.covering == 1 ? "s" : "", o.text, o.text);
-	rc = e.n ? 0 : 1;
-	teardown(&o);
-	return rc;
-fail:
-	fprintf(stderr, "mxwarden unblock: %s\n", db_errmsg(o.db));
-	db_rollback(o.db);
-	teardown(&o);
-	return 1;
+	return run_action(A_UNBLOCK, argc, argv);
+}
+
+int cmd_allow(int argc, char **argv)
+{
+	return run_action(A_ALLOW, argc, argv);
+}
+
+int cmd_unallow(int argc, char **argv)
+{
+	return run_action(A_UNALLOW, argc, argv);
 }

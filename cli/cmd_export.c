@@ -71,15 +71,16 @@ int cmd_export(int argc, char **argv)
 		return 1;
 	int rc = 1;
 	struct collect col = {0};
+	struct prefix_list allows = {0};
 	struct buf out = BUF_INIT, msg = BUF_INIT;
 	int64_t now = clock_now();
 	if (engine_trusted_load(&c) < 0) /* allow-listed like allow: never exported */
 		goto done;
-	if (db_decisions_active(db, now, collect, &col) < 0) {
+	if (db_decisions_active(db, now, collect, &col) < 0 || db_allows_prefixes(db, now, &allows) < 0) {
 		fprintf(stderr, "mxwarden export: reading decisions: %s\n", db_errmsg(db));
 		goto done;
 	}
-	if (emitters_render(format, col.v, col.n, &c, now, &out, &msg) < 0) {
+	if (emitters_render(format, col.v, col.n, &c, &allows, now, &out, &msg) < 0) {
 		fprintf(stderr, "mxwarden export: %s\n", buf_str(&msg));
 		goto done;
 	}
@@ -109,6 +110,7 @@ int cmd_export(int argc, char **argv)
 	rc = 0;
 done:
 	free(col.v);
+	prefix_list_free(&allows);
 	buf_free(&out);
 	buf_free(&msg);
 	db_close(db);

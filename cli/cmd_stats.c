@@ -32,6 +32,22 @@ static void print_map(const char *title, json_t *m)
 	}
 }
 
+/* 43045768 -> "41.1 MiB (43045768 bytes)" */
+static void human_bytes(long long n, char *out, size_t outsz)
+{
+	static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < MXW_ARRAY_LEN(unit)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, outsz, "%lld bytes", n);
+	else
+		snprintf(out, outsz, "%.1f %s (%lld bytes)", v, unit[u], n);
+}
+
 static void print_text(json_t *o)
 {
 	printf("lines read:        %lld\n", (long long)json_integer_value(json_object_get(o, "lines_read")));
@@ -40,8 +56,11 @@ static void print_text(json_t *o)
 	printf("decisions active:  %lld (of %lld stored)\n",
 	       (long long)json_integer_value(json_object_get(o, "decisions_active")),
 	       (long long)json_integer_value(json_object_get(o, "decisions_total")));
-	printf("database size:     %lld bytes\n",
-	       (long long)json_integer_value(json_object_get(o, "db_bytes")));
+	char file[32], wal[32];
+	human_bytes(json_integer_value(json_object_get(o, "db_file_bytes")), file, sizeof file);
+	human_bytes(json_integer_value(json_object_get(o, "wal_bytes")), wal, sizeof wal);
+	printf("database size:     %s, and %s of write-ahead log (folded into the file at checkpoints)\n",
+	       file, wal);
 	print_map("events by kind", json_object_get(o, "events"));
 	print_map("events by category", json_object_get(o, "categories"));
 	print_map("unparsed lines by reason", json_object_get(o, "unparsed"));

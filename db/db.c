@@ -148,7 +148,19 @@ static const char *const migrations[] = {
      " contact TEXT, server TEXT, fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS rdap_cache_lo ON rdap_cache(lo, hi);"
      "CREATE INDEX IF NOT EXISTS decisions_since ON decisions(since);"),
-    /* 7 -> 8: the systemd journal as a source (kind 'journal', one row per
+    /* 7 -> 8: allows made by hand (`mxwarden allow`, POST /api/v1/allows):
+     * a prefix no decision may block until `until`, stored like a
+     * decision (who, why, when it was ended early), read by the running
+     * daemon every second. And the per-IP and per-class hourly counts by
+     * prefix, for lookup's "seen N connections, M delivered" (the primary
+     * key starts with the hour). */
+    ("CREATE TABLE IF NOT EXISTS allows(id INTEGER PRIMARY KEY, prefix TEXT NOT NULL, family INTEGER NOT "
+     "NULL,"
+     " prefix_len INTEGER NOT NULL, addr BLOB NOT NULL, since INTEGER NOT NULL, until INTEGER NOT NULL,"
+     " reason TEXT, created_by TEXT, created_at INTEGER, ended_at INTEGER, ended_by TEXT, end_reason TEXT);"
+     "CREATE INDEX IF NOT EXISTS allows_open ON allows(until) WHERE ended_at IS NULL;"
+     "CREATE INDEX IF NOT EXISTS top_hour_prefix ON top_hour(scope, prefix, t);"),
+    /* 8 -> 9: the systemd journal as a source (kind 'journal', one row per
      * set of identifiers): its position is the journal's cursor, a text,
      * committed with the batch's events like a file's offset; one row per
      * journal source. */
@@ -442,6 +454,16 @@ static void db_path_error(const char *path, int e, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: %s", path, strerror(e));
 }
 
+/* A directory on the way to the database that mkdir refused: who may not
+ * write where, or what else went wrong. */
+static void dir_error(const char *dir, int e, char *err, size_t errsz)
+{
+	if (e == EACCES || e == EPERM || e == EROFS)
+		db_path_error(dir, e, err, errsz);
+	else
+		snprintf(err, errsz, "%s: cannot create the database's directory: %s", dir, strerror(e));
+}
+
 /* mkdir -p of the directory part of path. */
 static int make_parent(const char *path, char *err, size_t errsz)
 {
@@ -459,13 +481,13 @@ static int make_parent(const char *path, char *err, size_t errsz)
 			continue;
 		*p = '\0';
 		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-			db_path_error(dir, errno, err, errsz);
+			dir_error(dir, errno, err, errsz);
 			return -1;
 		}
 		*p = '/';
 	}
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		db_path_error(dir, errno, err, errsz);
+		dir_error(dir, errno, err, errsz);
 		return -1;
 	}
 	return 0;
@@ -644,13 +666,25 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 		snprintf(err, errsz, "no database path");
 		return NULL;
 	}
+	/* messages name the file absolutely: a relative path means another
+	 * database in each directory a command is run from */
+	char shown[PATH_MAX], cwd[PATH_MAX];
+	bool rel = path[0] != '/' && getcwd(cwd, sizeof cwd);
+	if (!rel || snprintf(shown, sizeof shown, "%s/%s", cwd, path) >= (int)sizeof shown)
+		snprintf(shown, sizeof shown, "%s", path);
+	struct stat sb;
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		snprintf(err, errsz, "%s: is a directory (give the database file, e.g. %s/mxwarden.db)",
+			 shown, shown);
+		return NULL;
+	}
 	if (rw && make_parent(path, err, errsz) < 0)
 		return NULL;
-	struct stat sb;
 	if (!rw && stat(path, &sb) < 0) {
-		snprintf(err, errsz, "%s: %s", path,
-			 errno == ENOENT ? "no database yet (nothing followed or imported)"
-					 : strerror(errno));
+		snprintf(err, errsz, "%s: %s", shown,
+			 errno == ENOENT   ? "no database yet (nothing followed or imported)"
+			 : errno == EACCES ? "permission denied"
+					   : strerror(errno));
 		return NULL;
 	}
 	if (rw && db_files_private(path, err, errsz) < 0)
@@ -668,7 +702,7 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 	pthread_once(&log_once, sqlite_log_setup);
 	wal_recovered = false;
 	if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
-		snprintf(err, errsz, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+		snprintf(err, errsz, "%s: %s", shown, db->h ? sqlite3_errmsg(db->h) : "cannot open");
 		db_close(db);
 		return NULL;
 	}
@@ -713,11 +747,11 @@ struct db *db_open_version(const char *path, int flags, int target, char *err, s
 			snprintf(err, errsz, "%s", db->err); /* check_after_crash's whole message */
 		} else if (db->h && code_damaged(sqlite3_extended_errcode(db->h))) {
 			struct buf m = BUF_INIT;
-			db_damaged_message(path, sqlite3_errmsg(db->h), &m);
+			db_damaged_message(shown, sqlite3_errmsg(db->h), &m);
 			snprintf(err, errsz, "%s", buf_str(&m));
 			buf_free(&m);
 		} else {
-			snprintf(err, errsz, "%s: %s", path, db->err);
+			snprintf(err, errsz, "%s: %s", shown, db->err);
 		}
 		db_close(db);
 		return NULL;
@@ -750,6 +784,16 @@ void db_close(struct db *db)
 		sqlite3_close_v2(db->h);
 	agg_free(&db->agg);
 	free(db);
+}
+
+int64_t db_file_bytes(const struct db *db, bool wal)
+{
+	char p[PATH_MAX + 8];
+	snprintf(p, sizeof p, "%s%s", db->path, wal ? "-wal" : "");
+	struct stat sb;
+	if (stat(p, &sb) < 0)
+		return wal && errno == ENOENT ? 0 : -1;
+	return (int64_t)sb.st_size;
 }
 
 int64_t db_size_bytes(const struct db *db)

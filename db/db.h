@@ -77,9 +77,12 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
+/* Size in bytes of the database file (wal false) or of its write-ahead
+ * log (true: 0 when there is none), or -1. */
+int64_t db_file_bytes(const struct db *db, bool wal);
 
 /*
  * Integrity. db_open(DB_RW) checks a database that was not closed cleanly
@@ -418,6 +421,88 @@ int db_decision_get(struct db *db, int64_t id, db_decision_cb cb, void *arg);
  * active or ended, oldest first (by since, then id). Returns 0, the
  * callback's value, or -1. */
 int db_decisions_made(struct db *db, int64_t from, int64_t to, db_decision_cb cb, void *arg);
+/*
+ * A manual block given again (the same prefix, `mxwarden block` or POST
+ * blocks) makes the one in force last longer instead of adding a second:
+ * until = max(until, until), the stronger of the two responses, the new
+ * reason (when not NULL); a row "extend" in its changes (from_response:
+ * the response before). Only a manual decision that is not ended. Returns
+ * 0, 1 when there is no such decision, -1. RW.
+ */
+int db_decision_extend(struct db *db, int64_t id, int64_t until, enum response response, const char *reason,
+		       int64_t at);
+
+/* A decision listing for `mxwarden decisions` and the dashboard's panel. */
+struct db_decision_filter {
+	bool active_only; /* in force at now */
+	int64_t since;	  /* made at or after (0: any) */
+	const char *rule; /* NULL: any */
+	int scope;	  /* SCOPE_IP, SCOPE_CLASS, -1: any */
+	int manual;	  /* 1 manual only, 0 automatic only, -1 both */
+};
+/*
+ * Decisions matching f, newest first (by id): {"items": [...], "next":
+ * cursor|null}. An item is compact: {"id", "prefix", "scope", "rule",
+ * "response", "since", "until", "ended_at", "end_reason", "by" (who made
+ * it), "events" (evidence lines seen, null for manual ones), "reason",
+ * "manual", "active"}.
+ */
+json_t *db_decisions_json(struct db *db, int64_t now, const struct db_decision_filter *f, int limit,
+			  const char *cursor);
+
+/* ----------------------------------------------------------------- allows */
+
+/*
+ * An allow made by hand (schema 8): no decision may block a prefix that
+ * overlaps it until `until`; the running daemon reads the active ones
+ * every second (the emitters drop entries that overlap them, the
+ * aggregator decides nothing on them). Strings are borrowed in callbacks;
+ * on insert reason and created_by are the caller's.
+ */
+struct db_allow {
+	int64_t id;
+	struct prefix prefix;
+	int64_t since, until; /* UTC seconds (wall clock) */
+	const char *reason;
+	const char *created_by; /* "cli:root", "web:192.0.2.7" */
+	int64_t created_at;
+	int64_t ended_at; /* 0: not ended early */
+	const char *ended_by, *end_reason;
+};
+/* Store a (id 0); set a->id. 0 or -1. RW. */
+int db_allow_insert(struct db *db, struct db_allow *a);
+/* The allow id lasts until max(until, until), with reason when not NULL.
+ * 0, 1 when it is unknown or ended, -1. RW. */
+int db_allow_extend(struct db *db, int64_t id, int64_t until, const char *reason);
+/* End allow id at `at`. 0, 1 when it is unknown or ended already, -1. RW. */
+int db_allow_end(struct db *db, int64_t id, int64_t at, const char *who, const char *why);
+typedef int (*db_allow_cb)(void *arg, const struct db_allow *a);
+/* The allows in force at now, oldest first. 0, the callback's value, or -1. */
+int db_allows_active(struct db *db, int64_t now, db_allow_cb cb, void *arg);
+/* The prefixes of the allows in force at now, in out (emptied first;
+ * prefix_list_free() it). 0 or -1. */
+int db_allows_prefixes(struct db *db, int64_t now, struct prefix_list *out);
+/* Allows newest first: active_only those in force, else those made at or
+ * after since and those in force. 0, the callback's value, or -1. */
+int db_allows_list(struct db *db, int64_t now, bool active_only, int64_t since, db_allow_cb cb, void *arg);
+/* {"id", "prefix", "scope", "since", "until", "reason", "by", "active",
+ * "ended_at", "ended_by", "end_reason"}: a new object. */
+json_t *db_allow_json(const struct db_allow *a, int64_t now);
+
+/*
+ * What the hourly counts say about one client (sc SCOPE_IP, p a host) or
+ * one class (SCOPE_CLASS, p a class network) since the hour `since`:
+ * {"scope", "connections", "delivered" (accepted messages; null for a
+ * class), "refused" (rejections), "other_evidence" (AUTH failures,
+ * protocol errors, lost connections), "first_hour", "last_hour" (RFC 3339
+ * starts of the hours, null when never seen)}. NULL on error.
+ */
+json_t *db_seen_json(struct db *db, const struct prefix *p, enum scope sc, int64_t since);
+
+/* The id of the newest audit row (0: none), or -1: an operator acted
+ * since it was last read (the engine lets a deliberate change through the
+ * circuit breaker). */
+int64_t db_audit_last_id(struct db *db);
 
 /* Append to the audit trail (manual blocks, unblocks, config reloads).
  * prefix may be NULL. Strings are stored as given. Returns 0, or -1. RW. */
@@ -502,8 +587,8 @@ int db_events_scan_after(struct db *db, int64_t after_id, db_event_cb cb, void *
  * "categories": {category: N, ...}, "unparsed": {reason: N, ...},
  * "files": [{"id", "path", "kind", "offset", "lines", "first_seen",
  * "last_read"}], "decisions_active": N, "decisions_total": N,
- * "evidence_rows": N, "db_bytes": N}. Counts are lifetime totals (retention
- * does not lower them); decisions_active is judged at now.
+ * "evidence_rows": N, "db_bytes": N (file and WAL), "db_file_bytes", "wal_bytes"}. Counts are lifetime totals
+ * (retention does not lower them); decisions_active is judged at now.
  */
 json_t *db_stats_json(struct db *db, int64_t now);
 
@@ -514,8 +599,10 @@ json_t *db_stats_json(struct db *db, int64_t now);
  * N, "blocks_active_class": N, "ingest": {"files": N, "lag_seconds": N
  * (now - newest last_read, null if never), "lines_per_sec": x (last full
  * minute), "lines_last_hour": N, "parse_errors_last_hour": N, "lines_read":
- * N, "unparsed": N}}. Time windows use event (log) time for events and the
- * wall clock for ingest.
+ * N, "unparsed": N}, "data": {"first", "last"} (the log time span of the
+ * stored counts: the start of the oldest hour, the end of the newest
+ * minute; null when empty)}. Time windows use event (log) time for events
+ * and the wall clock for ingest.
  */
 json_t *db_summary_json(struct db *db, int64_t now);
 

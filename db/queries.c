@@ -183,6 +183,8 @@ json_t *db_stats_json(struct db *db, int64_t now)
 	set_new(o, "decisions_total", json_integer(total));
 	set_new(o, "evidence_rows", json_integer(rows));
 	set_new(o, "db_bytes", json_integer(db_size_bytes(db)));
+	set_new(o, "db_file_bytes", json_integer(db_file_bytes(db, false)));
+	set_new(o, "wal_bytes", json_integer(db_file_bytes(db, true)));
 	read_end(db, started);
 	return o;
 }
@@ -260,6 +262,25 @@ json_t *db_summary_json(struct db *db, int64_t now)
 	set_new(in, "lines_read", json_integer(v[12]));
 	set_new(in, "unparsed", json_integer(v[13]));
 	set_new(o, "ingest", in);
+	/* where the data is (log time): an import of last week's logs has
+	 * none in the last hour, and the dashboard says where to look */
+	st = db_stmt_sql(db, "SELECT (SELECT min(t) FROM rollup_hour), (SELECT max(t) FROM rollup_hour),"
+			     " (SELECT max(t) FROM rollup_minute)");
+	if (!st)
+		return fail_json(db, o, started);
+	json_t *data = json_object();
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		int64_t last = sqlite3_column_int64(st, 1) + 3600;
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			last = sqlite3_column_int64(st, 2) + 60;
+		set_new(data, "first", db_json_time(sqlite3_column_int64(st, 0)));
+		set_new(data, "last", db_json_time(last));
+	} else {
+		set_new(data, "first", json_null());
+		set_new(data, "last", json_null());
+	}
+	sqlite3_reset(st);
+	set_new(o, "data", data);
 	read_end(db, started);
 	return o;
 }
@@ -581,6 +602,88 @@ json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, 
 		n++;
 	}
 	return page_end(db, o, st, rc, "blocks", more, 'b', last, started);
+}
+
+static const char SQL_DECISIONS_LIST[] =
+    DECISION_SELECT " WHERE id < ?1 AND (?2 = 0 OR (ended_at IS NULL AND until > ?3)) AND since >= ?4"
+		    " AND (?5 IS NULL OR rule = ?5) AND (?6 IS NULL OR scope = ?6)"
+		    " AND (?7 < 0 OR manual = ?7) ORDER BY id DESC LIMIT ?8";
+
+/* The compact form of a decision for listings. */
+static json_t *decision_brief(const struct decision *d, const struct db_decision_info *info, int64_t now)
+{
+	json_t *o = json_object();
+	char text[PREFIX_STRLEN];
+	prefix_format(&d->prefix, text);
+	set_new(o, "id", json_integer(d->id));
+	set_new(o, "prefix", json_string(text));
+	set_new(o, "scope", json_string(scope_name(d->scope)));
+	set_new(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
+	set_new(o, "response", json_string(response_name(d->response)));
+	set_new(o, "since", db_json_time(d->since));
+	set_new(o, "until", db_json_time(d->until));
+	set_new(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
+	set_new(o, "end_reason",
+		info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason)) : json_null());
+	set_new(o, "by",
+		info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by)) : json_null());
+	json_t *events = json_null();
+	if (info->evidence_json && !d->manual) {
+		json_t *ev = json_loads(info->evidence_json, 0, NULL);
+		json_t *n = json_object_get(ev, "lines_seen");
+		if (json_is_integer(n))
+			events = json_integer(json_integer_value(n));
+		json_decref(ev);
+	}
+	set_new(o, "events", events);
+	set_new(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
+	set_new(o, "manual", json_boolean(d->manual));
+	set_new(o, "active", json_boolean(!info->ended_at && d->until > now));
+	return o;
+}
+
+json_t *db_decisions_json(struct db *db, int64_t now, const struct db_decision_filter *f, int limit,
+			  const char *cursor)
+{
+	int64_t after = INT64_MAX, unused;
+	if (cursor && db_cursor_parse(cursor, 'd', &after, &unused, false) < 0) {
+		db_fail(db, "bad cursor");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_DECISIONS_LIST);
+	if (!st)
+		return fail_json(db, NULL, started);
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, f->active_only ? 1 : 0);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, f->since);
+	if (f->rule)
+		sqlite3_bind_text(st, 5, f->rule, -1, SQLITE_TRANSIENT);
+	if (f->scope >= 0)
+		sqlite3_bind_text(st, 6, scope_name((enum scope)f->scope), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 7, f->manual);
+	sqlite3_bind_int(st, 8, limit + 1);
+	json_t *o = json_object();
+	json_t *items = json_array();
+	set_new(o, "items", items);
+	int rc, n = 0;
+	int64_t last = 0;
+	bool more = false;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			more = true;
+			break;
+		}
+		struct decision d;
+		struct db_decision_info info;
+		db_decision_from_row(st, &d, &info);
+		append_new(items, decision_brief(&d, &info, now));
+		last = d.id;
+		n++;
+	}
+	return page_end(db, o, st, rc, "decisions", more, 'd', last, started);
 }
 
 struct history_arg {

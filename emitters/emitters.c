@@ -84,7 +84,7 @@ static void select_for(struct emit_select *sel, const struct emit_format *f, con
 }
 
 int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
-		    int64_t now, struct buf *out, struct buf *err)
+		    const struct prefix_list *allows, int64_t now, struct buf *out, struct buf *err)
 {
 	const struct emit_format *f = emit_format_find(format);
 	if (!f) {
@@ -109,6 +109,7 @@ int emitters_render(const char *format, const struct decision *d, size_t n, cons
 		emit_safety_free(&s);
 		return -1;
 	}
+	emit_safety_set_allows(&s, allows);
 	struct emit_select sel;
 	select_for(&sel, f, o);
 	const struct decision **v;
@@ -688,6 +689,14 @@ const char *emitters_output_name(const struct emitters *em, size_t i)
 	return i < em->n ? em->confs[i].name : NULL;
 }
 
+size_t emitters_breakers_open(const struct emitters *em)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < em->n; i++)
+		k += em->o[i].held;
+	return k;
+}
+
 void emitters_breaker_release(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {
@@ -752,6 +761,7 @@ int emitters_reconfigure(struct emitters *em, const struct config *c)
 			log_info("SIGHUP: output %s removed; %s is left as it is", em->o[j].oc->name,
 				 em->o[j].oc->path);
 	free(kept);
+	emit_safety_set_allows(&nw->safety, &em->safety.allow_manual);
 	/* swap the new state in; emitters_free kills the reloads of outputs
 	 * that are gone or changed and frees the old settings */
 	struct emitters tmp = *em;
@@ -817,8 +827,98 @@ void emitters_metrics(const struct emitters *em, struct buf *out)
 	}
 }
 
+bool emitters_set_allows(struct emitters *em, const struct prefix_list *l)
+{
+	const struct prefix_list *cur = &em->safety.allow_manual;
+	size_t n = l ? l->n : 0;
+	bool same = cur->n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = prefix_cmp(&cur->v[i], &l->v[i]) == 0;
+	if (same)
+		return false;
+	emit_safety_set_allows(&em->safety, l);
+	/* a deliberate change, like export -o: written whatever it changes */
+	for (size_t i = 0; i < em->n; i++) {
+		em->o[i].force = true;
+		em->o[i].retry_at = INT64_MIN;
+	}
+	return true;
+}
+
 void emitters_set_new_database(struct emitters *em, bool is_new)
 {
 	if (em)
 		em->new_db = is_new;
+}
+
+void emitters_enforcement_warnings(const struct config *c, struct strv *out)
+{
+	if (c->n_outputs == 0) {
+		strv_add(out, "no [output] is configured: decisions are stored and shown, but no blocklist "
+			      "carries them (nothing is enforced)");
+		return;
+	}
+	if (c->rules.dry_run)
+		strv_add(out, "[rules] dry_run is on: automatic decisions are stored and explained, but no "
+			      "blocklist carries them (manual blocks are written)");
+	unsigned fam = 0;
+	bool ip_scope = false;
+	enum response lowest = RESP_DROP;
+	for (size_t i = 0; i < c->n_outputs; i++) {
+		fam |= c->outputs[i].families;
+		ip_scope |= !c->outputs[i].class_only;
+		if (c->outputs[i].min_response < lowest)
+			lowest = c->outputs[i].min_response;
+	}
+	if (!(fam & FAMILY_V4))
+		strv_add(out,
+			 "no [output] carries IPv4 (families): decisions on IPv4 senders are not enforced");
+	if (!(fam & FAMILY_V6))
+		strv_add(out,
+			 "no [output] carries IPv6 (families): decisions on IPv6 senders are not enforced");
+	if (!ip_scope)
+		strv_add(out,
+			 "every [output] has scope = class: decisions on single addresses are not enforced");
+	if (lowest > RESP_DEFER) {
+		struct buf b = BUF_INIT;
+		buf_printf(&b,
+			   "every [output] has min_response %s or more: decisions with a lighter response "
+			   "(defer%s) are not enforced",
+			   response_name(lowest), lowest > RESP_REJECT ? ", reject" : "");
+		strv_add(out, buf_str(&b));
+		buf_free(&b);
+	}
+}
+
+static json_t *time_or_null(int64_t t)
+{
+	if (!t)
+		return json_null();
+	char b[TIME_STRLEN];
+	time_format_rfc3339(t * 1000000, false, b);
+	return json_string(b);
+}
+
+json_t *emitters_status_json(const struct emitters *em)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; em && i < em->n; i++) {
+		const struct out_state *o = &em->o[i];
+		const struct emit_output_stats *st = &o->st;
+		json_t *j = json_object();
+		json_object_set_new(j, "name", json_string(o->oc->name ? o->oc->name : ""));
+		json_object_set_new(j, "format", json_string(o->fmt ? o->fmt->name : ""));
+		json_object_set_new(j, "path", json_string(o->oc->path ? o->oc->path : ""));
+		json_object_set_new(j, "written", json_boolean(o->written));
+		json_object_set_new(j, "entries", json_integer((json_int_t)st->entries));
+		json_object_set_new(j, "writes", json_integer((json_int_t)st->writes));
+		json_object_set_new(j, "last_write", time_or_null(st->last_write));
+		json_object_set_new(j, "write_errors", json_integer((json_int_t)st->write_errors));
+		json_object_set_new(j, "reload_configured", json_boolean(o->oc->reload.n > 0));
+		json_object_set_new(j, "reload", json_string(emit_reload_status_name(st->reload_status)));
+		json_object_set_new(j, "last_reload", time_or_null(st->last_reload));
+		json_object_set_new(j, "breaker_open", json_boolean(o->held));
+		json_array_append_new(a, j);
+	}
+	return a;
 }

@@ -29,9 +29,9 @@
  * whitelist of characters, so nothing can break a line, close a quote or
  * start a directive. Addresses are written only in canonical form
  * (prefix_format). The lookup URL template ([web] lookup_url, "$ip" is
- * replaced by the prefix's network address; for rbldnsd by "$", which
- * rbldnsd replaces with the queried address) goes through the same kind of
- * whitelist.
+ * replaced by the address, or a network with its length; for rbldnsd by
+ * "$", which rbldnsd replaces with the queried address) goes through the
+ * same kind of whitelist. Without [web] lookup_url no URL is written.
  *
  * Files: emitters_update() writes each configured output atomically (a
  * temp file in the same directory, fsync, rename, fsync of the directory,
@@ -51,6 +51,8 @@
  */
 #ifndef MXWARDEN_EMITTERS_H
 #define MXWARDEN_EMITTERS_H
+
+#include <jansson.h>
 
 #include "base/base.h"
 
@@ -116,7 +118,8 @@ int emitters_check_config(const struct config *c, struct errlist *errs);
 struct emit_safety {
 	struct prefix_list protect;
 	struct prefix_list allow;
-	unsigned v4_floor, v6_floor; /* never below EMIT_HARD_FLOOR_* */
+	struct prefix_list allow_manual; /* allows made by hand (emit_safety_set_allows) */
+	unsigned v4_floor, v6_floor;	 /* never below EMIT_HARD_FLOOR_* */
 	size_t max_entries;
 };
 /*
@@ -127,6 +130,9 @@ struct emit_safety {
  */
 int emit_safety_init(struct emit_safety *s, const struct config *c, struct buf *err);
 void emit_safety_free(struct emit_safety *s);
+/* The allows made by hand in force now (the database's allows table),
+ * copied; l may be NULL (none). They are filtered like allow. */
+void emit_safety_set_allows(struct emit_safety *s, const struct prefix_list *l);
 
 /* Which decisions one output wants. */
 struct emit_select {
@@ -142,6 +148,23 @@ struct emit_stats {
 	size_t expired, unwanted, bad; /* unwanted: family, scope or response */
 	size_t floor, allowed, protect, duplicate, contained, capped;
 };
+
+/* Why one decision is left out of an output, before duplicates, nesting
+ * and the cap (which depend on the others). */
+enum emit_drop {
+	EMIT_KEEP,
+	EMIT_DROP_BAD,	     /* not a canonical prefix, or no response */
+	EMIT_DROP_EXPIRED,   /* until <= now */
+	EMIT_DROP_FAMILY,    /* a family the output does not carry */
+	EMIT_DROP_SCOPE,     /* an IP decision, and the output carries classes only */
+	EMIT_DROP_RESPONSE,  /* below the output's min_response */
+	EMIT_DROP_FLOOR,     /* shorter than the [safety] floor */
+	EMIT_DROP_ALLOWED,   /* overlaps an allowed prefix (by configuration or by hand) */
+	EMIT_DROP_PROTECTED, /* overlaps a protected network */
+	EMIT_DROP_RESERVED,  /* overlaps a range no blocklist ever carries (loopback, multicast, ...) */
+};
+enum emit_drop emit_check(const struct emit_safety *s, const struct emit_select *sel,
+			  const struct decision *x, int64_t now);
 
 /*
  * Select from d[0..n) the decisions to emit at time now. Returns the count
@@ -163,14 +186,21 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
  * at the end of a postfix or rbldnsd line.
  */
 void emit_sanitize(struct buf *out, const char *s, size_t max);
-/* Append the lookup URL for the network address of p (template already
- * sanitized by emit_url_template). With dollar, "$ip" becomes "$". */
+/* Append the lookup URL for p (template already sanitized by
+ * emit_url_template): "$ip" becomes the address of a host prefix, a
+ * network with its length ("203.0.113.0/24"); with dollar, "$". */
 void emit_url(struct buf *out, const char *tmpl, const struct prefix *p, bool dollar);
 /* Sanitize a configured lookup URL template into out (a fixed whitelist of
  * URL characters; a '$' that does not start "$ip" is dropped). */
 void emit_url_template(struct buf *out, const char *tmpl);
-/* The effective template of c: [web] lookup_url or http://LISTEN/lookup/$ip. */
+/* The effective template of c: [web] lookup_url, sanitized; nothing when
+ * it is not set (no URL in outside texts: the listen address is no address
+ * for strangers). */
 void emit_lookup_template(const struct config *c, struct buf *out);
+/* The template for what stays in the house (the [notify] command's
+ * documents): [web] lookup_url, else the dashboard's own address,
+ * http://LISTEN/lookup/$ip. Never in a blocklist. */
+void emit_dashboard_template(const struct config *c, struct buf *out);
 
 /* ---------------------------------------------------- render on demand */
 
@@ -179,11 +209,45 @@ void emit_lookup_template(const struct config *c, struct buf *out);
  * (appended). The selection (families, scope, min_response, set name) is
  * that of the first [output] of c with this format, else every family of
  * the format, scope all, min_response defer, set "mxwarden". Safety comes
- * from c ([safety]). Returns 0, or -1 with a message appended to err
+ * from c ([safety]) and allows (the allows made by hand in force, NULL:
+ * none). Returns 0, or -1 with a message appended to err
  * (unknown format, unreadable allow file); out is then unchanged.
  */
 int emitters_render(const char *format, const struct decision *d, size_t n, const struct config *c,
-		    int64_t now, struct buf *out, struct buf *err);
+		    const struct prefix_list *allows, int64_t now, struct buf *out, struct buf *err);
+
+/*
+ * What decisions would not reach under c, in sentences (appended to out):
+ * no [output] at all, [rules] dry_run, an address family, the IP scope or
+ * the lighter responses that no output carries. `run` logs them at start
+ * and on SIGHUP, check-config prints them, the dashboard's status strip
+ * shows them.
+ */
+void emitters_enforcement_warnings(const struct config *c, struct strv *out);
+
+/* ----------------------------------------------------------- lookup */
+
+/*
+ * The entries a blocklist file holds, in any format: the first address or
+ * prefix of each line that is not a comment (appended to out). Returns 0,
+ * or -1 with errno set when the file cannot be read.
+ */
+int emit_file_entries(const char *path, struct prefix_list *out);
+/*
+ * What each [output] of c makes of q (an address or prefix): a new array of
+ * {"output", "format", "path", "readable", "holds" (its file holds an entry
+ * covering q), "entry" (the narrowest such entry, or null), "inside"
+ * (entries strictly inside q) with "inside_entries" (the first 10),
+ * "carries" (the decision target would be written to it), "why" (when it
+ * would not, or the file lacks it: "family", "scope", "min_response",
+ * "floor", "allowed", "reserved", "protected", "expired", "capped", "not_written"),
+ * "detail" (a sentence)}. target is the decision in force on q (one of
+ * active[0..n), the decisions in force) or NULL; allows are the allows made
+ * by hand in force (may be NULL). Reads the output files; changes nothing.
+ */
+json_t *emitters_lookup_json(const struct config *c, const struct prefix_list *allows,
+			     const struct decision *active, size_t n, const struct decision *target,
+			     const struct prefix *q, int64_t now);
 
 /* ----------------------------------------------------------------- files */
 
@@ -300,12 +364,21 @@ const char *emitters_output_name(const struct emitters *em, size_t i);
  * have passed (emitters_next_due then returns that time). An update back
  * within bounds closes the breaker. `mxwarden export -o` does not use it.
  */
+/* Number of outputs whose breaker is open now (for alerts and tests). */
+size_t emitters_breakers_open(const struct emitters *em);
 /* Append, in the Prometheus text format, one line per output of: breaker
  * open (0/1), breaker trips, entries, writes, the time of the last write,
  * write errors, failed reloads, the last reload's status (a label) and
  * time (label output="NAME", escaped). The engine publishes it to /metrics
  * (web_set_outputs). */
 void emitters_metrics(const struct emitters *em, struct buf *out);
+/* The same state as JSON, for the dashboard's status strip: a new array of
+ * {"name", "format", "path", "written" (this process wrote the file, or
+ * found it up to date), "entries", "writes", "last_write" (RFC 3339 or
+ * null), "write_errors", "reload_configured", "reload" (none, running, ok,
+ * failed, killed), "last_reload", "breaker_open"}. em may be NULL (an
+ * empty array). */
+json_t *emitters_status_json(const struct emitters *em);
 /* A deliberate change: the next update of every output is written whatever
  * it changes (and is due at once). */
 void emitters_breaker_release(struct emitters *em);
@@ -316,6 +389,13 @@ void emitters_breaker_release(struct emitters *em);
  * it (breaker_hold, breaker_confirm), loudly, as after a loss while running.
  */
 void emitters_set_new_database(struct emitters *em, bool is_new);
+/*
+ * The allows made by hand in force now (db_allows_active; l may be NULL),
+ * copied: entries overlapping them are left out of every output from the
+ * next update on, which is due at once and not held by the circuit
+ * breaker (an allow is deliberate). Returns true when the set changed.
+ */
+bool emitters_set_allows(struct emitters *em, const struct prefix_list *l);
 
 /* ------------------------------------------------------------- the loader */
 

@@ -85,6 +85,14 @@ void emit_safety_free(struct emit_safety *s)
 {
 	prefix_list_free(&s->protect);
 	prefix_list_free(&s->allow);
+	prefix_list_free(&s->allow_manual);
+}
+
+void emit_safety_set_allows(struct emit_safety *s, const struct prefix_list *l)
+{
+	s->allow_manual.n = 0;
+	for (size_t i = 0; l && i < l->n; i++)
+		prefix_list_add(&s->allow_manual, &l->v[i]);
 }
 
 /* Stronger first: response, then later expiry, then manual, then id. */
@@ -141,6 +149,32 @@ static bool prefix_sane(const struct prefix *p)
 	return memcmp(&canon.addr, &p->addr, sizeof canon.addr) == 0;
 }
 
+enum emit_drop emit_check(const struct emit_safety *s, const struct emit_select *sel,
+			  const struct decision *x, int64_t now)
+{
+	const struct prefix *p = &x->prefix;
+	if (!prefix_sane(p) || (unsigned)x->response >= RESP__COUNT)
+		return EMIT_DROP_BAD;
+	if (x->until <= now)
+		return EMIT_DROP_EXPIRED;
+	unsigned fam = p->addr.family == IPADDR_V4 ? FAMILY_V4 : FAMILY_V6;
+	if (!(sel->families & fam))
+		return EMIT_DROP_FAMILY;
+	if (sel->class_only && x->scope != SCOPE_CLASS)
+		return EMIT_DROP_SCOPE;
+	if (x->response < sel->min_response)
+		return EMIT_DROP_RESPONSE;
+	if (p->len < (fam == FAMILY_V4 ? s->v4_floor : s->v6_floor))
+		return EMIT_DROP_FLOOR;
+	if (prefix_list_overlaps(&s->allow, p) || prefix_list_overlaps(&s->allow_manual, p))
+		return EMIT_DROP_ALLOWED;
+	if (prefix_reserved(p))
+		return EMIT_DROP_RESERVED;
+	if (prefix_list_overlaps(&s->protect, p))
+		return EMIT_DROP_PROTECTED;
+	return EMIT_KEEP;
+}
+
 size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, const struct decision *d,
 		   size_t n, int64_t now, const struct decision ***out, struct emit_stats *st)
 {
@@ -156,34 +190,18 @@ size_t emit_filter(const struct emit_safety *s, const struct emit_select *sel, c
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct decision *x = &d[i];
-		const struct prefix *p = &x->prefix;
-		if (!prefix_sane(p) || (unsigned)x->response >= RESP__COUNT) {
-			st->bad++;
-			continue;
+		switch (emit_check(s, sel, x, now)) {
+		case EMIT_KEEP: v[k++] = x; break;
+		case EMIT_DROP_BAD: st->bad++; break;
+		case EMIT_DROP_EXPIRED: st->expired++; break;
+		case EMIT_DROP_FAMILY:
+		case EMIT_DROP_SCOPE:
+		case EMIT_DROP_RESPONSE: st->unwanted++; break;
+		case EMIT_DROP_FLOOR: st->floor++; break;
+		case EMIT_DROP_ALLOWED: st->allowed++; break;
+		case EMIT_DROP_PROTECTED:
+		case EMIT_DROP_RESERVED: st->protect++; break;
 		}
-		if (x->until <= now) {
-			st->expired++;
-			continue;
-		}
-		unsigned fam = p->addr.family == IPADDR_V4 ? FAMILY_V4 : FAMILY_V6;
-		if (!(sel->families & fam) || (sel->class_only && x->scope != SCOPE_CLASS) ||
-		    x->response < sel->min_response) {
-			st->unwanted++;
-			continue;
-		}
-		if (p->len < (fam == FAMILY_V4 ? s->v4_floor : s->v6_floor)) {
-			st->floor++;
-			continue;
-		}
-		if (prefix_list_overlaps(&s->allow, p)) {
-			st->allowed++;
-			continue;
-		}
-		if (prefix_reserved(p) || prefix_list_overlaps(&s->protect, p)) {
-			st->protect++;
-			continue;
-		}
-		v[k++] = x;
 	}
 	qsort(v, k, sizeof *v, addr_cmp);
 	/* one entry per prefix (the first is the strongest); for interval

@@ -70,9 +70,15 @@ void emit_url_template(struct buf *out, const char *tmpl)
 
 void emit_url(struct buf *out, const char *tmpl, const struct prefix *p, bool dollar)
 {
-	char ip[IPADDR_STRLEN] = "";
-	if (!dollar)
-		ipaddr_format(&p->addr, ip);
+	/* a class keeps its length: the page of 203.0.113.0 is not the page
+	 * of 203.0.113.0/24 (the lookup answers for the address alone) */
+	char ip[PREFIX_STRLEN] = "";
+	if (!dollar && p->addr.family) {
+		if (prefix_is_host(p))
+			ipaddr_format(&p->addr, ip);
+		else
+			prefix_format(p, ip);
+	}
 	for (const char *s = tmpl; *s; s++) {
 		if (strncmp(s, "$ip", 3) == 0) {
 			buf_appends(out, dollar ? "$" : ip);
@@ -85,14 +91,12 @@ void emit_url(struct buf *out, const char *tmpl, const struct prefix *p, bool do
 
 void emit_lookup_template(const struct config *c, struct buf *out)
 {
-	if (c->lookup_url) {
+	/* Only a URL the operator wrote: the listen address is where the
+	 * dashboard is reachable from this host (loopback by default), and an
+	 * SMTP reply, a DNS TXT record or a firewall comment is read by
+	 * strangers, to whom http://127.0.0.1:8025/ means their own machine. */
+	if (c->lookup_url)
 		emit_url_template(out, c->lookup_url);
-		return;
-	}
-	struct buf raw = BUF_INIT;
-	buf_printf(&raw, "http://%s/lookup/$ip", c->listen ? c->listen : "127.0.0.1:8025");
-	emit_url_template(out, buf_str(&raw));
-	buf_free(&raw);
 }
 
 void emit_header(struct buf *out, const char *lead, const char *format, const struct emit_ctx *ctx, size_t n)
@@ -244,4 +248,16 @@ int emit_validate_lines(const char *text, size_t len, struct buf *err, const cha
 	if (other_re)
 		regfree(&rx_other);
 	return rc;
+}
+
+void emit_dashboard_template(const struct config *c, struct buf *out)
+{
+	if (c->lookup_url) {
+		emit_url_template(out, c->lookup_url);
+		return;
+	}
+	struct buf raw = BUF_INIT;
+	buf_printf(&raw, "http://%s/lookup/$ip", c->listen ? c->listen : "127.0.0.1:8025");
+	emit_url_template(out, buf_str(&raw));
+	buf_free(&raw);
 }

@@ -214,7 +214,17 @@ bool eng_aggregator_tick(struct engine *e, int64_t now)
 		aggregator_active(e->agg, &v, &n);
 		log_info("decisions changed in the database (block/unblock): %zu in force", n);
 		e->decisions_changed = true;
+		/* an operator's block or unblock (the audit trail says so) is
+		 * deliberate: the blocklists take it whatever it changes (an
+		 * unblock of the last decision must not wait for the breaker) */
+		int64_t audit = db_audit_last_id(e->db);
+		if (audit > e->audit_seen && e->em)
+			emitters_breaker_release(e->em);
+		if (audit >= 0)
+			e->audit_seen = audit;
 	}
+	if (eng_allows_sync(e) > 0)
+		e->decisions_changed = true;
 	bool changed = e->decisions_changed;
 	e->decisions_changed = false;
 	return changed;

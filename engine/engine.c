@@ -4,21 +4,30 @@
  * close with the final checkpoint; and how every command loads the
  * configuration. The loop is loop.c's, the work on lines batch.c's.
  */
+#include <errno.h>
+#include <glob.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine/internal.h"
 #include "mtaconf/mtaconf.h"
 
+void engine_config_read(struct config *c, const char *path, struct errlist *errs)
+{
+	config_defaults(c);
+	if (path)
+		config_load(c, path, errs);
+	config_validate(c, errs);
+	emitters_check_config(c, errs);
+}
+
 int engine_config_load(struct config *c, const char *path)
 {
 	struct errlist errs = {0};
-	config_defaults(c);
-	if (path)
-		config_load(c, path, &errs);
-	config_validate(c, &errs);
-	emitters_check_config(c, &errs);
+	engine_config_read(c, path, &errs);
 	for (size_t i = 0; i < errs.msgs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs.v[i]);
 	for (size_t i = 0; i < c->warnings.n; i++)
@@ -26,6 +35,151 @@ int engine_config_load(struct config *c, const char *path)
 	int rc = errs.msgs.n ? -1 : 0;
 	errlist_free(&errs);
 	return rc;
+}
+
+/* The host of a URL ("http://HOST:PORT/...", "[v6]") is loopback. */
+static bool url_is_loopback(const char *url)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	const char *at = strchr(h, '@');
+	const char *slash = strchr(h, '/');
+	if (at && (!slash || at < slash))
+		h = at + 1;
+	size_t n = strcspn(h, "/?#");
+	char host[256];
+	if (n >= sizeof host)
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	char *end;
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+		*end = '\0';
+		memmove(host, host + 1, strlen(host + 1) + 1);
+	} else if ((end = strrchr(host, ':')) != NULL && strchr(host, ':') == end) {
+		*end = '\0';
+	}
+	if (strcasecmp(host, "localhost") == 0 || strncasecmp(host, "localhost.", 10) == 0)
+		return true;
+	struct ipaddr ip;
+	if (ipaddr_parse(&ip, host, strlen(host)) < 0)
+		return false;
+	if (ip.family == IPADDR_V4)
+		return ip.a[0] == 127 || (ip.a[0] == 0 && !ip.a[1] && !ip.a[2] && !ip.a[3]);
+	static const uint8_t one[16] = {[15] = 1}, zero[16] = {0};
+	return !memcmp(ip.a, one, 16) || !memcmp(ip.a, zero, 16);
+}
+
+static void add_msg(struct strv *v, bool warn, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_msg(struct strv *v, bool warn, const char *file, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "%s: %s", file, warn ? "warning: " : "");
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	strv_add(v, buf_str(&b));
+	buf_free(&b);
+}
+
+/* One of c->warnings ("FILE: message" or "FILE:LINE: message", as
+ * config_validate writes them) in the form of the others: the location,
+ * then "warning: ". */
+static void add_config_warning(struct strv *v, const char *file, const char *w)
+{
+	size_t fn = strlen(file), at = 0;
+	if (strncmp(w, file, fn) == 0 && w[fn] == ':') {
+		at = fn + 1;
+		while (w[at] >= '0' && w[at] <= '9')
+			at++;
+		if (w[at] == ':' && at > fn + 1)
+			at++;
+		else
+			at = fn + 1;
+		if (w[at] == ' ')
+			at++;
+	}
+	struct buf b = BUF_INIT;
+	if (at)
+		buf_printf(&b, "%.*swarning: %s", (int)at, w, w + at);
+	else
+		buf_printf(&b, "%s: warning: %s", file, w);
+	strv_add(v, buf_str(&b));
+	buf_free(&b);
+}
+
+void engine_config_checks(const struct config *c, struct strv *errors, struct strv *warnings)
+{
+	const char *file = c->source ? c->source : "(defaults)";
+	for (size_t i = 0; i < c->warnings.n; i++)
+		add_config_warning(warnings, file, c->warnings.v[i]);
+	if (c->token_file) {
+		struct buf err = BUF_INIT;
+		FILE *fp = fopen(c->token_file, "r");
+		if (!fp) {
+			add_msg(errors, false, file,
+				"[web] token_file: %s: %s (mxwarden run would not start)", c->token_file,
+				strerror(errno));
+		} else {
+			fclose(fp);
+			/* readable by other users, or not a valid token: run refuses it too */
+			if (web_token_read(c->token_file, NULL, &err) < 0)
+				add_msg(errors, false, file, "%s (mxwarden run would not start)",
+					buf_str(&err));
+		}
+		buf_free(&err);
+	}
+	for (size_t i = 0; i < c->follow.n; i++) {
+		glob_t g;
+		int r = glob(c->follow.v[i], GLOB_NOSORT, NULL, &g);
+		if (r == GLOB_NOMATCH)
+			add_msg(
+			    warnings, true, file,
+			    "[collector] follow: %s matches no file now (it is read once it appears, if its "
+			    "directory exists)",
+			    c->follow.v[i]);
+		if (r == 0)
+			globfree(&g);
+	}
+	struct {
+		const char *what, *path;
+	} paths[] = {{"[storage] db", c->db_path},
+		     {"[web] token_file", c->token_file},
+		     {"[web] assets", c->assets_dir}};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(paths); i++)
+		if (paths[i].path && paths[i].path[0] != '/')
+			add_msg(
+			    warnings, true, file,
+			    "%s: '%s' is a relative path: it depends on the directory mxwarden is started "
+			    "from (give an absolute path)",
+			    paths[i].what, paths[i].path);
+	for (size_t i = 0; i < c->follow.n; i++)
+		if (c->follow.v[i][0] != '/')
+			add_msg(warnings, true, file,
+				"[collector] follow: '%s' is a relative path: it depends on the "
+				"directory mxwarden is started from",
+				c->follow.v[i]);
+	for (size_t i = 0; i < c->allow_files.n; i++)
+		if (c->allow_files.v[i][0] != '/')
+			add_msg(warnings, true, file,
+				"[safety] allow_files: '%s' is a relative path: it depends on the "
+				"directory mxwarden is started from",
+				c->allow_files.v[i]);
+	if (c->lookup_url && url_is_loopback(c->lookup_url))
+		add_msg(warnings, true, file,
+			"[web] lookup_url names a loopback address (%s): the blocklists' texts carry it to "
+			"remote senders, for whom it is their own machine",
+			c->lookup_url);
+	struct strv w = {0};
+	emitters_enforcement_warnings(c, &w);
+	for (size_t i = 0; i < w.n; i++)
+		add_msg(warnings, true, file, "%s", w.v[i]);
+	strv_free(&w);
 }
 
 int engine_trusted_load(struct config *c)
@@ -104,6 +258,8 @@ void eng_restore(struct engine *e)
 	 * the wall clock of this start: `run` moves it to the wall clock once
 	 * the lines written while it was stopped are read (what lapsed
 	 * meanwhile ends then, at its until) */
+	eng_allows_sync(e); /* no decision on what is allowed by hand, replayed or imported */
+	e->audit_seen = db_audit_last_id(e->db);
 	int rc = aggregator_restore(e->agg, e->db, clock_now(), eng_refeed, e);
 	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	/* rows replayed: a checkpoint at the first batch, so that the next
@@ -145,6 +301,7 @@ void eng_close(struct engine *e)
 	db_close(e->db);
 	eng_journal_clear(e);
 	free(e->journal);
+	prefix_list_free(&e->allows);
 	free(e->known);
 	free(e->db_path);
 	eng_replay_free(e);
@@ -186,8 +343,24 @@ void engine_reload(struct engine *e)
 		config_free(&nc);
 		return;
 	}
-	if (e->em) /* outputs and [safety]: emitters keep copies */
+	if (e->em) { /* outputs and [safety]: emitters keep copies */
 		emitters_reconfigure(e->em, &nc);
+	} else if (nc.n_outputs) {
+		/* outputs where there were none: started now */
+		struct buf err = BUF_INIT;
+		e->em = emitters_new(&nc, &err);
+		if (!e->em)
+			log_error("SIGHUP: outputs: %s", buf_str(&err));
+		else
+			emitters_set_allows(e->em, &e->allows);
+		buf_free(&err);
+		e->em_synced = false;
+	}
+	/* what the running judge and the new outputs make of decisions */
+	bool dry = nc.rules.dry_run;
+	nc.rules.dry_run = e->conf.rules.dry_run; /* [rules] need a restart */
+	eng_warn_enforcement(&nc, "SIGHUP");
+	nc.rules.dry_run = dry;
 	/* the aggregator's allow list: allow, allow_files and the MTA's
 	 * trusted clients as they are now. e->conf keeps its start values:
 	 * the web threads read it (lookup's "allowed", "trusted") */

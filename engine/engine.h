@@ -159,6 +159,22 @@ unsigned engine_web_port(const struct engine *e);
  * stderr and returns -1 when there was any, else 0.
  */
 int engine_config_load(struct config *c, const char *path);
+/* The same without printing: every error appended to errs (check-config
+ * goes on to the checks that follow, whatever these found). */
+void engine_config_read(struct config *c, const char *path, struct errlist *errs);
+/*
+ * The checks of c that look at the system, for check-config (one pass,
+ * after the file's own errors): errors (a token file that cannot be read,
+ * is readable by other users or holds no valid token: `run` would not
+ * start) and warnings (those config_validate() left in c->warnings:
+ * protected ranges dropped, syslog_udp_remote; followed files that do not
+ * exist, relative paths, which depend on the directory mxwarden starts
+ * in, an explicit lookup_url on a loopback address, which strangers cannot
+ * open, and emitters_enforcement_warnings()). Messages are "FILE: message",
+ * warnings "FILE[:LINE]: warning: message".
+ */
+void engine_config_checks(const struct config *c, struct strv *errors, struct strv *warnings);
+
 /*
  * Read the clients the MTA trusts ([safety] mta_trusted: Postfix
  * mynetworks, Exim relay_from_hosts) into c->trusted_nets (mtaconf_read).

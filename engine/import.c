@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -58,7 +59,12 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	bool is_stdin = strcmp(path, "-") == 0;
 	char real[PATH_MAX];
 	if (!is_stdin && !realpath(path, real)) {
-		log_error("%s: %s", path, strerror(errno));
+		log_error("%s: %s", path, errno == EACCES ? "permission denied" : strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	if (!is_stdin && stat(real, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		log_error("%s: is a directory (give the log files in it, e.g. %s/mail.log*)", path, path);
 		return -1;
 	}
 	struct db_source ds;
@@ -133,6 +139,7 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	e->progress_name = path;
 	struct coll_pos pos;
 	char err[512] = "";
+	uint64_t lines0 = e->lines, unparsed0 = e->unparsed_total;
 	int64_t n = collector_import(path, sp, &pos, 0, import_line, tty ? import_progress : NULL, e, err,
 				     sizeof err);
 	int rc = 0;
@@ -173,6 +180,18 @@ static int import_one(struct engine *e, const char *path, bool tty)
 	if (n >= 0)
 		log_info("%s: %lld new lines in %.2fs (%.0f lines/s)%s", path, (long long)n, secs,
 			 secs > 0 ? (double)n / secs : 0.0, n == 0 && sp ? ", already imported" : "");
+	/* a file of which no line is a mail log line (a binary, a web log, the
+	 * wrong file) is a mistake to say, not a silent success */
+	uint64_t read = e->lines - lines0, understood = read - (e->unparsed_total - unparsed0);
+	if (rc == 0 && read > 0 && understood == 0) {
+		log_error("%s: not a mail log (0 of %llu lines understood; see `mxwarden parse --stats %s`)",
+			  path, (unsigned long long)read, path);
+		rc = -1;
+	} else if (rc == 0 && read >= 100 && understood * 100 < read) {
+		log_warn(
+		    "%s: only %llu of %llu lines understood: is it a mail log of Postfix, Exim or Sendmail?",
+		    path, (unsigned long long)understood, (unsigned long long)read);
+	}
 	return rc;
 }
 

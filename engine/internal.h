@@ -158,6 +158,8 @@ struct engine {
 	bool more;	    /* the collector had more to read at the last step */
 	bool running;	    /* engine_start() finished: the loop runs */
 	struct prefix_list syslog_allow;
+	struct prefix_list allows; /* the allows made by hand in force, as last read */
+	int64_t audit_seen;	   /* the newest audit row id when decisions last changed by hand */
 	/* the aggregator's checkpoint in the database ([storage] checkpoint_interval) */
 	int64_t ckpt_last_us;	 /* monotonic, the last one committed */
 	bool ckpt_in_batch;	 /* the open batch carries one */
@@ -249,6 +251,8 @@ void eng_service_reloading(struct engine *e, bool done);
 void eng_service_stopping(struct engine *e);
 
 /* outputs.c */
+int eng_allows_sync(struct engine *e);
+void eng_warn_enforcement(const struct config *c, const char *when);
 int eng_outputs_start(struct engine *e);
 void eng_outputs_update(struct engine *e, bool decisions_changed);
 void eng_outputs_child_exited(struct engine *e);

@@ -12,6 +12,7 @@
  * until a signal stops it.
  */
 #include <errno.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,20 @@ static void signals_block(sigset_t *set)
 }
 
 /* The collector and the syslog receiver's source row. 0, or -1 (logged). */
+/* A followed path that matches no file is read once it appears, but a
+ * typo would be silent forever: say so at start. */
+static void warn_missing(const char *pattern)
+{
+	glob_t g;
+	int r = glob(pattern, GLOB_NOSORT, NULL, &g);
+	if (r == 0)
+		globfree(&g);
+	else if (r == GLOB_NOMATCH)
+		log_warn(
+		    "follow: %s matches no file now; it is read once it appears (if its directory exists)",
+		    pattern);
+}
+
 static int collector_start(struct engine *e)
 {
 	const struct engine_opts *o = e->o;
@@ -117,10 +132,14 @@ static int collector_start(struct engine *e)
 		e->syslog_on = true;
 	}
 	size_t nfollow = 0;
-	for (size_t i = 0; i < e->conf.follow.n; i++, nfollow++)
+	for (size_t i = 0; i < e->conf.follow.n; i++, nfollow++) {
 		collector_follow(e->coll, e->conf.follow.v[i]);
-	for (size_t i = 0; i < o->follow.n; i++, nfollow++)
+		warn_missing(e->conf.follow.v[i]);
+	}
+	for (size_t i = 0; i < o->follow.n; i++, nfollow++) {
 		collector_follow(e->coll, o->follow.v[i]);
+		warn_missing(o->follow.v[i]);
+	}
 	if (e->replay.path) {
 		collector_follow(e->coll, e->replay.path);
 		nfollow++;

@@ -13,6 +13,53 @@
 
 #include "engine/internal.h"
 
+/*
+ * eng_allows_sync: read the allows made by hand that are in force
+ * (`mxwarden allow`, the dashboard) and hand them to the aggregator (no
+ * decision on them) and the emitters (their entries left out). Called at
+ * start and on every tick. Returns 1 when they changed, 0 when not, -1 on
+ * a database error (logged; the last set stays).
+ */
+int eng_allows_sync(struct engine *e)
+{
+	struct prefix_list now = {0};
+	if (db_allows_prefixes(e->db, clock_now(), &now) < 0) {
+		log_warn("database: allows: %s", db_errmsg(e->db));
+		prefix_list_free(&now);
+		return -1;
+	}
+	bool same = now.n == e->allows.n;
+	for (size_t i = 0; same && i < now.n; i++)
+		same = prefix_cmp(&now.v[i], &e->allows.v[i]) == 0;
+	if (same) {
+		prefix_list_free(&now);
+		return 0;
+	}
+	prefix_list_free(&e->allows);
+	e->allows = now;
+	aggregator_set_allows(e->agg, &e->allows);
+	if (e->em)
+		emitters_set_allows(e->em, &e->allows);
+	if (e->running)
+		log_info("allows changed in the database (allow/unallow): %zu in force", e->allows.n);
+	return 1;
+}
+
+/*
+ * Say, at start and on SIGHUP, when decisions reach no blocklist: no
+ * [output], dry run, a family, scope or response no output carries. A
+ * dashboard that shows "active blocks 16" while nothing is enforced
+ * misleads; the log must say so where it begins.
+ */
+void eng_warn_enforcement(const struct config *c, const char *when)
+{
+	struct strv w = {0};
+	emitters_enforcement_warnings(c, &w);
+	for (size_t i = 0; i < w.n; i++)
+		log_warn("%s%s%s", when ? when : "", when ? ": " : "", w.v[i]);
+	strv_free(&w);
+}
+
 /* Hand the outputs' state (entries, last write, last reload, breaker) to
  * the web server's /metrics when it changed: the web threads never touch
  * the emitters. */
@@ -26,6 +73,11 @@ static void outputs_publish(struct engine *e)
 	    memcmp(buf_str(&e->em_published), buf_str(&e->em_metrics), e->em_metrics.len) == 0)
 		return;
 	web_set_outputs(e->web, buf_str(&e->em_metrics));
+	json_t *st = emitters_status_json(e->em); /* the dashboard's status strip */
+	char *txt = json_dumps(st, JSON_COMPACT);
+	web_set_status(e->web, txt);
+	free(txt);
+	json_decref(st);
 	struct buf t = e->em_published;
 	e->em_published = e->em_metrics;
 	e->em_metrics = t;
@@ -35,10 +87,9 @@ static void outputs_publish(struct engine *e)
  * they are invalid (logged). */
 int eng_outputs_start(struct engine *e)
 {
+	eng_warn_enforcement(&e->conf, NULL);
 	if (!e->conf.n_outputs)
 		return 0;
-	if (e->conf.rules.dry_run)
-		log_info("dry run: the %zu output(s) carry manual decisions only", e->conf.n_outputs);
 	struct buf err = BUF_INIT;
 	e->em = emitters_new(&e->conf, &err);
 	if (!e->em) {
@@ -48,6 +99,7 @@ int eng_outputs_start(struct engine *e)
 	}
 	buf_free(&err);
 	emitters_set_new_database(e->em, db_created(e->db));
+	emitters_set_allows(e->em, &e->allows);
 	outputs_publish(e);
 	return 0;
 }

@@ -36,6 +36,61 @@ static void redact(struct buf *s, const char *what, size_t n, const char *mask)
 	*s = out;
 }
 
+/* An address character: what may stand next to an address without
+ * ending it. */
+static bool addr_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       strchr("._%+-=", c);
+}
+
+/*
+ * Our recipient to (user@our.domain): its local part is redacted where the
+ * whole address stands (to=<user@our.domain>, a reply quoting it), the
+ * domain kept (it says which of our domains was targeted). Only the whole
+ * address: the sender's own address may share the local part
+ * (info@spammer.example mailing info@our.domain), and redacting it would
+ * make one sender read as two. An address without a domain is redacted
+ * where it stands alone.
+ */
+static void redact_recipient(struct buf *s, const char *to)
+{
+	size_t n = strlen(to);
+	const char *at = strrchr(to, '@');
+	if (n < 3 || (at && at == to))
+		return;
+	size_t local = at ? (size_t)(at - to) : n;
+	struct buf out = BUF_INIT;
+	const char *p = buf_str(s), *start = p, *end = p + s->len;
+	bool hit = false;
+	while (p < end) {
+		const char *q = memmem(p, (size_t)(end - p), to, n);
+		if (!q)
+			break;
+		bool alone =
+		    (q == start || !addr_char(q[-1])) && (q + n == end || !addr_char(q[n]) || q[n] == '.');
+		if (alone && q + n < end && q[n] == '.' && q + n + 1 < end && addr_char(q[n + 1]))
+			alone = false; /* user@our.domain.example is another domain */
+		if (!alone) {
+			buf_append(&out, p, (size_t)(q + 1 - p));
+			p = q + 1;
+			continue;
+		}
+		buf_append(&out, p, (size_t)(q - p));
+		buf_appends(&out, "[redacted]");
+		buf_append(&out, q + local, n - local);
+		p = q + n;
+		hit = true;
+	}
+	if (!hit) {
+		buf_free(&out);
+		return;
+	}
+	buf_append(&out, p, (size_t)(end - p));
+	buf_free(s);
+	*s = out;
+}
+
 /* A short name (one or two bytes) is redacted only where it stands as a
  * logged value, "=NAME" followed by a delimiter (Postfix sasl_username=,
  * Exim set_id=): replacing it everywhere would blank parts of words. */
@@ -82,13 +137,8 @@ json_t *report_event_line(const json_t *ev, bool red)
 	buf_appends(&b, line);
 	if (red) {
 		const char *to = json_string_value(json_object_get(ev, "to"));
-		if (to) {
-			const char *at = strrchr(to, '@');
-			if (at)
-				redact(&b, to, (size_t)(at - to) + 1, "[redacted]@");
-			else
-				redact(&b, to, strlen(to), "[redacted]");
-		}
+		if (to)
+			redact_recipient(&b, to);
 		const char *user = json_string_value(json_object_get(ev, "user"));
 		if (user && strlen(user) >= 3)
 			redact(&b, user, strlen(user), "[redacted]");
@@ -156,6 +206,10 @@ json_t *report_evidence_json(struct db *db, const struct prefix *q, int64_t now,
 		json_array_append(lines, json_array_get(newest, i - 1));
 	json_decref(newest);
 	total = json_integer_value(json_object_get(act, "total"));
+	/* the activity counts every stored event: its period starts with the
+	 * first of them, not at the epoch */
+	json_t *first = json_object_get(act, "first");
+	json_object_set_new(act, "since", json_is_string(first) ? json_incref(first) : json_null());
 
 	json_t *r = json_object();
 	char t[40], host[256] = "localhost", qs[PREFIX_STRLEN];

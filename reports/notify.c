@@ -26,7 +26,7 @@ struct pending {
 struct notify {
 	struct strv argv;
 	int64_t interval, timeout, max_pending;
-	struct buf lookup; /* the lookup URL template (emit_lookup_template) */
+	struct buf lookup; /* the lookup URL template (emit_dashboard_template) */
 	struct pending *v;
 	size_t n;
 	uint64_t dropped_now; /* dropped since the last start */
@@ -47,7 +47,7 @@ struct notify *notify_new(const struct config *c)
 	n->max_pending = c->notify.max_pending > 0 ? c->notify.max_pending : 1;
 	n->ch.errfd = -1;
 	n->last_start_mono = INT64_MIN;
-	emit_lookup_template(c, &n->lookup);
+	emit_dashboard_template(c, &n->lookup); /* the operator's own command: the dashboard's address */
 	return n;
 }
 

@@ -10,9 +10,19 @@
 
 #include "reports/reports.h"
 
+/* A text table being built: its cells, as the sink shows them, so that
+ * each column is as wide as its widest cell (an IPv6 prefix never runs
+ * into the next column) and every table has its headings. */
+struct ttable {
+	const char *const *cols;
+	size_t ncols;
+	struct strv cells; /* row-major, ncols per row */
+};
+
 struct out {
 	struct buf *b;
 	bool html;
+	struct ttable t;
 };
 
 static const char *js(const json_t *o, const char *k)
@@ -110,43 +120,95 @@ static void para_close(struct out *o)
 	buf_appends(o->b, o->html ? "</p>\n" : "\n");
 }
 
+/* Characters of valid UTF-8 text (what put() writes): the bytes that do
+ * not continue a sequence. */
+static size_t text_width(const char *s, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return k;
+}
+
 static void table_open(struct out *o, const char *const *cols, size_t n)
 {
-	if (!o->html)
+	if (!o->html) {
+		strv_free(&o->t.cells);
+		o->t.cols = cols;
+		o->t.ncols = n;
 		return;
+	}
 	buf_appends(o->b, "<table><tr>");
 	for (size_t i = 0; i < n; i++)
 		buf_printf(o->b, "<th>%s</th>", cols[i]);
 	buf_appends(o->b, "</tr>\n");
 }
 
+/* Text: the headings, a rule, then the rows, every column but the last
+ * padded to its widest cell (counted in characters, not bytes). */
 static void table_close(struct out *o)
 {
-	if (o->html)
+	if (o->html) {
 		buf_appends(o->b, "</table>\n");
+		return;
+	}
+	size_t nc = o->t.ncols, nrows = nc ? o->t.cells.n / nc : 0;
+	size_t *w = xcalloc(nc ? nc : 1, sizeof *w);
+	for (size_t c = 0; c < nc; c++)
+		w[c] = text_width(o->t.cols[c], strlen(o->t.cols[c]));
+	for (size_t r = 0; r < nrows; r++)
+		for (size_t c = 0; c < nc; c++) {
+			const char *x = o->t.cells.v[r * nc + c];
+			size_t k = text_width(x, strlen(x));
+			if (k > w[c])
+				w[c] = k;
+		}
+	for (size_t r = 0; r < nrows + 2; r++) {
+		buf_appends(o->b, "  ");
+		for (size_t c = 0; c < nc; c++) {
+			const char *x = r == 0	 ? o->t.cols[c]
+					: r == 1 ? NULL
+						 : o->t.cells.v[(r - 2) * nc + c];
+			size_t k;
+			if (x) {
+				buf_appends(o->b, x);
+				k = text_width(x, strlen(x));
+			} else {
+				for (k = 0; k < w[c]; k++)
+					buf_appendc(o->b, '-');
+			}
+			if (c + 1 < nc)
+				for (; k < w[c] + 2; k++)
+					buf_appendc(o->b, ' ');
+		}
+		while (o->b->len && o->b->data[o->b->len - 1] == ' ')
+			o->b->data[--o->b->len] = '\0';
+		buf_appendc(o->b, '\n');
+	}
+	free(w);
+	strv_free(&o->t.cells);
 }
 
 static void cell(struct out *o, const char *s, int width, bool last)
 {
+	(void)width;
 	if (o->html) {
 		buf_appends(o->b, "<td>");
 		put(o, s);
 		buf_appends(o->b, last ? "</td></tr>\n" : "</td>");
 		return;
 	}
-	size_t before = o->b->len;
-	put(o, s);
-	size_t w = o->b->len - before;
-	if (last)
-		buf_appendc(o->b, '\n');
-	else
-		for (size_t i = w; i < (size_t)width + 1; i++)
-			buf_appendc(o->b, ' ');
+	struct buf c = BUF_INIT;
+	struct out tmp = {&c, false, {0}};
+	put(&tmp, s);
+	strv_add(&o->t.cells, buf_str(&c));
+	buf_free(&c);
 }
 
 static void row_open(struct out *o)
 {
-	buf_appends(o->b, o->html ? "<tr>" : "  ");
+	if (o->html)
+		buf_appends(o->b, "<tr>");
 }
 
 static void top_table(struct out *o, const char *title, const json_t *items)
@@ -170,7 +232,7 @@ static void top_table(struct out *o, const char *title, const json_t *items)
 		cell(o, js(it, "prefix"), 40, false);
 		cell(o, n, 8, false);
 		struct buf c = BUF_INIT;
-		struct out tmp = {&c, false};
+		struct out tmp = {&c, false, {0}};
 		counts(&tmp, json_object_get(it, "categories"));
 		cell(o, buf_str(&c), 0, true);
 		buf_free(&c);
@@ -208,11 +270,12 @@ static void page_open(struct out *o, const char *title)
 			    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
 			    "style-src 'unsafe-inline'\">\n<title>");
 		put(o, title);
-		buf_appends(o->b,
-			    "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:80em}"
-			    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;"
-			    "text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:1em;"
-			    "overflow-x:auto}</style>\n</head><body>\n<h1>");
+		buf_appends(
+		    o->b,
+		    "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:80em}"
+		    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;"
+		    "text-align:left;vertical-align:top;overflow-wrap:anywhere}pre{background:#f6f6f6;"
+		    "padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}</style>\n</head><body>\n<h1>");
 		put(o, title);
 		buf_appends(o->b, "</h1>\n");
 	} else {
@@ -320,11 +383,11 @@ static void render_evidence(struct out *o, const json_t *r)
 	buf_printf(o->b, " caused %lld rejected or failed SMTP transactions here",
 		   (long long)ji(act, "total"));
 	json_t *first = json_object_get(act, "first"), *last = json_object_get(act, "last");
-	if (json_is_integer(first) && json_is_integer(last)) {
-		char a[40], b[40];
-		time_format_rfc3339(json_integer_value(first) * 1000000, false, a);
-		time_format_rfc3339(json_integer_value(last) * 1000000, false, b);
-		buf_printf(o->b, " between %s and %s", a, b);
+	if (json_is_string(first) && json_is_string(last)) {
+		buf_appends(o->b, " between ");
+		put(o, json_string_value(first));
+		buf_appends(o->b, " and ");
+		put(o, json_string_value(last));
 	}
 	buf_appends(o->b, ". By category: ");
 	counts(o, json_object_get(act, "categories"));
@@ -376,7 +439,7 @@ int report_render(const json_t *r, enum report_format f, struct buf *out)
 		free(s);
 		return 0;
 	}
-	struct out o = {out, f == REPORT_HTML};
+	struct out o = {out, f == REPORT_HTML, {0}};
 	if (strcmp(type, "digest") == 0)
 		render_digest(&o, r);
 	else

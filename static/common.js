@@ -40,6 +40,22 @@ MXW.getJSON = async function (url) {
   return body;
 };
 
+/* A request that needs the API token (sent as a bearer header, never
+ * stored): JSON body or none. Throws with the server's message. */
+MXW.sendWithToken = async function (method, url, token, body) {
+  const headers = { Authorization: 'Bearer ' + token, Accept: 'application/json' };
+  const opts = { method: method, headers: headers, cache: 'no-store' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(url, opts);
+  let res = null;
+  try { res = await r.json(); } catch (e) { res = null; }
+  if (!r.ok) throw new Error(res && res.error ? res.error : 'HTTP ' + r.status);
+  return res;
+};
+
 MXW.showError = function (msg) {
   const p = document.getElementById('error');
   if (!p) return;
@@ -62,7 +78,7 @@ MXW.toDate = function (t) {
 MXW.fmtTime = function (t) {
   const d = MXW.toDate(t);
   if (!d) return '–';
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/Z$/, ' UTC');
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:\d\dZ$/, 'Z').replace(/Z$/, ' UTC');
 };
 
 MXW.fmtDuration = function (secs) {
@@ -74,6 +90,14 @@ MXW.fmtDuration = function (secs) {
   if (h) return h + 'h ' + m + 'm';
   if (m) return m + 'm';
   return secs + 's';
+};
+
+/* "3m ago", "2d ago" */
+MXW.fmtAgo = function (t) {
+  const d = MXW.toDate(t);
+  if (!d) return 'never';
+  const s = (Date.now() - d.getTime()) / 1000;
+  return s < 0 ? 'in ' + MXW.fmtDuration(-s) : MXW.fmtDuration(s) + ' ago';
 };
 
 MXW.lookupHref = function (q) {
@@ -91,7 +115,48 @@ MXW.wireSearch = function () {
   });
 };
 
-MXW.palette = ['#d1495b', '#edae49', '#00798c', '#30638e', '#003d5b', '#8e6c8a', '#6a994e', '#bc4749',
-  '#f4a259', '#5b8e7d', '#8cb369', '#7d5ba6', '#e07a5f', '#3d405b', '#81b29a', '#f2cc8f', '#118ab2', '#073b4c'];
+/* A response as a coloured word (the same classes everywhere). */
+MXW.respCell = function (tr, resp) {
+  return MXW.td(tr, resp, 'resp resp-' + String(resp).replace(/[^a-z]/g, ''));
+};
 
-MXW.codeColors = { '421': '#8e6c8a', '451': '#edae49', '4xx': '#d1495b', '5xx': '#30638e', 'none': '#9aa5b1' };
+/*
+ * Fixed colours: one per reply-code class and one per category, whatever
+ * appears in a chart (never assigned by position), chosen so that the code
+ * classes and the eight most common categories stay apart for readers with
+ * protanopia, deuteranopia and tritanopia (Okabe-Ito and Paul Tol's
+ * palettes; the browser test checks the distances).
+ */
+MXW.codeColors = { '421': '#882255', '451': '#56B4E9', '4xx': '#F0E442', '5xx': '#D55E00', 'none': '#BBBBBB' };
+MXW.categoryColors = {
+  unknown_recipient: '#0072B2', dnsbl: '#D55E00', helo: '#000000', client_policy: '#BBBBBB',
+  no_rdns: '#882255', relay_denied: '#EECC66', auth: '#33BBEE', pregreet: '#332288',
+  greylisted: '#CC6677', rate_limited: '#E69F00', sender_policy: '#661100', unknown_sender_domain: '#CC79A7',
+  recipient_policy: '#663333', too_many_errors: '#117733', non_smtp: '#999933', pipelining: '#004488',
+  content: '#AA3377', no_mail: '#F0E442', size: '#222255', other: '#6699CC'
+};
+MXW.categoryOrder = ['unknown_recipient', 'dnsbl', 'helo', 'client_policy', 'no_rdns', 'relay_denied', 'auth',
+  'pregreet'];
+/* A category the table does not know (a newer server): a stable colour from its name. */
+MXW.colorOf = function (map, name) {
+  if (map[name]) return map[name];
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return 'hsl(' + (h % 360) + ', 45%, 45%)';
+};
+
+/* The lookup states (docs/api.md): label and badge class. */
+MXW.states = {
+  blocked: ['BLOCKED', 'bad'],
+  partly_blocked: ['PARTLY BLOCKED', 'warn'],
+  decided_not_enforced: ['DECIDED, NOT ENFORCED', 'warn'],
+  allowed: ['ALLOWED', 'info'],
+  clean: ['NOT BLOCKED', 'good'],
+  never_seen: ['NEVER SEEN', 'neutral']
+};
+MXW.stateBadge = function (node, state) {
+  const s = MXW.states[state] || [String(state || 'unknown'), 'neutral'];
+  node.textContent = s[0];
+  node.className = 'badge ' + s[1];
+  node.dataset.state = state || '';
+};

@@ -226,9 +226,30 @@ static int arg_category(struct web_req *r, int *cat)
 	return 0;
 }
 
+struct collect {
+	struct decision *v;
+	size_t n, cap;
+	const struct prefix *only; /* NULL: all */
+	int64_t *ids;
+};
+
+static int collect_cb(void *arg, const struct decision *d, const struct db_decision_info *info)
+{
+	struct collect *c = arg;
+	if (c->only && prefix_cmp(c->only, &d->prefix) != 0)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->v = xrealloc(c->v, c->cap * sizeof *c->v);
+	}
+	c->v[c->n++] = *d;
+	return 0;
+}
+
 static enum MHD_Result api_top(struct web_req *r)
 {
-	static const char *const allowed[] = {"by", "window", "category", "kind", "limit", NULL};
+	static const char *const allowed[] = {"by",	  "window", "from",  "to",
+					      "category", "kind",   "limit", NULL};
 	if (check_args(r, allowed))
 		return MHD_YES;
 	const char *by = web_arg(r, "by");
@@ -254,11 +275,51 @@ static enum MHD_Result api_top(struct web_req *r)
 	char msg[128];
 	if (arg_int(r, "limit", 1, WEB_PAGE_MAX, 20, &limit, msg, sizeof msg) < 0)
 		return BAD(r, "%s", msg);
-	int64_t now = clock_now();
+	int64_t now = clock_now(), from = now - window, to = now + 1;
+	const char *fs = web_arg(r, "from"), *ts = web_arg(r, "to");
+	if ((fs || ts) && web_arg(r, "window"))
+		return BAD(r, "window, or from and to: not both");
+	if (ts && parse_time(ts, &to) < 0)
+		return BAD(r, "to: not a time (epoch seconds or RFC 3339)");
+	if (fs && parse_time(fs, &from) < 0)
+		return BAD(r, "from: not a time (epoch seconds or RFC 3339)");
+	if (ts && !fs)
+		from = to - window;
+	if (from >= to || to - from > TIME_MAX_RANGE)
+		return BAD(r, "from must be before to, at most 400 days apart");
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
-	return send_db(r, db, db_top_json(db, sc, now - window, now + 1, kind, cat, (int)limit));
+	json_t *top = db_top_json(db, sc, from, to, kind, cat, (int)limit);
+	struct collect act = {0};
+	if (top && db_decisions_active(db, now, collect_cb, &act) < 0) {
+		json_decref(top);
+		top = NULL;
+	}
+	/* the decision in force on each (or on its class): the table's badge */
+	size_t i;
+	json_t *it;
+	json_array_foreach(json_object_get(top, "items"), i, it)
+	{
+		struct prefix p;
+		const char *ps = json_string_value(json_object_get(it, "prefix"));
+		const struct decision *best = NULL;
+		if (ps && prefix_parse(&p, ps, strlen(ps), false) == 0)
+			for (size_t k = 0; k < act.n; k++)
+				if (prefix_contains_prefix(&act.v[k].prefix, &p) &&
+				    (!best || act.v[k].prefix.len > best->prefix.len))
+					best = &act.v[k];
+		json_t *d = json_null();
+		if (best) {
+			char t[PREFIX_STRLEN];
+			prefix_format(&best->prefix, t);
+			d = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)best->id, "prefix", t,
+				      "response", response_name(best->response), "rule", best->rule);
+		}
+		json_object_set_new(it, "decision", d ? d : json_null());
+	}
+	free(act.v);
+	return send_db(r, db, top);
 }
 
 static enum MHD_Result api_blocks_list(struct web_req *r)
@@ -281,6 +342,128 @@ static enum MHD_Result api_blocks_list(struct web_req *r)
 	if (!db)
 		return MHD_YES;
 	return send_db(r, db, db_blocks_json(db, clock_now(), active, (int)limit, cursor));
+}
+
+/* What is enforced: the configuration's view (dry run, what no output
+ * carries) and the outputs' state as the engine last published it. */
+static enum MHD_Result api_status(struct web_req *r)
+{
+	static const char *const allowed[] = {NULL};
+	if (check_args(r, allowed))
+		return MHD_YES;
+	const struct config *c = r->w->conf;
+	json_t *o = json_object();
+	json_object_set_new(o, "dry_run", json_boolean(c->rules.dry_run));
+	json_object_set_new(o, "outputs_configured", json_integer((json_int_t)c->n_outputs));
+	struct strv warn = {0};
+	emitters_enforcement_warnings(c, &warn);
+	json_t *w = json_array();
+	for (size_t i = 0; i < warn.n; i++)
+		json_array_append_new(w, json_string(warn.v[i]));
+	strv_free(&warn);
+	json_object_set_new(o, "warnings", w);
+	json_t *outs = NULL;
+	pthread_mutex_lock(&r->w->health_mu);
+	if (r->w->status_json.len)
+		outs = json_loadb(r->w->status_json.data, r->w->status_json.len, 0, NULL);
+	pthread_mutex_unlock(&r->w->health_mu);
+	json_object_set_new(o, "published", json_boolean(outs != NULL));
+	if (!outs) {
+		/* not published (no engine, or not started yet): the configured outputs */
+		outs = json_array();
+		for (size_t i = 0; i < c->n_outputs; i++)
+			json_array_append_new(
+			    outs, json_pack("{s:s, s:s, s:s}", "name", c->outputs[i].name, "format",
+					    c->outputs[i].format ? c->outputs[i].format : "", "path",
+					    c->outputs[i].path ? c->outputs[i].path : ""));
+	}
+	json_object_set_new(o, "outputs", outs);
+	return web_send_json(r, 200, o);
+}
+
+static enum MHD_Result api_decisions(struct web_req *r)
+{
+	static const char *const allowed[] = {"active", "since", "rule",   "scope",
+					      "manual", "limit", "cursor", NULL};
+	if (check_args(r, allowed))
+		return MHD_YES;
+	struct db_decision_filter f = {
+	    .active_only = false, .since = 0, .rule = NULL, .scope = -1, .manual = -1};
+	const char *s;
+	int64_t now = clock_now();
+	if ((s = web_arg(r, "active")) && parse_bool(s, &f.active_only) < 0)
+		return BAD(r, "active must be true or false");
+	if ((s = web_arg(r, "since"))) {
+		int64_t d;
+		if (duration_parse(s, &d) < 0 || d <= 0 || d > TIME_MAX_RANGE)
+			return BAD(r, "since must be a duration such as 1d or 7d, at most 400d");
+		f.since = now - d;
+	}
+	if ((s = web_arg(r, "rule")) && *s) {
+		if (strlen(s) > 31 || !printable_ascii(s, 31))
+			return BAD(r, "rule: a rule name such as harvest or manual");
+		f.rule = s;
+	}
+	if ((s = web_arg(r, "scope")) && *s) {
+		if (!strcmp(s, "ip"))
+			f.scope = SCOPE_IP;
+		else if (!strcmp(s, "class"))
+			f.scope = SCOPE_CLASS;
+		else
+			return BAD(r, "scope must be ip or class");
+	}
+	if ((s = web_arg(r, "manual"))) {
+		bool m;
+		if (parse_bool(s, &m) < 0)
+			return BAD(r, "manual must be true or false");
+		f.manual = m ? 1 : 0;
+	}
+	int64_t limit;
+	char msg[128];
+	if (arg_int(r, "limit", 1, WEB_PAGE_MAX, 50, &limit, msg, sizeof msg) < 0)
+		return BAD(r, "%s", msg);
+	const char *cursor;
+	if (check_cursor(r, &cursor) < 0)
+		return MHD_YES;
+	struct db *db = get_db(r);
+	if (!db)
+		return MHD_YES;
+	return send_db(r, db, db_decisions_json(db, now, &f, (int)limit, cursor));
+}
+
+struct allow_page {
+	json_t *items;
+	int64_t now;
+};
+
+static int allow_row(void *arg, const struct db_allow *a)
+{
+	struct allow_page *p = arg;
+	json_array_append_new(p->items, db_allow_json(a, p->now));
+	return json_array_size(p->items) >= WEB_PAGE_MAX;
+}
+
+static enum MHD_Result api_allows_list(struct web_req *r)
+{
+	static const char *const allowed[] = {"active", NULL};
+	if (check_args(r, allowed))
+		return MHD_YES;
+	bool active = true;
+	const char *s = web_arg(r, "active");
+	if (s && parse_bool(s, &active) < 0)
+		return BAD(r, "active must be true or false");
+	struct db *db = get_db(r);
+	if (!db)
+		return MHD_YES;
+	int64_t now = clock_now();
+	struct allow_page p = {json_array(), now};
+	if (db_allows_list(db, now, active, now - 30 * 86400, allow_row, &p) < 0) {
+		json_decref(p.items);
+		return send_db(r, db, NULL);
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "items", p.items);
+	return send_db(r, db, o);
 }
 
 static enum MHD_Result api_events(struct web_req *r)
@@ -344,31 +527,19 @@ static enum MHD_Result api_lookup(struct web_req *r, const char *q)
 		return MHD_YES;
 	size_t n = strlen(q);
 	if (!n || n > QUERY_MAX || !printable_ascii(q, QUERY_MAX))
-		return BAD(r, "lookup: give an IP address, a prefix or an e-mail address");
-	struct prefix p;
-	bool is_prefix = prefix_parse(&p, q, n, false) == 0;
-	bool is_email = !is_prefix && strchr(q, '@');
-	if (is_email && !web_email_valid(q))
-		return BAD(r, "lookup: not a valid e-mail address");
+		return BAD(r, "lookup: give an IP address, a prefix, an e-mail address or a domain");
 	struct db *db = get_db(r);
 	if (!db)
 		return MHD_YES;
 	struct buf err = BUF_INIT;
-	if (is_email) {
-		json_t *v = web_email_lookup(db, q, &r->w->conf->classes, clock_now(), &err);
-		web_db_put(r->w, db);
-		enum MHD_Result ret =
-		    v ? web_send_json(r, 200, v) : web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
-		buf_free(&err);
-		return ret;
-	}
-	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), &err);
+	json_t *v = aggregator_lookup_json(db, r->w->conf, q, clock_now(), emitters_lookup_json, &err);
+	bool db_error = !v && strncmp(buf_str(&err), "database:", 9) == 0;
 	web_db_put(r->w, db);
 	enum MHD_Result ret;
 	if (v)
 		ret = web_send_json(r, 200, v);
-	else if (!is_prefix)
-		ret = BAD(r, "lookup: %s", err.len ? buf_str(&err) : "not an address or prefix");
+	else if (!db_error)
+		ret = BAD(r, "lookup: %s", buf_str(&err));
 	else
 		ret = web_send_error(r, 500, "lookup failed: %s", buf_str(&err));
 	buf_free(&err);
@@ -449,26 +620,6 @@ static enum MHD_Result api_report(struct web_req *r, const char *which)
 
 /* ------------------------------------------------------------- blocklist */
 
-struct collect {
-	struct decision *v;
-	size_t n, cap;
-	const struct prefix *only; /* NULL: all */
-	int64_t *ids;
-};
-
-static int collect_cb(void *arg, const struct decision *d, const struct db_decision_info *info)
-{
-	struct collect *c = arg;
-	if (c->only && prefix_cmp(c->only, &d->prefix) != 0)
-		return 0;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->v = xrealloc(c->v, c->cap * sizeof *c->v);
-	}
-	c->v[c->n++] = *d;
-	return 0;
-}
-
 static uint64_t fnv1a(const char *p, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
@@ -499,14 +650,17 @@ static enum MHD_Result api_blocklist(struct web_req *r)
 		return MHD_YES;
 	int64_t now = clock_now();
 	struct collect c = {0};
-	if (db_decisions_active(db, now, collect_cb, &c) < 0) {
+	struct prefix_list allows = {0};
+	if (db_decisions_active(db, now, collect_cb, &c) < 0 || db_allows_prefixes(db, now, &allows) < 0) {
 		free(c.v);
+		prefix_list_free(&allows);
 		return send_db(r, db, NULL);
 	}
 	web_db_put(r->w, db);
 	struct buf out = BUF_INIT, err = BUF_INIT;
-	int rc = emitters_render(fmt, c.v, c.n, r->w->conf, now, &out, &err);
+	int rc = emitters_render(fmt, c.v, c.n, r->w->conf, &allows, now, &out, &err);
 	free(c.v);
+	prefix_list_free(&allows);
 	if (rc < 0) {
 		enum MHD_Result ret = web_send_error(r, 500, "blocklist: %s", buf_str(&err));
 		buf_free(&out);
@@ -579,15 +733,6 @@ static struct db *open_rw(struct web_req *r)
 	return db;
 }
 
-static enum MHD_Result write_failed(struct web_req *r, struct db *db)
-{
-	enum MHD_Result ret = web_send_error(r, 500, "database error: %s", db_errmsg(db));
-	if (db_in_batch(db))
-		db_rollback(db);
-	db_close(db);
-	return ret;
-}
-
 static bool floor_ok(const struct config *c, const struct prefix *p)
 {
 	unsigned floor = p->addr.family == IPADDR_V4 ? MXW_MAX(c->v4_floor, EMIT_HARD_FLOOR_V4)
@@ -595,93 +740,115 @@ static bool floor_ok(const struct config *c, const struct prefix *p)
 	return p->len >= floor;
 }
 
-static enum MHD_Result api_block_add(struct web_req *r)
+/* The body of POST blocks and POST allows: {"prefix", "duration",
+ * "reason"} and, for a block, "response". Sends the error and returns -1
+ * when it is not one. */
+static int manual_body(struct web_req *r, bool block, struct prefix *p, struct agg_manual *m, char *reason,
+		       size_t reasonsz)
 {
-	static const char *const allowed[] = {NULL};
-	if (check_args(r, allowed) || check_auth(r))
-		return MHD_YES;
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' '))
-		return web_send_error(r, 415, "Content-Type must be application/json");
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		web_send_error(r, 415, "Content-Type must be application/json");
+		return -1;
+	}
 	json_error_t jerr;
 	json_t *body =
 	    json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(body)) {
 		json_decref(body);
-		return BAD(r, "the body must be a JSON object: {\"prefix\", \"duration\", \"reason\"}");
+		BAD(r, "the body must be a JSON object: {\"prefix\", \"duration\", \"reason\"}");
+		return -1;
 	}
 	const char *key;
 	json_t *val;
 	json_object_foreach(body, key, val)
 	{
 		if (strcmp(key, "prefix") && strcmp(key, "duration") && strcmp(key, "reason") &&
-		    strcmp(key, "response")) {
-			enum MHD_Result ret = BAD(r, "unknown field '%.64s'", key);
+		    (!block || strcmp(key, "response"))) {
+			BAD(r, "unknown field '%.64s'", key);
 			json_decref(body);
-			return ret;
+			return -1;
 		}
 	}
 	const char *ps = json_string_value(json_object_get(body, "prefix"));
-	const char *reason = json_string_value(json_object_get(body, "reason"));
+	const char *rs = json_string_value(json_object_get(body, "reason"));
 	json_t *dv = json_object_get(body, "duration");
-	const char *rs = json_string_value(json_object_get(body, "response"));
-	struct decision d = {0};
+	json_t *rv = json_object_get(body, "response");
 	int64_t dur = 0;
-	const char *problem = NULL;
-	if (!ps || prefix_parse(&d.prefix, ps, strlen(ps), true) < 0)
-		problem = "prefix must be an address or a prefix such as 203.0.113.0/24 (host bits zero)";
-	else if (!floor_ok(r->w->conf, &d.prefix))
-		problem = "prefix is shorter than the [safety] floor";
-	else if (json_is_integer(dv))
-		dur = (int64_t)json_integer_value(dv);
-	else if (!json_is_string(dv) || duration_parse(json_string_value(dv), &dur) < 0)
-		problem = "duration must be a duration such as 2h, 2d or 1w";
-	if (!problem && (dur <= 0 || dur > 365 * 86400))
-		problem = "duration must be between 1s and 365d";
-	if (!problem && (!reason || !*reason || strlen(reason) > REASON_MAX))
-		problem = "reason must be a non-empty string of at most 200 bytes";
-	if (!problem && rs) {
-		int resp = response_from_name(rs);
-		if (resp < 0)
-			problem = "response must be one of observe, defer, reject, drop";
-		else
-			d.response = (enum response)resp;
-	} else if (!problem && json_object_get(body, "response")) {
-		problem = "response must be one of observe, defer, reject, drop";
+	char problem[200] = "";
+	if (!ps || prefix_parse(p, ps, strlen(ps), true) < 0) {
+		char why[160] = "not a string";
+		if (ps)
+			prefix_explain(ps, strlen(ps), true, why, sizeof why);
+		snprintf(problem, sizeof problem, "prefix: %s", why);
+	} else if (block && !floor_ok(r->w->conf, p)) {
+		snprintf(problem, sizeof problem, "prefix is shorter than the [safety] floor");
+	} else if (json_is_integer(dv)) {
+		dur = (int64_t)json_integer_value(dv); /* a number is seconds, as everywhere in the API */
+	} else if (!json_is_string(dv) || duration_parse(json_string_value(dv), &dur) < 0) {
+		snprintf(problem, sizeof problem, "duration must be a duration such as 2h, 2d or 1w");
 	} else {
-		d.response = RESP_REJECT;
+		const char *ds = json_string_value(dv);
+		size_t dn = strlen(ds);
+		if (dn && ds[dn - 1] >= '0' && ds[dn - 1] <= '9')
+			snprintf(
+			    problem, sizeof problem,
+			    "duration '%.20s' has no unit: write 2h, 2d or 1w (a JSON number is seconds)",
+			    ds);
 	}
-	if (problem) {
+	if (!*problem && (dur <= 0 || dur > 365 * 86400))
+		snprintf(problem, sizeof problem, "duration must be between 1s and 365d");
+	if (!*problem && (!rs || !*rs || strlen(rs) > REASON_MAX))
+		snprintf(problem, sizeof problem, "reason must be a non-empty string of at most 200 bytes");
+	m->response = RESP_REJECT;
+	if (!*problem && rv) {
+		int resp = json_is_string(rv) ? response_from_name(json_string_value(rv)) : -1;
+		if (resp < 0)
+			snprintf(problem, sizeof problem,
+				 "response must be one of observe, defer, reject, drop");
+		else
+			m->response = (enum response)resp;
+	}
+	if (*problem) {
 		json_decref(body);
-		return BAD(r, "%s", problem);
+		BAD(r, "%s", problem);
+		return -1;
 	}
-	const char *why = NULL;
-	if (r->w->agg && aggregator_blockable(r->w->agg, &d.prefix, &why) < 0) {
-		json_decref(body);
-		return web_send_error(r, 403, "refused: the prefix is on the %s", why ? why : "allow list");
-	}
-	if (prefix_reserved(&d.prefix)) {
-		json_decref(body);
-		return web_send_error(
-		    r, 403, "refused: the prefix is in a reserved range that no blocklist can hold");
-	}
-	int64_t now = clock_now();
-	d.scope = prefix_is_host(&d.prefix) ? SCOPE_IP : SCOPE_CLASS;
-	str_copy(d.rule, sizeof d.rule, "manual", 6);
-	str_copy(d.reason, sizeof d.reason, reason, strlen(reason));
-	d.since = now;
-	d.until = now + dur;
-	d.manual = true;
+	snprintf(reason, reasonsz, "%s", rs);
 	json_decref(body);
-	char who[64];
+	m->reason = reason;
+	m->duration = dur;
+	m->now = clock_now();
+	return 0;
+}
+
+static enum MHD_Result api_block_add(struct web_req *r)
+{
+	static const char *const allowed[] = {NULL};
+	if (check_args(r, allowed) || check_auth(r))
+		return MHD_YES;
+	struct prefix p;
+	struct agg_manual m;
+	char reason[REASON_MAX + 1], who[64];
+	if (manual_body(r, true, &p, &m, reason, sizeof reason) < 0)
+		return MHD_YES;
 	who_of(r, who, sizeof who);
+	m.who = who;
 	struct db *db = open_rw(r);
 	if (!db)
 		return MHD_YES;
-	if (db_begin(db) < 0 || db_decision_insert(db, &d, NULL, who) < 0 ||
-	    db_audit_add(db, now, who, "block", &d.prefix, d.reason) < 0 || db_commit(db) < 0)
-		return write_failed(r, db);
+	struct decision d;
+	struct buf err = BUF_INIT;
+	int rc = aggregator_manual_block(db, r->w->agg, &p, &m, &d, &err);
 	db_close(db);
+	if (rc < 0) {
+		enum MHD_Result ret = rc == -2 ? web_send_error(r, 403, "%s", buf_str(&err))
+					       : web_send_error(r, 500, "%s", buf_str(&err));
+		buf_free(&err);
+		return ret;
+	}
+	buf_free(&err);
 	web_cache_clear(r->w->cache);
 	char pfx[PREFIX_STRLEN], since[TIME_STRLEN], until[TIME_STRLEN];
 	prefix_format(&d.prefix, pfx);
@@ -696,67 +863,94 @@ static enum MHD_Result api_block_add(struct web_req *r)
 	json_object_set_new(o, "until", json_string(until));
 	json_object_set_new(o, "reason", json_string(d.reason));
 	json_object_set_new(o, "created_by", json_string(who));
-	return web_send_json(r, 201, o);
+	/* the same prefix blocked by hand again: that block lasts longer */
+	json_object_set_new(o, "extended", json_boolean(rc == 1));
+	return web_send_json(r, rc == 1 ? 200 : 201, o);
 }
 
-static enum MHD_Result api_block_delete(struct web_req *r, const char *ps)
+static enum MHD_Result api_block_delete(struct web_req *r, const char *ps, bool allow)
 {
 	static const char *const allowed[] = {"reason", NULL};
 	if (check_args(r, allowed) || check_auth(r))
 		return MHD_YES;
 	struct prefix p;
 	if (prefix_parse(&p, ps, strlen(ps), true) < 0)
-		return BAD(r, "not a prefix: write it with its slash, e.g. /api/v1/blocks/203.0.113.0/24");
+		return BAD(r, "not a prefix: write it with its slash, e.g. /api/v1/%s/203.0.113.0/24",
+			   allow ? "allows" : "blocks");
 	const char *reason = web_arg(r, "reason");
 	if (!reason || !*reason)
-		reason = "unblocked through the API";
+		reason = allow ? "allow ended through the API" : "unblocked through the API";
 	if (strlen(reason) > REASON_MAX)
 		return BAD(r, "reason must be at most 200 bytes");
 	char who[64];
 	who_of(r, who, sizeof who);
-	int64_t now = clock_now();
+	struct agg_manual m = {.who = who, .reason = reason, .now = clock_now()};
 	struct db *db = open_rw(r);
 	if (!db)
 		return MHD_YES;
-	struct collect c = {.only = &p};
-	if (db_decisions_active(db, now, collect_cb, &c) < 0) {
-		free(c.v);
-		return write_failed(r, db);
+	struct buf err = BUF_INIT;
+	int64_t ids[1000];
+	size_t n = 0;
+	int rc = allow ? aggregator_manual_unallow(db, &p, &m, &n, &err)
+		       : aggregator_manual_unblock(db, &p, &m, ids, MXW_ARRAY_LEN(ids), &n, NULL, &err);
+	db_close(db);
+	if (rc < 0) {
+		enum MHD_Result ret = web_send_error(r, 500, "%s", buf_str(&err));
+		buf_free(&err);
+		return ret;
 	}
+	buf_free(&err);
 	char pfx[PREFIX_STRLEN];
 	prefix_format(&p, pfx);
-	if (c.n == 0) {
-		free(c.v);
-		db_close(db);
-		return web_send_error(r, 404, "no active block on %s", pfx);
-	}
-	json_t *ended = json_array();
-	if (db_begin(db) < 0) {
-		free(c.v);
-		json_decref(ended);
-		return write_failed(r, db);
-	}
-	for (size_t i = 0; i < c.n; i++) {
-		int rc = db_decision_end(db, c.v[i].id, now, who, reason);
-		if (rc < 0) {
-			free(c.v);
-			json_decref(ended);
-			return write_failed(r, db);
-		}
-		if (rc == 0)
-			json_array_append_new(ended, json_integer(c.v[i].id));
-	}
-	free(c.v);
-	if (db_audit_add(db, now, who, "unblock", &p, reason) < 0 || db_commit(db) < 0) {
-		json_decref(ended);
-		return write_failed(r, db);
-	}
-	db_close(db);
+	if (n == 0)
+		return web_send_error(r, 404, "no active %s on %s", allow ? "allow" : "block", pfx);
 	web_cache_clear(r->w->cache);
 	json_t *o = json_object();
 	json_object_set_new(o, "prefix", json_string(pfx));
-	json_object_set_new(o, "ended", ended);
+	if (allow) {
+		json_object_set_new(o, "ended", json_integer((json_int_t)n));
+	} else {
+		json_t *ended = json_array();
+		for (size_t i = 0; i < n && i < MXW_ARRAY_LEN(ids); i++)
+			json_array_append_new(ended, json_integer(ids[i]));
+		json_object_set_new(o, "ended", ended);
+	}
 	return web_send_json(r, 200, o);
+}
+
+static enum MHD_Result api_allow_add(struct web_req *r)
+{
+	static const char *const allowed[] = {NULL};
+	if (check_args(r, allowed) || check_auth(r))
+		return MHD_YES;
+	struct prefix p;
+	struct agg_manual m;
+	char reason[REASON_MAX + 1], who[64];
+	if (manual_body(r, false, &p, &m, reason, sizeof reason) < 0)
+		return MHD_YES;
+	who_of(r, who, sizeof who);
+	m.who = who;
+	struct db *db = open_rw(r);
+	if (!db)
+		return MHD_YES;
+	struct db_allow al;
+	size_t over = 0;
+	struct buf err = BUF_INIT;
+	int rc = aggregator_manual_allow(db, &p, &m, &al, &over, &err);
+	db_close(db);
+	if (rc < 0) {
+		enum MHD_Result ret = web_send_error(r, 500, "%s", buf_str(&err));
+		buf_free(&err);
+		return ret;
+	}
+	buf_free(&err);
+	web_cache_clear(r->w->cache);
+	al.reason = reason;
+	al.created_by = who;
+	json_t *o = db_allow_json(&al, m.now);
+	json_object_set_new(o, "extended", json_boolean(rc == 1));
+	json_object_set_new(o, "overridden", json_integer((json_int_t)over));
+	return web_send_json(r, rc == 1 ? 200 : 201, o);
 }
 
 /* ---------------------------------------------------------------- router */
@@ -775,7 +969,8 @@ static bool is_get(const struct web_req *r)
  * the micro-cache (at most a second old). */
 static bool cacheable(const char *path)
 {
-	static const char *const names[] = {"summary", "timeseries", "top", "events", "blocks", "audit"};
+	static const char *const names[] = {"summary", "timeseries", "top",	  "events",
+					    "blocks",  "audit",	     "decisions", "allows"};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(names); i++)
 		if (strcmp(path, names[i]) == 0)
 			return true;
@@ -797,7 +992,7 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 	} gets[] = {
 	    {"summary", api_summary}, {"timeseries", api_timeseries}, {"top", api_top},
 	    {"events", api_events},   {"blocklist", api_blocklist},   {"audit", api_audit},
-	    {"stream", web_stream},
+	    {"stream", web_stream},   {"decisions", api_decisions},   {"status", api_status},
 	};
 	for (size_t i = 0; i < MXW_ARRAY_LEN(gets); i++)
 		if (strcmp(path, gets[i].name) == 0)
@@ -811,7 +1006,19 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 	}
 	if (strncmp(path, "blocks/", 7) == 0) {
 		if (strcmp(r->method, "DELETE") == 0)
-			return api_block_delete(r, path + 7);
+			return api_block_delete(r, path + 7, false);
+		return method_not_allowed(r, "DELETE");
+	}
+	if (strcmp(path, "allows") == 0) {
+		if (is_get(r))
+			return api_allows_list(r);
+		if (strcmp(r->method, "POST") == 0)
+			return api_allow_add(r);
+		return method_not_allowed(r, "GET, POST");
+	}
+	if (strncmp(path, "allows/", 7) == 0) {
+		if (strcmp(r->method, "DELETE") == 0)
+			return api_block_delete(r, path + 7, true);
 		return method_not_allowed(r, "DELETE");
 	}
 	if (strncmp(path, "lookup/", 7) == 0)
@@ -819,6 +1026,7 @@ enum MHD_Result web_api(struct web_req *r, const char *path)
 	if (strncmp(path, "report/", 7) == 0)
 		return is_get(r) ? api_report(r, path + 7) : method_not_allowed(r, "GET");
 	return web_send_error(r, 404,
-			      "no such endpoint: see /api/v1/ (summary, timeseries, top, blocks, lookup/Q, "
-			      "events, blocklist, stream, audit, report/digest, report/evidence)");
+			      "no such endpoint: see /api/v1/ (summary, status, timeseries, top, blocks, "
+			      "decisions, allows, lookup/Q, events, blocklist, stream, audit, report/digest, "
+			      "report/evidence)");
 }

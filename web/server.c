@@ -719,8 +719,9 @@ void web_stop(struct web *w)
 	free(w->pool);
 	pthread_mutex_destroy(&w->pool_mu);
 	pthread_mutex_destroy(&w->health_mu);
-	buf_free(&w->outputs);
 	web_conns_free(w);
+	buf_free(&w->outputs);
+	buf_free(&w->status_json);
 	free(w->token);
 	free(w->db_path);
 	free(w);
@@ -739,5 +740,16 @@ void web_set_ingest_error(struct web *w, const char *msg)
 		str_copy(w->ingest_error, sizeof w->ingest_error, msg,
 			 strlen(msg)); /* a cut message is fine */
 	}
+	pthread_mutex_unlock(&w->health_mu);
+}
+
+void web_set_status(struct web *w, const char *json_text)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->health_mu);
+	buf_reset(&w->status_json);
+	if (json_text)
+		buf_appends(&w->status_json, json_text);
 	pthread_mutex_unlock(&w->health_mu);
 }

@@ -72,4 +72,12 @@ void web_set_ingest_error(struct web *w, const char *msg);
  */
 void web_set_outputs(struct web *w, const char *text);
 
+/*
+ * The engine's word on its outputs, for the dashboard's status strip
+ * (/api/v1/status): a JSON array as emitters_status_json() writes it
+ * (name, format, path, entries, last write, last reload and its result,
+ * breaker), copied. Thread-safe; w = NULL is a no-op; NULL clears it.
+ */
+void web_set_status(struct web *w, const char *json_text);
+
 #endif

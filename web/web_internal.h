@@ -51,10 +51,11 @@ struct web {
 	atomic_ulong requests;
 	atomic_ulong responses_4xx;
 	atomic_ulong responses_5xx;
-	pthread_mutex_t health_mu;  /* guards the three fields below: what the engine says */
+	pthread_mutex_t health_mu;  /* guards the fields below: what the engine says */
 	char ingest_error[256];	    /* "" = batches commit */
 	int64_t ingest_error_since; /* UTC seconds */
 	struct buf outputs;	    /* the outputs' state for /metrics (web_set_outputs) */
+	struct buf status_json;	    /* ... for the status strip (web_set_status), "" = none */
 	/* conns.c: the open connections and who may open one more */
 	pthread_mutex_t conns_mu;
 	struct web_conn *conns;
@@ -153,11 +154,6 @@ void web_cache_end(struct web_cache *c, struct web_req *r, unsigned status, cons
 /* Forget every answer (after a manual block or unblock). */
 void web_cache_clear(struct web_cache *c);
 void web_cache_stats(struct web_cache *c, unsigned long *hits, unsigned long *misses);
-
-/* email.c: lookup of an e-mail address (see its header comment). */
-bool web_email_valid(const char *q);
-json_t *web_email_lookup(struct db *db, const char *addr, const struct class_conf *cc, int64_t now,
-			 struct buf *err);
 
 /* api.c: the JSON API; path is what follows "/api/v1/". */
 enum MHD_Result web_api(struct web_req *r, const char *path);

@@ -286,6 +286,70 @@ static void test_list_cut(void **state)
 	strv_free(&src);
 }
 
+/* What people paste: every form a log or a ticket writes an address in,
+ * and in words what is wrong with what cannot be read. */
+static void test_pasted_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		const char *want; /* the prefix, or NULL: refused */
+		const char *why;  /* refused: a part of the message */
+	} cases[] = {
+	    {"198.51.100.7", "198.51.100.7/32", NULL},
+	    {"  198.51.100.0/24 \n", "198.51.100.0/24", NULL},
+	    {"198.51.100.7/24", "198.51.100.0/24", NULL}, /* a lookup clears host bits */
+	    {"64.80.201.144:25", "64.80.201.144/32", NULL},
+	    {"[2001:db8::1]", "2001:db8::1/128", NULL},
+	    {"[2001:db8::1]:587", "2001:db8::1/128", NULL},
+	    {"unknown[198.51.100.7]", "198.51.100.7/32", NULL},
+	    {"mail.example.com[2001:db8::25]", "2001:db8::25/128", NULL},
+	    {"mx-1.example.net[203.0.113.9]:25", "203.0.113.9/32", NULL},
+	    {"2001:db8::1", "2001:db8::1/128", NULL},
+	    {"300.1.2.3", NULL, "300 is more than 255"},
+	    {"300.1.2.3:25", NULL, "300 is more than 255"},
+	    {"1.2.3", NULL, "four numbers"},
+	    {"01.2.3.4", NULL, "leading zero"},
+	    {"1.2.x.4", NULL, "'x' is not a number"},
+	    {"198.51.100.0/33", NULL, "0 to 32"},
+	    {"198.51.100.0/abc", NULL, "must be a number"},
+	    {"/24", NULL, "missing"},
+	    {"2001:db8::g", NULL, "not an IPv6 address"},
+	    {"unknown[300.1.2.3]", NULL, "300 is more than 255"},
+	    {"[2001:db8::1", NULL, "not an IPv6 address"},
+	    {"a[b]c[198.51.100.7]", NULL, NULL},
+	    {"198.51.100.7:99999999", NULL, NULL},
+	};
+	for (size_t i = 0; i < MXW_ARRAY_LEN(cases); i++) {
+		struct prefix p;
+		char msg[200] = "";
+		int rc = prefix_parse_pasted(&p, cases[i].in, strlen(cases[i].in), msg, sizeof msg);
+		if (!cases[i].want) {
+			if (rc == 0)
+				fail_msg("pasted(\"%s\"): got ok, want refused", cases[i].in);
+			if (!*msg || (cases[i].why && !strstr(msg, cases[i].why)))
+				fail_msg("pasted(\"%s\"): got message \"%s\", want one with \"%s\"",
+					 cases[i].in, msg, cases[i].why ? cases[i].why : "(any)");
+			continue;
+		}
+		if (rc < 0)
+			fail_msg("pasted(\"%s\"): got refused (%s), want %s", cases[i].in, msg,
+				 cases[i].want);
+		char out[PREFIX_STRLEN];
+		prefix_format(&p, out);
+		if (strcmp(out, cases[i].want) != 0)
+			fail_msg("pasted(\"%s\"): got %s, want %s", cases[i].in, out, cases[i].want);
+	}
+	/* strict: host bits, named with the network */
+	char msg[200];
+	prefix_explain("198.51.100.7/24", 15, true, msg, sizeof msg);
+	if (!strstr(msg, "host bits are set below /24: the network is 198.51.100.0/24"))
+		fail_msg("explain strict: got \"%s\"", msg);
+	prefix_explain("300.1.2.3", 9, true, msg, sizeof msg);
+	if (strstr(msg, "host bits"))
+		fail_msg("explain 300.1.2.3: got \"%s\", which is not the mistake", msg);
+}
+
 static void test_hash_equal_keys(void **state)
 {
 	struct ipaddr a, b;
@@ -303,6 +367,7 @@ int main(void)
 	    cmocka_unit_test(test_contains_table),    cmocka_unit_test(test_class_table),
 	    cmocka_unit_test(test_protected_default), cmocka_unit_test(test_hash_equal_keys),
 	    cmocka_unit_test(test_reserved_table),    cmocka_unit_test(test_list_cut),
+	    cmocka_unit_test(test_pasted_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

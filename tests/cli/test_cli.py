@@ -5,8 +5,9 @@ import os, re, subprocess, sys, tempfile
 
 MXW = os.environ["MXWARDEN"]
 SRC = os.environ["MXW_SOURCE"]
-FILES = {"unblock": "block"}  # commands that share a cmd_*.c
-NOT_FOR = {("unblock", "for"), ("unblock", "response")}  # refused by unblock
+FILES = {"unblock": "block", "allow": "block", "unallow": "block"}  # commands that share a cmd_*.c
+NOT_FOR = {("unblock", "for"), ("unblock", "response"), ("allow", "response"), ("unallow", "for"),
+           ("unallow", "response")}  # flags of cmd_block.c's table these commands refuse
 failures = 0
 
 
@@ -65,7 +66,7 @@ with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as f:
             "[safety]\nipv4_floor = 40\n")
     path = f.name
 rc, out, err = run("check-config", "-c", path)
-lines = [l for l in err.splitlines() if l.startswith(path + ":")]
+lines = [l for l in err.splitlines() if l.startswith(path + ":") and not l.startswith(path + ": warning:")]
 check("three mistakes: exit 1", rc == 1, f"rc={rc}")
 check("three mistakes: three FILE:LINE messages", len(lines) == 3, err)
 check("mistakes carry lines 2, 6, 8",

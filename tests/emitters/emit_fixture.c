@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 	int rc = 0;
 	for (size_t i = 0; i < nf; i++) {
 		struct buf out = BUF_INIT, err = BUF_INIT, path = BUF_INIT;
-		if (emitters_render(f[i]->name, d, n, &c, now, &out, &err) < 0) {
+		if (emitters_render(f[i]->name, d, n, &c, NULL, now, &out, &err) < 0) {
 			fprintf(stderr, "%s: %s\n", f[i]->name, buf_str(&err));
 			rc = 1;
 		}

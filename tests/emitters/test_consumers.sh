@@ -166,11 +166,11 @@ else
 		fi
 	}
 	url='see https://postmaster\.example\.net/lookup/'
-	check 203.0.113.9 postfix "^554 5\.7\.1 mxwarden class: 12 of 256 addresses in 203\.0\.113\.0/24 flagged ${url}203\.0\.113\.0$"
+	check 203.0.113.9 postfix "^554 5\.7\.1 mxwarden class: 12 of 256 addresses in 203\.0\.113\.0/24 flagged ${url}203\.0\.113\.0/24$"
 	check 198.51.100.7 postfix "^554 5\.7\.1 mxwarden retry: .* ${url}198\.51\.100\.7$"
 	check 198.51.100.9 postfix "^450 4\.7\.1 mxwarden backoff: .* ${url}198\.51\.100\.9$"
 	check 203.0.113.5 postfix "^554 5\.7\.1 mxwarden auth: AUTH brute force"
-	check 2001:db8:5::1 postfix "^554 5\.7\.1 mxwarden harvest: .* ${url}2001:db8:5::$"
+	check 2001:db8:5::1 postfix "^554 5\.7\.1 mxwarden harvest: .* ${url}2001:db8:5::/64$"
 	check 198.51.100.200 postfix ""
 	check 198.51.100.8 postfix ""
 	check 198.51.100.7 postscreen "^reject$"

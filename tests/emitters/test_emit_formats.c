@@ -37,7 +37,7 @@ static void render(const char *format, struct buf *out)
 	struct config c;
 	fix_config(&c);
 	struct buf err = BUF_INIT;
-	if (emitters_render(format, d, FIX_N, &c, FIX_NOW, out, &err) < 0)
+	if (emitters_render(format, d, FIX_N, &c, NULL, FIX_NOW, out, &err) < 0)
 		fail_msg("render %s: got error %s, want success", format, buf_str(&err));
 	buf_free(&err);
 	config_free(&c);
@@ -238,8 +238,9 @@ static void test_url(void **state)
 	    {"https://pm.example/lookup/$ip", "198.51.100.7/32", false,
 	     "https://pm.example/lookup/198.51.100.7"},
 	    {"https://pm.example/lookup/$ip", "203.0.113.0/24", false,
-	     "https://pm.example/lookup/203.0.113.0"},
-	    {"https://pm.example/lookup/$ip", "2001:db8::/64", false, "https://pm.example/lookup/2001:db8::"},
+	     "https://pm.example/lookup/203.0.113.0/24"},
+	    {"https://pm.example/lookup/$ip", "2001:db8::/64", false,
+	     "https://pm.example/lookup/2001:db8::/64"},
 	    {"https://pm.example/lookup/$ip", "198.51.100.7/32", true, "https://pm.example/lookup/$"},
 	    {"https://pm.example/?q=$ip&x=$ip", "198.51.100.7/32", false,
 	     "https://pm.example/?q=198.51.100.7&x=198.51.100.7"},
@@ -258,10 +259,18 @@ static void test_url(void **state)
 		buf_free(&t);
 		buf_free(&out);
 	}
-	/* the default template follows [web] listen */
+	/* without [web] lookup_url no URL at all: the listen address (loopback
+	 * by default) means nothing to a stranger reading a reply */
 	struct config c;
 	config_defaults(&c);
 	struct buf t = BUF_INIT;
+	emit_lookup_template(&c, &t);
+	assert_int_equal(t.len, 0);
+	free(c.listen);
+	c.listen = xstrdup("0.0.0.0:8025");
+	emit_lookup_template(&c, &t);
+	assert_int_equal(t.len, 0);
+	c.lookup_url = xstrdup("http://127.0.0.1:8025/lookup/$ip"); /* set explicitly: kept */
 	emit_lookup_template(&c, &t);
 	assert_string_equal(buf_str(&t), "http://127.0.0.1:8025/lookup/$ip");
 	buf_free(&t);
@@ -273,7 +282,7 @@ static void test_unknown_format(void **state)
 	struct config c;
 	fix_config(&c);
 	struct buf out = BUF_INIT, err = BUF_INIT;
-	assert_int_equal(emitters_render("exim", NULL, 0, &c, FIX_NOW, &out, &err), -1);
+	assert_int_equal(emitters_render("exim", NULL, 0, &c, NULL, FIX_NOW, &out, &err), -1);
 	assert_non_null(strstr(buf_str(&err), "unknown format 'exim'"));
 	assert_int_equal(out.len, 0);
 	/* an empty list is a valid file in every format */
@@ -282,7 +291,7 @@ static void test_unknown_format(void **state)
 	for (size_t i = 0; i < nf; i++) {
 		buf_reset(&out);
 		buf_reset(&err);
-		assert_int_equal(emitters_render(f[i]->name, NULL, 0, &c, FIX_NOW, &out, &err), 0);
+		assert_int_equal(emitters_render(f[i]->name, NULL, 0, &c, NULL, FIX_NOW, &out, &err), 0);
 		if (f[i]->validate(out.data ? out.data : "", out.len, &err) < 0)
 			fail_msg("%s: empty list refused: %s", f[i]->name, buf_str(&err));
 	}

@@ -99,7 +99,7 @@ static void test_whitelist(void **state)
 		    regcomp(&entry_re, formats[f].entry_re, REG_EXTENDED | REG_NOSUB) != 0)
 			fail_msg("%s: bad test expression", formats[f].format);
 		struct buf out = BUF_INIT, err = BUF_INIT;
-		assert_int_equal(emitters_render(formats[f].format, d, n, &c, FIX_NOW, &out, &err), 0);
+		assert_int_equal(emitters_render(formats[f].format, d, n, &c, NULL, FIX_NOW, &out, &err), 0);
 		size_t entries = 0, lineno = 0;
 		char *save = NULL;
 		for (char *line = strtok_r(out.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -133,7 +133,7 @@ static void test_json_roundtrip(void **state)
 	struct config c;
 	fix_config(&c);
 	struct buf out = BUF_INIT, err = BUF_INIT;
-	assert_int_equal(emitters_render("json", d, n, &c, FIX_NOW, &out, &err), 0);
+	assert_int_equal(emitters_render("json", d, n, &c, NULL, FIX_NOW, &out, &err), 0);
 	for (size_t i = 0; i < out.len; i++)
 		if ((unsigned char)out.data[i] >= 0x7f ||
 		    ((unsigned char)out.data[i] < 0x20 && out.data[i] != '\n'))
@@ -193,7 +193,7 @@ static void test_validators_accept(void **state)
 	const struct emit_format *const *f = emit_formats(&nf);
 	for (size_t i = 0; i < nf; i++) {
 		struct buf out = BUF_INIT, err = BUF_INIT;
-		assert_int_equal(emitters_render(f[i]->name, d, n, &c, FIX_NOW, &out, &err), 0);
+		assert_int_equal(emitters_render(f[i]->name, d, n, &c, NULL, FIX_NOW, &out, &err), 0);
 		if (f[i]->validate(out.data, out.len, &err) < 0)
 			fail_msg("%s: hostile output refused by its validator: %s", f[i]->name,
 				 buf_str(&err));

@@ -42,7 +42,9 @@ if dec:
     check("its decision is in force now (since within the last hour, until after now)",
           NEWYEAR - 3600 <= dec[0][1] <= NEWYEAR + 1800 < dec[0][2], [(p, iso(s), iso(u)) for p, s, u in dec])
 st, j = get_json(dm.port, "/api/v1/lookup/192.0.2.88")
-check("the API says 192.0.2.88 is blocked", st == 200 and j and j.get("blocked") is True, (st, j and j.get("blocked")))
+# no [output] here: decided and in force, enforced by no blocklist (the lookup contract)
+check("the API says 192.0.2.88 has a decision in force", st == 200 and j and j.get("decision") is not None
+      and j.get("state") == "decided_not_enforced", (st, j and j.get("state")))
 dm.stop()
 
 # (b) wall-clock jumps with libfaketime

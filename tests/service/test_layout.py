@@ -81,6 +81,8 @@ def main():
         helptext = run(MXW, "--help").stdout
         cmds = re.findall(r"^  ([a-z][a-z-]+) ", helptext.split("commands:", 1)[1], re.M)
         check("the usage table lists commands", len(cmds) >= 10, cmds)
+        check("... among them those that change decisions and load them",
+              {"block", "unblock", "allow", "unallow", "decisions", "load"} <= set(cmds), cmds)
         missing = []
         for c in cmds:
             if not re.search(r"^\s*mxwarden %s\s*$" % re.escape(c), t8, re.M):

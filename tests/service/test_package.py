@@ -10,10 +10,14 @@ WATCHDOG_USEC and JOURNAL_STREAM as systemd would set them: it follows a
 log readable only by group adm, tells READY, STATUS and the watchdog,
 writes its blocklist, answers /healthz, logs with <N> priorities and no
 time stamps, and stops on SIGTERM. As root: `run` under INVOCATION_ID is
-refused, `mxwarden block` switches to the database's owner and leaves no
-root-owned file in /var/lib/mxwarden. `apt-get remove` keeps the
-configuration and the state, a reinstall (an upgrade) finds the database
-and the edited configuration, `apt-get purge` removes /etc/mxwarden and
+refused; `mxwarden block`, `allow` and `unallow` switch to the database's
+owner (the daemon leaves the allowed prefix out of its blocklist, and
+blocks it again once the allow ends) and leave no root-owned file in
+/var/lib/mxwarden. `apt-get remove` keeps the configuration and the state,
+a reinstall (an upgrade) finds the database and the edited configuration;
+a database of schema 8 (the release before the journal source) is
+migrated to the current schema by the first command that writes it, as
+the database's owner. `apt-get purge` removes /etc/mxwarden and
 /var/lib/mxwarden and the unit's link: nothing is left.
 
 This test changes the system (a package, a user): suite system, not in
@@ -44,6 +48,18 @@ def pkg_state():
 def mode_owner(path):
     st = os.lstat(path)
     return oct(stat.S_IMODE(st.st_mode)), pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+
+
+def as_mxwarden_sql(db, sql):
+    """Run sql on db as the user mxwarden (root would leave a -wal or -shm
+    the daemon cannot open); the rows as text, one a line."""
+    code = ("import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1])\n"
+            "for r in c.execute(sys.argv[2]).fetchall():\n"
+            "    print(*r)\n"
+            "c.commit()\n")
+    return run(["setpriv", "--reuid=mxwarden", "--regid=mxwarden", "--init-groups", "--", "/usr/bin/python3", "-c", code,
+                db, sql])
 
 
 def unit_settings(text):
@@ -209,6 +225,16 @@ def main():
               p.returncode == 0 and "running as mxwarden" in p.stderr, p.stderr)
         got = wait_for(lambda: "203.0.113.0/24" in plain_entries(blocklist), True, 15)
         check("the daemon picks the manual block up", got, plain_entries(blocklist))
+        p = run(["/usr/sbin/mxwarden", "allow", "203.0.113.0/24", "--for", "1h", "--reason", "package allow", "-c", CONF])
+        check("sudo mxwarden allow: done as the database's owner, and said",
+              p.returncode == 0 and "running as mxwarden" in p.stderr, p.stderr)
+        got = wait_for(lambda: "203.0.113.0/24" in plain_entries(blocklist), False, 15)
+        check("the daemon leaves the allowed prefix out of the blocklist", got is False, plain_entries(blocklist))
+        p = run(["/usr/sbin/mxwarden", "unallow", "203.0.113.0/24", "--reason", "package unallow", "-c", CONF])
+        check("sudo mxwarden unallow: done as the database's owner, and said",
+              p.returncode == 0 and "running as mxwarden" in p.stderr, p.stderr)
+        got = wait_for(lambda: "203.0.113.0/24" in plain_entries(blocklist), True, 15)
+        check("the allow ended, the daemon blocks the prefix again", got, plain_entries(blocklist))
         rooted = [os.path.join(r, f) for r, ds, fs in os.walk(STATE) for f in fs + ds
                   if os.lstat(os.path.join(r, f)).st_uid == 0]
         check("no file in /var/lib/mxwarden belongs to root", not rooted, rooted)
@@ -238,6 +264,12 @@ def main():
     nsock.close()
     shutil.rmtree(sockdir, ignore_errors=True)
 
+    # a database of the release before this one: schema 8, without the
+    # journal's cursors (8 -> 9); the upgrade must carry it forward
+    p1 = as_mxwarden_sql(db, "DROP TABLE source_cursor")
+    p2 = as_mxwarden_sql(db, "PRAGMA user_version = 8")
+    check("the database made schema 8 (as mxwarden)", p1.returncode == 0 and p2.returncode == 0, p1.stderr + p2.stderr)
+
     # ------------------------------------------------- remove, reinstall, purge
     p = apt("remove", "mxwarden")
     check("apt-get remove", p.returncode == 0 and pkg_state() == "deinstall ok config-files", pkg_state())
@@ -249,6 +281,19 @@ def main():
     p = run(["/usr/sbin/mxwarden", "lookup", "203.0.113.9", "-c", CONF, "--json"])
     check("the database is kept: the manual block is found", p.returncode == 0 and "package test" in p.stdout,
           p.stdout[-500:] + p.stderr)
+    p = run(["/usr/sbin/mxwarden", "allow", "198.51.100.0/24", "--for", "1h", "--reason", "after the upgrade",
+             "-c", CONF])
+    check("sudo mxwarden allow after the upgrade, as the owner", p.returncode == 0 and "running as mxwarden" in p.stderr,
+          p.stderr)
+    p = as_mxwarden_sql(db, "PRAGMA user_version")
+    v = p.stdout.strip()
+    p = as_mxwarden_sql(db, "SELECT count(*) FROM source_cursor")
+    check("... which migrated the schema-8 database forward (source_cursor, 8 -> 9)",
+          v.isdigit() and int(v) >= 9 and p.returncode == 0,
+          (v, p.stderr))
+    rooted = [os.path.join(r, f) for r, ds, fs in os.walk(STATE) for f in fs + ds
+              if os.lstat(os.path.join(r, f)).st_uid == 0]
+    check("still no file in /var/lib/mxwarden belongs to root", not rooted, rooted)
     p = apt("purge", "mxwarden")
     check("apt-get purge", p.returncode == 0 and pkg_state() == "", pkg_state())
     left = [x for x in ("/etc/mxwarden", STATE, WANTS, UNIT, "/usr/sbin/mxwarden",

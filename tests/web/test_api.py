@@ -202,16 +202,24 @@ try:
 
     # ------------------------------------------------------------ lookup
     st, h, j = get_json(P, "/api/v1/lookup/198.51.100.23")
-    check("lookup: the harvester is blocked", st == 200 and j and j.get("blocked") is True, j)
+    # no [output] here: decided, and the answer says it reaches no blocklist
+    check("lookup: the harvester is decided, not enforced (no output)", st == 200 and j
+          and j.get("blocked") is False and j.get("state") == "decided_not_enforced"
+          and (j.get("not_enforced") or {}).get("reason") == "no_output", j)
     dec = (j or {}).get("decision") or {}
     check("lookup: the decision's reason explains it", "30 unknown recipients" in json.dumps(j), dec)
     st, h, j = get_json(P, "/api/v1/lookup/45.67.89.77")
-    check("lookup: an IP inside a blocked class is blocked by the class",
-          st == 200 and j.get("blocked") is True and "45.67.89.0/24" in json.dumps(j.get("decision")), j)
+    check("lookup: an IP inside a blocked class has the class's decision",
+          st == 200 and j.get("state") == "decided_not_enforced"
+          and (j.get("decision") or {}).get("prefix") == "45.67.89.0/24", j)
     st, h, j = get_json(P, "/api/v1/lookup/203.0.113.0/24")
     check("lookup: a prefix is answered", st == 200 and j and "query" in j, j)
     st, h, j = get_json(P, "/api/v1/lookup/100.100.100.100")
-    check("lookup: a clean address is not blocked", st == 200 and j.get("blocked") is False, j)
+    check("lookup: a protected address is allowed", st == 200 and j.get("state") == "allowed"
+          and "protected" in j.get("summary", ""), j)
+    st, h, j = get_json(P, "/api/v1/lookup/192.0.2.222")
+    check("lookup: an address never seen is never_seen", st == 200 and j.get("blocked") is False
+          and j.get("state") == "never_seen", j)
     for q in ["not-an-ip", "300.1.2.3", "1.2.3.4/33", "%01"]:
         st, h, j = get_json(P, "/api/v1/lookup/" + q)
         check(f"lookup: {q} is 400", st == 400 and j and j.get("error"), (st, j))
@@ -219,7 +227,8 @@ try:
     snd = (j or {}).get("senders", [])
     check("lookup of an e-mail address: the client that used it, blocked",
           st == 200 and j.get("kind") == "email" and len(snd) == 1 and snd[0]["ip"] == "198.51.100.23"
-          and snd[0]["count"] == 1 and snd[0]["role"] == "recipient" and snd[0]["blocked"] is True, j)
+          and snd[0]["count"] == 1 and snd[0]["role"] == "recipient"
+          and snd[0]["state"] == "decided_not_enforced" and snd[0]["decision"]["rule"] == "harvest", j)
     st, h, j = get_json(P, "/api/v1/lookup/POSTMASTER@example.com")
     snd = (j or {}).get("senders", [])
     check("lookup of an e-mail address is case-insensitive and counts",
@@ -335,7 +344,8 @@ try:
     check("the manual block is listed, manual, with its reason", mine and mine[0]["manual"] is True
           and mine[0]["reason"] == "spam run <b>seen</b> by support", mine)
     st, h, j = get_json(P, "/api/v1/lookup/198.18.7.9")
-    check("lookup sees the manual block", st == 200 and j.get("blocked") is True, j)
+    check("lookup sees the manual block, by whom", st == 200 and j.get("state") == "decided_not_enforced"
+          and (j.get("decision") or {}).get("created_by") == "web:127.0.0.1", j)
 
     # ------------------------------------------------------------ unblock
     st, h, body = request(P, "DELETE", "/api/v1/blocks/198.18.7.0/24")
@@ -352,7 +362,8 @@ try:
     st, h, body = request(P, "DELETE", "/api/v1/blocks/198.18.7.0/24", headers=AUTH)
     check("DELETE again is 404", st == 404, st)
     st, h, j = get_json(P, "/api/v1/lookup/198.18.7.9")
-    check("lookup: no longer blocked", st == 200 and j.get("blocked") is False, j)
+    check("lookup: no longer blocked", st == 200 and j.get("blocked") is False
+          and j.get("decision") is None, j)
     st, h, j = get_json(P, "/api/v1/audit")
     acts = [(a["action"], a["prefix"]) for a in j.get("items", [])]
     check("audit: the block and the unblock are recorded", ("block", "198.18.7.0/24") in acts

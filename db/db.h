@@ -107,6 +107,15 @@ int64_t db_file_bytes(const struct db *db, bool wal);
 int db_quick_check(struct db *db, bool full, struct strv *problems);
 void db_damaged_message(const char *path, const char *problems, struct buf *out);
 bool db_unclean(const struct db *db, int64_t *check_us);
+/*
+ * The check at open may outlast a supervisor's start-up timeout (systemd's
+ * TimeoutStartSec=): fn, when set, is called as it begins and then about
+ * once a second while it runs (SQLite's progress handler, on the opening
+ * thread), with a line that says what is done ("checking ... MB after an
+ * unclean stop"). Process-wide; set before db_open(); NULL: none.
+ */
+typedef void (*db_busy_fn)(void *arg, const char *what);
+void db_set_busy_hook(db_busy_fn fn, void *arg);
 
 /* -------------------------------------------------------------- batches */
 

@@ -245,6 +245,8 @@ void eng_replay_tick(struct engine *e);
 void eng_replay_free(struct engine *e);
 
 /* service.c */
+/* db_busy_fn (db_set_busy_hook): a long check at start, told to systemd. */
+void eng_service_busy(void *arg, const char *what);
 void eng_service_ready(struct engine *e);
 void eng_service_tick(struct engine *e);
 void eng_service_reloading(struct engine *e, bool done);

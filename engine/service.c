@@ -4,7 +4,9 @@
  * line (lines per second, events, decisions in force) every few seconds,
  * WATCHDOG=1 at half the unit's WatchdogSec= from the loop's tick (so a
  * loop that hangs stops the pings and systemd restarts the service),
- * RELOADING=1 around SIGHUP and STOPPING=1 at the stop. Without
+ * RELOADING=1 around SIGHUP and STOPPING=1 at the stop; EXTEND_TIMEOUT_USEC
+ * while the database is checked at start after an unclean stop (minutes
+ * for a large one from a cold disk, more than TimeoutStartSec=). Without
  * NOTIFY_SOCKET (not a service) every call is a cheap no-op.
  */
 #include <stdio.h>
@@ -22,6 +24,16 @@ static void status_text(struct engine *e, int64_t now_us, char *out, size_t n)
 	double rate = secs > 0 && e->svc_status_us ? (double)(e->lines - e->svc_status_lines) / secs : 0;
 	snprintf(out, n, "%.0f lines/s, %llu lines, %llu events, %zu decisions in force", rate,
 		 (unsigned long long)e->lines, (unsigned long long)e->events, st.decisions);
+}
+
+/* Each call gives the start-up EXTEND_US more from now: a check that
+ * stalls that long is taken for a hang. */
+#define EXTEND_US (60LL * 1000000)
+
+void eng_service_busy(void *arg, const char *what)
+{
+	(void)arg;
+	sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%lld\nSTATUS=%s", EXTEND_US, what);
 }
 
 void eng_service_ready(struct engine *e)

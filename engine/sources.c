@@ -178,10 +178,29 @@ void eng_sync_sources(struct engine *e)
 	}
 }
 
+struct prev_set {
+	int64_t skip_id, id, last_read;
+	char path[PATH_MAX];
+};
+
+static int newest_journal(void *arg, const struct db_source *s)
+{
+	struct prev_set *p = arg;
+	if (s->kind == DB_SRC_JOURNAL && s->id != p->skip_id && s->last_read > p->last_read) {
+		p->id = s->id;
+		p->last_read = s->last_read;
+		snprintf(p->path, sizeof p->path, "%s", s->path);
+	}
+	return 0;
+}
+
 /*
  * [collector] journal: one source row per set of identifiers ("journal:"
- * and the patterns), its cursor read back, the reader opened after it.
- * 0, or -1 (logged).
+ * and the patterns), its cursor read back, the reader opened after it. A
+ * set without a cursor of its own (the list was changed) goes on after the
+ * cursor of the set read last, so that what was stored is not read again:
+ * the added names are read from there on, not their past entries. 0, or
+ * -1 (logged).
  */
 int eng_journal_start(struct engine *e)
 {
@@ -200,6 +219,13 @@ int eng_journal_start(struct engine *e)
 	}
 	char cursor[1024];
 	int have = db_source_cursor(e->db, ds.id, cursor, sizeof cursor);
+	struct prev_set prev = {.skip_id = ds.id};
+	if (have == 0 && db_sources_list(e->db, newest_journal, &prev) == 0 && prev.id &&
+	    (have = db_source_cursor(e->db, prev.id, cursor, sizeof cursor)) > 0)
+		log_warn(
+		    "journal: %s is a new set of identifiers: going on after the cursor of %s (the entries "
+		    "before it of names it lacked are not read)",
+		    ds.path, prev.path);
 	if (have < 0) {
 		log_error("database: journal cursor: %s", db_errmsg(e->db));
 		return -1;

@@ -8,8 +8,11 @@ entries appended while the daemon runs are followed; entries appended while
 it is down are read at the restart after the stored cursor; a daemon killed
 with SIGKILL in the middle of a large append stores each entry once after
 the restart (the cursor is committed in the events' transaction); the
-source row is of kind journal and counts every line read."""
-import os, shutil, subprocess, sys, time
+source row is of kind journal and counts every line read. A changed list
+of identifiers: SIGHUP warns that it needs a restart and reads as before;
+the restart goes on after the old set's cursor (nothing read twice) and
+says so."""
+import os, shutil, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from mxwtest import *  # noqa: E402,F403
 
@@ -96,6 +99,26 @@ def main():
         ok, why = exact(seq_counts(db), 0, top[0])
         check("after 3 kill -9 and restarts while entries came, each of %d entries is stored exactly once" % top[0],
               got == top[0] and ok, (got, why))
+
+        # another list of identifiers
+        with open(conf, "w") as f:
+            f.write("[collector]\njournal = postfix/*, exim4, sendmail\njournal_directory = %s\nbatch_lines = 200\n"
+                    % jdir)
+        mark = len(dm.stderr())
+        os.kill(dm.p.pid, signal.SIGHUP)
+        ok = wait_for(lambda: "change only at a restart" in dm.stderr()[mark:], True, 10)
+        check("SIGHUP with another journal list warns that it needs a restart", ok, dm.stderr()[mark:][-600:])
+        check("clean stop", dm.stop() == 0)
+        n0 = top[0]
+        append_journal(jfile, export(range(n0, n0 + 100)))
+        dm = Daemon(db, conf=conf).start()
+        got = wait_for(lambda: len(seq_counts(db)), n0 + 100, 60)
+        ok, why = exact(seq_counts(db), 0, n0 + 100)
+        check("the new list goes on after the old list's cursor: %d entries, each once" % (n0 + 100),
+              got == n0 + 100 and ok, (got, why))
+        check("... and says so", "is a new set of identifiers" in dm.stderr()[dm.mark:], dm.stderr()[dm.mark:][-600:])
+        rows = q(db, "SELECT lines_read FROM sources WHERE path = 'journal:postfix/*,exim4,sendmail'")
+        check("the new list's source row counts the 100 entries after the cursor", rows == [(100,)], rows)
         check("clean stop", dm.stop() == 0)
     finally:
         shutil.rmtree(d, ignore_errors=True)

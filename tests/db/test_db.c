@@ -184,6 +184,82 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static int user_version(const char *path)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static int count_allow(void *arg, const struct db_allow *a)
+{
+	(void)a;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A version-8 database (allows, no journal cursors) migrates to 9: its
+ * allow and its journal source are kept and the source takes a cursor. The
+ * step 8 -> 9 is idempotent: a database marked 8 that has the table
+ * already (an upgrade interrupted between its statements and the version,
+ * or one made by a build that had it) migrates too and keeps its cursor. */
+static void test_migration_from_v8(void **state)
+{
+	char dir[] = "/tmp/mxw-test-mig8-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128], err[256], cur[64];
+	snprintf(path, sizeof(path), "%s/v8.db", dir);
+	struct db *db = db_open_version(path, DB_RW, 8, err, sizeof(err));
+	assert_non_null(db);
+	struct db_allow a = {
+	    .since = NOW, .until = NOW + 3600, .reason = "partner", .created_by = "cli:test"};
+	prefix_parse(&a.prefix, "192.0.2.0/24", 12, true);
+	assert_int_equal(db_allow_insert(db, &a), 0);
+	struct db_source src = {.kind = DB_SRC_JOURNAL};
+	snprintf(src.path, sizeof(src.path), "journal:postfix/*");
+	assert_int_equal(db_source_get_or_create(db, &src, NOW), 1);
+	db_close(db);
+	assert_int_equal(user_version(path), 8);
+
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2) { /* marked 8 again, the table and its row kept */
+			sqlite3 *h;
+			assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 8", NULL, NULL, NULL),
+					 SQLITE_OK);
+			sqlite3_close(h);
+		}
+		db = db_open(path, DB_RW, err, sizeof(err));
+		assert_non_null(db);
+		assert_int_equal(user_version(path), DB_SCHEMA_VERSION);
+		int n = 0;
+		assert_int_equal(db_allows_active(db, NOW + 60, count_allow, &n), 0);
+		assert_int_equal(n, 1);
+		struct db_source again = {.kind = DB_SRC_JOURNAL};
+		snprintf(again.path, sizeof(again.path), "%s", src.path);
+		assert_int_equal(db_source_get_or_create(db, &again, NOW), 0);
+		assert_int_equal(again.id, src.id);
+		if (pass == 0) {
+			assert_int_equal(db_source_cursor(db, src.id, cur, sizeof cur), 0);
+			assert_int_equal(db_begin(db), 0);
+			assert_int_equal(db_source_set_cursor(db, src.id, "s=0123;i=2a", 42, NOW), 0);
+			assert_int_equal(db_commit(db), 0);
+		}
+		assert_int_equal(db_source_cursor(db, src.id, cur, sizeof cur), 1);
+		assert_string_equal(cur, "s=0123;i=2a");
+		db_close(db);
+	}
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_code_class_table(void **state)
 {
 	static const struct {
@@ -1984,6 +2060,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_code_class_table),
 	    cmocka_unit_test(test_migration_from_v1),
+	    cmocka_unit_test(test_migration_from_v8),
 	    cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_bytes_roundtrip, setup, teardown),

@@ -520,6 +520,7 @@ static void ip_view(struct aggregator *a, const struct iprec *p, uint32_t t, str
 	v->unknown = win8_sum(&p->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
 	v->rcpts = win8_sum(&p->w[W_RCPT], bucket(a, t, W_RCPT));
 	v->conns = win8_sum(&p->w[W_CONN], bucket(a, t, W_CONN));
+	v->conns -= MXW_MIN(v->conns, (unsigned)p->open); /* those that ended */
 	view_rules(a, v, v->accepted || (p->flags & F_AUTH_OK), p->flags, false);
 	v->v[R_RETRY] = win8_sum(&p->w[W_RETRY], bucket(a, t, W_RETRY));
 	retry_get(&p->r, t, a->wlen[W_RETRY], &v->pairs);
@@ -551,6 +552,7 @@ static void cls_view(struct aggregator *a, const struct clsrec *c, uint32_t t, s
 	v->unknown = win32_sum(&c->w[W_UNKNOWN], bucket(a, t, W_UNKNOWN));
 	v->rcpts = win32_sum(&c->w[W_RCPT], bucket(a, t, W_RCPT));
 	v->conns = win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
+	v->conns -= MXW_MIN(v->conns, (unsigned)c->open);
 	v->good = bits_get(c->good_bits, c->good_t0, t, a->wlen[W_ACCEPT]);
 	view_rules(a, v, v->good > 0, c->flags, true);
 	v->v[R_HARVEST] = bits_get(c->rcpt_bits, c->rcpt_t0, t, a->wlen[W_UNKNOWN]);
@@ -1523,7 +1525,7 @@ struct delta {
 			bool rcpt_bit;	/* an unknown recipient to count distinct */
 			bool user_bit;	/* an AUTH user to count distinct */
 			bool temp;	/* a 4xx: starts a back-off period */
-			bool conn;	/* a new connection */
+			uint8_t conn;	/* CONN_OPEN: a new connection; CONN_END: postscreen ended one */
 			bool maybe_own; /* a refusal our own block may have caused (our text, a client block)
 					 */
 			bool delivered; /* a disconnect whose counts correct the connection's accepted mail */
@@ -1537,6 +1539,8 @@ _Static_assert(offsetof(struct delta, backoff) == 16, "delta: the flags in one w
 
 /* Set window i's increment in a delta, and its bit in wmask; read it (0
  * when not set). */
+enum { CONN_OPEN = 1, CONN_END = 2 };
+
 #define DSET(d, i, v) ((d)->w[i] = (v), (d)->wmask |= 1u << (i))
 #define DGET(d, i)    ((d)->wmask & (1u << (i)) ? (d)->w[i] : 0u)
 
@@ -1569,7 +1573,7 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 	case EV_CONNECT:
 		if (ev->stage != ST_CONNECT)
 			return; /* postscreen PASS NEW/OLD and the like: same connection */
-		d->conn = true;
+		d->conn = CONN_OPEN;
 		return;
 	case EV_ACCEPT: {
 		/* success weighs by recipients where the MTA logs them */
@@ -1581,6 +1585,11 @@ static void classify(const struct aggregator *a, const struct event *ev, enum pr
 		return;
 	}
 	case EV_DISCONNECT:
+		if (role ==
+		    ROLE_POSTSCREEN) { /* it ended the connection itself (it logs a hand-over as PASS) */
+			d->conn = CONN_END;
+			return;
+		}
 		if (!ev->stats.present)
 			return;
 		/* MAIL before HELO leaves no reject line in Postfix, only the stats */
@@ -2098,15 +2107,34 @@ static AGG_COLD void judge_later_run(struct aggregator *a)
 			}
 			continue;
 		}
+		/* a connection that made a mail transaction is no flood's:
+		 * other rules judge what it did (a 4xx of ours it met is no
+		 * fault of its own) */
+		bool mail = j->s.rcpt || j->s.accepted;
+		if (j->s.holds) {
+			if (p->open)
+				p->open--; /* the class's: below, once resolved */
+			if (mail)
+				win8_sub(&p->w[W_CONN], bucket(a, j->t, W_CONN));
+		}
 		if (j->s.retry_pending && !j->s.accepted)
 			win8_add(&p->w[W_RETRY], bucket(a, j->t, W_RETRY), j->s.retry_pending);
 		if (j->s.accepted && j->s.unknown)
 			unknown_delivered(a, p, &j->s, j->t);
-		if (!j->s.judge && !(j->s.retry_pending && !j->s.accepted))
+		bool judge = j->s.judge || (j->s.retry_pending && !j->s.accepted);
+		if (!judge && !j->s.holds)
 			continue;
 		struct prefix cp;
 		ipaddr_class(&j->ip, &a->c->classes, &cp);
 		struct clsrec *c = cls_resolve(a, p, &cp, j->t);
+		if (j->s.holds && c != &a->scratch) {
+			if (c->open)
+				c->open--;
+			if (mail)
+				win32_sub(&c->w[W_CONN], bucket(a, j->t, W_CONN));
+		}
+		if (!judge)
+			continue;
 		a->cur = &j->s;
 		check_ip(a, p, c, j->t, false);
 		check_class(a, c, j->t, false); /* the member may just have been flagged */
@@ -2264,7 +2292,7 @@ static void event_body(struct aggregator *a, const struct event *ev)
 		lost_is_flaky(&d);
 
 	bool dup = false; /* the smtpd connect of a connection postscreen logged */
-	if (d.conn) {
+	if (d.conn == CONN_OPEN) {
 		bool postscreen = role == ROLE_POSTSCREEN;
 		/* one session logs a postscreen CONNECT and then an smtpd connect */
 		dup = !postscreen && p->last_ps && t >= p->last_ps && t - p->last_ps <= 30;
@@ -2325,21 +2353,55 @@ static void event_body(struct aggregator *a, const struct event *ev)
 		/* a lone member's class window holds this event's count only */
 		unsigned cn =
 		    lone ? MXW_MIN(DGET(&d, W_CONN), 65535u) : win32_sum(&c->w[W_CONN], bucket(a, t, W_CONN));
-		if ((a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) ||
-		    (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count))
+		/* A flood is judged on the connections that ended, when they
+		 * end: a list server (VERP: one message a member) or an MTA that
+		 * delivers each message in a process of its own opens tens of
+		 * connections in a second, and each delivers before it ends (the
+		 * success factor and busy() then spare it); a flood's
+		 * connections end as fast, with nothing delivered. The open ones
+		 * are counted (once a flood is plausible) where the log shows
+		 * their end: Postfix's smtpd session (its process serves the
+		 * connection), postscreen's DISCONNECT of one it did not hand
+		 * over. (Exim's daemon logs the connect, a child the rest: a
+		 * flood is judged at the connect there, as under Sendmail.) */
+		bool live = a->cur && a->cur != &a->ended;
+		bool waits = ev->mta == MTA_POSTFIX && (live || role == ROLE_POSTSCREEN);
+		if (d.conn == CONN_END) {
+			if (p->open)
+				p->open--;
+			if (feed && c->open)
+				c->open--;
+		} else if ((a->r->flood_ip_count > 0 && n * 4 >= (unsigned)a->r->flood_ip_count) ||
+			   (a->r->flood_class_count > 0 && cn * 4 >= (unsigned)a->r->flood_class_count)) {
 			flood_evidence(a, ev, p, c, lone, n, cn, t);
-		/* the smtpd line of a connection postscreen logged seconds
-		 * before counts nothing: it is not judged again (only the decay
-		 * of accepted mail could tip a rule since, and the next counted
-		 * event sees that) */
-		if (dup)
+			if (waits && !dup) { /* open: never more than the window holds */
+				p->open =
+				    (uint8_t)MXW_MIN(MXW_MIN((unsigned)p->open, n ? n - 1 : 0) + 1u, 255u);
+				if (feed)
+					c->open = (uint16_t)MXW_MIN(
+					    MXW_MIN((unsigned)c->open, cn ? cn - 1 : 0) + 1u, 65535u);
+			}
+			/* the smtpd session of a connection postscreen counted ends it */
+			if (waits && live && (!dup || p->open))
+				a->cur->holds = 1;
+		}
+		/* a busy sender's connection cannot flood */
+		bool ip_flood = a->r->flood_enabled && (double)n >= a->flood_ip_min &&
+				!busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n);
+		bool cls_flood = a->r->flood_enabled && feed && (double)cn >= a->flood_cls_min &&
+				 !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn);
+		if (!ip_flood && !cls_flood)
 			return;
-		/* nor is a busy sender's connection: it cannot flood */
-		if (a->r->flood_enabled && (double)n >= a->flood_ip_min &&
-		    !busy(p->flags, win8_sum(&p->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), n))
+		if (d.conn == CONN_OPEN && waits) {
+			if (live)
+				a->cur->judge = 1; /* judged at its end */
+			return;
+		}
+		/* postscreen's DISCONNECT, or no end to wait for (Exim,
+		 * Sendmail, lines without process ids) */
+		if (ip_flood)
 			check_ip(a, p, c, t, false);
-		if (a->r->flood_enabled && feed && (double)cn >= a->flood_cls_min &&
-		    !busy(c->flags, win32_sum(&c->w[W_ACCEPT], bucket(a, t, W_ACCEPT)), cn))
+		if (cls_flood)
 			check_class(a, c, t, false);
 		return;
 	}

@@ -135,9 +135,10 @@ struct iprec {
 	/* what every connection and accepted message touches, in the first
 	 * 64 bytes: one cache line for most events */
 	uint32_t last_seen, last_temp, last_ps;
-	uint32_t cls_ref;	       /* table_ref() of its class record, or CLS_LONE | table_ref() of the
-					* seen record that names it as its class's only member */
-	struct win8 w[W__COUNT];       /* W_CONN, W_ACCEPT and W_RCPT first */
+	uint32_t cls_ref;	 /* table_ref() of its class record, or CLS_LONE | table_ref() of the
+				  * seen record that names it as its class's only member */
+	struct win8 w[W__COUNT]; /* W_CONN, W_ACCEPT and W_RCPT first */
+	uint8_t open; /* its connections counted in W_CONN that have not ended (flood: judged on the ended) */
 	uint64_t rcpt_bits, user_bits; /* distinct unknown recipients, user names */
 	struct retry r;
 	uint32_t first_bad, ev;
@@ -156,6 +157,7 @@ struct clsrec {
 	struct prefix p; /* key (18 bytes) */
 	uint8_t flags;
 	int16_t last_code;
+	uint16_t open; /* as iprec's open, of the members it hears */
 	uint32_t last_seen, first_bad, ev, nflagged, flagged_t0;
 	uint32_t rcpt_t0, user_t0, ipb_t0, cipb_t0;
 	uint32_t good_t0;
@@ -217,8 +219,8 @@ struct sesssum {
 	uint8_t counted;	      /* its abuse signals were counted as one connection (W_SESS) */
 	uint16_t retry_pending; /* refusals of a pair refused before: retries unless it delivered mail */
 	uint8_t judge;		/* rules that count refusals are judged when it ends */
-	uint8_t pad;
-	uint16_t cls_unknown; /* ... of its unknown recipients, those its class counted */
+	uint8_t holds;		/* it counts in its IP's (and class's) open connections */
+	uint16_t cls_unknown;	/* ... of its unknown recipients, those its class counted */
 };
 /* One per (mta, syslog host, pid): a process serves one connection after
  * another, so its record stays when a connection ends (closed) and the

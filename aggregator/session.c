@@ -437,7 +437,7 @@ static inline void fold(struct aggregator *a, const struct sessrec *r)
 {
 	if (badness(&r->s)) /* most connections end well */
 		fold_bad(a, r);
-	if (r->s.judge || r->s.retry_pending)
+	if (r->s.judge || r->s.retry_pending || r->s.holds)
 		judge_push(a, r);
 }
 
@@ -646,7 +646,10 @@ void agg_session_event(struct aggregator *a, const struct event *ev, enum prog_r
 		   (r->s.judge || r->s.retry_pending)) {
 		/* Sendmail logs no end of a connection, but the end of each
 		 * message (from=..., nrcpts=...): what waits is judged there */
+		uint8_t holds = r->s.holds;
+		r->s.holds = 0;
 		judge_push(a, r);
+		r->s.holds = holds;
 		r->s.judge = 0;
 		r->s.retry_pending = 0;
 	}
@@ -788,8 +791,11 @@ void agg_session_tick(struct aggregator *a, uint32_t t, uint32_t now)
 		} else if (!r->closed && (r->s.judge || r->s.retry_pending) && now > r->s.end &&
 			   now - r->s.end > JUDGE_IDLE) {
 			/* an MTA that logs no end of a connection: judged when it
-			 * went quiet, and again if it goes on */
+			 * went quiet, and again if it goes on (still open) */
+			uint8_t holds = r->s.holds;
+			r->s.holds = 0;
 			judge_push(a, r);
+			r->s.holds = holds;
 			r->s.judge = 0;
 			r->s.retry_pending = 0;
 		}

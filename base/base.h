@@ -114,6 +114,10 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 void log_set_level(enum log_level lvl);
 void log_set_syslog(bool on, const char *ident);
+/* Standard error is checked once against JOURNAL_STREAM: each line then
+ * starts with its syslog priority ("<4>...") and carries no name. Tests
+ * that change stderr or the variable call this to check again. */
+void log_reset_stream(void);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -604,6 +608,8 @@ struct config {
 	int64_t checkpoint_interval; /* seconds between aggregator checkpoints (0 = only at a clean stop) */
 	/* [collector] */
 	struct strv follow;
+	struct strv journal;	  /* SYSLOG_IDENTIFIER names or globs read from the journal; empty: off */
+	char *journal_directory;  /* journal files read instead of the system journal; NULL: the system\'s */
 	char *format;		  /* auto, postfix, exim, sendmail */
 	char *timezone;		  /* NULL = the system's */
 	int timezone_line;	  /* line of the timezone key (0 = not set) */

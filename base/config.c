@@ -222,6 +222,12 @@ static const struct key storage_keys[] = {
 
 static const struct key collector_keys[] = {
     CK("follow", K_STRLIST, follow, NULL, LIM_NONE, "files or globs to follow"),
+    CK("journal", K_STRLIST, journal, NULL, LIM_NONE,
+       "follow the systemd journal: the entries whose SYSLOG_IDENTIFIER matches one of these names or globs "
+       "(postfix/*, exim4, sendmail); unset: off; a change applies at a restart"),
+    CK("journal_directory", K_STR, journal_directory, NULL, LIM_NONE,
+       "read the journal files in this directory (a copy, or what systemd-journal-remote receives) instead "
+       "of the system journal (a change applies at a restart)"),
     CK("format", K_STR, format, "auto", LIM_NONE, "the logs' MTA: auto, postfix, exim or sendmail"),
     CK("timezone", K_STR, timezone, "(the system's)", LIM_NONE,
        "time zone of RFC 3164 stamps: a zoneinfo name or a POSIX TZ string"),
@@ -1423,6 +1429,8 @@ void config_free(struct config *c)
 	free(c->source);
 	free(c->db_path);
 	strv_free(&c->follow);
+	strv_free(&c->journal);
+	free(c->journal_directory);
 	free(c->format);
 	free(c->timezone);
 	free(c->syslog_listen);

@@ -2,10 +2,17 @@
  * log.c - our own diagnostics on stderr (and syslog when configured).
  * Messages are formatted by the caller; anything log-derived must have gone
  * through buf_append_printable() first so it cannot forge a log line.
+ *
+ * On a terminal a line reads "mxwarden: LEVEL: message". When stderr is the
+ * journal (systemd sets JOURNAL_STREAM to the device and inode of the
+ * stream it gave us), a line starts with its syslog priority instead,
+ * "<4>message" (sd-daemon(3)), so that journald keeps the level, and
+ * carries no name or time stamp: the journal adds both.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -13,6 +20,24 @@
 
 static enum log_level min_level = LOG_LVL_INFO;
 static bool use_syslog;
+static int journal = -1; /* stderr is the journal's stream: -1 not checked yet */
+
+static bool to_journal(void)
+{
+	if (journal < 0) {
+		const char *js = getenv("JOURNAL_STREAM");
+		unsigned long long dev, ino;
+		struct stat st;
+		journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+			  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	}
+	return journal;
+}
+
+void log_reset_stream(void)
+{
+	journal = -1;
+}
 
 void log_set_level(enum log_level lvl)
 {
@@ -36,7 +61,10 @@ __attribute__((format(printf, 2, 0))) static void vlog(enum log_level lvl, const
 		return;
 	char msg[2048];
 	vsnprintf(msg, sizeof msg, fmt, ap); /* a cut diagnostic is still useful */
-	fprintf(stderr, "mxwarden: %s: %s\n", names[lvl], msg);
+	if (to_journal())
+		fprintf(stderr, "<%d>%s\n", prio[lvl], msg);
+	else
+		fprintf(stderr, "mxwarden: %s: %s\n", names[lvl], msg);
 	if (use_syslog)
 		syslog(prio[lvl], "%s", msg);
 }
@@ -61,7 +89,7 @@ void fatal(const char *fmt, ...)
 	char msg[2048];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "mxwarden: fatal: %s\n", msg);
+	fprintf(stderr, to_journal() ? "<2>fatal: %s\n" : "mxwarden: fatal: %s\n", msg);
 	if (use_syslog)
 		syslog(LOG_CRIT, "fatal: %s", msg);
 	exit(1);
@@ -74,6 +102,6 @@ void bug_at(const char *file, int line, const char *fmt, ...)
 	char msg[2048];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "mxwarden: BUG at %s:%d: %s\n", file, line, msg);
+	fprintf(stderr, "%sBUG at %s:%d: %s\n", to_journal() ? "<2>" : "mxwarden: ", file, line, msg);
 	abort();
 }

@@ -47,6 +47,23 @@ struct db;
  * ..."), with *c freed: the command exits 1. */
 struct db *cli_open_ro(const char *name, const char *conf_path, const char *db_path, struct config *c);
 
+/*
+ * Privileges (privs.c). `run` as root: a warning that names the risk and
+ * the fix; under systemd (INVOCATION_ID set) a refusal unless allow_root.
+ * Returns 0 to go on, -1 (printed) to stop.
+ */
+int cli_root_check(bool allow_root);
+/*
+ * Commands that change the database (block, unblock, allow, unallow,
+ * import, abuse-report), started as root: go on with the uid, gid and groups of the
+ * user that owns the database db_path (else of its directory), so that root
+ * creates no file in the daemon's state (the -wal and -shm files, a new
+ * database) that the daemon then cannot open. Says so on stderr ("mxwarden
+ * NAME: running as USER ..."). Nothing is done when not root or when root
+ * owns the database. Returns 0, or 1 (printed) when the switch failed.
+ */
+int cli_as_db_owner(const char *name, const char *db_path);
+
 int cmd_check_config(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
@@ -62,5 +79,6 @@ int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_abuse_report(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 #endif

@@ -90,6 +90,10 @@ int cmd_abuse_report(int argc, char **argv)
 		config_free(&c);
 		return 1;
 	}
+	if (!list && cli_as_db_owner("abuse-report", db_path ? db_path : c.db_path)) {
+		config_free(&c);
+		return 1;
+	}
 	char err[512];
 	struct db *db = db_open(db_path ? db_path : c.db_path, list ? DB_RO : DB_RW, err, sizeof err);
 	if (!db) {

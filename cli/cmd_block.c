@@ -119,13 +119,15 @@ static int setup(enum action act, int argc, char **argv, struct common *o)
 	prefix_format(&o->p, o->text);
 	if (engine_config_load(&o->c, o->conf_path) < 0)
 		return 1;
+	who_am_i(o->who, sizeof o->who); /* the caller, before the switch to the database's owner */
+	if (cli_as_db_owner(name, o->db_path ? o->db_path : o->c.db_path))
+		return 1;
 	char err[512];
 	o->db = db_open(o->db_path ? o->db_path : o->c.db_path, DB_RW, err, sizeof err);
 	if (!o->db) {
 		fprintf(stderr, "mxwarden %s: %s\n", name, err);
 		return 1;
 	}
-	who_am_i(o->who, sizeof o->who);
 	return -1; /* go on */
 }
 

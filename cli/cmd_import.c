@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -38,5 +39,16 @@ int cmd_import(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_error("import", "no file to import (give FILE... or - for standard input)");
+	if (geteuid() == 0) { /* the database's path, to switch to its owner */
+		struct config c;
+		if (engine_config_load(&c, o.config_path) < 0) {
+			config_free(&c);
+			return 1;
+		}
+		int rc = cli_as_db_owner("import", o.db_path ? o.db_path : c.db_path);
+		config_free(&c);
+		if (rc)
+			return rc;
+	}
 	return engine_import(&o, argv + optind, argc - optind);
 }

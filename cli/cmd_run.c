@@ -13,7 +13,15 @@
 
 int cmd_run(int argc, char **argv)
 {
-	enum { OPT_REPLAY = 256, OPT_REPLAY_RATE, OPT_SYSLOG, OPT_POLL, OPT_FAST, OPT_POLL_MS };
+	enum {
+		OPT_REPLAY = 256,
+		OPT_REPLAY_RATE,
+		OPT_SYSLOG,
+		OPT_POLL,
+		OPT_FAST,
+		OPT_POLL_MS,
+		OPT_ALLOW_ROOT
+	};
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, 'd'},
@@ -26,12 +34,14 @@ int cmd_run(int argc, char **argv)
 	    {"poll", no_argument, NULL, OPT_POLL},
 	    {"poll-ms", required_argument, NULL, OPT_POLL_MS},
 	    {"db-fast", no_argument, NULL, OPT_FAST},
+	    {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_opts o = {0};
 	int ch, rc;
+	bool allow_root = false;
 	char *end;
 	while ((ch = getopt_long(argc, argv, "c:d:f:l:F:vh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -60,6 +70,7 @@ int cmd_run(int argc, char **argv)
 			}
 			break;
 		case OPT_FAST: o.db_fast = true; break;
+		case OPT_ALLOW_ROOT: allow_root = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		case 'h': strv_free(&o.follow); return cli_help("run");
 		default: strv_free(&o.follow); return cli_usage_error("run", NULL);
@@ -69,6 +80,10 @@ int cmd_run(int argc, char **argv)
 		strv_free(&o.follow);
 		return cli_usage_error("run", "unexpected argument '%s' (files are given with --follow)",
 				       argv[optind]);
+	}
+	if (cli_root_check(allow_root) < 0) {
+		strv_free(&o.follow);
+		return 1;
 	}
 	rc = engine_run(&o);
 	strv_free(&o.follow);

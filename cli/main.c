@@ -74,7 +74,7 @@ static const struct cli_cmd commands[] = {
      NULL},
     {"run", cmd_run,
      "[-c CONF] [--db PATH] [--follow FILE]... [--listen ADDR:PORT] [--syslog-listen ADDR:PORT]\n"
-     " [--replay FILE [--replay-rate N]] [--format F] [--poll] [--poll-ms N] [-v]",
+     " [--replay FILE [--replay-rate N]] [--format F] [--poll] [--poll-ms N] [--allow-root] [-v]",
      "follow the logs in the foreground: parse, store, judge",
      DBFLAGS "  -f, --follow FILE           a file or glob to follow, besides [collector] follow\n"
 	     "                              --follow /var/log/mail.log --follow '/var/log/exim4/mainlog*'\n"
@@ -88,9 +88,13 @@ static const struct cli_cmd commands[] = {
 	     "      --poll, --poll-ms N     poll the files instead of inotify, every N ms (>= 10)\n"
 	     "                              --poll-ms 500\n"
 	     "      --db-fast               no fsync at commit (tests and benchmarks only)\n"
+	     "      --allow-root            run as root under systemd (INVOCATION_ID set), which is\n"
+	     "                              refused without it; as root elsewhere a warning is printed\n"
+	     "                              mxwarden run -c /etc/mxwarden/mxwarden.conf --allow-root\n"
 	     "  -v, --verbose               debug messages\n"
 	     "SIGTERM or SIGINT commits the open batch and stops; SIGHUP reloads the configuration.\n"
-	     "It warns at start (and on SIGHUP) when decisions reach no blocklist.\n",
+	     "It warns at start (and on SIGHUP) when decisions reach no blocklist.\n"
+	     "Under systemd (Type=notify) it reports READY, a STATUS line and the watchdog.\n",
      NULL},
     {"import", cmd_import, "[-c FILE] [--format F] [--db PATH] [-q] [--no-pipeline] FILE...|-",
      "read old logs (plain, .gz, stdin) into the database",
@@ -198,6 +202,17 @@ static const struct cli_cmd commands[] = {
      "                         mxwarden abuse-report --list | jq length\n" DBFLAGS
      "A report is sent once: the outbox in the database remembers it. [abuse] in -c names the\n"
      "contacts, RDAP and the reporter.\n",
+     NULL},
+    {"load", cmd_load, "[-c CONF] FILE", "load a blocklist into the firewall (root: mxwarden-load@.service)",
+     "  FILE                the blocklist: the path of one [output]    /var/lib/mxwarden/ipset\n"
+     "  -c, --config CONF   the configuration: the [output] whose path is FILE gives the format\n"
+     "                      and the set name                  -c /etc/mxwarden/mxwarden.conf\n"
+     "Example: mxwarden load -c /etc/mxwarden/mxwarden.conf /var/lib/mxwarden/ipset\n"
+     "Run as root by mxwarden-load@.service when the daemon replaces FILE. The file must pass the\n"
+     "format's checks and name no set, table or chain but the configured one; the checked bytes\n"
+     "go to ipset restore, nft -f, iptables-restore --noflush or ip6tables-restore --noflush\n"
+     "(a Postfix table: postfix reload). The outcome is written to FILE.status, which the daemon\n"
+     "shows as the output's reload result. Exit 0 when loaded, 1 otherwise.\n",
      NULL},
 };
 

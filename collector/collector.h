@@ -59,7 +59,7 @@ enum coll_kind { COLL_FOLLOW, COLL_IMPORT, COLL_SYSLOG };
 struct coll_line {
 	const char *p;
 	size_t n;
-	int source;	    /* index for collector_source_*(), -1 for an import */
+	int source; /* index for collector_source_*(), -1 for an import or syslog, COLL_SOURCE_JOURNAL */
 	int64_t off_after;  /* file sources: offset just after this line; else 0 */
 	bool overlong;	    /* the line was too long and skipped (p = NULL) */
 	struct span host;   /* syslog: the HOSTNAME of the envelope (else empty) */
@@ -154,6 +154,41 @@ struct coll_stats {
 	bool polling;		 /* inotify unavailable */
 };
 void collector_stats(const struct collector *c, struct coll_stats *st);
+
+/* ------------------------------------------------------------ the journal */
+
+/*
+ * [collector] journal: the systemd journal through sd-journal (journal.c).
+ * Entries whose SYSLOG_IDENTIFIER matches one of patterns (names or fnmatch
+ * globs: postfix/\*, exim4, sendmail) are delivered to the sink as lines
+ * "RFC3339-UTC-TIME HOST IDENT[PID]: MESSAGE" with source =
+ * COLL_SOURCE_JOURNAL. The position is the cursor of the last entry read
+ * (matching or not): store it with the events of the lines before it and
+ * hand it back to coll_journal_open() or coll_journal_seek() to go on just
+ * after it, exactly once. A separate reader beside the collector, driven by
+ * the same loop (coll_journal_fd() for epoll, coll_journal_run() to read).
+ */
+#define COLL_SOURCE_JOURNAL (-2)
+struct coll_journal;
+/* The system journal (dir NULL: the local machine's, as the user may read
+ * it; group adm reads the system journal) or the journal files in dir
+ * (tests). Reading starts after cursor, or at the first entry (NULL). NULL
+ * with a message in err when it cannot be opened; an invalid cursor starts
+ * from the first entry (the message is set but the reader is returned). */
+struct coll_journal *coll_journal_open(const struct strv *patterns, const char *dir, const char *cursor,
+				       size_t max_line, char *err, size_t errsz);
+void coll_journal_free(struct coll_journal *j);
+/* Readable when the journal changed (inotify), or -1. */
+int coll_journal_fd(const struct coll_journal *j);
+/* Read up to max entries: 1 when more may be there, 0 caught up, -1 error. */
+int coll_journal_run(struct coll_journal *j, size_t max, coll_sink_fn sink, void *ctx);
+/* The cursor of the last entry read, NULL before the first: valid until the
+ * next call. */
+const char *coll_journal_cursor(const struct coll_journal *j);
+/* Go back to just after cursor (NULL: the first entry), e.g. to the last
+ * committed one after a refused batch. 0 or -1. */
+int coll_journal_seek(struct coll_journal *j, const char *cursor);
+void coll_journal_stats(const struct coll_journal *j, uint64_t *lines, uint64_t *overlong);
 
 /* ---------------------------------------------------------------- import */
 

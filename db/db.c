@@ -160,7 +160,12 @@ static const char *const migrations[] = {
      " reason TEXT, created_by TEXT, created_at INTEGER, ended_at INTEGER, ended_by TEXT, end_reason TEXT);"
      "CREATE INDEX IF NOT EXISTS allows_open ON allows(until) WHERE ended_at IS NULL;"
      "CREATE INDEX IF NOT EXISTS top_hour_prefix ON top_hour(scope, prefix, t);"),
-    /* 8 -> 9: the MX hosts (issue 18), by the syslog host field of their
+    /* 8 -> 9: the systemd journal as a source (kind 'journal', one row per
+     * set of identifiers): its position is the journal's cursor, a text,
+     * committed with the batch's events like a file's offset; one row per
+     * journal source. */
+    ("CREATE TABLE IF NOT EXISTS source_cursor(source_id INTEGER PRIMARY KEY, cursor TEXT NOT NULL);"),
+    /* 9 -> 10: the MX hosts (issue 18), by the syslog host field of their
      * lines. hosts: one row per host, when its first and last line were
      * read (last_seen: by `run` only, NULL when only imported, so that an
      * import of old logs flags no host as silent), the log time (µs) of its
@@ -669,6 +674,32 @@ static int migrate(struct db *db, int target)
 	return 0;
 }
 
+static db_busy_fn busy_fn;
+static void *busy_arg;
+
+void db_set_busy_hook(db_busy_fn fn, void *arg)
+{
+	busy_fn = fn;
+	busy_arg = arg;
+}
+
+struct busy {
+	const char *what;
+	int64_t last_us;
+};
+
+/* SQLite's progress handler during the check: the hook once a second. */
+static int busy_progress(void *arg)
+{
+	struct busy *b = arg;
+	int64_t now = clock_mono_us();
+	if (now - b->last_us >= 1000000) {
+		b->last_us = now;
+		busy_fn(busy_arg, b->what);
+	}
+	return 0; /* go on */
+}
+
 /* The last writer died without closing: check the file before using it
  * (linear in its size: 3.5 s for 2.5 GB in the page cache, 47 s from a cold
  * disk here; the size is logged first), refuse it damaged. */
@@ -680,8 +711,18 @@ static int check_after_crash(struct db *db)
 	    "(PRAGMA quick_check; up to a minute per 2 GB from a cold disk)",
 	    db->path, (double)db_size_bytes(db) / 1e6);
 	int64_t t0 = clock_mono_us();
+	char what[160];
+	snprintf(what, sizeof what, "checking the database (%.1f MB) after an unclean stop",
+		 (double)db_size_bytes(db) / 1e6);
+	struct busy b = {what, t0};
+	if (busy_fn) {
+		busy_fn(busy_arg, what);
+		sqlite3_progress_handler(db->h, 10000, busy_progress, &b);
+	}
 	struct strv probs = {0};
 	int r = db_quick_check(db, false, &probs);
+	if (busy_fn)
+		sqlite3_progress_handler(db->h, 0, NULL, NULL);
 	db->check_us = clock_mono_us() - t0;
 	if (r == 0)
 		log_info("database %s: quick_check ok in %.2f s", db->path, (double)db->check_us / 1e6);

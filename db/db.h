@@ -77,7 +77,7 @@ void db_close(struct db *db);
 /* The last error message of this connection ("" when none). Borrowed. */
 const char *db_errmsg(const struct db *db);
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 9
+#define DB_SCHEMA_VERSION 10
 /* Size in bytes of the database file plus its WAL, or -1. */
 int64_t db_size_bytes(const struct db *db);
 /* Size in bytes of the database file (wal false) or of its write-ahead
@@ -107,6 +107,15 @@ int64_t db_file_bytes(const struct db *db, bool wal);
 int db_quick_check(struct db *db, bool full, struct strv *problems);
 void db_damaged_message(const char *path, const char *problems, struct buf *out);
 bool db_unclean(const struct db *db, int64_t *check_us);
+/*
+ * The check at open may outlast a supervisor's start-up timeout (systemd's
+ * TimeoutStartSec=): fn, when set, is called as it begins and then about
+ * once a second while it runs (SQLite's progress handler, on the opening
+ * thread), with a line that says what is done ("checking ... MB after an
+ * unclean stop"). Process-wide; set before db_open(); NULL: none.
+ */
+typedef void (*db_busy_fn)(void *arg, const char *what);
+void db_set_busy_hook(db_busy_fn fn, void *arg);
 
 /* -------------------------------------------------------------- batches */
 
@@ -270,7 +279,7 @@ int db_accepts_scan(struct db *db, int64_t from, db_accept_cb cb, void *arg);
 
 /* -------------------------------------------------------------- sources */
 
-enum db_source_kind { DB_SRC_FOLLOW, DB_SRC_IMPORT, DB_SRC_SYSLOG, DB_SRC_STDIN };
+enum db_source_kind { DB_SRC_FOLLOW, DB_SRC_IMPORT, DB_SRC_SYSLOG, DB_SRC_STDIN, DB_SRC_JOURNAL };
 const char *db_source_kind_name(enum db_source_kind k);
 
 /* The collector decides how many bytes the fingerprint covers (fp_len is
@@ -299,7 +308,7 @@ struct db_source {
 
 /*
  * Find the source with the same kind, dev, ino, fp_hash and fp_len as s
- * (for DB_SRC_SYSLOG and DB_SRC_STDIN: the same kind and path); when found,
+ * (for DB_SRC_SYSLOG, DB_SRC_STDIN and DB_SRC_JOURNAL: the same kind and path); when found,
  * fill s with the stored row (id, offset, lines_read, ...; path is updated
  * in the database when it changed, e.g. after a rename) and return 0. When
  * not found, insert s as a new source with offset 0, lines_read 0,
@@ -324,6 +333,15 @@ int db_sources_list(struct db *db, db_source_cb cb, void *arg);
  * db_summary_json). Returns 0, or -1 (also for an unknown id). RW.
  */
 int db_source_update_offset(struct db *db, int64_t id, int64_t offset, int64_t lines_read, int64_t now);
+/*
+ * The journal's position (DB_SRC_JOURNAL): set the cursor of the last entry
+ * read and lines_read (as db_source_update_offset, with offset 0), in the
+ * batch that holds the events of those entries. db_source_cursor() copies
+ * the stored cursor into out (n bytes): 1, 0 when none is stored (or it
+ * does not fit), -1 on error.
+ */
+int db_source_set_cursor(struct db *db, int64_t id, const char *cursor, int64_t lines_read, int64_t now);
+int db_source_cursor(struct db *db, int64_t id, char *out, size_t n);
 /* Record a new identity of a source: its path, dev, ino and fingerprint
  * (a small file's fingerprint grows until it reaches the collector's N).
  * Returns 0, or -1. RW. */

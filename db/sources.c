@@ -11,7 +11,7 @@
 
 #include "db/db_internal.h"
 
-static const char *const kind_names[] = {"follow", "import", "syslog", "stdin"};
+static const char *const kind_names[] = {"follow", "import", "syslog", "stdin", "journal"};
 
 const char *db_source_kind_name(enum db_source_kind k)
 {
@@ -66,7 +66,7 @@ int db_source_get_or_create(struct db *db, struct db_source *s, int64_t now)
 		return db_fail(db, "read-only connection");
 	if ((unsigned)s->kind >= MXW_ARRAY_LEN(kind_names))
 		return db_fail(db, "bad source kind");
-	bool by_name = s->kind == DB_SRC_SYSLOG || s->kind == DB_SRC_STDIN;
+	bool by_name = s->kind == DB_SRC_SYSLOG || s->kind == DB_SRC_STDIN || s->kind == DB_SRC_JOURNAL;
 	sqlite3_stmt *st = db_stmt(db, by_name ? Q_SOURCE_FIND_NAME : Q_SOURCE_FIND_ID);
 	if (!st)
 		return -1;
@@ -200,4 +200,41 @@ int db_source_update_identity(struct db *db, const struct db_source *s)
 	if (sqlite3_changes(db->h) != 1)
 		return db_fail(db, "no source with id %lld", (long long)s->id);
 	return 0;
+}
+
+int db_source_set_cursor(struct db *db, int64_t id, const char *cursor, int64_t lines_read, int64_t now)
+{
+	if (db_source_update_offset(db, id, 0, lines_read, now) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db->h,
+			       "INSERT INTO source_cursor(cursor, source_id) VALUES(?, ?) ON CONFLICT DO "
+			       "UPDATE SET cursor = excluded.cursor",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail_sql(db, "prepare cursor update");
+	sqlite3_bind_text(st, 1, cursor, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail_sql(db, "update cursor");
+}
+
+int db_source_cursor(struct db *db, int64_t id, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db->h, "SELECT cursor FROM source_cursor WHERE source_id = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail_sql(db, "prepare cursor");
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st), found = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		if (len < n) {
+			memcpy(out, sqlite3_column_text(st, 0), len);
+			out[len] = 0;
+			found = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : db_fail_sql(db, "read cursor");
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "emitters/emit_int.h"
 
 static const struct emit_format *const formats[] = {
@@ -145,6 +147,7 @@ struct out_state {
 	int64_t refresh_at; /* a capped timeout must be rewritten by then */
 	struct emit_reload rl;
 	int64_t last_reload_mono; /* start of the last reload, 0 = none yet */
+	int64_t status_seen;	  /* the loader's PATH.status last read: its mtime in ns (0 = none) */
 	struct emit_output_stats st;
 	/* circuit breaker: the entries of the file as last written (sorted by
 	 * prefix_cmp), and the state of a held change */
@@ -598,6 +601,34 @@ int emitters_update(struct emitters *em, const struct decision *d, size_t n, int
 	return rc < 0 ? -1 : written;
 }
 
+/* The root-run loader's result (PATH.status, emitters.h) is this output's
+ * reload result: read when it changed. */
+static void status_poll(struct out_state *o)
+{
+	struct buf sp = BUF_INIT;
+	emit_status_path(o->oc->path, &sp);
+	struct stat st;
+	int r = stat(buf_str(&sp), &st);
+	buf_free(&sp);
+	if (r < 0)
+		return;
+	int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	if (m == o->status_seen)
+		return;
+	o->status_seen = m;
+	struct emit_status s;
+	if (emit_status_read(o->oc->path, &s) < 0)
+		return;
+	o->st.reload_status = s.ok ? EMIT_RELOAD_OK : EMIT_RELOAD_FAILED;
+	o->st.last_reload = s.time;
+	if (s.ok) {
+		log_info("[output %s]: loaded by %s", o->oc->name, s.command);
+	} else {
+		o->st.reloads_failed++;
+		log_warn("[output %s]: the loader failed: %s: %s", o->oc->name, s.command, s.message);
+	}
+}
+
 void emitters_poll(struct emitters *em)
 {
 	for (size_t i = 0; i < em->n; i++) {
@@ -611,6 +642,8 @@ void emitters_poll(struct emitters *em)
 		}
 		if (o->rl.pending && reload_may_start(o))
 			run_reload(o);
+		if (o->oc->reload.n == 0)
+			status_poll(o);
 	}
 }
 

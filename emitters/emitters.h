@@ -397,4 +397,47 @@ void emitters_set_new_database(struct emitters *em, bool is_new);
  */
 bool emitters_set_allows(struct emitters *em, const struct prefix_list *l);
 
+/* ------------------------------------------------------------- the loader */
+
+/*
+ * The root-run loader: `mxwarden load FILE` (mxwarden-load@.service,
+ * started by mxwarden-load@.path each time the daemon replaces FILE). The
+ * daemon writes its blocklists unprivileged; loading a firewall set needs
+ * CAP_NET_ADMIN, which only the loader has. It takes nothing from the file
+ * but the entries:
+ *   - the [output] of c whose path is FILE gives the format and the set
+ *     name (none: refused);
+ *   - the file (a regular file, not through a link, at most 256 MiB, read
+ *     once) must pass the format's validator, and every set, table or
+ *     chain it names must be the configured one (emit_load_check_names);
+ *   - the checked bytes go, on a sealed memfd, to the format's tool:
+ *     ipset restore, nft -f /dev/stdin, iptables-restore --noflush,
+ *     ip6tables-restore --noflush; a Postfix table (postfix, postscreen)
+ *     gets `postfix reload`. Other formats need no loader (refused).
+ * Fills s (ok, the tool's exit code, the command, a one-line message) and
+ * returns 0 when the tool succeeded, else -1. The caller writes s with
+ * emit_status_write().
+ */
+struct emit_status {
+	bool ok;
+	int64_t time;  /* UTC seconds the load ended */
+	int exit_code; /* the tool's, -1 when it did not run */
+	char command[128];
+	char message[512];
+};
+int emit_load(const struct config *c, const char *path, struct emit_status *s);
+/* 0 when every set, table or chain name in text (format ipset, nft,
+ * iptables or ip6tables) is set's (ipset: set4, set6, set4-new, set6-new);
+ * else -1 with "line N: ..." in err. Other formats: 0. */
+int emit_load_check_names(const char *format, const char *set, const char *text, size_t len, struct buf *err);
+/* The status beside a blocklist: PATH.status, lines "key=value" (status=ok
+ * or failed, time, exit, command, message), written atomically (a temp
+ * file made with O_EXCL, renamed), mode 0640, owned by the directory's
+ * owner so that the daemon reads it. emitters_poll() reads it for each
+ * output without a reload command and shows it as that output's reload
+ * result (/metrics, the log). Both return 0 or -1. */
+void emit_status_path(const char *path, struct buf *out);
+int emit_status_write(const char *path, const struct emit_status *s);
+int emit_status_read(const char *path, struct emit_status *s);
+
 #endif

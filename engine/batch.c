@@ -374,6 +374,11 @@ int eng_batch_commit(struct engine *e)
 	}
 	if (e->syslog_dirty && db_source_update_offset(e->db, e->syslog_src_id, 0, e->syslog_lines, now) < 0)
 		goto fail;
+	/* the journal's cursor: after the entries whose events are in the batch */
+	const char *cur = e->sdj ? coll_journal_cursor(e->sdj) : NULL;
+	bool sdj_moved = cur && (!e->sdj_committed || strcmp(cur, e->sdj_committed) != 0);
+	if (sdj_moved && db_source_set_cursor(e->db, e->sdj_src_id, cur, e->sdj_lines, now) < 0)
+		goto fail;
 	if (e->import_src_id &&
 	    db_source_update_offset(e->db, e->import_src_id, e->import_offset, e->import_lines, now) < 0)
 		goto fail;
@@ -397,6 +402,12 @@ int eng_batch_commit(struct engine *e)
 		behind = behind || (eng_same_ident(&s->id, &s->agg_id) && s->offset < s->agg_off) ||
 			 (eng_same_ident(&s->id, &s->agg_prev_id) && s->offset < s->agg_prev_off);
 	}
+	if (sdj_moved) {
+		free(e->sdj_committed);
+		e->sdj_committed = xstrdup(cur);
+		e->sdj_committed_lines = e->sdj_lines;
+	}
+	behind = behind || (e->sdj && e->sdj_lines < e->sdj_agg_lines);
 	if (e->agg_recover && !behind) {
 		e->agg_recover = false;
 		log_info("database: the lines of the refused batch are stored again, each counted once");

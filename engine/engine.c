@@ -239,6 +239,7 @@ int eng_open(struct engine *e, const struct engine_opts *o, bool importing)
 	if (!e->parser)
 		return -1;
 	char err[512];
+	db_set_busy_hook(eng_service_busy, e);
 	e->db = db_open(e->db_path, eng_db_flags(e), err, sizeof err);
 	if (!e->db) {
 		log_error("%s", err);
@@ -292,6 +293,7 @@ void eng_close(struct engine *e)
 		eng_batch_commit(e);
 	bool saved = eng_checkpoint_final(e);
 	collector_free(e->coll);
+	eng_journal_stop(e);
 	for (size_t i = 0; i < e->n_src; i++)
 		parser_source_free(e->src[i].ps);
 	free(e->src);
@@ -310,6 +312,16 @@ void eng_close(struct engine *e)
 	free(e->db_path);
 	eng_replay_free(e);
 	config_free(&e->conf);
+}
+
+static bool same_list(const struct strv *a, const struct strv *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
 }
 
 /* SIGHUP: read the configuration again. What can change while running:
@@ -341,6 +353,13 @@ void engine_reload(struct engine *e)
 			log_info("SIGHUP: now following %s", nc.follow.v[i]);
 		}
 	}
+	/* the journal's reader and its stored position belong to one set of
+	 * identifiers (eng_journal_start): a new set starts at the restart */
+	if (!same_list(&e->conf.journal, &nc.journal) ||
+	    strcmp(e->conf.journal_directory ? e->conf.journal_directory : "",
+		   nc.journal_directory ? nc.journal_directory : "") != 0)
+		log_warn("SIGHUP: [collector] journal and journal_directory change only at a restart "
+			 "(systemctl restart mxwarden); the journal is read as before");
 	if (engine_trusted_load(&nc) < 0) {
 		log_error("SIGHUP: the MTA's trusted clients cannot be read (above); keeping the running "
 			  "configuration");

@@ -18,6 +18,7 @@
  *   import.c   engine_import: one file after another, the progress line, and
  *              the re-feed of a checkpoint's file after a crash
  *   replay.c   --replay: the sample log written live into var/replay.log
+ *   service.c  systemd's notification socket: ready, status, watchdog
  *   outputs.c  the blocklists (emitters) after decisions change, the web
  *              server's start and stop, the outputs' state for /metrics;
  *              the [notify] command and the scheduled digest ([report])
@@ -183,6 +184,19 @@ struct engine {
 	struct jchange *journal;
 	size_t n_journal, cap_journal;
 	bool redo; /* the journal's changes were rolled back: store them again */
+	/* [collector] journal (run only; NULL when off): the reader, its parser
+	 * state and db row, lines read (the row's lines_read), the cursor and
+	 * line count of the last commit (a refused batch goes back there), and
+	 * how far the aggregator has seen (lines read again are not counted
+	 * again) */
+	struct coll_journal *sdj;
+	struct parser_source *sdj_ps;
+	int64_t sdj_src_id, sdj_lines, sdj_committed_lines, sdj_agg_lines;
+	char *sdj_committed;
+	/* systemd (service.c): the watchdog's ping interval (0: none), the last
+	 * ping and status line (monotonic), e->lines then */
+	int64_t svc_watchdog_us, svc_watchdog_last_us, svc_status_us;
+	uint64_t svc_status_lines;
 };
 
 #define UNPARSED_OVERLONG 63
@@ -219,6 +233,8 @@ int eng_coll_lookup(void *ctx, const char *key, struct coll_pos *pos);
 void eng_known_update(struct engine *e, size_t i);
 void eng_sync_sources(struct engine *e);
 void eng_on_line(void *ctx, const struct coll_line *ln);
+int eng_journal_start(struct engine *e);
+void eng_journal_stop(struct engine *e);
 
 /* import.c */
 int eng_refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c);
@@ -227,6 +243,14 @@ int eng_refeed(void *arg, struct aggregator *a, const struct db_checkpoint *c);
 int eng_replay_init(struct engine *e);
 void eng_replay_tick(struct engine *e);
 void eng_replay_free(struct engine *e);
+
+/* service.c */
+/* db_busy_fn (db_set_busy_hook): a long check at start, told to systemd. */
+void eng_service_busy(void *arg, const char *what);
+void eng_service_ready(struct engine *e);
+void eng_service_tick(struct engine *e);
+void eng_service_reloading(struct engine *e, bool done);
+void eng_service_stopping(struct engine *e);
 
 /* outputs.c */
 int eng_allows_sync(struct engine *e);

@@ -27,6 +27,7 @@
 static void periodic(struct engine *e)
 {
 	int64_t now_us = clock_mono_us();
+	eng_service_tick(e); /* the watchdog: only a loop that turns pings it */
 	if (e->replay.path)
 		eng_replay_tick(e);
 	if (e->db_down)
@@ -143,8 +144,11 @@ static int collector_start(struct engine *e)
 		collector_follow(e->coll, e->replay.path);
 		nfollow++;
 	}
-	if (nfollow == 0 && !co.syslog_listen)
-		log_warn("nothing to follow: give --follow FILE, [collector] follow or a syslog listener");
+	if (eng_journal_start(e) < 0)
+		return -1;
+	if (nfollow == 0 && !co.syslog_listen && !e->sdj)
+		log_warn("nothing to follow: give --follow FILE, [collector] follow or journal, or a syslog "
+			 "listener");
 	return 0;
 }
 
@@ -167,6 +171,10 @@ static int loop_start(struct engine *e, const sigset_t *set)
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->tfd, &ev);
 	ev.data.fd = collector_fd(e->coll);
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	if (e->sdj && coll_journal_fd(e->sdj) >= 0) {
+		ev.data.fd = coll_journal_fd(e->sdj);
+		epoll_ctl(e->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	}
 	return 0;
 }
 
@@ -202,6 +210,7 @@ struct engine *engine_start(const struct engine_opts *o)
 		 e->syslog_on ? ", syslog receiver on" : "");
 	e->more = true;
 	e->running = true;
+	eng_service_ready(e);
 	return e;
 fail:
 	engine_free(e);
@@ -216,7 +225,9 @@ static void signals_read(struct engine *e)
 			log_info("signal %u: flushing the open batch and stopping", si.ssi_signo);
 			e->stop = true;
 		} else if (si.ssi_signo == SIGHUP) {
+			eng_service_reloading(e, false);
 			engine_reload(e);
+			eng_service_reloading(e, true);
 		} else if (si.ssi_signo == SIGCHLD) {
 			eng_outputs_child_exited(e);
 			eng_notify_tick(e);
@@ -252,6 +263,10 @@ int engine_step(struct engine *e, int timeout_ms)
 		if (!e->rewound) {
 			/* outside the sink: drop what was read since the last commit */
 			collector_rewind(e->coll);
+			if (e->sdj) {
+				coll_journal_seek(e->sdj, e->sdj_committed);
+				e->sdj_lines = e->sdj_committed_lines;
+			}
 			epoll_ctl(e->epfd, EPOLL_CTL_DEL, collector_fd(e->coll), NULL);
 			e->rewound = true;
 		}
@@ -266,6 +281,8 @@ int engine_step(struct engine *e, int timeout_ms)
 		log_info("database: trying again from the committed positions");
 	}
 	e->more = collector_run(e->coll);
+	if (e->sdj && coll_journal_run(e->sdj, 4096, eng_on_line, e) > 0)
+		e->more = true;
 	e->drained = !e->more;
 	/* lines wait at most batch_ms (a busy loop must not starve the timer's
 	 * flush); when the input is drained, a batch a quarter that old is
@@ -294,6 +311,7 @@ int engine_free(struct engine *e)
 		return 0;
 	int rc = e->importing ? 0 : 1;
 	if (e->running) {
+		eng_service_stopping(e);
 		eng_web_stop(e);
 		if (db_in_batch(e->db))
 			eng_batch_commit(e);

@@ -178,12 +178,111 @@ void eng_sync_sources(struct engine *e)
 	}
 }
 
+struct prev_set {
+	int64_t skip_id, id, last_read;
+	char path[PATH_MAX];
+};
+
+static int newest_journal(void *arg, const struct db_source *s)
+{
+	struct prev_set *p = arg;
+	if (s->kind == DB_SRC_JOURNAL && s->id != p->skip_id && s->last_read > p->last_read) {
+		p->id = s->id;
+		p->last_read = s->last_read;
+		snprintf(p->path, sizeof p->path, "%s", s->path);
+	}
+	return 0;
+}
+
+/*
+ * [collector] journal: one source row per set of identifiers ("journal:"
+ * and the patterns), its cursor read back, the reader opened after it. A
+ * set without a cursor of its own (the list was changed) goes on after the
+ * cursor of the set read last, so that what was stored is not read again:
+ * the added names are read from there on, not their past entries. 0, or
+ * -1 (logged).
+ */
+int eng_journal_start(struct engine *e)
+{
+	const struct strv *pat = &e->conf.journal;
+	if (pat->n == 0)
+		return 0;
+	struct db_source ds;
+	memset(&ds, 0, sizeof ds);
+	ds.kind = DB_SRC_JOURNAL;
+	size_t at = (size_t)snprintf(ds.path, sizeof ds.path, "journal:");
+	for (size_t i = 0; i < pat->n && at < sizeof ds.path; i++)
+		at += (size_t)snprintf(ds.path + at, sizeof ds.path - at, "%s%s", i ? "," : "", pat->v[i]);
+	if (db_source_get_or_create(e->db, &ds, clock_now()) < 0) {
+		log_error("database: source: %s", db_errmsg(e->db));
+		return -1;
+	}
+	char cursor[1024];
+	int have = db_source_cursor(e->db, ds.id, cursor, sizeof cursor);
+	struct prev_set prev = {.skip_id = ds.id};
+	if (have == 0 && db_sources_list(e->db, newest_journal, &prev) == 0 && prev.id &&
+	    (have = db_source_cursor(e->db, prev.id, cursor, sizeof cursor)) > 0)
+		log_warn(
+		    "journal: %s is a new set of identifiers: going on after the cursor of %s (the entries "
+		    "before it of names it lacked are not read)",
+		    ds.path, prev.path);
+	if (have < 0) {
+		log_error("database: journal cursor: %s", db_errmsg(e->db));
+		return -1;
+	}
+	char err[512] = "";
+	e->sdj = coll_journal_open(pat, e->conf.journal_directory, have ? cursor : NULL, 0, err, sizeof err);
+	if (!e->sdj) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (err[0])
+		log_warn("%s", err);
+	e->sdj_ps = parser_source_new(e->parser, ds.path, e->hint);
+	e->sdj_src_id = ds.id;
+	e->sdj_lines = e->sdj_committed_lines = e->sdj_agg_lines = ds.lines_read;
+	e->sdj_committed = have ? xstrdup(cursor) : NULL;
+	log_info("journal: %s%s, %s", e->conf.journal_directory ? "the files in " : "the system journal",
+		 e->conf.journal_directory ? e->conf.journal_directory : "",
+		 have ? "going on after the stored cursor" : "from its first entry");
+	return 0;
+}
+
+void eng_journal_stop(struct engine *e)
+{
+	coll_journal_free(e->sdj);
+	e->sdj = NULL;
+	parser_source_free(e->sdj_ps);
+	e->sdj_ps = NULL;
+	free(e->sdj_committed);
+	e->sdj_committed = NULL;
+}
+
+/* A line of the journal: like a file's, its position is counted in lines
+ * (sdj_lines) and committed with the cursor. */
+static void journal_line(struct engine *e, const struct coll_line *ln)
+{
+	e->sdj_lines++;
+	bool seen = e->agg_recover && e->sdj_lines <= e->sdj_agg_lines;
+	e->no_agg = seen; /* counted before the refused batch */
+	eng_line(e, e->sdj_ps, e->sdj_src_id, ln);
+	e->no_agg = false;
+	if (!seen)
+		e->sdj_agg_lines = e->sdj_lines;
+	if (e->batch_lines >= e->conf.batch_lines)
+		eng_batch_commit(e);
+}
+
 /* The collector's sink. */
 void eng_on_line(void *ctx, const struct coll_line *ln)
 {
 	struct engine *e = ctx;
 	if (e->db_down)
-		return;	      /* read again after collector_rewind() */
+		return; /* read again after collector_rewind() */
+	if (ln->source == COLL_SOURCE_JOURNAL) {
+		journal_line(e, ln);
+		return;
+	}
 	if (ln->source < 0) { /* syslog */
 		eng_line(e, e->syslog_ps, e->syslog_src_id, ln);
 		e->syslog_lines++;

@@ -31,6 +31,7 @@ struct custom_rule {
 };
 
 static pcre2_match_context *mctx;
+static bool jit_told; /* the JIT's absence was logged */
 
 int custom_compile(struct parser *p, const struct config *conf, struct errlist *errs)
 {
@@ -91,9 +92,19 @@ int custom_compile(struct parser *p, const struct config *conf, struct errlist *
 				    "[parser %s] pattern has no (?<ip>...) group", rc->name);
 			bad++;
 		}
-		/* JIT is an optimisation: without it (unsupported CPU) the
-		 * interpreter runs with the same limits */
-		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+		/* JIT is an optimisation: without it (an unsupported CPU, or
+		 * MemoryDenyWriteExecute=yes in the unit, which refuses the
+		 * writable and executable memory it needs) the interpreter runs
+		 * the same pattern with the same limits */
+		int jrc = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+		if (jrc != 0 && !jit_told) {
+			PCRE2_UCHAR msg[256];
+			if (pcre2_get_error_message(jrc, msg, sizeof msg) < 0)
+				str_copy((char *)msg, sizeof msg, "unknown error", 13);
+			log_info("pcre2: no JIT (%s): custom rules run in the interpreter",
+				 (const char *)msg);
+			jit_told = true;
+		}
 		r->md = pcre2_match_data_create_from_pattern(re, NULL);
 		if (!r->md)
 			fatal("pcre2: out of memory");

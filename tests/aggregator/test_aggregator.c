@@ -1280,6 +1280,51 @@ static void test_list_is_no_retry(void **state)
 	}
 }
 
+/* A list server with VERP (one message a member) or an MTA that delivers
+ * each message in a process of its own opens many connections at once,
+ * 70 here against flood_ip_count 60, the first to end being those refused
+ * for a departed member: they deliver before they end, and the flood is
+ * judged at the ends, so it is no flood. The same connections ending with
+ * nothing delivered are one. */
+static void test_burst_delivers(void **state)
+{
+	for (int delivers = 0; delivers < 2; delivers++) {
+		cfg_setup();
+		struct aggregator *a = aggregator_new(&cfg);
+		const char *ip = "198.51.100.81";
+		int64_t ts = T0;
+		struct step conn = CONN(ip, 1, 0);
+		struct step dead = REJ(ip, 1, 0, CAT_UNKNOWN_RECIPIENT, 550, ST_RCPT, "gone@example.com");
+		char to[64];
+		struct step live = ACC(ip, 1, 0);
+		for (int i = 0; i < 70; i++)
+			send_event(a, ts + i / 10, ip, 400 + i, &conn, NULL, i);
+		ts += 8;
+		for (int i = 0; i < 70; i++) { /* the departed members' connections end first */
+			int k =
+			    i < 7 ? i * 10 : i - 7 + (i - 7) / 9 + 1; /* 0, 10 .. 60, then 1 .. 9, 11 .. */
+			if (delivers) { /* each departed member its own address (VERP) */
+				snprintf(to, sizeof to,
+					 k % 10 == 0 ? "gone%d@example.com" : "x%d@example.com", k);
+				send_event(a, ts, ip, 400 + k, k % 10 == 0 ? &dead : &live, to, i);
+			}
+			disconnect(a, ts, ip, 400 + k);
+			ts += i % 5 == 4;
+		}
+		struct collected got = {0};
+		aggregator_take_changes(a, collect, &got);
+		if (delivers && got.n != 0)
+			fail_msg("a burst that delivers: got %d decisions (%s: %s), want none", got.n,
+				 got.d[0].rule, got.d[0].reason);
+		if (!delivers && (got.n != 1 || strcmp(got.d[0].rule, "flood") != 0))
+			fail_msg("a burst that delivers nothing: got %d decisions, want one by rule flood",
+				 got.n);
+		collected_free(&got);
+		aggregator_free(a);
+		config_free(&cfg);
+	}
+}
+
 /* The checkpoint in the database: a class connection flood cut in two by
  * a restart (a new aggregator restored from the database) gives the same
  * decision as one aggregator fed everything; without the checkpoint the
@@ -1369,6 +1414,7 @@ int main(void)
 	    cmocka_unit_test(test_first_offence),
 	    cmocka_unit_test(test_own_refusals),
 	    cmocka_unit_test(test_list_is_no_retry),
+	    cmocka_unit_test(test_burst_delivers),
 	    cmocka_unit_test(test_distribution_list),
 	    cmocka_unit_test(test_checkpoint_restore),
 	    cmocka_unit_test(test_restart_keeps_response),

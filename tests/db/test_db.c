@@ -184,6 +184,204 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static int user_version(const char *path)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static int count_allow(void *arg, const struct db_allow *a)
+{
+	(void)a;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A version-8 database (allows, no journal cursors) migrates to 9: its
+ * allow and its journal source are kept and the source takes a cursor. The
+ * step 8 -> 9 is idempotent: a database marked 8 that has the table
+ * already (an upgrade interrupted between its statements and the version,
+ * or one made by a build that had it) migrates too and keeps its cursor. */
+static void test_migration_from_v8(void **state)
+{
+	char dir[] = "/tmp/mxw-test-mig8-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128], err[256], cur[64];
+	snprintf(path, sizeof(path), "%s/v8.db", dir);
+	struct db *db = db_open_version(path, DB_RW, 8, err, sizeof(err));
+	assert_non_null(db);
+	struct db_allow a = {
+	    .since = NOW, .until = NOW + 3600, .reason = "partner", .created_by = "cli:test"};
+	prefix_parse(&a.prefix, "192.0.2.0/24", 12, true);
+	assert_int_equal(db_allow_insert(db, &a), 0);
+	struct db_source src = {.kind = DB_SRC_JOURNAL};
+	snprintf(src.path, sizeof(src.path), "journal:postfix/*");
+	assert_int_equal(db_source_get_or_create(db, &src, NOW), 1);
+	db_close(db);
+	assert_int_equal(user_version(path), 8);
+
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2) { /* marked 8 again, the table and its row kept */
+			sqlite3 *h;
+			assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 8", NULL, NULL, NULL),
+					 SQLITE_OK);
+			sqlite3_close(h);
+		}
+		db = db_open(path, DB_RW, err, sizeof(err));
+		assert_non_null(db);
+		assert_int_equal(user_version(path), DB_SCHEMA_VERSION);
+		int n = 0;
+		assert_int_equal(db_allows_active(db, NOW + 60, count_allow, &n), 0);
+		assert_int_equal(n, 1);
+		struct db_source again = {.kind = DB_SRC_JOURNAL};
+		snprintf(again.path, sizeof(again.path), "%s", src.path);
+		assert_int_equal(db_source_get_or_create(db, &again, NOW), 0);
+		assert_int_equal(again.id, src.id);
+		if (pass == 0) {
+			assert_int_equal(db_source_cursor(db, src.id, cur, sizeof cur), 0);
+			assert_int_equal(db_begin(db), 0);
+			assert_int_equal(db_source_set_cursor(db, src.id, "s=0123;i=2a", 42, NOW), 0);
+			assert_int_equal(db_commit(db), 0);
+		}
+		assert_int_equal(db_source_cursor(db, src.id, cur, sizeof cur), 1);
+		assert_string_equal(cur, "s=0123;i=2a");
+		db_close(db);
+	}
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Every row of a table as text, in order: "a|b|c;..." (NULL as "~"). */
+static char *dump_rows(sqlite3 *h, const char *table)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s", table);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	int nc = sqlite3_column_count(st);
+	sqlite3_finalize(st);
+	size_t o = (size_t)snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY 1", table);
+	for (int i = 2; i <= nc; i++)
+		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ", %d", i);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	struct buf b = BUF_INIT;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < nc; i++) {
+			const char *v = (const char *)sqlite3_column_text(st, i);
+			buf_append(&b, v ? v : "~", strlen(v ? v : "~"));
+			buf_append(&b, i + 1 < nc ? "|" : ";", 1);
+		}
+	}
+	sqlite3_finalize(st);
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+/* A version-9 database (the journal's cursors, no MX host tables) migrates
+ * to 10: its journal source keeps its cursor, and the host tables are
+ * rebuilt from the evidence events stored: the same rollups and top
+ * senders per host the live path wrote, and one hosts row per host (first
+ * and newest line from its events, never seen by `run`, no lines counted).
+ * The step 9 -> 10 is idempotent: marked 9 again with the tables kept, the
+ * database migrates without counting anything twice. */
+static void test_migration_from_v9(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], cur[64];
+	struct db_source src = {.kind = DB_SRC_JOURNAL};
+	snprintf(src.path, sizeof(src.path), "journal:postfix/*");
+	assert_int_equal(db_source_get_or_create(f->db, &src, NOW), 1);
+	static const struct {
+		int64_t age;
+		const char *host, *ip;
+		enum ev_kind kind;
+		enum ev_category cat;
+		int code;
+	} evs[] = {
+	    {7200, "mx1", "192.0.2.9", EV_REJECT, CAT_DNSBL, 554},
+	    {7170, "mx1", "192.0.2.9", EV_REJECT, CAT_UNKNOWN_RECIPIENT, 550},
+	    {7150, "mx2", "192.0.2.10", EV_LOST, CAT_TOO_MANY_ERRORS, -1},
+	    {3000, "mx2", "198.51.100.7", EV_AUTH_FAILURE, CAT_AUTH, 535},
+	    {2990, "mx2", "2001:db8::5", EV_REJECT, CAT_DNSBL, 450},
+	    {100, "mx1", "203.0.113.4", EV_REJECT, CAT_DNSBL, 421},
+	    {90, "", "203.0.113.4", EV_REJECT, CAT_DNSBL, 554}, /* no host field */
+	};
+	assert_int_equal(db_begin(f->db), 0);
+	for (size_t i = 0; i < MXW_ARRAY_LEN(evs); i++) {
+		struct event ev =
+		    mk(NOW - evs[i].age, evs[i].kind, evs[i].cat, evs[i].ip, evs[i].code, "l", 1);
+		ev.host = (struct span){evs[i].host, (uint32_t)strlen(evs[i].host)};
+		assert_true(db_event_insert(f->db, &ev, src.id) > 0);
+	}
+	assert_int_equal(db_source_set_cursor(f->db, src.id, "s=0123;i=2a", 7, NOW), 0);
+	assert_int_equal(db_commit(f->db), 0);
+	static const char *const tables[] = {"host_rollup_minute", "host_rollup_hour", "host_top_hour"};
+	char *live[3];
+	for (size_t i = 0; i < 3; i++) {
+		live[i] = dump_rows(f->db->h, tables[i]);
+		assert_non_null(strstr(live[i], "mx2"));
+	}
+	db_close(f->db);
+	f->db = NULL;
+	sqlite3 *h;
+	assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(h,
+			 "DROP TABLE hosts; DROP TABLE host_minute; DROP TABLE host_rollup_minute;"
+			 " DROP TABLE host_rollup_hour; DROP TABLE host_top_hour; DROP INDEX events_host;"
+			 " PRAGMA user_version = 9",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(user_version(f->path), 9);
+
+	char want_hosts[160];
+	snprintf(want_hosts, sizeof(want_hosts), "mx1|%lld|~|%lld|~|0;mx2|%lld|~|%lld|~|0;",
+		 (long long)(NOW - 7200), (long long)(NOW - 100) * 1000000, (long long)(NOW - 7150),
+		 (long long)(NOW - 2990) * 1000000);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) { /* marked 9 again, the host tables and their rows kept */
+			assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 9", NULL, NULL, NULL),
+					 SQLITE_OK);
+			sqlite3_close(h);
+		}
+		f->db = db_open(f->path, DB_RW, err, sizeof(err));
+		assert_non_null(f->db);
+		assert_int_equal(user_version(f->path), DB_SCHEMA_VERSION);
+		assert_int_equal(db_source_cursor(f->db, src.id, cur, sizeof cur), 1);
+		assert_string_equal(cur, "s=0123;i=2a");
+		for (size_t i = 0; i < 3; i++) {
+			char *got = dump_rows(f->db->h, tables[i]);
+			if (strcmp(got, live[i]) != 0)
+				fail_msg("%s after the migration:\n%s\nlive:\n%s", tables[i], got, live[i]);
+			free(got);
+		}
+		char *hosts = dump_rows(f->db->h, "hosts");
+		assert_string_equal(hosts, want_hosts);
+		free(hosts);
+		char *hm = dump_rows(f->db->h, "host_minute");
+		assert_string_equal(hm, ""); /* lines read: not in the events */
+		free(hm);
+		assert_int_equal(db_exec(f->db, "SELECT 1 FROM events INDEXED BY events_host LIMIT 1"), 0);
+		db_close(f->db);
+		f->db = NULL;
+	}
+	f->db = db_open(f->path, DB_RW, err, sizeof(err));
+	assert_non_null(f->db);
+	for (size_t i = 0; i < 3; i++)
+		free(live[i]);
+}
+
 static void test_code_class_table(void **state)
 {
 	static const struct {
@@ -1984,6 +2182,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_code_class_table),
 	    cmocka_unit_test(test_migration_from_v1),
+	    cmocka_unit_test(test_migration_from_v8),
+	    cmocka_unit_test_setup_teardown(test_migration_from_v9, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_idempotent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_bytes_roundtrip, setup, teardown),

@@ -1,7 +1,7 @@
 """test_refused_exact.py - a refused batch is counted once (issue 5): the
 database lives on a 4 MiB tmpfs (private mount namespace, root; skipped
 otherwise) that fills up, so SQLite refuses the commits; while it is full a
-connection flood over 203.0.113.0/24 arrives (50 connects from 25 addresses,
+connection flood over 203.0.113.0/24 arrives (50 connections from 25 addresses,
 under flood_class_count 80 for the class), read again from the committed
 offsets every second while the commits are refused; after space returns 35
 more arrive (85: over the threshold).
@@ -22,8 +22,11 @@ FILLER_IP = "10.9.9.9"  # a protected network: stored, never decided
 
 
 def flood(a, b, ips):
-    return "".join("%s mx postfix/smtpd[%d]: connect from unknown[203.0.113.%d]\n" % (stamp(), 4000 + i, 1 + i % ips)
-                   for i in range(a, b))
+    """Connections that say nothing: connect and disconnect (under Postfix a
+    flood is judged as its connections end)."""
+    return "".join("%s mx postfix/smtpd[%d]: connect from unknown[203.0.113.%d]\n"
+                   "%s mx postfix/smtpd[%d]: disconnect from unknown[203.0.113.%d] commands=0\n" %
+                   (stamp(), 4000 + i, 1 + i % ips, stamp(), 4000 + i, 1 + i % ips) for i in range(a, b))
 
 
 def decisions(db):

@@ -284,6 +284,42 @@ json_t *db_json_column(sqlite3_stmt *st, int col);
 void db_cursor_format(char *out, size_t outsz, char tag, int64_t a, int64_t b, bool two);
 int db_cursor_parse(const char *s, char tag, int64_t *a, int64_t *b, bool two);
 
+/* A read snapshot when no batch is open (the writer's own batch already is
+ * one). Returns whether a transaction was started here, for db_read_end(). */
+static inline bool db_read_begin(struct db *db)
+{
+	if (db->in_batch || !sqlite3_get_autocommit(db->h))
+		return false;
+	return db_exec(db, "BEGIN") == 0;
+}
+
+static inline void db_read_end(struct db *db, bool started)
+{
+	if (started)
+		db_exec(db, "COMMIT");
+}
+
+/* obj[key] = v and arr += v, taking v's reference; out of memory is fatal. */
+static inline void db_json_set(json_t *obj, const char *key, json_t *v)
+{
+	if (!v || json_object_set_new(obj, key, v) < 0)
+		fatal("out of memory (json)");
+}
+
+static inline void db_json_append(json_t *arr, json_t *v)
+{
+	if (!v || json_array_append_new(arr, v) < 0)
+		fatal("out of memory (json)");
+}
+
+/* A failed read: drop what was built, end the snapshot, return NULL. */
+static inline json_t *db_read_fail(struct db *db, json_t *partial, bool started)
+{
+	json_decref(partial);
+	db_read_end(db, started);
+	return NULL;
+}
+
 /* Clamp a page size to 1..1000. */
 static inline int db_clamp_limit(int limit)
 {

@@ -174,34 +174,6 @@ int db_hosts_flush(struct db *db, int64_t now)
 	return 0;
 }
 
-/* ------------------------------------------------------------- reading */
-
-static bool read_begin(struct db *db)
-{
-	if (db->in_batch || !sqlite3_get_autocommit(db->h))
-		return false;
-	return db_exec(db, "BEGIN") == 0;
-}
-
-static void read_end(struct db *db, bool started)
-{
-	if (started)
-		db_exec(db, "COMMIT");
-}
-
-static void set_new(json_t *obj, const char *key, json_t *v)
-{
-	if (!v || json_object_set_new(obj, key, v) < 0)
-		fatal("out of memory (json)");
-}
-
-static json_t *fail_json(struct db *db, json_t *partial, bool started)
-{
-	json_decref(partial);
-	read_end(db, started);
-	return NULL;
-}
-
 /* ?1 now, ?2 the start of the last full minute */
 static const char SQL_HOSTS[] =
     "SELECT h.name, h.first_seen, h.last_seen, h.last_ts, h.lag, h.lines,"
@@ -216,57 +188,57 @@ static const char SQL_HOSTS[] =
 
 json_t *db_hosts_json(struct db *db, int64_t now, int64_t silence)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_HOSTS);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	int64_t last_full_minute = now - ((now % 60) + 60) % 60 - 60;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, last_full_minute);
 	json_t *o = json_object();
-	set_new(o, "now", db_json_time(now));
-	set_new(o, "silence", json_integer(silence));
+	db_json_set(o, "now", db_json_time(now));
+	db_json_set(o, "silence", json_integer(silence));
 	json_t *items = json_array();
-	set_new(o, "items", items);
+	db_json_set(o, "items", items);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *it = json_object();
 		const char *name = (const char *)sqlite3_column_text(st, 0);
-		set_new(it, "host", db_json_bytes(name ? name : "", (size_t)sqlite3_column_bytes(st, 0)));
-		set_new(it, "first_seen", db_json_time(sqlite3_column_int64(st, 1)));
+		db_json_set(it, "host", db_json_bytes(name ? name : "", (size_t)sqlite3_column_bytes(st, 0)));
+		db_json_set(it, "first_seen", db_json_time(sqlite3_column_int64(st, 1)));
 		bool live = sqlite3_column_type(st, 2) != SQLITE_NULL;
 		int64_t last_seen = sqlite3_column_int64(st, 2);
-		set_new(it, "last_seen", live ? db_json_time(last_seen) : json_null());
+		db_json_set(it, "last_seen", live ? db_json_time(last_seen) : json_null());
 		char t[TIME_STRLEN];
 		int64_t last_ts = sqlite3_column_int64(st, 3);
 		if (last_ts > 0) {
 			time_format_rfc3339(last_ts, false, t);
-			set_new(it, "last_line", json_string(t));
+			db_json_set(it, "last_line", json_string(t));
 		} else {
-			set_new(it, "last_line", json_null());
+			db_json_set(it, "last_line", json_null());
 		}
-		set_new(it, "lag_seconds",
-			sqlite3_column_type(st, 4) == SQLITE_NULL
-			    ? json_null()
-			    : json_integer(sqlite3_column_int64(st, 4)));
-		set_new(it, "lines", json_integer(sqlite3_column_int64(st, 5)));
-		set_new(it, "lines_per_sec", json_real((double)sqlite3_column_int64(st, 6) / 60.0));
-		set_new(it, "lines_last_hour", json_integer(sqlite3_column_int64(st, 7)));
-		set_new(it, "events_last_hour", json_integer(sqlite3_column_int64(st, 8)));
-		set_new(it, "rejects_last_hour", json_integer(sqlite3_column_int64(st, 9)));
+		db_json_set(it, "lag_seconds",
+			    sqlite3_column_type(st, 4) == SQLITE_NULL
+				? json_null()
+				: json_integer(sqlite3_column_int64(st, 4)));
+		db_json_set(it, "lines", json_integer(sqlite3_column_int64(st, 5)));
+		db_json_set(it, "lines_per_sec", json_real((double)sqlite3_column_int64(st, 6) / 60.0));
+		db_json_set(it, "lines_last_hour", json_integer(sqlite3_column_int64(st, 7)));
+		db_json_set(it, "events_last_hour", json_integer(sqlite3_column_int64(st, 8)));
+		db_json_set(it, "rejects_last_hour", json_integer(sqlite3_column_int64(st, 9)));
 		int64_t quiet = live ? MXW_MAX(0, now - last_seen) : 0;
 		bool silent = live && silence > 0 && quiet > silence;
-		set_new(it, "silent", json_boolean(silent));
-		set_new(it, "silent_seconds", silent ? json_integer(quiet) : json_null());
+		db_json_set(it, "silent", json_boolean(silent));
+		db_json_set(it, "silent_seconds", silent ? json_integer(quiet) : json_null());
 		if (json_array_append_new(items, it) < 0)
 			fatal("out of memory (json)");
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "hosts");
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -294,10 +266,10 @@ static const char SQL_HOST_CATS_DAY[] =
 
 json_t *db_summary_host_json(struct db *db, int64_t now, const char *host)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_HOST_SUMMARY);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	int64_t last_full_minute = now - ((now % 60) + 60) % 60 - 60;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, last_full_minute);
@@ -305,7 +277,7 @@ json_t *db_summary_host_json(struct db *db, int64_t now, const char *host)
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		db_fail_sql(db, "summary");
 		sqlite3_reset(st);
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	}
 	int64_t v[12];
 	for (int i = 0; i < 12; i++)
@@ -314,31 +286,31 @@ json_t *db_summary_host_json(struct db *db, int64_t now, const char *host)
 	sqlite3_reset(st);
 	if (v[11] == 0) {
 		db_fail(db, "host: no lines of a host named so");
-		read_end(db, started);
+		db_read_end(db, started);
 		return NULL;
 	}
 	json_t *o = json_object();
-	set_new(o, "now", db_json_time(now));
-	set_new(o, "host", db_json_bytes(host, strlen(host)));
+	db_json_set(o, "now", db_json_time(now));
+	db_json_set(o, "host", db_json_bytes(host, strlen(host)));
 	json_t *ev = json_object();
-	set_new(ev, "last_hour", json_integer(v[0]));
-	set_new(ev, "last_day", json_integer(v[1]));
-	set_new(o, "events", ev);
+	db_json_set(ev, "last_hour", json_integer(v[0]));
+	db_json_set(ev, "last_day", json_integer(v[1]));
+	db_json_set(o, "events", ev);
 	json_t *rj = json_object();
-	set_new(rj, "last_hour", json_integer(v[2]));
-	set_new(rj, "last_day", json_integer(v[3]));
-	set_new(o, "rejects", rj);
+	db_json_set(rj, "last_hour", json_integer(v[2]));
+	db_json_set(rj, "last_day", json_integer(v[3]));
+	db_json_set(o, "rejects", rj);
 	json_t *rates = json_object();
-	set_new(rates, "events_per_min_hour", json_real((double)v[0] / 60.0));
-	set_new(rates, "events_per_min_day", json_real((double)v[1] / 1440.0));
-	set_new(rates, "rejects_per_min_hour", json_real((double)v[2] / 60.0));
-	set_new(o, "rates", rates);
+	db_json_set(rates, "events_per_min_hour", json_real((double)v[0] / 60.0));
+	db_json_set(rates, "events_per_min_day", json_real((double)v[1] / 1440.0));
+	db_json_set(rates, "rejects_per_min_hour", json_real((double)v[2] / 60.0));
+	db_json_set(o, "rates", rates);
 	/* categories_last_day from its own rollups */
 	json_t *cats = json_object();
 	sqlite3_stmt *cs = db_stmt_sql(db, SQL_HOST_CATS_DAY);
 	if (!cs) {
 		json_decref(cats);
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
 	sqlite3_bind_int64(cs, 1, now);
 	sqlite3_bind_text(cs, 2, host, -1, SQLITE_TRANSIENT);
@@ -346,25 +318,25 @@ json_t *db_summary_host_json(struct db *db, int64_t now, const char *host)
 	while ((rc = sqlite3_step(cs)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(cs, 0);
 		json_t *key = db_json_bytes(k ? k : "", k ? (size_t)sqlite3_column_bytes(cs, 0) : 0);
-		set_new(cats, json_string_value(key), json_integer(sqlite3_column_int64(cs, 1)));
+		db_json_set(cats, json_string_value(key), json_integer(sqlite3_column_int64(cs, 1)));
 		json_decref(key);
 	}
 	sqlite3_reset(cs);
-	set_new(o, "categories_last_day", cats);
+	db_json_set(o, "categories_last_day", cats);
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "summary categories");
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
-	set_new(o, "blocks_active", json_integer(v[4]));
-	set_new(o, "blocks_active_ip", json_integer(v[5]));
-	set_new(o, "blocks_active_class", json_integer(v[6]));
+	db_json_set(o, "blocks_active", json_integer(v[4]));
+	db_json_set(o, "blocks_active_ip", json_integer(v[5]));
+	db_json_set(o, "blocks_active_class", json_integer(v[6]));
 	json_t *in = json_object();
-	set_new(in, "files", json_null());
-	set_new(in, "lag_seconds", never_live ? json_null() : json_integer(MXW_MAX(0, now - v[10])));
-	set_new(in, "lines_per_sec", json_real((double)v[7] / 60.0));
-	set_new(in, "lines_last_hour", json_integer(v[8]));
-	set_new(in, "lines_read", json_integer(v[9]));
-	set_new(o, "ingest", in);
-	read_end(db, started);
+	db_json_set(in, "files", json_null());
+	db_json_set(in, "lag_seconds", never_live ? json_null() : json_integer(MXW_MAX(0, now - v[10])));
+	db_json_set(in, "lines_per_sec", json_real((double)v[7] / 60.0));
+	db_json_set(in, "lines_last_hour", json_integer(v[8]));
+	db_json_set(in, "lines_read", json_integer(v[9]));
+	db_json_set(o, "ingest", in);
+	db_read_end(db, started);
 	return o;
 }

@@ -12,19 +12,6 @@
 
 #include "db/db_internal.h"
 
-static bool read_begin(struct db *db)
-{
-	if (db->in_batch || !sqlite3_get_autocommit(db->h))
-		return false;
-	return db_exec(db, "BEGIN") == 0;
-}
-
-static void read_end(struct db *db, bool started)
-{
-	if (started)
-		db_exec(db, "COMMIT");
-}
-
 /* ----------------------------------------------------------------- allows */
 
 #define ALLOW_COLS "id, prefix, since, until, reason, created_by, created_at, ended_at, ended_by, end_reason"
@@ -244,7 +231,7 @@ json_t *db_seen_json(struct db *db, const struct prefix *p, enum scope sc, int64
 		ipaddr_format(&p->addr, text);
 	else
 		prefix_format(p, text);
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_bind_text(st, 1, scope_name(sc), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, since);
@@ -270,7 +257,7 @@ json_t *db_seen_json(struct db *db, const struct prefix *p, enum scope sc, int64
 			last = t1;
 	}
 	sqlite3_reset(st);
-	read_end(db, started);
+	db_read_end(db, started);
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "seen");
 		return NULL;

@@ -13,48 +13,14 @@
 
 #include "db/db_internal.h"
 
-/* A read snapshot when no batch is open (the writer's own batch already is
- * one). Returns whether a transaction was started here. */
-static bool read_begin(struct db *db)
-{
-	if (db->in_batch || !sqlite3_get_autocommit(db->h))
-		return false;
-	return db_exec(db, "BEGIN") == 0;
-}
-
-static void read_end(struct db *db, bool started)
-{
-	if (started)
-		db_exec(db, "COMMIT");
-}
-
-static void set_new(json_t *obj, const char *key, json_t *v)
-{
-	if (!v || json_object_set_new(obj, key, v) < 0)
-		fatal("out of memory (json)");
-}
-
-static void append_new(json_t *arr, json_t *v)
-{
-	if (!v || json_array_append_new(arr, v) < 0)
-		fatal("out of memory (json)");
-}
-
 /* Add n to obj[key] where key comes from the database: made valid UTF-8
  * first, so that a hand-edited row cannot make jansson refuse it. */
 static void add_count(json_t *obj, const char *key, size_t keylen, int64_t n)
 {
 	json_t *k = db_json_bytes(key, keylen);
 	const char *ks = json_string_value(k);
-	set_new(obj, ks, json_integer(json_integer_value(json_object_get(obj, ks)) + n));
+	db_json_set(obj, ks, json_integer(json_integer_value(json_object_get(obj, ks)) + n));
 	json_decref(k);
-}
-
-static json_t *fail_json(struct db *db, json_t *partial, bool started)
-{
-	json_decref(partial);
-	read_end(db, started);
-	return NULL;
 }
 
 /* The end of one page of a paginated query: reset st, then either the error
@@ -66,16 +32,16 @@ static json_t *page_end(struct db *db, json_t *o, sqlite3_stmt *st, int rc, cons
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		db_fail_sql(db, what);
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
 	if (more) {
 		char c[64];
 		db_cursor_format(c, sizeof(c), tag, last, 0, false);
-		set_new(o, "next", json_string(c));
+		db_json_set(o, "next", json_string(c));
 	} else {
-		set_new(o, "next", json_null());
+		db_json_set(o, "next", json_null());
 	}
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -117,7 +83,7 @@ static json_t *query_map(struct db *db, const char *sql, const char *text, int n
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
 		json_t *key = db_json_bytes(k ? k : "", k ? (size_t)sqlite3_column_bytes(st, 0) : 0);
-		set_new(m, json_string_value(key), json_integer(sqlite3_column_int64(st, 1)));
+		db_json_set(m, json_string_value(key), json_integer(sqlite3_column_int64(st, 1)));
 		json_decref(key);
 	}
 	sqlite3_reset(st);
@@ -141,25 +107,25 @@ static const char SQL_EVIDENCE_ROWS[] =
 static int add_file(void *arg, const struct db_source *s)
 {
 	json_t *f = json_object();
-	set_new(f, "id", json_integer(s->id));
-	set_new(f, "path", db_json_bytes(s->path, strlen(s->path)));
-	set_new(f, "kind", json_string(db_source_kind_name(s->kind)));
-	set_new(f, "offset", json_integer(s->offset));
-	set_new(f, "lines", json_integer(s->lines_read));
-	set_new(f, "first_seen", db_json_time(s->first_seen));
-	set_new(f, "last_read", s->last_read ? db_json_time(s->last_read) : json_null());
-	append_new(arg, f);
+	db_json_set(f, "id", json_integer(s->id));
+	db_json_set(f, "path", db_json_bytes(s->path, strlen(s->path)));
+	db_json_set(f, "kind", json_string(db_source_kind_name(s->kind)));
+	db_json_set(f, "offset", json_integer(s->offset));
+	db_json_set(f, "lines", json_integer(s->lines_read));
+	db_json_set(f, "first_seen", db_json_time(s->first_seen));
+	db_json_set(f, "last_read", s->last_read ? db_json_time(s->last_read) : json_null());
+	db_json_append(arg, f);
 	return 0;
 }
 
 json_t *db_stats_json(struct db *db, int64_t now)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	json_t *o = json_object();
 	int64_t lines = query_int(db, SQL_LINES_READ, 0, 0, 0);
 	if (lines < 0)
-		return fail_json(db, o, started);
-	set_new(o, "lines_read", json_integer(lines));
+		return db_read_fail(db, o, started);
+	db_json_set(o, "lines_read", json_integer(lines));
 	static const char *const maps[][2] = {{"events", "kind"},
 					      {"categories", "category"},
 					      {"unparsed", "unparsed"},
@@ -167,31 +133,31 @@ json_t *db_stats_json(struct db *db, int64_t now)
 	for (size_t i = 0; i < MXW_ARRAY_LEN(maps); i++) {
 		json_t *m = query_map(db, SQL_COUNTERS, maps[i][1], 0, 0, 0);
 		if (!m)
-			return fail_json(db, o, started);
-		set_new(o, maps[i][0], m);
+			return db_read_fail(db, o, started);
+		db_json_set(o, maps[i][0], m);
 	}
 	json_t *files = json_array();
-	set_new(o, "files", files);
+	db_json_set(o, "files", files);
 	if (db_sources_list(db, add_file, files) < 0)
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	int64_t active = query_int(db, SQL_ACTIVE, 1, now, 0);
 	int64_t total = query_int(db, SQL_DECISIONS_TOTAL, 0, 0, 0);
 	int64_t rows = query_int(db, SQL_EVIDENCE_ROWS, 0, 0, 0);
 	if (active < 0 || total < 0 || rows < 0)
-		return fail_json(db, o, started);
-	set_new(o, "decisions_active", json_integer(active));
-	set_new(o, "decisions_total", json_integer(total));
-	set_new(o, "evidence_rows", json_integer(rows));
-	set_new(o, "db_bytes", json_integer(db_size_bytes(db)));
-	set_new(o, "db_file_bytes", json_integer(db_file_bytes(db, false)));
-	set_new(o, "wal_bytes", json_integer(db_file_bytes(db, true)));
+		return db_read_fail(db, o, started);
+	db_json_set(o, "decisions_active", json_integer(active));
+	db_json_set(o, "decisions_total", json_integer(total));
+	db_json_set(o, "evidence_rows", json_integer(rows));
+	db_json_set(o, "db_bytes", json_integer(db_size_bytes(db)));
+	db_json_set(o, "db_file_bytes", json_integer(db_file_bytes(db, false)));
+	db_json_set(o, "wal_bytes", json_integer(db_file_bytes(db, true)));
 	/* the MX hosts heard from (silence is the daemon's business) */
 	json_t *hosts = db_hosts_json(db, now, 0);
 	if (!hosts)
-		return fail_json(db, o, started);
-	set_new(o, "hosts", json_incref(json_object_get(hosts, "items")));
+		return db_read_fail(db, o, started);
+	db_json_set(o, "hosts", json_incref(json_object_get(hosts, "items")));
 	json_decref(hosts);
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -219,17 +185,17 @@ static const char SQL_CATS_DAY[] = "SELECT category, sum(n) FROM rollup_minute"
 
 json_t *db_summary_json(struct db *db, int64_t now)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_SUMMARY);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	int64_t last_full_minute = now - ((now % 60) + 60) % 60 - 60;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, last_full_minute);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		db_fail_sql(db, "summary");
 		sqlite3_reset(st);
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	}
 	int64_t v[14];
 	for (int i = 0; i < 14; i++)
@@ -238,56 +204,56 @@ json_t *db_summary_json(struct db *db, int64_t now)
 	sqlite3_reset(st);
 
 	json_t *o = json_object();
-	set_new(o, "now", db_json_time(now));
+	db_json_set(o, "now", db_json_time(now));
 	json_t *ev = json_object();
-	set_new(ev, "last_hour", json_integer(v[0]));
-	set_new(ev, "last_day", json_integer(v[1]));
-	set_new(o, "events", ev);
+	db_json_set(ev, "last_hour", json_integer(v[0]));
+	db_json_set(ev, "last_day", json_integer(v[1]));
+	db_json_set(o, "events", ev);
 	json_t *rj = json_object();
-	set_new(rj, "last_hour", json_integer(v[2]));
-	set_new(rj, "last_day", json_integer(v[3]));
-	set_new(o, "rejects", rj);
+	db_json_set(rj, "last_hour", json_integer(v[2]));
+	db_json_set(rj, "last_day", json_integer(v[3]));
+	db_json_set(o, "rejects", rj);
 	json_t *rates = json_object();
-	set_new(rates, "events_per_min_hour", json_real((double)v[0] / 60.0));
-	set_new(rates, "events_per_min_day", json_real((double)v[1] / 1440.0));
-	set_new(rates, "rejects_per_min_hour", json_real((double)v[2] / 60.0));
-	set_new(o, "rates", rates);
+	db_json_set(rates, "events_per_min_hour", json_real((double)v[0] / 60.0));
+	db_json_set(rates, "events_per_min_day", json_real((double)v[1] / 1440.0));
+	db_json_set(rates, "rejects_per_min_hour", json_real((double)v[2] / 60.0));
+	db_json_set(o, "rates", rates);
 	json_t *cats = query_map(db, SQL_CATS_DAY, NULL, 1, now, 0);
 	if (!cats)
-		return fail_json(db, o, started);
-	set_new(o, "categories_last_day", cats);
-	set_new(o, "blocks_active", json_integer(v[4]));
-	set_new(o, "blocks_active_ip", json_integer(v[5]));
-	set_new(o, "blocks_active_class", json_integer(v[6]));
+		return db_read_fail(db, o, started);
+	db_json_set(o, "categories_last_day", cats);
+	db_json_set(o, "blocks_active", json_integer(v[4]));
+	db_json_set(o, "blocks_active_ip", json_integer(v[5]));
+	db_json_set(o, "blocks_active_class", json_integer(v[6]));
 	json_t *in = json_object();
-	set_new(in, "files", json_integer(v[7]));
-	set_new(in, "lag_seconds", lag_null ? json_null() : json_integer(MXW_MAX(0, now - v[8])));
-	set_new(in, "lines_per_sec", json_real((double)v[9] / 60.0));
-	set_new(in, "lines_last_hour", json_integer(v[10]));
-	set_new(in, "parse_errors_last_hour", json_integer(v[11]));
-	set_new(in, "lines_read", json_integer(v[12]));
-	set_new(in, "unparsed", json_integer(v[13]));
-	set_new(o, "ingest", in);
+	db_json_set(in, "files", json_integer(v[7]));
+	db_json_set(in, "lag_seconds", lag_null ? json_null() : json_integer(MXW_MAX(0, now - v[8])));
+	db_json_set(in, "lines_per_sec", json_real((double)v[9] / 60.0));
+	db_json_set(in, "lines_last_hour", json_integer(v[10]));
+	db_json_set(in, "parse_errors_last_hour", json_integer(v[11]));
+	db_json_set(in, "lines_read", json_integer(v[12]));
+	db_json_set(in, "unparsed", json_integer(v[13]));
+	db_json_set(o, "ingest", in);
 	/* where the data is (log time): an import of last week's logs has
 	 * none in the last hour, and the dashboard says where to look */
 	st = db_stmt_sql(db, "SELECT (SELECT min(t) FROM rollup_hour), (SELECT max(t) FROM rollup_hour),"
 			     " (SELECT max(t) FROM rollup_minute)");
 	if (!st)
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	json_t *data = json_object();
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
 		int64_t last = sqlite3_column_int64(st, 1) + 3600;
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
 			last = sqlite3_column_int64(st, 2) + 60;
-		set_new(data, "first", db_json_time(sqlite3_column_int64(st, 0)));
-		set_new(data, "last", db_json_time(last));
+		db_json_set(data, "first", db_json_time(sqlite3_column_int64(st, 0)));
+		db_json_set(data, "last", db_json_time(last));
 	} else {
-		set_new(data, "first", json_null());
-		set_new(data, "last", json_null());
+		db_json_set(data, "first", json_null());
+		db_json_set(data, "last", json_null());
 	}
 	sqlite3_reset(st);
-	set_new(o, "data", data);
-	read_end(db, started);
+	db_json_set(o, "data", data);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -395,10 +361,10 @@ static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64
 	     {SQL_TSC_HOUR_CODES, SQL_TSC_HOUR_CATS, SQL_TSC_HOUR_KINDS}},
 	    {{SQL_TSH_MIN_CODES, SQL_TSH_MIN_CATS, SQL_TSH_MIN_KINDS},
 	     {SQL_TSH_HOUR_CODES, SQL_TSH_HOUR_CATS, SQL_TSH_HOUR_KINDS}}};
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, sqls[q ? 1 : host ? 2 : 0][hourly][m]);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
 	sqlite3_bind_int64(st, 3, step);
@@ -413,29 +379,29 @@ static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64
 	}
 
 	json_t *o = json_object();
-	set_new(o, "metric", json_string(metric));
-	set_new(o, "from", json_integer(from));
-	set_new(o, "to", json_integer(to));
-	set_new(o, "step", json_integer(step));
+	db_json_set(o, "metric", json_string(metric));
+	db_json_set(o, "from", json_integer(from));
+	db_json_set(o, "to", json_integer(to));
+	db_json_set(o, "step", json_integer(step));
 	if (q) {
 		char text[PREFIX_STRLEN];
 		size_t n = prefix_format(&cls, text);
-		set_new(o, "class", json_stringn(text, n));
+		db_json_set(o, "class", json_stringn(text, n));
 	} else if (host) {
-		set_new(o, "host", db_json_bytes(host, strlen(host)));
+		db_json_set(o, "host", db_json_bytes(host, strlen(host)));
 	}
 	json_t *t = json_array();
 	for (int64_t i = 0; i < nb; i++)
-		append_new(t, json_integer(from + i * step));
-	set_new(o, "t", t);
+		db_json_append(t, json_integer(from + i * step));
+	db_json_set(o, "t", t);
 	json_t *series = json_object();
-	set_new(o, "series", series);
+	db_json_set(o, "series", series);
 	if (m == 0)
 		for (int c = 0; c < CC__COUNT; c++) {
 			json_t *a = json_array();
 			for (int64_t i = 0; i < nb; i++)
-				append_new(a, json_integer(0));
-			set_new(series, code_class_name((enum code_class)c), a);
+				db_json_append(a, json_integer(0));
+			db_json_set(series, code_class_name((enum code_class)c), a);
 		}
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -448,8 +414,8 @@ static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64
 		if (!a) {
 			a = json_array();
 			for (int64_t i = 0; i < nb; i++)
-				append_new(a, json_integer(0));
-			set_new(series, json_string_value(key), a);
+				db_json_append(a, json_integer(0));
+			db_json_set(series, json_string_value(key), a);
 		}
 		json_decref(key);
 		json_t *cell = json_array_get(a, (size_t)b);
@@ -458,9 +424,9 @@ static json_t *timeseries(struct db *db, const char *metric, int64_t from, int64
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "timeseries");
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -513,20 +479,20 @@ json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to,
 		return NULL;
 	}
 	limit = db_clamp_limit(limit);
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, host ? SQL_TOP_HOST : SQL_TOP);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	top_bind(st, by, from, to, kind, category, host);
 	sqlite3_bind_int(st, 6, limit);
 	json_t *o = json_object();
-	set_new(o, "by", json_string(scope_name(by)));
+	db_json_set(o, "by", json_string(scope_name(by)));
 	if (host)
-		set_new(o, "host", db_json_bytes(host, strlen(host)));
-	set_new(o, "from", json_integer(from));
-	set_new(o, "to", json_integer(to));
+		db_json_set(o, "host", db_json_bytes(host, strlen(host)));
+	db_json_set(o, "from", json_integer(from));
+	db_json_set(o, "to", json_integer(to));
 	json_t *items = json_array();
-	set_new(o, "items", items);
+	db_json_set(o, "items", items);
 	json_t *index = json_object(); /* prefix -> its categories object (borrowed) */
 	json_t *keys = json_array();
 	int rc;
@@ -536,21 +502,21 @@ json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to,
 			continue;
 		json_t *it = json_object();
 		json_t *pj = db_json_bytes(p, (size_t)sqlite3_column_bytes(st, 0));
-		set_new(it, "prefix", pj);
-		set_new(it, "count", json_integer(sqlite3_column_int64(st, 1)));
+		db_json_set(it, "prefix", pj);
+		db_json_set(it, "count", json_integer(sqlite3_column_int64(st, 1)));
 		json_t *cats = json_object();
-		set_new(it, "categories", cats);
+		db_json_set(it, "categories", cats);
 		/* (a prefix that was not valid UTF-8 just gets no categories) */
 		json_object_set(index, json_string_value(pj), cats);
-		append_new(keys, json_copy(pj));
-		append_new(items, it);
+		db_json_append(keys, json_copy(pj));
+		db_json_append(items, it);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "top");
 		json_decref(index);
 		json_decref(keys);
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
 	char *keytext = json_dumps(keys, JSON_COMPACT);
 	json_decref(keys);
@@ -575,9 +541,9 @@ json_t *db_top_host_json(struct db *db, enum scope by, int64_t from, int64_t to,
 	if (!st || rc != SQLITE_DONE) {
 		if (st)
 			db_fail_sql(db, "top categories");
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -588,34 +554,36 @@ static json_t *decision_json(const struct decision *d, const struct db_decision_
 	json_t *o = json_object();
 	char text[PREFIX_STRLEN];
 	prefix_format(&d->prefix, text);
-	set_new(o, "id", json_integer(d->id));
-	set_new(o, "prefix", json_string(text));
-	set_new(o, "family", json_integer(d->prefix.addr.family));
-	set_new(o, "len", json_integer(d->prefix.len));
-	set_new(o, "scope", json_string(scope_name(d->scope)));
-	set_new(o, "response", json_string(response_name(d->response)));
-	set_new(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
-	set_new(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
-	set_new(o, "score", json_real(d->score));
-	set_new(o, "since", db_json_time(d->since));
-	set_new(o, "until", db_json_time(d->until));
-	set_new(o, "manual", json_boolean(d->manual));
-	set_new(o, "active", json_boolean(!info->ended_at && d->until > now));
-	set_new(o, "created_by",
-		info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by)) : json_null());
-	set_new(o, "created_at", info->created_at ? db_json_time(info->created_at) : json_null());
-	set_new(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
-	set_new(o, "ended_by",
-		info->ended_by ? db_json_bytes(info->ended_by, strlen(info->ended_by)) : json_null());
-	set_new(o, "end_reason",
-		info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason)) : json_null());
+	db_json_set(o, "id", json_integer(d->id));
+	db_json_set(o, "prefix", json_string(text));
+	db_json_set(o, "family", json_integer(d->prefix.addr.family));
+	db_json_set(o, "len", json_integer(d->prefix.len));
+	db_json_set(o, "scope", json_string(scope_name(d->scope)));
+	db_json_set(o, "response", json_string(response_name(d->response)));
+	db_json_set(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
+	db_json_set(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
+	db_json_set(o, "score", json_real(d->score));
+	db_json_set(o, "since", db_json_time(d->since));
+	db_json_set(o, "until", db_json_time(d->until));
+	db_json_set(o, "manual", json_boolean(d->manual));
+	db_json_set(o, "active", json_boolean(!info->ended_at && d->until > now));
+	db_json_set(o, "created_by",
+		    info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by))
+				     : json_null());
+	db_json_set(o, "created_at", info->created_at ? db_json_time(info->created_at) : json_null());
+	db_json_set(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
+	db_json_set(o, "ended_by",
+		    info->ended_by ? db_json_bytes(info->ended_by, strlen(info->ended_by)) : json_null());
+	db_json_set(o, "end_reason",
+		    info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason))
+				     : json_null());
 	json_t *ev = NULL;
 	if (info->evidence_json) {
 		ev = json_loads(info->evidence_json, JSON_DECODE_ANY, NULL);
 		if (!ev)
 			ev = db_json_bytes(info->evidence_json, strlen(info->evidence_json));
 	}
-	set_new(o, "evidence", ev ? ev : json_null());
+	db_json_set(o, "evidence", ev ? ev : json_null());
 	return o;
 }
 
@@ -627,25 +595,16 @@ static const char SQL_BLOCKS[] =
     DECISION_SELECT " WHERE id < ?1 AND (?2 = 0 OR (ended_at IS NULL AND until > ?3))"
 		    " ORDER BY id DESC LIMIT ?4";
 
-json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor)
+/* One page of decision rows from st (bound, asking limit + 1 rows), each
+ * item made by item(): {"items": [...], "next": cursor or null}. */
+static json_t *decisions_page(struct db *db, sqlite3_stmt *st, int limit, int64_t now,
+			      json_t *(*item)(const struct decision *, const struct db_decision_info *,
+					      int64_t),
+			      const char *what, char tag, bool started)
 {
-	int64_t after = INT64_MAX, unused;
-	if (cursor && db_cursor_parse(cursor, 'b', &after, &unused, false) < 0) {
-		db_fail(db, "bad cursor");
-		return NULL;
-	}
-	limit = db_clamp_limit(limit);
-	bool started = read_begin(db);
-	sqlite3_stmt *st = db_stmt_sql(db, SQL_BLOCKS);
-	if (!st)
-		return fail_json(db, NULL, started);
-	sqlite3_bind_int64(st, 1, after);
-	sqlite3_bind_int(st, 2, active_only ? 1 : 0);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_int(st, 4, limit + 1);
 	json_t *o = json_object();
 	json_t *items = json_array();
-	set_new(o, "items", items);
+	db_json_set(o, "items", items);
 	int rc, n = 0;
 	int64_t last = 0;
 	bool more = false;
@@ -657,11 +616,30 @@ json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, 
 		struct decision d;
 		struct db_decision_info info;
 		db_decision_from_row(st, &d, &info);
-		append_new(items, decision_json(&d, &info, now));
+		db_json_append(items, item(&d, &info, now));
 		last = d.id;
 		n++;
 	}
-	return page_end(db, o, st, rc, "blocks", more, 'b', last, started);
+	return page_end(db, o, st, rc, what, more, tag, last, started);
+}
+
+json_t *db_blocks_json(struct db *db, int64_t now, bool active_only, int limit, const char *cursor)
+{
+	int64_t after = INT64_MAX, unused;
+	if (cursor && db_cursor_parse(cursor, 'b', &after, &unused, false) < 0) {
+		db_fail(db, "bad cursor");
+		return NULL;
+	}
+	limit = db_clamp_limit(limit);
+	bool started = db_read_begin(db);
+	sqlite3_stmt *st = db_stmt_sql(db, SQL_BLOCKS);
+	if (!st)
+		return db_read_fail(db, NULL, started);
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, active_only ? 1 : 0);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int(st, 4, limit + 1);
+	return decisions_page(db, st, limit, now, decision_json, "blocks", 'b', started);
 }
 
 static const char SQL_DECISIONS_LIST[] =
@@ -675,18 +653,20 @@ static json_t *decision_brief(const struct decision *d, const struct db_decision
 	json_t *o = json_object();
 	char text[PREFIX_STRLEN];
 	prefix_format(&d->prefix, text);
-	set_new(o, "id", json_integer(d->id));
-	set_new(o, "prefix", json_string(text));
-	set_new(o, "scope", json_string(scope_name(d->scope)));
-	set_new(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
-	set_new(o, "response", json_string(response_name(d->response)));
-	set_new(o, "since", db_json_time(d->since));
-	set_new(o, "until", db_json_time(d->until));
-	set_new(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
-	set_new(o, "end_reason",
-		info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason)) : json_null());
-	set_new(o, "by",
-		info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by)) : json_null());
+	db_json_set(o, "id", json_integer(d->id));
+	db_json_set(o, "prefix", json_string(text));
+	db_json_set(o, "scope", json_string(scope_name(d->scope)));
+	db_json_set(o, "rule", db_json_bytes(d->rule, strlen(d->rule)));
+	db_json_set(o, "response", json_string(response_name(d->response)));
+	db_json_set(o, "since", db_json_time(d->since));
+	db_json_set(o, "until", db_json_time(d->until));
+	db_json_set(o, "ended_at", info->ended_at ? db_json_time(info->ended_at) : json_null());
+	db_json_set(o, "end_reason",
+		    info->end_reason ? db_json_bytes(info->end_reason, strlen(info->end_reason))
+				     : json_null());
+	db_json_set(o, "by",
+		    info->created_by ? db_json_bytes(info->created_by, strlen(info->created_by))
+				     : json_null());
 	json_t *events = json_null();
 	if (info->evidence_json && !d->manual) {
 		json_t *ev = json_loads(info->evidence_json, 0, NULL);
@@ -695,10 +675,10 @@ static json_t *decision_brief(const struct decision *d, const struct db_decision
 			events = json_integer(json_integer_value(n));
 		json_decref(ev);
 	}
-	set_new(o, "events", events);
-	set_new(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
-	set_new(o, "manual", json_boolean(d->manual));
-	set_new(o, "active", json_boolean(!info->ended_at && d->until > now));
+	db_json_set(o, "events", events);
+	db_json_set(o, "reason", db_json_bytes(d->reason, strlen(d->reason)));
+	db_json_set(o, "manual", json_boolean(d->manual));
+	db_json_set(o, "active", json_boolean(!info->ended_at && d->until > now));
 	return o;
 }
 
@@ -711,10 +691,10 @@ json_t *db_decisions_json(struct db *db, int64_t now, const struct db_decision_f
 		return NULL;
 	}
 	limit = db_clamp_limit(limit);
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_DECISIONS_LIST);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int(st, 2, f->active_only ? 1 : 0);
 	sqlite3_bind_int64(st, 3, now);
@@ -725,25 +705,7 @@ json_t *db_decisions_json(struct db *db, int64_t now, const struct db_decision_f
 		sqlite3_bind_text(st, 6, scope_name((enum scope)f->scope), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, f->manual);
 	sqlite3_bind_int(st, 8, limit + 1);
-	json_t *o = json_object();
-	json_t *items = json_array();
-	set_new(o, "items", items);
-	int rc, n = 0;
-	int64_t last = 0;
-	bool more = false;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == limit) {
-			more = true;
-			break;
-		}
-		struct decision d;
-		struct db_decision_info info;
-		db_decision_from_row(st, &d, &info);
-		append_new(items, decision_brief(&d, &info, now));
-		last = d.id;
-		n++;
-	}
-	return page_end(db, o, st, rc, "decisions", more, 'd', last, started);
+	return decisions_page(db, st, limit, now, decision_brief, "decisions", 'd', started);
 }
 
 struct history_arg {
@@ -754,22 +716,22 @@ struct history_arg {
 static int add_history(void *arg, const struct decision *d, const struct db_decision_info *info)
 {
 	struct history_arg *h = arg;
-	append_new(h->items, decision_json(d, info, h->now));
+	db_json_append(h->items, decision_json(d, info, h->now));
 	return 0;
 }
 
 json_t *db_history_json(struct db *db, const struct prefix *q, int64_t now)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	json_t *o = json_object();
 	char text[PREFIX_STRLEN];
 	prefix_format(q, text);
-	set_new(o, "prefix", json_string(text));
+	db_json_set(o, "prefix", json_string(text));
 	struct history_arg h = {json_array(), now};
-	set_new(o, "items", h.items);
+	db_json_set(o, "items", h.items);
 	if (db_decisions_history(db, q, add_history, &h) < 0)
-		return fail_json(db, o, started);
-	read_end(db, started);
+		return db_read_fail(db, o, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -795,42 +757,42 @@ static json_t *event_json(int64_t id, const struct event *ev, int64_t source_id)
 	json_t *o = json_object();
 	char ts[TIME_STRLEN];
 	time_format_rfc3339(ev->ts_us, ev->ts_us % 1000000 != 0, ts);
-	set_new(o, "id", json_integer(id));
-	set_new(o, "ts", json_string(ts));
-	set_new(o, "ts_us", json_integer(ev->ts_us));
-	set_new(o, "mta", json_string(mta_name(ev->mta)));
-	set_new(o, "host", span_json(ev->host));
-	set_new(o, "program", span_json(ev->program));
-	set_new(o, "pid", ev->pid >= 0 ? json_integer(ev->pid) : json_null());
-	set_new(o, "queue_id", span_json(ev->queue_id));
+	db_json_set(o, "id", json_integer(id));
+	db_json_set(o, "ts", json_string(ts));
+	db_json_set(o, "ts_us", json_integer(ev->ts_us));
+	db_json_set(o, "mta", json_string(mta_name(ev->mta)));
+	db_json_set(o, "host", span_json(ev->host));
+	db_json_set(o, "program", span_json(ev->program));
+	db_json_set(o, "pid", ev->pid >= 0 ? json_integer(ev->pid) : json_null());
+	db_json_set(o, "queue_id", span_json(ev->queue_id));
 	if (ev->has_ip) {
 		char ip[IPADDR_STRLEN];
 		ipaddr_format(&ev->ip, ip);
-		set_new(o, "ip", json_string(ip));
+		db_json_set(o, "ip", json_string(ip));
 	} else {
-		set_new(o, "ip", json_null());
+		db_json_set(o, "ip", json_null());
 	}
 	if (ev->cls.addr.family) {
 		char cls[PREFIX_STRLEN];
 		prefix_format(&ev->cls, cls);
-		set_new(o, "class", json_string(cls));
+		db_json_set(o, "class", json_string(cls));
 	} else {
-		set_new(o, "class", json_null());
+		db_json_set(o, "class", json_null());
 	}
-	set_new(o, "port", ev->port ? json_integer(ev->port) : json_null());
-	set_new(o, "rdns", span_json(ev->rdns));
-	set_new(o, "helo", span_json(ev->helo));
-	set_new(o, "from", span_json(ev->from));
-	set_new(o, "to", span_json(ev->to));
-	set_new(o, "user", span_json(ev->user));
-	set_new(o, "stage", json_string(ev_stage_name(ev->stage)));
-	set_new(o, "kind", json_string(ev_kind_name(ev->kind)));
-	set_new(o, "code", ev->code >= 0 ? json_integer(ev->code) : json_null());
-	set_new(o, "dsn", span_json(ev->dsn));
-	set_new(o, "category", json_string(ev_category_name(ev->cat)));
-	set_new(o, "text", span_json(ev->text));
-	set_new(o, "line", db_json_bytes(ev->line.p, ev->line.n));
-	set_new(o, "source_id", source_id > 0 ? json_integer(source_id) : json_null());
+	db_json_set(o, "port", ev->port ? json_integer(ev->port) : json_null());
+	db_json_set(o, "rdns", span_json(ev->rdns));
+	db_json_set(o, "helo", span_json(ev->helo));
+	db_json_set(o, "from", span_json(ev->from));
+	db_json_set(o, "to", span_json(ev->to));
+	db_json_set(o, "user", span_json(ev->user));
+	db_json_set(o, "stage", json_string(ev_stage_name(ev->stage)));
+	db_json_set(o, "kind", json_string(ev_kind_name(ev->kind)));
+	db_json_set(o, "code", ev->code >= 0 ? json_integer(ev->code) : json_null());
+	db_json_set(o, "dsn", span_json(ev->dsn));
+	db_json_set(o, "category", json_string(ev_category_name(ev->cat)));
+	db_json_set(o, "text", span_json(ev->text));
+	db_json_set(o, "line", db_json_bytes(ev->line.p, ev->line.n));
+	db_json_set(o, "source_id", source_id > 0 ? json_integer(source_id) : json_null());
 	return o;
 }
 
@@ -852,10 +814,10 @@ json_t *db_events_host_json(struct db *db, const struct prefix *q, int category,
 		return NULL;
 	}
 	limit = db_clamp_limit(limit);
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, q ? SQL_EVENTS_IN : host ? SQL_EVENTS_HOST : SQL_EVENTS_ALL);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	if (category >= 0)
 		sqlite3_bind_text(st, 1, ev_category_name((enum ev_category)category), -1, SQLITE_STATIC);
 	if (host)
@@ -870,7 +832,7 @@ json_t *db_events_host_json(struct db *db, const struct prefix *q, int category,
 	}
 	json_t *o = json_object();
 	json_t *items = json_array();
-	set_new(o, "items", items);
+	db_json_set(o, "items", items);
 	int rc, n = 0;
 	bool more = false;
 	int64_t last_id = 0;
@@ -882,7 +844,7 @@ json_t *db_events_host_json(struct db *db, const struct prefix *q, int category,
 		struct event ev;
 		int64_t id, src;
 		db_event_from_row(st, &ev, &id, &src);
-		append_new(items, event_json(id, &ev, src));
+		db_json_append(items, event_json(id, &ev, src));
 		last_id = id;
 		n++;
 	}
@@ -894,10 +856,10 @@ static const char SQL_RECENT[] = "SELECT kind, category, count(*), min(ts), max(
 
 json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t since)
 {
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_RECENT);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	uint8_t lo[17], hi[17];
 	db_prefix_range(q, lo, hi);
 	sqlite3_bind_blob(st, 1, lo, 17, SQLITE_TRANSIENT);
@@ -924,25 +886,25 @@ json_t *db_recent_counts_json(struct db *db, const struct prefix *q, int64_t sin
 			add_count(cats, c, (size_t)sqlite3_column_bytes(st, 1), n);
 	}
 	sqlite3_reset(st);
-	set_new(o, "since", db_json_time(since));
-	set_new(o, "total", json_integer(total));
-	set_new(o, "kinds", kinds);
-	set_new(o, "categories", cats);
+	db_json_set(o, "since", db_json_time(since));
+	db_json_set(o, "total", json_integer(total));
+	db_json_set(o, "kinds", kinds);
+	db_json_set(o, "categories", cats);
 	char t[TIME_STRLEN];
 	if (total) {
 		time_format_rfc3339(first, false, t);
-		set_new(o, "first", json_string(t));
+		db_json_set(o, "first", json_string(t));
 		time_format_rfc3339(last, false, t);
-		set_new(o, "last", json_string(t));
+		db_json_set(o, "last", json_string(t));
 	} else {
-		set_new(o, "first", json_null());
-		set_new(o, "last", json_null());
+		db_json_set(o, "first", json_null());
+		db_json_set(o, "last", json_null());
 	}
 	if (rc != SQLITE_DONE) {
 		db_fail_sql(db, "recent counts");
-		return fail_json(db, o, started);
+		return db_read_fail(db, o, started);
 	}
-	read_end(db, started);
+	db_read_end(db, started);
 	return o;
 }
 
@@ -959,15 +921,15 @@ json_t *db_audit_json(struct db *db, int limit, const char *cursor)
 		return NULL;
 	}
 	limit = db_clamp_limit(limit);
-	bool started = read_begin(db);
+	bool started = db_read_begin(db);
 	sqlite3_stmt *st = db_stmt_sql(db, SQL_AUDIT);
 	if (!st)
-		return fail_json(db, NULL, started);
+		return db_read_fail(db, NULL, started);
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int(st, 2, limit + 1);
 	json_t *o = json_object();
 	json_t *items = json_array();
-	set_new(o, "items", items);
+	db_json_set(o, "items", items);
 	int rc, n = 0;
 	int64_t last = 0;
 	bool more = false;
@@ -978,13 +940,13 @@ json_t *db_audit_json(struct db *db, int limit, const char *cursor)
 		}
 		json_t *a = json_object();
 		last = sqlite3_column_int64(st, 0);
-		set_new(a, "id", json_integer(last));
-		set_new(a, "when", db_json_time(sqlite3_column_int64(st, 1)));
-		set_new(a, "who", db_json_column(st, 2));
-		set_new(a, "action", db_json_column(st, 3));
-		set_new(a, "prefix", db_json_column(st, 4));
-		set_new(a, "reason", db_json_column(st, 5));
-		append_new(items, a);
+		db_json_set(a, "id", json_integer(last));
+		db_json_set(a, "when", db_json_time(sqlite3_column_int64(st, 1)));
+		db_json_set(a, "who", db_json_column(st, 2));
+		db_json_set(a, "action", db_json_column(st, 3));
+		db_json_set(a, "prefix", db_json_column(st, 4));
+		db_json_set(a, "reason", db_json_column(st, 5));
+		db_json_append(items, a);
 		n++;
 	}
 	return page_end(db, o, st, rc, "audit", more, 'a', last, started);
